@@ -1,0 +1,3 @@
+from ocibake.cli import main
+
+raise SystemExit(main())
