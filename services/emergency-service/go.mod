@@ -1,0 +1,3 @@
+module example.com/sos-app/emergency-service
+
+go 1.21

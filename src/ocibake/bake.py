@@ -1,0 +1,183 @@
+"""The only orchestration: a BuildSpec and a Toolchain in, an image in an OCI layout out."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import ocibake
+from ocibake import gobuild
+from ocibake.image import (Descriptor, Image, ImageConfig, LayerRecord, canonical_json, make_image, rfc3339)
+from ocibake.layers.binary import binary_layer
+from ocibake.layers.cacerts import ca_layer
+from ocibake.layers.content import LayerContent
+from ocibake.layers.passwd import APP_GID, APP_UID, passwd_layer
+from ocibake.layers.tar import compression_version, write_layer
+from ocibake.layers.zoneinfo import zoneinfo_layer
+from ocibake.project import GitInfo, GoModule, find_main_package, git_info, read_go_mod
+from ocibake.publish.layout import LayoutWriter, check_output_path
+from ocibake.spec import BuildSpec
+from ocibake.toolchain import Toolchain
+
+BUILD_RECORD_LABEL = "dev.ocibake.build-record"
+
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class LayerReport:
+    kind: str
+    digest: str
+    size: int
+    uncompressed_size: int
+    created_by: str
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    name: str
+    image: Image
+    layout: Path
+    tags: tuple[str, ...]
+    layers: tuple[LayerReport, ...]
+    binary_size: int
+    record: dict
+    module: GoModule
+    package: str
+    git: GitInfo
+    binary_check: str            # first line of `--version`, or why it was not run
+    seconds: dict = field(default_factory=dict)
+
+    @property
+    def reference(self) -> str:
+        return f"{self.name}@{self.image.digest}"
+
+
+def source_date_epoch(spec: BuildSpec, git: GitInfo) -> int:
+    if spec.source_date_epoch is not None:
+        return spec.source_date_epoch
+    env = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    if env.isdigit():
+        return int(env)
+    return git.commit_time
+
+
+def analyse(spec: BuildSpec) -> tuple[GoModule, str, GitInfo]:
+    module = read_go_mod(spec.service_dir)
+    package = find_main_package(spec.service_dir, spec.name, spec.main)
+    return module, package, git_info(spec.service_dir)
+
+
+def bake(spec: BuildSpec, toolchain: Toolchain, log: Log = lambda s: None) -> BuildResult:
+    started = time.monotonic()
+    check_output_path(spec.output)
+    module, package, git = analyse(spec)
+    log(f"module {module.path} (go {module.go_version or '?'}), {len(module.direct_deps)} direct "
+        f"dependenc{'y' if len(module.direct_deps) == 1 else 'ies'}, main package {package}")
+    epoch = source_date_epoch(spec, git)
+    go_version = toolchain.go_version(spec.service_dir)
+    date = rfc3339(epoch)
+    ld = gobuild.ldflags(spec.version_package, spec.version, date, git.short, spec.extra_ldflags)
+    if git.dirty:
+        log("warning: the service has uncommitted changes; the image records the commit, not your edits")
+
+    with LayoutWriter(spec.output) as writer, tempfile.TemporaryDirectory(prefix="ocibake-build-") as work:
+        binary = Path(work) / "app"
+        request = gobuild.go_build_request(service_dir=spec.service_dir, package=package, output=binary,
+                                           platform=spec.platform, ld=ld)
+        log(f"go build {package} for {spec.platform} with {go_version}")
+        t0 = time.monotonic()
+        toolchain.go_build(request)
+        go_seconds = time.monotonic() - t0
+        binary_size = binary.stat().st_size
+
+        if spec.verify_binary and gobuild.runs_here(spec.platform):
+            check = gobuild.verify_binary(binary, spec.version)
+        elif spec.verify_binary:
+            check = f"not run: {spec.platform} does not run on this host"
+        else:
+            check = "not run: --no-verify"
+
+        contents: list[LayerContent] = [passwd_layer()]
+        for maybe in (zoneinfo_layer(spec.zoneinfo), ca_layer(spec.ca_bundle)):
+            if maybe is not None:
+                contents.append(maybe)
+        contents.append(binary_layer(binary, f"{module.path} {spec.version} ({package}) for {spec.platform}"))
+
+        t1 = time.monotonic()
+        records: list[LayerRecord] = []
+        for content in contents:
+            blob = write_layer(content.entries, writer.scratch_file(f"layer-{content.kind}-"), mtime=epoch,
+                               compression=spec.compression)
+            writer.add_blob_file(blob.path, blob.digest)
+            records.append(LayerRecord(Descriptor(blob.media_type, blob.digest, blob.size), blob.diff_id,
+                                       blob.uncompressed_size, content.created_by, content.kind))
+        layer_seconds = time.monotonic() - t1
+
+        record = build_record(spec, module, package, git, epoch, go_version, ld, toolchain, contents)
+        image = make_image(platform=spec.platform, layers=records, runtime=runtime_config(spec, module, git, epoch, record),
+                           created=epoch, annotations=oci_annotations(spec, module, git, epoch))
+        writer.add_blob(image.config)
+        manifest_desc = writer.add_blob(image.manifest)
+        manifest_desc = Descriptor(manifest_desc.media_type, manifest_desc.digest, manifest_desc.size,
+                                   platform=spec.platform)
+        tags = spec.effective_tags
+        writer.commit([(tag, manifest_desc) for tag in tags])
+
+    layers = tuple(LayerReport(r.kind, r.descriptor.digest, r.descriptor.size, r.uncompressed_size, r.created_by)
+                   for r in records)
+    return BuildResult(name=spec.name, image=image, layout=spec.output, tags=tags, layers=layers,
+                       binary_size=binary_size, record=record, module=module, package=package, git=git,
+                       binary_check=check,
+                       seconds={"go_build": go_seconds, "layers": layer_seconds, "total": time.monotonic() - started})
+
+
+def _source_url(spec: BuildSpec, git: GitInfo) -> str:
+    return spec.source_url if spec.source_url is not None else git.remote
+
+
+def oci_annotations(spec: BuildSpec, module: GoModule, git: GitInfo, epoch: int) -> dict[str, str]:
+    ann = {
+        "org.opencontainers.image.title": spec.name,
+        "org.opencontainers.image.version": spec.version,
+        "org.opencontainers.image.created": rfc3339(epoch),
+        "org.opencontainers.image.revision": git.commit or "unknown",
+    }
+    source = _source_url(spec, git)
+    ann["org.opencontainers.image.source"] = source or module.path
+    return ann
+
+
+def runtime_config(spec: BuildSpec, module: GoModule, git: GitInfo, epoch: int, record: dict) -> ImageConfig:
+    labels = dict(oci_annotations(spec, module, git, epoch))
+    labels[BUILD_RECORD_LABEL] = canonical_json(record).decode()
+    return ImageConfig(user=f"{APP_UID}:{APP_GID}", exposed_ports=(f"{spec.port}/tcp",), labels=labels)
+
+
+def build_record(spec: BuildSpec, module: GoModule, package: str, git: GitInfo, epoch: int, go_version: str,
+                 ld: str, toolchain: Toolchain, contents: list[LayerContent]) -> dict:
+    """What an auditor needs to rebuild this image bit for bit. No host paths, users or clocks."""
+    return {
+        "ocibake": ocibake.__version__,
+        "target": spec.target,
+        "module": module.path,
+        "package": package,
+        "commit": git.commit or "unknown",
+        "dirty": git.dirty,
+        "source_date_epoch": epoch,
+        "go": {
+            "version": go_version,
+            "env": gobuild.go_env(spec.platform),
+            "flags": ["-trimpath", "-buildvcs=false"],
+            "ldflags": ld,
+            "goflags": os.environ.get("GOFLAGS", ""),
+        },
+        "toolchain": toolchain.describe(),
+        "platform": str(spec.platform),
+        "compression": compression_version(spec.compression),
+        "layers": {c.kind: c.record for c in contents},
+    }

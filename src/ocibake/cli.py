@@ -1,0 +1,181 @@
+"""Command line: parse flags and ocibake.toml into a frozen BuildSpec, run, and map errors to exit codes.
+
+Exit codes: 0 ok, 1 bug, 2 usage, 3 toolchain, 4 bad input, 5 registry, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import Sequence
+
+import ocibake
+from ocibake.errors import InputError, OcibakeError, UsageError
+from ocibake.image import Platform
+from ocibake.settings import load_settings
+from ocibake.spec import COMPRESSIONS, NAME_RE, TAG_RE, TARGETS, BuildSpec
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that reports usage errors as our one-line error with a hint (exit 2)."""
+
+    def error(self, message: str):  # type: ignore[override]
+        raise UsageError(message, hint=f"see `{self.prog} --help`")
+
+
+def _log(quiet: bool):
+    def log(line: str) -> None:
+        if not quiet:
+            print(line, file=sys.stderr, flush=True)
+    return log
+
+
+def add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-v", "--verbose", action="store_true", help="show more detail, and a traceback on internal errors")
+    p.add_argument("-q", "--quiet", action="store_true", help="print only results (stdout) and errors")
+    p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="ocibake", description="Build reproducible OCI images of Go services without a daemon.")
+    parser.add_argument("--version", action="version", version=f"ocibake {ocibake.__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+
+    b = sub.add_parser("build", help="build a Go service into an OCI image layout",
+                       description="Build SERVICE_DIR (a path, or a bare name meaning services/NAME) into an OCI image "
+                                   "layout. Settings may also come from SERVICE_DIR/ocibake.toml; flags win.")
+    b.add_argument("service", metavar="SERVICE_DIR")
+    b.add_argument("--target", choices=TARGETS, help="image recipe (default: production, FROM scratch)")
+    b.add_argument("--version", dest="image_version", metavar="VERSION",
+                   help="version injected as main.Version and used as a tag (default: dev)")
+    b.add_argument("--name", help="image name (default: the directory name)")
+    b.add_argument("--tag", action="append", metavar="TAG", help="tag to write (repeatable; default: VERSION and latest)")
+    b.add_argument("--platform", help="os/arch[/variant] (default: linux/amd64)")
+    b.add_argument("--compression", choices=COMPRESSIONS,
+                   help="layer compression: gzip (default, every runtime reads it) or zstd (smaller, slower to build)")
+    b.add_argument("--main", help="main package, when it is not cmd/main.go, cmd/NAME/main.go or main.go")
+    b.add_argument("--output", metavar="DIR", help="OCI layout directory (default: dist/oci/NAME)")
+    b.add_argument("--port", type=int, help="port the service listens on, for ExposedPorts (default: 8080)")
+    b.add_argument("--version-package", metavar="PKG",
+                   help="package holding Version, BuildDate and GitCommit for -X (default: main)")
+    b.add_argument("--ca-bundle", metavar="SRC", help="certifi (default, pinned), host, a PEM file, or none")
+    b.add_argument("--zoneinfo", metavar="SRC", help="tzdata (default, pinned), host, a zoneinfo directory, or none")
+    b.add_argument("--source", metavar="URL", help="org.opencontainers.image.source (default: git origin)")
+    b.add_argument("--no-verify", dest="verify", action="store_false", default=None,
+                   help="do not run the built binary with --version")
+    b.add_argument("--go", metavar="PATH", help="the go program to use (default: go on PATH)")
+    add_common(b)
+    b.set_defaults(handler=cmd_build)
+    return parser
+
+
+def resolve_service_dir(arg: str) -> Path:
+    path = Path(arg)
+    if path.is_dir():
+        return path.resolve()
+    if "/" not in arg and Path("services", arg).is_dir():
+        return Path("services", arg).resolve()
+    if path.exists():
+        raise InputError(f"{arg} is not a directory", hint="pass the service's directory (the one holding go.mod)")
+    looked = f"{arg}" + (f" or services/{arg}" if "/" not in arg else "")
+    raise InputError(f"service directory not found: {looked}",
+                     hint="pass the path of a Go service (the directory holding go.mod), or a name under services/")
+
+
+def _validate_tag(value: str, what: str) -> str:
+    if not TAG_RE.match(value):
+        raise InputError(f"{what} {value!r} is not a valid OCI tag",
+                         hint="tags are 1-128 characters of letters, digits, '_', '.' and '-', not starting with '.' or '-'")
+    return value
+
+
+def spec_from_args(args: argparse.Namespace) -> BuildSpec:
+    service_dir = resolve_service_dir(args.service)
+    settings = load_settings(service_dir)
+
+    def pick(dest: str, default):
+        value = getattr(args, dest, None)
+        if value is None:
+            value = settings.get(dest)
+        return default if value is None else value
+
+    name = pick("name", service_dir.name)
+    if not NAME_RE.match(name):
+        raise InputError(f"image name {name!r} is not a valid repository name",
+                         hint="use lowercase letters, digits and separators (. _ -), e.g. --name emergency-service")
+    version = _validate_tag(pick("image_version", "dev"), "version")
+    tags = tuple(_validate_tag(t, "tag") for t in pick("tag", []))
+    try:
+        platform = Platform.parse(pick("platform", "linux/amd64"))
+    except ValueError as exc:
+        raise InputError(str(exc), hint="for example --platform linux/arm64 or linux/arm/v7") from None
+    if "," in str(platform):
+        raise InputError("one platform at a time for now", hint="run ocibake build once per platform")
+    compression = pick("compression", "gzip")
+    if compression not in COMPRESSIONS:
+        raise InputError(f"unknown compression {compression!r}", hint="use gzip or zstd")
+    target = pick("target", "production")
+    if target not in TARGETS:
+        raise InputError(f"unknown target {target!r}", hint=f"targets: {', '.join(TARGETS)}")
+    port = pick("port", 8080)
+    if not 0 < port < 65536:
+        raise InputError(f"port {port} is out of range", hint="use a TCP port between 1 and 65535")
+    output = Path(pick("output", f"dist/oci/{name}"))
+    return BuildSpec(service_dir=service_dir, name=name, version=version, tags=tags, target=target,
+                     platform=platform, compression=compression, main=pick("main", None), output=output.absolute(),
+                     port=port, version_package=pick("version_package", "main"),
+                     ca_bundle=pick("ca_bundle", "certifi"), zoneinfo=pick("zoneinfo", "tzdata"),
+                     verify_binary=pick("verify", True), source_url=pick("source", None))
+
+
+def make_toolchain(args: argparse.Namespace):
+    from ocibake.toolchain import LocalToolchain
+    return LocalToolchain(go=args.go)
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from ocibake.bake import bake
+    from ocibake.report import print_result
+    spec = spec_from_args(args)
+    result = bake(spec, make_toolchain(args), log=_log(args.quiet))
+    print_result(result, out=sys.stdout, err=sys.stderr, json_output=args.json, quiet=args.quiet)
+    return 0
+
+
+def print_error(exc: OcibakeError, verbose: bool) -> None:
+    print(f"ocibake: error: {exc.message}", file=sys.stderr)
+    if exc.detail:
+        print(exc.detail if verbose or len(exc.detail) < 8000 else "...\n" + exc.detail[-8000:], file=sys.stderr)
+    if exc.hint:
+        print(f"  hint: {exc.hint}", file=sys.stderr)
+    if verbose and exc.__cause__ is not None:
+        traceback.print_exception(exc.__cause__, file=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    verbose = "-v" in argv or "--verbose" in argv
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if not getattr(args, "command", None):
+            parser.print_help(sys.stderr)
+            return 2
+        return args.handler(args)
+    except OcibakeError as exc:
+        print_error(exc, verbose)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("ocibake: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 1
+    except Exception as exc:  # a bug: say so briefly, the traceback only with -v
+        if verbose:
+            traceback.print_exc()
+        print(f"ocibake: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print("  hint: run again with -v for a traceback, and report it", file=sys.stderr)
+        return 1

@@ -1,0 +1,82 @@
+"""Zoneinfo under /usr/share/zoneinfo, where Go's time.LoadLocation looks.
+
+Default source: the tzdata package (IANA data compiled to TZif), pinned exactly in pyproject.toml. `host` takes
+/usr/share/zoneinfo, a path takes any zoneinfo tree, `none` leaves the layer out. The `right/` and `posix/` trees
+(leap-second and duplicate variants Go never reads) and non-zone files are left out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+from ocibake.errors import InputError
+from ocibake.layers.content import LayerContent
+from ocibake.layers.tar import Entry
+
+ZONEINFO_DIR = "/usr/share/zoneinfo"
+SKIP_DIRS = {"right", "posix", "__pycache__"}
+SKIP_FILES = {"__init__.py"}
+TZIF_MAGIC = b"TZif"
+
+
+def _zone_files(root: Path) -> list[tuple[str, Path]]:
+    """All TZif files under root, as (relative posix path, real path), sorted; symlinks resolved to their content."""
+    found: list[tuple[str, Path]] = []
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS and not os.path.islink(os.path.join(dirpath, d)))
+        for name in sorted(filenames):
+            if name in SKIP_FILES:
+                continue
+            path = Path(dirpath, name)
+            try:
+                with open(path, "rb") as f:
+                    if f.read(4) != TZIF_MAGIC:
+                        continue
+            except OSError:
+                continue
+            found.append((path.relative_to(root).as_posix(), path.resolve()))
+    return sorted(found)
+
+
+def resolve_zoneinfo_source(choice: str) -> tuple[Path, dict] | None:
+    if choice == "none":
+        return None
+    if choice in ("tzdata", "default", ""):
+        import tzdata
+        root = Path(tzdata.__file__).parent / "zoneinfo"
+        return root, {"source": "tzdata", "version": tzdata.IANA_VERSION, "package": tzdata.__version__}
+    if choice == "host":
+        root = Path("/usr/share/zoneinfo")
+        if not root.is_dir():
+            raise InputError("--zoneinfo host: /usr/share/zoneinfo does not exist here",
+                             hint="install tzdata on the host, pass a zoneinfo directory, or use the default")
+        return root, {"source": "host"}
+    root = Path(choice)
+    if not root.is_dir():
+        raise InputError(f"--zoneinfo {choice}: no such directory",
+                         hint="pass a zoneinfo directory, `host`, `none`, or leave it out for the pinned tzdata")
+    return root, {"source": "directory"}
+
+
+def zoneinfo_layer(choice: str = "tzdata") -> LayerContent | None:
+    resolved = resolve_zoneinfo_source(choice)
+    if resolved is None:
+        return None
+    root, record = resolved
+    files = _zone_files(root)
+    if not any(rel == "America/New_York" for rel, _ in files):
+        raise InputError(f"zoneinfo source {root} has no America/New_York TZif file",
+                         hint="pass a compiled zoneinfo tree (TZif files), `host`, or use the default")
+    # One digest over names and contents: what the record says is what the layer holds.
+    tree = hashlib.sha256()
+    entries = []
+    for rel, path in files:
+        data = path.read_bytes()
+        tree.update(rel.encode() + b"\0" + hashlib.sha256(data).digest())
+        entries.append(Entry.file(f"{ZONEINFO_DIR}/{rel}", data, mode=0o644))
+    record = dict(record, files=len(files), sha256="sha256:" + tree.hexdigest())
+    label = record["source"] + (f" {record['version']}" if "version" in record else "")
+    return LayerContent(kind="zoneinfo", entries=tuple(entries),
+                        created_by=f"ocibake: zoneinfo {ZONEINFO_DIR} ({label}, {len(files)} zones)", record=record)

@@ -1,0 +1,233 @@
+"""An OCI image layout directory: oci-layout, index.json, blobs/sha256/.
+
+Writes are atomic. A new layout is assembled in a hidden sibling directory and renamed into place. An existing
+layout gets its new blobs staged inside it, moved into blobs/ (each rename atomic; an unreferenced blob is harmless),
+and only then is index.json replaced by rename, so an interrupted build leaves the old index and every blob it names
+as they were. Building into the same layout replaces the tags it names and keeps the other images.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from ocibake.errors import InputError
+from ocibake.image import OCI_INDEX, REF_NAME, Blob, Descriptor, canonical_json, sha256_digest
+
+LAYOUT_FILE = "oci-layout"
+LAYOUT_BYTES = canonical_json({"imageLayoutVersion": "1.0.0"})
+MANIFEST_TYPES = ("application/vnd.oci.image.manifest.v1+json", "application/vnd.docker.distribution.manifest.v2+json")
+INDEX_TYPES = ("application/vnd.oci.image.index.v1+json",
+               "application/vnd.docker.distribution.manifest.list.v2+json")
+
+
+def digest_path(root: Path, digest: str) -> Path:
+    algo, _, hexpart = digest.partition(":")
+    if algo != "sha256" or len(hexpart) != 64 or any(c not in "0123456789abcdef" for c in hexpart):
+        raise InputError(f"invalid digest {digest!r}", hint="digests look like sha256:<64 lowercase hex digits>")
+    return root / "blobs" / "sha256" / hexpart
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return "sha256:" + h.hexdigest()
+
+
+def check_output_path(path: Path) -> None:
+    """Refuse, before any work, an output that could not become a layout."""
+    if path.exists() or path.is_symlink():
+        if not path.is_dir():
+            raise InputError(f"output {path} exists and is not a directory",
+                             hint="choose another --output, or remove the file")
+        if not (path / LAYOUT_FILE).is_file() and any(path.iterdir()):
+            raise InputError(f"output {path} is a non-empty directory that is not an OCI layout",
+                             hint="choose an empty or new directory for --output, or an existing OCI layout")
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise InputError(f"output {path} is not writable", hint="choose a writable --output")
+        return
+    parent = path.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise InputError(f"output {path} cannot be created: {parent} is not a directory", hint="choose another --output")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise InputError(f"output {path} cannot be created: {parent} is not writable", hint="choose a writable --output")
+
+
+class Layout:
+    """A read view of an existing OCI layout."""
+
+    def __init__(self, root: Path, index: dict):
+        self.root = root
+        self.index = index
+
+    @staticmethod
+    def open(path: Path | str) -> "Layout":
+        root = Path(path)
+        if not root.is_dir():
+            raise InputError(f"{root} is not a directory", hint="pass the directory of an OCI image layout (e.g. dist/oci/NAME)")
+        if not (root / LAYOUT_FILE).is_file() or not (root / "index.json").is_file():
+            raise InputError(f"{root} is not an OCI image layout (no oci-layout or index.json)",
+                             hint="build one with `ocibake build`, or copy one with `skopeo copy ... oci:DIR:TAG`")
+        try:
+            index = json.loads((root / "index.json").read_bytes())
+        except (OSError, ValueError) as exc:
+            raise InputError(f"{root}/index.json is not valid JSON: {exc}", hint="the layout is damaged; rebuild it") from exc
+        if not isinstance(index, dict) or not isinstance(index.get("manifests", []), list):
+            raise InputError(f"{root}/index.json is not an OCI image index", hint="the layout is damaged; rebuild it")
+        return Layout(root, index)
+
+    def manifests(self) -> list[Descriptor]:
+        return [Descriptor.from_json(m) for m in self.index.get("manifests", [])]
+
+    def tags(self) -> dict[str, Descriptor]:
+        return {d.annotations[REF_NAME]: d for d in self.manifests() if REF_NAME in d.annotations}
+
+    def resolve(self, tag: str | None = None) -> Descriptor:
+        tags = self.tags()
+        if tag is None:
+            manifests = self.manifests()
+            if len(manifests) == 1:
+                return manifests[0]
+            raise InputError(f"{self.root} holds {len(manifests)} images; name one with :TAG",
+                             hint=f"tags here: {', '.join(sorted(tags)) or 'none'}")
+        if tag not in tags:
+            raise InputError(f"tag {tag!r} is not in {self.root}", hint=f"tags here: {', '.join(sorted(tags)) or 'none'}")
+        return tags[tag]
+
+    def blob_path(self, digest: str) -> Path:
+        return digest_path(self.root, digest)
+
+    def read_blob(self, digest: str) -> bytes:
+        path = self.blob_path(digest)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise InputError(f"blob {digest} is missing from {self.root}", hint="the layout is incomplete; rebuild or re-pull it") from None
+        if sha256_digest(data) != digest:
+            raise InputError(f"blob {digest} in {self.root} does not match its digest",
+                             hint="the layout is damaged; rebuild or re-pull it")
+        return data
+
+    def reachable(self, roots: Iterable[Descriptor]) -> set[str]:
+        """Digests of every blob reachable from ``roots`` (indexes, manifests, configs, layers)."""
+        seen: set[str] = set()
+        stack = list(roots)
+        while stack:
+            d = stack.pop()
+            if d.digest in seen:
+                continue
+            seen.add(d.digest)
+            if d.media_type in MANIFEST_TYPES + INDEX_TYPES:
+                path = self.blob_path(d.digest)
+                if not path.is_file():
+                    continue
+                doc = json.loads(path.read_bytes())
+                for child in doc.get("manifests", []) + doc.get("layers", []):
+                    stack.append(Descriptor.from_json(child))
+                if "config" in doc:
+                    stack.append(Descriptor.from_json(doc["config"]))
+        return seen
+
+
+class LayoutWriter:
+    """Stages blobs for a layout and commits them with a new set of tags in one atomic index.json swap.
+
+    Use as a context manager: leaving without commit() removes everything staged.
+    """
+
+    def __init__(self, path: Path | str):
+        self.root = Path(path)
+        self._existing = (self.root / LAYOUT_FILE).is_file()
+        if self._existing:
+            self._stage = Path(tempfile.mkdtemp(prefix=".ocibake-staging-", dir=self.root))
+        else:
+            self.root.parent.mkdir(parents=True, exist_ok=True)
+            self._stage = Path(tempfile.mkdtemp(prefix=f".{self.root.name}.ocibake-", dir=self.root.parent))
+        self._blobs: dict[str, Path] = {}
+        self._done = False
+
+    def __enter__(self) -> "LayoutWriter":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if not self._done:
+            shutil.rmtree(self._stage, ignore_errors=True)
+
+    def scratch_file(self, prefix: str) -> Path:
+        """A fresh path on the layout's filesystem to write a blob to (then add_blob_file it)."""
+        fd, name = tempfile.mkstemp(prefix=prefix, dir=self._stage)
+        os.close(fd)
+        return Path(name)
+
+    def add_blob_file(self, path: Path, digest: str) -> None:
+        self._blobs[digest] = path
+
+    def add_blob(self, blob: Blob) -> Descriptor:
+        path = self.scratch_file("json-")
+        path.write_bytes(blob.data)
+        self.add_blob_file(path, blob.digest)
+        return blob.descriptor()
+
+    def commit(self, tagged: Sequence[tuple[str, Descriptor]], untagged: Sequence[Descriptor] = ()) -> None:
+        """Move staged blobs in, then point each tag at its descriptor; other tags in the layout are kept."""
+        new_entries = [d.with_annotations({**d.annotations, REF_NAME: tag}) for tag, d in tagged] + list(untagged)
+        names = {tag for tag, _ in tagged}
+        if self._existing:
+            old = Layout.open(self.root)
+            kept = [m for m in old.index.get("manifests", []) if m.get("annotations", {}).get(REF_NAME) not in names]
+            replaced = [Descriptor.from_json(m) for m in old.index.get("manifests", []) if m not in kept]
+            index = dict(old.index)
+            index["manifests"] = kept + [d.as_json() for d in new_entries]
+            index.setdefault("schemaVersion", 2)
+            index["mediaType"] = OCI_INDEX
+            blob_dir = self.root / "blobs" / "sha256"
+            blob_dir.mkdir(parents=True, exist_ok=True)
+            for digest, path in self._blobs.items():
+                target = digest_path(self.root, digest)
+                if target.exists():
+                    continue
+                os.chmod(path, 0o644)
+                os.replace(path, target)
+            tmp_index = self._stage / "index.json"
+            tmp_index.write_bytes(canonical_json(index))
+            os.chmod(tmp_index, 0o644)
+            os.replace(tmp_index, self.root / "index.json")
+            self._done = True
+            shutil.rmtree(self._stage, ignore_errors=True)
+            self._collect_garbage(replaced)
+        else:
+            blob_dir = self._stage / "blobs" / "sha256"
+            blob_dir.mkdir(parents=True)
+            for digest, path in self._blobs.items():
+                os.chmod(path, 0o644)
+                os.replace(path, digest_path(self._stage, digest))
+            (self._stage / LAYOUT_FILE).write_bytes(LAYOUT_BYTES)
+            index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [d.as_json() for d in new_entries]}
+            (self._stage / "index.json").write_bytes(canonical_json(index))
+            for p in (self._stage / LAYOUT_FILE, self._stage / "index.json"):
+                os.chmod(p, 0o644)
+            for d in (self._stage, self._stage / "blobs", blob_dir):
+                os.chmod(d, 0o755)
+            if self.root.is_dir():      # an empty directory given as --output
+                self.root.rmdir()
+            os.replace(self._stage, self.root)
+            self._done = True
+
+    def _collect_garbage(self, replaced: list[Descriptor]) -> None:
+        """Delete blobs only the replaced tags used; blobs this code does not know about are never touched."""
+        layout = Layout.open(self.root)
+        try:
+            still_used = layout.reachable(layout.manifests())
+            for digest in layout.reachable(replaced) - still_used:
+                layout.blob_path(digest).unlink(missing_ok=True)
+        except (OSError, ValueError, InputError):
+            pass  # garbage left behind is harmless; never fail a committed build over it

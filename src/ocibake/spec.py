@@ -1,0 +1,43 @@
+"""BuildSpec: every choice a build depends on, frozen once the command line and ocibake.toml are read."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ocibake.image import Platform
+
+# The OCI distribution spec's tag grammar.
+TAG_RE = re.compile(r"^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$")
+NAME_RE = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
+
+TARGETS = ("production",)
+COMPRESSIONS = ("gzip", "zstd")
+
+
+@dataclass(frozen=True)
+class BuildSpec:
+    service_dir: Path
+    name: str
+    version: str = "dev"
+    tags: tuple[str, ...] = ()
+    target: str = "production"
+    platform: Platform = Platform("linux", "amd64")
+    compression: str = "gzip"
+    main: str | None = None
+    output: Path = Path("dist/oci")
+    port: int = 8080
+    version_package: str = "main"
+    ca_bundle: str = "certifi"
+    zoneinfo: str = "tzdata"
+    verify_binary: bool = True
+    source_date_epoch: int | None = None   # None: git commit time, else 0
+    source_url: str | None = None          # org.opencontainers.image.source; default: git origin without credentials
+    extra_ldflags: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def effective_tags(self) -> tuple[str, ...]:
+        if self.tags:
+            return self.tags
+        return (self.version,) if self.version == "latest" else (self.version, "latest")
