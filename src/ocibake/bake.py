@@ -76,10 +76,10 @@ def bake(spec: BuildSpec, toolchain: Toolchain, log: Log = lambda s: None) -> Bu
     started = time.monotonic()
     check_output_path(spec.output)
     module, package, git = analyse(spec)
+    go_version = toolchain.go_version(spec.service_dir)
     log(f"module {module.path} (go {module.go_version or '?'}), {len(module.direct_deps)} direct "
         f"dependenc{'y' if len(module.direct_deps) == 1 else 'ies'}, main package {package}")
     epoch = source_date_epoch(spec, git)
-    go_version = toolchain.go_version(spec.service_dir)
     date = rfc3339(epoch)
     ld = gobuild.ldflags(spec.version_package, spec.version, date, git.short, spec.extra_ldflags)
     if git.dirty:

@@ -50,7 +50,7 @@ def check_output_path(path: Path) -> None:
         if not (path / LAYOUT_FILE).is_file() and any(path.iterdir()):
             raise InputError(f"output {path} is a non-empty directory that is not an OCI layout",
                              hint="choose an empty or new directory for --output, or an existing OCI layout")
-        if not os.access(path, os.W_OK | os.X_OK):
+        if not _can_write_in(path):
             raise InputError(f"output {path} is not writable", hint="choose a writable --output")
         return
     parent = path.parent
@@ -58,8 +58,19 @@ def check_output_path(path: Path) -> None:
         parent = parent.parent
     if not parent.is_dir():
         raise InputError(f"output {path} cannot be created: {parent} is not a directory", hint="choose another --output")
-    if not os.access(parent, os.W_OK | os.X_OK):
+    if not _can_write_in(parent):
         raise InputError(f"output {path} cannot be created: {parent} is not writable", hint="choose a writable --output")
+
+
+def _can_write_in(directory: Path) -> bool:
+    """Try it: os.access() says yes to root even on read-only mounts and in user namespaces."""
+    try:
+        fd, name = tempfile.mkstemp(prefix=".ocibake-probe-", dir=directory)
+    except OSError:
+        return False
+    os.close(fd)
+    os.unlink(name)
+    return True
 
 
 class Layout:

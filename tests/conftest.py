@@ -1,0 +1,120 @@
+"""Shared helpers: run the real CLI, unpack with umoci, run a rootfs in a namespace with bubblewrap.
+
+Every tool is real. A missing tool fails the test with the install command; nothing is skipped silently.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+SAMPLE = REPO / "services" / "emergency-service"
+
+
+def require(tool: str) -> str:
+    path = shutil.which(tool)
+    if not path:
+        pytest.fail(f"{tool} is not installed: run `bash scripts/install-debian-deps.sh` (tests never skip a missing tool)")
+    return path
+
+
+def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 300,
+            prefix: list[str] | None = None) -> subprocess.CompletedProcess:
+    full_env = dict(os.environ)
+    full_env.update(env or {})
+    argv = [*(prefix or []), sys.executable, "-m", "ocibake", *args]
+    return subprocess.run(argv, cwd=cwd or REPO, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True, timeout=timeout)
+
+
+def build(service: Path, output: Path, *args: str, **kw) -> tuple[str, subprocess.CompletedProcess]:
+    """Build and return (manifest digest, process). Fails the test with ocibake's stderr if the build fails."""
+    proc = run_cli("build", str(service), "--output", str(output), *args, **kw)
+    assert proc.returncode == 0, f"ocibake build failed ({proc.returncode}):\n{proc.stderr}"
+    line = proc.stdout.strip().splitlines()[-1]
+    assert "@sha256:" in line, proc.stdout
+    return line.split("@", 1)[1], proc
+
+
+def layout_index(layout: Path) -> dict:
+    return json.loads((layout / "index.json").read_text())
+
+
+def blob(layout: Path, digest: str) -> bytes:
+    return (layout / "blobs" / "sha256" / digest.split(":", 1)[1]).read_bytes()
+
+
+def manifest_and_config(layout: Path, digest: str) -> tuple[dict, dict]:
+    manifest = json.loads(blob(layout, digest))
+    return manifest, json.loads(blob(layout, manifest["config"]["digest"]))
+
+
+def unpack(layout: Path, tag: str, dest: Path) -> Path:
+    require("umoci")
+    proc = subprocess.run(["umoci", "unpack", "--rootless", "--image", f"{layout}:{tag}", str(dest)],
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert proc.returncode == 0, proc.stdout
+    return dest / "rootfs"
+
+
+def sandbox_argv(rootfs: Path, env: dict | None = None) -> list[str]:
+    """bwrap: new user (uid/gid 1001), mount, pid, ipc and uts namespaces; only the rootfs, /proc and /dev exist."""
+    argv = [require("bwrap"), "--unshare-user", "--uid", "1001", "--gid", "1001", "--unshare-pid", "--unshare-ipc",
+            "--unshare-uts", "--bind", str(rootfs), "/", "--proc", "/proc", "--dev", "/dev", "--clearenv",
+            "--die-with-parent"]
+    for key, value in (env or {}).items():
+        argv += ["--setenv", key, value]
+    return argv
+
+
+def run_in_rootfs(rootfs: Path, *args: str, env: dict | None = None, timeout: float = 30) -> subprocess.CompletedProcess:
+    return subprocess.run([*sandbox_argv(rootfs, env), "/app", *args], stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True, timeout=timeout)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def health_check(rootfs: Path, timeout: float = 20) -> dict:
+    """Start /app in the sandbox and GET /health on loopback; return the JSON it answered."""
+    port = free_port()
+    proc = subprocess.Popen([*sandbox_argv(rootfs, {"PORT": str(port)}), "/app"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                pytest.fail(f"/app exited {proc.returncode}: {proc.stderr.read()}")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as resp:
+                    assert resp.status == 200
+                    return json.loads(resp.read())
+            except OSError:
+                time.sleep(0.05)
+        pytest.fail("no answer from /health")
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.fixture(scope="session")
+def sample_image(tmp_path_factory) -> tuple[Path, str]:
+    """The sample service built once: (layout, manifest digest)."""
+    require("go")
+    out = tmp_path_factory.mktemp("sample") / "layout"
+    digest, _ = build(SAMPLE, out, "--version", "v1.0.0")
+    return out, digest

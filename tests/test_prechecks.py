@@ -1,0 +1,141 @@
+"""Every pre-check: a one-line error with a hint, the documented exit code, and nothing written."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from conftest import FIXTURES, require, run_cli
+
+
+def assert_refused(proc, code: int, *words: str):
+    assert proc.returncode == code, f"exit {proc.returncode}, wanted {code}:\n{proc.stderr}"
+    assert proc.stdout == ""
+    first = proc.stderr.splitlines()[0]
+    assert first.startswith("ocibake: error: "), proc.stderr
+    for word in words:
+        assert word in first, f"{word!r} not in {first!r}"
+    assert "hint: " in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def nothing_written(tmp_path, out):
+    assert not out.exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_missing_directory(tmp_path):
+    out = tmp_path / "out"
+    proc = run_cli("build", str(tmp_path / "nope"), "--output", str(out))
+    assert_refused(proc, 4, "service directory not found")
+    nothing_written(tmp_path, out)
+
+
+def test_bare_name_that_is_not_under_services(tmp_path):
+    proc = run_cli("build", "no-such-service", "--output", str(tmp_path / "out"))
+    assert_refused(proc, 4, "no-such-service", "services/no-such-service")
+
+
+def test_no_go_mod(tmp_path):
+    out = tmp_path / "out"
+    assert_refused(run_cli("build", str(FIXTURES / "no-gomod"), "--output", str(out)), 4, "no go.mod")
+    nothing_written(tmp_path, out)
+
+
+def test_no_main_package(tmp_path):
+    out = tmp_path / "out"
+    proc = run_cli("build", str(FIXTURES / "no-main"), "--output", str(out))
+    assert_refused(proc, 4, "no main package", "cmd/main.go", "main.go")
+    assert "--main" in proc.stderr
+    nothing_written(tmp_path, out)
+
+
+def test_wrong_main_flag(tmp_path):
+    proc = run_cli("build", str(FIXTURES / "hello-root"), "--main", "./cmd/nothing", "--output", str(tmp_path / "o"))
+    assert_refused(proc, 4, "--main ./cmd/nothing")
+
+
+def test_no_go_toolchain(tmp_path):
+    out = tmp_path / "out"
+    env = {"PATH": os.path.dirname(shutil.which("git") or "/usr/bin") + ":/nonexistent"}
+    proc = run_cli("build", str(FIXTURES / "hello-root"), "--output", str(out), "--go", str(tmp_path / "no-go"), env=env)
+    assert_refused(proc, 3, "no Go toolchain")
+    assert "install Go" in proc.stderr
+    nothing_written(tmp_path, out)
+
+
+@pytest.mark.parametrize("flag,value", [("--version", "v1.0.0+build"), ("--version", "-v1"), ("--tag", "a b"),
+                                        ("--tag", "x" * 129), ("--tag", ".hidden")])
+def test_invalid_version_or_tag(tmp_path, flag, value):
+    out = tmp_path / "out"
+    proc = run_cli("build", str(FIXTURES / "hello-root"), "--output", str(out), f"{flag}={value}")
+    assert_refused(proc, 4, "not a valid OCI tag")
+    nothing_written(tmp_path, out)
+
+
+def test_output_is_a_file(tmp_path):
+    out = tmp_path / "file"
+    out.write_text("keep me")
+    proc = run_cli("build", str(FIXTURES / "hello-root"), "--output", str(out))
+    assert_refused(proc, 4, "is not a directory")
+    assert out.read_text() == "keep me"
+
+
+def test_output_is_a_directory_that_is_not_a_layout(tmp_path):
+    out = tmp_path / "stuff"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    assert_refused(run_cli("build", str(FIXTURES / "hello-root"), "--output", str(out)), 4, "not an OCI layout")
+    assert [p.name for p in out.iterdir()] == ["notes.txt"]
+
+
+def test_output_not_writable(tmp_path):
+    """Run as a user that does not own the parent: a user namespace where the directory's owner is unmapped."""
+    require("unshare")
+    parent = tmp_path / "readonly"
+    parent.mkdir(mode=0o555)
+    os.chown(parent, 65534, 65534)
+    tmp_path.chmod(0o755)
+    out = parent / "out"
+    proc = run_cli("build", str(FIXTURES / "hello-root"), "--output", str(out),
+                   prefix=["unshare", "--user", "--map-user=4242", "--map-group=4242"])
+    assert_refused(proc, 4, "not writable")
+    assert not out.exists()
+
+
+def test_compile_error_shows_go_output(tmp_path):
+    out = tmp_path / "out"
+    proc = run_cli("build", str(FIXTURES / "compile-error"), "--output", str(out))
+    assert proc.returncode == 3, proc.stderr
+    assert "ocibake: error: go build failed" in proc.stderr
+    assert "undefined: undefinedFunction" in proc.stderr
+    nothing_written(tmp_path, out)
+
+
+def test_binary_that_does_not_print_its_version(tmp_path):
+    out = tmp_path / "out"
+    proc = run_cli("build", str(FIXTURES / "no-version"), "--output", str(out), "--version", "v7")
+    assert proc.returncode == 3, proc.stderr
+    assert "did not print the version 'v7'" in proc.stderr and "I ignore flags" in proc.stderr
+    nothing_written(tmp_path, out)
+    ok = run_cli("build", str(FIXTURES / "no-version"), "--output", str(out), "--version", "v7", "--no-verify")
+    assert ok.returncode == 0, ok.stderr
+
+
+def test_unknown_flag_is_a_usage_error(tmp_path):
+    proc = run_cli("build", str(FIXTURES / "hello-root"), "--frobnicate")
+    assert_refused(proc, 2, "unrecognized arguments")
+
+
+def test_bad_platform(tmp_path):
+    assert_refused(run_cli("build", str(FIXTURES / "hello-root"), "--platform", "linux"), 4, "os/arch")
+
+
+def test_bad_settings_file(tmp_path):
+    service = tmp_path / "svc"
+    shutil.copytree(FIXTURES / "hello-root", service)
+    (service / "ocibake.toml").write_text("colour = 'blue'\n")
+    assert_refused(run_cli("build", str(service)), 4, "unknown setting 'colour'")
