@@ -11,12 +11,12 @@ from typing import Callable
 
 import ocibake
 from ocibake import gobuild
-from ocibake.image import (Descriptor, Image, ImageConfig, LayerRecord, canonical_json, make_image, rfc3339)
+from ocibake.image import Descriptor, Image, ImageConfig, LayerRecord, canonical_json, make_image, rfc3339
 from ocibake.layers.binary import binary_layer
 from ocibake.layers.cacerts import ca_layer
 from ocibake.layers.content import LayerContent
 from ocibake.layers.passwd import APP_GID, APP_UID, passwd_layer
-from ocibake.layers.tar import compression_version, write_layer
+from ocibake.layers.tar import compression_setting, write_layer
 from ocibake.layers.zoneinfo import zoneinfo_layer
 from ocibake.project import GitInfo, GoModule, find_main_package, git_info, read_go_mod
 from ocibake.publish.layout import LayoutWriter, check_output_path
@@ -58,18 +58,27 @@ class BuildResult:
 
 
 def source_date_epoch(spec: BuildSpec, git: GitInfo) -> int:
-    if spec.source_date_epoch is not None:
-        return spec.source_date_epoch
-    env = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
-    if env.isdigit():
-        return int(env)
-    return git.commit_time
+    return spec.source_date_epoch if spec.source_date_epoch is not None else git.commit_time
 
 
 def analyse(spec: BuildSpec) -> tuple[GoModule, str, GitInfo]:
     module = read_go_mod(spec.service_dir)
     package = find_main_package(spec.service_dir, spec.name, spec.main)
     return module, package, git_info(spec.service_dir)
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Everything about where the binary came from that the image records."""
+
+    module: GoModule
+    package: str
+    git: GitInfo
+    epoch: int
+    go_version: str
+    ldflags: str
+    toolchain: dict
+    goflags: str = ""
 
 
 def bake(spec: BuildSpec, toolchain: Toolchain, log: Log = lambda s: None) -> BuildResult:
@@ -80,8 +89,9 @@ def bake(spec: BuildSpec, toolchain: Toolchain, log: Log = lambda s: None) -> Bu
     log(f"module {module.path} (go {module.go_version or '?'}), {len(module.direct_deps)} direct "
         f"dependenc{'y' if len(module.direct_deps) == 1 else 'ies'}, main package {package}")
     epoch = source_date_epoch(spec, git)
-    date = rfc3339(epoch)
-    ld = gobuild.ldflags(spec.version_package, spec.version, date, git.short, spec.extra_ldflags)
+    ld = gobuild.ldflags(spec.version_package, spec.version, rfc3339(epoch), git.short, spec.extra_ldflags)
+    prov = Provenance(module, package, git, epoch, go_version, ld, toolchain.describe(),
+                      goflags=os.environ.get("GOFLAGS", ""))
     if git.dirty:
         log("warning: the service has uncommitted changes; the image records the commit, not your edits")
 
@@ -102,82 +112,89 @@ def bake(spec: BuildSpec, toolchain: Toolchain, log: Log = lambda s: None) -> Bu
         else:
             check = "not run: --no-verify"
 
-        contents: list[LayerContent] = [passwd_layer()]
-        for maybe in (zoneinfo_layer(spec.zoneinfo), ca_layer(spec.ca_bundle)):
-            if maybe is not None:
-                contents.append(maybe)
-        contents.append(binary_layer(binary, f"{module.path} {spec.version} ({package}) for {spec.platform}"))
-
         t1 = time.monotonic()
-        records: list[LayerRecord] = []
-        for content in contents:
-            blob = write_layer(content.entries, writer.scratch_file(f"layer-{content.kind}-"), mtime=epoch,
-                               compression=spec.compression)
-            writer.add_blob_file(blob.path, blob.digest)
-            records.append(LayerRecord(Descriptor(blob.media_type, blob.digest, blob.size), blob.diff_id,
-                                       blob.uncompressed_size, content.created_by, content.kind))
+        image, record = assemble(spec, binary, prov, writer)
         layer_seconds = time.monotonic() - t1
-
-        record = build_record(spec, module, package, git, epoch, go_version, ld, toolchain, contents)
-        image = make_image(platform=spec.platform, layers=records, runtime=runtime_config(spec, module, git, epoch, record),
-                           created=epoch, annotations=oci_annotations(spec, module, git, epoch))
-        writer.add_blob(image.config)
-        manifest_desc = writer.add_blob(image.manifest)
-        manifest_desc = Descriptor(manifest_desc.media_type, manifest_desc.digest, manifest_desc.size,
+        manifest_desc = Descriptor(image.manifest.media_type, image.digest, len(image.manifest.data),
                                    platform=spec.platform)
         tags = spec.effective_tags
         writer.commit([(tag, manifest_desc) for tag in tags])
 
     layers = tuple(LayerReport(r.kind, r.descriptor.digest, r.descriptor.size, r.uncompressed_size, r.created_by)
-                   for r in records)
+                   for r in image.layers)
     return BuildResult(name=spec.name, image=image, layout=spec.output, tags=tags, layers=layers,
                        binary_size=binary_size, record=record, module=module, package=package, git=git,
                        binary_check=check,
                        seconds={"go_build": go_seconds, "layers": layer_seconds, "total": time.monotonic() - started})
 
 
+def layer_contents(spec: BuildSpec, binary: Path, prov: Provenance) -> list[LayerContent]:
+    """The layers of the production target, from the one that changes least to the binary."""
+    contents: list[LayerContent] = [passwd_layer()]
+    for maybe in (zoneinfo_layer(spec.zoneinfo), ca_layer(spec.ca_bundle)):
+        if maybe is not None:
+            contents.append(maybe)
+    contents.append(binary_layer(binary, f"{prov.module.path} {spec.version} ({prov.package}) for {spec.platform}"))
+    return contents
+
+
+def assemble(spec: BuildSpec, binary: Path, prov: Provenance, writer: LayoutWriter) -> tuple[Image, dict]:
+    """Write the layers, config and manifest for ``binary`` into ``writer`` (not yet committed)."""
+    contents = layer_contents(spec, binary, prov)
+    records: list[LayerRecord] = []
+    for content in contents:
+        blob = write_layer(content.entries, writer.scratch_file(f"layer-{content.kind}-"), mtime=prov.epoch,
+                           compression=spec.compression)
+        writer.add_blob_file(blob.path, blob.digest)
+        records.append(LayerRecord(Descriptor(blob.media_type, blob.digest, blob.size), blob.diff_id,
+                                   blob.uncompressed_size, content.created_by, content.kind))
+    record = build_record(spec, prov, contents)
+    image = make_image(platform=spec.platform, layers=records, created=prov.epoch,
+                       runtime=runtime_config(spec, prov, record), annotations=oci_annotations(spec, prov))
+    writer.add_blob(image.config)
+    writer.add_blob(image.manifest)
+    return image, record
+
+
 def _source_url(spec: BuildSpec, git: GitInfo) -> str:
     return spec.source_url if spec.source_url is not None else git.remote
 
 
-def oci_annotations(spec: BuildSpec, module: GoModule, git: GitInfo, epoch: int) -> dict[str, str]:
-    ann = {
+def oci_annotations(spec: BuildSpec, prov: Provenance) -> dict[str, str]:
+    return {
         "org.opencontainers.image.title": spec.name,
         "org.opencontainers.image.version": spec.version,
-        "org.opencontainers.image.created": rfc3339(epoch),
-        "org.opencontainers.image.revision": git.commit or "unknown",
+        "org.opencontainers.image.created": rfc3339(prov.epoch),
+        "org.opencontainers.image.revision": prov.git.commit or "unknown",
+        "org.opencontainers.image.source": _source_url(spec, prov.git) or prov.module.path,
     }
-    source = _source_url(spec, git)
-    ann["org.opencontainers.image.source"] = source or module.path
-    return ann
 
 
-def runtime_config(spec: BuildSpec, module: GoModule, git: GitInfo, epoch: int, record: dict) -> ImageConfig:
-    labels = dict(oci_annotations(spec, module, git, epoch))
+def runtime_config(spec: BuildSpec, prov: Provenance, record: dict) -> ImageConfig:
+    labels = dict(oci_annotations(spec, prov))
     labels[BUILD_RECORD_LABEL] = canonical_json(record).decode()
     return ImageConfig(user=f"{APP_UID}:{APP_GID}", exposed_ports=(f"{spec.port}/tcp",), labels=labels)
 
 
-def build_record(spec: BuildSpec, module: GoModule, package: str, git: GitInfo, epoch: int, go_version: str,
-                 ld: str, toolchain: Toolchain, contents: list[LayerContent]) -> dict:
+def build_record(spec: BuildSpec, prov: Provenance, contents: list[LayerContent]) -> dict:
     """What an auditor needs to rebuild this image bit for bit. No host paths, users or clocks."""
     return {
         "ocibake": ocibake.__version__,
         "target": spec.target,
-        "module": module.path,
-        "package": package,
-        "commit": git.commit or "unknown",
-        "dirty": git.dirty,
-        "source_date_epoch": epoch,
+        "module": prov.module.path,
+        "package": prov.package,
+        "commit": prov.git.commit or "unknown",
+        "dirty": prov.git.dirty,
+        "source_date_epoch": prov.epoch,
         "go": {
-            "version": go_version,
+            "version": prov.go_version,
             "env": gobuild.go_env(spec.platform),
             "flags": ["-trimpath", "-buildvcs=false"],
-            "ldflags": ld,
-            "goflags": os.environ.get("GOFLAGS", ""),
+            "ldflags": prov.ldflags,
+            "goflags": prov.goflags,
         },
-        "toolchain": toolchain.describe(),
+        "toolchain": prov.toolchain,
         "platform": str(spec.platform),
-        "compression": compression_version(spec.compression),
+        "compression": compression_setting(spec.compression),
         "layers": {c.kind: c.record for c in contents},
     }

@@ -124,11 +124,16 @@ def spec_from_args(args: argparse.Namespace) -> BuildSpec:
     if not 0 < port < 65536:
         raise InputError(f"port {port} is out of range", hint="use a TCP port between 1 and 65535")
     output = Path(pick("output", f"dist/oci/{name}"))
+    epoch_text = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    if epoch_text and not epoch_text.isdigit():
+        raise InputError(f"SOURCE_DATE_EPOCH={epoch_text!r} is not a number of seconds",
+                         hint="set it to a Unix time such as $(git log -1 --format=%ct), or unset it")
     return BuildSpec(service_dir=service_dir, name=name, version=version, tags=tags, target=target,
                      platform=platform, compression=compression, main=pick("main", None), output=output.absolute(),
                      port=port, version_package=pick("version_package", "main"),
                      ca_bundle=pick("ca_bundle", "certifi"), zoneinfo=pick("zoneinfo", "tzdata"),
-                     verify_binary=pick("verify", True), source_url=pick("source", None))
+                     verify_binary=pick("verify", True), source_url=pick("source", None),
+                     source_date_epoch=int(epoch_text) if epoch_text else None)
 
 
 def make_toolchain(args: argparse.Namespace):

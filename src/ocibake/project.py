@@ -138,15 +138,20 @@ def _git(service_dir: Path, *args: str) -> str | None:
     return proc.stdout.strip() if proc.returncode == 0 else None
 
 
-def strip_credentials(url: str) -> str:
-    """Remove user:password@ from a URL, so a token in a clone URL never reaches an image label."""
-    if "://" not in url:
-        return re.sub(r"^[^@/]+@", "", url) if re.match(r"^[^@/]+@[^:]+:", url) is None else url
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port:
-        host += f":{parts.port}"
-    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+def public_source_url(url: str) -> str:
+    """The origin URL fit for an image label: credentials removed, and "" for local paths and file:// URLs, which
+    would leak the builder's directory layout and make the digest depend on where the repository was cloned from."""
+    url = url.strip()
+    if "://" in url:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https", "ssh", "git", "git+ssh") or not parts.hostname:
+            return ""
+        host = parts.hostname + (f":{parts.port}" if parts.port else "")
+        user = f"{parts.username}@" if parts.scheme in ("ssh", "git+ssh") and parts.username and not parts.password else ""
+        return urlunsplit((parts.scheme, user + host, parts.path, "", ""))
+    # scp-like syntax: [user@]host:path (no password can be given in this form)
+    match = re.match(r"^(?:[\w.-]+@)?[\w.-]+:(?!//)[^\s]+$", url)
+    return url if match and not url.startswith("/") else ""
 
 
 def git_info(service_dir: Path) -> GitInfo:
@@ -156,4 +161,4 @@ def git_info(service_dir: Path) -> GitInfo:
     ctime = _git(service_dir, "log", "-1", "--format=%ct", "HEAD")
     status = _git(service_dir, "status", "--porcelain", "--untracked-files=no", "--", ".")
     remote = _git(service_dir, "config", "--get", "remote.origin.url") or ""
-    return GitInfo(commit, int(ctime) if ctime and ctime.isdigit() else 0, bool(status), strip_credentials(remote))
+    return GitInfo(commit, int(ctime) if ctime and ctime.isdigit() else 0, bool(status), public_source_url(remote))

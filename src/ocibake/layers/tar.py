@@ -13,7 +13,7 @@ import hashlib
 import io
 import os
 import tarfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO, Callable, Iterable
 
@@ -174,11 +174,18 @@ def write_layer(entries: Iterable[Entry], dest: Path, *, mtime: int, compression
                      media_type=MEDIA_TYPES[compression])
 
 
-def compression_version(compression: str) -> str:
-    """The library version that produced the compressed bytes (compressed digests depend on it)."""
+def compression_setting(compression: str) -> str:
+    """The algorithm and level, as the build record keeps it."""
+    level = {"gzip": GZIP_LEVEL, "zstd": ZSTD_LEVEL}.get(compression)
+    return f"{compression} level {level}" if level is not None else compression
+
+
+def compression_library(compression: str) -> str:
+    """The library that produced the compressed bytes. Compressed digests can differ between library versions
+    (uncompressed diff_ids cannot), so reports name it when explaining a digest mismatch."""
     import zlib
     if compression == "gzip":
-        return f"zlib {zlib.ZLIB_RUNTIME_VERSION} level {GZIP_LEVEL}"
+        return f"zlib {zlib.ZLIB_RUNTIME_VERSION}"
     if compression == "zstd":
-        return f"zstd {'.'.join(map(str, zstandard.ZSTD_VERSION))} (zstandard {zstandard.__version__}) level {ZSTD_LEVEL}"
+        return f"zstd {'.'.join(map(str, zstandard.ZSTD_VERSION))} (python-zstandard {zstandard.__version__})"
     return "none"

@@ -1,0 +1,82 @@
+"""Writing into an OCI layout is atomic: a failed or interrupted build leaves an existing layout as it was, and a
+new build replaces only the tags it names."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from conftest import FIXTURES, REPO, build, layout_index, require
+
+
+def tree_state(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "dir"
+            for p in sorted(root.rglob("*"))}
+
+
+def test_rebuilding_replaces_named_tags_and_keeps_other_images(tmp_path):
+    layout = tmp_path / "layout"
+    d1, _ = build(FIXTURES / "hello-root", layout, "--version", "v1")
+    d2, _ = build(FIXTURES / "cmd-main", layout, "--version", "v2", "--name", "hello-root")
+    refs = {m["annotations"]["org.opencontainers.image.ref.name"]: m["digest"] for m in layout_index(layout)["manifests"]}
+    assert refs == {"v1": d1, "v2": d2, "latest": d2}
+    # skopeo still reads both images
+    for tag, digest in (("v1", d1), ("latest", d2)):
+        out = subprocess.run(["skopeo", "inspect", "--format", "{{.Digest}}", f"oci:{layout}:{tag}"],
+                             stdout=subprocess.PIPE, text=True)
+        assert out.stdout.strip() == digest
+    # blobs only the replaced tag used are gone; v1's blobs are kept
+    d3, _ = build(FIXTURES / "cmd-main", layout, "--version", "v2", "--tag", "v1", "--source", "https://x.example/y")
+    blobs = {p.name for p in (layout / "blobs" / "sha256").iterdir()}
+    assert d1.split(":")[1] not in blobs and d3.split(":")[1] in blobs and d2.split(":")[1] in blobs
+    assert not [p for p in layout.iterdir() if p.name.startswith(".")]
+
+
+def test_failed_build_leaves_the_layout_untouched(tmp_path):
+    layout = tmp_path / "layout"
+    build(FIXTURES / "hello-root", layout, "--version", "v1")
+    before = tree_state(layout)
+    proc = subprocess.run([sys.executable, "-m", "ocibake", "build", str(FIXTURES / "compile-error"), "--output",
+                           str(layout), "--name", "hello-root"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.returncode == 3
+    assert tree_state(layout) == before
+
+
+def test_interrupted_build_leaves_the_layout_as_it_was(tmp_path):
+    require("go")
+    layout = tmp_path / "layout"
+    build(FIXTURES / "hello-root", layout, "--version", "v1")
+    before = tree_state(layout)
+    # A cold Go cache makes the build slow enough to interrupt it in the middle of `go build`.
+    env = {**os.environ, "GOCACHE": str(tmp_path / "cold-cache")}
+    proc = subprocess.Popen([sys.executable, "-m", "ocibake", "build", str(FIXTURES / "hello-root"), "--output",
+                             str(layout), "--version", "v2"], cwd=REPO, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not any(p.name.startswith(".ocibake-staging") for p in layout.iterdir()):
+        time.sleep(0.02)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+    assert tree_state(layout) == before
+
+
+def test_new_layout_appears_whole_or_not_at_all(tmp_path):
+    env = {**os.environ, "GOCACHE": str(tmp_path / "cold-cache")}
+    layout = tmp_path / "fresh"
+    proc = subprocess.Popen([sys.executable, "-m", "ocibake", "build", str(FIXTURES / "hello-root"), "--output",
+                             str(layout)], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not [p for p in tmp_path.iterdir() if p.name.startswith(".fresh")]:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cold-cache"]
