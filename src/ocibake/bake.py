@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -95,7 +96,11 @@ def bake(spec: BuildSpec, toolchain: Toolchain, log: Log = lambda s: None) -> Bu
     if git.dirty:
         log("warning: the service has uncommitted changes; the image records the commit, not your edits")
 
-    with LayoutWriter(spec.output) as writer, tempfile.TemporaryDirectory(prefix="ocibake-build-") as work:
+    # Resolved before the build so a bad --ca-bundle or --zoneinfo fails fast; written while go build runs.
+    base_contents = base_layer_contents(spec)
+    with LayoutWriter(spec.output) as writer, tempfile.TemporaryDirectory(prefix="ocibake-build-") as work, \
+            ThreadPoolExecutor(max_workers=1) as pool:
+        base_layers = pool.submit(write_layers, base_contents, writer, prov.epoch, spec.compression)
         binary = Path(work) / "app"
         request = gobuild.go_build_request(service_dir=spec.service_dir, package=package, output=binary,
                                            platform=spec.platform, ld=ld)
@@ -113,7 +118,10 @@ def bake(spec: BuildSpec, toolchain: Toolchain, log: Log = lambda s: None) -> Bu
             check = "not run: --no-verify"
 
         t1 = time.monotonic()
-        image, record = assemble(spec, binary, prov, writer)
+        binary_content = binary_layer_content(spec, binary, prov)
+        binary_records = write_layers([binary_content], writer, prov.epoch, spec.compression)
+        records = base_layers.result() + binary_records
+        image, record = finish_image(spec, prov, [*base_contents, binary_content], records, writer)
         layer_seconds = time.monotonic() - t1
         manifest_desc = Descriptor(image.manifest.media_type, image.digest, len(image.manifest.data),
                                    platform=spec.platform)
@@ -128,32 +136,45 @@ def bake(spec: BuildSpec, toolchain: Toolchain, log: Log = lambda s: None) -> Bu
                        seconds={"go_build": go_seconds, "layers": layer_seconds, "total": time.monotonic() - started})
 
 
-def layer_contents(spec: BuildSpec, binary: Path, prov: Provenance) -> list[LayerContent]:
-    """The layers of the production target, from the one that changes least to the binary."""
+def base_layer_contents(spec: BuildSpec) -> list[LayerContent]:
+    """The layers that do not depend on the binary, from the one that changes least."""
     contents: list[LayerContent] = [passwd_layer()]
     for maybe in (zoneinfo_layer(spec.zoneinfo), ca_layer(spec.ca_bundle)):
         if maybe is not None:
             contents.append(maybe)
-    contents.append(binary_layer(binary, f"{prov.module.path} {spec.version} ({prov.package}) for {spec.platform}"))
     return contents
 
 
-def assemble(spec: BuildSpec, binary: Path, prov: Provenance, writer: LayoutWriter) -> tuple[Image, dict]:
-    """Write the layers, config and manifest for ``binary`` into ``writer`` (not yet committed)."""
-    contents = layer_contents(spec, binary, prov)
-    records: list[LayerRecord] = []
+def binary_layer_content(spec: BuildSpec, binary: Path, prov: Provenance) -> LayerContent:
+    return binary_layer(binary, f"{prov.module.path} {spec.version} ({prov.package}) for {spec.platform}")
+
+
+def write_layers(contents: list[LayerContent], writer: LayoutWriter, epoch: int, compression: str) -> list[LayerRecord]:
+    records = []
     for content in contents:
-        blob = write_layer(content.entries, writer.scratch_file(f"layer-{content.kind}-"), mtime=prov.epoch,
-                           compression=spec.compression)
+        blob = write_layer(content.entries, writer.scratch_file(f"layer-{content.kind}-"), mtime=epoch,
+                           compression=compression)
         writer.add_blob_file(blob.path, blob.digest)
         records.append(LayerRecord(Descriptor(blob.media_type, blob.digest, blob.size), blob.diff_id,
                                    blob.uncompressed_size, content.created_by, content.kind))
+    return records
+
+
+def finish_image(spec: BuildSpec, prov: Provenance, contents: list[LayerContent], records: list[LayerRecord],
+                 writer: LayoutWriter) -> tuple[Image, dict]:
+    """Config and manifest for the written layers, staged in ``writer`` (not yet committed)."""
     record = build_record(spec, prov, contents)
     image = make_image(platform=spec.platform, layers=records, created=prov.epoch,
                        runtime=runtime_config(spec, prov, record), annotations=oci_annotations(spec, prov))
     writer.add_blob(image.config)
     writer.add_blob(image.manifest)
     return image, record
+
+
+def assemble(spec: BuildSpec, binary: Path, prov: Provenance, writer: LayoutWriter) -> tuple[Image, dict]:
+    """Every layer, the config and the manifest for an already built ``binary``, staged in ``writer``."""
+    contents = [*base_layer_contents(spec), binary_layer_content(spec, binary, prov)]
+    return finish_image(spec, prov, contents, write_layers(contents, writer, prov.epoch, spec.compression), writer)
 
 
 def _source_url(spec: BuildSpec, git: GitInfo) -> str:
