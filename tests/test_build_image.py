@@ -174,3 +174,17 @@ def test_settings_file_is_read_and_flags_win(tmp_path):
 
 def test_version_commands():
     assert run_cli("--version").stdout.startswith("ocibake ")
+
+
+def test_cross_compiled_image_says_its_binary_was_not_run(tmp_path):
+    layout = tmp_path / "arm"
+    proc = run_cli("build", str(FIXTURES / "hello-root"), "--output", str(layout), "--platform", "linux/arm64",
+                   "--version", "v1", "--json")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["binary"]["check"] == "not run: linux/arm64 does not run on this host"
+    _, config = manifest_and_config(layout, report["digest"])
+    assert (config["os"], config["architecture"]) == ("linux", "arm64")
+    entry = layout_index(layout)["manifests"][0]
+    assert entry["platform"] == {"os": "linux", "architecture": "arm64"}
+    assert skopeo_inspect(layout, "v1", "--override-arch", "arm64")["Architecture"] == "arm64"

@@ -1,0 +1,92 @@
+"""Small pure functions: go.mod parsing, main package discovery, the tar writer's normalisation, tag rules."""
+
+from __future__ import annotations
+
+import io
+import os
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from ocibake.errors import InputError
+from ocibake.layers.tar import Entry, normalise, write_layer
+from ocibake.project import find_main_package, parse_go_mod
+from ocibake.spec import TAG_RE
+
+
+def test_parse_go_mod_counts_direct_dependencies_only():
+    mod = parse_go_mod("""module example.com/svc // comment
+
+go 1.21.5
+toolchain go1.21.13
+
+require github.com/a/b v1.0.0
+require (
+\tgithub.com/c/d v1.2.0
+\tgithub.com/e/f v0.1.0 // indirect
+\t// a comment line
+)
+replace example.com/x => ../x
+""")
+    assert mod.path == "example.com/svc" and mod.go_version == "1.21.5" and mod.toolchain == "go1.21.13"
+    assert mod.direct_deps == ("github.com/a/b", "github.com/c/d") and mod.indirect_deps == 1
+    assert mod.replaces == ("example.com/x => ../x",)
+
+
+def test_main_package_search_order(tmp_path):
+    (tmp_path / "cmd" / "svc").mkdir(parents=True)
+    (tmp_path / "cmd" / "svc" / "main.go").write_text("package main\n")
+    assert find_main_package(tmp_path, "svc", None) == "./cmd/svc"
+    (tmp_path / "cmd" / "main.go").write_text("package main\n")
+    assert find_main_package(tmp_path, "svc", None) == "./cmd"
+    (tmp_path / "cmd" / "other").mkdir()
+    (tmp_path / "cmd" / "other" / "main.go").write_text("package main\n")
+    assert find_main_package(tmp_path, "nomatch", None) == "./cmd"
+    (tmp_path / "cmd" / "main.go").unlink()
+    with pytest.raises(InputError, match="several main packages"):
+        find_main_package(tmp_path, "nomatch", None)
+    assert find_main_package(tmp_path, "x", "./cmd/other") == "./cmd/other"
+    assert find_main_package(tmp_path, "x", "cmd/other/main.go") == "./cmd/other"
+
+
+def test_normalise_sorts_and_adds_parents():
+    entries = normalise([Entry.file("/b/c/file", b"x"), Entry.file("/a", b"y")])
+    assert [(e.path, e.kind) for e in entries] == [("/a", "file"), ("/b", "dir"), ("/b/c", "dir"), ("/b/c/file", "file")]
+    with pytest.raises(ValueError):
+        normalise([Entry.file("relative", b"")])
+    with pytest.raises(ValueError):
+        normalise([Entry.file("/a/../etc", b"")])
+
+
+def test_layer_bytes_do_not_depend_on_umask_or_source_file_metadata(tmp_path):
+    src = tmp_path / "bin"
+    src.write_bytes(b"same bytes")
+    old = os.umask(0o077)
+    try:
+        os.chmod(src, 0o700)
+        os.utime(src, (1, 1))
+        a = write_layer([Entry.from_path("/app", src, mode=0o555)], tmp_path / "a", mtime=5)
+        os.chmod(src, 0o644)
+        os.utime(src, (999999, 999999))
+        b = write_layer([Entry.from_path("/app", src, mode=0o555)], tmp_path / "b", mtime=5)
+    finally:
+        os.umask(old)
+    assert (a.digest, a.diff_id) == (b.digest, b.diff_id)
+    assert (tmp_path / "a").read_bytes() == (tmp_path / "b").read_bytes()
+    with tarfile.open(tmp_path / "a") as tar:
+        (member,) = tar.getmembers()
+    assert (member.name, member.mode, member.mtime, member.uid, member.uname) == ("app", 0o555, 5, 0, "")
+
+
+def test_gzip_header_has_no_name_and_no_time(tmp_path):
+    blob = write_layer([Entry.file("/x", b"x")], tmp_path / "layer-with-a-name.tar.gz", mtime=0)
+    header = Path(blob.path).read_bytes()[:10]
+    assert header[3] & 0x08 == 0, "no FNAME flag"
+    assert header[4:8] == b"\0\0\0\0", "MTIME is zero"
+
+
+@pytest.mark.parametrize("tag,ok", [("v1.0.0", True), ("latest", True), ("_x", True), ("v1+meta", False),
+                                    ("-x", False), (".x", False), ("a" * 128, True), ("a" * 129, False), ("", False)])
+def test_tag_grammar(tag, ok):
+    assert bool(TAG_RE.match(tag)) is ok
