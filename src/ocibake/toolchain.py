@@ -107,3 +107,8 @@ class LocalToolchain:
 
     def upx(self, binary: Path, args: Sequence[str]) -> None:
         run_tool([self._upx_path(), *args, str(binary)], what="upx", timeout=900)
+
+    def upx_version(self) -> str:
+        """First line of `upx --version` (e.g. "upx 4.2.2"), for the build record when UPX is used."""
+        proc = run_tool([self._upx_path(), "--version"], what="upx --version", timeout=60)
+        return proc.stdout.strip().splitlines()[0] if proc.stdout.strip() else "unknown"
