@@ -1,0 +1,370 @@
+"""Unpack the layers of an OCI image into a content-addressed directory under the user's cache, safely.
+
+The layers of a toolchain image are untrusted input. Each layer is read twice: the first pass checks its digest and
+diff_id, and refuses, before anything is written, entries with absolute paths or ``..`` components, hard links whose
+target is absolute or climbs out, symlinks whose target climbs above the root, and device nodes and FIFOs. The second
+pass applies the layer's whiteouts (``.wh.NAME`` and the opaque ``.wh..wh..opq``, which per the OCI spec hide only what
+lower layers put there) and then writes its entries. Every path is resolved inside the root the way the container
+would see it (an absolute symlink target means the root's own path), component by component, never by the host
+kernel, so no entry can be written through a symlink to a place outside the root; a chain of symlinks that would climb
+above the root is refused. Ownership is not applied (the unpack is rootless), nor are setuid/setgid bits.
+
+The rootfs is assembled in a temporary directory next to its final place and renamed into
+``CACHE/rootfs/<chain id>`` (the OCI ChainID of the layers' diff_ids) when complete, so it is unpacked only once and a
+half-written one is never used. Every refusal is an InputError with a hint.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import shutil
+import stat
+import tarfile
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Iterator, Sequence
+
+import zstandard
+
+from ocibake.errors import InputError
+
+WHITEOUT_PREFIX = ".wh."
+OPAQUE = ".wh..wh..opq"
+MAX_SYMLINKS = 40
+
+_DECOMPRESSION = {
+    "application/vnd.oci.image.layer.v1.tar": "none",
+    "application/vnd.oci.image.layer.v1.tar+gzip": "gzip",
+    "application/vnd.oci.image.layer.v1.tar+zstd": "zstd",
+    "application/vnd.oci.image.layer.nondistributable.v1.tar": "none",
+    "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip": "gzip",
+    "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd": "zstd",
+    "application/vnd.docker.image.rootfs.diff.tar": "none",
+    "application/vnd.docker.image.rootfs.diff.tar.gzip": "gzip",
+    "application/vnd.docker.image.rootfs.diff.tar.zstd": "zstd",
+}
+
+BAD_LAYER_HINT = "the toolchain image is unsafe or damaged; use a trusted toolchain image pinned by digest"
+
+
+def cache_home() -> Path:
+    """ocibake's cache: $XDG_CACHE_HOME/ocibake, else ~/.cache/ocibake."""
+    base = os.environ.get("XDG_CACHE_HOME", "").strip()
+    return (Path(base) if base and os.path.isabs(base) else Path.home() / ".cache") / "ocibake"
+
+
+@dataclass(frozen=True)
+class LayerSource:
+    """One layer blob on disk and what it must hash to."""
+
+    path: Path
+    media_type: str
+    digest: str             # sha256 of the blob as stored (compressed)
+    diff_id: str | None     # sha256 of the uncompressed tar (from the image config); None: not checked
+
+
+def chain_id(diff_ids: Sequence[str]) -> str:
+    """The OCI ChainID of a layer stack: what the unpacked filesystem is, whatever the compression."""
+    chain = ""
+    for diff_id in diff_ids:
+        chain = diff_id if not chain else "sha256:" + hashlib.sha256(f"{chain} {diff_id}".encode()).hexdigest()
+    return chain
+
+
+class _HashingReader:
+    """Hashes everything read through it."""
+
+    def __init__(self, raw: BinaryIO):
+        self._raw = raw
+        self.sha = hashlib.sha256()
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._raw.read(n)
+        self.sha.update(data)
+        return data
+
+    def readable(self) -> bool:
+        return True
+
+    def drain(self) -> None:
+        while self.read(1 << 20):
+            pass
+
+
+class _LayerStream:
+    """A layer blob opened for one streaming pass: compressed bytes hashed, decompressed, tar bytes hashed."""
+
+    def __init__(self, layer: LayerSource):
+        kind = _DECOMPRESSION.get(layer.media_type)
+        if kind is None:
+            raise InputError(f"layer {layer.digest} has an unsupported media type {layer.media_type!r}",
+                             hint="toolchain image layers must be tar, tar+gzip or tar+zstd")
+        self.layer = layer
+        try:
+            self._file = open(layer.path, "rb")
+        except FileNotFoundError:
+            raise InputError(f"layer blob {layer.digest} is missing", hint="the image layout is incomplete; re-copy it") from None
+        self.compressed = _HashingReader(self._file)
+        if kind == "gzip":
+            self._decomp = gzip.GzipFile(fileobj=self.compressed, mode="rb")   # type: ignore[arg-type]
+        elif kind == "zstd":
+            self._decomp = zstandard.ZstdDecompressor().stream_reader(self.compressed, read_across_frames=True)
+        else:
+            self._decomp = self.compressed
+        self.tar_bytes = _HashingReader(self._decomp)
+
+    def members(self) -> Iterator[tuple[tarfile.TarInfo, tarfile.TarFile]]:
+        try:
+            with tarfile.open(fileobj=self.tar_bytes, mode="r|") as tar:   # type: ignore[call-overload]
+                for member in tar:
+                    yield member, tar
+        except (tarfile.TarError, OSError, EOFError, zstandard.ZstdError) as exc:
+            raise InputError(f"layer {self.layer.digest} is not a readable tar ({exc})", hint=BAD_LAYER_HINT) from exc
+
+    def verify(self) -> None:
+        """Read to the end and compare both digests (call after members() is exhausted)."""
+        try:
+            self.tar_bytes.drain()
+            self.compressed.drain()
+        except (OSError, EOFError, zstandard.ZstdError) as exc:
+            raise InputError(f"layer {self.layer.digest} is not readable ({exc})", hint=BAD_LAYER_HINT) from exc
+        got = "sha256:" + self.compressed.sha.hexdigest()
+        if got != self.layer.digest:
+            raise InputError(f"layer blob {self.layer.digest} does not match its digest (got {got})", hint=BAD_LAYER_HINT)
+        got = "sha256:" + self.tar_bytes.sha.hexdigest()
+        if self.layer.diff_id and got != self.layer.diff_id:
+            raise InputError(f"layer {self.layer.digest} does not match its diff_id {self.layer.diff_id} (got {got})",
+                             hint=BAD_LAYER_HINT)
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def _refuse(layer: LayerSource, name: str, why: str) -> InputError:
+    return InputError(f"toolchain layer {layer.digest[:19]} entry {name!r} {why}; refused", hint=BAD_LAYER_HINT)
+
+
+def entry_parts(layer: LayerSource, name: str) -> list[str]:
+    """The path components of a tar entry name, refusing absolute paths and `..`."""
+    if name.startswith("/"):
+        raise _refuse(layer, name, "has an absolute path")
+    parts = [p for p in name.split("/") if p not in ("", ".")]
+    if ".." in parts:
+        raise _refuse(layer, name, "climbs out of the root through '..'")
+    return parts
+
+
+def _symlink_escapes(parts: list[str], target: str) -> bool:
+    """Does a relative symlink at ``parts`` point above the root (read lexically from where it stands)?"""
+    if target.startswith("/"):
+        return False            # absolute targets mean the root's own paths, resolved inside the root
+    depth = len(parts) - 1
+    for comp in target.split("/"):
+        if comp == "..":
+            depth -= 1
+            if depth < 0:
+                return True
+        elif comp not in ("", "."):
+            depth += 1
+    return False
+
+
+def check_member(layer: LayerSource, member: tarfile.TarInfo) -> list[str]:
+    """First-pass checks of one entry; returns its path components."""
+    parts = entry_parts(layer, member.name)
+    if member.ischr() or member.isblk():
+        raise _refuse(layer, member.name, "is a device node")
+    if member.isfifo():
+        raise _refuse(layer, member.name, "is a FIFO")
+    if member.islnk():
+        if not member.linkname.strip("/.") or member.linkname.startswith("/") or ".." in member.linkname.split("/"):
+            raise _refuse(layer, member.name, f"is a hard link to {member.linkname!r}, outside the root")
+    elif member.issym():
+        if _symlink_escapes(parts, member.linkname):
+            raise _refuse(layer, member.name, f"is a symlink to {member.linkname!r}, outside the root")
+    elif not (member.isreg() or member.isdir()):
+        raise _refuse(layer, member.name, f"has an unsupported tar type {member.type!r}")
+    if parts and parts[-1].startswith(WHITEOUT_PREFIX) and not (member.isreg() or member.isdir()):
+        raise _refuse(layer, member.name, "is a whiteout that is not a plain file")
+    return parts
+
+
+def resolve(root: Path, parts: Sequence[str], *, follow_last: bool, layer: LayerSource, name: str) -> Path:
+    """The host path of ``parts`` inside ``root``, following symlinks as the container would see them.
+
+    Absolute symlink targets restart at the root; a `..` that would climb above the root is refused (never clamped),
+    as is a loop. Components that do not exist yet are taken literally.
+    """
+    stack = list(reversed(parts))
+    resolved: list[str] = []
+    hops = 0
+    while stack:
+        part = stack.pop()
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if not resolved:
+                raise _refuse(layer, name, "would be written through a symlink that points outside the root")
+            resolved.pop()
+            continue
+        candidate = os.path.join(root, *resolved, part)
+        try:
+            st = os.lstat(candidate)
+        except FileNotFoundError:
+            resolved.append(part)
+            continue
+        if stat.S_ISLNK(st.st_mode) and (stack or follow_last):
+            hops += 1
+            if hops > MAX_SYMLINKS:
+                raise _refuse(layer, name, "goes through a symlink loop")
+            target = os.readlink(candidate)
+            if target.startswith("/"):
+                resolved = []
+            stack.extend(reversed(target.split("/")))
+            continue
+        resolved.append(part)
+    return Path(root, *resolved)
+
+
+def _remove(path: Path) -> None:
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if stat.S_ISDIR(st.st_mode):
+        force_rmtree(path)
+    else:
+        os.unlink(path)
+
+
+def force_rmtree(path: Path) -> None:
+    """rmtree that also removes directories a layer made read-only."""
+    def onerror(func, p, exc):
+        parent = os.path.dirname(p)
+        try:
+            os.chmod(parent, 0o700)
+            if os.path.isdir(p) and not os.path.islink(p):
+                os.chmod(p, 0o700)
+            func(p)
+        except FileNotFoundError:
+            pass
+    if os.path.lexists(path):
+        if os.path.isdir(path) and not os.path.islink(path):
+            os.chmod(path, 0o700)
+        shutil.rmtree(path, onerror=onerror)
+
+
+def _first_pass(layer: LayerSource) -> list[tuple[list[str], tarfile.TarInfo]]:
+    """Validate every entry and both digests before anything is written; return the whiteouts."""
+    stream = _LayerStream(layer)
+    whiteouts = []
+    try:
+        for member, _ in stream.members():
+            parts = check_member(layer, member)
+            if parts and parts[-1].startswith(WHITEOUT_PREFIX):
+                whiteouts.append((parts, member))
+        stream.verify()
+    finally:
+        stream.close()
+    return whiteouts
+
+
+def apply_layer(layer: LayerSource, root: Path, dir_modes: dict[str, tuple[int, int]]) -> None:
+    """Apply one layer to ``root``: its whiteouts first (they hide only lower layers), then its entries."""
+    for parts, member in _first_pass(layer):
+        parent = resolve(root, parts[:-1], follow_last=True, layer=layer, name=member.name)
+        if parts[-1] == OPAQUE:
+            if parent.is_dir() and not parent.is_symlink():
+                for child in os.listdir(parent):
+                    _remove(parent / child)
+        else:
+            _remove(parent / parts[-1][len(WHITEOUT_PREFIX):])
+
+    stream = _LayerStream(layer)
+    try:
+        for member, tar in stream.members():
+            parts = check_member(layer, member)
+            if not parts or parts[-1].startswith(WHITEOUT_PREFIX):
+                continue
+            _write_member(root, parts, member, tar, layer, dir_modes)
+        stream.verify()
+    finally:
+        stream.close()
+
+
+def _write_member(root: Path, parts: list[str], member: tarfile.TarInfo, tar: tarfile.TarFile, layer: LayerSource,
+                  dir_modes: dict[str, tuple[int, int]]) -> None:
+    parent = resolve(root, parts[:-1], follow_last=True, layer=layer, name=member.name)
+    if os.path.lexists(parent) and not os.path.isdir(parent):
+        raise _refuse(layer, member.name, "has a parent that is not a directory")
+    os.makedirs(parent, mode=0o755, exist_ok=True)
+    dest = parent / parts[-1]
+    existing = os.lstat(dest) if os.path.lexists(dest) else None
+    mode = member.mode & 0o1777          # no setuid/setgid in a rootless unpack
+    if member.isdir():
+        if existing is None or not stat.S_ISDIR(existing.st_mode):
+            if existing is not None:
+                _remove(dest)
+            os.mkdir(dest, 0o755)
+        os.chmod(dest, 0o755)            # writable while unpacking; the real mode is applied at the end
+        dir_modes[str(dest)] = (mode, int(member.mtime))
+        return
+    if existing is not None:
+        _remove(dest)
+        dir_modes.pop(str(dest), None)
+    if member.issym():
+        os.symlink(member.linkname, dest)
+    elif member.islnk():
+        target = resolve(root, entry_parts(layer, member.linkname), follow_last=False, layer=layer, name=member.name)
+        if not os.path.lexists(target) or os.path.isdir(target) and not os.path.islink(target):
+            raise _refuse(layer, member.name, f"is a hard link to {member.linkname!r}, which is not an earlier file")
+        os.link(target, dest, follow_symlinks=False)
+        return
+    else:
+        src = tar.extractfile(member)
+        fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            if src is not None:
+                shutil.copyfileobj(src, out, 1 << 20)
+        os.chmod(dest, mode)
+    os.utime(dest, (member.mtime, member.mtime), follow_symlinks=False)
+
+
+def unpack_layers(layers: Sequence[LayerSource], root: Path) -> None:
+    """Apply ``layers`` in order to the (empty) directory ``root``."""
+    dir_modes: dict[str, tuple[int, int]] = {}
+    for layer in layers:
+        apply_layer(layer, root, dir_modes)
+    for path in sorted(dir_modes, key=lambda p: p.count("/"), reverse=True):
+        if os.path.isdir(path) and not os.path.islink(path):
+            mode, mtime = dir_modes[path]
+            os.chmod(path, mode)
+            os.utime(path, (mtime, mtime))
+
+
+def unpack_image(layers: Sequence[LayerSource], cache: Path | None = None) -> Path:
+    """The unpacked rootfs of ``layers`` under ``cache``/rootfs/<chain id>, unpacked now unless it already is."""
+    diff_ids = [l.diff_id or l.digest for l in layers]
+    key = chain_id(diff_ids).split(":", 1)[-1] if layers else hashlib.sha256(b"").hexdigest()
+    base = (cache or cache_home()) / "rootfs"
+    final = base / key
+    if final.is_dir():
+        return final
+    base.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{key[:12]}-unpacking-", dir=base))
+    try:
+        os.chmod(tmp, 0o755)
+        unpack_layers(layers, tmp)
+        try:
+            os.rename(tmp, final)
+        except OSError:
+            if not final.is_dir():     # not a concurrent unpack that finished first
+                raise
+            force_rmtree(tmp)
+    except BaseException:
+        force_rmtree(tmp)
+        raise
+    return final
