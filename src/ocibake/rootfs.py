@@ -143,8 +143,9 @@ class _LayerStream:
         self._file.close()
 
 
-def _refuse(layer: LayerSource, name: str, why: str) -> InputError:
-    return InputError(f"toolchain layer {layer.digest[:19]} entry {name!r} {why}; refused", hint=BAD_LAYER_HINT)
+def _refuse(layer: LayerSource | None, name: str, why: str) -> InputError:
+    where = f"toolchain layer {layer.digest[:19]} entry" if layer is not None else "path"
+    return InputError(f"{where} {name!r} {why}; refused", hint=BAD_LAYER_HINT)
 
 
 def entry_parts(layer: LayerSource, name: str) -> list[str]:
@@ -192,7 +193,8 @@ def check_member(layer: LayerSource, member: tarfile.TarInfo) -> list[str]:
     return parts
 
 
-def resolve(root: Path, parts: Sequence[str], *, follow_last: bool, layer: LayerSource, name: str) -> Path:
+def resolve(root: Path, parts: Sequence[str], *, follow_last: bool, layer: LayerSource | None = None,
+            name: str = "") -> Path:
     """The host path of ``parts`` inside ``root``, following symlinks as the container would see them.
 
     Absolute symlink targets restart at the root; a `..` that would climb above the root is refused (never clamped),

@@ -1,0 +1,304 @@
+"""A toolchain taken from an OCI image, pinned by digest, run in a rootless sandbox.
+
+``--toolchain oci:DIR[:TAG]`` (or ``oci:DIR@sha256:...``) names an image in an OCI layout on disk;
+``--toolchain REGISTRY/REPO[:TAG][@sha256:...]`` one in a registry (pulled into the cache through
+``ocibake.publish.registry``). The image is resolved to a manifest digest, its layers are unpacked once into
+CACHE/rootfs/<chain id> (see rootfs.py), and `go` and `upx` run inside it (see sandbox.py) with:
+
+  /src    the service directory, read-only (a fixed path: with -trimpath the binary does not depend on it anyway)
+  /out    a fresh empty directory, the only writable bind
+  /cache  CACHE/toolchains/<manifest digest>/ holding GOCACHE (go-build) and GOMODCACHE (mod), kept between builds
+
+and the environment: the image config's Env (its PATH included), then HOME=/tmp, GOCACHE, GOMODCACHE,
+GOTOOLCHAIN=local (the pinned toolchain never downloads another), GOPROXY=off without network (a clear go error
+instead of a DNS failure), GOFLAGS from ocibake's environment when set (as the local toolchain and the build record
+see it), and the build's own CGO_ENABLED/GOOS/GOARCH. Nothing else of the host reaches the sandbox.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform as host_platform
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from ocibake.errors import InputError, ToolchainError
+from ocibake.rootfs import LayerSource, cache_home, resolve, unpack_image
+from ocibake.sandbox import Bind, Sandbox, SandboxRun
+from ocibake.toolchain import GoBuild
+
+MANIFEST_TYPES = ("application/vnd.oci.image.manifest.v1+json", "application/vnd.docker.distribution.manifest.v2+json")
+INDEX_TYPES = ("application/vnd.oci.image.index.v1+json", "application/vnd.docker.distribution.manifest.list.v2+json")
+HOST_ARCH = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
+REF_HINT = ("use --toolchain local, oci:DIR[:TAG] for an OCI image layout on disk (e.g. made with "
+            "`skopeo copy docker://golang:1.21-alpine oci:toolchains/go1.21:latest`), or a registry reference such as "
+            "registry.example/golang:1.21-alpine@sha256:...")
+
+
+@dataclass(frozen=True)
+class ToolchainRef:
+    kind: str                  # "local" | "oci" | "registry"
+    text: str                  # as given
+    path: str = ""             # oci: the layout directory
+    tag: str | None = None     # oci: the tag, if any
+    digest: str | None = None  # oci: a pinned manifest digest, if any
+
+
+def parse_toolchain_ref(text: str) -> ToolchainRef:
+    """``local``, ``oci:DIR[:TAG]``, ``oci:DIR@sha256:HEX`` or a registry reference; anything else is an InputError."""
+    text = (text or "").strip()
+    if text in ("", "local"):
+        return ToolchainRef("local", "local")
+    if text.startswith("oci:"):
+        rest = text[4:]
+        digest = None
+        if "@" in rest:
+            rest, digest = rest.rsplit("@", 1)
+            if not digest.startswith("sha256:") or len(digest) != 71:
+                raise InputError(f"toolchain reference {text!r} has an invalid digest", hint="digests look like sha256:<64 hex>")
+        tag = None
+        head, sep, tail = rest.rpartition(":")
+        if sep and head and "/" not in tail:
+            rest, tag = head, tail
+        if not rest:
+            raise InputError(f"toolchain reference {text!r} names no directory", hint=REF_HINT)
+        return ToolchainRef("oci", text, path=rest, tag=tag, digest=digest)
+    first = text.split("/", 1)[0]
+    if "/" in text and ("." in first or ":" in first or first == "localhost") or "@sha256:" in text:
+        return ToolchainRef("registry", text)
+    raise InputError(f"unknown toolchain reference {text!r}", hint=REF_HINT)
+
+
+@dataclass(frozen=True)
+class ResolvedImage:
+    digest: str                   # the manifest digest: what --toolchain is pinned to
+    config: dict
+    layers: tuple[LayerSource, ...]
+
+
+def _host_platform() -> tuple[str, str]:
+    return "linux", HOST_ARCH.get(host_platform.machine().lower(), host_platform.machine().lower())
+
+
+def resolve_layout(ref: ToolchainRef) -> ResolvedImage:
+    """The manifest, config and layer blobs of an image in an OCI layout (an index picks this host's platform)."""
+    from ocibake.publish.layout import Layout
+    root = Path(ref.path)
+    if not root.exists():
+        raise InputError(f"unknown toolchain reference {ref.text!r}: {root} does not exist", hint=REF_HINT)
+    layout = Layout.open(root)
+    if ref.digest:
+        matches = [d for d in layout.manifests() if d.digest == ref.digest]
+        if ref.tag:
+            matches = [d for d in matches if d.annotations.get("org.opencontainers.image.ref.name") == ref.tag]
+        if not matches:
+            raise InputError(f"toolchain {ref.text!r}: {ref.digest} is not in {root}",
+                             hint="the layout holds a different image than the one pinned; re-copy the pinned one")
+        desc = matches[0]
+    else:
+        desc = layout.resolve(ref.tag)
+    media_type, digest = desc.media_type, desc.digest
+    doc = json.loads(layout.read_blob(digest))
+    if media_type in INDEX_TYPES or doc.get("manifests"):
+        want = _host_platform()
+        picks = [m for m in doc.get("manifests", [])
+                 if (m.get("platform", {}).get("os"), m.get("platform", {}).get("architecture")) == want]
+        if not picks:
+            raise InputError(f"toolchain {ref.text!r} has no image for {want[0]}/{want[1]}",
+                             hint="use a toolchain image built for this host's platform (it cross-compiles anyway)")
+        media_type, digest = picks[0]["mediaType"], picks[0]["digest"]
+        doc = json.loads(layout.read_blob(digest))
+    if media_type not in MANIFEST_TYPES:
+        raise InputError(f"toolchain {ref.text!r} is a {media_type}, not an image manifest", hint=REF_HINT)
+    config = json.loads(layout.read_blob(doc["config"]["digest"]))
+    diff_ids = config.get("rootfs", {}).get("diff_ids", [])
+    layer_descs = doc.get("layers", [])
+    if len(diff_ids) != len(layer_descs):
+        raise InputError(f"toolchain {ref.text!r}: the config lists {len(diff_ids)} layers, the manifest "
+                         f"{len(layer_descs)}", hint="the image is damaged; re-copy it")
+    layers = tuple(LayerSource(layout.blob_path(l["digest"]), l["mediaType"], l["digest"], diff_id)
+                   for l, diff_id in zip(layer_descs, diff_ids))
+    return ResolvedImage(digest=digest, config=config, layers=layers)
+
+
+def resolve_registry(ref: ToolchainRef, cache: Path) -> ResolvedImage:
+    """Pull into CACHE/pulled/ with the registry code (``publish.registry.pull_to_layout``), then read it as a layout."""
+    try:
+        from ocibake.publish import registry  # type: ignore[attr-defined]
+        pull = registry.pull_to_layout
+    except (ImportError, AttributeError):
+        raise ToolchainError(f"toolchain {ref.text!r} is in a registry, and this ocibake cannot pull from registries yet",
+                             hint="copy it into an OCI layout first (`skopeo copy docker://REF oci:DIR:TAG`) and pass "
+                                  "--toolchain oci:DIR:TAG") from None
+    dest = cache / "pulled"
+    dest.mkdir(parents=True, exist_ok=True)
+    digest = pull(ref.text, dest)      # contract: writes the image into the layout at dest, returns its manifest digest
+    return resolve_layout(ToolchainRef("oci", f"oci:{dest}@{digest}", path=str(dest), digest=digest))
+
+
+def _env_dict(config: dict) -> dict[str, str]:
+    env = {}
+    for item in (config.get("config") or {}).get("Env") or []:
+        key, sep, value = item.partition("=")
+        if sep and key:
+            env[key] = value
+    env.setdefault("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+    return env
+
+
+class ImageToolchain:
+    """go and upx from a toolchain image (implements the Toolchain protocol of toolchain.py)."""
+
+    def __init__(self, reference: str, *, network: bool = False, cache: Path | None = None,
+                 sandbox: Sandbox | None = None):
+        self.ref = parse_toolchain_ref(reference)
+        if self.ref.kind == "local":
+            raise InputError("ImageToolchain needs an image reference, not 'local'", hint="use LocalToolchain")
+        self.network = network
+        self.cache = cache or cache_home()
+        self.sandbox = sandbox or Sandbox()
+        self._image: ResolvedImage | None = None
+        self._rootfs: Path | None = None
+        self._versions: dict[str, str] = {}
+
+    # -- preparation -------------------------------------------------------------------------------------------
+    def prepare(self) -> Path:
+        """Resolve, unpack (once, cached) and check the sandbox; return the rootfs. Called by every other method."""
+        if self._rootfs is None:
+            self.sandbox.backend()          # fail early, before unpacking, when no sandbox can be made
+            self._image = resolve_layout(self.ref) if self.ref.kind == "oci" else resolve_registry(self.ref, self.cache)
+            self._rootfs = unpack_image(self._image.layers, self.cache)
+        return self._rootfs
+
+    @property
+    def digest(self) -> str:
+        self.prepare()
+        return self._image.digest          # type: ignore[union-attr]
+
+    def _env(self) -> dict[str, str]:
+        self.prepare()
+        env = _env_dict(self._image.config)     # type: ignore[union-attr]
+        env.update({"HOME": "/tmp", "GOCACHE": "/cache/go-build", "GOMODCACHE": "/cache/mod", "GOTOOLCHAIN": "local"})
+        if not self.network:
+            env["GOPROXY"] = "off"
+        if os.environ.get("GOFLAGS"):
+            env["GOFLAGS"] = os.environ["GOFLAGS"]
+        return env
+
+    def _cache_dir(self) -> Path:
+        d = self.cache / "toolchains" / self.digest.split(":", 1)[1]
+        for sub in ("go-build", "mod"):
+            (d / sub).mkdir(parents=True, exist_ok=True)
+        return d
+
+    def find_program(self, name: str) -> str | None:
+        """The program's path inside the image, looked up on the image's PATH (symlinks resolved inside the root)."""
+        root = self.prepare()
+        for directory in self._env()["PATH"].split(":"):
+            if not directory.startswith("/"):
+                continue
+            parts = [p for p in f"{directory}/{name}".split("/") if p]
+            try:
+                host = resolve(root, parts, follow_last=True, name=f"{directory}/{name}")
+            except InputError:
+                continue
+            if host.is_file() and os.access(host, os.X_OK):
+                return f"{directory.rstrip('/')}/{name}"
+        return None
+
+    def _require(self, name: str, hint: str) -> str:
+        found = self.find_program(name)
+        if not found:
+            raise ToolchainError(f"toolchain image {self.ref.text} ({self.digest[:19]}) has no `{name}` on its PATH "
+                                 f"({self._env()['PATH']})", hint=hint)
+        return found
+
+    def _go(self) -> str:
+        return self._require("go", "use an image with Go installed and on the config's PATH (e.g. golang:1.21-alpine), "
+                                   "or --toolchain local")
+
+    def _run(self, argv: Sequence[str], *, binds: Sequence[Bind], cwd: str, env: dict[str, str], what: str,
+             timeout: float | None = None):
+        run = SandboxRun(rootfs=self.prepare(), argv=list(argv), env=env, binds=tuple(binds), cwd=cwd,
+                         network=self.network)
+        return self.sandbox.run(run, what=what, timeout=timeout)
+
+    # -- the Toolchain protocol --------------------------------------------------------------------------------
+    def describe(self) -> dict:
+        """For the build record: no local paths, so the record is the same on every machine."""
+        d = {"kind": "image", "digest": self.digest, "network": self.network}
+        if self.ref.kind == "registry":
+            d["reference"] = self.ref.text
+        elif self.ref.tag:
+            d["tag"] = self.ref.tag
+        if self._versions.get("go"):
+            d["go_version"] = self._versions["go"]
+        if self._versions.get("upx"):
+            d["upx_version"] = self._versions["upx"]
+        return d
+
+    def go_version(self, service_dir: Path) -> str:
+        go = self._go()
+        env = self._env()
+        proc = self._run([go, "env", "GOVERSION"], binds=[Bind(Path(service_dir), "/src"),
+                                                          Bind(self._cache_dir(), "/cache", writable=True)],
+                         cwd="/src", env=env, what="go env", timeout=120)
+        lines = proc.stdout.strip().splitlines()
+        self._versions["go"] = lines[-1] if lines else "unknown"
+        return self._versions["go"]
+
+    def go_build(self, build: GoBuild) -> None:
+        go = self._go()
+        env = self._env()
+        env.update(build.env)
+        output = Path(build.output)
+        out_dir = Path(tempfile.mkdtemp(prefix=".ocibake-out-", dir=output.parent))
+        try:
+            self._run(build.argv(go, f"/out/{output.name}"),
+                      binds=[Bind(Path(build.service_dir), "/src"), Bind(out_dir, "/out", writable=True),
+                             Bind(self._cache_dir(), "/cache", writable=True)],
+                      cwd="/src", env=env, what="go build")
+            built = out_dir / output.name
+            if not built.is_file():
+                raise ToolchainError(f"go build in {self.ref.text} finished but wrote no binary")
+            os.replace(built, output)
+        finally:
+            shutil.rmtree(out_dir, ignore_errors=True)
+
+    def upx(self, binary: Path, args: Sequence[str]) -> None:
+        upx = self._require("upx", "use a toolchain image with upx installed, or --upx off")
+        binary = Path(binary)
+        work = Path(tempfile.mkdtemp(prefix=".ocibake-upx-", dir=binary.parent))
+        try:
+            shutil.copy2(binary, work / "app")
+            self._run([upx, *args, "/out/app"], binds=[Bind(work, "/out", writable=True)], cwd="/out",
+                      env=_env_dict(self._image.config), what="upx", timeout=900)   # type: ignore[union-attr]
+            os.replace(work / "app", binary)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+
+    def upx_version(self) -> str:
+        upx = self._require("upx", "use a toolchain image with upx installed, or --upx off")
+        with tempfile.TemporaryDirectory(prefix="ocibake-upx-") as work:
+            proc = self._run([upx, "--version"], binds=[Bind(Path(work), "/out", writable=True)], cwd="/out",
+                             env=_env_dict(self._image.config), what="upx --version", timeout=60)  # type: ignore[union-attr]
+        lines = proc.stdout.strip().splitlines()
+        self._versions["upx"] = lines[0] if lines else "unknown"
+        return self._versions["upx"]
+
+
+def make_toolchain(reference: str | None, *, go: str | None = None, upx: str | None = None, network: bool = False,
+                   cache: Path | None = None):
+    """What cli.py calls for --toolchain/--go/--upx-bin/--network: a LocalToolchain or an ImageToolchain."""
+    from ocibake.toolchain import LocalToolchain
+    ref = parse_toolchain_ref(reference or "local")
+    if ref.kind == "local":
+        return LocalToolchain(go=go, upx=upx)
+    if go or upx:
+        raise InputError("--go and --upx-bin choose programs on this host; they do not apply to --toolchain "
+                         f"{reference}", hint="drop them, or use --toolchain local")
+    return ImageToolchain(reference, network=network, cache=cache)
