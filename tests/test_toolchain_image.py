@@ -1,0 +1,201 @@
+"""Building with a toolchain image: the tests make the image themselves (offline, with ocibake's own layer and layout
+code: the host's GOROOT and upx with its libraries), then build fixture services in the rootless sandbox and compare
+with the local toolchain. Real go, upx, bwrap and unshare; nothing mocked."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import FIXTURES, REPO, health_check, manifest_and_config, require, run_in_rootfs, unpack
+from ocibake.bake import BUILD_RECORD_LABEL, bake
+from ocibake.errors import InputError, OcibakeError, ToolchainError
+from ocibake.gobuild import go_build_request
+from ocibake.image import Platform
+from ocibake.sandbox import Sandbox
+from ocibake.spec import BuildSpec
+from ocibake.toolchain import LocalToolchain
+from ocibake.toolchain_image import ImageToolchain, make_toolchain, parse_toolchain_ref
+from ocibake.upx import compress
+from toolchain_image_builder import build_toolchain_image
+
+LDFLAGS = "-s -w -buildid= -X main.Version=v2.0.0"
+
+
+@pytest.fixture(scope="session")
+def toolchain(tmp_path_factory) -> tuple[str, Path]:
+    """(reference, cache dir): the test toolchain image in an OCI layout, and one cache shared by the session so the
+    image is unpacked and the standard library compiled once."""
+    require("go"), require("upx"), require("bwrap"), require("unshare")
+    base = tmp_path_factory.mktemp("toolchain")
+    build_toolchain_image(base / "layout", tag="go")
+    build_toolchain_image(base / "layout", tag="no-go", with_go=False)
+    return f"oci:{base / 'layout'}:go", base / "cache"
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def go_build(tc, service: Path, out: Path, package: str = ".") -> Path:
+    tc.go_build(go_build_request(service_dir=service, package=package, output=out, platform=Platform("linux", "amd64"),
+                                 ld=LDFLAGS))
+    return out
+
+
+def test_same_binary_as_the_local_toolchain(toolchain, tmp_path):
+    ref, cache = toolchain
+    image_tc = ImageToolchain(ref, cache=cache)
+    assert image_tc.go_version(FIXTURES / "hello-root") == LocalToolchain().go_version(FIXTURES / "hello-root")
+    a = go_build(image_tc, FIXTURES / "hello-root", tmp_path / "image-app")
+    b = go_build(LocalToolchain(), FIXTURES / "hello-root", tmp_path / "local-app")
+    assert sha256(a) == sha256(b)
+    out = subprocess.run([str(a), "--version"], stdout=subprocess.PIPE, text=True, timeout=30).stdout
+    assert "v2.0.0" in out
+    # the build record facts: pinned digest, no local path
+    d = image_tc.describe()
+    assert d["kind"] == "image" and d["digest"].startswith("sha256:") and d["go_version"].startswith("go1.")
+    assert str(tmp_path) not in json.dumps(d) and "layout" not in json.dumps(d)
+    # caches persist per toolchain digest
+    assert any((cache / "toolchains" / d["digest"].split(":")[1] / "go-build").iterdir())
+
+
+def test_unshare_fallback_builds_the_same_binary(toolchain, tmp_path):
+    ref, cache = toolchain
+    tc = ImageToolchain(ref, cache=cache, sandbox=Sandbox(bwrap=None))
+    assert tc.sandbox.backend() == "unshare"
+    a = go_build(tc, FIXTURES / "hello-root", tmp_path / "app")
+    b = go_build(LocalToolchain(), FIXTURES / "hello-root", tmp_path / "local-app")
+    assert sha256(a) == sha256(b)
+
+
+def test_upx_in_the_image_matches_local_upx(toolchain, tmp_path):
+    ref, cache = toolchain
+    tc = ImageToolchain(ref, cache=cache)
+    a = go_build(LocalToolchain(), FIXTURES / "hello-root", tmp_path / "a")
+    b = tmp_path / "b"
+    b.write_bytes(a.read_bytes())
+    b.chmod(0o755)
+    ra = compress(tc, a, "fast")
+    rb = compress(LocalToolchain(), b, "fast")
+    assert ra.size_after < ra.size_before and sha256(a) == sha256(b)
+    assert tc.upx_version() == LocalToolchain().upx_version()
+    assert "v2.0.0" in subprocess.run([str(a), "--version"], stdout=subprocess.PIPE, text=True).stdout
+
+
+def _spec(service: Path, out: Path, **kw) -> BuildSpec:
+    return BuildSpec(service_dir=service, name=service.name, version="v2.0.0", output=out, source_date_epoch=0,
+                     source_url="https://example.invalid/src", **kw)
+
+
+def test_image_built_with_the_toolchain_image_runs(toolchain, tmp_path):
+    """The whole build through bake(): the image runs (health check, --version); every layer, the binary's included,
+    is identical to the local build's; the configs differ only in the build record's toolchain entry."""
+    ref, cache = toolchain
+    image_tc = ImageToolchain(ref, cache=cache)
+    with_image = bake(_spec(FIXTURES / "hello-root", tmp_path / "img"), image_tc)
+    with_local = bake(_spec(FIXTURES / "hello-root", tmp_path / "local"), LocalToolchain())
+    rootfs = unpack(tmp_path / "img", "v2.0.0", tmp_path / "unpacked")
+    assert health_check(rootfs)["status"] == "ok"
+    assert "v2.0.0" in run_in_rootfs(rootfs, "--version").stdout
+    m_img, c_img = manifest_and_config(tmp_path / "img", with_image.image.digest)
+    m_loc, c_loc = manifest_and_config(tmp_path / "local", with_local.image.digest)
+    assert m_img["layers"] == m_loc["layers"]
+    r_img = json.loads(c_img["config"]["Labels"].pop(BUILD_RECORD_LABEL))
+    r_loc = json.loads(c_loc["config"]["Labels"].pop(BUILD_RECORD_LABEL))
+    assert r_img.pop("toolchain") == image_tc.describe() and r_loc.pop("toolchain") == {"kind": "local"}
+    assert r_img == r_loc and c_img == c_loc
+
+
+def test_vendored_service_builds_with_no_network_at_all(toolchain, tmp_path):
+    """The whole ocibake run inside `unshare --net` (only a loopback that is down), with both toolchains."""
+    ref, cache = toolchain
+    script = f"""
+import sys
+from pathlib import Path
+from ocibake.bake import bake
+from ocibake.spec import BuildSpec
+from ocibake.toolchain import LocalToolchain
+from ocibake.toolchain_image import ImageToolchain
+svc = Path({str(FIXTURES / 'vendored-service')!r})
+for name, tc in (("local", LocalToolchain()), ("image", ImageToolchain({ref!r}, cache=Path({str(cache)!r})))):
+    spec = BuildSpec(service_dir=svc, name="vendored-service", version="v3.0.0", output=Path({str(tmp_path)!r}) / name,
+                     source_date_epoch=0)
+    r = bake(spec, tc)
+    print(name, r.image.layers[-1].descriptor.digest, r.binary_check)
+"""
+    proc = subprocess.run(["unshare", "--user", "--map-root-user", "--net", sys.executable, "-c", script],
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(REPO / "src")})
+    assert proc.returncode == 0, proc.stdout
+    lines = dict(line.split(" ", 1) for line in proc.stdout.splitlines() if line.startswith(("local ", "image ")))
+    assert lines["local"].split()[0] == lines["image"].split()[0]     # same binary layer
+    assert "v3.0.0" in lines["image"]
+    rootfs = unpack(tmp_path / "image", "v3.0.0", tmp_path / "unpacked")
+    assert health_check(rootfs)["status"] == "ok"
+
+
+def test_image_without_go_is_a_clear_error(toolchain, tmp_path):
+    ref, cache = toolchain
+    tc = ImageToolchain(ref.rsplit(":", 1)[0] + ":no-go", cache=cache)
+    with pytest.raises(ToolchainError) as info:
+        tc.go_version(FIXTURES / "hello-root")
+    assert "has no `go` on its PATH" in info.value.message and "--toolchain local" in info.value.hint
+    assert info.value.exit_code == 3
+
+
+@pytest.mark.parametrize("reference, expected", [
+    ("oci:/nonexistent/ocibake-toolchain:go", "does not exist"),
+    ("golang", "unknown toolchain reference"),
+    ("docker:golang:1.21", "unknown toolchain reference"),
+])
+def test_unknown_references(reference, expected, tmp_path):
+    with pytest.raises(InputError) as info:
+        ImageToolchain(reference, cache=tmp_path).go_version(FIXTURES / "hello-root")
+    assert expected in info.value.message and "oci:DIR" in info.value.hint and info.value.exit_code == 4
+
+
+def test_unknown_tag_and_digest(toolchain, tmp_path):
+    ref, _ = toolchain
+    layout = ref[4:].rsplit(":", 1)[0]
+    with pytest.raises(InputError, match="tag 'nope' is not in") as info:
+        ImageToolchain(f"oci:{layout}:nope", cache=tmp_path).prepare()
+    assert "go" in info.value.hint and "no-go" in info.value.hint
+    with pytest.raises(InputError, match="is not in"):
+        ImageToolchain(f"oci:{layout}@sha256:{'0' * 64}", cache=tmp_path).prepare()
+
+
+def test_registry_reference_without_registry_support_says_what_to_do(tmp_path):
+    with pytest.raises(OcibakeError) as info:
+        ImageToolchain("127.0.0.1:1/golang:1.21@sha256:" + "0" * 64, cache=tmp_path).prepare()
+    assert info.value.hint
+
+
+def test_reference_parsing():
+    assert parse_toolchain_ref("local").kind == "local"
+    r = parse_toolchain_ref("oci:toolchains/go1.21:latest")
+    assert (r.kind, r.path, r.tag) == ("oci", "toolchains/go1.21", "latest")
+    r = parse_toolchain_ref("oci:toolchains/go1.21")
+    assert (r.path, r.tag) == ("toolchains/go1.21", None)
+    r = parse_toolchain_ref(f"oci:dir@sha256:{'a' * 64}")
+    assert (r.path, r.tag, r.digest) == ("dir", None, f"sha256:{'a' * 64}")
+    assert parse_toolchain_ref("registry.internal/golang:1.21-alpine@sha256:" + "a" * 64).kind == "registry"
+    assert parse_toolchain_ref("localhost:5000/go:1").kind == "registry"
+    assert isinstance(make_toolchain(None), LocalToolchain)
+    with pytest.raises(InputError, match="--go"):
+        make_toolchain("oci:x:y", go="/usr/bin/go")
+
+
+def test_no_sandbox_fails_before_unpacking(toolchain, tmp_path):
+    ref, _ = toolchain
+    tc = ImageToolchain(ref, cache=tmp_path / "cache", sandbox=Sandbox(bwrap=None, unshare=None))
+    with pytest.raises(ToolchainError) as info:
+        tc.go_version(FIXTURES / "hello-root")
+    assert "bubblewrap" in info.value.hint and info.value.exit_code == 3
+    assert not (tmp_path / "cache").exists()
