@@ -69,6 +69,8 @@ def build_parser() -> Parser:
     b.add_argument("--go", metavar="PATH", help="the go program to use (default: go on PATH)")
     add_common(b)
     b.set_defaults(handler=cmd_build)
+    from ocibake.cli_registry import add_commands  # push, pull, login
+    add_commands(sub)
     return parser
 
 
