@@ -89,6 +89,12 @@ def options_from_args(args: argparse.Namespace, **extra):
     def trace(line: str) -> None:
         print(f"ocibake: {redact(line)}", file=sys.stderr, flush=True)
 
+    for key, name, conv in (("OCIBAKE_REGISTRY_RETRIES", "retries", int), ("OCIBAKE_REGISTRY_BACKOFF", "backoff", float)):
+        if os.environ.get(key):
+            try:
+                extra.setdefault(name, conv(os.environ[key]))
+            except ValueError:
+                raise InputError(f"{key}={os.environ[key]!r} is not a number", hint="unset it, or give a number") from None
     return RegistryOptions(insecure=args.insecure, ca_cert=Path(args.ca_cert) if args.ca_cert else None,
                            credentials=_explicit_credentials(args), log=log,
                            trace=trace if args.verbose else None,

@@ -1023,7 +1023,8 @@ def pull(reference: str, dest: Path | str, platform: str | None = None,
                 for child in doc.get("manifests") or []:
                     if child.get("mediaType") not in MANIFEST_TYPES + INDEX_TYPES:
                         continue
-                    stack.append(_get_manifest(client, repo, child["digest"], child["digest"]))
+                    cdata, cmt, cdigest = _get_manifest(client, repo, child["digest"], child["digest"])
+                    stack.append((cmt, cdata, cdigest))
             else:
                 for d in [doc.get("config")] + list(doc.get("layers") or []):
                     if d:

@@ -1,0 +1,150 @@
+"""ocibake push/pull against a real docker-registry in plain, htpasswd, TLS and token modes, read back with skopeo."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from conftest_registry import *  # noqa: F401,F403  (registry fixtures)
+from registry_servers import FaultProxy, write_layout
+from regtools import ocibake, reg_args, reg_env, remote_digest, skopeo_copy_back, skopeo_digest
+
+
+def test_push_then_skopeo_reads_the_same_digests(any_registry, tmp_path):
+    reg = any_registry
+    layout = tmp_path / "layout"
+    info = write_layout(layout)
+    env = reg_env(reg, tmp_path / "home")
+    proc = ocibake("push", str(layout), f"{reg.host}/team/app-{reg.mode}", *reg_args(reg), env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == [f"{reg.host}/team/app-{reg.mode}:{t}@{info['manifest']}"
+                                        for t in sorted(info["tags"])]
+    assert "3 blob(s) uploaded" in proc.stderr
+    for tag in info["tags"]:
+        assert skopeo_digest(reg, f"team/app-{reg.mode}:{tag}") == info["manifest"]
+        assert remote_digest(reg, f"team/app-{reg.mode}:{tag}") == info["manifest"]
+    copied = tmp_path / "copied"
+    assert skopeo_copy_back(reg, f"team/app-{reg.mode}:v1", copied, "v1") == info["manifest"]
+    for digest in info["blobs"]:
+        assert (copied / "blobs" / "sha256" / digest[7:]).read_bytes() == \
+            (layout / "blobs" / "sha256" / digest[7:]).read_bytes()
+
+    # a re-push sends no blob bytes, and says so
+    again = ocibake("push", str(layout), f"{reg.host}/team/app-{reg.mode}", "--json", *reg_args(reg), env=env)
+    assert again.returncode == 0, again.stderr
+    report = json.loads(again.stdout)
+    assert report["bytes_uploaded"] == 0 and report["blobs"] == {"uploaded": 0, "skipped": 3, "mounted": 0}
+    assert "0 blob(s) uploaded (0 B), 3 skipped" in again.stderr
+
+    # and ocibake pull brings back the same image into a layout skopeo reads
+    pulled = tmp_path / "pulled"
+    proc = ocibake("pull", f"{reg.host}/team/app-{reg.mode}:v1", str(pulled), *reg_args(reg), env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == f"{reg.host}/team/app-{reg.mode}:v1@{info['manifest']}"
+    index = json.loads((pulled / "index.json").read_text())
+    assert [m["digest"] for m in index["manifests"]] == [info["manifest"]]
+    for digest in info["blobs"] + [info["manifest"]]:
+        assert (pulled / "blobs" / "sha256" / digest[7:]).read_bytes() == \
+            (layout / "blobs" / "sha256" / digest[7:]).read_bytes()
+
+
+def test_push_selected_tag_and_retag(plain_registry, tmp_path):
+    reg = plain_registry
+    layout = tmp_path / "layout"
+    info = write_layout(layout, tags=("v2",))
+    env = reg_env(reg, tmp_path / "home")
+    proc = ocibake("push", str(layout), f"{reg.host}/sel/app", "--tag", "v2", "--tag", "stable", "-q", env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == [f"{reg.host}/sel/app:{t}@{info['manifest']}" for t in ("v2", "stable")]
+    assert proc.stderr == ""
+    assert skopeo_digest(reg, "sel/app:stable") == info["manifest"]
+
+
+def test_bare_name_uses_ocibake_registry(plain_registry, tmp_path):
+    reg = plain_registry
+    layout = tmp_path / "layout"
+    info = write_layout(layout, tags=("v1",))
+    env = {**reg_env(reg, tmp_path / "home"), "OCIBAKE_REGISTRY": f"{reg.host}/sos-app"}
+    proc = ocibake("push", str(layout), "emergency-service", env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == f"{reg.host}/sos-app/emergency-service:v1@{info['manifest']}"
+
+
+def test_index_pushed_whole_and_pulled_whole_or_per_platform(token_registry, tmp_path):
+    reg = token_registry
+    layout = tmp_path / "layout"
+    info = write_layout(layout, tags=("multi",), platforms=("linux/amd64", "linux/arm64"))
+    env = reg_env(reg, tmp_path / "home")
+    proc = ocibake("push", str(layout), f"{reg.host}/multi/app", env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert skopeo_digest(reg, "multi/app:multi") == info["manifest"]
+    assert skopeo_copy_back(reg, "multi/app:multi", tmp_path / "copied", "multi") == info["manifest"]
+
+    whole = tmp_path / "whole"
+    proc = ocibake("pull", f"{reg.host}/multi/app:multi", str(whole), env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((whole / "index.json").read_text())["manifests"][0]["digest"] == info["manifest"]
+    assert sorted(p.name for p in (whole / "blobs" / "sha256").iterdir()) == \
+        sorted(p.name for p in (layout / "blobs" / "sha256").iterdir())
+
+    arm = tmp_path / "arm"
+    proc = ocibake("pull", f"{reg.host}/multi/app:multi", str(arm), "--platform", "linux/arm64", env=env)
+    assert proc.returncode == 0, proc.stderr
+    index = json.loads((layout / "blobs" / "sha256" / info["manifest"][7:]).read_text())
+    arm_digest = next(m["digest"] for m in index["manifests"] if m["platform"]["architecture"] == "arm64")
+    entry = json.loads((arm / "index.json").read_text())["manifests"]
+    assert [m["digest"] for m in entry] == [arm_digest]
+    from registry_servers import skopeo
+    assert skopeo("inspect", "--format", "{{.Architecture}}", f"oci:{arm}:multi").stdout.strip() == "arm64"
+
+    missing = ocibake("pull", f"{reg.host}/multi/app:multi", str(tmp_path / "none"), "--platform", "linux/s390x", env=env)
+    assert missing.returncode == 4 and "linux/amd64" in missing.stderr and not (tmp_path / "none").exists()
+
+
+def test_several_repositories_in_one_run_and_cross_repo_mount(token_registry, tmp_path):
+    reg = token_registry
+    layout = tmp_path / "layout"
+    info = write_layout(layout, tags=("v1",))
+    env = reg_env(reg, tmp_path / "home")
+    proc = ocibake("push", str(layout), f"{reg.host}/one/app", f"{reg.host}/two/app", "--json", env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["references"] == [f"{reg.host}/one/app:v1@{info['manifest']}",
+                                                    f"{reg.host}/two/app:v1@{info['manifest']}"]
+    for repo in ("one/app", "two/app"):
+        assert skopeo_digest(reg, f"{repo}:v1") == info["manifest"]
+    # each repository got its own push-scoped token
+    scopes = {a["name"] for c in reg.token_server.issued for a in c["access"] if "push" in a["actions"]}
+    assert {"one/app", "two/app"} <= scopes
+
+    proc = ocibake("push", str(layout), f"{reg.host}/three/app", "--mount-from", "one/app", "--json", env=env)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["blobs"] == {"uploaded": 0, "skipped": 0, "mounted": 3} and report["bytes_uploaded"] == 0
+    assert skopeo_digest(reg, "three/app:v1") == info["manifest"]
+
+
+def test_token_expiring_during_a_long_push_is_refreshed(short_token_registry, tmp_path):
+    reg = short_token_registry
+    proxy = FaultProxy(reg)
+    try:
+        layout = tmp_path / "layout"
+        info = write_layout(layout, tags=("v1",))
+        # the manifest PUT comes 3 s after the first token: it has expired (tokens live 2 s)
+        delayed = []
+
+        def fault(method, path):
+            if method == "PUT" and "/manifests/" in path and not delayed:
+                delayed.append(path)
+                return ("delay", 3.0)
+            return None
+        proxy.fault = fault
+        env = reg_env(reg, tmp_path / "home")
+        started = time.monotonic()
+        proc = ocibake("push", str(layout), f"{proxy.host}/long/app", "-v", env=env)
+        assert proc.returncode == 0, proc.stderr
+        assert time.monotonic() - started > 3
+        assert any(s.status == 401 and s.method == "PUT" for s in proxy.seen), proxy.seen
+        assert "refreshing the token" in proc.stderr
+        assert skopeo_digest(reg, "long/app:v1") == info["manifest"]
+    finally:
+        proxy.close()
