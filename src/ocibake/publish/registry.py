@@ -23,7 +23,7 @@ import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Sequence
 
 import oras.auth.utils
 import oras.container
@@ -32,7 +32,7 @@ import requests
 from ocibake import credentials as creds_mod
 from ocibake.credentials import Credentials
 from ocibake.errors import InputError, RegistryError
-from ocibake.image import DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST, REF_NAME, Blob, Descriptor, Platform
+from ocibake.image import DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST, Blob, Descriptor, Platform
 from ocibake.publish.layout import INDEX_TYPES, MANIFEST_TYPES, Layout, LayoutWriter, check_output_path
 
 ACCEPT = ", ".join((OCI_INDEX, OCI_MANIFEST, DOCKER_MANIFEST_LIST, DOCKER_MANIFEST))
@@ -128,7 +128,7 @@ def parse_reference(text: str, environ=None) -> Reference:
         raise InputError(f"{original!r} is not a valid image reference", hint="REGISTRY/REPO[:TAG][@sha256:DIGEST]") from None
     name = rest.split("@", 1)[0]
     tag_given = ":" in name.rsplit("/", 1)[-1]
-    repository = parsed.api_prefix
+    repository = name.rsplit(":", 1)[0] if tag_given else name
     if not HOST_RE.match(registry):
         raise InputError(f"{original!r}: {registry!r} is not a registry host", hint="HOST[:PORT]/REPO[:TAG]")
     if not NAME_RE.match(repository) or len(repository) > 255:
@@ -145,8 +145,14 @@ def parse_reference(text: str, environ=None) -> Reference:
 
 
 def is_loopback(registry: str) -> bool:
-    host = registry.rsplit(":", 1)[0] if not registry.startswith("[") else registry.split("]")[0] + "]"
-    return host in ("localhost", "127.0.0.1", "[::1]") or host.startswith("127.")
+    import ipaddress
+    host = registry.rsplit(":", 1)[0] if not registry.startswith("[") else registry[1:].split("]")[0]
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 # --------------------------------------------------------------------------------------------------- options

@@ -1,0 +1,177 @@
+"""Bad input and refusals: one line naming the registry, the status and the OCI code, with a hint; the right exit code."""
+
+from __future__ import annotations
+
+import http.server
+import threading
+
+import pytest
+
+from conftest_registry import *  # noqa: F401,F403
+from registry_servers import PASSWORD, USER, free_port, write_layout
+from regtools import base_env, ocibake
+
+
+def _error_line(stderr: str) -> str:
+    lines = [l for l in stderr.splitlines() if l.startswith("ocibake: error:")]
+    assert len(lines) == 1, stderr
+    assert "Traceback" not in stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize("mode", ["basic", "token"])
+def test_wrong_password(mode, request, tmp_path):
+    reg = request.getfixturevalue(f"{mode}_registry")
+    layout = tmp_path / "layout"
+    write_layout(layout, tags=("v1",))
+    env = {**base_env(tmp_path / "home"), "OCIBAKE_USERNAME": USER, "OCIBAKE_PASSWORD": "wrong-" + PASSWORD}
+    proc = ocibake("push", str(layout), f"{reg.host}/bad/app", env=env)
+    assert proc.returncode == 5
+    line = _error_line(proc.stderr)
+    assert f"registry {reg.host}" in line and "401" in line and "UNAUTHORIZED" in line
+    assert "hint:" in proc.stderr and "OCIBAKE_USERNAME" in proc.stderr
+    assert "wrong-" not in proc.stderr + proc.stdout
+
+
+@pytest.mark.parametrize("mode", ["basic", "token"])
+def test_no_credentials(mode, request, tmp_path):
+    reg = request.getfixturevalue(f"{mode}_registry")
+    layout = tmp_path / "layout"
+    write_layout(layout, tags=("v1",))
+    proc = ocibake("push", str(layout), f"{reg.host}/bad/app", env=base_env(tmp_path / "home"))
+    assert proc.returncode == 5
+    line = _error_line(proc.stderr)
+    assert "401" in line and "UNAUTHORIZED" in line and "ocibake login" in proc.stderr
+
+
+def test_unknown_host(tmp_path):
+    layout = tmp_path / "layout"
+    write_layout(layout, tags=("v1",))
+    proc = ocibake("push", str(layout), "no-such-registry.invalid/x/app", env=base_env(tmp_path / "home"), timeout=60)
+    assert proc.returncode == 5
+    assert "no-such-registry.invalid" in _error_line(proc.stderr)
+
+
+def test_connection_refused(tmp_path):
+    layout = tmp_path / "layout"
+    write_layout(layout, tags=("v1",))
+    proc = ocibake("push", str(layout), f"127.0.0.1:{free_port()}/x/app", env=base_env(tmp_path / "home"))
+    assert proc.returncode == 5 and "cannot connect" in _error_line(proc.stderr)
+
+
+@pytest.mark.parametrize("ref", ["127.0.0.1:5000/Upper/app", "127.0.0.1:5000/x/app:-bad", "127.0.0.1:5000/x//app",
+                                 "127.0.0.1:5000/x/app@sha256:abc", "http://127.0.0.1:5000/x/app", "app-without-registry"])
+def test_invalid_reference(ref, tmp_path):
+    layout = tmp_path / "layout"
+    write_layout(layout, tags=("v1",))
+    proc = ocibake("push", str(layout), ref, env=base_env(tmp_path / "home"))
+    assert proc.returncode == 4, proc.stderr
+    _error_line(proc.stderr)
+    pull = ocibake("pull", ref, str(tmp_path / "out"), env=base_env(tmp_path / "home"))
+    assert pull.returncode == 4 and not (tmp_path / "out").exists()
+
+
+def test_invalid_tag_option(plain_registry, tmp_path):
+    layout = tmp_path / "layout"
+    write_layout(layout, tags=("v1",))
+    proc = ocibake("push", str(layout), f"{plain_registry.host}/x/app", "--tag", "bad tag", env=base_env(tmp_path / "h"))
+    assert proc.returncode == 4 and "bad tag" in _error_line(proc.stderr)
+
+
+def test_missing_layout(plain_registry, tmp_path):
+    proc = ocibake("push", str(tmp_path / "nope"), f"{plain_registry.host}/x/app", env=base_env(tmp_path / "h"))
+    assert proc.returncode == 4 and "nope" in _error_line(proc.stderr)
+
+
+def test_blob_with_wrong_digest_is_refused_before_any_upload(proxied_registry, tmp_path):
+    reg, proxy = proxied_registry
+    layout = tmp_path / "layout"
+    info = write_layout(layout, tags=("v1",))
+    victim = layout / "blobs" / "sha256" / info["blobs"][1][7:]
+    data = bytearray(victim.read_bytes())
+    data[100] ^= 0xFF
+    victim.write_bytes(bytes(data))
+    proc = ocibake("push", str(layout), f"{proxy.host}/x/app", env=base_env(tmp_path / "h"))
+    assert proc.returncode == 4
+    assert info["blobs"][1] in _error_line(proc.stderr) and "nothing was pushed" in proc.stderr
+    assert proxy.seen == []
+
+
+def test_manifest_with_wrong_digest_is_refused(proxied_registry, tmp_path):
+    reg, proxy = proxied_registry
+    layout = tmp_path / "layout"
+    info = write_layout(layout, tags=("v1",))
+    path = layout / "blobs" / "sha256" / info["manifest"][7:]
+    path.write_bytes(path.read_bytes().replace(b'"schemaVersion":2', b'"schemaVersion":2 '))
+    proc = ocibake("push", str(layout), f"{proxy.host}/x/app", env=base_env(tmp_path / "h"))
+    assert proc.returncode == 4 and proxy.seen == []
+
+
+def test_unknown_tag_on_pull(plain_registry, tmp_path):
+    proc = ocibake("pull", f"{plain_registry.host}/never/pushed:v9", str(tmp_path / "out"), env=base_env(tmp_path / "h"))
+    assert proc.returncode == 5
+    line = _error_line(proc.stderr)
+    assert "404" in line and ("MANIFEST_UNKNOWN" in line or "NAME_UNKNOWN" in line)
+    assert not (tmp_path / "out").exists()
+
+
+def test_tls_without_ca_is_refused_with_a_hint(tls_registry, tmp_path):
+    layout = tmp_path / "layout"
+    write_layout(layout, tags=("v1",))
+    proc = ocibake("push", str(layout), f"{tls_registry.host}/x/app", env=base_env(tmp_path / "h"))
+    assert proc.returncode == 5
+    assert "TLS" in _error_line(proc.stderr) and "--ca-cert" in proc.stderr
+
+
+def test_plain_http_only_for_loopback(tmp_path):
+    """A non-loopback host is never tried over plain HTTP without --insecure (localhost.localdomain-like names too)."""
+    from ocibake.publish.registry import is_loopback
+    assert is_loopback("127.0.0.1:5000") and is_loopback("localhost:5000") and is_loopback("localhost")
+    assert is_loopback("[::1]:5000")
+    assert not is_loopback("registry.example.com") and not is_loopback("127.0.0.1.nip.io:5000")
+
+
+class _NotARegistry(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *a):
+        pass
+
+    def do_GET(self):
+        body = b"<html>hello</html>"
+        self.send_response(404)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    do_HEAD = do_POST = do_GET
+
+
+def test_a_server_that_speaks_no_registry_api(tmp_path):
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _NotARegistry)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        layout = tmp_path / "layout"
+        write_layout(layout, tags=("v1",))
+        host = f"127.0.0.1:{server.server_address[1]}"
+        proc = ocibake("push", str(layout), f"{host}/x/app", env=base_env(tmp_path / "h"))
+        assert proc.returncode == 5
+        line = _error_line(proc.stderr)
+        assert host in line and "404" in line and "not the OCI distribution API" in line
+        proc = ocibake("pull", f"{host}/x/app:v1", str(tmp_path / "out"), env=base_env(tmp_path / "h"))
+        assert proc.returncode == 5 and not (tmp_path / "out").exists()
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_pull_refuses_a_blob_with_the_wrong_digest(proxied_registry, tmp_path):
+    """A proxy that alters a blob in transit: pull fails with exit 5 and writes nothing."""
+    reg, proxy = proxied_registry
+    layout = tmp_path / "layout"
+    info = write_layout(layout, tags=("v1",))
+    env = base_env(tmp_path / "h")
+    assert ocibake("push", str(layout), f"{proxy.host}/x/app", env=env).returncode == 0
+    config = info["blobs"][-1]
+    proxy.fault = lambda m, p: ("status", 200, {"Docker-Content-Digest": config}) if m == "GET" and config in p else None
+    proc = ocibake("pull", f"{proxy.host}/x/app:v1", str(tmp_path / "out"), env=env)
+    assert proc.returncode == 5 and "arrived as" in _error_line(proc.stderr), proc.stderr
+    assert not (tmp_path / "out").exists()
