@@ -60,7 +60,7 @@ def add_commands(subparsers) -> None:
 
 
 def _explicit_credentials(args: argparse.Namespace) -> Credentials | None:
-    if args.password_stdin:
+    if getattr(args, "password_stdin", False):
         if not args.username:
             raise UsageError("--password-stdin needs --username", hint="ocibake login HOST -u USER --password-stdin")
         password = sys.stdin.read()
@@ -71,14 +71,15 @@ def _explicit_credentials(args: argparse.Namespace) -> Credentials | None:
         if not password:
             raise InputError("no password on stdin", hint="pipe it in: echo \"$TOKEN\" | ocibake ... --password-stdin")
         return Credentials(args.username, password, "--username/--password-stdin")
-    if args.username:
+    if getattr(args, "username", None):
         raise UsageError("--username needs --password-stdin (passwords are never taken as arguments)",
                          hint="echo \"$PASSWORD\" | ocibake ... -u USER --password-stdin")
     return None
 
 
 def options_from_args(args: argparse.Namespace, **extra):
-    from ocibake.publish.registry import RegistryOptions, redact
+    from ocibake.publish.redact import redact
+    from ocibake.publish.registry import RegistryOptions
 
     quiet = getattr(args, "quiet", False)
 
@@ -103,7 +104,7 @@ def options_from_args(args: argparse.Namespace, **extra):
 
 
 def cmd_push(args: argparse.Namespace) -> int:
-    from ocibake.publish.registry import push_layout
+    from ocibake.publish.push import push_layout
     options = options_from_args(args, mount_from=tuple(args.mount_from))
     result = push_layout(Path(args.layout), args.repos, args.tag, options)
     if args.json:
@@ -117,7 +118,7 @@ def cmd_push(args: argparse.Namespace) -> int:
 
 
 def cmd_pull(args: argparse.Namespace) -> int:
-    from ocibake.publish.registry import pull
+    from ocibake.publish.pull import pull
     result = pull(args.ref, Path(args.dest), args.platform, options_from_args(args))
     if args.json:
         print(json.dumps(result.as_json(), indent=2, sort_keys=True))

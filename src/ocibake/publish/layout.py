@@ -194,7 +194,10 @@ class LayoutWriter:
         names = {tag for tag, _ in tagged}
         if self._existing:
             old = Layout.open(self.root)
-            kept = [m for m in old.index.get("manifests", []) if m.get("annotations", {}).get(REF_NAME) not in names]
+            again = {d.digest for d in untagged}
+            kept = [m for m in old.index.get("manifests", [])
+                    if m.get("annotations", {}).get(REF_NAME) not in names
+                    and not (REF_NAME not in m.get("annotations", {}) and m.get("digest") in again)]
             replaced = [Descriptor.from_json(m) for m in old.index.get("manifests", []) if m not in kept]
             index = dict(old.index)
             index["manifests"] = kept + [d.as_json() for d in new_entries]

@@ -1,29 +1,24 @@
-"""Push OCI layouts to, and pull images from, any OCI distribution registry. The only module that imports oras.
+"""The registry client: references, HTTP transport, authentication and errors. The only module that imports oras.
 
 From oras-py we use the reference grammar (``oras.container.Container``) and its WWW-Authenticate parser. The HTTP
 side is ours, for the reasons in DESIGN.md: every request has a timeout; retries (bounded, with backoff, honouring
-Retry-After) only on connection errors, 408, 429 and 5xx; blobs stream from disk (POST, PATCH, PUT ?digest=, resumed
-or restarted after a cut); manifests and indexes go up as the exact bytes on disk with their own Content-Type; bearer
-tokens are fetched per repository scope and refreshed on 401; basic credentials are sent up front; every digest the
-registry reports or serves is checked against the local one.
+Retry-After) only on connection errors, 408, 429 and 5xx; bearer tokens are fetched per repository scope and
+refreshed on 401; basic credentials are sent up front. Pushing (push.py) and pulling (pull.py) share this client.
 
-Secrets (passwords, basic headers, tokens) are registered with ``redact`` and scrubbed from every message and trace.
+Secrets (passwords, basic headers, tokens) are registered with ``redact.add_secret`` and scrubbed from every message
+and trace.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import re
-import sys
 import threading
 import time
 import urllib.parse
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable
 
 import oras.auth.utils
 import oras.container
@@ -32,41 +27,11 @@ import requests
 from ocibake import credentials as creds_mod
 from ocibake.credentials import Credentials
 from ocibake.errors import InputError, RegistryError
-from ocibake.image import DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST, Blob, Descriptor, Platform
-from ocibake.publish.layout import INDEX_TYPES, MANIFEST_TYPES, Layout, LayoutWriter, check_output_path
+from ocibake.image import DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST
+from ocibake.publish.redact import add_secret, redact
 
 ACCEPT = ", ".join((OCI_INDEX, OCI_MANIFEST, DOCKER_MANIFEST_LIST, DOCKER_MANIFEST))
-MAX_MANIFEST = 4 << 20
 USER_AGENT = "ocibake"
-
-# --------------------------------------------------------------------------------------------------- redaction
-_SECRETS: set[str] = set()
-_SECRETS_LOCK = threading.Lock()
-_PATTERNS = [
-    (re.compile(r"(?i)(authorization\s*[:=]\s*)([A-Za-z]+\s+)?[^\s,'\"}]+"), r"\1\2***"),
-    (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}"), r"\1 ***"),
-    (re.compile(r"(://)[^/@\s]+@"), r"\1***@"),
-    (re.compile(r"(?i)([?&](?:access_token|refresh_token|token|password|secret|sig|signature|x-amz-signature|"
-                r"x-amz-credential|x-amz-security-token|_state)=)[^&\s]+"), r"\1***"),
-    (re.compile(r"(?i)(\"(?:token|access_token|refresh_token|password|secret)\"\s*:\s*\")[^\"]*"), r"\1***"),
-]
-
-
-def add_secret(value: str | None) -> None:
-    if value and len(value) >= 3:
-        with _SECRETS_LOCK:
-            _SECRETS.add(value)
-
-
-def redact(text: str) -> str:
-    """Scrub every registered secret and anything shaped like a credential out of ``text``."""
-    with _SECRETS_LOCK:
-        known = sorted(_SECRETS, key=len, reverse=True)
-    for s in known:
-        text = text.replace(s, "***")
-    for pattern, repl in _PATTERNS:
-        text = pattern.sub(repl, text)
-    return text
 
 
 # --------------------------------------------------------------------------------------------------- references
@@ -100,7 +65,7 @@ class Reference:
         return out
 
 
-def _has_registry(first: str) -> bool:
+def has_registry(first: str) -> bool:
     return "." in first or ":" in first or first == "localhost" or first.startswith("[")
 
 
@@ -112,7 +77,7 @@ def parse_reference(text: str, environ=None) -> Reference:
     if "://" in text:
         raise InputError(f"{original!r}: give a reference, not a URL", hint="e.g. registry.example.com/team/app:v1")
     first = text.split("/", 1)[0]
-    if "/" not in text or not _has_registry(first):
+    if "/" not in text or not has_registry(first):
         prefix = env.get("OCIBAKE_REGISTRY", "").strip().rstrip("/")
         if not prefix:
             raise InputError(f"{original!r} names no registry",
@@ -215,45 +180,11 @@ class ConnectionLost(RegistryError):
     """The registry could not be reached or dropped the connection (after the retries)."""
 
 
-class _Retryable(Exception):
+class Retryable(Exception):
     def __init__(self, reason: str, delay: float | None = None):
         super().__init__(reason)
         self.reason = reason
         self.delay = delay
-
-
-# --------------------------------------------------------------------------------------------------- client
-class _FileSlice:
-    """A file region as a request body: known length (Content-Length, no chunked encoding), read from disk as sent."""
-
-    def __init__(self, path: Path, start: int, length: int, progress: Callable[[int], None]):
-        self.f = open(path, "rb")
-        self.f.seek(start)
-        self.left = length
-        self.length = length
-        self.progress = progress
-
-    def __len__(self) -> int:
-        return self.length
-
-    def read(self, n: int = -1) -> bytes:
-        if self.left <= 0:
-            return b""
-        n = self.left if n is None or n < 0 else min(n, self.left)
-        data = self.f.read(min(n, 1 << 20))
-        self.left -= len(data)
-        self.progress(len(data))
-        return data
-
-    def __iter__(self):
-        while True:
-            chunk = self.read(1 << 20)
-            if not chunk:
-                break
-            yield chunk
-
-    def close(self) -> None:
-        self.f.close()
 
 
 class Client:
@@ -424,9 +355,9 @@ class Client:
                     if attempt >= retries or (hinted is not None and hinted > self.opts.max_retry_after):
                         return resp
                     resp.close()
-                    raise _Retryable(f"HTTP {resp.status_code}", hinted)
+                    raise Retryable(f"HTTP {resp.status_code}", hinted)
                 return resp
-            except _Retryable as r:
+            except Retryable as r:
                 delay = self._delay(attempt, r.delay)
                 reason = r.reason
             except (requests.exceptions.ConnectionError, requests.exceptions.Timeout,
@@ -538,228 +469,7 @@ class Client:
     def close(self) -> None:
         self.session.close()
 
-
-# --------------------------------------------------------------------------------------------------- results
-@dataclass(frozen=True)
-class PushedTag:
-    repository: str   # registry/repo
-    tag: str
-    digest: str
-
-    def __str__(self) -> str:
-        return f"{self.repository}:{self.tag}@{self.digest}"
-
-
-@dataclass(frozen=True)
-class PushResult:
-    tags: tuple[PushedTag, ...]
-    uploaded: int
-    skipped: int
-    mounted: int
-    bytes_uploaded: int
-    seconds: float
-
-    def lines(self) -> list[str]:
-        return [str(t) for t in self.tags]
-
-    def as_json(self) -> dict:
-        return {"references": self.lines(),
-                "tags": [{"repository": t.repository, "tag": t.tag, "digest": t.digest} for t in self.tags],
-                "blobs": {"uploaded": self.uploaded, "skipped": self.skipped, "mounted": self.mounted},
-                "bytes_uploaded": self.bytes_uploaded, "seconds": round(self.seconds, 3)}
-
-    def summary(self) -> str:
-        repos = sorted({t.repository for t in self.tags})
-        return (f"pushed {len(self.tags)} tag(s) to {', '.join(repos)}: {self.uploaded} blob(s) uploaded "
-                f"({_human(self.bytes_uploaded)}), {self.skipped} skipped (already there), {self.mounted} mounted, "
-                f"in {self.seconds:.2f}s")
-
-
-@dataclass(frozen=True)
-class PullResult:
-    reference: str
-    digest: str
-    layout: Path
-    tag: str | None
-    downloaded: int
-    skipped: int
-    bytes_downloaded: int
-    seconds: float
-
-    def line(self) -> str:
-        return f"{self.reference}@{self.digest}"
-
-    def as_json(self) -> dict:
-        return {"reference": self.reference, "digest": self.digest, "layout": str(self.layout), "tag": self.tag,
-                "blobs": {"downloaded": self.downloaded, "skipped": self.skipped},
-                "bytes_downloaded": self.bytes_downloaded, "seconds": round(self.seconds, 3)}
-
-    def summary(self) -> str:
-        return (f"pulled {self.reference}@{self.digest} into {self.layout}: {self.downloaded} blob(s) downloaded "
-                f"({_human(self.bytes_downloaded)}), {self.skipped} already there, in {self.seconds:.2f}s")
-
-
-def _human(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n} B"
-
-
-class _Progress:
-    """A bar per blob on a terminal, else one line per finished blob."""
-
-    def __init__(self, opts: RegistryOptions):
-        self.opts = opts
-        self.lock = threading.Lock()
-
-    def bar(self, digest: str, size: int) -> Callable[[int], None]:
-        if not self.opts.progress_bar:
-            return lambda n: None
-        done = [0, 0.0]
-
-        def update(n: int) -> None:
-            done[0] += n
-            now = time.monotonic()
-            if now - done[1] < 0.1 and done[0] < size:
-                return
-            done[1] = now
-            width = 30
-            filled = int(width * done[0] / size) if size else width
-            with self.lock:
-                sys.stderr.write(f"\r  {digest[7:19]} [{'#' * filled}{'.' * (width - filled)}] "
-                                 f"{_human(done[0])}/{_human(size)}")
-                sys.stderr.flush()
-        return update
-
-    def done(self, line: str) -> None:
-        with self.lock:
-            if self.opts.progress_bar:
-                sys.stderr.write("\r\033[K")
-            self.opts.log(line)
-
-
-# --------------------------------------------------------------------------------------------------- push
-@dataclass
-class _PushPlan:
-    blobs: dict[str, tuple[int, Path]] = field(default_factory=dict)        # digest -> (size, path)
-    children: list[tuple[Descriptor, bytes]] = field(default_factory=list)  # manifests under an index (by digest)
-    tops: list[tuple[str, Descriptor, bytes]] = field(default_factory=list) # (tag, descriptor, bytes)
-
-
-def _media_type(desc: Descriptor, data: bytes) -> str:
-    try:
-        declared = json.loads(data).get("mediaType")
-    except (ValueError, AttributeError):
-        declared = None
-    return declared or desc.media_type
-
-
-def _verified_bytes(layout: Layout, desc: Descriptor) -> bytes:
-    path = layout.blob_path(desc.digest)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise InputError(f"{desc.digest} is missing from {layout.root}", hint="the layout is incomplete; rebuild it") from None
-    if len(data) != desc.size or "sha256:" + hashlib.sha256(data).hexdigest() != desc.digest:
-        raise InputError(f"manifest {desc.digest} in {layout.root} does not match its digest or size; nothing was pushed",
-                         hint="the layout is damaged; rebuild or re-pull it")
-    return data
-
-
-def _file_digest(path: Path) -> tuple[str, int]:
-    h = hashlib.sha256()
-    size = 0
-    with open(path, "rb") as f:
-        while True:
-            chunk = f.read(1 << 20)
-            if not chunk:
-                break
-            h.update(chunk)
-            size += len(chunk)
-    return "sha256:" + h.hexdigest(), size
-
-
-def plan_push(layout: Layout, tagged: Sequence[tuple[str, Descriptor]]) -> _PushPlan:
-    """Read and verify everything that will be pushed, before anything is sent."""
-    plan = _PushPlan()
-    seen_children: set[str] = set()
-
-    def manifest(desc: Descriptor, data: bytes) -> None:
-        doc = json.loads(data)
-        for d in [doc.get("config")] + list(doc.get("layers") or []):
-            if not d:
-                continue
-            blob = Descriptor.from_json(d)
-            if blob.digest in plan.blobs:
-                continue
-            path = layout.blob_path(blob.digest)
-            if not path.is_file():
-                raise InputError(f"blob {blob.digest} is missing from {layout.root}; nothing was pushed",
-                                 hint="the layout is incomplete; rebuild or re-pull it")
-            digest, size = _file_digest(path)
-            if digest != blob.digest or size != blob.size:
-                raise InputError(f"blob {blob.digest} in {layout.root} does not match its digest or size; "
-                                 "nothing was pushed", hint="the layout is damaged; rebuild or re-pull it")
-            plan.blobs[blob.digest] = (size, path)
-
-    def walk(desc: Descriptor, data: bytes) -> None:
-        mt = _media_type(desc, data)
-        if mt in INDEX_TYPES:
-            for child in json.loads(data).get("manifests") or []:
-                cd = Descriptor.from_json(child)
-                if cd.digest in seen_children:
-                    continue
-                seen_children.add(cd.digest)
-                cdata = _verified_bytes(layout, cd)
-                walk(cd, cdata)
-                plan.children.append((cd, cdata))
-        elif mt in MANIFEST_TYPES:
-            manifest(desc, data)
-        else:
-            raise InputError(f"{desc.digest} in {layout.root} has media type {mt!r}, not a manifest or index",
-                             hint="ocibake pushes OCI/Docker image manifests and indexes")
-
-    for tag, desc in tagged:
-        data = _verified_bytes(layout, desc)
-        try:
-            walk(desc, data)
-        except (ValueError, TypeError, KeyError) as exc:
-            raise InputError(f"{desc.digest} in {layout.root} is not a valid manifest ({type(exc).__name__})",
-                             hint="the layout is damaged; rebuild it") from None
-        plan.tops.append((tag, desc, data))
-    return plan
-
-
-def select_tags(layout: Layout, tags: Sequence[str] | None) -> list[tuple[str, Descriptor]]:
-    """Which (tag, descriptor) pairs to push: all tags in the layout, or the named ones (a single untagged image in
-    the layout may be given any tag)."""
-    available = layout.tags()
-    if not tags:
-        if not available:
-            manifests = layout.manifests()
-            raise InputError(f"{layout.root} has no tagged images" + (f" ({len(manifests)} untagged)" if manifests else ""),
-                             hint="name a tag with --tag TAG")
-        return sorted(available.items())
-    out = []
-    for tag in tags:
-        if not TAG_RE.match(tag):
-            raise InputError(f"tag {tag!r} is not valid", hint="tags are 1-128 letters, digits, '_', '.', '-'")
-        if tag in available:
-            out.append((tag, available[tag]))
-            continue
-        manifests = layout.manifests()
-        digests = {m.digest for m in manifests}
-        if len(digests) == 1:
-            d = manifests[0]
-            out.append((tag, Descriptor(d.media_type, d.digest, d.size, {}, d.platform)))
-            continue
-        raise InputError(f"tag {tag!r} is not in {layout.root}", hint=f"tags here: {', '.join(sorted(available)) or 'none'}")
-    return out
-
-
-class _Clients:
+class Clients:
     def __init__(self, options: RegistryOptions):
         self.options = options
         self.by_host: dict[str, Client] = {}
@@ -772,333 +482,6 @@ class _Clients:
     def close(self) -> None:
         for c in self.by_host.values():
             c.close()
-
-
-def _upload_blob(client: Client, repo: str, digest: str, size: int, path: Path, opts: RegistryOptions,
-                 progress: _Progress, mount_from: Sequence[str]) -> tuple[str, int]:
-    """-> ("skipped"|"mounted"|"uploaded", bytes sent)."""
-    scopes = (f"repository:{repo}:pull,push",) + tuple(f"repository:{m}:pull" for m in mount_from)
-    what = f"blob {digest[:19]}"
-    resp = client.request("HEAD", f"/v2/{repo}/blobs/{digest}", scopes=scopes, what=f"HEAD {what}", repository=repo)
-    if resp.status_code == 200:
-        progress.done(f"  {digest[:19]}  {_human(size):>10}  exists, skipped")
-        return "skipped", 0
-    if resp.status_code not in (404,):
-        raise client.error(f"HEAD {what}", resp, repository=repo)
-    location = None
-    for source in mount_from:
-        q = urllib.parse.urlencode({"mount": digest, "from": source})
-        resp = client.request("POST", f"/v2/{repo}/blobs/uploads/?{q}", scopes=scopes, what=f"mount {what}",
-                              repository=repo)
-        if resp.status_code == 201:
-            progress.done(f"  {digest[:19]}  {_human(size):>10}  mounted from {source}")
-            return "mounted", 0
-        if resp.status_code == 202:
-            location = resp.headers.get("Location")
-            break
-        if resp.status_code not in (401, 403, 404):
-            raise client.error(f"mount {what}", resp, repository=repo)
-    sent_total = 0
-    restarts = 0
-    bar = progress.bar(digest, size)
-    while True:
-        if location is None:
-            resp = client.request("POST", f"/v2/{repo}/blobs/uploads/", scopes=scopes, what=f"start upload of {what}",
-                                  repository=repo, headers={"Content-Length": "0"})
-            if resp.status_code != 202 or not resp.headers.get("Location"):
-                raise client.error(f"start upload of {what}", resp, repository=repo)
-            location = resp.headers["Location"]
-            min_chunk = resp.headers.get("OCI-Chunk-Min-Length")
-        else:
-            min_chunk = None
-        location = urllib.parse.urljoin(client.base + "/", location)
-        chunk = opts.chunk_size
-        if min_chunk and min_chunk.isdigit():
-            chunk = max(int(min_chunk), chunk or 0, 8 << 20)
-        offset = 0
-        try:
-            while offset < size or (size == 0 and offset == 0 and chunk is not None and False):
-                length = size - offset if not chunk else min(chunk, size - offset)
-                start = offset
-
-                def body(start=start, length=length):
-                    return _FileSlice(path, start, length, bar)
-                headers = {"Content-Type": "application/octet-stream", "Content-Length": str(length)}
-                if start > 0 or chunk:
-                    headers["Content-Range"] = f"{start}-{start + length - 1}"
-                resp = client.request("PATCH", location, scopes=scopes, what=f"upload {what}", headers=headers,
-                                      body=body, retries=0, repository=repo)
-                if resp.status_code != 202:
-                    if resp.status_code in (408, 429) or resp.status_code >= 500:
-                        raise _Retryable(f"HTTP {resp.status_code}", client._retry_after(resp))
-                    raise client.error(f"upload {what}", resp, repository=repo)
-                location = urllib.parse.urljoin(client.base + "/", resp.headers.get("Location") or location)
-                sent_total += length
-                offset += length
-            q = ("&" if "?" in location else "?") + urllib.parse.urlencode({"digest": digest})
-            resp = client.request("PUT", location + q, scopes=scopes, what=f"finish upload of {what}",
-                                  headers={"Content-Length": "0"}, retries=0, repository=repo)
-            if resp.status_code in (408, 429) or resp.status_code >= 500:
-                raise _Retryable(f"HTTP {resp.status_code}", client._retry_after(resp))
-            if resp.status_code != 201:
-                if resp.status_code == 404 and restarts < opts.retries:
-                    raise _Retryable(f"HTTP {resp.status_code} (upload lost)")
-                raise client.error(f"finish upload of {what}", resp, repository=repo)
-            got = resp.headers.get("Docker-Content-Digest")
-            if got and got != digest:
-                raise RegistryError(f"registry {client.registry}: stored blob {digest} as {got}", code="DIGEST_INVALID",
-                                    hint=HINTS["DIGEST_INVALID"])
-            progress.done(f"  {digest[:19]}  {_human(size):>10}  uploaded")
-            return "uploaded", size
-        except (_Retryable, ConnectionLost) as exc:
-            restarts += 1
-            if restarts > opts.retries:
-                if isinstance(exc, RegistryError):
-                    raise
-                raise client.error(f"upload {what}", None, reason=exc.reason, repository=repo,
-                                   hint="the registry kept failing; run the same command again to resume") from None
-            delay = client._delay(restarts - 1, getattr(exc, "delay", None))
-            opts.log(f"  {what}: upload interrupted ({getattr(exc, 'reason', None) or 'connection error'}); "
-                     f"starting it again in {delay:.1f}s ({restarts}/{opts.retries})")
-            time.sleep(delay)
-            location = None   # a fresh upload session: the old one may hold a partial, unresumable write
-
-
-def _put_manifest(client: Client, repo: str, ref: str, desc: Descriptor, data: bytes) -> str:
-    mt = _media_type(desc, data)
-    scopes = (f"repository:{repo}:pull,push",)
-    what = f"PUT manifest {ref}" if not ref.startswith("sha256:") else f"PUT manifest {ref[:19]}"
-    resp = client.request("PUT", f"/v2/{repo}/manifests/{ref}", scopes=scopes, what=what,
-                          headers={"Content-Type": mt}, body=data, repository=repo)
-    if resp.status_code not in (200, 201):
-        raise client.error(what, resp, repository=repo)
-    got = resp.headers.get("Docker-Content-Digest")
-    if not got:
-        head = client.request("HEAD", f"/v2/{repo}/manifests/{ref}", scopes=scopes, what=f"HEAD manifest {ref}",
-                              headers={"Accept": mt}, repository=repo)
-        got = head.headers.get("Docker-Content-Digest")
-    if got != desc.digest:
-        raise RegistryError(f"registry {client.registry}: {repo}:{ref} is {got or 'of unknown digest'}, "
-                            f"not the pushed {desc.digest}", code="DIGEST_MISMATCH",
-                            hint="the registry rewrote the manifest (it may not support OCI media types); "
-                                 "nothing else was changed")
-    return got
-
-
-def push_layout(layout_path: Path | str, repo: str | Sequence[str], tags: Sequence[str] | None = None,
-                options: RegistryOptions | None = None) -> PushResult:
-    """Push the images of an OCI layout to one or more repositories (REGISTRY/REPO, or a bare name with
-    $OCIBAKE_REGISTRY). ``tags``: layout tags to push (default: all). A tag in ``repo`` (REPO:TAG) adds that tag.
-
-    Order per repository: blobs (HEAD, mount, upload), child manifests by digest, then each tag's manifest or index.
-    Everything is read and verified before the first request.
-    """
-    opts = options or RegistryOptions()
-    started = time.monotonic()
-    repos = [repo] if isinstance(repo, str) else list(repo)
-    if not repos:
-        raise InputError("no repository to push to", hint="ocibake push LAYOUT REGISTRY/REPO")
-    refs = [parse_reference(r, opts.environ) for r in repos]
-    for r in refs:
-        if r.digest:
-            raise InputError(f"{r}: push to a repository or tag, not a digest", hint="drop the @sha256:... part")
-    layout = Layout.open(layout_path)
-    wanted = list(tags or [])
-    for r in refs:
-        if r.tag and r.tag not in wanted:
-            wanted.append(r.tag)
-    plan = plan_push(layout, select_tags(layout, wanted or None))
-    progress = _Progress(opts)
-    clients = _Clients(opts)
-    counts = {"uploaded": 0, "skipped": 0, "mounted": 0}
-    sent = 0
-    pushed: list[PushedTag] = []
-    try:
-        for ref in refs:
-            client = clients.get(ref.registry)
-            client.ping()
-            mount_from = []
-            for m in opts.mount_from:
-                mref = parse_reference(m if "/" in m and _has_registry(m.split("/", 1)[0]) else f"{ref.registry}/{m}",
-                                       opts.environ)
-                if mref.registry == ref.registry and mref.repository != ref.repository:
-                    mount_from.append(mref.repository)
-            opts.log(f"pushing {len(plan.blobs)} blob(s) to {ref.name}")
-            items = sorted(plan.blobs.items(), key=lambda kv: -kv[1][0])
-            if items:
-                # prime the token once, so parallel uploads share it
-                client.request("HEAD", f"/v2/{ref.repository}/blobs/{items[0][0]}",
-                               scopes=(f"repository:{ref.repository}:pull,push",)
-                               + tuple(f"repository:{m}:pull" for m in mount_from),
-                               what="HEAD blob", repository=ref.repository).close()
-            with ThreadPoolExecutor(max_workers=max(1, opts.jobs)) as pool:
-                futures = [pool.submit(_upload_blob, client, ref.repository, d, size, path, opts, progress, mount_from)
-                           for d, (size, path) in items]
-                outcomes = [f.result() for f in futures]
-            for kind, n in outcomes:
-                counts[kind] += 1
-                sent += n
-            for desc, data in plan.children:
-                _put_manifest(client, ref.repository, desc.digest, desc, data)
-            for tag, desc, data in plan.tops:
-                digest = _put_manifest(client, ref.repository, tag, desc, data)
-                pushed.append(PushedTag(ref.name, tag, digest))
-    finally:
-        clients.close()
-    return PushResult(tuple(pushed), counts["uploaded"], counts["skipped"], counts["mounted"], sent,
-                      time.monotonic() - started)
-
-
-# --------------------------------------------------------------------------------------------------- pull
-def _get_manifest(client: Client, repo: str, ref: str, expect: str | None) -> tuple[bytes, str, str]:
-    """-> (bytes, media type, digest), the digest checked against ``expect`` and Docker-Content-Digest."""
-    what = f"GET manifest {ref if not ref.startswith('sha256:') else ref[:19]}"
-    resp = client.request("GET", f"/v2/{repo}/manifests/{ref}", scopes=(f"repository:{repo}:pull",), what=what,
-                          headers={"Accept": ACCEPT}, repository=repo, stream=True)
-    if resp.status_code != 200:
-        resp.content
-        raise client.error(what, resp, repository=repo)
-    data = resp.raw.read(MAX_MANIFEST + 1, decode_content=True)
-    resp.close()
-    if len(data) > MAX_MANIFEST:
-        raise RegistryError(f"registry {client.registry}: manifest {ref} is larger than 4 MiB", code="MANIFEST_INVALID")
-    digest = "sha256:" + hashlib.sha256(data).hexdigest()
-    header = resp.headers.get("Docker-Content-Digest")
-    if (expect and digest != expect) or (header and header.startswith("sha256:") and header != digest):
-        raise RegistryError(f"registry {client.registry}: manifest {ref} has digest {digest}, expected "
-                            f"{expect or header}", code="DIGEST_INVALID",
-                            hint="the registry (or a proxy) served other bytes than it announced; nothing was written")
-    mt = resp.headers.get("Content-Type", "").split(";")[0].strip()
-    try:
-        doc_mt = json.loads(data).get("mediaType")
-    except (ValueError, AttributeError):
-        raise RegistryError(f"registry {client.registry}: manifest {ref} is not JSON", code="MANIFEST_INVALID") from None
-    mt = doc_mt or mt
-    if mt not in MANIFEST_TYPES + INDEX_TYPES:
-        raise RegistryError(f"registry {client.registry}: {ref} has media type {mt!r}", code="UNSUPPORTED",
-                            hint="ocibake pulls OCI/Docker image manifests and indexes")
-    return data, mt, digest
-
-
-def _platform_matches(desc: dict, want: Platform) -> bool:
-    p = desc.get("platform") or {}
-    return (p.get("os") == want.os and p.get("architecture") == want.architecture
-            and (not want.variant or p.get("variant", "") == want.variant))
-
-
-def pull(reference: str, dest: Path | str, platform: str | None = None,
-         options: RegistryOptions | None = None) -> PullResult:
-    """Pull REF into the OCI layout DIR (created or added to, atomically). Every digest is verified."""
-    opts = options or RegistryOptions()
-    started = time.monotonic()
-    ref = parse_reference(reference, opts.environ)
-    dest = Path(dest)
-    check_output_path(dest)
-    want = None
-    if platform:
-        try:
-            want = Platform.parse(platform)
-        except ValueError as exc:
-            raise InputError(str(exc), hint="for example --platform linux/arm64") from None
-    existing = Layout.open(dest) if (dest / "oci-layout").is_file() else None
-    clients = _Clients(opts)
-    client = clients.get(ref.registry)
-    repo = ref.repository
-    docs: list[tuple[str, bytes, str]] = []         # (media type, bytes, digest) of manifests/indexes to store
-    blobs: dict[str, int] = {}
-    progress = _Progress(opts)
-    try:
-        data, mt, digest = _get_manifest(client, repo, ref.digest or ref.tag or "latest", ref.digest)
-        top = Descriptor(mt, digest, len(data))
-        if mt in INDEX_TYPES and want is not None:
-            children = json.loads(data).get("manifests") or []
-            match = [c for c in children if _platform_matches(c, want)]
-            if not match:
-                have = ", ".join(str(Platform(**{k: c.get("platform", {}).get(k, "") for k in ("os", "architecture", "variant")}))
-                                 for c in children if c.get("platform")) or "none"
-                raise InputError(f"{ref} has no image for {want}", hint=f"platforms in it: {have}")
-            c = Descriptor.from_json(match[0])
-            data, mt, digest = _get_manifest(client, repo, c.digest, c.digest)
-            top = Descriptor(mt, digest, len(data), {}, c.platform)
-        stack = [(mt, data, digest)]
-        while stack:
-            mt_, data_, digest_ = stack.pop()
-            docs.append((mt_, data_, digest_))
-            doc = json.loads(data_)
-            if mt_ in INDEX_TYPES:
-                for child in doc.get("manifests") or []:
-                    if child.get("mediaType") not in MANIFEST_TYPES + INDEX_TYPES:
-                        continue
-                    cdata, cmt, cdigest = _get_manifest(client, repo, child["digest"], child["digest"])
-                    stack.append((cmt, cdata, cdigest))
-            else:
-                for d in [doc.get("config")] + list(doc.get("layers") or []):
-                    if d:
-                        if not DIGEST_RE.match(str(d.get("digest"))):
-                            raise RegistryError(f"registry {client.registry}: manifest names a bad digest",
-                                                code="MANIFEST_INVALID")
-                        blobs[d["digest"]] = int(d["size"])
-        counts = {"downloaded": 0, "skipped": 0}
-        received = [0]
-        with LayoutWriter(dest) as writer:
-            def fetch(item):
-                bdigest, size = item
-                if existing is not None and existing.blob_path(bdigest).is_file():
-                    progress.done(f"  {bdigest[:19]}  {_human(size):>10}  already in the layout")
-                    return "skipped", 0
-                target = writer.scratch_file("blob-")
-                bar = progress.bar(bdigest, size)
-                what = f"GET blob {bdigest[:19]}"
-                for attempt in range(opts.retries + 1):
-                    resp = client.request("GET", f"/v2/{repo}/blobs/{bdigest}", scopes=(f"repository:{repo}:pull",),
-                                          what=what, stream=True, repository=repo)
-                    if resp.status_code != 200:
-                        resp.content
-                        raise client.error(what, resp, repository=repo)
-                    h = hashlib.sha256()
-                    n = 0
-                    try:
-                        with open(target, "wb") as f:
-                            for chunk in resp.iter_content(1 << 20):
-                                h.update(chunk)
-                                f.write(chunk)
-                                n += len(chunk)
-                                bar(len(chunk))
-                                if n > size:
-                                    break
-                    except (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
-                        if attempt >= opts.retries:
-                            raise RegistryError(f"registry {client.registry}: {what} failed: connection error "
-                                                f"({client._connection_reason(exc)})",
-                                                hint="run the same command again") from None
-                        time.sleep(client._delay(attempt, None))
-                        continue
-                    finally:
-                        resp.close()
-                    got = "sha256:" + h.hexdigest()
-                    if got != bdigest or n != size:
-                        raise RegistryError(f"registry {client.registry}: blob {bdigest} arrived as {got} "
-                                            f"({n} of {size} bytes)", code="DIGEST_INVALID",
-                                            hint="the registry (or a proxy) served other bytes; nothing was written")
-                    writer.add_blob_file(target, bdigest)
-                    progress.done(f"  {bdigest[:19]}  {_human(size):>10}  downloaded")
-                    return "downloaded", n
-                raise AssertionError("unreachable")
-
-            with ThreadPoolExecutor(max_workers=max(1, opts.jobs)) as pool:
-                for kind, n in pool.map(fetch, sorted(blobs.items(), key=lambda kv: -kv[1])):
-                    counts[kind] += 1
-                    received[0] += n
-            for mt_, data_, digest_ in docs:
-                writer.add_blob(Blob(mt_, data_))
-            if ref.tag or not ref.digest:
-                writer.commit([(ref.tag or "latest", top)])
-            else:
-                writer.commit([], [top])
-    finally:
-        clients.close()
-    return PullResult(str(ref.with_tag(ref.tag)) if not ref.digest else ref.name, top.digest, dest, ref.tag,
-                      counts["downloaded"], counts["skipped"], received[0], time.monotonic() - started)
 
 
 # --------------------------------------------------------------------------------------------------- login

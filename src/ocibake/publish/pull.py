@@ -1,0 +1,199 @@
+"""Pull an image or an index from a registry into an OCI layout, verifying every digest it downloads; the layout is
+written atomically (publish.layout.LayoutWriter)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+from ocibake.errors import InputError, RegistryError
+from ocibake.image import Blob, Descriptor, Platform
+from ocibake.publish.layout import INDEX_TYPES, MANIFEST_TYPES, Layout, LayoutWriter, check_output_path
+from ocibake.publish.progress import Progress, human_size
+from ocibake.publish.registry import ACCEPT, DIGEST_RE, Client, Clients, RegistryOptions, parse_reference
+
+MAX_MANIFEST = 4 << 20
+
+
+@dataclass(frozen=True)
+class PullResult:
+    reference: str
+    digest: str
+    layout: Path
+    tag: str | None
+    downloaded: int
+    skipped: int
+    bytes_downloaded: int
+    seconds: float
+
+    def line(self) -> str:
+        return f"{self.reference}@{self.digest}"
+
+    def as_json(self) -> dict:
+        return {"reference": self.reference, "digest": self.digest, "layout": str(self.layout), "tag": self.tag,
+                "blobs": {"downloaded": self.downloaded, "skipped": self.skipped},
+                "bytes_downloaded": self.bytes_downloaded, "seconds": round(self.seconds, 3)}
+
+    def summary(self) -> str:
+        return (f"pulled {self.reference}@{self.digest} into {self.layout}: {self.downloaded} blob(s) downloaded "
+                f"({human_size(self.bytes_downloaded)}), {self.skipped} already there, in {self.seconds:.2f}s")
+
+
+def _get_manifest(client: Client, repo: str, ref: str, expect: str | None) -> tuple[bytes, str, str]:
+    """-> (bytes, media type, digest), the digest checked against ``expect`` and Docker-Content-Digest."""
+    what = f"GET manifest {ref if not ref.startswith('sha256:') else ref[:19]}"
+    resp = client.request("GET", f"/v2/{repo}/manifests/{ref}", scopes=(f"repository:{repo}:pull",), what=what,
+                          headers={"Accept": ACCEPT}, repository=repo, stream=True)
+    if resp.status_code != 200:
+        resp.content
+        raise client.error(what, resp, repository=repo)
+    data = resp.raw.read(MAX_MANIFEST + 1, decode_content=True)
+    resp.close()
+    if len(data) > MAX_MANIFEST:
+        raise RegistryError(f"registry {client.registry}: manifest {ref} is larger than 4 MiB", code="MANIFEST_INVALID")
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    header = resp.headers.get("Docker-Content-Digest")
+    if (expect and digest != expect) or (header and header.startswith("sha256:") and header != digest):
+        raise RegistryError(f"registry {client.registry}: manifest {ref} has digest {digest}, expected "
+                            f"{expect or header}", code="DIGEST_INVALID",
+                            hint="the registry (or a proxy) served other bytes than it announced; nothing was written")
+    mt = resp.headers.get("Content-Type", "").split(";")[0].strip()
+    try:
+        doc_mt = json.loads(data).get("mediaType")
+    except (ValueError, AttributeError):
+        raise RegistryError(f"registry {client.registry}: manifest {ref} is not JSON", code="MANIFEST_INVALID") from None
+    mt = doc_mt or mt
+    if mt not in MANIFEST_TYPES + INDEX_TYPES:
+        raise RegistryError(f"registry {client.registry}: {ref} has media type {mt!r}", code="UNSUPPORTED",
+                            hint="ocibake pulls OCI/Docker image manifests and indexes")
+    return data, mt, digest
+
+
+def _platform_matches(desc: dict, want: Platform) -> bool:
+    p = desc.get("platform") or {}
+    return (p.get("os") == want.os and p.get("architecture") == want.architecture
+            and (not want.variant or p.get("variant", "") == want.variant))
+
+
+def pull(reference: str, dest: Path | str, platform: str | None = None,
+         options: RegistryOptions | None = None) -> PullResult:
+    """Pull REF into the OCI layout DIR (created or added to, atomically). Every digest is verified."""
+    opts = options or RegistryOptions()
+    started = time.monotonic()
+    ref = parse_reference(reference, opts.environ)
+    dest = Path(dest)
+    check_output_path(dest)
+    want = None
+    if platform:
+        try:
+            want = Platform.parse(platform)
+        except ValueError as exc:
+            raise InputError(str(exc), hint="for example --platform linux/arm64") from None
+    existing = Layout.open(dest) if (dest / "oci-layout").is_file() else None
+    clients = Clients(opts)
+    client = clients.get(ref.registry)
+    repo = ref.repository
+    docs: list[tuple[str, bytes, str]] = []         # (media type, bytes, digest) of manifests/indexes to store
+    blobs: dict[str, int] = {}
+    progress = Progress(opts)
+    try:
+        data, mt, digest = _get_manifest(client, repo, ref.digest or ref.tag or "latest", ref.digest)
+        top = Descriptor(mt, digest, len(data))
+        if mt in INDEX_TYPES and want is not None:
+            children = json.loads(data).get("manifests") or []
+            match = [c for c in children if _platform_matches(c, want)]
+            if not match:
+                have = ", ".join(str(Platform(**{k: c.get("platform", {}).get(k, "") for k in ("os", "architecture", "variant")}))
+                                 for c in children if c.get("platform")) or "none"
+                raise InputError(f"{ref} has no image for {want}", hint=f"platforms in it: {have}")
+            c = Descriptor.from_json(match[0])
+            # The index itself is kept as a blob (not in index.json), so a reference pinned to the index's digest
+            # can later be resolved from the layout without the registry.
+            docs.append((mt, data, digest))
+            data, mt, digest = _get_manifest(client, repo, c.digest, c.digest)
+            top = Descriptor(mt, digest, len(data), {}, c.platform)
+        stack = [(mt, data, digest)]
+        while stack:
+            mt_, data_, digest_ = stack.pop()
+            docs.append((mt_, data_, digest_))
+            doc = json.loads(data_)
+            if mt_ in INDEX_TYPES:
+                for child in doc.get("manifests") or []:
+                    if child.get("mediaType") not in MANIFEST_TYPES + INDEX_TYPES:
+                        continue
+                    cdata, cmt, cdigest = _get_manifest(client, repo, child["digest"], child["digest"])
+                    stack.append((cmt, cdata, cdigest))
+            else:
+                for d in [doc.get("config")] + list(doc.get("layers") or []):
+                    if d:
+                        if not DIGEST_RE.match(str(d.get("digest"))):
+                            raise RegistryError(f"registry {client.registry}: manifest names a bad digest",
+                                                code="MANIFEST_INVALID")
+                        blobs[d["digest"]] = int(d["size"])
+        counts = {"downloaded": 0, "skipped": 0}
+        received = [0]
+        with LayoutWriter(dest) as writer:
+            def fetch(item):
+                bdigest, size = item
+                if existing is not None and existing.blob_path(bdigest).is_file():
+                    progress.done(f"  {bdigest[:19]}  {human_size(size):>10}  already in the layout")
+                    return "skipped", 0
+                target = writer.scratch_file("blob-")
+                bar = progress.bar(bdigest, size)
+                what = f"GET blob {bdigest[:19]}"
+                for attempt in range(opts.retries + 1):
+                    resp = client.request("GET", f"/v2/{repo}/blobs/{bdigest}", scopes=(f"repository:{repo}:pull",),
+                                          what=what, stream=True, repository=repo)
+                    if resp.status_code != 200:
+                        resp.content
+                        raise client.error(what, resp, repository=repo)
+                    h = hashlib.sha256()
+                    n = 0
+                    try:
+                        with open(target, "wb") as f:
+                            for chunk in resp.iter_content(1 << 20):
+                                h.update(chunk)
+                                f.write(chunk)
+                                n += len(chunk)
+                                bar(len(chunk))
+                                if n > size:
+                                    break
+                    except (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
+                        if attempt >= opts.retries:
+                            raise RegistryError(f"registry {client.registry}: {what} failed: connection error "
+                                                f"({client._connection_reason(exc)})",
+                                                hint="run the same command again") from None
+                        time.sleep(client._delay(attempt, None))
+                        continue
+                    finally:
+                        resp.close()
+                    got = "sha256:" + h.hexdigest()
+                    if got != bdigest or n != size:
+                        raise RegistryError(f"registry {client.registry}: blob {bdigest} arrived as {got} "
+                                            f"({n} of {size} bytes)", code="DIGEST_INVALID",
+                                            hint="the registry (or a proxy) served other bytes; nothing was written")
+                    writer.add_blob_file(target, bdigest)
+                    progress.done(f"  {bdigest[:19]}  {human_size(size):>10}  downloaded")
+                    return "downloaded", n
+                raise AssertionError("unreachable")
+
+            with ThreadPoolExecutor(max_workers=max(1, opts.jobs)) as pool:
+                for kind, n in pool.map(fetch, sorted(blobs.items(), key=lambda kv: -kv[1])):
+                    counts[kind] += 1
+                    received[0] += n
+            for mt_, data_, digest_ in docs:
+                writer.add_blob(Blob(mt_, data_))
+            if ref.tag or not ref.digest:
+                writer.commit([(ref.tag or "latest", top)])
+            else:
+                writer.commit([], [top])
+    finally:
+        clients.close()
+    return PullResult(str(ref.with_tag(ref.tag)) if not ref.digest else ref.name, top.digest, dest, ref.tag,
+                      counts["downloaded"], counts["skipped"], received[0], time.monotonic() - started)
