@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Callable
 
 import ocibake
-from ocibake import gobuild
+from ocibake import gobuild, upx
+from ocibake.app_binary import AppBinary, make_binary
 from ocibake.image import Descriptor, Image, ImageConfig, LayerRecord, canonical_json, make_image, rfc3339
 from ocibake.layers.binary import binary_layer
 from ocibake.layers.cacerts import ca_layer
@@ -19,7 +20,7 @@ from ocibake.layers.content import LayerContent
 from ocibake.layers.passwd import APP_GID, APP_UID, passwd_layer
 from ocibake.layers.tar import compression_setting, write_layer
 from ocibake.layers.zoneinfo import zoneinfo_layer
-from ocibake.project import GitInfo, GoModule, find_main_package, git_info, read_go_mod
+from ocibake.project import GitInfo, GoModule, find_main_package, git_info, local_replace_dirs, read_go_mod
 from ocibake.publish.layout import LayoutWriter, check_output_path
 from ocibake.spec import BuildSpec
 from ocibake.toolchain import Toolchain
@@ -45,17 +46,25 @@ class BuildResult:
     layout: Path
     tags: tuple[str, ...]
     layers: tuple[LayerReport, ...]
-    binary_size: int
+    binary: AppBinary
     record: dict
     module: GoModule
     package: str
     git: GitInfo
-    binary_check: str            # first line of `--version`, or why it was not run
     seconds: dict = field(default_factory=dict)
 
     @property
     def reference(self) -> str:
         return f"{self.name}@{self.image.digest}"
+
+    @property
+    def binary_size(self) -> int:
+        return self.binary.size
+
+    @property
+    def binary_check(self) -> str:
+        """First line of `--version` of the binary in the image, or why it was not run."""
+        return self.binary.final_check.line
 
 
 def source_date_epoch(spec: BuildSpec, git: GitInfo) -> int:
@@ -80,19 +89,30 @@ class Provenance:
     ldflags: str
     toolchain: dict
     goflags: str = ""
+    upx: dict = field(default_factory=lambda: {"mode": "off"})
+
+
+def upx_setting(mode: str, version: str) -> dict:
+    """The UPX part of the build record: the setting and the upx that applied it, never sizes or times."""
+    args = upx.full_args(mode)
+    return {"mode": "off"} if args is None else {"mode": mode, "args": list(args), "version": version}
 
 
 def bake(spec: BuildSpec, toolchain: Toolchain, log: Log = lambda s: None) -> BuildResult:
     started = time.monotonic()
     check_output_path(spec.output)
+    upx_mode = spec.effective_upx
+    upx.upx_args(upx_mode)                  # an unknown mode fails before any work
     module, package, git = analyse(spec)
     go_version = toolchain.go_version(spec.service_dir)
+    # Asked for UPX without a upx to run: fail now, not after the build.
+    upx_version = toolchain.upx_version() if upx_mode != "off" else ""
     log(f"module {module.path} (go {module.go_version or '?'}), {len(module.direct_deps)} direct "
         f"dependenc{'y' if len(module.direct_deps) == 1 else 'ies'}, main package {package}")
     epoch = source_date_epoch(spec, git)
     ld = gobuild.ldflags(spec.version_package, spec.version, rfc3339(epoch), git.short, spec.extra_ldflags)
     prov = Provenance(module, package, git, epoch, go_version, ld, toolchain.describe(),
-                      goflags=os.environ.get("GOFLAGS", ""))
+                      goflags=os.environ.get("GOFLAGS", ""), upx=upx_setting(upx_mode, upx_version))
     if git.dirty:
         log("warning: the service has uncommitted changes; the image records the commit, not your edits")
 
@@ -101,24 +121,15 @@ def bake(spec: BuildSpec, toolchain: Toolchain, log: Log = lambda s: None) -> Bu
     with LayoutWriter(spec.output) as writer, tempfile.TemporaryDirectory(prefix="ocibake-build-") as work, \
             ThreadPoolExecutor(max_workers=1) as pool:
         base_layers = pool.submit(write_layers, base_contents, writer, prov.epoch, spec.compression)
-        binary = Path(work) / "app"
-        request = gobuild.go_build_request(service_dir=spec.service_dir, package=package, output=binary,
-                                           platform=spec.platform, ld=ld)
+        request = gobuild.go_build_request(service_dir=spec.service_dir, package=package, output=Path(work) / "app",
+                                           platform=spec.platform, ld=ld,
+                                           local_modules=local_replace_dirs(spec.service_dir, module))
         log(f"go build {package} for {spec.platform} with {go_version}")
-        t0 = time.monotonic()
-        toolchain.go_build(request)
-        go_seconds = time.monotonic() - t0
-        binary_size = binary.stat().st_size
-
-        if spec.verify_binary and gobuild.runs_here(spec.platform):
-            check = gobuild.verify_binary(binary, spec.version)
-        elif spec.verify_binary:
-            check = f"not run: {spec.platform} does not run on this host"
-        else:
-            check = "not run: --no-verify"
+        app = make_binary(request, toolchain, platform=spec.platform, version=spec.version, upx_mode=upx_mode,
+                          verify=spec.verify_binary, log=log)
 
         t1 = time.monotonic()
-        binary_content = binary_layer_content(spec, binary, prov)
+        binary_content = binary_layer_content(spec, app.path, prov)
         binary_records = write_layers([binary_content], writer, prov.epoch, spec.compression)
         records = base_layers.result() + binary_records
         image, record = finish_image(spec, prov, [*base_contents, binary_content], records, writer)
@@ -130,10 +141,10 @@ def bake(spec: BuildSpec, toolchain: Toolchain, log: Log = lambda s: None) -> Bu
 
     layers = tuple(LayerReport(r.kind, r.descriptor.digest, r.descriptor.size, r.uncompressed_size, r.created_by)
                    for r in image.layers)
-    return BuildResult(name=spec.name, image=image, layout=spec.output, tags=tags, layers=layers,
-                       binary_size=binary_size, record=record, module=module, package=package, git=git,
-                       binary_check=check,
-                       seconds={"go_build": go_seconds, "layers": layer_seconds, "total": time.monotonic() - started})
+    return BuildResult(name=spec.name, image=image, layout=spec.output, tags=tags, layers=layers, binary=app,
+                       record=record, module=module, package=package, git=git,
+                       seconds={"go_build": app.go_seconds, "upx": app.upx.seconds, "layers": layer_seconds,
+                                "total": time.monotonic() - started})
 
 
 def base_layer_contents(spec: BuildSpec) -> list[LayerContent]:
@@ -215,6 +226,7 @@ def build_record(spec: BuildSpec, prov: Provenance, contents: list[LayerContent]
             "goflags": prov.goflags,
         },
         "toolchain": prov.toolchain,
+        "upx": prov.upx,
         "platform": str(spec.platform),
         "compression": compression_setting(spec.compression),
         "layers": {c.kind: c.record for c in contents},

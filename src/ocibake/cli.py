@@ -17,6 +17,7 @@ from ocibake.errors import InputError, OcibakeError, UsageError
 from ocibake.image import Platform
 from ocibake.settings import load_settings
 from ocibake.spec import COMPRESSIONS, NAME_RE, TAG_RE, TARGETS, BuildSpec
+from ocibake.upx import UPX_HELP, upx_args
 
 
 class Parser(argparse.ArgumentParser):
@@ -66,7 +67,20 @@ def build_parser() -> Parser:
     b.add_argument("--source", metavar="URL", help="org.opencontainers.image.source (default: git origin)")
     b.add_argument("--no-verify", dest="verify", action="store_false", default=None,
                    help="do not run the built binary with --version")
-    b.add_argument("--go", metavar="PATH", help="the go program to use (default: go on PATH)")
+    b.add_argument("--upx", metavar="MODE", help=UPX_HELP)
+    b.add_argument("--toolchain", metavar="REF",
+                   help="where go and upx run: local (default: programs on PATH), oci:DIR[:TAG] (an OCI layout) or a "
+                        "registry reference, ideally pinned @sha256:...; an image runs in a rootless sandbox")
+    b.add_argument("--network", action="store_true", default=None,
+                   help="let go in the toolchain image reach the network (default: no network in the sandbox)")
+    b.add_argument("--go", metavar="PATH", help="the go program to use with --toolchain local (default: go on PATH)")
+    b.add_argument("--upx-bin", metavar="PATH", help="the upx program to use with --toolchain local (default: upx on PATH)")
+    b.add_argument("--push", action="append", nargs="?", const="", metavar="REPO",
+                   help="after the build, push every tag to REPO (REGISTRY/NAME, or a bare NAME under $OCIBAKE_REGISTRY; "
+                        "without a value: $OCIBAKE_REGISTRY/IMAGE-NAME). Repeatable")
+    b.add_argument("--insecure", action="store_true",
+                   help="registries: allow plain HTTP and unverified TLS (plain HTTP is always allowed for localhost)")
+    b.add_argument("--ca-cert", metavar="PATH", help="registries: trust this CA (PEM) for TLS")
     add_common(b)
     b.set_defaults(handler=cmd_build)
     from ocibake.cli_registry import add_commands  # push, pull, login
@@ -94,9 +108,7 @@ def _validate_tag(value: str, what: str) -> str:
     return value
 
 
-def spec_from_args(args: argparse.Namespace) -> BuildSpec:
-    service_dir = resolve_service_dir(args.service)
-    settings = load_settings(service_dir)
+def spec_from_args(args: argparse.Namespace, service_dir: Path, settings: dict) -> BuildSpec:
 
     def pick(dest: str, default):
         value = getattr(args, dest, None)
@@ -135,20 +147,58 @@ def spec_from_args(args: argparse.Namespace) -> BuildSpec:
                      port=port, version_package=pick("version_package", "main"),
                      ca_bundle=pick("ca_bundle", "certifi"), zoneinfo=pick("zoneinfo", "tzdata"),
                      verify_binary=pick("verify", True), source_url=pick("source", None),
-                     source_date_epoch=int(epoch_text) if epoch_text else None)
+                     source_date_epoch=int(epoch_text) if epoch_text else None, upx=_upx_mode(pick("upx", None)))
 
 
-def make_toolchain(args: argparse.Namespace):
-    from ocibake.toolchain import LocalToolchain
-    return LocalToolchain(go=args.go)
+def _upx_mode(value) -> str | None:
+    """--upx or `upx = ...` in ocibake.toml (a string, or an integer level), checked now; None: the target's."""
+    if value is None:
+        return None
+    text = str(value).strip().lower()
+    upx_args(text)      # InputError with the list of modes
+    return text
+
+
+def make_toolchain(args: argparse.Namespace, settings: dict):
+    from ocibake.toolchain_image import make_toolchain as make
+    network = args.network if args.network is not None else settings.get("network", False)
+    return make(args.toolchain or settings.get("toolchain"), go=args.go, upx=args.upx_bin, network=bool(network),
+                registry_options=lambda: registry_options(args))
+
+
+def registry_options(args: argparse.Namespace):
+    from ocibake.cli_registry import options_from_args
+    return options_from_args(args)
+
+
+def push_targets(args: argparse.Namespace, settings: dict, name: str) -> list[str]:
+    """The repositories --push names (checked now, before the build); an empty --push means the image name."""
+    from ocibake.publish.registry import parse_reference
+    given = args.push if args.push is not None else settings.get("push", [])
+    targets = [value.strip() or name for value in given]
+    for target in targets:
+        ref = parse_reference(target)
+        if ref.digest or ref.tag:
+            raise InputError(f"--push {target}: give a repository, not a tag or digest",
+                             hint="the build's tags (--version, --tag) are pushed; e.g. --push registry.example.com/team/app")
+    return targets
 
 
 def cmd_build(args: argparse.Namespace) -> int:
     from ocibake.bake import bake
     from ocibake.report import print_result
-    spec = spec_from_args(args)
-    result = bake(spec, make_toolchain(args), log=_log(args.quiet))
-    print_result(result, out=sys.stdout, err=sys.stderr, json_output=args.json, quiet=args.quiet)
+    service_dir = resolve_service_dir(args.service)
+    settings = load_settings(service_dir)
+    spec = spec_from_args(args, service_dir, settings)
+    targets = push_targets(args, settings, spec.name)
+    toolchain = make_toolchain(args, settings)
+    result = bake(spec, toolchain, log=_log(args.quiet))
+    pushed = None
+    if targets:
+        from ocibake.publish.push import push_layout
+        options = registry_options(args)
+        pushed = push_layout(spec.output, targets, list(result.tags), options)
+    print_result(result, out=sys.stdout, err=sys.stderr, json_output=args.json, quiet=args.quiet, pushed=pushed)
     return 0
 
 

@@ -30,9 +30,10 @@ def go_env(platform: Platform) -> dict[str, str]:
     return env
 
 
-def go_build_request(*, service_dir: Path, package: str, output: Path, platform: Platform, ld: str) -> GoBuild:
+def go_build_request(*, service_dir: Path, package: str, output: Path, platform: Platform, ld: str,
+                     local_modules: tuple[Path, ...] = ()) -> GoBuild:
     return GoBuild(service_dir=service_dir, package=package, output=output, env=go_env(platform),
-                   flags=("-trimpath", "-buildvcs=false", "-ldflags", ld))
+                   flags=("-trimpath", "-buildvcs=false", "-ldflags", ld), local_modules=local_modules)
 
 
 def runs_here(platform: Platform) -> bool:

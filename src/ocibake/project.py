@@ -78,6 +78,23 @@ def parse_go_mod(text: str) -> GoModule:
     return GoModule(module, go, tuple(direct), indirect, tuple(replaces), toolchain)
 
 
+def local_replace_dirs(service_dir: Path, module: GoModule) -> tuple[Path, ...]:
+    """The directories that `replace X => ./path` (or ../path, /path) directives point at, resolved: a build that
+    sees only the service directory (a toolchain sandbox) must see these too."""
+    found = []
+    for replace in module.replaces:
+        _, arrow, target = replace.partition("=>")
+        words = target.split()
+        if not arrow or not words:
+            continue
+        path = words[0].strip('"')
+        if path.startswith(("./", "../", "/")) or path in (".", ".."):
+            resolved = (service_dir / path).resolve()
+            if resolved not in found:
+                found.append(resolved)
+    return tuple(found)
+
+
 def read_go_mod(service_dir: Path) -> GoModule:
     gomod = service_dir / "go.mod"
     if not gomod.is_file():

@@ -32,12 +32,42 @@ def as_json(result: BuildResult) -> dict:
         "config": {"digest": image.config.digest, "size": len(image.config.data)},
         "layers": [{"kind": l.kind, "digest": l.digest, "size": l.size, "uncompressed_size": l.uncompressed_size}
                    for l in result.layers],
-        "binary": {"size": result.binary_size, "check": result.binary_check},
+        "binary": binary_json(result),
         "module": {"path": result.module.path, "go": result.module.go_version,
                    "direct_dependencies": len(result.module.direct_deps), "main": result.package},
         "build_record": result.record,
         "seconds": {k: round(v, 3) for k, v in result.seconds.items()},
     }
+
+
+def _ms(seconds: float | None) -> str:
+    return f"{seconds * 1000:.0f} ms" if seconds is not None else "?"
+
+
+def binary_json(result: BuildResult) -> dict:
+    app = result.binary
+    out = {"size": app.size, "check": app.final_check.line, "startup_seconds": app.check.seconds,
+           "upx": {"mode": app.upx.mode}}
+    if app.upx.mode != "off":
+        out["upx"].update(size_before=app.upx.size_before, size_after=app.upx.size_after,
+                          seconds=round(app.upx.seconds, 3), startup_seconds=app.upx_check.seconds)
+    return out
+
+
+def binary_lines(result: BuildResult) -> list[str]:
+    """What the binary is and what UPX did to it: bytes saved next to the start-up time they cost."""
+    app = result.binary
+    lines = [f"binary    {human_size(app.size)}; --version: {app.final_check.line}"]
+    if app.upx.mode != "off":
+        saved = app.upx.size_before - app.upx.size_after
+        lines.append(f"upx       {app.upx.mode}: {human_size(app.upx.size_before)} -> {human_size(app.upx.size_after)} "
+                     f"({app.upx.ratio:.0%}, {human_size(saved)} saved) in {app.upx.seconds:.1f}s")
+        if app.check.ran and app.upx_check is not None and app.upx_check.ran:
+            lines.append(f"start-up  {_ms(app.check.seconds)} plain, {_ms(app.upx_check.seconds)} with UPX "
+                         f"(`--version`, once; UPX unpacks the binary in memory at every start; --upx off to skip)")
+        else:
+            lines.append("start-up  not measured: the binary was not run here")
+    return lines
 
 
 def print_human(result: BuildResult, err: TextIO) -> None:
@@ -47,13 +77,16 @@ def print_human(result: BuildResult, err: TextIO) -> None:
     w(f"platform  {image.platform}\n")
     w(f"tags      {', '.join(result.tags)}  in {result.layout}\n")
     w(f"size      {human_size(image.compressed_size)} compressed ({len(result.layers)} layers)\n")
-    w(f"binary    {human_size(result.binary_size)}; --version: {result.binary_check}\n\n")
+    for line in binary_lines(result):
+        w(line + "\n")
+    w("\n")
     w(f"  {'layer':<22} {'compressed':>12} {'uncompressed':>13}  digest\n")
     for layer in result.layers:
         w(f"  {LAYER_TITLES.get(layer.kind, layer.kind):<22} {human_size(layer.size):>12} "
           f"{human_size(layer.uncompressed_size):>13}  {layer.digest[:19]}\n")
     secs = result.seconds
-    w(f"\ntook {secs['total']:.2f}s (go build {secs['go_build']:.2f}s, layers {secs['layers']:.2f}s)\n")
+    upx_part = f", upx {secs['upx']:.2f}s" if result.binary.upx.mode != "off" else ""
+    w(f"\ntook {secs['total']:.2f}s (go build {secs['go_build']:.2f}s{upx_part}, layers {secs['layers']:.2f}s)\n")
     tag = result.tags[0]
     w("next:\n")
     w(f"  skopeo inspect oci:{result.layout}:{tag}\n")
@@ -62,10 +95,17 @@ def print_human(result: BuildResult, err: TextIO) -> None:
       f"   # then: docker load < {result.name}.tar\n")
 
 
-def print_result(result: BuildResult, *, out: TextIO, err: TextIO, json_output: bool, quiet: bool) -> None:
+def print_result(result: BuildResult, *, out: TextIO, err: TextIO, json_output: bool, quiet: bool,
+                 pushed=None) -> None:
+    """stdout: the reference (or, after --push, one REPO:TAG@DIGEST line per pushed tag), or all of it as JSON."""
     if json_output:
-        out.write(json.dumps(as_json(result), indent=2, sort_keys=True) + "\n")
+        doc = as_json(result)
+        if pushed is not None:
+            doc["push"] = pushed.as_json()
+        out.write(json.dumps(doc, indent=2, sort_keys=True) + "\n")
         return
     if not quiet:
         print_human(result, err)
-    out.write(result.reference + "\n")
+        if pushed is not None:
+            err.write(pushed.summary() + "\n")
+    out.write("\n".join(pushed.lines() if pushed is not None else [result.reference]) + "\n")

@@ -130,7 +130,7 @@ def unshare_script(run: SandboxRun, stage: Path, unshare: str, tools: Mapping[st
     """The shell script run as root of a new user+mount namespace: build the root under ``stage``, then enter it."""
     q = shlex.quote
     mount, mkdir, ln, touch, env = (tools[k] for k in ("mount", "mkdir", "ln", "touch", "env"))
-    s = [f"set -e", f"S={q(str(stage))}", f'{mount} -t tmpfs -o mode=0755 ocibake-root "$S"']
+    s = ["set -e", f"S={q(str(stage))}", f'{mount} -t tmpfs -o mode=0755 ocibake-root "$S"']
     for kind, src, target in _mount_plan(run):
         t = f'"$S"{q(target)}'
         if kind == "symlink":

@@ -15,7 +15,8 @@ KEYS = {
     "platform": (str, "platform"), "compression": (str, "compression"), "main": (str, "main"),
     "output": (str, "output"), "port": (int, "port"), "version_package": (str, "version_package"),
     "ca_bundle": (str, "ca_bundle"), "zoneinfo": (str, "zoneinfo"), "verify": (bool, "verify"),
-    "source": (str, "source"),
+    "source": (str, "source"), "upx": (str, "upx"), "toolchain": (str, "toolchain"),
+    "network": (bool, "network"), "push": (list, "push"),
 }
 
 
@@ -38,7 +39,10 @@ def load_settings(service_dir: Path) -> dict:
         kind, dest = KEYS[key]
         if kind is list and isinstance(value, str):
             value = [value]
-        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        if key == "upx" and isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)      # upx = 9 means level 9
+        if (not isinstance(value, kind) or (kind is int and isinstance(value, bool))
+                or (kind is list and not all(isinstance(v, str) for v in value))):
             raise InputError(f"{path}: {key} must be a {kind.__name__}, not {type(value).__name__}",
                              hint=f"for example {key} = " + ('"value"' if kind is str else '8080' if kind is int else
                                                             'true' if kind is bool else '["v1", "latest"]'))

@@ -13,6 +13,8 @@ TAG_RE = re.compile(r"^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$")
 NAME_RE = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
 
 TARGETS = ("production",)
+# What each target does unless told otherwise. production: UPX --best --lzma, as the original Dockerfile did.
+TARGET_UPX = {"production": "best-lzma"}
 COMPRESSIONS = ("gzip", "zstd")
 
 
@@ -35,6 +37,11 @@ class BuildSpec:
     source_date_epoch: int | None = None   # None: git commit time, else 0
     source_url: str | None = None          # org.opencontainers.image.source; default: git origin without credentials
     extra_ldflags: tuple[str, ...] = field(default_factory=tuple)
+    upx: str | None = None                 # a mode of upx.UPX_MODES; None: the target's default
+
+    @property
+    def effective_upx(self) -> str:
+        return self.upx if self.upx is not None else TARGET_UPX.get(self.target, "off")
 
     @property
     def effective_tags(self) -> tuple[str, ...]:

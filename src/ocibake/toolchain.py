@@ -30,6 +30,7 @@ class GoBuild:
     output: Path                 # host path where the binary must appear
     env: Mapping[str, str]       # CGO_ENABLED, GOOS, GOARCH, GOARM/GOAMD64, GOFLAGS...
     flags: Sequence[str] = field(default_factory=tuple)  # -trimpath, -buildvcs=false, -ldflags ..., -gcflags ...
+    local_modules: Sequence[Path] = field(default_factory=tuple)  # targets of `replace => ../dir` the build reads
 
     def argv(self, go: str, output: str) -> list[str]:
         return [go, "build", *self.flags, "-o", output, self.package]
@@ -49,6 +50,9 @@ class Toolchain(Protocol):
 
     def upx(self, binary: Path, args: Sequence[str]) -> None:
         """Compress binary in place with upx ARGS; raise ToolchainError on failure."""
+
+    def upx_version(self) -> str:
+        """First line of `upx --version`; a ToolchainError with an install hint when there is no upx."""
 
 
 def run_tool(argv: Sequence[str], *, cwd: Path | None = None, env: Mapping[str, str] | None = None,

@@ -24,7 +24,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 from ocibake.errors import InputError, ToolchainError
 from ocibake.rootfs import LayerSource, cache_home, resolve, unpack_image
@@ -33,6 +33,8 @@ from ocibake.toolchain import GoBuild
 
 MANIFEST_TYPES = ("application/vnd.oci.image.manifest.v1+json", "application/vnd.docker.distribution.manifest.v2+json")
 INDEX_TYPES = ("application/vnd.oci.image.index.v1+json", "application/vnd.docker.distribution.manifest.list.v2+json")
+# Module download settings passed into the sandbox when it has network (--network), as the local toolchain sees them.
+NETWORK_GO_ENV = ("GOPROXY", "GOSUMDB", "GOPRIVATE", "GONOPROXY", "GONOSUMDB", "GOINSECURE")
 HOST_ARCH = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
 REF_HINT = ("use --toolchain local, oci:DIR[:TAG] for an OCI image layout on disk (e.g. made with "
             "`skopeo copy docker://golang:1.21-alpine oci:toolchains/go1.21:latest`), or a registry reference such as "
@@ -53,6 +55,8 @@ def parse_toolchain_ref(text: str) -> ToolchainRef:
     text = (text or "").strip()
     if text in ("", "local"):
         return ToolchainRef("local", "local")
+    if "://" in text:
+        raise InputError(f"unknown toolchain reference {text!r}: give a reference, not a URL", hint=REF_HINT)
     if text.startswith("oci:"):
         rest = text[4:]
         digest = None
@@ -125,19 +129,62 @@ def resolve_layout(ref: ToolchainRef) -> ResolvedImage:
     return ResolvedImage(digest=digest, config=config, layers=layers)
 
 
-def resolve_registry(ref: ToolchainRef, cache: Path) -> ResolvedImage:
-    """Pull into CACHE/pulled/ with the registry code (``publish.registry.pull_to_layout``), then read it as a layout."""
-    try:
-        from ocibake.publish import registry  # type: ignore[attr-defined]
-        pull = registry.pull_to_layout
-    except (ImportError, AttributeError):
-        raise ToolchainError(f"toolchain {ref.text!r} is in a registry, and this ocibake cannot pull from registries yet",
-                             hint="copy it into an OCI layout first (`skopeo copy docker://REF oci:DIR:TAG`) and pass "
-                                  "--toolchain oci:DIR:TAG") from None
+def _pinned_in_cache(layout_dir: Path, digest: str) -> str | None:
+    """The manifest digest for this host of a pinned reference already pulled into ``layout_dir``, or None.
+
+    A reference pinned by digest names fixed content, so once it has been pulled (and verified) the registry is not
+    asked again: builds work air-gapped from then on."""
+    from ocibake.publish.layout import Layout
+    if not (layout_dir / "index.json").is_file():
+        return None
+    layout = Layout.open(layout_dir)
+    path = layout.blob_path(digest)
+    if not path.is_file():
+        return None
+    doc = json.loads(layout.read_blob(digest))
+    if doc.get("manifests") is not None:
+        want = _host_platform()
+        picks = [m["digest"] for m in doc["manifests"]
+                 if (m.get("platform", {}).get("os"), m.get("platform", {}).get("architecture")) == want]
+        digest = picks[0] if picks else ""
+    listed = {d.digest for d in layout.manifests()}
+    return digest if digest in listed else None
+
+
+def resolve_registry(ref: ToolchainRef, cache: Path, options=None) -> ResolvedImage:
+    """Pull the image for this host's platform into CACHE/pulled (an OCI layout; every digest verified), then read it
+    from there. A reference pinned by digest that is already there is not pulled again."""
+    from ocibake.publish.pull import pull
+    from ocibake.publish.registry import parse_reference
+    parsed = parse_reference(ref.text)
     dest = cache / "pulled"
-    dest.mkdir(parents=True, exist_ok=True)
-    digest = pull(ref.text, dest)      # contract: writes the image into the layout at dest, returns its manifest digest
+    digest = _pinned_in_cache(dest, parsed.digest) if parsed.digest else None
+    if digest is None:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        os_name, arch = _host_platform()
+        result = pull(ref.text, dest, f"{os_name}/{arch}", options)
+        digest = result.digest
     return resolve_layout(ToolchainRef("oci", f"oci:{dest}@{digest}", path=str(dest), digest=digest))
+
+
+def source_layout(service_dir: Path, local_modules: Sequence[Path]) -> tuple[list[Bind], str]:
+    """Read-only binds of the service and of the local modules its `replace` directives name, under /src at the same
+    relative places as on the host (so `../lib` still resolves), and the service's path in the sandbox."""
+    dirs = [service_dir.resolve(), *(Path(d).resolve() for d in local_modules)]
+    if len(dirs) == 1:
+        return [Bind(dirs[0], "/src")], "/src"
+    top = Path(os.path.commonpath([str(d) for d in dirs]))
+    binds = []
+    for d in dirs:
+        if not d.is_dir():
+            raise InputError(f"go.mod replaces a module with {d}, which is not a directory",
+                             hint="fix the replace directive, or make the directory it names")
+        if any(d != other and other in d.parents for other in dirs):
+            continue            # already inside another bind
+        rel = d.relative_to(top).as_posix()
+        binds.append(Bind(d, "/src" + ("/" + rel if rel != "." else "")))
+    rel = dirs[0].relative_to(top).as_posix()
+    return binds, "/src" + ("/" + rel if rel != "." else "")
 
 
 def _env_dict(config: dict) -> dict[str, str]:
@@ -154,13 +201,14 @@ class ImageToolchain:
     """go and upx from a toolchain image (implements the Toolchain protocol of toolchain.py)."""
 
     def __init__(self, reference: str, *, network: bool = False, cache: Path | None = None,
-                 sandbox: Sandbox | None = None):
+                 sandbox: Sandbox | None = None, registry_options: Callable[[], object] | None = None):
         self.ref = parse_toolchain_ref(reference)
         if self.ref.kind == "local":
             raise InputError("ImageToolchain needs an image reference, not 'local'", hint="use LocalToolchain")
         self.network = network
         self.cache = cache or cache_home()
         self.sandbox = sandbox or Sandbox()
+        self._registry_options = registry_options     # made only when a registry is asked (it may read stdin)
         self._image: ResolvedImage | None = None
         self._rootfs: Path | None = None
         self._versions: dict[str, str] = {}
@@ -170,7 +218,11 @@ class ImageToolchain:
         """Resolve, unpack (once, cached) and check the sandbox; return the rootfs. Called by every other method."""
         if self._rootfs is None:
             self.sandbox.backend()          # fail early, before unpacking, when no sandbox can be made
-            self._image = resolve_layout(self.ref) if self.ref.kind == "oci" else resolve_registry(self.ref, self.cache)
+            if self.ref.kind == "oci":
+                self._image = resolve_layout(self.ref)
+            else:
+                options = self._registry_options() if self._registry_options else None
+                self._image = resolve_registry(self.ref, self.cache, options)
             self._rootfs = unpack_image(self._image.layers, self.cache)
         return self._rootfs
 
@@ -185,6 +237,8 @@ class ImageToolchain:
         env.update({"HOME": "/tmp", "GOCACHE": "/cache/go-build", "GOMODCACHE": "/cache/mod", "GOTOOLCHAIN": "local"})
         if not self.network:
             env["GOPROXY"] = "off"
+        else:
+            env.update({k: os.environ[k] for k in NETWORK_GO_ENV if os.environ.get(k)})
         if os.environ.get("GOFLAGS"):
             env["GOFLAGS"] = os.environ["GOFLAGS"]
         return env
@@ -258,10 +312,11 @@ class ImageToolchain:
         output = Path(build.output)
         out_dir = Path(tempfile.mkdtemp(prefix=".ocibake-out-", dir=output.parent))
         try:
+            source_binds, cwd = source_layout(Path(build.service_dir), build.local_modules)
             self._run(build.argv(go, f"/out/{output.name}"),
-                      binds=[Bind(Path(build.service_dir), "/src"), Bind(out_dir, "/out", writable=True),
+                      binds=[*source_binds, Bind(out_dir, "/out", writable=True),
                              Bind(self._cache_dir(), "/cache", writable=True)],
-                      cwd="/src", env=env, what="go build")
+                      cwd=cwd, env=env, what="go build")
             built = out_dir / output.name
             if not built.is_file():
                 raise ToolchainError(f"go build in {self.ref.text} finished but wrote no binary")
@@ -292,7 +347,7 @@ class ImageToolchain:
 
 
 def make_toolchain(reference: str | None, *, go: str | None = None, upx: str | None = None, network: bool = False,
-                   cache: Path | None = None):
+                   cache: Path | None = None, registry_options: Callable[[], object] | None = None):
     """What cli.py calls for --toolchain/--go/--upx-bin/--network: a LocalToolchain or an ImageToolchain."""
     from ocibake.toolchain import LocalToolchain
     ref = parse_toolchain_ref(reference or "local")
@@ -301,4 +356,4 @@ def make_toolchain(reference: str | None, *, go: str | None = None, upx: str | N
     if go or upx:
         raise InputError("--go and --upx-bin choose programs on this host; they do not apply to --toolchain "
                          f"{reference}", hint="drop them, or use --toolchain local")
-    return ImageToolchain(reference, network=network, cache=cache)
+    return ImageToolchain(reference, network=network, cache=cache, registry_options=registry_options)
