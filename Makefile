@@ -24,9 +24,12 @@ quickstart: setup
 test: $(BIN)/ocibake
 	$(BIN)/pytest -q
 
-## bench: timings, sizes and peak memory, printed as tables
+## bench: timings, sizes and peak memory, printed as tables (build, UPX, toolchain image, push; ~5 minutes)
 bench: $(BIN)/ocibake
 	$(BIN)/python bench/bench_build.py
+	$(BIN)/python bench/bench_upx.py
+	$(BIN)/python bench/bench_toolchain.py
+	$(BIN)/python bench/bench_push.py
 
 clean:
 	rm -rf dist build .pytest_cache

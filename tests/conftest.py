@@ -118,3 +118,24 @@ def sample_image(tmp_path_factory) -> tuple[Path, str]:
     out = tmp_path_factory.mktemp("sample") / "layout"
     digest, _ = build(SAMPLE, out, "--version", "v1.0.0")
     return out, digest
+
+
+@pytest.fixture(scope="session")
+def toolchain(tmp_path_factory) -> tuple[str, Path]:
+    """(reference, cache dir): a Go toolchain image (the host's GOROOT and upx, written by the tests with ocibake's own
+    image code, offline) in an OCI layout under the tags `go` and `no-go`, and one cache shared by the session so the
+    image is unpacked and the standard library compiled once."""
+    from toolchain_image_builder import build_toolchain_image
+    require("go"), require("upx"), require("bwrap"), require("unshare")
+    base = tmp_path_factory.mktemp("toolchain")
+    build_toolchain_image(base / "layout", tag="go")
+    build_toolchain_image(base / "layout", tag="no-go", with_go=False)
+    return f"oci:{base / 'layout'}:go", base / "cache"
+
+
+@pytest.fixture(scope="session")
+def toolchain_cache_env(toolchain) -> dict:
+    """XDG_CACHE_HOME for `ocibake build --toolchain ...` runs: one cache for the session's command-line builds, so
+    the toolchain is unpacked and its standard library compiled once."""
+    _, cache = toolchain
+    return {"XDG_CACHE_HOME": str(cache.parent / "xdg")}

@@ -182,7 +182,7 @@ def test_cross_compiled_image_says_its_binary_was_not_run(tmp_path):
                    "--version", "v1", "--json")
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
-    assert report["binary"]["check"] == "not run: linux/arm64 does not run on this host"
+    assert report["binary"]["check"].startswith("not run: linux/arm64 does not run on this host")
     _, config = manifest_and_config(layout, report["digest"])
     assert (config["os"], config["architecture"]) == ("linux", "arm64")
     entry = layout_index(layout)["manifests"][0]

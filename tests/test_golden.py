@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import ocibake
-from ocibake.bake import Provenance, assemble
+from ocibake.bake import Provenance, assemble, upx_setting
 from ocibake.image import Platform
 from ocibake.project import GitInfo, GoModule
 from ocibake.publish.layout import LayoutWriter
@@ -25,8 +25,8 @@ GOLDEN_LAYERS = {
                         "sha256:1cece4027d21d07ae0a9c40479b9bddd7338380b41a57de1baf884a03403e095"),
 }
 GOLDEN_BINARY_DIFF_ID = "sha256:535f2ee406c0801395013a367105aed8e222e8346eb40818e04896651f108688"
-GOLDEN_CONFIG = "sha256:a68ed0e7589e02dc463b06a4a03c39b17c646cf673ecb954e0def7ecee958886"
-GOLDEN_MANIFEST = "sha256:95028650961b1a0bcfa52342eec10addae3d1f340abd1819c5959c0b63cf8b13"
+GOLDEN_CONFIG = "sha256:cbee01af053afe31666d6ecec0ddfe6fc60e500aca32abec14e26330333a42c8"
+GOLDEN_MANIFEST = "sha256:36f2b5ccb9ccdfa00cf5766d475da96379f11c3893973dae6b6d0a36fbc1e4b7"
 
 
 def make_fixed_image(tmp_path: Path):
@@ -36,7 +36,7 @@ def make_fixed_image(tmp_path: Path):
     prov = Provenance(module=GoModule("example.com/golden", "1.21", (), 0, ()), package="./cmd/golden",
                       git=GitInfo("0123456789abcdef0123456789abcdef01234567", EPOCH, False, "https://example.com/golden.git"),
                       epoch=EPOCH, go_version="go1.21.13", ldflags="-s -w -buildid= -X main.Version=v1.0.0",
-                      toolchain={"kind": "local"})
+                      toolchain={"kind": "local"}, upx=upx_setting("best-lzma", "upx 4.2.2"))
     with LayoutWriter(spec.output) as writer:
         image, _ = assemble(spec, binary, prov, writer)
     return image

@@ -79,4 +79,4 @@ def test_new_layout_appears_whole_or_not_at_all(tmp_path):
     proc.send_signal(signal.SIGINT)
     proc.communicate(timeout=60)
     assert proc.returncode == 130
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["cold-cache"]
+    assert [p.name for p in tmp_path.iterdir() if p.name != "cold-cache"] == []   # go's cache may or may not exist
