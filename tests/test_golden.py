@@ -20,13 +20,13 @@ GOLDEN_LAYERS = {
     "passwd": ("sha256:9a971744d387ad0a47478380b691486bb8d8d7c03f317dcb25dc13d82bb4136b",
                "sha256:4e60f73ef13a0fc4d3abb21e62c44b1ffa97e35594d6c9ea2502c16335a3f8a3"),
     "zoneinfo": ("sha256:882d9dffb602d2d0c656969b98c45fd205a22d07f2ccedce9d58a551eb821bac",
-                 "sha256:05c4cb92269ec74e36057d0c2fd9749156a1ae8821831b2a915eeb5555584978"),
+                 "sha256:56278bbde87221570d8a0bac3633d40041f9f408c791ad07edeae6f8e310afaa"),
     "ca-certificates": ("sha256:07f4f7d28ed1dbbf7d0a1ca04412e6c38697a8b64055376d015084a5e6b929f0",
                         "sha256:1cece4027d21d07ae0a9c40479b9bddd7338380b41a57de1baf884a03403e095"),
 }
 GOLDEN_BINARY_DIFF_ID = "sha256:535f2ee406c0801395013a367105aed8e222e8346eb40818e04896651f108688"
-GOLDEN_CONFIG = "sha256:cbee01af053afe31666d6ecec0ddfe6fc60e500aca32abec14e26330333a42c8"
-GOLDEN_MANIFEST = "sha256:36f2b5ccb9ccdfa00cf5766d475da96379f11c3893973dae6b6d0a36fbc1e4b7"
+GOLDEN_CONFIG = "sha256:07a7165da51cf29be85bc0918987f20d705e7bfec205827f37dfa39a22ab41c9"
+GOLDEN_MANIFEST = "sha256:9dfe3c45b49fbd52d9cbf550e089961c69a44cf1795a633f5be7cf2513153fd1"
 
 
 def make_fixed_image(tmp_path: Path):

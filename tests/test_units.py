@@ -89,3 +89,23 @@ def test_gzip_header_has_no_name_and_no_time(tmp_path):
                                     ("-x", False), (".x", False), ("a" * 128, True), ("a" * 129, False), ("", False)])
 def test_tag_grammar(tag, ok):
     assert bool(TAG_RE.match(tag)) is ok
+
+
+def test_parallel_gzip_bytes_do_not_depend_on_threads_and_gunzip_reads_them():
+    import gzip
+    import os
+    from ocibake.layers.pgzip import BLOCK, ParallelGzipWriter
+    data = os.urandom(BLOCK // 2) + b"go binaries repeat themselves " * 40000 + os.urandom(3)
+    for size in (0, 1, BLOCK, 2 * BLOCK, len(data)):
+        outputs = set()
+        for threads in (1, 2, 3):
+            out: list[bytes] = []
+            w = ParallelGzipWriter(out.append, 6, threads)
+            for i in range(0, size, 7777):              # odd write sizes: block cuts depend on length only
+                w.write(data[i:min(i + 7777, size)])
+            w.close()
+            outputs.add(b"".join(out))
+        assert len(outputs) == 1
+        blob = outputs.pop()
+        assert gzip.decompress(blob) == data[:size]
+        assert blob[:10] == b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"   # no name, no time

@@ -15,11 +15,11 @@ from ocibake import gobuild, upx
 from ocibake.app_binary import AppBinary, make_binary
 from ocibake.image import Descriptor, Image, ImageConfig, LayerRecord, canonical_json, make_image, rfc3339
 from ocibake.layers.binary import binary_layer
-from ocibake.layers.cacerts import ca_layer
+from ocibake.layers.cacerts import ca_layer, resolve_ca_source
 from ocibake.layers.content import LayerContent
 from ocibake.layers.passwd import APP_GID, APP_UID, passwd_layer
 from ocibake.layers.tar import compression_setting, write_layer
-from ocibake.layers.zoneinfo import zoneinfo_layer
+from ocibake.layers.zoneinfo import resolve_zoneinfo_source, zoneinfo_layer
 from ocibake.project import GitInfo, GoModule, find_main_package, git_info, local_replace_dirs, read_go_mod
 from ocibake.publish.layout import LayoutWriter, check_output_path
 from ocibake.spec import BuildSpec
@@ -116,11 +116,14 @@ def bake(spec: BuildSpec, toolchain: Toolchain, log: Log = lambda s: None) -> Bu
     if git.dirty:
         log("warning: the service has uncommitted changes; the image records the commit, not your edits")
 
-    # Resolved before the build so a bad --ca-bundle or --zoneinfo fails fast; written while go build runs.
-    base_contents = base_layer_contents(spec)
+    # A bad --ca-bundle or --zoneinfo fails now; the layers that do not need the binary are read and written while
+    # go build runs.
+    resolve_ca_source(spec.ca_bundle)
+    resolve_zoneinfo_source(spec.zoneinfo)
     with LayoutWriter(spec.output) as writer, tempfile.TemporaryDirectory(prefix="ocibake-build-") as work, \
             ThreadPoolExecutor(max_workers=1) as pool:
-        base_layers = pool.submit(write_layers, base_contents, writer, prov.epoch, spec.compression)
+        base_layers = pool.submit(lambda: _contents_and_records(base_layer_contents(spec), writer, prov.epoch,
+                                                                spec.compression))
         request = gobuild.go_build_request(service_dir=spec.service_dir, package=package, output=Path(work) / "app",
                                            platform=spec.platform, ld=ld,
                                            local_modules=local_replace_dirs(spec.service_dir, module))
@@ -131,8 +134,9 @@ def bake(spec: BuildSpec, toolchain: Toolchain, log: Log = lambda s: None) -> Bu
         t1 = time.monotonic()
         binary_content = binary_layer_content(spec, app.path, prov)
         binary_records = write_layers([binary_content], writer, prov.epoch, spec.compression)
-        records = base_layers.result() + binary_records
-        image, record = finish_image(spec, prov, [*base_contents, binary_content], records, writer)
+        base_contents, base_records = base_layers.result()
+        image, record = finish_image(spec, prov, [*base_contents, binary_content], base_records + binary_records,
+                                     writer)
         layer_seconds = time.monotonic() - t1
         manifest_desc = Descriptor(image.manifest.media_type, image.digest, len(image.manifest.data),
                                    platform=spec.platform)
@@ -158,6 +162,11 @@ def base_layer_contents(spec: BuildSpec) -> list[LayerContent]:
 
 def binary_layer_content(spec: BuildSpec, binary: Path, prov: Provenance) -> LayerContent:
     return binary_layer(binary, f"{prov.module.path} {spec.version} ({prov.package}) for {spec.platform}")
+
+
+def _contents_and_records(contents: list[LayerContent], writer: LayoutWriter, epoch: int,
+                          compression: str) -> tuple[list[LayerContent], list[LayerRecord]]:
+    return contents, write_layers(contents, writer, epoch, compression)
 
 
 def write_layers(contents: list[LayerContent], writer: LayoutWriter, epoch: int, compression: str) -> list[LayerRecord]:

@@ -173,9 +173,11 @@ def registry_options(args: argparse.Namespace):
 
 def push_targets(args: argparse.Namespace, settings: dict, name: str) -> list[str]:
     """The repositories --push names (checked now, before the build); an empty --push means the image name."""
-    from ocibake.publish.registry import parse_reference
     given = args.push if args.push is not None else settings.get("push", [])
     targets = [value.strip() or name for value in given]
+    if not targets:
+        return []
+    from ocibake.publish.registry import parse_reference
     for target in targets:
         ref = parse_reference(target)
         if ref.digest or ref.tag:

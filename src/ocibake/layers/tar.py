@@ -8,7 +8,6 @@ and written to disk as it goes: a layer is never held in memory whole, whatever 
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import io
 import os
@@ -19,7 +18,9 @@ from typing import BinaryIO, Callable, Iterable
 
 import zstandard
 
-# gzip 6: within 0.5% of level 9 on Go binaries at a third of the time. zstd 19: about 18% smaller than gzip,
+from ocibake.layers.pgzip import BLOCK, ParallelGzipWriter
+
+# gzip 6: within 0.7% of level 9 on Go binaries at a third of the time. zstd 19: about 18% smaller than gzip,
 # several times slower; users who pick zstd pick it for size.
 GZIP_LEVEL = 6
 ZSTD_LEVEL = 19
@@ -151,8 +152,8 @@ def write_layer(entries: Iterable[Entry], dest: Path, *, mtime: int, compression
     with open(dest, "wb") as f:
         compressed = _HashingWriter(f.write)
         if compression == "gzip":
-            # filename="" and mtime=0 keep the gzip header free of names and times.
-            comp = gzip.GzipFile(filename="", mode="wb", fileobj=compressed, compresslevel=GZIP_LEVEL, mtime=0)
+            # No name and no time in the header; blocks deflated on every core, bytes independent of the core count.
+            comp = ParallelGzipWriter(compressed.write, GZIP_LEVEL)
             uncompressed = _HashingWriter(comp.write)
             close = comp.close
         elif compression == "zstd":
@@ -176,8 +177,11 @@ def write_layer(entries: Iterable[Entry], dest: Path, *, mtime: int, compression
 
 def compression_setting(compression: str) -> str:
     """The algorithm and level, as the build record keeps it."""
-    level = {"gzip": GZIP_LEVEL, "zstd": ZSTD_LEVEL}.get(compression)
-    return f"{compression} level {level}" if level is not None else compression
+    if compression == "gzip":
+        return f"gzip level {GZIP_LEVEL}, {BLOCK >> 10} KiB blocks"
+    if compression == "zstd":
+        return f"zstd level {ZSTD_LEVEL}"
+    return compression
 
 
 def compression_library(compression: str) -> str:

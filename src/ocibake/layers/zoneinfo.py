@@ -41,6 +41,23 @@ def _zone_files(root: Path) -> list[tuple[str, Path]]:
 
 
 def resolve_zoneinfo_source(choice: str) -> tuple[Path, dict] | None:
+    """Return (zoneinfo root, record) for `tzdata` (default), `host`, a directory, or None for `none`. Cheap: the tree
+    is only checked for a compiled America/New_York here, and read by zoneinfo_layer."""
+    resolved = _zoneinfo_root(choice)
+    if resolved is not None:
+        root = resolved[0]
+        try:
+            with open(root / "America" / "New_York", "rb") as f:
+                ok = f.read(4) == TZIF_MAGIC
+        except OSError:
+            ok = False
+        if not ok:
+            raise InputError(f"zoneinfo source {root} has no America/New_York TZif file",
+                             hint="pass a compiled zoneinfo tree (TZif files), `host`, or use the default")
+    return resolved
+
+
+def _zoneinfo_root(choice: str) -> tuple[Path, dict] | None:
     if choice == "none":
         return None
     if choice in ("tzdata", "default", ""):
@@ -66,9 +83,6 @@ def zoneinfo_layer(choice: str = "tzdata") -> LayerContent | None:
         return None
     root, record = resolved
     files = _zone_files(root)
-    if not any(rel == "America/New_York" for rel, _ in files):
-        raise InputError(f"zoneinfo source {root} has no America/New_York TZif file",
-                         hint="pass a compiled zoneinfo tree (TZif files), `host`, or use the default")
     # One digest over names and contents: what the record says is what the layer holds.
     tree = hashlib.sha256()
     entries = []
