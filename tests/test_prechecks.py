@@ -138,3 +138,104 @@ def test_bad_settings_file(tmp_path):
     shutil.copytree(FIXTURES / "hello-root", service)
     (service / "ocibake.toml").write_text("colour = 'blue'\n")
     assert_refused(run_cli("build", str(service)), 4, "unknown setting 'colour'")
+
+
+@pytest.mark.parametrize("platform, words", [
+    ("windows/amd64", ("Linux images only",)),
+    ("linux/sparc", ("does not build Linux binaries", "sparc")),
+    ("linux/amd64/v9", ("unknown variant 'v9'",)),
+    ("linux/386/v2", ("unknown variant",)),
+])
+def test_platforms_ocibake_cannot_build(tmp_path, platform, words):
+    out = tmp_path / "out"
+    assert_refused(run_cli("build", str(FIXTURES / "hello-root"), "--platform", platform, "--output", str(out)), 4, *words)
+    nothing_written(tmp_path, out)
+
+
+def test_cpu_level_from_the_environment_must_be_in_the_platform(tmp_path):
+    """GOAMD64=v3 would make a binary that crashes on older CPUs while the image says plain linux/amd64."""
+    out = tmp_path / "out"
+    proc = run_cli("build", str(FIXTURES / "hello-root"), "--output", str(out), env={"GOAMD64": "v3"})
+    assert_refused(proc, 4, "GOAMD64=v3", "linux/amd64")
+    assert "--platform linux/amd64/v3" in proc.stderr
+    nothing_written(tmp_path, out)
+
+
+def test_a_tag_named_twice_is_written_once(tmp_path):
+    import json
+    out = tmp_path / "out"
+    proc = run_cli("build", str(FIXTURES / "hello-root"), "--output", str(out), "--upx", "off",
+                   "--tag", "a", "--tag", "b", "--tag", "a")
+    assert proc.returncode == 0, proc.stderr
+    names = [m["annotations"]["org.opencontainers.image.ref.name"]
+             for m in json.loads((out / "index.json").read_text())["manifests"]]
+    assert names == ["a", "b"]
+
+
+def test_a_version_that_is_not_a_tag_needs_explicit_tags(tmp_path):
+    proc = run_cli("build", str(FIXTURES / "hello-root"), "--output", str(tmp_path / "o"), "--version", "1.0.0+b5")
+    assert_refused(proc, 4, "not a valid OCI tag")
+    assert "--tag" in proc.stderr
+    proc = run_cli("build", str(FIXTURES / "hello-root"), "--output", str(tmp_path / "o"), "--version", "1.0.0+b5",
+                   "--tag", "1.0.0", "--upx", "off")
+    assert proc.returncode == 0, proc.stderr
+    proc = run_cli("build", str(FIXTURES / "hello-root"), "--output", str(tmp_path / "p"), "--version", "v1 'x'",
+                   "--tag", "1.0.0")
+    assert_refused(proc, 4, "cannot be injected with -X")
+
+
+def test_sigterm_cleans_up_like_ctrl_c(tmp_path):
+    """`timeout` or a cancelled CI job: exit 143, no staging directory, no temporary build directory left."""
+    import signal
+    import subprocess
+    import sys
+    import time
+    from conftest import REPO
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir()
+    env = {**os.environ, "GOCACHE": str(tmp_path / "cold-cache"), "TMPDIR": str(tmpdir)}
+    proc = subprocess.Popen([sys.executable, "-m", "ocibake", "build", str(FIXTURES / "hello-root"), "--output",
+                             str(tmp_path / "fresh")], cwd=REPO, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not [p for p in tmp_path.iterdir() if p.name.startswith(".fresh")]:
+        time.sleep(0.02)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert "terminated" in err and "Traceback" not in err
+    assert [p.name for p in tmp_path.iterdir() if p.name not in ("cold-cache", "tmp")] == []
+    assert list(tmpdir.iterdir()) == []
+
+
+def test_stages_left_by_a_killed_build_are_removed_later(tmp_path):
+    """SIGKILL leaves a staging directory behind; a later build into the same place removes it once its process is
+    gone and it is an hour old, and never touches a live one."""
+    from ocibake.publish.layout import LayoutWriter
+    dead = tmp_path / ".fresh.ocibake-999999999-abcd"       # no such pid
+    live = tmp_path / f".fresh.ocibake-{os.getpid()}-efgh"   # this process
+    for d in (dead, live):
+        d.mkdir()
+        os.utime(d, (0, 0))
+    with LayoutWriter(tmp_path / "fresh"):
+        pass
+    assert not dead.exists() and live.exists()
+
+
+def test_version_package_relative_to_the_module(tmp_path):
+    service = tmp_path / "svc"
+    (service / "internal" / "buildinfo").mkdir(parents=True)
+    (service / "go.mod").write_text("module example.com/svc\n\ngo 1.21\n")
+    (service / "internal" / "buildinfo" / "info.go").write_text(
+        'package buildinfo\n\nvar (\n\tVersion   = "dev"\n\tBuildDate = ""\n\tGitCommit = ""\n)\n')
+    (service / "main.go").write_text(
+        'package main\n\nimport (\n\t"fmt"\n\n\t"example.com/svc/internal/buildinfo"\n)\n\n'
+        'func main() { fmt.Println("svc", buildinfo.Version) }\n')
+    proc = run_cli("build", str(service), "--output", str(tmp_path / "a"), "--version", "v7", "--upx", "off",
+                   "--version-package", "./internal/buildinfo")
+    assert proc.returncode == 0, proc.stderr
+    proc = run_cli("build", str(service), "--output", str(tmp_path / "b"), "--version", "v7", "--upx", "off",
+                   "--version-package", "buildinfo", "-q")
+    assert_refused(proc, 3, "did not print the version")
+    assert "full import path" in proc.stderr

@@ -11,7 +11,7 @@ import pytest
 from ocibake.errors import InputError
 from ocibake.layers.tar import Entry, normalise, write_layer
 from ocibake.project import find_main_package, parse_go_mod
-from ocibake.spec import TAG_RE
+from ocibake.oci_names import TAG_RE
 
 
 def test_parse_go_mod_counts_direct_dependencies_only():

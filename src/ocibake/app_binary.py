@@ -44,31 +44,31 @@ class AppBinary:
         return self.upx_check or self.check
 
 
-def _check(binary: Path, version: str, verify: bool, platform: Platform) -> BinaryCheck:
+def _check(binary: Path, version: str, verify: bool, platform: Platform, version_package: str) -> BinaryCheck:
     if not verify:
         return BinaryCheck("not run: --no-verify")
     if not gobuild.runs_here(platform):
         return BinaryCheck(f"not run: {platform} does not run on this host")
     started = time.monotonic()
-    line = gobuild.verify_binary(binary, version)
+    line = gobuild.verify_binary(binary, version, version_package=version_package)
     return BinaryCheck(line, time.monotonic() - started)
 
 
 def make_binary(request: GoBuild, toolchain: Toolchain, *, platform: Platform, version: str, upx_mode: str,
-                verify: bool, log: Callable[[str], None]) -> AppBinary:
+                verify: bool, log: Callable[[str], None], version_package: str = "main") -> AppBinary:
     """Build, check, compress and check again; every failure is a ToolchainError (exit 3)."""
     started = time.monotonic()
     toolchain.go_build(request)
     go_seconds = time.monotonic() - started
     binary = Path(request.output)
-    check = _check(binary, version, verify, platform)
+    check = _check(binary, version, verify, platform, version_package)
     args = upx.full_args(upx_mode)
     if args is not None:
         log(f"compressing the binary: upx {' '.join(args)} (--upx {upx_mode})")
     packed = upx.compress(toolchain, binary, upx_mode)
     upx_check = None
     if packed.mode != "off":
-        upx_check = _check(binary, version, verify, platform)
+        upx_check = _check(binary, version, verify, platform, version_package)
         if not upx_check.ran:
             upx_check = BinaryCheck(f"{upx_check.line}; the UPX-packed binary is not verified")
     return AppBinary(path=binary, size=binary.stat().st_size, go_seconds=go_seconds, check=check, upx=packed,

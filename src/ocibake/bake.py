@@ -88,7 +88,8 @@ class Provenance:
     go_version: str
     ldflags: str
     toolchain: dict
-    goflags: str = ""
+    goflags: str = ""            # given to go explicitly (from ocibake's environment), so a GOENV file cannot differ
+    goexperiment: str = ""
     upx: dict = field(default_factory=lambda: {"mode": "off"})
 
 
@@ -100,26 +101,31 @@ def upx_setting(mode: str, version: str) -> dict:
 
 def bake(spec: BuildSpec, toolchain: Toolchain, log: Log = lambda s: None) -> BuildResult:
     started = time.monotonic()
+    # Every check that needs no compiler runs before anything is written or built.
     check_output_path(spec.output)
+    gobuild.check_platform(spec.platform)
     upx_mode = spec.effective_upx
-    upx.upx_args(upx_mode)                  # an unknown mode fails before any work
+    upx.upx_args(upx_mode)
+    resolve_ca_source(spec.ca_bundle)
+    resolve_zoneinfo_source(spec.zoneinfo)
     module, package, git = analyse(spec)
-    go_version = toolchain.go_version(spec.service_dir)
+    gobuild.check_variant_settings(spec.platform, os.environ)
+    env = gobuild.build_env(spec.platform, os.environ)
+    go_version = toolchain.go_version(spec.service_dir, env)
     # Asked for UPX without a upx to run: fail now, not after the build.
     upx_version = toolchain.upx_version() if upx_mode != "off" else ""
     log(f"module {module.path} (go {module.go_version or '?'}), {len(module.direct_deps)} direct "
         f"dependenc{'y' if len(module.direct_deps) == 1 else 'ies'}, main package {package}")
     epoch = source_date_epoch(spec, git)
-    ld = gobuild.ldflags(spec.version_package, spec.version, rfc3339(epoch), git.short, spec.extra_ldflags)
+    version_package = gobuild.version_package_path(spec.version_package, module.path)
+    ld = gobuild.ldflags(version_package, spec.version, rfc3339(epoch), git.short, spec.extra_ldflags)
     prov = Provenance(module, package, git, epoch, go_version, ld, toolchain.describe(),
-                      goflags=os.environ.get("GOFLAGS", ""), upx=upx_setting(upx_mode, upx_version))
+                      goflags=env["GOFLAGS"], goexperiment=env["GOEXPERIMENT"],
+                      upx=upx_setting(upx_mode, upx_version))
     if git.dirty:
         log("warning: the service has uncommitted changes; the image records the commit, not your edits")
 
-    # A bad --ca-bundle or --zoneinfo fails now; the layers that do not need the binary are read and written while
-    # go build runs.
-    resolve_ca_source(spec.ca_bundle)
-    resolve_zoneinfo_source(spec.zoneinfo)
+    # The layers that do not need the binary are read and written while go build runs.
     with LayoutWriter(spec.output) as writer, tempfile.TemporaryDirectory(prefix="ocibake-build-") as work, \
             ThreadPoolExecutor(max_workers=1) as pool:
         base_layers = pool.submit(lambda: _contents_and_records(base_layer_contents(spec), writer, prov.epoch,
@@ -129,7 +135,7 @@ def bake(spec: BuildSpec, toolchain: Toolchain, log: Log = lambda s: None) -> Bu
                                            local_modules=local_replace_dirs(spec.service_dir, module))
         log(f"go build {package} for {spec.platform} with {go_version}")
         app = make_binary(request, toolchain, platform=spec.platform, version=spec.version, upx_mode=upx_mode,
-                          verify=spec.verify_binary, log=log)
+                          verify=spec.verify_binary, version_package=version_package, log=log)
 
         t1 = time.monotonic()
         binary_content = binary_layer_content(spec, app.path, prov)
@@ -233,6 +239,7 @@ def build_record(spec: BuildSpec, prov: Provenance, contents: list[LayerContent]
             "flags": ["-trimpath", "-buildvcs=false"],
             "ldflags": prov.ldflags,
             "goflags": prov.goflags,
+            "goexperiment": prov.goexperiment,
         },
         "toolchain": prov.toolchain,
         "upx": prov.upx,

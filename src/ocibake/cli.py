@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
 import traceback
 from pathlib import Path
 from typing import Sequence
@@ -16,7 +18,8 @@ import ocibake
 from ocibake.errors import InputError, OcibakeError, UsageError
 from ocibake.image import Platform
 from ocibake.settings import load_settings
-from ocibake.spec import COMPRESSIONS, NAME_RE, TAG_RE, TARGETS, BuildSpec
+from ocibake.oci_names import NAME_RE, TAG_RE
+from ocibake.spec import COMPRESSIONS, TARGETS, BuildSpec
 from ocibake.upx import UPX_HELP, upx_args
 
 
@@ -108,6 +111,13 @@ def _validate_tag(value: str, what: str) -> str:
     return value
 
 
+def _validate_version(value: str) -> str:
+    if not value or len(value) > 128 or any(c.isspace() or c in "'\"\\" for c in value) or not value.isprintable():
+        raise InputError(f"version {value!r} cannot be injected with -X",
+                         hint="use up to 128 printable characters without spaces or quotes, e.g. v1.2.3+build.5")
+    return value
+
+
 def spec_from_args(args: argparse.Namespace, service_dir: Path, settings: dict) -> BuildSpec:
 
     def pick(dest: str, default):
@@ -116,12 +126,22 @@ def spec_from_args(args: argparse.Namespace, service_dir: Path, settings: dict) 
             value = settings.get(dest)
         return default if value is None else value
 
-    name = pick("name", service_dir.name)
-    if not NAME_RE.match(name):
+    name = pick("name", service_dir.name.lower())
+    if not NAME_RE.match(name) or len(name) > 255:
         raise InputError(f"image name {name!r} is not a valid repository name",
-                         hint="use lowercase letters, digits and separators (. _ -), e.g. --name emergency-service")
-    version = _validate_tag(pick("image_version", "dev"), "version")
-    tags = tuple(_validate_tag(t, "tag") for t in pick("tag", []))
+                         hint="use lowercase letters, digits and separators (. _ -), path components joined by /, "
+                              "e.g. --name emergency-service or --name sos-app/emergency-service")
+    # Tags are written in the order given, each once.
+    tags = tuple(dict.fromkeys(_validate_tag(t, "tag") for t in pick("tag", [])))
+    version = pick("image_version", "dev")
+    if tags:
+        _validate_version(version)          # not a tag: only needs to be safe inside -ldflags
+    else:
+        try:
+            _validate_tag(version, "version")
+        except InputError as exc:
+            raise InputError(exc.message, hint=f"{exc.hint}; or name the tags with --tag, and the version may then "
+                                               "hold other characters (e.g. v1.0.0+build.5)") from None
     try:
         platform = Platform.parse(pick("platform", "linux/amd64"))
     except ValueError as exc:
@@ -214,9 +234,19 @@ def print_error(exc: OcibakeError, verbose: bool) -> None:
         traceback.print_exception(exc.__cause__, file=sys.stderr)
 
 
+class Terminated(BaseException):
+    """SIGTERM (a CI job cancelled, `timeout`): unwinds like Ctrl-C, so temporary files and staged blobs go away."""
+
+
+def _terminate(signum, frame):
+    raise Terminated()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     verbose = "-v" in argv or "--verbose" in argv
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
@@ -230,6 +260,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("ocibake: interrupted", file=sys.stderr)
         return 130
+    except Terminated:
+        print("ocibake: terminated", file=sys.stderr)
+        return 143
     except BrokenPipeError:
         return 1
     except Exception as exc:  # a bug: say so briefly, the traceback only with -v

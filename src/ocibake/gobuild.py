@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import platform as host_platform
 import subprocess
 from pathlib import Path
+from typing import Mapping
 
-from ocibake.errors import ToolchainError
+from ocibake.errors import InputError, ToolchainError
 from ocibake.image import Platform, rfc3339
 from ocibake.toolchain import GoBuild
 
@@ -20,19 +22,65 @@ def ldflags(version_package: str, version: str, build_date: str, commit: str, ex
                      f"-X {pkg}.GitCommit={commit}", *extra])
 
 
+# GOARCH values Go builds for Linux, and the platform variants ocibake maps onto Go's settings.
+LINUX_ARCHES = ("amd64", "arm64", "arm", "386", "ppc64le", "ppc64", "s390x", "riscv64", "loong64", "mips",
+                "mipsle", "mips64", "mips64le")
+VARIANTS = {"amd64": ("v1", "v2", "v3", "v4"), "arm": ("v5", "v6", "v7"), "arm64": ("v8",)}
+# The Go setting a variant maps to, and its value when the platform names no variant.
+VARIANT_SETTING = {"amd64": ("GOAMD64", "v1"), "arm": ("GOARM", "7")}
+
+
+def check_platform(platform: Platform) -> None:
+    """Only what ocibake can build: Linux images (FROM scratch with /etc/passwd) for an architecture Go knows."""
+    if platform.os != "linux":
+        raise InputError(f"--platform {platform}: ocibake builds Linux images only",
+                         hint="use linux/ARCH, e.g. --platform linux/arm64")
+    if platform.architecture not in LINUX_ARCHES:
+        raise InputError(f"--platform {platform}: Go does not build Linux binaries for {platform.architecture!r}",
+                         hint=f"architectures: {', '.join(LINUX_ARCHES)}")
+    allowed = VARIANTS.get(platform.architecture, ())
+    if platform.variant and platform.variant not in allowed:
+        raise InputError(f"--platform {platform}: unknown variant {platform.variant!r} for {platform.architecture}",
+                         hint=f"variants: {', '.join(allowed)}" if allowed else f"{platform.architecture} has no variants")
+
+
+def check_variant_settings(platform: Platform, environ: Mapping[str, str]) -> None:
+    """GOAMD64/GOARM in the environment that the platform does not say: refuse, rather than silently build a binary
+    for another CPU level than the user meant (the platform decides what ocibake passes to go)."""
+    setting = VARIANT_SETTING.get(platform.architecture)
+    if setting is None or platform.variant:
+        return
+    key, default = setting
+    value = environ.get(key, "").strip()
+    if value and value.split(",")[0] != default:
+        variant = value.split(",")[0]
+        variant = variant if variant.startswith("v") else f"v{variant}"
+        raise InputError(f"{key}={value} in the environment does not match --platform {platform}",
+                         hint=f"say it in the platform (--platform {platform}/{variant}), or unset {key}")
+
+
 def go_env(platform: Platform) -> dict[str, str]:
+    """What the platform means for go: GOOS, GOARCH, and the CPU level (GOAMD64 v1 / GOARM 7 unless a variant says
+    otherwise), always explicit so that neither the environment nor a GOENV file can change it behind the label."""
     env = {"CGO_ENABLED": "0", "GOOS": platform.os, "GOARCH": platform.architecture}
-    if platform.variant:
-        if platform.architecture == "arm":
-            env["GOARM"] = platform.variant.removeprefix("v")
-        elif platform.architecture == "amd64":
-            env["GOAMD64"] = platform.variant
+    setting = VARIANT_SETTING.get(platform.architecture)
+    if setting is not None:
+        key, default = setting
+        value = platform.variant or (f"v{default}" if platform.architecture == "arm" else default)
+        env[key] = value.removeprefix("v") if platform.architecture == "arm" else value
     return env
 
 
+def build_env(platform: Platform, environ: Mapping[str, str]) -> dict[str, str]:
+    """go_env plus GOFLAGS and GOEXPERIMENT from ocibake's environment (empty when unset). Set explicitly, they win
+    over a GOENV file, so the build record says exactly what go was given (air-gapped users set GOFLAGS=-mod=vendor)."""
+    return {**go_env(platform), "GOFLAGS": environ.get("GOFLAGS", ""), "GOEXPERIMENT": environ.get("GOEXPERIMENT", "")}
+
+
 def go_build_request(*, service_dir: Path, package: str, output: Path, platform: Platform, ld: str,
-                     local_modules: tuple[Path, ...] = ()) -> GoBuild:
-    return GoBuild(service_dir=service_dir, package=package, output=output, env=go_env(platform),
+                     local_modules: tuple[Path, ...] = (), environ: Mapping[str, str] | None = None) -> GoBuild:
+    env = build_env(platform, os.environ if environ is None else environ)
+    return GoBuild(service_dir=service_dir, package=package, output=output, env=env,
                    flags=("-trimpath", "-buildvcs=false", "-ldflags", ld), local_modules=local_modules)
 
 
@@ -40,7 +88,16 @@ def runs_here(platform: Platform) -> bool:
     return platform.os == "linux" and HOST_ARCH.get(host_platform.machine().lower()) == platform.architecture
 
 
-def verify_binary(binary: Path, version: str, timeout: float = 15.0) -> str:
+def version_package_path(given: str, module_path: str) -> str:
+    """The import path for -X: `main`, a full import path, or one relative to the module (./internal/buildinfo)."""
+    given = given.strip()
+    if given.startswith("./") or given == ".":
+        rel = given[2:].strip("/") if given != "." else ""
+        return f"{module_path}/{rel}" if rel else module_path
+    return given
+
+
+def verify_binary(binary: Path, version: str, timeout: float = 15.0, version_package: str = "main") -> str:
     """Run `binary --version`; the output must name the version. Returns the output's first line."""
     argv = [str(binary), "--version"]
     try:
@@ -53,12 +110,16 @@ def verify_binary(binary: Path, version: str, timeout: float = 15.0) -> str:
         raise ToolchainError(f"the built binary cannot run here: {exc.strerror}", hint="pass --no-verify") from exc
     out = proc.stdout.decode(errors="replace").strip()
     if proc.returncode != 0 or version not in out:
+        if version_package == "main":
+            hint = ("the service must print its version (main.Version) on --version; pass --version-package if the "
+                    "variables live elsewhere, or --no-verify to skip this check")
+        else:
+            hint = (f"-X set {version_package}.Version: that must be the full import path of the package declaring "
+                    "`var Version string` (or ./path relative to the module), and the service must print it on "
+                    "--version; --no-verify skips this check")
         raise ToolchainError(
             f"`app --version` {'exited ' + str(proc.returncode) if proc.returncode else 'did not print'}"
-            f"{'' if proc.returncode else ' the version ' + repr(version)}",
-            hint="the service must print its version (main.Version) on --version; pass --version-package if the "
-                 "variables live elsewhere, or --no-verify to skip this check",
-            detail=out[-2000:])
+            f"{'' if proc.returncode else ' the version ' + repr(version)}", hint=hint, detail=out[-2000:])
     return out.splitlines()[0] if out else ""
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 from typing import TextIO
 
 from ocibake.bake import BuildResult
@@ -87,12 +88,27 @@ def print_human(result: BuildResult, err: TextIO) -> None:
     secs = result.seconds
     upx_part = f", upx {secs['upx']:.2f}s" if result.binary.upx.mode != "off" else ""
     w(f"\ntook {secs['total']:.2f}s (go build {secs['go_build']:.2f}s{upx_part}, layers {secs['layers']:.2f}s)\n")
+    for line in next_commands(result):
+        w(line + "\n")
+
+
+def next_commands(result: BuildResult) -> list[str]:
+    """What to run next, quoted so it can be pasted: inspect, push the tags just built, load into docker."""
+    q = shlex.quote
     tag = result.tags[0]
-    w("next:\n")
-    w(f"  skopeo inspect oci:{result.layout}:{tag}\n")
-    w(f"  ocibake push {result.layout} REGISTRY/REPO\n")
-    w(f"  skopeo copy oci:{result.layout}:{tag} docker-archive:{result.name}.tar:{result.name}:{tag}"
-      f"   # then: docker load < {result.name}.tar\n")
+    ref = f"{result.layout}:{tag}"
+    tags = " ".join(f"-t {q(t)}" for t in result.tags)
+    lines = ["next:", f"  skopeo inspect {q('oci:' + ref)}", f"  ocibake push {q(str(result.layout))} REGISTRY/REPO {tags}"]
+    if ":" in str(result.layout):
+        lines.append("  (skopeo and umoci cannot read a layout whose path holds ':'; copy or move it first)")
+    if result.record.get("compression", "").startswith("zstd"):
+        lines.append("  (zstd layers: docker-archive, Docker before 23 and umoci 0.4 cannot read them; "
+                     "build with --compression gzip for those)")
+    else:
+        archive = f"{result.name.replace('/', '-')}.tar"
+        lines.append(f"  skopeo copy {q('oci:' + ref)} {q(f'docker-archive:{archive}:{result.name}:{tag}')}"
+                     f"   # then: docker load < {q(archive)}")
+    return lines
 
 
 def print_result(result: BuildResult, *, out: TextIO, err: TextIO, json_output: bool, quiet: bool,

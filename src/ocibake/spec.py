@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ocibake.image import Platform
-
-# The OCI distribution spec's tag grammar.
-TAG_RE = re.compile(r"^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$")
-NAME_RE = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
 
 TARGETS = ("production",)
 # What each target does unless told otherwise. production: UPX --best --lzma, as the original Dockerfile did.

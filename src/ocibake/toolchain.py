@@ -7,8 +7,11 @@ toolchain (see toolchain_image.py) runs the same commands inside a rootless sand
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
+import signal
 import subprocess
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Protocol, Sequence
@@ -36,14 +39,21 @@ class GoBuild:
         return [go, "build", *self.flags, "-o", output, self.package]
 
 
+def last_line(output: str) -> str:
+    """The last line of a program's output (go may print toolchain-switch chatter before it), or "unknown"."""
+    lines = output.strip().splitlines()
+    return lines[-1].strip() if lines else "unknown"
+
+
 class Toolchain(Protocol):
     """What bake.py needs from a toolchain."""
 
     def describe(self) -> dict:
         """Facts for the build record: kind, go version, image digest..."""
 
-    def go_version(self, service_dir: Path) -> str:
-        """`go env GOVERSION` as run for this service (honours go.mod toolchain lines)."""
+    def go_version(self, service_dir: Path, build_env: Mapping[str, str] | None = None) -> str:
+        """`go env GOVERSION` as a build of this service with ``build_env`` sees it (go.mod's toolchain line
+        included)."""
 
     def go_build(self, build: GoBuild) -> None:
         """Run the build; raise ToolchainError carrying go's own output on failure."""
@@ -55,21 +65,51 @@ class Toolchain(Protocol):
         """First line of `upx --version`; a ToolchainError with an install hint when there is no upx."""
 
 
+def run_captured(argv: list[str], *, cwd: Path | None = None, env: dict | None = None,
+                 timeout: float | None = None) -> subprocess.CompletedProcess:
+    """subprocess.run with stdout and stderr together, except that when ocibake itself is interrupted or terminated
+    the program gets SIGINT, as from Ctrl-C, and a few seconds to clean up (go removes its work directory on SIGINT,
+    not on SIGTERM) before SIGKILL."""
+    with subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          stdin=subprocess.DEVNULL, text=True) as proc:
+        try:
+            out, _ = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, _ = proc.communicate()
+            raise subprocess.TimeoutExpired(argv, timeout or 0, output=out) from None
+        except BaseException:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+            raise
+    return subprocess.CompletedProcess(argv, proc.returncode, out)
+
+
 def run_tool(argv: Sequence[str], *, cwd: Path | None = None, env: Mapping[str, str] | None = None,
-             what: str, timeout: float | None = None) -> subprocess.CompletedProcess:
+             what: str, timeout: float | None = None, hint: str | None = None) -> subprocess.CompletedProcess:
     """Run a toolchain program; a failure becomes a ToolchainError with the command line and its output."""
     try:
-        proc = subprocess.run(list(argv), cwd=cwd, env=dict(env) if env is not None else None,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout)
-    except FileNotFoundError as exc:
-        raise ToolchainError(f"{what}: cannot run {argv[0]}: {exc.strerror}") from exc
+        proc = run_captured(list(argv), cwd=cwd, env=dict(env) if env is not None else None, timeout=timeout)
+    except OSError as exc:
+        raise ToolchainError(f"{what}: cannot run {argv[0]}: {exc.strerror}", hint=hint) from exc
     except subprocess.TimeoutExpired as exc:
         out = exc.stdout.decode(errors="replace") if isinstance(exc.stdout, bytes) else (exc.stdout or "")
-        raise ToolchainError(f"{what} timed out after {timeout:.0f}s: {' '.join(argv)}", detail=out.strip()) from exc
+        raise ToolchainError(f"{what} timed out after {timeout:.0f}s: {shlex.join(argv)}", detail=out.strip(),
+                             hint=hint) from exc
     if proc.returncode != 0:
-        raise ToolchainError(f"{what} failed (exit {proc.returncode}): {' '.join(argv)}",
-                             detail=proc.stdout.strip())
+        raise ToolchainError(f"{what} failed (exit {proc.returncode}): {shlex.join(argv)}",
+                             detail=proc.stdout.strip(), hint=hint)
     return proc
+
+
+def _missing(given: str | None) -> str:
+    """Why shutil.which found nothing for a program the user named: absent, or there but not executable."""
+    if given and os.sep in given and os.path.exists(given):
+        return "is not an executable file"
+    return "was not found"
 
 
 class LocalToolchain:
@@ -85,7 +125,7 @@ class LocalToolchain:
             found = shutil.which(self._go_arg or "go")
             if not found:
                 what = f"`{self._go_arg}`" if self._go_arg else "`go`"
-                raise ToolchainError(f"no Go toolchain: {what} was not found", hint=GO_INSTALL_HINT)
+                raise ToolchainError(f"no Go toolchain: {what} {_missing(self._go_arg)}", hint=GO_INSTALL_HINT)
             self._go = found
         return self._go
 
@@ -93,21 +133,27 @@ class LocalToolchain:
         found = shutil.which(self._upx_arg or "upx") or (None if self._upx_arg else shutil.which("upx-ucl"))
         if not found:
             what = f"`{self._upx_arg}`" if self._upx_arg else "`upx`"
-            raise ToolchainError(f"UPX compression was asked for but {what} was not found", hint=UPX_INSTALL_HINT)
+            raise ToolchainError(f"UPX compression was asked for but {what} {_missing(self._upx_arg)}",
+                                 hint=UPX_INSTALL_HINT)
         return found
 
     def describe(self) -> dict:
         return {"kind": "local"}
 
-    def go_version(self, service_dir: Path) -> str:
-        proc = run_tool([self._go_path(), "env", "GOVERSION"], cwd=service_dir, env=os.environ,
-                        what="go env", timeout=120)
-        return proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else "unknown"
+    def go_version(self, service_dir: Path, build_env: Mapping[str, str] | None = None) -> str:
+        proc = run_tool([self._go_path(), "env", "GOVERSION"], cwd=service_dir, env={**os.environ, **(build_env or {})},
+                        what="go env", timeout=120, hint="check the Go installation: run `go env` in the service directory")
+        return last_line(proc.stdout)
 
     def go_build(self, build: GoBuild) -> None:
         env = dict(os.environ)
         env.update(build.env)
-        run_tool(build.argv(self._go_path(), str(build.output)), cwd=build.service_dir, env=env, what="go build")
+        # go's work directory goes next to the output, so it is removed with it even when go is killed mid-build.
+        env["GOTMPDIR"] = tempfile.mkdtemp(prefix="go-tmp-", dir=Path(build.output).parent)
+        try:
+            run_tool(build.argv(self._go_path(), str(build.output)), cwd=build.service_dir, env=env, what="go build")
+        finally:
+            shutil.rmtree(env["GOTMPDIR"], ignore_errors=True)
 
     def upx(self, binary: Path, args: Sequence[str]) -> None:
         run_tool([self._upx_path(), *args, str(binary)], what="upx", timeout=900)

@@ -11,8 +11,9 @@ CACHE/rootfs/<chain id> (see rootfs.py), and `go` and `upx` run inside it (see s
 
 and the environment: the image config's Env (its PATH included), then HOME=/tmp, GOCACHE, GOMODCACHE,
 GOTOOLCHAIN=local (the pinned toolchain never downloads another), GOPROXY=off without network (a clear go error
-instead of a DNS failure), GOFLAGS from ocibake's environment when set (as the local toolchain and the build record
-see it), and the build's own CGO_ENABLED/GOOS/GOARCH. Nothing else of the host reaches the sandbox.
+instead of a DNS failure; with --network, GOPROXY and the other module settings from ocibake's environment), and the
+build's own settings (CGO_ENABLED, GOOS, GOARCH, the CPU level, GOFLAGS and GOEXPERIMENT, the same as the local
+toolchain gets). Nothing else of the host reaches the sandbox.
 """
 
 from __future__ import annotations
@@ -24,12 +25,12 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 from ocibake.errors import InputError, ToolchainError
 from ocibake.rootfs import LayerSource, cache_home, resolve, unpack_image
 from ocibake.sandbox import Bind, Sandbox, SandboxRun
-from ocibake.toolchain import GoBuild
+from ocibake.toolchain import GoBuild, last_line
 
 MANIFEST_TYPES = ("application/vnd.oci.image.manifest.v1+json", "application/vnd.docker.distribution.manifest.v2+json")
 INDEX_TYPES = ("application/vnd.oci.image.index.v1+json", "application/vnd.docker.distribution.manifest.list.v2+json")
@@ -239,8 +240,6 @@ class ImageToolchain:
             env["GOPROXY"] = "off"
         else:
             env.update({k: os.environ[k] for k in NETWORK_GO_ENV if os.environ.get(k)})
-        if os.environ.get("GOFLAGS"):
-            env["GOFLAGS"] = os.environ["GOFLAGS"]
         return env
 
     def _cache_dir(self) -> Path:
@@ -295,14 +294,12 @@ class ImageToolchain:
             d["upx_version"] = self._versions["upx"]
         return d
 
-    def go_version(self, service_dir: Path) -> str:
+    def go_version(self, service_dir: Path, build_env: Mapping[str, str] | None = None) -> str:
         go = self._go()
-        env = self._env()
-        proc = self._run([go, "env", "GOVERSION"], binds=[Bind(Path(service_dir), "/src"),
-                                                          Bind(self._cache_dir(), "/cache", writable=True)],
-                         cwd="/src", env=env, what="go env", timeout=120)
-        lines = proc.stdout.strip().splitlines()
-        self._versions["go"] = lines[-1] if lines else "unknown"
+        proc = self._run([go, "env", "GOVERSION"],
+                         binds=[Bind(Path(service_dir), "/src"), Bind(self._cache_dir(), "/cache", writable=True)],
+                         cwd="/src", env={**self._env(), **(build_env or {})}, what="go env", timeout=120)
+        self._versions["go"] = last_line(proc.stdout)
         return self._versions["go"]
 
     def go_build(self, build: GoBuild) -> None:

@@ -43,7 +43,7 @@ def resolve_ca_source(choice: str) -> tuple[Path, dict] | None:
     else:
         path = Path(choice)
         if not path.is_file():
-            raise InputError(f"--ca-bundle {choice}: no such file",
+            raise InputError(f"--ca-bundle {choice}: {'not a file' if path.exists() else 'no such file'}",
                              hint="pass a PEM bundle file, `host`, `none`, or leave it out for the pinned certifi bundle")
         record = {"source": "file"}
     head = path.read_bytes()[:4096]

@@ -72,7 +72,7 @@ def _zoneinfo_root(choice: str) -> tuple[Path, dict] | None:
         return root, {"source": "host"}
     root = Path(choice)
     if not root.is_dir():
-        raise InputError(f"--zoneinfo {choice}: no such directory",
+        raise InputError(f"--zoneinfo {choice}: {'not a directory' if root.exists() else 'no such directory'}",
                          hint="pass a zoneinfo directory, `host`, `none`, or leave it out for the pinned tzdata")
     return root, {"source": "directory"}
 

@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -149,6 +150,41 @@ class Layout:
         return seen
 
 
+ABANDONED_AFTER = 3600.0
+
+
+def remove_abandoned_stages(directory: Path, prefix: str) -> None:
+    """Remove staging directories ``prefix<pid>-*`` in ``directory`` that a killed ocibake left: their process is
+    gone from this host and they have not changed for an hour (a live build in another pid namespace is spared)."""
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return
+    now = time.time()
+    for name in names:
+        if not name.startswith(prefix):
+            continue
+        pid_text = name[len(prefix):].split("-", 1)[0]
+        if not pid_text.isdigit() or _alive(int(pid_text)):
+            continue
+        path = directory / name
+        try:
+            if now - path.lstat().st_mtime > ABANDONED_AFTER and path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+        except OSError:
+            pass
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 class LayoutWriter:
     """Stages blobs for a layout and commits them with a new set of tags in one atomic index.json swap.
 
@@ -158,11 +194,14 @@ class LayoutWriter:
     def __init__(self, path: Path | str):
         self.root = Path(path)
         self._existing = (self.root / LAYOUT_FILE).is_file()
+        # The pid in the name lets a later writer remove what a killed one left (remove_abandoned_stages).
         if self._existing:
-            self._stage = Path(tempfile.mkdtemp(prefix=".ocibake-staging-", dir=self.root))
+            prefix, where = f".ocibake-staging-{os.getpid()}-", self.root
         else:
             self.root.parent.mkdir(parents=True, exist_ok=True)
-            self._stage = Path(tempfile.mkdtemp(prefix=f".{self.root.name}.ocibake-", dir=self.root.parent))
+            prefix, where = f".{self.root.name}.ocibake-{os.getpid()}-", self.root.parent
+        remove_abandoned_stages(where, prefix.rsplit("-", 2)[0] + "-")
+        self._stage = Path(tempfile.mkdtemp(prefix=prefix, dir=where))
         self._blobs: dict[str, Path] = {}
         self._done = False
 

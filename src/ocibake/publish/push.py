@@ -18,7 +18,8 @@ from ocibake.errors import InputError, RegistryError
 from ocibake.image import Descriptor
 from ocibake.publish.layout import INDEX_TYPES, MANIFEST_TYPES, Layout
 from ocibake.publish.progress import Progress, human_size
-from ocibake.publish.registry import (HINTS, TAG_RE, Client, Clients, ConnectionLost, RegistryOptions, Retryable,
+from ocibake.oci_names import TAG_RE
+from ocibake.publish.registry import (HINTS, Client, Clients, ConnectionLost, RegistryOptions, Retryable,
                                       has_registry, parse_reference)
 
 

@@ -28,6 +28,7 @@ from ocibake import credentials as creds_mod
 from ocibake.credentials import Credentials
 from ocibake.errors import InputError, RegistryError
 from ocibake.image import DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST
+from ocibake.oci_names import DIGEST_RE, NAME_RE, TAG_RE
 from ocibake.publish.redact import add_secret, redact
 
 ACCEPT = ", ".join((OCI_INDEX, OCI_MANIFEST, DOCKER_MANIFEST_LIST, DOCKER_MANIFEST))
@@ -35,10 +36,6 @@ USER_AGENT = "ocibake"
 
 
 # --------------------------------------------------------------------------------------------------- references
-_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
-NAME_RE = re.compile(rf"^{_COMPONENT}(?:/{_COMPONENT})*$")
-TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
-DIGEST_RE = re.compile(r"^sha256:[a-f0-9]{64}$")
 HOST_RE = re.compile(r"^(?:[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*|\[[0-9a-fA-F:]+\])(?::[0-9]{1,5})?$")
 
 
