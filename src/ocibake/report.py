@@ -7,17 +7,12 @@ import shlex
 from typing import TextIO
 
 from ocibake.bake import BuildResult
+from ocibake.units import human_size
 
 LAYER_TITLES = {"passwd": "passwd/group, /tmp", "zoneinfo": "zoneinfo", "ca-certificates": "CA bundle",
                 "binary": "binary /app"}
 
 
-def human_size(n: int) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.2f} {unit}"
-        n /= 1024
-    return f"{n} B"
 
 
 def as_json(result: BuildResult) -> dict:

@@ -7,16 +7,14 @@ import threading
 import time
 from typing import TYPE_CHECKING, Callable
 
+from ocibake import units
+
 if TYPE_CHECKING:
     from ocibake.publish.registry import RegistryOptions
 
 
 def human_size(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n} B"
+    return units.human_size(n, decimals=1)
 
 
 class Progress:

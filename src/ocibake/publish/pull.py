@@ -14,9 +14,9 @@ import requests
 
 from ocibake.errors import InputError, RegistryError
 from ocibake.image import Blob, Descriptor, Platform
+from ocibake.oci_names import DIGEST_RE
 from ocibake.publish.layout import INDEX_TYPES, MANIFEST_TYPES, Layout, LayoutWriter, check_output_path
 from ocibake.publish.progress import Progress, human_size
-from ocibake.oci_names import DIGEST_RE
 from ocibake.publish.registry import ACCEPT, Client, Clients, RegistryOptions, parse_reference
 
 MAX_MANIFEST = 4 << 20

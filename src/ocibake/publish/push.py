@@ -16,9 +16,9 @@ from typing import Callable, Sequence
 
 from ocibake.errors import InputError, RegistryError
 from ocibake.image import Descriptor
+from ocibake.oci_names import TAG_RE
 from ocibake.publish.layout import INDEX_TYPES, MANIFEST_TYPES, Layout
 from ocibake.publish.progress import Progress, human_size
-from ocibake.oci_names import TAG_RE
 from ocibake.publish.registry import (HINTS, Client, Clients, ConnectionLost, RegistryOptions, Retryable,
                                       has_registry, parse_reference)
 
