@@ -130,7 +130,7 @@ def toolchain(tmp_path_factory) -> tuple[str, Path]:
     base = tmp_path_factory.mktemp("toolchain")
     build_toolchain_image(base / "layout", tag="go")
     build_toolchain_image(base / "layout", tag="no-go", with_go=False)
-    return f"oci:{base / 'layout'}:go", base / "cache"
+    return f"oci:{base / 'layout'}:go", base / "xdg" / "ocibake"      # the cache `ocibake` uses under XDG_CACHE_HOME
 
 
 @pytest.fixture(scope="session")
@@ -138,4 +138,4 @@ def toolchain_cache_env(toolchain) -> dict:
     """XDG_CACHE_HOME for `ocibake build --toolchain ...` runs: one cache for the session's command-line builds, so
     the toolchain is unpacked and its standard library compiled once."""
     _, cache = toolchain
-    return {"XDG_CACHE_HOME": str(cache.parent / "xdg")}
+    return {"XDG_CACHE_HOME": str(cache.parent)}

@@ -101,32 +101,27 @@ def test_image_built_with_the_toolchain_image_runs(toolchain, tmp_path):
     assert r_img == r_loc and c_img == c_loc
 
 
-def test_vendored_service_builds_with_no_network_at_all(toolchain, tmp_path):
-    """The whole ocibake run inside `unshare --net` (only a loopback that is down), with both toolchains."""
-    ref, cache = toolchain
-    script = f"""
-import sys
-from pathlib import Path
-from ocibake.bake import bake
-from ocibake.spec import BuildSpec
-from ocibake.toolchain import LocalToolchain
-from ocibake.toolchain_image import ImageToolchain
-svc = Path({str(FIXTURES / 'vendored-service')!r})
-for name, tc in (("local", LocalToolchain()), ("image", ImageToolchain({ref!r}, cache=Path({str(cache)!r})))):
-    spec = BuildSpec(service_dir=svc, name="vendored-service", version="v3.0.0", output=Path({str(tmp_path)!r}) / name,
-                     source_date_epoch=0)
-    r = bake(spec, tc)
-    print(name, r.image.layers[-1].descriptor.digest, r.binary_check)
-"""
-    proc = subprocess.run(["unshare", "--user", "--map-root-user", "--net", sys.executable, "-c", script],
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=300,
-                          env={**os.environ, "PYTHONPATH": str(REPO / "src")})
-    assert proc.returncode == 0, proc.stdout
-    lines = dict(line.split(" ", 1) for line in proc.stdout.splitlines() if line.startswith(("local ", "image ")))
-    assert lines["local"].split()[0] == lines["image"].split()[0]     # same binary layer
-    assert "v3.0.0" in lines["image"]
+def test_vendored_service_builds_with_no_network_at_all(toolchain, toolchain_cache_env, tmp_path):
+    """The whole `ocibake build` command inside `unshare --net` (only a loopback that is down), with the local toolchain
+    and with the toolchain image, GOFLAGS=-mod=vendor GOPROXY=off as an air-gapped runner sets them; the production
+    default (UPX) included."""
+    ref, _ = toolchain
+    svc = FIXTURES / "vendored-service"
+    env = {**os.environ, **toolchain_cache_env, "GOFLAGS": "-mod=vendor", "GOPROXY": "off", "SOURCE_DATE_EPOCH": "0"}
+    digests = {}
+    for name, extra in (("local", []), ("image", ["--toolchain", ref])):
+        proc = subprocess.run(["unshare", "--user", "--map-root-user", "--net", sys.executable, "-m", "ocibake",
+                               "build", str(svc), "--version", "v3.0.0", "--output", str(tmp_path / name), "--json",
+                               *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=300,
+                              env=env, cwd=REPO)
+        assert proc.returncode == 0, proc.stderr
+        report = json.loads(proc.stdout)
+        assert "v3.0.0" in report["binary"]["check"] and report["binary"]["upx"]["mode"] == "best-lzma"
+        assert report["build_record"]["go"]["goflags"] == "-mod=vendor"
+        digests[name] = report["layers"][-1]["digest"]
+    assert digests["local"] == digests["image"]          # the same (packed) binary layer
     rootfs = unpack(tmp_path / "image", "v3.0.0", tmp_path / "unpacked")
-    assert health_check(rootfs)["status"] == "ok"
+    assert health_check(rootfs)["greeting"] == "hello from vendor"
 
 
 def test_image_without_go_is_a_clear_error(toolchain, tmp_path):
