@@ -8,6 +8,7 @@ both sides run the very same Go release. Usage: python bench/bench_toolchain.py
 
 from __future__ import annotations
 
+import json
 import statistics
 import sys
 import tempfile
@@ -29,12 +30,40 @@ SAMPLE = REPO / "services" / "emergency-service"
 RUNS = 7
 
 
-def timed_bake(toolchain, out: Path) -> tuple[float, float, str]:
+def timed_bake(toolchain, out: Path, upx: str = "off"):
     spec = BuildSpec(service_dir=SAMPLE, name="emergency-service", version="v1.0.0", output=out, source_date_epoch=0,
-                     upx="off")
+                     upx=upx)
     t0 = time.monotonic()
     result = bake(spec, toolchain)
-    return time.monotonic() - t0, result.seconds["go_build"], result.image.layers[-1].descriptor.digest
+    return time.monotonic() - t0, result.seconds["go_build"], result.image.layers[-1].descriptor.digest, result
+
+
+def config_differences(a: dict, b: dict, path: str = "") -> list[str]:
+    """Where two JSON documents differ (the build record label is parsed, so the difference is named precisely)."""
+    if isinstance(a, str) and isinstance(b, str) and a.startswith("{") and b.startswith("{"):
+        try:
+            a, b = json.loads(a), json.loads(b)
+        except ValueError:
+            pass
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = []
+        for key in sorted(set(a) | set(b)):
+            out += config_differences(a.get(key), b.get(key), f"{path}.{key}" if path else key)
+        return out
+    return [] if a == b else [path]
+
+
+def same_release_comparison(ref: str, cache: Path, work: Path) -> None:
+    """The production default (UPX included) with both toolchains: which bytes are equal, and where they differ."""
+    _, _, _, local = timed_bake(LocalToolchain(), work / "cmp-local", upx="best-lzma")
+    _, _, _, image = timed_bake(ImageToolchain(ref, cache=cache), work / "cmp-image", upx="best-lzma")
+    cfg_local, cfg_image = json.loads(local.image.config.data), json.loads(image.image.config.data)
+    same_layers = [l.descriptor.digest for l in local.image.layers] == [l.descriptor.digest for l in image.image.layers]
+    print("\n  same source, same Go release, --upx best-lzma, local toolchain vs toolchain image:")
+    print(f"    layers (binary included) identical: {'yes' if same_layers else 'NO'}; "
+          f"diff_ids identical: {'yes' if cfg_local['rootfs'] == cfg_image['rootfs'] else 'NO'}")
+    print(f"    image digests: local {local.image.digest[:19]}, image {image.image.digest[:19]}")
+    print(f"    config fields that differ: {', '.join(config_differences(cfg_local, cfg_image)) or 'none'}")
 
 
 def main() -> None:
@@ -56,13 +85,13 @@ def main() -> None:
                 t0 = time.monotonic()
                 tc.prepare()
                 unpack = time.monotonic() - t0
-                cold, cold_go, _ = timed_bake(tc, work / "cold")
+                cold, cold_go, _, _ = timed_bake(tc, work / "cold")
                 extra = f"one-off: unpack {unpack:.1f}s, first build (empty GOCACHE) {cold:.1f}s"
             else:
                 timed_bake(factory(), work / "warm")
             totals, gos, digests = [], [], set()
             for i in range(RUNS):
-                total, go, digest = timed_bake(factory(), work / f"{label.split()[0]}-{i}")
+                total, go, digest, _ = timed_bake(factory(), work / f"{label.split()[0]}-{i}")
                 totals.append(total)
                 gos.append(go)
                 digests.add(digest)
@@ -82,6 +111,7 @@ def main() -> None:
         print(f"\n  same binary layer with every toolchain: {'yes' if same else 'NO'}")
         worst = max(r[1] for r in rows[1:]) / local_total
         print(f"  {'ok  ' if worst <= 1.2 else 'MISS'} toolchain image within 1.2x the local build: {worst:.2f}")
+        same_release_comparison(ref, cache, work)
 
 
 if __name__ == "__main__":

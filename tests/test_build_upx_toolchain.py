@@ -121,18 +121,6 @@ def test_unknown_upx_mode_is_bad_input(tmp_path):
         assert not (tmp_path / "o").exists()
 
 
-def test_cross_compiled_packed_binary_is_reported_unverified(tmp_path):
-    out = tmp_path / "layout"
-    proc = run_cli("build", str(FIXTURES / "hello-root"), "--output", str(out), "--platform", "linux/arm64",
-                   "--upx", "fast", "--json")
-    assert proc.returncode == 0, proc.stderr
-    report = json.loads(proc.stdout)
-    assert report["binary"]["check"] == ("not run: linux/arm64 does not run on this host; "
-                                         "the UPX-packed binary is not verified")
-    assert report["binary"]["upx"]["size_after"] < report["binary"]["upx"]["size_before"]
-    assert report["binary"]["upx"]["startup_seconds"] is None
-
-
 def test_toolchain_image_from_the_command_line(toolchain, toolchain_cache_env, tmp_path):
     """--toolchain oci:DIR:TAG: go and upx run in the sandbox; the image runs; the record pins the toolchain."""
     ref, cache = toolchain
