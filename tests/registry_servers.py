@@ -325,7 +325,8 @@ class FaultProxy:
 
     `fault(method, path, count)` is called for every request (count = how many requests matched before, per rule) and
     returns None (forward), ("status", code, headers) to answer instead of the registry, ("cut", nbytes) to drop the
-    connection after reading nbytes of the request body, or ("delay", seconds). `after(method, path, status)` runs
+    connection after reading nbytes of the request body, ("slow", bytes_per_second) to read the body at that rate, or
+    ("delay", seconds). `after(method, path, status)` runs
     once a forwarded response was relayed (to stop/restart the registry between blobs).
     """
 
@@ -376,6 +377,19 @@ class FaultProxy:
             length = min(length, limit)
         return h.rfile.read(length) if length else b""
 
+    def _read_slowly(self, h, bytes_per_second: int) -> bytes:
+        """Read a Content-Length body at a limited rate (a slow link)."""
+        left = int(h.headers.get("Content-Length") or 0)
+        out = bytearray()
+        while left > 0:
+            chunk = h.rfile.read(min(left, 65536))
+            if not chunk:
+                break
+            out += chunk
+            left -= len(chunk)
+            time.sleep(len(chunk) / bytes_per_second)
+        return bytes(out)
+
     def _answer(self, h, status: int, headers: dict, body: bytes = b"") -> None:
         h.send_response(status)
         for k, v in headers.items():
@@ -397,7 +411,10 @@ class FaultProxy:
             except OSError:
                 pass
             return
-        body = self._read_body(h)
+        if action and action[0] == "slow":
+            body = self._read_slowly(h, action[1])
+        else:
+            body = self._read_body(h)
         if action and action[0] == "status":
             self.seen.append(Seen(h.command, h.path, action[1]))
             err = json.dumps({"errors": [{"code": "UNKNOWN", "message": "injected fault"}]}).encode()

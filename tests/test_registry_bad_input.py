@@ -123,6 +123,40 @@ def test_tls_without_ca_is_refused_with_a_hint(tls_registry, tmp_path):
     assert "TLS" in _error_line(proc.stderr) and "--ca-cert" in proc.stderr
 
 
+def test_ca_cert_adds_to_the_system_trust_and_never_falls_back_to_http(tls_registry, tmp_path):
+    """--ca-cert adds a CA to what the system trusts (here the system store is SSL_CERT_FILE, holding the registry's
+    CA) instead of replacing it; a CA file that is not a certificate is bad input; a wrong CA is a TLS error, never a
+    quiet retry over plain HTTP."""
+    from registry_servers import make_ca
+    reg = tls_registry
+    layout = tmp_path / "layout"
+    write_layout(layout, tags=("v1",))
+    other = make_ca(tmp_path / "other-ca")["ca"]
+    env = {**base_env(tmp_path / "h"), "SSL_CERT_FILE": str(reg.ca), "REQUESTS_CA_BUNDLE": str(reg.ca)}
+    proc = ocibake("push", str(layout), f"{reg.host}/trust/app", "--ca-cert", str(other), "-q", env=env)
+    assert proc.returncode == 0, proc.stderr
+
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_text("not a certificate\n")
+    proc = ocibake("push", str(layout), f"{reg.host}/trust/app2", "--ca-cert", str(garbage), "-v",
+                   env=base_env(tmp_path / "h"))
+    assert proc.returncode == 4 and "is not a PEM CA certificate" in _error_line(proc.stderr)
+    assert "http://" not in proc.stderr
+
+    proc = ocibake("push", str(layout), f"{reg.host}/trust/app3", "--ca-cert", str(other), "-v",
+                   env=base_env(tmp_path / "h"))
+    assert proc.returncode == 5 and "TLS certificate not trusted" in _error_line(proc.stderr)
+    assert "http://" not in proc.stderr and "not signed by" in proc.stderr
+
+
+def test_credentials_in_a_reference_are_refused_without_echoing_them(tmp_path):
+    layout = tmp_path / "layout"
+    write_layout(layout, tags=("v1",))
+    proc = ocibake("push", str(layout), "ci:hunter2secret@127.0.0.1:5000/x", env=base_env(tmp_path / "h"))
+    assert proc.returncode == 4 and "hunter2secret" not in proc.stderr + proc.stdout
+    assert "credentials" in _error_line(proc.stderr)
+
+
 def test_plain_http_only_for_loopback(tmp_path):
     """A non-loopback host is never tried over plain HTTP without --insecure (localhost.localdomain-like names too)."""
     from ocibake.publish.registry import is_loopback

@@ -11,7 +11,7 @@ import pytest
 
 from conftest_registry import *  # noqa: F401,F403
 from registry_servers import PASSWORD, USER, write_layout
-from regtools import base_env, ocibake, reg_args
+from regtools import base_env, ocibake, reg_args, reg_env
 
 
 def _auth_json(reg) -> dict:
@@ -127,3 +127,11 @@ def test_no_secret_in_any_output_with_verbose(mode, request, tmp_path):
         for s in secrets:
             assert s not in text, f"secret leaked by {args}"
         assert "Authorization: Basic" not in text and "Bearer ey" not in text
+
+
+def test_half_of_the_environment_credentials_is_an_error(basic_registry, tmp_path):
+    layout = tmp_path / "layout"
+    write_layout(layout, tags=("v1",))
+    env = {**reg_env(basic_registry, tmp_path / "home", creds=False), "OCIBAKE_USERNAME": "ci"}
+    proc = ocibake("push", str(layout), f"{basic_registry.host}/half/app", env=env)
+    assert proc.returncode == 4 and "OCIBAKE_USERNAME is set but OCIBAKE_PASSWORD is not" in proc.stderr

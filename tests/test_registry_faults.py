@@ -138,3 +138,36 @@ def test_connection_cut_on_every_upload_is_bounded(proxied_registry, tmp_path):
     assert "connection error" in proc.stderr and "run the same command again" in proc.stderr
     assert sum(1 for s in proxy.seen if s.method == "PATCH") <= 3 * 3
     assert not tag_exists(reg, "f/app:v1")
+
+
+def test_sigterm_during_a_slow_upload_stops_at_once_and_leaves_no_tag(proxied_registry, tmp_path):
+    """A cancelled CI job must not wait for a big blob to finish: the upload in flight is abandoned within seconds,
+    exit 143, and no tag points at the incomplete image; pushing again completes it."""
+    import signal
+    import subprocess
+    import sys
+    import time
+    from regtools import REPO_ROOT
+    reg, proxy = proxied_registry
+    layout = tmp_path / "layout"
+    info = write_layout(layout, tags=("v1",), layer_sizes=(40_000_000,))
+    proxy.fault = lambda m, p: ("slow", 2_000_000) if m == "PATCH" else None     # ~20 s for the blob
+    env = reg_env(reg, tmp_path / "home")
+    proc = subprocess.Popen([sys.executable, "-m", "ocibake", "push", str(layout), f"{proxy.host}/f/app"], env=env,
+                            cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not any(s.method == "POST" for s in proxy.seen):
+        time.sleep(0.05)
+    time.sleep(1.0)                                    # the PATCH is streaming now
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    stopped_after = time.monotonic() - sent
+    assert proc.returncode == 143, err
+    assert stopped_after < 5, f"took {stopped_after:.1f}s to stop"
+    assert "terminated" in err and "Traceback" not in err
+    assert not tag_exists(reg, "f/app:v1")
+    proxy.fault = lambda m, p: None
+    again = ocibake("push", str(layout), f"{proxy.host}/f/app", env=env)
+    assert again.returncode == 0, again.stderr
+    _intact(reg, proxy, info, tmp_path)

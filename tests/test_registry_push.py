@@ -7,7 +7,7 @@ import time
 
 from conftest_registry import *  # noqa: F401,F403  (registry fixtures)
 from registry_servers import FaultProxy, write_layout
-from regtools import ocibake, reg_args, reg_env, remote_digest, skopeo_copy_back, skopeo_digest
+from regtools import ocibake, reg_args, reg_env, remote_digest, skopeo_copy_back, skopeo_digest, tag_exists
 
 
 def test_push_then_skopeo_reads_the_same_digests(any_registry, tmp_path):
@@ -51,13 +51,21 @@ def test_push_then_skopeo_reads_the_same_digests(any_registry, tmp_path):
 def test_push_selected_tag_and_retag(plain_registry, tmp_path):
     reg = plain_registry
     layout = tmp_path / "layout"
-    info = write_layout(layout, tags=("v2",))
+    info = write_layout(layout, tags=("v2", "latest"))
     env = reg_env(reg, tmp_path / "home")
-    proc = ocibake("push", str(layout), f"{reg.host}/sel/app", "--tag", "v2", "--tag", "stable", "-q", env=env)
+    proc = ocibake("push", str(layout), f"{reg.host}/sel/app", "--tag", "v2", "-q", env=env)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.splitlines() == [f"{reg.host}/sel/app:{t}@{info['manifest']}" for t in ("v2", "stable")]
-    assert proc.stderr == ""
+    assert proc.stdout.splitlines() == [f"{reg.host}/sel/app:v2@{info['manifest']}"]
+    assert proc.stderr == "" and not tag_exists(reg, "sel/app:latest")
+    # REPO:NEWTAG gives the image another tag in the registry, as `crane push` does
+    proc = ocibake("push", str(layout), f"{reg.host}/sel/app:stable", "--tag", "v2", "-q", env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == [f"{reg.host}/sel/app:stable@{info['manifest']}"]
     assert skopeo_digest(reg, "sel/app:stable") == info["manifest"]
+    # a tag the layout does not have (a typo) publishes nothing
+    proc = ocibake("push", str(layout), f"{reg.host}/sel/app", "--tag", "v3", env=env)
+    assert proc.returncode == 4 and "tag 'v3' is not in" in proc.stderr and "v2" in proc.stderr
+    assert not tag_exists(reg, "sel/app:v3")
 
 
 def test_bare_name_uses_ocibake_registry(plain_registry, tmp_path):
@@ -108,8 +116,11 @@ def test_several_repositories_in_one_run_and_cross_repo_mount(token_registry, tm
     env = reg_env(reg, tmp_path / "home")
     proc = ocibake("push", str(layout), f"{reg.host}/one/app", f"{reg.host}/two/app", "--json", env=env)
     assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout)["references"] == [f"{reg.host}/one/app:v1@{info['manifest']}",
-                                                    f"{reg.host}/two/app:v1@{info['manifest']}"]
+    report = json.loads(proc.stdout)
+    assert report["references"] == [f"{reg.host}/one/app:v1@{info['manifest']}",
+                                    f"{reg.host}/two/app:v1@{info['manifest']}"]
+    # the second repository mounts what the first one received instead of uploading it again
+    assert report["blobs"] == {"uploaded": 3, "skipped": 0, "mounted": 3}
     for repo in ("one/app", "two/app"):
         assert skopeo_digest(reg, f"{repo}:v1") == info["manifest"]
     # each repository got its own push-scoped token
@@ -148,3 +159,54 @@ def test_token_expiring_during_a_long_push_is_refreshed(short_token_registry, tm
         assert skopeo_digest(reg, "long/app:v1") == info["manifest"]
     finally:
         proxy.close()
+
+
+def test_a_bar_per_blob_on_a_terminal_and_a_line_per_blob_otherwise(plain_registry, tmp_path):
+    """On a terminal (`script` gives ocibake a pty) the blobs in flight each have a bar, redrawn in place; piped,
+    there is one plain line per blob and no terminal control codes."""
+    import shlex
+    import subprocess
+    import sys
+    from conftest import require
+    from regtools import REPO_ROOT
+    reg = plain_registry
+    layout = tmp_path / "layout"
+    write_layout(layout, tags=("v1",), layer_sizes=(8_000_000, 6_000_000, 4_000_000))
+    env = reg_env(reg, tmp_path / "home")
+    log = tmp_path / "tty.log"
+    command = shlex.join([sys.executable, "-m", "ocibake", "push", str(layout), f"{reg.host}/tty/app"])
+    proc = subprocess.run([require("script"), "-qec", command, str(log)], env={**env, "TERM": "xterm"}, cwd=REPO_ROOT,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120)
+    assert proc.returncode == 0, log.read_text(errors="replace")
+    screen = log.read_text(errors="replace")
+    finished = [line for line in screen.replace("\r", "").split("\n") if line.endswith("  uploaded")]
+    assert len(finished) == 4
+    # each redraw (after an erase) shows the bars in flight: at some point two or more at once
+    redraws = screen.split("\x1b[J")
+    assert any(chunk.count("MiB/") >= 2 and chunk.count("[") >= 2 for chunk in redraws), "never two bars at once"
+    piped = ocibake("push", str(layout), f"{reg.host}/tty/app2", env=env)
+    assert piped.returncode == 0 and "\x1b[" not in piped.stderr
+    assert len([line for line in piped.stderr.splitlines() if line.endswith("  uploaded")]) == 4
+
+
+def test_a_failure_after_some_repositories_reports_those_that_completed(plain_registry, basic_registry, tmp_path):
+    layout = tmp_path / "layout"
+    info = write_layout(layout, tags=("v1",))
+    env = reg_env(plain_registry, tmp_path / "home")        # no credentials for the basic-auth registry
+    proc = ocibake("push", str(layout), f"{plain_registry.host}/ok/app", f"{basic_registry.host}/no/app", env=env)
+    assert proc.returncode == 5 and "UNAUTHORIZED" in proc.stderr
+    assert proc.stdout.splitlines() == [f"{plain_registry.host}/ok/app:v1@{info['manifest']}"]
+    assert "pushed before the failure: 1 tag(s)" in proc.stderr
+
+
+def test_pull_platform_of_a_single_image_must_match(plain_registry, tmp_path):
+    reg = plain_registry
+    layout = tmp_path / "layout"
+    info = write_layout(layout, tags=("v1",))
+    env = reg_env(reg, tmp_path / "home")
+    assert ocibake("push", str(layout), f"{reg.host}/single/app", env=env).returncode == 0
+    proc = ocibake("pull", f"{reg.host}/single/app:v1", str(tmp_path / "p"), "--platform", "linux/arm64", env=env)
+    assert proc.returncode == 4 and "is a single linux/amd64 image, not linux/arm64" in proc.stderr
+    assert not (tmp_path / "p").exists()
+    proc = ocibake("pull", f"{reg.host}/single/app:v1", str(tmp_path / "p"), "--platform", "linux/amd64", env=env)
+    assert proc.returncode == 0 and proc.stdout.strip().endswith(info["manifest"])

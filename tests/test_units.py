@@ -109,3 +109,12 @@ def test_parallel_gzip_bytes_do_not_depend_on_threads_and_gunzip_reads_them():
         blob = outputs.pop()
         assert gzip.decompress(blob) == data[:size]
         assert blob[:10] == b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"   # no name, no time
+
+
+def test_docker_hub_references_name_its_api_host_and_library_images():
+    from ocibake.publish.registry import API_HOSTS, parse_reference
+    ref = parse_reference("docker.io/alpine:3.20")
+    assert (ref.registry, ref.repository, ref.tag) == ("docker.io", "library/alpine", "3.20")
+    assert parse_reference("index.docker.io/team/app").repository == "team/app"
+    assert API_HOSTS["docker.io"] == "registry-1.docker.io"
+    assert parse_reference("registry.example.com/alpine").repository == "alpine"

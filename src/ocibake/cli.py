@@ -218,8 +218,14 @@ def cmd_build(args: argparse.Namespace) -> int:
     pushed = None
     if targets:
         from ocibake.publish.push import push_layout
-        options = registry_options(args)
-        pushed = push_layout(spec.output, targets, list(result.tags), options)
+        try:
+            pushed = push_layout(spec.output, targets, list(result.tags), registry_options(args))
+        except OcibakeError as exc:
+            exc.results = (result.reference, *exc.results)
+            tags = " ".join(f"-t {t}" for t in result.tags)
+            exc.hint = (f"{exc.hint + '; ' if exc.hint else ''}the image is built in {spec.output}: push it again "
+                        f"with `ocibake push {spec.output} {' '.join(targets)} {tags}`")
+            raise
     print_result(result, out=sys.stdout, err=sys.stderr, json_output=args.json, quiet=args.quiet, pushed=pushed)
     return 0
 
@@ -255,6 +261,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         return args.handler(args)
     except OcibakeError as exc:
+        for line in exc.results:
+            print(line)
         print_error(exc, verbose)
         return exc.exit_code
     except KeyboardInterrupt:

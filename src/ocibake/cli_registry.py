@@ -35,7 +35,8 @@ def add_commands(subparsers) -> None:
                                           "by default. Prints REPO:TAG@DIGEST per tag.")
     p.add_argument("layout", metavar="LAYOUT")
     p.add_argument("repos", metavar="REPO", nargs="+", help="one or more repositories to push to")
-    p.add_argument("-t", "--tag", action="append", metavar="TAG", help="push only this tag (repeatable)")
+    p.add_argument("-t", "--tag", action="append", metavar="TAG",
+                   help="push only this tag of the layout (repeatable); with REPO:NEWTAG, the image to push as NEWTAG")
     p.add_argument("--mount-from", action="append", metavar="REPO", default=[],
                    help="try a cross-repository mount of blobs from REPO (same registry) first")
     _add_common(p)
@@ -78,6 +79,7 @@ def _explicit_credentials(args: argparse.Namespace) -> Credentials | None:
 
 
 def options_from_args(args: argparse.Namespace, **extra):
+    from ocibake.publish.progress import print_line
     from ocibake.publish.redact import redact
     from ocibake.publish.registry import RegistryOptions
 
@@ -85,10 +87,10 @@ def options_from_args(args: argparse.Namespace, **extra):
 
     def log(line: str) -> None:
         if not quiet:
-            print(redact(line), file=sys.stderr, flush=True)
+            print_line(redact(line))
 
     def trace(line: str) -> None:
-        print(f"ocibake: {redact(line)}", file=sys.stderr, flush=True)
+        print_line(f"ocibake: {redact(line)}")
 
     for key, name, conv in (("OCIBAKE_REGISTRY_RETRIES", "retries", int), ("OCIBAKE_REGISTRY_BACKOFF", "backoff", float)):
         if os.environ.get(key):

@@ -118,6 +118,10 @@ def lookup(registry: str, explicit: Credentials | None = None,
         return explicit
     if env.get("OCIBAKE_USERNAME") and env.get("OCIBAKE_PASSWORD") is not None:
         return Credentials(env["OCIBAKE_USERNAME"], env["OCIBAKE_PASSWORD"], "OCIBAKE_USERNAME/OCIBAKE_PASSWORD")
+    if bool(env.get("OCIBAKE_USERNAME")) != bool(env.get("OCIBAKE_PASSWORD")):
+        have, missing = (("OCIBAKE_USERNAME", "OCIBAKE_PASSWORD") if env.get("OCIBAKE_USERNAME")
+                         else ("OCIBAKE_PASSWORD", "OCIBAKE_USERNAME"))
+        raise InputError(f"{have} is set but {missing} is not", hint=f"set both, or unset {have}")
     if env.get("REGISTRY_AUTH_FILE"):
         path = Path(env["REGISTRY_AUTH_FILE"])
         found = _from_auths(_read_json(path), registry, str(path))
@@ -184,6 +188,7 @@ def store(registry: str, creds: Credentials, environ: Mapping[str, str] | None =
 
 
 def _write_private_json(path: Path, data: dict) -> None:
+    path = Path(os.path.realpath(path))      # a symlinked config.json is written through, as docker does
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     fd, tmp = tempfile.mkstemp(prefix=".config.json.", dir=path.parent)
     try:

@@ -18,6 +18,8 @@ class OcibakeError(Exception):
         self.hint = hint
         # Extra output shown under the message (a compiler's output, say). Must never hold secrets.
         self.detail = detail
+        # Results completed before the failure (pushed references, say): the CLI prints them on stdout.
+        self.results: tuple[str, ...] = ()
 
 
 class UsageError(OcibakeError):

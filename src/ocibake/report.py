@@ -66,7 +66,7 @@ def binary_lines(result: BuildResult) -> list[str]:
     return lines
 
 
-def print_human(result: BuildResult, err: TextIO) -> None:
+def print_human(result: BuildResult, err: TextIO, pushed=None) -> None:
     image = result.image
     w = err.write
     w(f"\nimage     {result.name} {image.digest}\n")
@@ -83,17 +83,22 @@ def print_human(result: BuildResult, err: TextIO) -> None:
     secs = result.seconds
     upx_part = f", upx {secs['upx']:.2f}s" if result.binary.upx.mode != "off" else ""
     w(f"\ntook {secs['total']:.2f}s (go build {secs['go_build']:.2f}s{upx_part}, layers {secs['layers']:.2f}s)\n")
-    for line in next_commands(result):
+    for line in next_commands(result, pushed):
         w(line + "\n")
 
 
-def next_commands(result: BuildResult) -> list[str]:
-    """What to run next, quoted so it can be pasted: inspect, push the tags just built, load into docker."""
+def next_commands(result: BuildResult, pushed=None) -> list[str]:
+    """What to run next, quoted so it can be pasted: inspect, push the tags just built (or inspect what was pushed),
+    load into docker."""
     q = shlex.quote
     tag = result.tags[0]
     ref = f"{result.layout}:{tag}"
     tags = " ".join(f"-t {q(t)}" for t in result.tags)
-    lines = ["next:", f"  skopeo inspect {q('oci:' + ref)}", f"  ocibake push {q(str(result.layout))} REGISTRY/REPO {tags}"]
+    lines = ["next:", f"  skopeo inspect {q('oci:' + ref)}"]
+    if pushed is not None and pushed.tags:
+        lines.append(f"  skopeo inspect {q('docker://' + pushed.tags[0].repository + ':' + pushed.tags[0].tag)}")
+    else:
+        lines.append(f"  ocibake push {q(str(result.layout))} REGISTRY/REPO {tags}")
     if ":" in str(result.layout):
         lines.append("  (skopeo and umoci cannot read a layout whose path holds ':'; copy or move it first)")
     if result.record.get("compression", "").startswith("zstd"):
@@ -116,7 +121,7 @@ def print_result(result: BuildResult, *, out: TextIO, err: TextIO, json_output: 
         out.write(json.dumps(doc, indent=2, sort_keys=True) + "\n")
         return
     if not quiet:
-        print_human(result, err)
+        print_human(result, err, pushed)
         if pushed is not None:
             err.write(pushed.summary() + "\n")
     out.write("\n".join(pushed.lines() if pushed is not None else [result.reference]) + "\n")

@@ -42,25 +42,25 @@ def file_sha256(path: Path) -> str:
     return "sha256:" + h.hexdigest()
 
 
-def check_output_path(path: Path) -> None:
-    """Refuse, before any work, an output that could not become a layout."""
+def check_output_path(path: Path, flag: str = "--output") -> None:
+    """Refuse, before any work, an output that could not become a layout (``flag``: how the user named it)."""
     if path.exists() or path.is_symlink():
         if not path.is_dir():
             raise InputError(f"output {path} exists and is not a directory",
-                             hint="choose another --output, or remove the file")
+                             hint=f"choose another {flag}, or remove the file")
         if not (path / LAYOUT_FILE).is_file() and any(path.iterdir()):
             raise InputError(f"output {path} is a non-empty directory that is not an OCI layout",
-                             hint="choose an empty or new directory for --output, or an existing OCI layout")
+                             hint=f"choose an empty or new directory for {flag}, or an existing OCI layout")
         if not _can_write_in(path):
-            raise InputError(f"output {path} is not writable", hint="choose a writable --output")
+            raise InputError(f"output {path} is not writable", hint=f"choose a writable {flag}")
         return
     parent = path.parent
     while not parent.exists():
         parent = parent.parent
     if not parent.is_dir():
-        raise InputError(f"output {path} cannot be created: {parent} is not a directory", hint="choose another --output")
+        raise InputError(f"output {path} cannot be created: {parent} is not a directory", hint=f"choose another {flag}")
     if not _can_write_in(parent):
-        raise InputError(f"output {path} cannot be created: {parent} is not writable", hint="choose a writable --output")
+        raise InputError(f"output {path} cannot be created: {parent} is not writable", hint=f"choose a writable {flag}")
 
 
 def _can_write_in(directory: Path) -> bool:

@@ -17,34 +17,92 @@ def human_size(n: float) -> str:
     return units.human_size(n, decimals=1)
 
 
+_ACTIVE: "Progress | None" = None      # the terminal display that other log lines must print above
+
+
+def print_line(line: str) -> None:
+    """Print a log line on stderr; above the progress bars when they are on the terminal."""
+    active = _ACTIVE
+    if active is not None:
+        active.above(line)
+    else:
+        with _PRINT_LOCK:
+            sys.stderr.write(line + "\n")
+            sys.stderr.flush()
+
+
+_PRINT_LOCK = threading.Lock()
+
+
 class Progress:
-    """A bar per blob on a terminal, else one line per finished blob."""
+    """On a terminal, a bar per blob in flight, redrawn in place under the log lines; otherwise one line per finished
+    blob. Thread-safe: transfers run in parallel."""
+
+    WIDTH = 30
 
     def __init__(self, opts: RegistryOptions):
+        global _ACTIVE
         self.opts = opts
-        self.lock = threading.Lock()
+        self.lock = _PRINT_LOCK
+        self.bars: dict[str, list] = {}          # digest -> [bytes done, size], in the order they started
+        self.drawn = 0                           # bar lines on the screen now
+        self.last_draw = 0.0
+        if opts.progress_bar:
+            _ACTIVE = self
 
     def bar(self, digest: str, size: int) -> Callable[[int], None]:
         if not self.opts.progress_bar:
             return lambda n: None
-        done = [0, 0.0]
+        with self.lock:
+            self.bars[digest] = [0, size]
 
         def update(n: int) -> None:
-            done[0] += n
-            now = time.monotonic()
-            if now - done[1] < 0.1 and done[0] < size:
-                return
-            done[1] = now
-            width = 30
-            filled = int(width * done[0] / size) if size else width
             with self.lock:
-                sys.stderr.write(f"\r  {digest[7:19]} [{'#' * filled}{'.' * (width - filled)}] "
-                                 f"{human_size(done[0])}/{human_size(size)}")
-                sys.stderr.flush()
+                state = self.bars.get(digest)
+                if state is None:
+                    return
+                state[0] += n
+                now = time.monotonic()
+                if now - self.last_draw >= 0.1:
+                    self.last_draw = now
+                    self._redraw()
         return update
 
-    def done(self, line: str) -> None:
-        with self.lock:
-            if self.opts.progress_bar:
-                sys.stderr.write("\r\033[K")
+    def done(self, line: str, digest: str | None = None) -> None:
+        """A blob finished: its bar goes, its line is printed."""
+        if not self.opts.progress_bar:
             self.opts.log(line)
+            return
+        with self.lock:
+            self.bars.pop(digest or "", None)
+            self._erase()
+            sys.stderr.write(line + "\n")
+            self._redraw()
+
+    def above(self, line: str) -> None:
+        with self.lock:
+            self._erase()
+            sys.stderr.write(line + "\n")
+            self._redraw()
+
+    def close(self) -> None:
+        global _ACTIVE
+        with self.lock:
+            self._erase()
+            sys.stderr.flush()
+        if _ACTIVE is self:
+            _ACTIVE = None
+
+    def _erase(self) -> None:
+        if self.drawn:
+            sys.stderr.write(f"\033[{self.drawn}F\033[J")      # up to the first bar, clear to the end
+            self.drawn = 0
+
+    def _redraw(self) -> None:
+        self._erase()
+        for digest, (done, size) in self.bars.items():
+            filled = int(self.WIDTH * done / size) if size else self.WIDTH
+            sys.stderr.write(f"  {digest[7:19]} [{'#' * filled}{'.' * (self.WIDTH - filled)}] "
+                             f"{human_size(done)}/{human_size(size)}\033[K\n")
+        self.drawn = len(self.bars)
+        sys.stderr.flush()

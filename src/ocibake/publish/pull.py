@@ -13,7 +13,7 @@ from pathlib import Path
 import requests
 
 from ocibake.errors import InputError, RegistryError
-from ocibake.image import Blob, Descriptor, Platform
+from ocibake.image import DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, Blob, Descriptor, Platform
 from ocibake.oci_names import DIGEST_RE
 from ocibake.publish.layout import INDEX_TYPES, MANIFEST_TYPES, Layout, LayoutWriter, check_output_path
 from ocibake.publish.progress import Progress, human_size
@@ -76,6 +76,38 @@ def _get_manifest(client: Client, repo: str, ref: str, expect: str | None) -> tu
     return data, mt, digest
 
 
+DOCKER_TYPES = {DOCKER_MANIFEST, DOCKER_MANIFEST_LIST}
+MAX_CONFIG = 4 << 20
+
+
+def _require_platform(client: Client, repo: str, ref, manifest: dict, want: Platform) -> None:
+    """--platform with a single image (no index): its config must say that platform."""
+    config = manifest.get("config") or {}
+    digest = str(config.get("digest", ""))
+    if not DIGEST_RE.match(digest):
+        raise RegistryError(f"registry {client.registry}: manifest names a bad config digest", code="MANIFEST_INVALID")
+    what = f"GET config {digest[:19]}"
+    resp = client.request("GET", f"/v2/{repo}/blobs/{digest}", scopes=(f"repository:{repo}:pull",), what=what,
+                          stream=True, repository=repo)
+    if resp.status_code != 200:
+        resp.content
+        raise client.error(what, resp, repository=repo)
+    data = resp.raw.read(MAX_CONFIG + 1, decode_content=True)
+    resp.close()
+    if "sha256:" + hashlib.sha256(data).hexdigest() != digest:
+        raise RegistryError(f"registry {client.registry}: config {digest} arrived with another digest",
+                            code="DIGEST_INVALID", hint="the registry (or a proxy) served other bytes; nothing was written")
+    try:
+        doc = json.loads(data)
+        have = Platform(doc.get("os", ""), doc.get("architecture", ""), doc.get("variant", "") or "")
+    except (ValueError, AttributeError):
+        raise RegistryError(f"registry {client.registry}: the config of {ref} is not JSON", code="MANIFEST_INVALID") \
+            from None
+    if not _platform_matches({"platform": have.as_json()}, want):
+        raise InputError(f"{ref} is a single {have} image, not {want}; nothing was written",
+                         hint=f"drop --platform, or ask for --platform {have}")
+
+
 def _platform_matches(desc: dict, want: Platform) -> bool:
     p = desc.get("platform") or {}
     return (p.get("os") == want.os and p.get("architecture") == want.architecture
@@ -89,7 +121,7 @@ def pull(reference: str, dest: Path | str, platform: str | None = None,
     started = time.monotonic()
     ref = parse_reference(reference, opts.environ)
     dest = Path(dest)
-    check_output_path(dest)
+    check_output_path(dest, flag="DIR")
     want = None
     if platform:
         try:
@@ -119,6 +151,11 @@ def pull(reference: str, dest: Path | str, platform: str | None = None,
             docs.append((mt, data, digest))
             data, mt, digest = _get_manifest(client, repo, c.digest, c.digest)
             top = Descriptor(mt, digest, len(data), {}, c.platform)
+        elif mt in MANIFEST_TYPES and want is not None:
+            _require_platform(client, repo, ref, json.loads(data), want)
+        if DOCKER_TYPES & {mt, top.media_type}:
+            opts.log(f"note: {ref} is a Docker-format image, stored as it is (its digest kept); skopeo 1.9 and umoci "
+                     "0.4 read only OCI manifests from a layout")
         stack = [(mt, data, digest)]
         while stack:
             mt_, data_, digest_ = stack.pop()
@@ -143,7 +180,7 @@ def pull(reference: str, dest: Path | str, platform: str | None = None,
             def fetch(item):
                 bdigest, size = item
                 if existing is not None and existing.blob_path(bdigest).is_file():
-                    progress.done(f"  {bdigest[:19]}  {human_size(size):>10}  already in the layout")
+                    progress.done(f"  {bdigest[:19]}  {human_size(size):>10}  already in the layout", bdigest)
                     return "skipped", 0
                 target = writer.scratch_file("blob-")
                 bar = progress.bar(bdigest, size)
@@ -170,7 +207,7 @@ def pull(reference: str, dest: Path | str, platform: str | None = None,
                             raise RegistryError(f"registry {client.registry}: {what} failed: connection error "
                                                 f"({client._connection_reason(exc)})",
                                                 hint="run the same command again") from None
-                        time.sleep(client._delay(attempt, None))
+                        client.pause(client._delay(attempt, None))
                         continue
                     finally:
                         resp.close()
@@ -180,7 +217,7 @@ def pull(reference: str, dest: Path | str, platform: str | None = None,
                                             f"({n} of {size} bytes)", code="DIGEST_INVALID",
                                             hint="the registry (or a proxy) served other bytes; nothing was written")
                     writer.add_blob_file(target, bdigest)
-                    progress.done(f"  {bdigest[:19]}  {human_size(size):>10}  downloaded")
+                    progress.done(f"  {bdigest[:19]}  {human_size(size):>10}  downloaded", bdigest)
                     return "downloaded", n
                 raise AssertionError("unreachable")
 
@@ -195,6 +232,7 @@ def pull(reference: str, dest: Path | str, platform: str | None = None,
             else:
                 writer.commit([], [top])
     finally:
+        progress.close()
         clients.close()
     return PullResult(str(ref.with_tag(ref.tag)) if not ref.digest else ref.name, top.digest, dest, ref.tag,
                       counts["downloaded"], counts["skipped"], received[0], time.monotonic() - started)

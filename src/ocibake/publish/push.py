@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 import time
 import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
@@ -14,12 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
-from ocibake.errors import InputError, RegistryError
+from ocibake.errors import InputError, OcibakeError, RegistryError
 from ocibake.image import Descriptor
 from ocibake.oci_names import TAG_RE
 from ocibake.publish.layout import INDEX_TYPES, MANIFEST_TYPES, Layout
 from ocibake.publish.progress import Progress, human_size
-from ocibake.publish.registry import (HINTS, Client, Clients, ConnectionLost, RegistryOptions, Retryable,
+from ocibake.publish.registry import (HINTS, Cancelled, Client, Clients, ConnectionLost, RegistryOptions, Retryable,
                                       has_registry, parse_reference)
 
 
@@ -61,7 +62,9 @@ class PushResult:
 class FileSlice:
     """A file region as a request body: known length (Content-Length, no chunked encoding), read from disk as sent."""
 
-    def __init__(self, path: Path, start: int, length: int, progress: Callable[[int], None]):
+    def __init__(self, path: Path, start: int, length: int, progress: Callable[[int], None],
+                 cancel: threading.Event | None = None):
+        self.cancel = cancel
         self.f = open(path, "rb")
         self.f.seek(start)
         self.left = length
@@ -72,6 +75,8 @@ class FileSlice:
         return self.length
 
     def read(self, n: int = -1) -> bytes:
+        if self.cancel is not None and self.cancel.is_set():
+            raise Cancelled("upload cancelled")      # aborts the request at once, mid-body
         if self.left <= 0:
             return b""
         n = self.left if n is None or n < 0 else min(n, self.left)
@@ -131,8 +136,10 @@ def _file_digest(path: Path) -> tuple[str, int]:
     return "sha256:" + h.hexdigest(), size
 
 
-def plan_push(layout: Layout, tagged: Sequence[tuple[str, Descriptor]]) -> _PushPlan:
-    """Read and verify everything that will be pushed, before anything is sent."""
+def plan_push(layout: Layout, tagged: Sequence[tuple[str, Descriptor]],
+              verified: dict[str, tuple[str, int]] | None = None) -> _PushPlan:
+    """Read and verify everything that will be pushed, before anything is sent (``verified`` caches blob hashes)."""
+    verified = {} if verified is None else verified
     plan = _PushPlan()
     seen_children: set[str] = set()
 
@@ -148,7 +155,9 @@ def plan_push(layout: Layout, tagged: Sequence[tuple[str, Descriptor]]) -> _Push
             if not path.is_file():
                 raise InputError(f"blob {blob.digest} is missing from {layout.root}; nothing was pushed",
                                  hint="the layout is incomplete; rebuild or re-pull it")
-            digest, size = _file_digest(path)
+            if blob.digest not in verified:
+                verified[blob.digest] = _file_digest(path)
+            digest, size = verified[blob.digest]
             if digest != blob.digest or size != blob.size:
                 raise InputError(f"blob {blob.digest} in {layout.root} does not match its digest or size; "
                                  "nothing was pushed", hint="the layout is damaged; rebuild or re-pull it")
@@ -182,32 +191,50 @@ def plan_push(layout: Layout, tagged: Sequence[tuple[str, Descriptor]]) -> _Push
     return plan
 
 
-def select_tags(layout: Layout, tags: Sequence[str] | None) -> list[tuple[str, Descriptor]]:
-    """Which (tag, descriptor) pairs to push: all tags in the layout, or the named ones (a single untagged image in
-    the layout may be given any tag)."""
+def select_tags(layout: Layout, tags: Sequence[str] | None, as_tag: str | None = None) -> list[tuple[str, Descriptor]]:
+    """Which (registry tag, descriptor) pairs to push to one repository.
+
+    Without ``as_tag``: the layout tags named by ``tags`` (each must be there; a layout holding one untagged image
+    may give it any tag), or all of them. With ``as_tag`` (REPO:TAG): one image pushed as that tag, like `crane push`:
+    the one ``tags`` names, else the layout's own tag of that name, else the layout's only image.
+    """
     available = layout.tags()
-    if not tags:
-        if not available:
-            manifests = layout.manifests()
-            raise InputError(f"{layout.root} has no tagged images" + (f" ({len(manifests)} untagged)" if manifests else ""),
-                             hint="name a tag with --tag TAG")
-        return sorted(available.items())
-    out = []
-    for tag in tags:
+    manifests = layout.manifests()
+    only = manifests[0] if len({m.digest for m in manifests}) == 1 else None
+    here = f"tags here: {', '.join(sorted(available)) or 'none'}"
+    for tag in list(tags or []) + ([as_tag] if as_tag else []):
         if not TAG_RE.match(tag):
             raise InputError(f"tag {tag!r} is not valid", hint="tags are 1-128 letters, digits, '_', '.', '-'")
+    if as_tag:
+        if tags and len(tags) > 1:
+            raise InputError(f"REPO:{as_tag} pushes one image, and --tag names {len(tags)}",
+                             hint="give one --tag (the image to push as that tag), or drop :TAG from the repository")
+        if tags:
+            source = tags[0]
+            if source not in available:
+                raise InputError(f"tag {source!r} is not in {layout.root}", hint=here)
+            return [(as_tag, available[source])]
+        if as_tag in available:
+            return [(as_tag, available[as_tag])]
+        if only is not None:
+            return [(as_tag, Descriptor(only.media_type, only.digest, only.size, {}, only.platform))]
+        raise InputError(f"{layout.root} holds {len(manifests)} images; which one is {as_tag!r}?",
+                         hint=f"name it with --tag TAG ({here})")
+    if not tags:
+        if not available:
+            raise InputError(f"{layout.root} has no tagged images" + (f" ({len(manifests)} untagged)" if manifests else ""),
+                             hint="push to REPO:TAG to give the image a tag")
+        return sorted(available.items())
+    out = []
+    for tag in dict.fromkeys(tags):
         if tag in available:
             out.append((tag, available[tag]))
-            continue
-        manifests = layout.manifests()
-        digests = {m.digest for m in manifests}
-        if len(digests) == 1:
-            d = manifests[0]
-            out.append((tag, Descriptor(d.media_type, d.digest, d.size, {}, d.platform)))
-            continue
-        raise InputError(f"tag {tag!r} is not in {layout.root}", hint=f"tags here: {', '.join(sorted(available)) or 'none'}")
+        elif only is not None and not available:
+            out.append((tag, Descriptor(only.media_type, only.digest, only.size, {}, only.platform)))
+        else:
+            raise InputError(f"tag {tag!r} is not in {layout.root}; nothing was pushed",
+                             hint=f"{here}; to push an image under a new tag, push to REPO:NEWTAG --tag OLD")
     return out
-
 
 
 def _upload_blob(client: Client, repo: str, digest: str, size: int, path: Path, opts: RegistryOptions,
@@ -217,7 +244,7 @@ def _upload_blob(client: Client, repo: str, digest: str, size: int, path: Path, 
     what = f"blob {digest[:19]}"
     resp = client.request("HEAD", f"/v2/{repo}/blobs/{digest}", scopes=scopes, what=f"HEAD {what}", repository=repo)
     if resp.status_code == 200:
-        progress.done(f"  {digest[:19]}  {human_size(size):>10}  exists, skipped")
+        progress.done(f"  {digest[:19]}  {human_size(size):>10}  exists, skipped", digest)
         return "skipped", 0
     if resp.status_code not in (404,):
         raise client.error(f"HEAD {what}", resp, repository=repo)
@@ -227,7 +254,7 @@ def _upload_blob(client: Client, repo: str, digest: str, size: int, path: Path, 
         resp = client.request("POST", f"/v2/{repo}/blobs/uploads/?{q}", scopes=scopes, what=f"mount {what}",
                               repository=repo)
         if resp.status_code == 201:
-            progress.done(f"  {digest[:19]}  {human_size(size):>10}  mounted from {source}")
+            progress.done(f"  {digest[:19]}  {human_size(size):>10}  mounted from {source}", digest)
             return "mounted", 0
         if resp.status_code == 202:
             location = resp.headers.get("Location")
@@ -258,7 +285,7 @@ def _upload_blob(client: Client, repo: str, digest: str, size: int, path: Path, 
                 start = offset
 
                 def body(start=start, length=length):
-                    return FileSlice(path, start, length, bar)
+                    return FileSlice(path, start, length, bar, client.cancel)
                 headers = {"Content-Type": "application/octet-stream", "Content-Length": str(length)}
                 if start > 0 or chunk:
                     headers["Content-Range"] = f"{start}-{start + length - 1}"
@@ -284,7 +311,7 @@ def _upload_blob(client: Client, repo: str, digest: str, size: int, path: Path, 
             if got and got != digest:
                 raise RegistryError(f"registry {client.registry}: stored blob {digest} as {got}", code="DIGEST_INVALID",
                                     hint=HINTS["DIGEST_INVALID"])
-            progress.done(f"  {digest[:19]}  {human_size(size):>10}  uploaded")
+            progress.done(f"  {digest[:19]}  {human_size(size):>10}  uploaded", digest)
             return "uploaded", size
         except (Retryable, ConnectionLost) as exc:
             restarts += 1
@@ -296,7 +323,7 @@ def _upload_blob(client: Client, repo: str, digest: str, size: int, path: Path, 
             delay = client._delay(restarts - 1, getattr(exc, "delay", None))
             opts.log(f"  {what}: upload interrupted ({getattr(exc, 'reason', None) or 'connection error'}); "
                      f"starting it again in {delay:.1f}s ({restarts}/{opts.retries})")
-            time.sleep(delay)
+            client.pause(delay)
             location = None   # a fresh upload session: the old one may hold a partial, unresumable write
 
 
@@ -324,10 +351,13 @@ def _put_manifest(client: Client, repo: str, ref: str, desc: Descriptor, data: b
 def push_layout(layout_path: Path | str, repo: str | Sequence[str], tags: Sequence[str] | None = None,
                 options: RegistryOptions | None = None) -> PushResult:
     """Push the images of an OCI layout to one or more repositories (REGISTRY/REPO, or a bare name with
-    $OCIBAKE_REGISTRY). ``tags``: layout tags to push (default: all). A tag in ``repo`` (REPO:TAG) adds that tag.
+    $OCIBAKE_REGISTRY). ``tags``: layout tags to push (default: all); REPO:TAG pushes one image as TAG (see
+    select_tags).
 
     Order per repository: blobs (HEAD, mount, upload), child manifests by digest, then each tag's manifest or index.
-    Everything is read and verified before the first request.
+    Everything is read and verified before the first request. Repositories on the same registry mount the blobs of
+    the ones pushed before them. A failure after some repositories are complete raises with their references in
+    ``results``; Ctrl-C or SIGTERM stops the uploads in flight at once.
     """
     opts = options or RegistryOptions()
     started = time.monotonic()
@@ -339,38 +369,20 @@ def push_layout(layout_path: Path | str, repo: str | Sequence[str], tags: Sequen
         if r.digest:
             raise InputError(f"{r}: push to a repository or tag, not a digest", hint="drop the @sha256:... part")
     layout = Layout.open(layout_path)
-    wanted = list(tags or [])
-    for r in refs:
-        if r.tag and r.tag not in wanted:
-            wanted.append(r.tag)
-    plan = plan_push(layout, select_tags(layout, wanted or None))
+    verified: dict[str, tuple[str, int]] = {}
+    plans = [(ref, plan_push(layout, select_tags(layout, tags, ref.tag), verified)) for ref in refs]
     progress = Progress(opts)
     clients = Clients(opts)
     counts = {"uploaded": 0, "skipped": 0, "mounted": 0}
     sent = 0
     pushed: list[PushedTag] = []
+    done_repos: dict[str, list[str]] = {}           # registry -> repositories complete in this run
     try:
-        for ref in refs:
+        for ref, plan in plans:
             client = clients.get(ref.registry)
             client.ping()
-            mount_from = []
-            for m in opts.mount_from:
-                mref = parse_reference(m if "/" in m and has_registry(m.split("/", 1)[0]) else f"{ref.registry}/{m}",
-                                       opts.environ)
-                if mref.registry == ref.registry and mref.repository != ref.repository:
-                    mount_from.append(mref.repository)
-            opts.log(f"pushing {len(plan.blobs)} blob(s) to {ref.name}")
-            items = sorted(plan.blobs.items(), key=lambda kv: -kv[1][0])
-            if items:
-                # prime the token once, so parallel uploads share it
-                client.request("HEAD", f"/v2/{ref.repository}/blobs/{items[0][0]}",
-                               scopes=(f"repository:{ref.repository}:pull,push",)
-                               + tuple(f"repository:{m}:pull" for m in mount_from),
-                               what="HEAD blob", repository=ref.repository).close()
-            with ThreadPoolExecutor(max_workers=max(1, opts.jobs)) as pool:
-                futures = [pool.submit(_upload_blob, client, ref.repository, d, size, path, opts, progress, mount_from)
-                           for d, (size, path) in items]
-                outcomes = [f.result() for f in futures]
+            mount_from = _mount_sources(ref, opts, done_repos.get(ref.registry, []))
+            outcomes = _upload_blobs(client, ref, plan, opts, progress, mount_from)
             for kind, n in outcomes:
                 counts[kind] += 1
                 sent += n
@@ -379,7 +391,51 @@ def push_layout(layout_path: Path | str, repo: str | Sequence[str], tags: Sequen
             for tag, desc, data in plan.tops:
                 digest = _put_manifest(client, ref.repository, tag, desc, data)
                 pushed.append(PushedTag(ref.name, tag, digest))
+            done_repos.setdefault(ref.registry, []).append(ref.repository)
+    except OcibakeError as exc:
+        exc.results = tuple(str(t) for t in pushed)
+        if pushed:
+            exc.hint = f"{exc.hint + '; ' if exc.hint else ''}pushed before the failure: {len(pushed)} tag(s), on stdout"
+        raise
     finally:
+        progress.close()
         clients.close()
     return PushResult(tuple(pushed), counts["uploaded"], counts["skipped"], counts["mounted"], sent,
                       time.monotonic() - started)
+
+
+def _mount_sources(ref, opts: RegistryOptions, done_here: list[str]) -> list[str]:
+    """--mount-from repositories on ref's registry, then those this run already pushed to it."""
+    sources = []
+    for m in opts.mount_from:
+        mref = parse_reference(m if "/" in m and has_registry(m.split("/", 1)[0]) else f"{ref.registry}/{m}",
+                               opts.environ)
+        if mref.registry != ref.registry:
+            opts.log(f"warning: --mount-from {m} is on {mref.registry}, not {ref.registry}: blobs cannot be mounted "
+                     "across registries; uploading them")
+        elif mref.repository != ref.repository:
+            sources.append(mref.repository)
+    return list(dict.fromkeys(sources + [r for r in done_here if r != ref.repository]))
+
+
+def _upload_blobs(client: Client, ref, plan: _PushPlan, opts: RegistryOptions, progress: Progress,
+                  mount_from: list[str]) -> list[tuple[str, int]]:
+    """Every blob of ``plan``, in parallel, biggest first; an interrupt cancels the uploads in flight."""
+    opts.log(f"pushing {len(plan.blobs)} blob(s) to {ref.name}")
+    items = sorted(plan.blobs.items(), key=lambda kv: -kv[1][0])
+    if not items:
+        return []
+    # prime the token once, so parallel uploads share it
+    client.request("HEAD", f"/v2/{ref.repository}/blobs/{items[0][0]}",
+                   scopes=(f"repository:{ref.repository}:pull,push",) + tuple(f"repository:{m}:pull" for m in mount_from),
+                   what="HEAD blob", repository=ref.repository).close()
+    pool = ThreadPoolExecutor(max_workers=max(1, opts.jobs), thread_name_prefix="ocibake-push")
+    try:
+        futures = [pool.submit(_upload_blob, client, ref.repository, d, size, path, opts, progress, mount_from)
+                   for d, (size, path) in items]
+        return [f.result() for f in futures]
+    except BaseException:
+        client.cancel.set()
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)

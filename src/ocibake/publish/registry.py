@@ -23,6 +23,7 @@ from typing import Callable
 import oras.auth.utils
 import oras.container
 import requests
+import urllib3
 
 from ocibake import credentials as creds_mod
 from ocibake.credentials import Credentials
@@ -30,6 +31,7 @@ from ocibake.errors import InputError, RegistryError
 from ocibake.image import DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST
 from ocibake.oci_names import DIGEST_RE, NAME_RE, TAG_RE
 from ocibake.publish.redact import add_secret, redact
+from ocibake.publish.trust import trust_store
 
 ACCEPT = ", ".join((OCI_INDEX, OCI_MANIFEST, DOCKER_MANIFEST_LIST, DOCKER_MANIFEST))
 USER_AGENT = "ocibake"
@@ -62,6 +64,11 @@ class Reference:
         return out
 
 
+# Docker Hub answers the API elsewhere than its name, and keeps single-name images under library/.
+DOCKER_HUB = ("docker.io", "index.docker.io", "registry-1.docker.io")
+API_HOSTS = {"docker.io": "registry-1.docker.io", "index.docker.io": "registry-1.docker.io"}
+
+
 def has_registry(first: str) -> bool:
     return "." in first or ":" in first or first == "localhost" or first.startswith("[")
 
@@ -73,6 +80,11 @@ def parse_reference(text: str, environ=None) -> Reference:
     text = text.strip()
     if "://" in text:
         raise InputError(f"{original!r}: give a reference, not a URL", hint="e.g. registry.example.com/team/app:v1")
+    if "@" in text.split("/", 1)[0]:
+        # user:password@host/...: never echo it back
+        raise InputError("a reference holds credentials (USER:PASSWORD@HOST/...); they do not belong there",
+                         hint="give REGISTRY/REPO, and the credentials with `ocibake login` or OCIBAKE_USERNAME/"
+                              "OCIBAKE_PASSWORD")
     first = text.split("/", 1)[0]
     if "/" not in text or not has_registry(first):
         prefix = env.get("OCIBAKE_REGISTRY", "").strip().rstrip("/")
@@ -80,6 +92,9 @@ def parse_reference(text: str, environ=None) -> Reference:
             raise InputError(f"{original!r} names no registry",
                              hint="write REGISTRY/REPO (e.g. registry.example.com/team/app), or set OCIBAKE_REGISTRY "
                                   "to a registry/namespace prefix")
+        if "://" in prefix or not has_registry(prefix.split("/", 1)[0]):
+            raise InputError(f"OCIBAKE_REGISTRY={prefix!r} is not a registry/namespace prefix",
+                             hint="set it to HOST[:PORT][/NAMESPACE], e.g. registry.example.com/team (no scheme)")
         text = f"{prefix}/{text}"
         first = text.split("/", 1)[0]
     registry, _, rest = text.partition("/")
@@ -103,7 +118,10 @@ def parse_reference(text: str, environ=None) -> Reference:
     digest = parsed.digest
     if digest is not None and not DIGEST_RE.match(digest):
         raise InputError(f"{original!r}: digest {digest!r} is not valid", hint="digests are sha256:<64 lowercase hex>")
-    return Reference(registry.lower() if not registry.startswith("[") else registry, repository, tag, digest)
+    registry = registry.lower() if not registry.startswith("[") else registry
+    if registry in DOCKER_HUB and "/" not in repository:
+        repository = f"library/{repository}"
+    return Reference(registry, repository, tag, digest)
 
 
 def is_loopback(registry: str) -> bool:
@@ -177,6 +195,10 @@ class ConnectionLost(RegistryError):
     """The registry could not be reached or dropped the connection (after the retries)."""
 
 
+class Cancelled(Exception):
+    """Raised in a transfer thread once the operation is cancelled (the main thread is handling Ctrl-C or SIGTERM)."""
+
+
 class Retryable(Exception):
     def __init__(self, reason: str, delay: float | None = None):
         super().__init__(reason)
@@ -188,15 +210,18 @@ class Client:
     """One registry host: scheme, TLS, auth state (basic header or bearer tokens per scope), retrying requests."""
 
     def __init__(self, registry: str, options: RegistryOptions):
-        self.registry = registry
+        self.registry = registry                     # as the user wrote it: messages, credentials
+        self.host = API_HOSTS.get(registry, registry)  # where the API answers
         self.opts = options
         self.session = requests.Session()
         self.session.headers["User-Agent"] = USER_AGENT
         if is_loopback(registry):
             self.session.trust_env = False           # no proxy (and no .netrc) for loopback
-        self.verify: bool | str = str(options.ca_cert) if options.ca_cert else True
-        if options.ca_cert and not Path(options.ca_cert).is_file():
-            raise InputError(f"--ca-cert {options.ca_cert} does not exist", hint="give the path of a PEM CA certificate")
+        # The system's CAs (plus --ca-cert), not only the certifi bundle requests would use (see trust.py).
+        self.verify: bool | str = trust_store(options.ca_cert, options.environ)
+        if options.insecure:
+            urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+        self.cancel = threading.Event()              # set to stop uploads in flight (Ctrl-C, SIGTERM)
         self.base: str | None = None
         self.challenge: tuple[str, dict] | None = None     # ("basic"|"bearer", params) from GET /v2/
         self.creds: Credentials | None = None
@@ -239,8 +264,13 @@ class Client:
         if code == "UNAUTHORIZED" and self.creds is not None:
             hint = (f"the registry refused the credentials for user {self.creds.username!r} from {self.creds.source}; "
                     f"check them, or log in again with `ocibake login {self.registry} -u USER --password-stdin`")
+        if hint is None and status in STATUS_CODES:
+            hint = HINTS[STATUS_CODES[status]].format(registry=self.registry, repository=repository or "the repository")
         if hint is None and status is not None and status >= 500:
             hint = "the registry failed; try again later"
+        if hint is None and status is not None and 400 <= status < 500:
+            hint = (f"the registry refused the request (HTTP {status}); run again with -v to see the requests, or ask "
+                    "its admins whether it accepts OCI images in this repository")
         return RegistryError(redact(text), hint=redact(hint) if hint else None, status=status, code=code)
 
     # ---------------------------------------------------------------- transport
@@ -288,22 +318,30 @@ class Client:
         if self.base is not None:
             return
         candidates: list[tuple[str, bool | str]] = [("https", self.verify)]
-        plain_ok = self.opts.insecure or is_loopback(self.registry)
+        # Plain HTTP for loopback or --insecure; never after --ca-cert, which says the registry speaks TLS.
+        plain_ok = self.opts.insecure or (is_loopback(self.registry) and self.opts.ca_cert is None)
         if self.opts.insecure:
             candidates = [("https", False)]
+            self.opts.log(f"warning: TLS certificates of {self.registry} are not verified (--insecure)")
         last_exc: Exception | None = None
         resp = None
         for scheme, verify in candidates + ([("http", True)] if plain_ok else []):
-            url = f"{scheme}://{self.registry}/v2/"
+            url = f"{scheme}://{self.host}/v2/"
             try:
                 resp = self._with_retries("GET /v2/", lambda: self._send("GET", url, verify=verify), retries=2)
             except requests.exceptions.SSLError as exc:
                 last_exc = exc
                 if "certificate verify failed" in str(exc) or "CERTIFICATE_VERIFY_FAILED" in str(exc):
-                    raise RegistryError(
-                        f"registry {self.registry}: TLS certificate not trusted ({self._tls_reason(exc)})",
-                        hint="pass the registry's CA with --ca-cert PATH (or --insecure to skip verification)",
-                        code="TLS") from None
+                    reason = self._tls_reason(exc)
+                    if "mismatch" in reason.lower():
+                        hint = ("the certificate was issued for another name; use the host name or address it names "
+                                "(or --insecure to skip verification)")
+                    elif self.opts.ca_cert:
+                        hint = f"the certificate is not signed by {self.opts.ca_cert} nor a system CA; check the CA file"
+                    else:
+                        hint = "pass the registry's CA with --ca-cert PATH (or --insecure to skip verification)"
+                    raise RegistryError(f"registry {self.registry}: TLS certificate not trusted ({reason})", hint=hint,
+                                        code="TLS") from None
                 continue      # not TLS at all: try plain HTTP when allowed
             except requests.exceptions.RequestException as exc:
                 last_exc = exc
@@ -311,7 +349,7 @@ class Client:
                     break
                 continue
             self.verify = verify
-            self.base = f"{scheme}://{self.registry}"
+            self.base = f"{scheme}://{self.host}"
             break
         if self.base is None or resp is None:
             reason = self._connection_reason(last_exc) if last_exc else "no answer"
@@ -336,9 +374,14 @@ class Client:
                                      "belongs before the repository)")
         self.trace(f"{self.registry}: {self.base}, auth {self.challenge[0] if self.challenge else 'none'}")
 
+    def pause(self, seconds: float) -> None:
+        """Sleep before a retry, unless the operation is being cancelled."""
+        if self.cancel.wait(seconds):
+            raise Cancelled("cancelled")
+
     def _tls_reason(self, exc: Exception) -> str:
-        m = re.search(r"certificate verify failed: ([^(')]+)", str(exc))
-        return m.group(1).strip() if m else "certificate verify failed"
+        m = re.search(r"certificate verify failed: (.+?)(?: \(_ssl\.c|['\"]\)|$)", str(exc))
+        return m.group(1).strip().rstrip(".") if m else "certificate verify failed"
 
     def _with_retries(self, what: str, attempt_fn: Callable[[], requests.Response], retries: int | None = None):
         """Call ``attempt_fn`` until it returns a non-retryable response; retry connection errors, 408, 429, 5xx."""
@@ -349,7 +392,11 @@ class Client:
                 resp = attempt_fn()
                 if resp.status_code in (408, 429) or resp.status_code >= 500:
                     hinted = self._retry_after(resp)
-                    if attempt >= retries or (hinted is not None and hinted > self.opts.max_retry_after):
+                    if hinted is not None and hinted > self.opts.max_retry_after:
+                        self.opts.log(f"  {what}: HTTP {resp.status_code}, and the registry asks to wait {hinted:.0f}s "
+                                      f"(more than {self.opts.max_retry_after:.0f}s): giving up; push again later")
+                        return resp
+                    if attempt >= retries:
                         return resp
                     resp.close()
                     raise Retryable(f"HTTP {resp.status_code}", hinted)
@@ -367,7 +414,7 @@ class Client:
                 reason = self._connection_reason(exc)
             attempt += 1
             self.opts.log(f"  {what}: {reason}; retry {attempt}/{retries} in {delay:.1f}s")
-            time.sleep(delay)
+            self.pause(delay)
 
     # ---------------------------------------------------------------- auth
     def _token(self, scopes: tuple[str, ...], force: bool = False) -> str:

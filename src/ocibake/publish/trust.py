@@ -1,0 +1,82 @@
+"""Which certificate authorities TLS verification trusts: the system's store, plus --ca-cert.
+
+requests on its own trusts only the certifi bundle inside the Python environment, so a corporate CA installed with
+update-ca-certificates would not count, and a single --ca-cert would replace every other CA (breaking a registry that
+redirects blobs or tokens to a host with a public certificate). ocibake instead hands requests one bundle: the file
+named by REQUESTS_CA_BUNDLE or SSL_CERT_FILE if set, else the system's (as OpenSSL finds it), else certifi's; and with
+--ca-cert, that bundle and the given certificate together, in a private temporary file removed at exit.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import ssl
+import tempfile
+from pathlib import Path
+from typing import Mapping
+
+from ocibake.errors import InputError
+
+SYSTEM_BUNDLES = ("/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt", "/etc/ssl/cert.pem",
+                  "/etc/ssl/ca-bundle.pem")
+_combined: dict[tuple[str, str], str] = {}
+_tmpdir: str | None = None
+
+
+def system_bundle(environ: Mapping[str, str]) -> str:
+    for key in ("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE"):
+        value = environ.get(key, "").strip()
+        if value and os.path.isfile(value):
+            return value
+    paths = ssl.get_default_verify_paths()
+    for candidate in (paths.cafile, paths.openssl_cafile, *SYSTEM_BUNDLES):
+        if candidate and os.path.isfile(candidate):
+            return candidate
+    import certifi
+    return certifi.where()
+
+
+def read_ca_cert(path: Path) -> bytes:
+    """The PEM certificate(s) of --ca-cert, checked: a file OpenSSL loads as CA certificates."""
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise InputError(f"--ca-cert {path} does not exist", hint="give the path of the registry's CA certificate (PEM)") \
+            from None
+    except OSError as exc:
+        raise InputError(f"--ca-cert {path} cannot be read: {exc.strerror}", hint="check the path and its permissions") \
+            from None
+    try:
+        if b"-----BEGIN CERTIFICATE-----" not in data:
+            raise ssl.SSLError("no PEM certificate")
+        ssl.create_default_context(cadata=data.decode("ascii", errors="strict"))
+    except (ssl.SSLError, UnicodeDecodeError, ValueError):
+        raise InputError(f"--ca-cert {path} is not a PEM CA certificate",
+                         hint="give the CA's certificate in PEM form (-----BEGIN CERTIFICATE-----), e.g. ca.crt") \
+            from None
+    return data
+
+
+def trust_store(ca_cert: Path | None, environ: Mapping[str, str] | None = None) -> str:
+    """A CA bundle path for requests' ``verify``."""
+    base = system_bundle(os.environ if environ is None else environ)
+    if ca_cert is None:
+        return base
+    extra = read_ca_cert(ca_cert)
+    key = (base, str(Path(ca_cert).resolve()))
+    if key not in _combined:
+        path = os.path.join(_private_dir(), f"ca-bundle-{len(_combined)}.pem")
+        with open(path, "wb") as f:
+            f.write(Path(base).read_bytes().rstrip(b"\n") + b"\n" + extra)
+        _combined[key] = path
+    return _combined[key]
+
+
+def _private_dir() -> str:
+    global _tmpdir
+    if _tmpdir is None:
+        _tmpdir = tempfile.mkdtemp(prefix="ocibake-trust-")
+        atexit.register(shutil.rmtree, _tmpdir, True)
+    return _tmpdir
