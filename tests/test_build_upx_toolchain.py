@@ -130,7 +130,7 @@ def test_toolchain_image_from_the_command_line(toolchain, toolchain_cache_env, t
                          env=env)
     rec = record(out, digest)
     assert rec["toolchain"]["kind"] == "image" and rec["toolchain"]["digest"].startswith("sha256:")
-    assert rec["toolchain"]["go_version"] == rec["go"]["version"]
+    assert rec["toolchain"]["go_version"] == rec["go"]["version"] and rec["go"]["version"].startswith("go1.")
     assert rec["upx"]["version"].startswith("upx ") and rec["toolchain"].get("tag") == "go"
     assert str(tmp_path) not in json.dumps(rec)
     rootfs = unpack(out, "v5.0.0", tmp_path / "bundle")

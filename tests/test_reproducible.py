@@ -78,3 +78,15 @@ def test_local_origin_paths_never_reach_the_image():
     assert public_source_url("file:///srv/git/app.git") == ""
     assert public_source_url("https://ci:s3cret@git.example.com/app.git") == "https://git.example.com/app.git"
     assert public_source_url("git@git.example.com:team/app.git") == "git@git.example.com:team/app.git"
+
+
+def test_a_goenv_file_cannot_change_the_image(tmp_path):
+    """go reads GOFLAGS from its per-user GOENV file when the environment leaves it empty; ocibake never leaves it
+    empty, so a file that would build with other tags changes nothing (and the record says what go was given)."""
+    goenv = tmp_path / "goenv"
+    goenv.write_text("GOFLAGS=-tags=timetzdata\n")
+    plain, _ = build(FIXTURES / "hello-root", tmp_path / "a", "--upx", "off")
+    with_file, _ = build(FIXTURES / "hello-root", tmp_path / "b", "--upx", "off", env={"GOENV": str(goenv)})
+    assert plain == with_file
+    _, config = manifest_and_config(tmp_path / "b", with_file)
+    assert json.loads(config["config"]["Labels"]["dev.ocibake.build-record"])["go"]["goflags"] == "-buildvcs=false"

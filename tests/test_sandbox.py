@@ -93,6 +93,25 @@ def test_service_read_only_output_writable_root_read_only(sandbox, busybox_root,
     assert not (tmp_path / "service" / "new").exists() and not (busybox_root / "bin" / "new").exists()
 
 
+def test_no_setuid_file_survives_and_no_privileges_are_left(sandbox, busybox_root, tmp_path):
+    """uid 0 inside is the invoking user outside: a toolchain may chmod u+s what it writes, and run by root that
+    would be a setuid-root program on the host. The bits are gone when the run ends; bwrap also drops every
+    capability, and neither backend lets exec gain privileges."""
+    for applet in ("chmod", "hostname"):
+        if not (busybox_root / "bin" / applet).exists():
+            (busybox_root / "bin" / applet).symlink_to("busybox")
+    out = sh(sandbox, busybox_root, "cp /bin/busybox /out/suid && chmod 6755 /out/suid && ls -l /out/suid; "
+                                    "mkdir /out/d && chmod 2775 /out/d; hostname; cat /proc/self/status", tmp_path)
+    assert "-rwsr-sr-x" in out, out                            # it did set the bits inside...
+    for path in (tmp_path / "out" / "suid", tmp_path / "out" / "d"):
+        assert path.stat().st_mode & 0o6000 == 0, oct(path.stat().st_mode)   # ...and they are gone outside
+    status = dict(line.split(":", 1) for line in out.splitlines() if ":" in line and line.startswith(("Cap", "NoNew")))
+    assert status["NoNewPrivs"].strip() == "1"
+    if sandbox.backend() == "bwrap":
+        assert int(status["CapEff"], 16) == 0 and int(status["CapBnd"], 16) == 0
+    assert "\nocibake\n" in out
+
+
 def test_environment_is_exactly_what_was_given(sandbox, busybox_root, tmp_path):
     src, out = dirs(tmp_path)
     run = SandboxRun(rootfs=busybox_root, argv=["env"], env={"PATH": "/bin", "GOCACHE": "/cache/go-build"},

@@ -23,6 +23,7 @@ from ocibake.spec import BuildSpec
 from ocibake.toolchain import LocalToolchain
 from ocibake.toolchain_image import ImageToolchain, make_toolchain, parse_toolchain_ref
 from ocibake.upx import compress
+from toolchain_image_builder import build_toolchain_image
 
 LDFLAGS = "-s -w -buildid= -X main.Version=v2.0.0"
 
@@ -117,7 +118,7 @@ def test_vendored_service_builds_with_no_network_at_all(toolchain, toolchain_cac
         assert proc.returncode == 0, proc.stderr
         report = json.loads(proc.stdout)
         assert "v3.0.0" in report["binary"]["check"] and report["binary"]["upx"]["mode"] == "best-lzma"
-        assert report["build_record"]["go"]["goflags"] == "-mod=vendor"
+        assert report["build_record"]["go"]["goflags"] == "-buildvcs=false -mod=vendor"
         digests[name] = report["layers"][-1]["digest"]
     assert digests["local"] == digests["image"]          # the same (packed) binary layer
     rootfs = unpack(tmp_path / "image", "v3.0.0", tmp_path / "unpacked")
@@ -194,3 +195,40 @@ def test_replace_to_a_sibling_module_builds_in_the_sandbox(toolchain, tmp_path):
     assert with_image.image.layers[-1].diff_id == with_local.image.layers[-1].diff_id
     rootfs = unpack(tmp_path / "img", "v2.0.0", tmp_path / "unpacked")
     assert health_check(rootfs)["greeting"] == "hello from a replaced sibling"
+
+
+def test_a_toolchain_image_for_another_platform_is_refused(tmp_path):
+    build_toolchain_image(tmp_path / "layout", tag="arm", with_go=False, with_upx=False, arch="arm64")
+    with pytest.raises(InputError) as info:
+        ImageToolchain(f"oci:{tmp_path / 'layout'}:arm", cache=tmp_path / "cache").prepare()
+    assert "is a linux/arm64 image; this host runs linux/amd64" in info.value.message
+    assert "cross-compiles" in info.value.hint
+
+
+def test_a_cache_that_is_not_private_is_refused(toolchain, tmp_path):
+    """An unpacked toolchain is run as it is: a cache others may write to could hold a tampered go."""
+    ref, _ = toolchain
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    with pytest.raises(InputError) as info:
+        ImageToolchain(ref, cache=shared).prepare()
+    assert "is not private" in info.value.message and "chmod go-w" in info.value.hint
+    assert not (shared / "rootfs").exists()
+
+
+def test_cache_info_and_clean_even_with_a_read_only_module_cache(tmp_path):
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path)}
+    mod = tmp_path / "ocibake" / "toolchains" / "abc" / "mod" / "example.com" / "m@v1"
+    mod.mkdir(parents=True)
+    (mod / "x.go").write_text("package m\n")
+    for path in (mod / "x.go", mod, mod.parent):
+        path.chmod(0o444 if path.is_file() else 0o555)        # as go leaves its module cache
+    info = subprocess.run([sys.executable, "-m", "ocibake", "cache", "info", "--json"], env=env, cwd=REPO,
+                          stdout=subprocess.PIPE, text=True)
+    parts = {p["name"]: p for p in json.loads(info.stdout)["parts"]}
+    assert parts["toolchains"]["entries"] == 1 and parts["toolchains"]["size"] > 0
+    clean = subprocess.run([sys.executable, "-m", "ocibake", "cache", "clean"], env=env, cwd=REPO,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert clean.returncode == 0, clean.stderr
+    assert "freed" in clean.stderr and list((tmp_path / "ocibake").iterdir()) == []

@@ -118,3 +118,22 @@ def test_docker_hub_references_name_its_api_host_and_library_images():
     assert parse_reference("index.docker.io/team/app").repository == "team/app"
     assert API_HOSTS["docker.io"] == "registry-1.docker.io"
     assert parse_reference("registry.example.com/alpine").repository == "alpine"
+
+
+def test_replace_targets_shown_to_the_sandbox_are_module_directories_only(tmp_path):
+    from ocibake.project import local_replace_dirs, parse_go_mod
+    svc = tmp_path / "svc"
+    (svc / "vendor").mkdir(parents=True)
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "go.mod").write_text("module example.com/lib\n")
+    (tmp_path / "nomod").mkdir()
+    mod = parse_go_mod("module example.com/svc\n\nreplace (\n\texample.com/lib => ../lib\n\texample.com/root => /\n"
+                       "\texample.com/gone => ../gone\n\texample.com/nomod => ../nomod\n\texample.com/x => example.com/y v1\n)\n")
+    assert local_replace_dirs(svc, mod) == ((tmp_path / "lib").resolve(),)
+
+
+def test_go_env_values_are_read_one_per_line_even_when_empty():
+    from ocibake.toolchain import last_lines
+    assert last_lines("go1.26.8\n\n", 2) == ["go1.26.8", ""]
+    assert last_lines("go: downloading go1.22.0\ngo1.22.0\nnoregabi\n", 2) == ["go1.22.0", "noregabi"]
+    assert last_lines("", 1) == [""]

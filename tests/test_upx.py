@@ -121,3 +121,11 @@ def test_too_small_and_unknown_format(tmp_path):
 def test_upx_version_for_the_record():
     require("upx")
     assert LocalToolchain().upx_version().startswith("upx ")
+
+
+def test_a_program_that_is_not_upx_is_not_taken_for_one(plain_binary, tmp_path):
+    """--upx-bin /bin/true exits 0 and changes nothing: that is a failure, not a 100% compression."""
+    binary = copy(plain_binary, tmp_path / "app")
+    with pytest.raises(ToolchainError) as info:
+        compress(LocalToolchain(upx="/bin/true"), binary, "best-lzma")
+    assert "not UPX-packed" in info.value.message and info.value.exit_code == 3

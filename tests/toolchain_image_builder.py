@@ -94,7 +94,7 @@ def base_entries(with_upx: bool) -> list[Entry]:
 
 
 def build_toolchain_image(dest: Path, *, with_go: bool = True, with_upx: bool = True, tag: str = "latest",
-                          compression: str = "gzip", goroot: Path | None = None) -> str:
+                          compression: str = "gzip", goroot: Path | None = None, arch: str | None = None) -> str:
     """Write the image into the OCI layout ``dest`` under ``tag``; return its manifest digest."""
     goroot = goroot or host_goroot()
     layer_contents = [("base", base_entries(with_upx))]
@@ -103,7 +103,7 @@ def build_toolchain_image(dest: Path, *, with_go: bool = True, with_upx: bool = 
         layer_contents.append(("goroot", goroot_entries(goroot)))
         env += [f"GOLANG_VERSION={go_version(goroot).removeprefix('go')}", "GOTOOLCHAIN=local"]
     import platform as host
-    plat = Platform("linux", HOST_ARCH.get(host.machine(), host.machine()))
+    plat = Platform("linux", arch or HOST_ARCH.get(host.machine(), host.machine()))
     with LayoutWriter(dest) as writer:
         records = []
         for kind, entries in layer_contents:

@@ -52,6 +52,7 @@ class BuildResult:
     package: str
     git: GitInfo
     seconds: dict = field(default_factory=dict)
+    toolchain: str = ""              # which go and upx ran, where (for people; the record has the facts)
 
     @property
     def reference(self) -> str:
@@ -89,7 +90,7 @@ class Provenance:
     ldflags: str
     toolchain: dict
     goflags: str = ""            # given to go explicitly (from ocibake's environment), so a GOENV file cannot differ
-    goexperiment: str = ""
+    goexperiment: str = ""       # as `go env GOEXPERIMENT` says (the environment or a GOENV file)
     upx: dict = field(default_factory=lambda: {"mode": "off"})
 
 
@@ -111,7 +112,8 @@ def bake(spec: BuildSpec, toolchain: Toolchain, log: Log = lambda s: None) -> Bu
     module, package, git = analyse(spec)
     gobuild.check_variant_settings(spec.platform, os.environ)
     env = gobuild.build_env(spec.platform, os.environ)
-    go_version = toolchain.go_version(spec.service_dir, env)
+    go_version, goexperiment = toolchain.go_env(spec.service_dir, env, ("GOVERSION", "GOEXPERIMENT"))
+    go_version = go_version or "unknown"
     # Asked for UPX without a upx to run: fail now, not after the build.
     upx_version = toolchain.upx_version() if upx_mode != "off" else ""
     log(f"module {module.path} (go {module.go_version or '?'}), {len(module.direct_deps)} direct "
@@ -120,7 +122,7 @@ def bake(spec: BuildSpec, toolchain: Toolchain, log: Log = lambda s: None) -> Bu
     version_package = gobuild.version_package_path(spec.version_package, module.path)
     ld = gobuild.ldflags(version_package, spec.version, rfc3339(epoch), git.short, spec.extra_ldflags)
     prov = Provenance(module, package, git, epoch, go_version, ld, toolchain.describe(),
-                      goflags=env["GOFLAGS"], goexperiment=env["GOEXPERIMENT"],
+                      goflags=env["GOFLAGS"], goexperiment=goexperiment,
                       upx=upx_setting(upx_mode, upx_version))
     if git.dirty:
         log("warning: the service has uncommitted changes; the image records the commit, not your edits")
@@ -152,7 +154,7 @@ def bake(spec: BuildSpec, toolchain: Toolchain, log: Log = lambda s: None) -> Bu
     layers = tuple(LayerReport(r.kind, r.descriptor.digest, r.descriptor.size, r.uncompressed_size, r.created_by)
                    for r in image.layers)
     return BuildResult(name=spec.name, image=image, layout=spec.output, tags=tags, layers=layers, binary=app,
-                       record=record, module=module, package=package, git=git,
+                       record=record, module=module, package=package, git=git, toolchain=toolchain.summary(),
                        seconds={"go_build": app.go_seconds, "upx": app.upx.seconds, "layers": layer_seconds,
                                 "total": time.monotonic() - started})
 

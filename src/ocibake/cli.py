@@ -88,7 +88,39 @@ def build_parser() -> Parser:
     b.set_defaults(handler=cmd_build)
     from ocibake.cli_registry import add_commands  # push, pull, login
     add_commands(sub)
+
+    c = sub.add_parser("cache", help="show or empty the toolchain cache",
+                       description="The cache ($XDG_CACHE_HOME/ocibake, else ~/.cache/ocibake) holds unpacked toolchain "
+                                   "images, their Go build and module caches, and toolchain images pulled from "
+                                   "registries. `info` shows what it holds; `clean` empties it.")
+    c.add_argument("action", choices=("info", "clean"))
+    add_common(c)
+    c.set_defaults(handler=cmd_cache)
     return parser
+
+
+def cmd_cache(args: argparse.Namespace) -> int:
+    import json
+    from ocibake import cache
+    from ocibake.rootfs import cache_home
+    from ocibake.units import human_size
+    where = cache_home()
+    if args.action == "clean":
+        freed = cache.clean(where)
+        if args.json:
+            print(json.dumps({"cache": str(where), "freed": freed}))
+        elif not args.quiet:
+            print(f"emptied {where}: {human_size(freed)} freed", file=sys.stderr)
+        return 0
+    parts = cache.usage(where)
+    if args.json:
+        print(json.dumps({"cache": str(where), "parts": [vars(p) for p in parts]}, indent=2))
+        return 0
+    print(f"{where}")
+    for part in parts:
+        print(f"  {part.name + '/':<12} {part.entries:>4} entries {human_size(part.size):>12}  {part.what}")
+    print(f"  {'total':<12} {'':>12} {human_size(sum(p.size for p in parts)):>12}")
+    return 0
 
 
 def resolve_service_dir(arg: str) -> Path:
@@ -179,11 +211,21 @@ def _upx_mode(value) -> str | None:
     return text
 
 
-def make_toolchain(args: argparse.Namespace, settings: dict):
+def make_toolchain(args: argparse.Namespace, settings: dict, service_dir: Path):
     from ocibake.toolchain_image import make_toolchain as make
     network = args.network if args.network is not None else settings.get("network", False)
-    return make(args.toolchain or settings.get("toolchain"), go=args.go, upx=args.upx_bin, network=bool(network),
-                registry_options=lambda: registry_options(args))
+    reference = args.toolchain
+    if reference is None and settings.get("toolchain"):
+        reference = settings["toolchain"]
+        # an oci: path in ocibake.toml is relative to the service, like everything else in that file
+        if reference.startswith("oci:") and not Path(reference[4:]).is_absolute():
+            reference = f"oci:{service_dir / reference[4:]}"
+    toolchain = make(reference, go=args.go, upx=args.upx_bin, network=bool(network),
+                     registry_options=lambda: registry_options(args))
+    if network and not hasattr(toolchain, "sandbox") and not args.quiet:
+        print("ocibake: warning: --network applies to toolchain images; the local toolchain uses this host's "
+              "network as it is", file=sys.stderr)
+    return toolchain
 
 
 def registry_options(args: argparse.Namespace):
@@ -213,7 +255,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     settings = load_settings(service_dir)
     spec = spec_from_args(args, service_dir, settings)
     targets = push_targets(args, settings, spec.name)
-    toolchain = make_toolchain(args, settings)
+    toolchain = make_toolchain(args, settings, service_dir)
     result = bake(spec, toolchain, log=_log(args.quiet))
     pushed = None
     if targets:

@@ -72,9 +72,14 @@ def go_env(platform: Platform) -> dict[str, str]:
 
 
 def build_env(platform: Platform, environ: Mapping[str, str]) -> dict[str, str]:
-    """go_env plus GOFLAGS and GOEXPERIMENT from ocibake's environment (empty when unset). Set explicitly, they win
-    over a GOENV file, so the build record says exactly what go was given (air-gapped users set GOFLAGS=-mod=vendor)."""
-    return {**go_env(platform), "GOFLAGS": environ.get("GOFLAGS", ""), "GOEXPERIMENT": environ.get("GOEXPERIMENT", "")}
+    """go_env plus GOFLAGS: `-buildvcs=false` (which the build passes anyway) and then ocibake's own GOFLAGS, if any.
+    Never empty, so a GOENV file's GOFLAGS cannot apply behind the build record's back (go reads the file for a
+    setting the environment leaves empty). Air-gapped users set GOFLAGS=-mod=vendor. GOEXPERIMENT passes through
+    when set; its effective value, from wherever, is recorded."""
+    env = {**go_env(platform), "GOFLAGS": " ".join(["-buildvcs=false", *environ.get("GOFLAGS", "").split()])}
+    if environ.get("GOEXPERIMENT", "").strip():
+        env["GOEXPERIMENT"] = environ["GOEXPERIMENT"].strip()
+    return env
 
 
 def go_build_request(*, service_dir: Path, package: str, output: Path, platform: Platform, ld: str,

@@ -79,8 +79,12 @@ def parse_go_mod(text: str) -> GoModule:
 
 
 def local_replace_dirs(service_dir: Path, module: GoModule) -> tuple[Path, ...]:
-    """The directories that `replace X => ./path` (or ../path, /path) directives point at, resolved: a build that
-    sees only the service directory (a toolchain sandbox) must see these too."""
+    """The module directories that `replace X => ./path` (or ../path, /path) directives point at, resolved: a build
+    that sees only the service directory (a toolchain sandbox) must see these too.
+
+    Only real module directories count (they hold a go.mod, as go requires of a replacement), never the filesystem
+    root: a go.mod cannot make the sandbox show the host. One that is missing is left out, as go itself does not
+    need it in vendor mode; when go does need it, go says so."""
     found = []
     for replace in module.replaces:
         _, arrow, target = replace.partition("=>")
@@ -90,6 +94,8 @@ def local_replace_dirs(service_dir: Path, module: GoModule) -> tuple[Path, ...]:
         path = words[0].strip('"')
         if path.startswith(("./", "../", "/")) or path in (".", ".."):
             resolved = (service_dir / path).resolve()
+            if resolved == Path(resolved.anchor) or not (resolved / "go.mod").is_file():
+                continue
             if resolved not in found:
                 found.append(resolved)
     return tuple(found)

@@ -29,6 +29,7 @@ def as_json(result: BuildResult) -> dict:
         "layers": [{"kind": l.kind, "digest": l.digest, "size": l.size, "uncompressed_size": l.uncompressed_size}
                    for l in result.layers],
         "binary": binary_json(result),
+        "toolchain": result.toolchain,
         "module": {"path": result.module.path, "go": result.module.go_version,
                    "direct_dependencies": len(result.module.direct_deps), "main": result.package},
         "build_record": result.record,
@@ -60,7 +61,7 @@ def binary_lines(result: BuildResult) -> list[str]:
                      f"({app.upx.ratio:.0%}, {human_size(saved)} saved) in {app.upx.seconds:.1f}s")
         if app.check.ran and app.upx_check is not None and app.upx_check.ran:
             lines.append(f"start-up  {_ms(app.check.seconds)} plain, {_ms(app.upx_check.seconds)} with UPX "
-                         f"(`--version`, once; UPX unpacks the binary in memory at every start; --upx off to skip)")
+                         f"(`--version`, best of 2; UPX unpacks the binary in memory at every start; --upx off to skip)")
         else:
             lines.append("start-up  not measured: the binary was not run here")
     return lines
@@ -71,6 +72,7 @@ def print_human(result: BuildResult, err: TextIO, pushed=None) -> None:
     w = err.write
     w(f"\nimage     {result.name} {image.digest}\n")
     w(f"platform  {image.platform}\n")
+    w(f"toolchain {result.record['go']['version']}, {result.toolchain}\n")
     w(f"tags      {', '.join(result.tags)}  in {result.layout}\n")
     w(f"size      {human_size(image.compressed_size)} compressed ({len(result.layers)} layers)\n")
     for line in binary_lines(result):

@@ -29,6 +29,7 @@ from typing import BinaryIO, Iterator, Sequence
 
 import zstandard
 
+from ocibake.abandoned import force_rmtree, remove_abandoned_stages
 from ocibake.errors import InputError
 
 WHITEOUT_PREFIX = ".wh."
@@ -54,6 +55,25 @@ def cache_home() -> Path:
     """ocibake's cache: $XDG_CACHE_HOME/ocibake, else ~/.cache/ocibake."""
     base = os.environ.get("XDG_CACHE_HOME", "").strip()
     return (Path(base) if base and os.path.isabs(base) else Path.home() / ".cache") / "ocibake"
+
+
+def private_cache(cache: Path) -> Path:
+    """Create the cache (mode 0700) or check an existing one is this user's alone.
+
+    What is in it is trusted: an unpacked toolchain is run as it is, with no second digest check. A cache another
+    user owns or may write to could hold a tampered `go`, so it is refused rather than used."""
+    try:
+        cache.mkdir(parents=True, exist_ok=True, mode=0o700)
+        st = cache.stat()
+    except OSError as exc:
+        raise InputError(f"cannot use the cache directory {cache}: {exc.strerror}",
+                         hint="set XDG_CACHE_HOME to a writable directory of yours") from None
+    if st.st_uid != os.geteuid() or st.st_mode & 0o022:
+        owner = "another user" if st.st_uid != os.geteuid() else "group or others (it is writable by them)"
+        raise InputError(f"the cache {cache} is not private: it belongs to {owner}",
+                         hint="ocibake runs the toolchains it caches, so the cache must be yours alone: "
+                              f"`chmod go-w {cache}`, or set XDG_CACHE_HOME to a directory of yours")
+    return cache
 
 
 @dataclass(frozen=True)
@@ -242,23 +262,6 @@ def _remove(path: Path) -> None:
         os.unlink(path)
 
 
-def force_rmtree(path: Path) -> None:
-    """rmtree that also removes directories a layer made read-only."""
-    def onerror(func, p, exc):
-        parent = os.path.dirname(p)
-        try:
-            os.chmod(parent, 0o700)
-            if os.path.isdir(p) and not os.path.islink(p):
-                os.chmod(p, 0o700)
-            func(p)
-        except FileNotFoundError:
-            pass
-    if os.path.lexists(path):
-        if os.path.isdir(path) and not os.path.islink(path):
-            os.chmod(path, 0o700)
-        shutil.rmtree(path, onerror=onerror)
-
-
 def _first_pass(layer: LayerSource) -> list[tuple[list[str], tarfile.TarInfo]]:
     """Validate every entry and both digests before anything is written; return the whiteouts."""
     stream = _LayerStream(layer)
@@ -356,7 +359,9 @@ def unpack_image(layers: Sequence[LayerSource], cache: Path | None = None) -> Pa
     if final.is_dir():
         return final
     base.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{key[:12]}-unpacking-", dir=base))
+    prefix = f".{key[:12]}-unpacking-"
+    remove_abandoned_stages(base, prefix)
+    tmp = Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-", dir=base))
     try:
         os.chmod(tmp, 0o755)
         unpack_layers(layers, tmp)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
+import stat
 import subprocess
 import tempfile
 from dataclasses import dataclass, field
@@ -32,6 +33,8 @@ NO_SANDBOX_HINT = ("install bubblewrap (`apt-get install bubblewrap`) and allow 
 DEV_NODES = ("null", "zero", "full", "random", "urandom", "tty")
 # Files of the host shown (read-only) only when network is allowed.
 NETWORK_FILES = ("/etc/resolv.conf", "/etc/hosts")
+# The sandbox's own host name (not the build host's).
+HOSTNAME = "ocibake"
 # Top-level entries the sandbox provides itself.
 PROVIDED = {"proc", "dev", "tmp", "sys"}
 
@@ -98,7 +101,8 @@ def _mount_plan(run: SandboxRun) -> list[tuple[str, str, str]]:
 
 def bwrap_argv(bwrap: str, run: SandboxRun) -> list[str]:
     argv = [bwrap, "--unshare-user", "--uid", "0", "--gid", "0", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
-            "--unshare-cgroup-try", "--die-with-parent", "--new-session", "--clearenv"]
+            "--hostname", HOSTNAME, "--unshare-cgroup-try", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
+            "--clearenv"]
     if not run.network:
         argv.append("--unshare-net")
     for key, value in sorted(run.env.items()):
@@ -118,12 +122,12 @@ def bwrap_argv(bwrap: str, run: SandboxRun) -> list[str]:
     return argv
 
 
-def _locked_flags(path: str) -> str:
-    """Mount flags a user namespace may not drop when remounting a bind read-only."""
+def _locked_flags(path: str, skip: tuple[str, ...] = ()) -> str:
+    """Mount flags a user namespace may not drop when remounting a bind."""
     flags = os.statvfs(path).f_flag
     names = [(os.ST_NOSUID, "nosuid"), (os.ST_NODEV, "nodev"), (os.ST_NOEXEC, "noexec"),
              (os.ST_NOATIME, "noatime"), (os.ST_NODIRATIME, "nodiratime"), (os.ST_RELATIME, "relatime")]
-    return "".join(f",{name}" for bit, name in names if flags & bit)
+    return "".join(f",{name}" for bit, name in names if flags & bit and name not in skip)
 
 
 def unshare_script(run: SandboxRun, stage: Path, unshare: str, tools: Mapping[str, str]) -> str:
@@ -141,8 +145,8 @@ def unshare_script(run: SandboxRun, stage: Path, unshare: str, tools: Mapping[st
             parent = f'"$S"{q(os.path.dirname(target))}'
             s.append(f"{mkdir} -p {t}" if kind.startswith("dir") else f"{mkdir} -p {parent}; {touch} {t}")
             s.append(f"{mount} --rbind {q(src)} {t}")
-            if kind.endswith("-ro"):
-                s.append(f"{mount} -o remount,bind,ro{_locked_flags(src)} {t}")
+            s.append(f"{mount} -o remount,bind,{'ro,' if kind.endswith('-ro') else ''}nosuid,nodev"
+                     f"{_locked_flags(src, skip=('nosuid', 'nodev'))} {t}")
     s.append(f'{mkdir} -p "$S/proc" "$S/dev" "$S/tmp"')
     s.append(f'{mount} -t proc -o nosuid,nodev,noexec proc "$S/proc"')
     s.append(f'{mount} -t tmpfs -o mode=0755,nosuid dev "$S/dev"')
@@ -153,8 +157,13 @@ def unshare_script(run: SandboxRun, stage: Path, unshare: str, tools: Mapping[st
              f'{ln} -s /proc/self/fd/1 "$S/dev/stdout"; {ln} -s /proc/self/fd/2 "$S/dev/stderr"')
     s.append(f'{mount} -t tmpfs -o mode=1777,nosuid,nodev tmp "$S/tmp"')
     s.append(f'{mount} -o remount,ro,bind "$S"')
+    if tools.get("hostname"):
+        s.append(f"{tools['hostname']} {HOSTNAME}")
     env_args = " ".join(q(f"{k}={v}") for k, v in sorted({**run.env, "PWD": run.cwd}.items()))
-    s.append(f"exec {env} -i {env_args} {q(unshare)} --root=\"$S\" --wd={q(run.cwd)} -- "
+    # No way to gain privileges through exec (unshare needs its capabilities to enter the root, so unlike bwrap
+    # --cap-drop ALL they stay, within this user namespace only).
+    drop = f"{tools['setpriv']} --no-new-privs -- " if tools.get("setpriv") else ""
+    s.append(f"exec {env} -i {env_args} {drop}{q(unshare)} --root=\"$S\" --wd={q(run.cwd)} -- "
              + " ".join(q(a) for a in run.argv))
     return "\n".join(s) + "\n"
 
@@ -166,6 +175,25 @@ def unshare_argv(unshare: str, run: SandboxRun, stage: Path, tools: Mapping[str,
         ns.append("--net")
     prefix = [tools["setpriv"], "--pdeathsig", "KILL", "--"] if tools.get("setpriv") else []
     return [*prefix, unshare, *ns, "--", tools["sh"], "-c", unshare_script(run, stage, unshare, tools)]
+
+
+def strip_privilege_bits(root: Path) -> None:
+    """Clear setuid and setgid bits under a directory the sandbox could write.
+
+    Inside the sandbox the toolchain is uid 0 of its own user namespace, which is the invoking user outside: files it
+    makes in /out or /cache are owned by that user on the host, and as their owner it may chmod u+s them. Run by root,
+    that would leave a setuid-root program in a cache other users might reach. Nothing ocibake keeps needs those bits,
+    so they are removed as soon as the sandbox has exited (nothing of it still runs: it had its own pid namespace).
+    """
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            path = os.path.join(dirpath, name)
+            try:
+                st = os.lstat(path)
+            except OSError:
+                continue
+            if st.st_mode & (stat.S_ISUID | stat.S_ISGID) and not stat.S_ISLNK(st.st_mode):
+                os.chmod(path, stat.S_IMODE(st.st_mode) & ~(stat.S_ISUID | stat.S_ISGID))
 
 
 class Sandbox:
@@ -181,7 +209,7 @@ class Sandbox:
         self.bwrap = shutil.which(bwrap) if bwrap else None
         self.unshare = shutil.which(unshare) if unshare else None
         self._tools = {name: shutil.which(name, path=os.defpath + ":/usr/sbin:/sbin") or ""
-                       for name in ("sh", "mount", "mkdir", "ln", "touch", "env", "setpriv")}
+                       for name in ("sh", "mount", "mkdir", "ln", "touch", "env", "setpriv", "hostname")}
 
     def backend(self) -> str:
         """ "bwrap" or "unshare", whichever can create a sandbox here; else a ToolchainError saying why."""
@@ -243,7 +271,15 @@ class Sandbox:
                 out = exc.stdout.decode(errors="replace") if isinstance(exc.stdout, bytes) else (exc.stdout or "")
                 raise ToolchainError(f"{what} timed out after {timeout:.0f}s in the toolchain sandbox: "
                                      f"{' '.join(run.argv)}", detail=out.strip()) from exc
+            finally:
+                for bind in run.binds:
+                    if bind.writable:
+                        strip_privilege_bits(Path(bind.source))
         if proc.returncode != 0:
+            hint = None
+            if proc.returncode in (126, 127) or "execvp" in proc.stdout or "failed to execute" in proc.stdout:
+                hint = ("the program cannot start in the sandbox: a script whose interpreter the image lacks, or a "
+                        "binary for another architecture than this host's")
             raise ToolchainError(f"{what} failed (exit {proc.returncode}) in the toolchain sandbox "
-                                 f"({self.backend()}): {' '.join(run.argv)}", detail=proc.stdout.strip())
+                                 f"({self.backend()}): {shlex.join(run.argv)}", detail=proc.stdout.strip(), hint=hint)
         return proc

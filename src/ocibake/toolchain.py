@@ -39,10 +39,12 @@ class GoBuild:
         return [go, "build", *self.flags, "-o", output, self.package]
 
 
-def last_line(output: str) -> str:
-    """The last line of a program's output (go may print toolchain-switch chatter before it), or "unknown"."""
-    lines = output.strip().splitlines()
-    return lines[-1].strip() if lines else "unknown"
+def last_lines(output: str, n: int) -> list[str]:
+    """The last n lines of `go env K1 K2...` (go may print toolchain-switch chatter before them); "" where missing."""
+    text = output[:-1] if output.endswith("\n") else output      # one value per line; values may be empty
+    lines = [line.strip() for line in text.split("\n")]
+    lines = lines[-n:] if len(lines) >= n else [""] * (n - len(lines)) + lines
+    return lines
 
 
 class Toolchain(Protocol):
@@ -51,9 +53,15 @@ class Toolchain(Protocol):
     def describe(self) -> dict:
         """Facts for the build record: kind, go version, image digest..."""
 
+    def summary(self) -> str:
+        """One line for the report: which programs, which image, which sandbox."""
+
+    def go_env(self, service_dir: Path, build_env: Mapping[str, str], keys: Sequence[str]) -> list[str]:
+        """`go env KEYS...` as a build of this service with ``build_env`` sees them (go.mod's toolchain line and the
+        GOENV file included), one value per key."""
+
     def go_version(self, service_dir: Path, build_env: Mapping[str, str] | None = None) -> str:
-        """`go env GOVERSION` as a build of this service with ``build_env`` sees it (go.mod's toolchain line
-        included)."""
+        """`go env GOVERSION`, as go_env."""
 
     def go_build(self, build: GoBuild) -> None:
         """Run the build; raise ToolchainError carrying go's own output on failure."""
@@ -119,6 +127,7 @@ class LocalToolchain:
         self._go_arg = go
         self._upx_arg = upx
         self._go: str | None = None
+        self._upx_checked = False
 
     def _go_path(self) -> str:
         if self._go is None:
@@ -135,15 +144,22 @@ class LocalToolchain:
             what = f"`{self._upx_arg}`" if self._upx_arg else "`upx`"
             raise ToolchainError(f"UPX compression was asked for but {what} {_missing(self._upx_arg)}",
                                  hint=UPX_INSTALL_HINT)
+        self._upx_checked = True
         return found
 
     def describe(self) -> dict:
         return {"kind": "local"}
 
-    def go_version(self, service_dir: Path, build_env: Mapping[str, str] | None = None) -> str:
-        proc = run_tool([self._go_path(), "env", "GOVERSION"], cwd=service_dir, env={**os.environ, **(build_env or {})},
+    def summary(self) -> str:
+        return f"local: {self._go_path()}" + (f", {self._upx_path()}" if self._upx_checked else "")
+
+    def go_env(self, service_dir: Path, build_env: Mapping[str, str], keys: Sequence[str]) -> list[str]:
+        proc = run_tool([self._go_path(), "env", *keys], cwd=service_dir, env={**os.environ, **build_env},
                         what="go env", timeout=120, hint="check the Go installation: run `go env` in the service directory")
-        return last_line(proc.stdout)
+        return last_lines(proc.stdout, len(keys))
+
+    def go_version(self, service_dir: Path, build_env: Mapping[str, str] | None = None) -> str:
+        return self.go_env(service_dir, build_env or {}, ("GOVERSION",))[0] or "unknown"
 
     def go_build(self, build: GoBuild) -> None:
         env = dict(os.environ)

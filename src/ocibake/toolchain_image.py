@@ -27,10 +27,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
-from ocibake.errors import InputError, ToolchainError
-from ocibake.rootfs import LayerSource, cache_home, resolve, unpack_image
+from ocibake.errors import InputError, RegistryError, ToolchainError
+from ocibake.rootfs import LayerSource, cache_home, private_cache, resolve, unpack_image
 from ocibake.sandbox import Bind, Sandbox, SandboxRun
-from ocibake.toolchain import GoBuild, last_line
+from ocibake.toolchain import GoBuild, last_lines
 
 MANIFEST_TYPES = ("application/vnd.oci.image.manifest.v1+json", "application/vnd.docker.distribution.manifest.v2+json")
 INDEX_TYPES = ("application/vnd.oci.image.index.v1+json", "application/vnd.docker.distribution.manifest.list.v2+json")
@@ -53,9 +53,11 @@ class ToolchainRef:
 
 def parse_toolchain_ref(text: str) -> ToolchainRef:
     """``local``, ``oci:DIR[:TAG]``, ``oci:DIR@sha256:HEX`` or a registry reference; anything else is an InputError."""
-    text = (text or "").strip()
-    if text in ("", "local"):
+    if text is None or text.strip() == "local":
         return ToolchainRef("local", "local")
+    text = text.strip()
+    if not text:
+        raise InputError("--toolchain is empty (an unset variable?)", hint=REF_HINT)
     if "://" in text:
         raise InputError(f"unknown toolchain reference {text!r}: give a reference, not a URL", hint=REF_HINT)
     if text.startswith("oci:"):
@@ -120,6 +122,11 @@ def resolve_layout(ref: ToolchainRef) -> ResolvedImage:
     if media_type not in MANIFEST_TYPES:
         raise InputError(f"toolchain {ref.text!r} is a {media_type}, not an image manifest", hint=REF_HINT)
     config = json.loads(layout.read_blob(doc["config"]["digest"]))
+    want = _host_platform()
+    have = (config.get("os", ""), config.get("architecture", ""))
+    if have != want:
+        raise InputError(f"toolchain {ref.text!r} is a {have[0]}/{have[1]} image; this host runs {want[0]}/{want[1]}",
+                         hint="use a toolchain image for this host's platform (go cross-compiles to any --platform)")
     diff_ids = config.get("rootfs", {}).get("diff_ids", [])
     layer_descs = doc.get("layers", [])
     if len(diff_ids) != len(layer_descs):
@@ -163,7 +170,13 @@ def resolve_registry(ref: ToolchainRef, cache: Path, options=None) -> ResolvedIm
     if digest is None:
         dest.parent.mkdir(parents=True, exist_ok=True)
         os_name, arch = _host_platform()
-        result = pull(ref.text, dest, f"{os_name}/{arch}", options)
+        try:
+            result = pull(ref.text, dest, f"{os_name}/{arch}", options)
+        except RegistryError as exc:
+            if not parsed.digest:
+                exc.hint = (f"{exc.hint + '; ' if exc.hint else ''}a toolchain pinned by digest (REF@sha256:...) is "
+                            "taken from the cache once pulled, with no registry")
+            raise
         digest = result.digest
     return resolve_layout(ToolchainRef("oci", f"oci:{dest}@{digest}", path=str(dest), digest=digest))
 
@@ -177,9 +190,6 @@ def source_layout(service_dir: Path, local_modules: Sequence[Path]) -> tuple[lis
     top = Path(os.path.commonpath([str(d) for d in dirs]))
     binds = []
     for d in dirs:
-        if not d.is_dir():
-            raise InputError(f"go.mod replaces a module with {d}, which is not a directory",
-                             hint="fix the replace directive, or make the directory it names")
         if any(d != other and other in d.parents for other in dirs):
             continue            # already inside another bind
         rel = d.relative_to(top).as_posix()
@@ -219,6 +229,7 @@ class ImageToolchain:
         """Resolve, unpack (once, cached) and check the sandbox; return the rootfs. Called by every other method."""
         if self._rootfs is None:
             self.sandbox.backend()          # fail early, before unpacking, when no sandbox can be made
+            private_cache(self.cache)
             if self.ref.kind == "oci":
                 self._image = resolve_layout(self.ref)
             else:
@@ -288,19 +299,31 @@ class ImageToolchain:
             d["reference"] = self.ref.text
         elif self.ref.tag:
             d["tag"] = self.ref.tag
+        if self.ref.digest and self.ref.digest != d["digest"]:
+            d["pinned"] = self.ref.digest        # the index the user pinned; "digest" is this platform's image
         if self._versions.get("go"):
             d["go_version"] = self._versions["go"]
         if self._versions.get("upx"):
             d["upx_version"] = self._versions["upx"]
         return d
 
-    def go_version(self, service_dir: Path, build_env: Mapping[str, str] | None = None) -> str:
+    def summary(self) -> str:
+        """For the report (not the record: the sandbox backend does not change the bytes)."""
+        return (f"{self.ref.text} = {self.digest[:19]}, in a {self.sandbox.backend()} sandbox, "
+                f"{'with' if self.network else 'no'} network")
+
+    def go_env(self, service_dir: Path, build_env: Mapping[str, str], keys: Sequence[str]) -> list[str]:
         go = self._go()
-        proc = self._run([go, "env", "GOVERSION"],
-                         binds=[Bind(Path(service_dir), "/src"), Bind(self._cache_dir(), "/cache", writable=True)],
-                         cwd="/src", env={**self._env(), **(build_env or {})}, what="go env", timeout=120)
-        self._versions["go"] = last_line(proc.stdout)
-        return self._versions["go"]
+        proc = self._run([go, "env", *keys],
+                         binds=[Bind(Path(service_dir), "/src"), Bind(self._cache_dir(), "/cache")],
+                         cwd="/src", env={**self._env(), **build_env}, what="go env", timeout=120)
+        values = last_lines(proc.stdout, len(keys))
+        if "GOVERSION" in keys:
+            self._versions["go"] = values[list(keys).index("GOVERSION")] or "unknown"
+        return values
+
+    def go_version(self, service_dir: Path, build_env: Mapping[str, str] | None = None) -> str:
+        return self.go_env(service_dir, build_env or {}, ("GOVERSION",))[0] or "unknown"
 
     def go_build(self, build: GoBuild) -> None:
         go = self._go()
@@ -347,7 +370,7 @@ def make_toolchain(reference: str | None, *, go: str | None = None, upx: str | N
                    cache: Path | None = None, registry_options: Callable[[], object] | None = None):
     """What cli.py calls for --toolchain/--go/--upx-bin/--network: a LocalToolchain or an ImageToolchain."""
     from ocibake.toolchain import LocalToolchain
-    ref = parse_toolchain_ref(reference or "local")
+    ref = parse_toolchain_ref("local" if reference is None else reference)
     if ref.kind == "local":
         return LocalToolchain(go=go, upx=upx)
     if go or upx:

@@ -109,6 +109,18 @@ def explain_refusal(output: str) -> tuple[str, str] | None:
     return None
 
 
+UPX_MAGIC = b"UPX!"
+
+
+def is_packed(binary: Path) -> bool:
+    """UPX writes its "UPX!" header near the start of a packed executable and its pack header near the end."""
+    with open(binary, "rb") as f:
+        head = f.read(4096)
+        f.seek(max(0, os.fstat(f.fileno()).st_size - 4096))
+        tail = f.read()
+    return UPX_MAGIC in head or UPX_MAGIC in tail
+
+
 def compress(toolchain, binary: Path, mode: str) -> UpxResult:
     """Compress ``binary`` in place with ``toolchain.upx`` as ``mode`` says; ``off`` leaves it untouched.
 
@@ -129,5 +141,8 @@ def compress(toolchain, binary: Path, mode: str) -> UpxResult:
         message, hint = refusal
         raise ToolchainError(message, hint=hint, detail=exc.detail) from exc
     seconds = time.monotonic() - started
+    if not is_packed(binary):
+        raise ToolchainError(f"upx exited 0 but the binary is not UPX-packed (no UPX header after `upx {' '.join(args)}`)",
+                             hint="check that --upx-bin (or upx on PATH) is a real upx, or use --upx off")
     return UpxResult(mode=str(mode).strip().lower(), args=args, size_before=before, size_after=os.stat(binary).st_size,
                      seconds=seconds)

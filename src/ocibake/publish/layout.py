@@ -13,10 +13,10 @@ import json
 import os
 import shutil
 import tempfile
-import time
 from pathlib import Path
 from typing import Iterable, Sequence
 
+from ocibake.abandoned import remove_abandoned_stages
 from ocibake.errors import InputError
 from ocibake.image import OCI_INDEX, REF_NAME, Blob, Descriptor, canonical_json, sha256_digest
 
@@ -148,41 +148,6 @@ class Layout:
                 if "config" in doc:
                     stack.append(Descriptor.from_json(doc["config"]))
         return seen
-
-
-ABANDONED_AFTER = 3600.0
-
-
-def remove_abandoned_stages(directory: Path, prefix: str) -> None:
-    """Remove staging directories ``prefix<pid>-*`` in ``directory`` that a killed ocibake left: their process is
-    gone from this host and they have not changed for an hour (a live build in another pid namespace is spared)."""
-    try:
-        names = os.listdir(directory)
-    except OSError:
-        return
-    now = time.time()
-    for name in names:
-        if not name.startswith(prefix):
-            continue
-        pid_text = name[len(prefix):].split("-", 1)[0]
-        if not pid_text.isdigit() or _alive(int(pid_text)):
-            continue
-        path = directory / name
-        try:
-            if now - path.lstat().st_mtime > ABANDONED_AFTER and path.is_dir() and not path.is_symlink():
-                shutil.rmtree(path, ignore_errors=True)
-        except OSError:
-            pass
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class LayoutWriter:
