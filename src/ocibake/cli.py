@@ -222,7 +222,8 @@ def make_toolchain(args: argparse.Namespace, settings: dict, service_dir: Path):
             reference = f"oci:{service_dir / reference[4:]}"
     toolchain = make(reference, go=args.go, upx=args.upx_bin, network=bool(network),
                      registry_options=lambda: registry_options(args))
-    if network and not hasattr(toolchain, "sandbox") and not args.quiet:
+    from ocibake.toolchain import LocalToolchain
+    if network and isinstance(toolchain, LocalToolchain) and not args.quiet:
         print("ocibake: warning: --network applies to toolchain images; the local toolchain uses this host's "
               "network as it is", file=sys.stderr)
     return toolchain
