@@ -146,15 +146,26 @@ def test_ca_cert_adds_to_the_system_trust_and_never_falls_back_to_http(tls_regis
     proc = ocibake("push", str(layout), f"{reg.host}/trust/app3", "--ca-cert", str(other), "-v",
                    env=base_env(tmp_path / "h"))
     assert proc.returncode == 5 and "TLS certificate not trusted" in _error_line(proc.stderr)
-    assert "http://" not in proc.stderr and "not signed by" in proc.stderr
+    assert "http://" not in proc.stderr and "signed neither by" in proc.stderr
 
 
-def test_credentials_in_a_reference_are_refused_without_echoing_them(tmp_path):
+@pytest.mark.parametrize("reference", ["ci:hunter2secret@127.0.0.1:5000/x", "https://ci:hunter2secret@127.0.0.1:5000/x",
+                                       "docker://ci:hunter2secret@reg.example.com/x", "ci:hun/ter2secret@127.0.0.1:5000/x"])
+def test_credentials_in_a_reference_are_refused_without_echoing_them(reference, tmp_path):
     layout = tmp_path / "layout"
     write_layout(layout, tags=("v1",))
-    proc = ocibake("push", str(layout), "ci:hunter2secret@127.0.0.1:5000/x", env=base_env(tmp_path / "h"))
-    assert proc.returncode == 4 and "hunter2secret" not in proc.stderr + proc.stdout
+    proc = ocibake("push", str(layout), reference, env=base_env(tmp_path / "h"))
+    assert proc.returncode == 4 and "secret" not in proc.stderr + proc.stdout
     assert "credentials" in _error_line(proc.stderr)
+
+
+def test_credentials_in_ocibake_registry_are_refused_without_echoing_them(tmp_path):
+    layout = tmp_path / "layout"
+    write_layout(layout, tags=("v1",))
+    env = {**base_env(tmp_path / "h"), "OCIBAKE_REGISTRY": "ci:hunter2secret@127.0.0.1:5000/sos"}
+    proc = ocibake("push", str(layout), "emergency", env=env)
+    assert proc.returncode == 4 and "hunter2secret" not in proc.stderr
+    assert "OCIBAKE_REGISTRY holds credentials" in _error_line(proc.stderr)
 
 
 def test_plain_http_only_for_loopback(tmp_path):

@@ -197,6 +197,14 @@ def test_a_failure_after_some_repositories_reports_those_that_completed(plain_re
     assert proc.returncode == 5 and "UNAUTHORIZED" in proc.stderr
     assert proc.stdout.splitlines() == [f"{plain_registry.host}/ok/app:v1@{info['manifest']}"]
     assert "pushed before the failure: 1 tag(s)" in proc.stderr
+    # with --json, stdout stays one JSON document; the repositories after the failing one are named as not tried
+    proc = ocibake("push", str(layout), f"{plain_registry.host}/ok/app", f"{basic_registry.host}/no/app",
+                   f"{plain_registry.host}/later/app", "--json", env=env)
+    assert proc.returncode == 5
+    doc = json.loads(proc.stdout)
+    assert doc["references"] == [f"{plain_registry.host}/ok/app:v1@{info['manifest']}"]
+    assert doc["error"]["code"] == "UNAUTHORIZED" and doc["error"]["exit_code"] == 5
+    assert f"not tried: {plain_registry.host}/later/app" in proc.stderr
 
 
 def test_pull_platform_of_a_single_image_must_match(plain_registry, tmp_path):

@@ -137,3 +137,11 @@ def test_go_env_values_are_read_one_per_line_even_when_empty():
     assert last_lines("go1.26.8\n\n", 2) == ["go1.26.8", ""]
     assert last_lines("go: downloading go1.22.0\ngo1.22.0\nnoregabi\n", 2) == ["go1.22.0", "noregabi"]
     assert last_lines("", 1) == [""]
+
+
+def test_tokens_are_renewed_before_they_expire():
+    from ocibake.publish.registry import _refresh_after
+    assert _refresh_after({"expires_in": 300}) == 270
+    assert _refresh_after({"expires_in": 10}) == 8
+    assert _refresh_after({}) == 54                   # the distribution spec's default lifetime is 60 s
+    assert _refresh_after({"expires_in": 2}) == 1

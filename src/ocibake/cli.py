@@ -249,15 +249,24 @@ def push_targets(args: argparse.Namespace, settings: dict, name: str) -> list[st
     return targets
 
 
+def push_repo_names(targets: list[str]) -> list[str]:
+    if not targets:
+        return []
+    from ocibake.publish.registry import parse_reference
+    return [parse_reference(t).name for t in targets]
+
+
 def cmd_build(args: argparse.Namespace) -> int:
     from ocibake.bake import bake
-    from ocibake.report import print_result
+    from ocibake.report import print_human, print_result
     service_dir = resolve_service_dir(args.service)
     settings = load_settings(service_dir)
     spec = spec_from_args(args, service_dir, settings)
     targets = push_targets(args, settings, spec.name)
     toolchain = make_toolchain(args, settings, service_dir)
     result = bake(spec, toolchain, log=_log(args.quiet))
+    if not args.json and not args.quiet:
+        print_human(result, sys.stderr, tuple(push_repo_names(targets)))
     pushed = None
     if targets:
         from ocibake.publish.push import push_layout
@@ -274,11 +283,13 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def print_error(exc: OcibakeError, verbose: bool) -> None:
-    print(f"ocibake: error: {exc.message}", file=sys.stderr)
+    from ocibake.publish.redact import redact       # the last line of defence: no secret in any error
+    print(f"ocibake: error: {redact(exc.message)}", file=sys.stderr)
     if exc.detail:
-        print(exc.detail if verbose or len(exc.detail) < 8000 else "...\n" + exc.detail[-8000:], file=sys.stderr)
+        detail = exc.detail if verbose or len(exc.detail) < 8000 else "...\n" + exc.detail[-8000:]
+        print(redact(detail), file=sys.stderr)
     if exc.hint:
-        print(f"  hint: {exc.hint}", file=sys.stderr)
+        print(f"  hint: {redact(exc.hint)}", file=sys.stderr)
     if verbose and exc.__cause__ is not None:
         traceback.print_exception(exc.__cause__, file=sys.stderr)
 
@@ -304,8 +315,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         return args.handler(args)
     except OcibakeError as exc:
-        for line in exc.results:
-            print(line)
+        if exc.results and "--json" in argv:
+            import json
+            print(json.dumps({"references": list(exc.results), "error": {
+                "message": exc.message, "hint": exc.hint, "exit_code": exc.exit_code,
+                "status": getattr(exc, "status", None), "code": getattr(exc, "code", None)}}, indent=2))
+        else:
+            for line in exc.results:
+                print(line)
         print_error(exc, verbose)
         return exc.exit_code
     except KeyboardInterrupt:

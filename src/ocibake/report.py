@@ -67,7 +67,7 @@ def binary_lines(result: BuildResult) -> list[str]:
     return lines
 
 
-def print_human(result: BuildResult, err: TextIO, pushed=None) -> None:
+def print_human(result: BuildResult, err: TextIO, push_repos: tuple[str, ...] = ()) -> None:
     image = result.image
     w = err.write
     w(f"\nimage     {result.name} {image.digest}\n")
@@ -85,20 +85,20 @@ def print_human(result: BuildResult, err: TextIO, pushed=None) -> None:
     secs = result.seconds
     upx_part = f", upx {secs['upx']:.2f}s" if result.binary.upx.mode != "off" else ""
     w(f"\ntook {secs['total']:.2f}s (go build {secs['go_build']:.2f}s{upx_part}, layers {secs['layers']:.2f}s)\n")
-    for line in next_commands(result, pushed):
+    for line in next_commands(result, push_repos):
         w(line + "\n")
 
 
-def next_commands(result: BuildResult, pushed=None) -> list[str]:
-    """What to run next, quoted so it can be pasted: inspect, push the tags just built (or inspect what was pushed),
-    load into docker."""
+def next_commands(result: BuildResult, push_repos: tuple[str, ...] = ()) -> list[str]:
+    """What to run next, quoted so it can be pasted: inspect, push the tags just built (or inspect where they are
+    being pushed), load into docker."""
     q = shlex.quote
     tag = result.tags[0]
     ref = f"{result.layout}:{tag}"
     tags = " ".join(f"-t {q(t)}" for t in result.tags)
     lines = ["next:", f"  skopeo inspect {q('oci:' + ref)}"]
-    if pushed is not None and pushed.tags:
-        lines.append(f"  skopeo inspect {q('docker://' + pushed.tags[0].repository + ':' + pushed.tags[0].tag)}")
+    if push_repos:
+        lines.append(f"  skopeo inspect {q('docker://' + push_repos[0] + ':' + tag)}   # once pushed")
     else:
         lines.append(f"  ocibake push {q(str(result.layout))} REGISTRY/REPO {tags}")
     if ":" in str(result.layout):
@@ -115,15 +115,14 @@ def next_commands(result: BuildResult, pushed=None) -> list[str]:
 
 def print_result(result: BuildResult, *, out: TextIO, err: TextIO, json_output: bool, quiet: bool,
                  pushed=None) -> None:
-    """stdout: the reference (or, after --push, one REPO:TAG@DIGEST line per pushed tag), or all of it as JSON."""
+    """stdout: the reference (or, after --push, one REPO:TAG@DIGEST line per pushed tag), or all of it as JSON. The
+    human report went to stderr already (print_human), before any push, so a failed push still leaves it."""
     if json_output:
         doc = as_json(result)
         if pushed is not None:
             doc["push"] = pushed.as_json()
         out.write(json.dumps(doc, indent=2, sort_keys=True) + "\n")
         return
-    if not quiet:
-        print_human(result, err, pushed)
-        if pushed is not None:
-            err.write(pushed.summary() + "\n")
+    if pushed is not None and not quiet:
+        err.write(pushed.summary() + "\n")
     out.write("\n".join(pushed.lines() if pushed is not None else [result.reference]) + "\n")

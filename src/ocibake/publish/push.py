@@ -394,8 +394,16 @@ def push_layout(layout_path: Path | str, repo: str | Sequence[str], tags: Sequen
             done_repos.setdefault(ref.registry, []).append(ref.repository)
     except OcibakeError as exc:
         exc.results = tuple(str(t) for t in pushed)
+        done = {t.repository for t in pushed}
+        failed_at = next((i for i, (ref, _) in enumerate(plans) if ref.name not in done), len(plans))
+        untried = [ref.name for ref, _ in plans[failed_at + 1:]]
+        notes = []
         if pushed:
-            exc.hint = f"{exc.hint + '; ' if exc.hint else ''}pushed before the failure: {len(pushed)} tag(s), on stdout"
+            notes.append(f"pushed before the failure: {len(pushed)} tag(s), on stdout")
+        if untried:
+            notes.append(f"not tried: {', '.join(untried)}")
+        if notes:
+            exc.hint = "; ".join(([exc.hint] if exc.hint else []) + notes)
         raise
     finally:
         progress.close()

@@ -31,7 +31,7 @@ from ocibake.errors import InputError, RegistryError
 from ocibake.image import DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST
 from ocibake.oci_names import DIGEST_RE, NAME_RE, TAG_RE
 from ocibake.publish.redact import add_secret, redact
-from ocibake.publish.trust import trust_store
+from ocibake.publish.trust import system_bundle, trust_store
 
 ACCEPT = ", ".join((OCI_INDEX, OCI_MANIFEST, DOCKER_MANIFEST_LIST, DOCKER_MANIFEST))
 USER_AGENT = "ocibake"
@@ -73,18 +73,27 @@ def has_registry(first: str) -> bool:
     return "." in first or ":" in first or first == "localhost" or first.startswith("[")
 
 
+def _refuse_credentials(text: str, what: str) -> None:
+    """An "@" in a reference may only introduce a digest (@sha256:...); anything else is USER:PASSWORD@HOST, which is
+    refused without being echoed anywhere."""
+    rest = text.split("://", 1)[-1]
+    at = rest.find("@")
+    before, after = rest[:at], rest[at + 1:]
+    digest_like = re.match(r"[a-z][a-z0-9]*(?:[+._-][a-z][a-z0-9]*)*:[A-Za-z0-9=_-]{32,}$", after)
+    if at >= 0 and ("/" in after or ("/" not in before and not digest_like)):
+        raise InputError(f"{what} holds credentials (USER:PASSWORD@HOST); they do not belong there, and are not "
+                         "shown here", hint="give REGISTRY/REPO, and the credentials with `ocibake login` or "
+                                            "OCIBAKE_USERNAME/OCIBAKE_PASSWORD")
+
+
 def parse_reference(text: str, environ=None) -> Reference:
     """REGISTRY/REPO[:TAG][@DIGEST]; a bare REPO gets the $OCIBAKE_REGISTRY prefix (like KO_DOCKER_REPO)."""
     env = os.environ if environ is None else environ
     original = text
     text = text.strip()
+    _refuse_credentials(text, "a reference")
     if "://" in text:
         raise InputError(f"{original!r}: give a reference, not a URL", hint="e.g. registry.example.com/team/app:v1")
-    if "@" in text.split("/", 1)[0]:
-        # user:password@host/...: never echo it back
-        raise InputError("a reference holds credentials (USER:PASSWORD@HOST/...); they do not belong there",
-                         hint="give REGISTRY/REPO, and the credentials with `ocibake login` or OCIBAKE_USERNAME/"
-                              "OCIBAKE_PASSWORD")
     first = text.split("/", 1)[0]
     if "/" not in text or not has_registry(first):
         prefix = env.get("OCIBAKE_REGISTRY", "").strip().rstrip("/")
@@ -92,6 +101,7 @@ def parse_reference(text: str, environ=None) -> Reference:
             raise InputError(f"{original!r} names no registry",
                              hint="write REGISTRY/REPO (e.g. registry.example.com/team/app), or set OCIBAKE_REGISTRY "
                                   "to a registry/namespace prefix")
+        _refuse_credentials(prefix, "OCIBAKE_REGISTRY")
         if "://" in prefix or not has_registry(prefix.split("/", 1)[0]):
             raise InputError(f"OCIBAKE_REGISTRY={prefix!r} is not a registry/namespace prefix",
                              hint="set it to HOST[:PORT][/NAMESPACE], e.g. registry.example.com/team (no scheme)")
@@ -226,7 +236,7 @@ class Client:
         self.challenge: tuple[str, dict] | None = None     # ("basic"|"bearer", params) from GET /v2/
         self.creds: Credentials | None = None
         self._creds_loaded = False
-        self.tokens: dict[str, str] = {}
+        self.tokens: dict[str, tuple[str, float]] = {}      # scope -> (token, monotonic time to renew it)
         self.lock = threading.Lock()
 
     # ---------------------------------------------------------------- logging
@@ -262,8 +272,13 @@ class Client:
         if hint is None and code in HINTS:
             hint = HINTS[code].format(registry=self.registry, repository=repository or "the repository")
         if code == "UNAUTHORIZED" and self.creds is not None:
-            hint = (f"the registry refused the credentials for user {self.creds.username!r} from {self.creds.source}; "
-                    f"check them, or log in again with `ocibake login {self.registry} -u USER --password-stdin`")
+            if self.creds.source.startswith("OCIBAKE_USERNAME"):
+                fix = "check OCIBAKE_USERNAME and OCIBAKE_PASSWORD (they take precedence over stored logins)"
+            elif self.creds.source.startswith("--username"):
+                fix = "check the user and the password given on stdin"
+            else:
+                fix = f"check them, or log in again with `ocibake login {self.registry} -u USER --password-stdin`"
+            hint = f"the registry refused the credentials for user {self.creds.username!r} from {self.creds.source}; {fix}"
         if hint is None and status in STATUS_CODES:
             hint = HINTS[STATUS_CODES[status]].format(registry=self.registry, repository=repository or "the repository")
         if hint is None and status is not None and status >= 500:
@@ -318,8 +333,9 @@ class Client:
         if self.base is not None:
             return
         candidates: list[tuple[str, bool | str]] = [("https", self.verify)]
-        # Plain HTTP for loopback or --insecure; never after --ca-cert, which says the registry speaks TLS.
-        plain_ok = self.opts.insecure or (is_loopback(self.registry) and self.opts.ca_cert is None)
+        # Plain HTTP for loopback or --insecure, and only when the server does not speak TLS at all: a certificate
+        # that fails verification is an error, never a reason to try without TLS (--ca-cert is checked up front).
+        plain_ok = self.opts.insecure or is_loopback(self.registry)
         if self.opts.insecure:
             candidates = [("https", False)]
             self.opts.log(f"warning: TLS certificates of {self.registry} are not verified (--insecure)")
@@ -337,9 +353,11 @@ class Client:
                         hint = ("the certificate was issued for another name; use the host name or address it names "
                                 "(or --insecure to skip verification)")
                     elif self.opts.ca_cert:
-                        hint = f"the certificate is not signed by {self.opts.ca_cert} nor a system CA; check the CA file"
+                        hint = (f"the certificate is signed neither by {self.opts.ca_cert} nor by a CA of "
+                                f"{system_bundle(os.environ)}; check the CA file")
                     else:
-                        hint = "pass the registry's CA with --ca-cert PATH (or --insecure to skip verification)"
+                        hint = (f"pass the registry's CA with --ca-cert PATH (trusted now: {self.verify}), or --insecure "
+                                "to skip verification")
                     raise RegistryError(f"registry {self.registry}: TLS certificate not trusted ({reason})", hint=hint,
                                         code="TLS") from None
                 continue      # not TLS at all: try plain HTTP when allowed
@@ -420,8 +438,9 @@ class Client:
     def _token(self, scopes: tuple[str, ...], force: bool = False) -> str:
         key = " ".join(scopes)
         with self.lock:
-            if not force and key in self.tokens:
-                return self.tokens[key]
+            cached = self.tokens.get(key)
+            if not force and cached is not None and time.monotonic() < cached[1]:
+                return cached[0]
             assert self.challenge is not None
             params = self.challenge[1]
             realm = params.get("realm")
@@ -453,7 +472,7 @@ class Client:
             if not token:
                 raise RegistryError(f"registry {self.registry}: the token server answered no token", code="UNAUTHORIZED")
             add_secret(token)
-            self.tokens[key] = token
+            self.tokens[key] = (token, time.monotonic() + _refresh_after(doc))
             return token
 
     def _auth_header(self, scopes: tuple[str, ...], force: bool = False) -> dict:
@@ -512,6 +531,16 @@ class Client:
 
     def close(self) -> None:
         self.session.close()
+
+def _refresh_after(doc: dict) -> float:
+    """Seconds a token may be used before asking for a new one: its lifetime (60 s when the server does not say, as
+    the distribution spec suggests) less a margin, so no request starts with a token about to expire."""
+    try:
+        lifetime = float(doc.get("expires_in") or 60)
+    except (TypeError, ValueError):
+        lifetime = 60.0
+    return max(1.0, lifetime - max(2.0, lifetime * 0.1))
+
 
 class Clients:
     def __init__(self, options: RegistryOptions):
