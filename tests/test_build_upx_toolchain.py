@@ -131,7 +131,14 @@ def test_toolchain_image_from_the_command_line(toolchain, toolchain_cache_env, t
     rec = record(out, digest)
     assert rec["toolchain"]["kind"] == "image" and rec["toolchain"]["digest"].startswith("sha256:")
     assert rec["toolchain"]["go_version"] == rec["go"]["version"] and rec["go"]["version"].startswith("go1.")
-    assert rec["upx"]["version"].startswith("upx ") and rec["toolchain"].get("tag") == "go"
+    assert rec["upx"]["version"].startswith("upx ") and "tag" not in rec["toolchain"]
+    toolchain_line = next(line for line in proc.stderr.splitlines() if line.startswith("toolchain "))
+    assert f"{ref} = {rec['toolchain']['digest']}" in toolchain_line and "sandbox, no network" in toolchain_line
+    # the same toolchain named by its digest instead of its tag makes the very same image
+    layout_dir = ref[len("oci:"):].rsplit(":", 1)[0]
+    same, _ = build(FIXTURES / "hello-root", tmp_path / "by-digest", "--toolchain",
+                    f"oci:{layout_dir}@{rec['toolchain']['digest']}", "--upx", "fast", "--version", "v5.0.0", env=env)
+    assert same == digest
     assert str(tmp_path) not in json.dumps(rec)
     rootfs = unpack(out, "v5.0.0", tmp_path / "bundle")
     assert UPX_MAGIC in app_bytes(rootfs)[:4096]
@@ -158,3 +165,20 @@ def test_unknown_toolchain_reference_is_bad_input(reference, tmp_path):
     assert proc.returncode == 4, proc.stderr
     assert "toolchain reference" in proc.stderr and "oci:DIR" in proc.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_cpu_level_settings_of_every_architecture_come_from_the_platform(tmp_path):
+    """GOARM64=v9.0 in the environment would build for newer CPUs than linux/arm64 says: refused; go is always given
+    the platform's level, recorded in the image."""
+    proc = run_cli("build", str(FIXTURES / "hello-root"), "--output", str(tmp_path / "o"), "--platform", "linux/arm64",
+                   "--upx", "off", env={"GOARM64": "v9.0"})
+    assert proc.returncode == 4 and "GOARM64=v9.0 in the environment does not match" in proc.stderr
+    digest, _ = build(FIXTURES / "hello-root", tmp_path / "a", "--platform", "linux/arm64", "--upx", "off")
+    assert record(tmp_path / "a", digest)["go"]["env"]["GOARM64"] == "v8.0"
+
+
+def test_upx_for_an_architecture_it_cannot_pack_is_refused_before_the_build(tmp_path):
+    proc = run_cli("build", str(FIXTURES / "hello-root"), "--output", str(tmp_path / "o"), "--platform",
+                   "linux/riscv64", "-q")
+    assert proc.returncode == 4 and "UPX cannot pack linux/riscv64 binaries" in proc.stderr
+    assert "--upx off" in proc.stderr and not (tmp_path / "o").exists()

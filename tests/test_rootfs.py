@@ -1,5 +1,5 @@
 """Unpacking toolchain layers: whiteouts applied, every escape refused with nothing written outside the cache,
-content-addressed caching, digests checked. Layers are hand-made tars (the lead's writer refuses bad paths itself)."""
+content-addressed caching, digests checked. Layers are hand-made tars (ocibake's own tar writer refuses bad paths itself)."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ def make_layer(directory: Path, entries: list[tuple], compression: str = "gzip")
             payload = rest[0] if rest else b""
             info = tarfile.TarInfo(name)
             info.mtime = 1_000_000
-            info.mode = 0o755 if kind == "dir" else 0o644
+            info.mode = rest[1] if len(rest) > 1 else (0o755 if kind == "dir" else 0o644)
             if kind == "file":
                 info.size = len(payload)
                 tar.addfile(info, io.BytesIO(payload))
@@ -118,6 +118,10 @@ ESCAPES = {
     "character device": ([[("dev/null", "chr")]], "device node"),
     "block device": ([[("dev/sda", "blk")]], "device node"),
     "fifo": ([[("pipe", "fifo")]], "FIFO"),
+    # a whiteout of ".." would delete the root's parent: every other unpacked toolchain in the cache
+    "whiteout of the parent": ([[("f", "file", b"1"), (".wh...", "file")]], "whiteout of the directory itself"),
+    "whiteout of the parent under a symlink": ([[("d", "dir"), ("d/s", "symlink", ".."), ("d/.wh...", "file")]],
+                                               "whiteout of the directory itself"),
 }
 
 
@@ -161,3 +165,13 @@ def test_digest_mismatch_is_refused(env):
     layer.path.write_bytes(bytes(data))
     with pytest.raises(InputError):
         unpack_image([layer], cache)
+
+
+def test_nothing_unpacked_is_writable_by_group_or_others(env):
+    """golang images ship /go/bin as 1777 and first on PATH: unpacked like that, any local user could swap `go`."""
+    tmp, blobs, cache = env
+    layer = make_layer(blobs, [("go", "dir", b"", 0o1777), ("go/bin", "dir", b"", 0o1777),
+                               ("go/bin/go", "file", b"#!/bin/sh\n", 0o777), ("suid", "file", b"x", 0o4755)])
+    root = unpack_image([layer], cache)
+    for path in (root / "go", root / "go/bin", root / "go/bin/go", root / "suid"):
+        assert path.stat().st_mode & 0o6022 == 0, (path, oct(path.stat().st_mode))

@@ -232,3 +232,22 @@ def test_cache_info_and_clean_even_with_a_read_only_module_cache(tmp_path):
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert clean.returncode == 0, clean.stderr
     assert "freed" in clean.stderr and list((tmp_path / "ocibake").iterdir()) == []
+
+
+def test_a_toolchain_that_leaves_a_symlink_as_the_binary_is_refused(toolchain, tmp_path):
+    """A hostile go that answers `go build -o /out/app` with `ln -s /etc/shadow /out/app` must not get a host file
+    into the image."""
+    ref, cache = toolchain
+    tc = ImageToolchain(ref, cache=cache)
+    output = tmp_path / "app"
+    evil = tmp_path / "evil-out"
+    evil.mkdir()
+    os.symlink("/etc/hostname", evil / "app")
+    from ocibake.toolchain_image import take_regular_file
+    with pytest.raises(ToolchainError) as info:
+        take_regular_file(evil / "app", output, "go build in test")
+    assert "something other than a plain file" in info.value.message and not output.exists()
+    os.link(__file__, evil / "hard")
+    with pytest.raises(ToolchainError):
+        take_regular_file(evil / "hard", output, "go build in test")
+    assert tc.describe()["kind"] == "image"

@@ -22,6 +22,7 @@ from ocibake.layers.tar import compression_setting, write_layer
 from ocibake.layers.zoneinfo import resolve_zoneinfo_source, zoneinfo_layer
 from ocibake.project import GitInfo, GoModule, find_main_package, git_info, local_replace_dirs, read_go_mod
 from ocibake.publish.layout import LayoutWriter, check_output_path
+from ocibake.errors import ToolchainError
 from ocibake.spec import BuildSpec
 from ocibake.toolchain import Toolchain
 
@@ -106,14 +107,17 @@ def bake(spec: BuildSpec, toolchain: Toolchain, log: Log = lambda s: None) -> Bu
     check_output_path(spec.output)
     gobuild.check_platform(spec.platform)
     upx_mode = spec.effective_upx
-    upx.upx_args(upx_mode)
+    upx.check_platform(upx_mode, spec.platform.architecture)
     resolve_ca_source(spec.ca_bundle)
     resolve_zoneinfo_source(spec.zoneinfo)
     module, package, git = analyse(spec)
     gobuild.check_variant_settings(spec.platform, os.environ)
     env = gobuild.build_env(spec.platform, os.environ)
     go_version, goexperiment = toolchain.go_env(spec.service_dir, env, ("GOVERSION", "GOEXPERIMENT"))
-    go_version = go_version or "unknown"
+    if not go_version.startswith(("go", "devel")):
+        raise ToolchainError(f"`go env GOVERSION` printed {go_version!r}, not a Go version",
+                             hint="the go program is not a real Go toolchain (or a broken one); check --go or the "
+                                  "toolchain image")
     # Asked for UPX without a upx to run: fail now, not after the build.
     upx_version = toolchain.upx_version() if upx_mode != "off" else ""
     log(f"module {module.path} (go {module.go_version or '?'}), {len(module.direct_deps)} direct "

@@ -26,8 +26,29 @@ def ldflags(version_package: str, version: str, build_date: str, commit: str, ex
 LINUX_ARCHES = ("amd64", "arm64", "arm", "386", "ppc64le", "ppc64", "s390x", "riscv64", "loong64", "mips",
                 "mipsle", "mips64", "mips64le")
 VARIANTS = {"amd64": ("v1", "v2", "v3", "v4"), "arm": ("v5", "v6", "v7"), "arm64": ("v8",)}
-# The Go setting a variant maps to, and its value when the platform names no variant.
-VARIANT_SETTING = {"amd64": ("GOAMD64", "v1"), "arm": ("GOARM", "7")}
+# Each architecture's CPU-level setting and the value go defaults to. ocibake always passes it, so neither the
+# environment nor a GOENV file can build for another CPU than the image's platform says (and the record shows it).
+CPU_SETTING = {"amd64": ("GOAMD64", "v1"), "arm": ("GOARM", "7"), "arm64": ("GOARM64", "v8.0"),
+               "386": ("GO386", "sse2"), "ppc64": ("GOPPC64", "power8"), "ppc64le": ("GOPPC64", "power8"),
+               "mips": ("GOMIPS", "hardfloat"), "mipsle": ("GOMIPS", "hardfloat"),
+               "mips64": ("GOMIPS64", "hardfloat"), "mips64le": ("GOMIPS64", "hardfloat"),
+               "riscv64": ("GORISCV64", "rva20u64")}
+
+
+def cpu_level(platform: Platform) -> tuple[str, str] | None:
+    """(setting, value) for the platform: its variant (amd64/v3 -> GOAMD64=v3, arm/v6 -> GOARM=6, arm64/v8 ->
+    GOARM64=v8.0), else go's default for the architecture."""
+    setting = CPU_SETTING.get(platform.architecture)
+    if setting is None:
+        return None
+    key, default = setting
+    if not platform.variant:
+        return key, default
+    if platform.architecture == "arm":
+        return key, platform.variant.removeprefix("v")
+    if platform.architecture == "arm64":
+        return key, f"{platform.variant}.0"
+    return key, platform.variant
 
 
 def check_platform(platform: Platform) -> None:
@@ -45,29 +66,29 @@ def check_platform(platform: Platform) -> None:
 
 
 def check_variant_settings(platform: Platform, environ: Mapping[str, str]) -> None:
-    """GOAMD64/GOARM in the environment that the platform does not say: refuse, rather than silently build a binary
-    for another CPU level than the user meant (the platform decides what ocibake passes to go)."""
-    setting = VARIANT_SETTING.get(platform.architecture)
-    if setting is None or platform.variant:
+    """A CPU-level setting in the environment (GOAMD64=v3, GOARM64=v9.0...) that the platform does not say: refuse,
+    rather than silently build for another CPU than the user meant."""
+    level = cpu_level(platform)
+    if level is None or platform.variant:
         return
-    key, default = setting
+    key, default = level
     value = environ.get(key, "").strip()
     if value and value.split(",")[0] != default:
-        variant = value.split(",")[0]
-        variant = variant if variant.startswith("v") else f"v{variant}"
-        raise InputError(f"{key}={value} in the environment does not match --platform {platform}",
-                         hint=f"say it in the platform (--platform {platform}/{variant}), or unset {key}")
+        first = value.split(",")[0]
+        if key in ("GOAMD64", "GOARM"):
+            variant = first if first.startswith("v") else f"v{first}"
+            hint = f"say it in the platform (--platform {platform}/{variant}), or unset {key}"
+        else:
+            hint = f"unset {key}: ocibake builds {platform} for go's default {key}={default}"
+        raise InputError(f"{key}={value} in the environment does not match --platform {platform}", hint=hint)
 
 
 def go_env(platform: Platform) -> dict[str, str]:
-    """What the platform means for go: GOOS, GOARCH, and the CPU level (GOAMD64 v1 / GOARM 7 unless a variant says
-    otherwise), always explicit so that neither the environment nor a GOENV file can change it behind the label."""
+    """What the platform means for go: GOOS, GOARCH and the CPU level, always explicit."""
     env = {"CGO_ENABLED": "0", "GOOS": platform.os, "GOARCH": platform.architecture}
-    setting = VARIANT_SETTING.get(platform.architecture)
-    if setting is not None:
-        key, default = setting
-        value = platform.variant or (f"v{default}" if platform.architecture == "arm" else default)
-        env[key] = value.removeprefix("v") if platform.architecture == "arm" else value
+    level = cpu_level(platform)
+    if level is not None:
+        env[level[0]] = level[1]
     return env
 
 

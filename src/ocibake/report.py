@@ -98,7 +98,9 @@ def next_commands(result: BuildResult, push_repos: tuple[str, ...] = ()) -> list
     tags = " ".join(f"-t {q(t)}" for t in result.tags)
     lines = ["next:", f"  skopeo inspect {q('oci:' + ref)}"]
     if push_repos:
-        lines.append(f"  skopeo inspect {q('docker://' + push_repos[0] + ':' + tag)}   # once pushed")
+        plain = push_repos[0].split("/", 1)[0].startswith(("127.", "localhost", "[::1]"))
+        lines.append(f"  skopeo inspect {'--tls-verify=false ' if plain else ''}"
+                     f"{q('docker://' + push_repos[0] + ':' + tag)}   # once pushed")
     else:
         lines.append(f"  ocibake push {q(str(result.layout))} REGISTRY/REPO {tags}")
     if ":" in str(result.layout):

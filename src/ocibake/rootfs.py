@@ -68,11 +68,18 @@ def private_cache(cache: Path) -> Path:
     except OSError as exc:
         raise InputError(f"cannot use the cache directory {cache}: {exc.strerror}",
                          hint="set XDG_CACHE_HOME to a writable directory of yours") from None
-    if st.st_uid != os.geteuid() or st.st_mode & 0o022:
-        owner = "another user" if st.st_uid != os.geteuid() else "group or others (it is writable by them)"
-        raise InputError(f"the cache {cache} is not private: it belongs to {owner}",
-                         hint="ocibake runs the toolchains it caches, so the cache must be yours alone: "
-                              f"`chmod go-w {cache}`, or set XDG_CACHE_HOME to a directory of yours")
+    if st.st_uid != os.geteuid():
+        raise InputError(f"the cache {cache} is not private: it belongs to another user (uid {st.st_uid})",
+                         hint="ocibake runs the toolchains it caches, so the cache must be yours alone: set "
+                              "XDG_CACHE_HOME to a directory of yours (or `chown` this one)")
+    if st.st_mode & 0o022:
+        raise InputError(f"the cache {cache} is not private: group or others may write to it",
+                         hint=f"ocibake runs the toolchains it caches, so the cache must be yours alone: "
+                              f"`chmod go-w {cache}`")
+    parent = cache.parent.stat()
+    if parent.st_mode & 0o002 and not parent.st_mode & stat.S_ISVTX:
+        raise InputError(f"the cache {cache} sits in {cache.parent}, which anyone may write to (no sticky bit): "
+                         "it could be swapped for another", hint="set XDG_CACHE_HOME to a directory of yours")
     return cache
 
 
@@ -208,8 +215,12 @@ def check_member(layer: LayerSource, member: tarfile.TarInfo) -> list[str]:
             raise _refuse(layer, member.name, f"is a symlink to {member.linkname!r}, outside the root")
     elif not (member.isreg() or member.isdir()):
         raise _refuse(layer, member.name, f"has an unsupported tar type {member.type!r}")
-    if parts and parts[-1].startswith(WHITEOUT_PREFIX) and not (member.isreg() or member.isdir()):
-        raise _refuse(layer, member.name, "is a whiteout that is not a plain file")
+    if parts and parts[-1].startswith(WHITEOUT_PREFIX):
+        if not (member.isreg() or member.isdir()):
+            raise _refuse(layer, member.name, "is a whiteout that is not a plain file")
+        hidden = parts[-1][len(WHITEOUT_PREFIX):]
+        if parts[-1] != OPAQUE and hidden in ("", ".", ".."):
+            raise _refuse(layer, member.name, "is a whiteout of the directory itself or its parent")
     return parts
 
 
@@ -308,7 +319,9 @@ def _write_member(root: Path, parts: list[str], member: tarfile.TarInfo, tar: ta
     os.makedirs(parent, mode=0o755, exist_ok=True)
     dest = parent / parts[-1]
     existing = os.lstat(dest) if os.path.lexists(dest) else None
-    mode = member.mode & 0o1777          # no setuid/setgid in a rootless unpack
+    # No setuid/setgid (a rootless unpack), and nothing writable by group or others: the cached toolchain is run as
+    # it is, so nobody else may change it (images do ship 1777 directories, /go/bin in golang images among them).
+    mode = member.mode & 0o1755
     if member.isdir():
         if existing is None or not stat.S_ISDIR(existing.st_mode):
             if existing is not None:

@@ -180,8 +180,12 @@ def unshare_argv(unshare: str, run: SandboxRun, stage: Path, tools: Mapping[str,
     return [*prefix, unshare, *ns, "--", tools["sh"], "-c", unshare_script(run, stage, unshare, tools)]
 
 
+RISKY_BITS = stat.S_ISUID | stat.S_ISGID | stat.S_IWGRP | stat.S_IWOTH
+
+
 def strip_privilege_bits(root: Path) -> None:
-    """Clear setuid and setgid bits under a directory the sandbox could write.
+    """Clear setuid and setgid bits, and write permission for group and others, under a directory the sandbox could
+    write (the cache is used again by later builds: nobody else may change what is in it).
 
     Inside the sandbox the toolchain is uid 0 of its own user namespace, which is the invoking user outside: files it
     makes in /out or /cache are owned by that user on the host, and as their owner it may chmod u+s them. Run by root,
@@ -195,8 +199,8 @@ def strip_privilege_bits(root: Path) -> None:
                 st = os.lstat(path)
             except OSError:
                 continue
-            if st.st_mode & (stat.S_ISUID | stat.S_ISGID) and not stat.S_ISLNK(st.st_mode):
-                os.chmod(path, stat.S_IMODE(st.st_mode) & ~(stat.S_ISUID | stat.S_ISGID))
+            if st.st_mode & RISKY_BITS and not stat.S_ISLNK(st.st_mode):
+                os.chmod(path, stat.S_IMODE(st.st_mode) & ~RISKY_BITS)
 
 
 class Sandbox:

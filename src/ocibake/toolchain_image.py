@@ -22,6 +22,7 @@ import json
 import os
 import platform as host_platform
 import shutil
+import stat
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -198,6 +199,19 @@ def source_layout(service_dir: Path, local_modules: Sequence[Path]) -> tuple[lis
     return binds, "/src" + ("/" + rel if rel != "." else "")
 
 
+def take_regular_file(produced: Path, dest: Path, what: str) -> None:
+    """Move what the sandbox produced into place, if it is a plain file. The toolchain is not trusted: a symlink
+    (to /etc/shadow, say) or anything else would otherwise be read on the host and packed into the image."""
+    try:
+        st = os.lstat(produced)
+    except FileNotFoundError:
+        raise ToolchainError(f"{what} finished but wrote no binary") from None
+    if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
+        raise ToolchainError(f"{what} left {produced.name} as something other than a plain file (a link?); refused",
+                             hint="the toolchain image misbehaves; use a trusted image pinned by digest")
+    os.replace(produced, dest)
+
+
 def _env_dict(config: dict) -> dict[str, str]:
     env = {}
     for item in (config.get("config") or {}).get("Env") or []:
@@ -294,13 +308,9 @@ class ImageToolchain:
     # -- the Toolchain protocol --------------------------------------------------------------------------------
     def describe(self) -> dict:
         """For the build record: no local paths, so the record is the same on every machine."""
+        # Only what decides the bytes: how the image was named (a tag, a mirror's host name, an index digest) is in
+        # the report, so the same toolchain gives the same record whatever it is called on this machine.
         d = {"kind": "image", "digest": self.digest, "network": self.network}
-        if self.ref.kind == "registry":
-            d["reference"] = self.ref.text
-        elif self.ref.tag:
-            d["tag"] = self.ref.tag
-        if self.ref.digest and self.ref.digest != d["digest"]:
-            d["pinned"] = self.ref.digest        # the index the user pinned; "digest" is this platform's image
         if self._versions.get("go"):
             d["go_version"] = self._versions["go"]
         if self._versions.get("upx"):
@@ -309,7 +319,8 @@ class ImageToolchain:
 
     def summary(self) -> str:
         """For the report (not the record: the sandbox backend does not change the bytes)."""
-        return (f"{self.ref.text} = {self.digest[:19]}, in a {self.sandbox.backend()} sandbox, "
+        backend = self.sandbox.backend()
+        return (f"{self.ref.text} = {self.digest}, in {'an' if backend[0] in 'aeiou' else 'a'} {backend} sandbox, "
                 f"{'with' if self.network else 'no'} network")
 
     def go_env(self, service_dir: Path, build_env: Mapping[str, str], keys: Sequence[str]) -> list[str]:
@@ -337,10 +348,7 @@ class ImageToolchain:
                       binds=[*source_binds, Bind(out_dir, "/out", writable=True),
                              Bind(self._cache_dir(), "/cache", writable=True)],
                       cwd=cwd, env=env, what="go build")
-            built = out_dir / output.name
-            if not built.is_file():
-                raise ToolchainError(f"go build in {self.ref.text} finished but wrote no binary")
-            os.replace(built, output)
+            take_regular_file(out_dir / output.name, output, f"go build in {self.ref.text}")
         finally:
             shutil.rmtree(out_dir, ignore_errors=True)
 
@@ -352,7 +360,7 @@ class ImageToolchain:
             shutil.copy2(binary, work / "app")
             self._run([upx, *args, "/out/app"], binds=[Bind(work, "/out", writable=True)], cwd="/out",
                       env=_env_dict(self._image.config), what="upx", timeout=900)   # type: ignore[union-attr]
-            os.replace(work / "app", binary)
+            take_regular_file(work / "app", binary, f"upx in {self.ref.text}")
         finally:
             shutil.rmtree(work, ignore_errors=True)
 

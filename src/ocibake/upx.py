@@ -110,6 +110,17 @@ def explain_refusal(output: str) -> tuple[str, str] | None:
     return None
 
 
+# The Linux architectures UPX 4 packs executables for; for the others it refuses with UnknownExecutableFormat.
+UPX_ARCHES = ("amd64", "386", "arm", "arm64", "ppc64le", "mips", "mipsle")
+
+
+def check_platform(mode: str, architecture: str) -> None:
+    """Before the build: a mode other than off for an architecture UPX cannot pack is bad input."""
+    if upx_args(mode) is not None and architecture not in UPX_ARCHES:
+        raise InputError(f"UPX cannot pack linux/{architecture} binaries (--upx {mode})",
+                         hint=f"use --upx off for this platform; UPX packs {', '.join(UPX_ARCHES)}")
+
+
 UPX_MAGIC = b"UPX!"
 
 

@@ -91,6 +91,9 @@ class Layout:
                              hint="build one with `ocibake build`, or copy one with `skopeo copy ... oci:DIR:TAG`")
         try:
             index = json.loads((root / "index.json").read_bytes())
+        except PermissionError:
+            raise InputError(f"{root}/index.json cannot be read: permission denied",
+                             hint="check the layout's permissions, or run as a user who may read it") from None
         except (OSError, ValueError) as exc:
             raise InputError(f"{root}/index.json is not valid JSON: {exc}", hint="the layout is damaged; rebuild it") from exc
         if not isinstance(index, dict) or not isinstance(index.get("manifests", []), list):
