@@ -220,3 +220,26 @@ def test_pull_refuses_a_blob_with_the_wrong_digest(proxied_registry, tmp_path):
     proc = ocibake("pull", f"{proxy.host}/x/app:v1", str(tmp_path / "out"), env=env)
     assert proc.returncode == 5 and "arrived as" in _error_line(proc.stderr), proc.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_login_and_toolchain_references_never_echo_credentials(tmp_path):
+    from conftest import FIXTURES
+    env = base_env(tmp_path / "h")
+    for argv, stdin in ((["login", "u:hunter2secret@127.0.0.1:1/x", "-u", "u", "--password-stdin"], "pw\n"),
+                        (["login", "https://u:hunter2secret@127.0.0.1:1", "-u", "u", "--password-stdin"], "pw\n"),
+                        (["build", str(FIXTURES / "hello-root"), "--toolchain", "u:hunter2secret@127.0.0.1:1"], None),
+                        (["build", str(FIXTURES / "hello-root"), "--toolchain", "//u:hunter2secret@127.0.0.1:1/x"], None)):
+        proc = ocibake(*argv, "-v", env=env, stdin=stdin)
+        assert proc.returncode == 4, (argv, proc.stderr)
+        assert "hunter2secret" not in proc.stdout + proc.stderr and "credentials" in proc.stderr
+
+
+def test_json_output_stays_json_when_the_first_repository_fails(plain_registry, tmp_path):
+    import json
+    layout = tmp_path / "layout"
+    write_layout(layout, tags=("v1",))
+    proc = ocibake("push", str(layout), f"127.0.0.1:{free_port()}/y", f"{plain_registry.host}/ok/c", "--json",
+                   env=base_env(tmp_path / "h"))
+    assert proc.returncode == 5
+    doc = json.loads(proc.stdout)
+    assert doc["references"] == [] and "cannot connect" in doc["error"]["message"]

@@ -165,3 +165,27 @@ def test_no_user_namespaces_is_a_clear_error(tmp_path):
     assert message.startswith("cannot create a rootless sandbox") and "unshare failed" in message
     assert "bubblewrap (bwrap) is not installed" in message
     assert "user.max_user_namespaces" in hint and "--toolchain local" in hint
+
+
+def test_bits_left_by_a_killed_run_are_cleared_before_the_next_one(sandbox, busybox_root, tmp_path):
+    """A run killed with SIGKILL never reaches its clean-up: its marker stays, and the next run into the same
+    directory clears the bits before the sandbox starts (here it sees the file without them)."""
+    src, out = dirs(tmp_path)
+    planted = out / "left"
+    planted.write_bytes(b"x")
+    planted.chmod(0o6777)
+    (out / ".ocibake-sandbox-running-999999999").touch()        # a process that is gone
+    listing = sh(sandbox, busybox_root, "ls -l /out/left", tmp_path)
+    assert listing.startswith("-rwxr-xr-x"), listing
+    assert not list(out.glob(".ocibake-sandbox-running-*"))
+
+
+def test_directories_the_toolchain_locked_are_opened_and_cleaned(tmp_path):
+    from ocibake.sandbox import strip_privilege_bits
+    locked = tmp_path / "d" / "locked"
+    locked.mkdir(parents=True)
+    (locked / "suid").write_bytes(b"x")
+    (locked / "suid").chmod(0o4777)
+    locked.chmod(0o311)
+    strip_privilege_bits(tmp_path / "d")
+    assert locked.stat().st_mode & 0o777 == 0o711 and (locked / "suid").stat().st_mode & 0o7777 == 0o755

@@ -251,3 +251,26 @@ def test_a_toolchain_that_leaves_a_symlink_as_the_binary_is_refused(toolchain, t
     with pytest.raises(ToolchainError):
         take_regular_file(evil / "hard", output, "go build in test")
     assert tc.describe()["kind"] == "image"
+
+
+def test_every_part_of_the_cache_and_every_directory_above_it_must_be_private(toolchain, tmp_path):
+    ref, _ = toolchain
+    cache = tmp_path / "mine" / "ocibake"
+    (cache / "rootfs").mkdir(parents=True)
+    (cache / "rootfs").chmod(0o777)                  # a part anyone could plant a toolchain in
+    with pytest.raises(InputError, match="rootfs/ may be written by group or others"):
+        ImageToolchain(ref, cache=cache).prepare()
+    (cache / "rootfs").chmod(0o700)
+    open_parent = tmp_path / "open"
+    (open_parent / "x" / "ocibake").mkdir(parents=True)
+    open_parent.chmod(0o777)                         # no sticky bit: x/ could be swapped
+    with pytest.raises(InputError, match="above it, may be written by others"):
+        ImageToolchain(ref, cache=open_parent / "x" / "ocibake").prepare()
+    fresh = tmp_path / "new" / "deeper" / "ocibake"
+    old_umask = os.umask(0)
+    try:
+        from ocibake.rootfs import private_cache
+        private_cache(fresh)                         # created private whatever the umask
+    finally:
+        os.umask(old_umask)
+    assert all(p.stat().st_mode & 0o077 == 0 for p in (fresh, fresh.parent, fresh.parent.parent))

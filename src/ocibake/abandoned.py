@@ -27,7 +27,7 @@ def remove_abandoned_stages(directory: Path, prefix: str) -> None:
         if not name.startswith(prefix):
             continue
         pid_text = name[len(prefix):].split("-", 1)[0]
-        if not pid_text.isdigit() or _alive(int(pid_text)):
+        if not pid_text.isdigit() or alive(int(pid_text)):
             continue
         path = directory / name
         try:
@@ -37,7 +37,7 @@ def remove_abandoned_stages(directory: Path, prefix: str) -> None:
             pass
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -92,6 +92,7 @@ class Provenance:
     toolchain: dict
     goflags: str = ""            # given to go explicitly (from ocibake's environment), so a GOENV file cannot differ
     goexperiment: str = ""       # as `go env GOEXPERIMENT` says (the environment or a GOENV file)
+    gofips140: str = ""          # likewise (Go 1.24+; "" before)
     upx: dict = field(default_factory=lambda: {"mode": "off"})
 
 
@@ -113,7 +114,7 @@ def bake(spec: BuildSpec, toolchain: Toolchain, log: Log = lambda s: None) -> Bu
     module, package, git = analyse(spec)
     gobuild.check_variant_settings(spec.platform, os.environ)
     env = gobuild.build_env(spec.platform, os.environ)
-    go_version, goexperiment = toolchain.go_env(spec.service_dir, env, ("GOVERSION", "GOEXPERIMENT"))
+    go_version, goexperiment, gofips = toolchain.go_env(spec.service_dir, env, ("GOVERSION", "GOEXPERIMENT", "GOFIPS140"))
     if not go_version.startswith(("go", "devel")):
         raise ToolchainError(f"`go env GOVERSION` printed {go_version!r}, not a Go version",
                              hint="the go program is not a real Go toolchain (or a broken one); check --go or the "
@@ -126,7 +127,7 @@ def bake(spec: BuildSpec, toolchain: Toolchain, log: Log = lambda s: None) -> Bu
     version_package = gobuild.version_package_path(spec.version_package, module.path)
     ld = gobuild.ldflags(version_package, spec.version, rfc3339(epoch), git.short, spec.extra_ldflags)
     prov = Provenance(module, package, git, epoch, go_version, ld, toolchain.describe(),
-                      goflags=env["GOFLAGS"], goexperiment=goexperiment,
+                      goflags=env["GOFLAGS"], goexperiment=goexperiment, gofips140=gofips,
                       upx=upx_setting(upx_mode, upx_version))
     if git.dirty:
         log("warning: the service has uncommitted changes; the image records the commit, not your edits")
@@ -246,6 +247,7 @@ def build_record(spec: BuildSpec, prov: Provenance, contents: list[LayerContent]
             "ldflags": prov.ldflags,
             "goflags": prov.goflags,
             "goexperiment": prov.goexperiment,
+            "gofips140": prov.gofips140,
         },
         "toolchain": prov.toolchain,
         "upx": prov.upx,

@@ -315,10 +315,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         return args.handler(args)
     except OcibakeError as exc:
-        if exc.results and "--json" in argv:
+        if "--json" in argv:           # stdout stays one JSON document, failure or not
             import json
+            from ocibake.publish.redact import redact
             print(json.dumps({"references": list(exc.results), "error": {
-                "message": exc.message, "hint": exc.hint, "exit_code": exc.exit_code,
+                "message": redact(exc.message), "hint": redact(exc.hint) if exc.hint else None,
+                "exit_code": exc.exit_code,
                 "status": getattr(exc, "status", None), "code": getattr(exc, "code", None)}}, indent=2))
         else:
             for line in exc.results:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ocibake.credentials import Credentials
 from ocibake.errors import InputError, UsageError
+from ocibake.oci_names import refuse_credentials
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -138,6 +139,7 @@ def cmd_login(args: argparse.Namespace) -> int:
         raise UsageError("login reads the password from stdin", hint="echo \"$PASSWORD\" | ocibake login HOST -u USER --password-stdin")
     options = options_from_args(args)
     creds = options.credentials
+    refuse_credentials(args.registry, "the registry name")
     registry = args.registry.strip()
     for prefix in ("https://", "http://"):
         if registry.startswith(prefix):

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Sequence
 
+from ocibake.abandoned import alive
 from ocibake.errors import ToolchainError
 
 NO_SANDBOX_HINT = ("install bubblewrap (`apt-get install bubblewrap`) and allow unprivileged user namespaces "
@@ -192,6 +193,7 @@ def strip_privilege_bits(root: Path) -> None:
     that would leave a setuid-root program in a cache other users might reach. Nothing ocibake keeps needs those bits,
     so they are removed as soon as the sandbox has exited (nothing of it still runs: it had its own pid namespace).
     """
+    _own_dir(str(root))
     for dirpath, dirnames, filenames in os.walk(root):
         for name in dirnames + filenames:
             path = os.path.join(dirpath, name)
@@ -199,8 +201,35 @@ def strip_privilege_bits(root: Path) -> None:
                 st = os.lstat(path)
             except OSError:
                 continue
-            if st.st_mode & RISKY_BITS and not stat.S_ISLNK(st.st_mode):
-                os.chmod(path, stat.S_IMODE(st.st_mode) & ~RISKY_BITS)
+            if stat.S_ISLNK(st.st_mode):
+                continue
+            mode = stat.S_IMODE(st.st_mode)
+            if stat.S_ISDIR(st.st_mode):
+                mode |= 0o700          # a directory the walk cannot list or enter would hide what is inside
+            if mode & ~RISKY_BITS != stat.S_IMODE(st.st_mode):
+                os.chmod(path, mode & ~RISKY_BITS)
+
+
+def _own_dir(path: str) -> None:
+    st = os.lstat(path)
+    if stat.S_ISDIR(st.st_mode) and (st.st_mode & 0o700 != 0o700 or st.st_mode & RISKY_BITS):
+        os.chmod(path, (stat.S_IMODE(st.st_mode) | 0o700) & ~RISKY_BITS)
+
+
+RUNNING_MARK = ".ocibake-sandbox-running-"
+
+
+def _mark_running(directory: Path) -> Path:
+    """A marker in a writable bind while the sandbox runs. A marker left by a process that is gone means that run was
+    killed (SIGKILL) before it could clear the bits: clear them now, before the directory is used again."""
+    for mark in directory.glob(RUNNING_MARK + "*"):
+        pid = mark.name[len(RUNNING_MARK):]
+        if pid.isdigit() and not alive(int(pid)):
+            strip_privilege_bits(directory)
+            mark.unlink(missing_ok=True)
+    mark = directory / f"{RUNNING_MARK}{os.getpid()}"
+    mark.touch()
+    return mark
 
 
 class Sandbox:
@@ -271,6 +300,7 @@ class Sandbox:
         command (as run inside the sandbox) and its output."""
         with tempfile.TemporaryDirectory(prefix="ocibake-sandbox-") as stage:
             argv = self.argv(run, Path(stage))
+            marks = [_mark_running(Path(b.source)) for b in run.binds if b.writable and Path(b.source).is_dir()]
             try:
                 proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                       timeout=timeout, env={}, stdin=subprocess.DEVNULL)
@@ -282,6 +312,8 @@ class Sandbox:
                 for bind in run.binds:
                     if bind.writable:
                         strip_privilege_bits(Path(bind.source))
+                for mark in marks:
+                    mark.unlink(missing_ok=True)
         if proc.returncode != 0:
             hint = None
             if proc.returncode in (126, 127) or "execvp" in proc.stdout or "failed to execute" in proc.stdout:

@@ -29,7 +29,9 @@ from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
 from ocibake.errors import InputError, RegistryError, ToolchainError
-from ocibake.rootfs import LayerSource, cache_home, private_cache, resolve, unpack_image
+from ocibake.oci_names import refuse_credentials
+from ocibake.rootfs import (LayerSource, cache_home, check_private_entry, private_cache, private_mkdir, resolve,
+                            unpack_image)
 from ocibake.sandbox import Bind, Sandbox, SandboxRun
 from ocibake.toolchain import GoBuild, last_lines
 
@@ -59,6 +61,8 @@ def parse_toolchain_ref(text: str) -> ToolchainRef:
     text = text.strip()
     if not text:
         raise InputError("--toolchain is empty (an unset variable?)", hint=REF_HINT)
+    if not text.startswith("oci:"):
+        refuse_credentials(text, "--toolchain")
     if "://" in text:
         raise InputError(f"unknown toolchain reference {text!r}: give a reference, not a URL", hint=REF_HINT)
     if text.startswith("oci:"):
@@ -169,7 +173,7 @@ def resolve_registry(ref: ToolchainRef, cache: Path, options=None) -> ResolvedIm
     dest = cache / "pulled"
     digest = _pinned_in_cache(dest, parsed.digest) if parsed.digest else None
     if digest is None:
-        dest.parent.mkdir(parents=True, exist_ok=True)
+        private_mkdir(dest.parent)
         os_name, arch = _host_platform()
         try:
             result = pull(ref.text, dest, f"{os_name}/{arch}", options)
@@ -269,8 +273,10 @@ class ImageToolchain:
 
     def _cache_dir(self) -> Path:
         d = self.cache / "toolchains" / self.digest.split(":", 1)[1]
+        if d.exists():
+            check_private_entry(d, f"the cache of toolchain {d.name[:12]}")
         for sub in ("go-build", "mod"):
-            (d / sub).mkdir(parents=True, exist_ok=True)
+            private_mkdir(d / sub)
         return d
 
     def find_program(self, name: str) -> str | None:

@@ -29,7 +29,7 @@ from ocibake import credentials as creds_mod
 from ocibake.credentials import Credentials
 from ocibake.errors import InputError, RegistryError
 from ocibake.image import DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST
-from ocibake.oci_names import DIGEST_RE, NAME_RE, TAG_RE
+from ocibake.oci_names import DIGEST_RE, NAME_RE, TAG_RE, refuse_credentials
 from ocibake.publish.redact import add_secret, redact
 from ocibake.publish.trust import system_bundle, trust_store
 
@@ -73,25 +73,12 @@ def has_registry(first: str) -> bool:
     return "." in first or ":" in first or first == "localhost" or first.startswith("[")
 
 
-def _refuse_credentials(text: str, what: str) -> None:
-    """An "@" in a reference may only introduce a digest (@sha256:...); anything else is USER:PASSWORD@HOST, which is
-    refused without being echoed anywhere."""
-    rest = text.split("://", 1)[-1]
-    at = rest.find("@")
-    before, after = rest[:at], rest[at + 1:]
-    digest_like = re.match(r"[a-z][a-z0-9]*(?:[+._-][a-z][a-z0-9]*)*:[A-Za-z0-9=_-]{32,}$", after)
-    if at >= 0 and ("/" in after or ("/" not in before and not digest_like)):
-        raise InputError(f"{what} holds credentials (USER:PASSWORD@HOST); they do not belong there, and are not "
-                         "shown here", hint="give REGISTRY/REPO, and the credentials with `ocibake login` or "
-                                            "OCIBAKE_USERNAME/OCIBAKE_PASSWORD")
-
-
 def parse_reference(text: str, environ=None) -> Reference:
     """REGISTRY/REPO[:TAG][@DIGEST]; a bare REPO gets the $OCIBAKE_REGISTRY prefix (like KO_DOCKER_REPO)."""
     env = os.environ if environ is None else environ
     original = text
     text = text.strip()
-    _refuse_credentials(text, "a reference")
+    refuse_credentials(text, "a reference")
     if "://" in text:
         raise InputError(f"{original!r}: give a reference, not a URL", hint="e.g. registry.example.com/team/app:v1")
     first = text.split("/", 1)[0]
@@ -101,7 +88,7 @@ def parse_reference(text: str, environ=None) -> Reference:
             raise InputError(f"{original!r} names no registry",
                              hint="write REGISTRY/REPO (e.g. registry.example.com/team/app), or set OCIBAKE_REGISTRY "
                                   "to a registry/namespace prefix")
-        _refuse_credentials(prefix, "OCIBAKE_REGISTRY")
+        refuse_credentials(prefix, "OCIBAKE_REGISTRY")
         if "://" in prefix or not has_registry(prefix.split("/", 1)[0]):
             raise InputError(f"OCIBAKE_REGISTRY={prefix!r} is not a registry/namespace prefix",
                              hint="set it to HOST[:PORT][/NAMESPACE], e.g. registry.example.com/team (no scheme)")
