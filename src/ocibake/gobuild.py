@@ -110,8 +110,14 @@ def go_build_request(*, service_dir: Path, package: str, output: Path, platform:
                    flags=("-trimpath", "-buildvcs=false", "-ldflags", ld), local_modules=local_modules)
 
 
+def host_architecture() -> str:
+    """This machine's architecture as GOARCH (and OCI) spell it."""
+    machine = host_platform.machine().lower()
+    return HOST_ARCH.get(machine, machine)
+
+
 def runs_here(platform: Platform) -> bool:
-    return platform.os == "linux" and HOST_ARCH.get(host_platform.machine().lower()) == platform.architecture
+    return platform.os == "linux" and host_architecture() == platform.architecture
 
 
 def version_package_path(given: str, module_path: str) -> str:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform as host_platform
 import shutil
 import stat
 import tempfile
@@ -29,17 +28,16 @@ from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
 from ocibake.errors import InputError, RegistryError, ToolchainError
+from ocibake.gobuild import host_architecture
 from ocibake.oci_names import refuse_credentials
+from ocibake.publish.layout import INDEX_TYPES, MANIFEST_TYPES, Layout
 from ocibake.rootfs import (LayerSource, cache_home, check_private_entry, private_cache, private_mkdir, resolve,
                             unpack_image)
 from ocibake.sandbox import Bind, Sandbox, SandboxRun
 from ocibake.toolchain import GoBuild, last_lines
 
-MANIFEST_TYPES = ("application/vnd.oci.image.manifest.v1+json", "application/vnd.docker.distribution.manifest.v2+json")
-INDEX_TYPES = ("application/vnd.oci.image.index.v1+json", "application/vnd.docker.distribution.manifest.list.v2+json")
 # Module download settings passed into the sandbox when it has network (--network), as the local toolchain sees them.
 NETWORK_GO_ENV = ("GOPROXY", "GOSUMDB", "GOPRIVATE", "GONOPROXY", "GONOSUMDB", "GOINSECURE")
-HOST_ARCH = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
 REF_HINT = ("use --toolchain local, oci:DIR[:TAG] for an OCI image layout on disk (e.g. made with "
             "`skopeo copy docker://golang:1.21-alpine oci:toolchains/go1.21:latest`), or a registry reference such as "
             "registry.example/golang:1.21-alpine@sha256:...")
@@ -93,12 +91,11 @@ class ResolvedImage:
 
 
 def _host_platform() -> tuple[str, str]:
-    return "linux", HOST_ARCH.get(host_platform.machine().lower(), host_platform.machine().lower())
+    return "linux", host_architecture()
 
 
 def resolve_layout(ref: ToolchainRef) -> ResolvedImage:
     """The manifest, config and layer blobs of an image in an OCI layout (an index picks this host's platform)."""
-    from ocibake.publish.layout import Layout
     root = Path(ref.path)
     if not root.exists():
         raise InputError(f"unknown toolchain reference {ref.text!r}: {root} does not exist", hint=REF_HINT)
@@ -147,7 +144,6 @@ def _pinned_in_cache(layout_dir: Path, digest: str) -> str | None:
 
     A reference pinned by digest names fixed content, so once it has been pulled (and verified) the registry is not
     asked again: builds work air-gapped from then on."""
-    from ocibake.publish.layout import Layout
     if not (layout_dir / "index.json").is_file():
         return None
     layout = Layout.open(layout_dir)
