@@ -47,6 +47,20 @@ def build(service: Path, output: Path, *args: str, **kw) -> tuple[str, subproces
     return line.split("@", 1)[1], proc
 
 
+def interrupt_build(args: list[str], env: dict, started, sig: int, settle: float) -> subprocess.CompletedProcess:
+    """Start `ocibake build ARGS`, wait until ``started()`` is true (a staging directory appeared), let the build run
+    ``settle`` seconds more, send ``sig`` and return the finished process."""
+    proc = subprocess.Popen([sys.executable, "-m", "ocibake", "build", *args], cwd=REPO, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not started():
+        time.sleep(0.02)
+    time.sleep(settle)
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=60)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
 def layout_index(layout: Path) -> dict:
     return json.loads((layout / "index.json").read_text())
 

@@ -8,10 +8,9 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-from conftest import FIXTURES, REPO, build, layout_index, require
+from conftest import FIXTURES, REPO, build, interrupt_build, layout_index, require
 
 
 def tree_state(root: Path) -> dict[str, str]:
@@ -54,29 +53,18 @@ def test_interrupted_build_leaves_the_layout_as_it_was(tmp_path):
     before = tree_state(layout)
     # A cold Go cache makes the build slow enough to interrupt it in the middle of `go build`.
     env = {**os.environ, "GOCACHE": str(tmp_path / "cold-cache")}
-    proc = subprocess.Popen([sys.executable, "-m", "ocibake", "build", str(FIXTURES / "hello-root"), "--output",
-                             str(layout), "--version", "v2"], cwd=REPO, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and not any(p.name.startswith(".ocibake-staging") for p in layout.iterdir()):
-        time.sleep(0.02)
-    time.sleep(0.5)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
-    assert "interrupted" in err and "Traceback" not in err
+    proc = interrupt_build([str(FIXTURES / "hello-root"), "--output", str(layout), "--version", "v2"], env,
+                           lambda: any(p.name.startswith(".ocibake-staging") for p in layout.iterdir()),
+                           signal.SIGINT, 0.5)
+    assert proc.returncode == 130, proc.stderr
+    assert "interrupted" in proc.stderr and "Traceback" not in proc.stderr
     assert tree_state(layout) == before
 
 
 def test_new_layout_appears_whole_or_not_at_all(tmp_path):
     env = {**os.environ, "GOCACHE": str(tmp_path / "cold-cache")}
     layout = tmp_path / "fresh"
-    proc = subprocess.Popen([sys.executable, "-m", "ocibake", "build", str(FIXTURES / "hello-root"), "--output",
-                             str(layout)], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and not [p for p in tmp_path.iterdir() if p.name.startswith(".fresh")]:
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGINT)
-    proc.communicate(timeout=60)
+    proc = interrupt_build([str(FIXTURES / "hello-root"), "--output", str(layout)], env,
+                           lambda: any(p.name.startswith(".fresh") for p in tmp_path.iterdir()), signal.SIGINT, 0)
     assert proc.returncode == 130
     assert [p.name for p in tmp_path.iterdir() if p.name != "cold-cache"] == []   # go's cache may or may not exist

@@ -187,24 +187,14 @@ def test_a_version_that_is_not_a_tag_needs_explicit_tags(tmp_path):
 def test_sigterm_cleans_up_like_ctrl_c(tmp_path):
     """`timeout` or a cancelled CI job: exit 143, no staging directory, no temporary build directory left."""
     import signal
-    import subprocess
-    import sys
-    import time
-    from conftest import REPO
+    from conftest import interrupt_build
     tmpdir = tmp_path / "tmp"
     tmpdir.mkdir()
     env = {**os.environ, "GOCACHE": str(tmp_path / "cold-cache"), "TMPDIR": str(tmpdir)}
-    proc = subprocess.Popen([sys.executable, "-m", "ocibake", "build", str(FIXTURES / "hello-root"), "--output",
-                             str(tmp_path / "fresh")], cwd=REPO, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and not [p for p in tmp_path.iterdir() if p.name.startswith(".fresh")]:
-        time.sleep(0.02)
-    time.sleep(0.3)
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 143, err
-    assert "terminated" in err and "Traceback" not in err
+    proc = interrupt_build([str(FIXTURES / "hello-root"), "--output", str(tmp_path / "fresh")], env,
+                           lambda: any(p.name.startswith(".fresh") for p in tmp_path.iterdir()), signal.SIGTERM, 0.3)
+    assert proc.returncode == 143, proc.stderr
+    assert "terminated" in proc.stderr and "Traceback" not in proc.stderr
     assert [p.name for p in tmp_path.iterdir() if p.name not in ("cold-cache", "tmp")] == []
     assert list(tmpdir.iterdir()) == []
 
