@@ -4,6 +4,7 @@ new build replaces only the tags it names."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import signal
 import subprocess
@@ -34,6 +35,24 @@ def test_rebuilding_replaces_named_tags_and_keeps_other_images(tmp_path):
     blobs = {p.name for p in (layout / "blobs" / "sha256").iterdir()}
     assert d1.split(":")[1] not in blobs and d3.split(":")[1] in blobs and d2.split(":")[1] in blobs
     assert not [p for p in layout.iterdir() if p.name.startswith(".")]
+
+
+def test_rebuilding_repairs_a_damaged_blob(tmp_path):
+    """A blob that was damaged on disk since (a flipped byte, a truncated copy) is written again by the next build
+    that makes it, so the new tags never point at bytes that do not match their digest."""
+    layout = tmp_path / "layout"
+    digest, _ = build(FIXTURES / "hello-root", layout, "--version", "v1")
+    manifest = json.loads((layout / "blobs" / "sha256" / digest.split(":")[1]).read_bytes())
+    emptied, flipped = (layout / "blobs" / "sha256" / d["digest"].split(":")[1] for d in manifest["layers"][:2])
+    emptied.write_bytes(b"")
+    data = bytearray(flipped.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    flipped.write_bytes(bytes(data))
+    build(FIXTURES / "hello-root", layout, "--version", "v2")
+    for tag in ("v1", "v2"):
+        check = subprocess.run(["skopeo", "copy", f"oci:{layout}:{tag}", f"dir:{tmp_path / tag}"],
+                               stderr=subprocess.PIPE, text=True)
+        assert check.returncode == 0, check.stderr
 
 
 def test_failed_build_leaves_the_layout_untouched(tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 
 from conftest_registry import *  # noqa: F401,F403  (registry fixtures)
@@ -218,3 +219,31 @@ def test_pull_platform_of_a_single_image_must_match(plain_registry, tmp_path):
     assert not (tmp_path / "p").exists()
     proc = ocibake("pull", f"{reg.host}/single/app:v1", str(tmp_path / "p"), "--platform", "linux/amd64", env=env)
     assert proc.returncode == 0 and proc.stdout.strip().endswith(info["manifest"])
+
+
+def test_pull_repairs_a_damaged_blob_and_names_the_platform(plain_registry, tmp_path):
+    """A blob already in the destination counts only with the right size and bytes; a damaged one is fetched again.
+    The pulled image's entry in index.json names its platform, as build writes it."""
+    reg = plain_registry
+    layout = tmp_path / "layout"
+    info = write_layout(layout, tags=("v1",))
+    env = reg_env(reg, tmp_path / "home")
+    assert ocibake("push", str(layout), f"{reg.host}/repair/app", env=env).returncode == 0
+    pulled = tmp_path / "pulled"
+    assert ocibake("pull", f"{reg.host}/repair/app:v1", str(pulled), env=env).returncode == 0
+    entry = json.loads((pulled / "index.json").read_text())["manifests"][0]
+    assert entry["platform"] == {"os": "linux", "architecture": "amd64"}
+    manifest = json.loads((pulled / "blobs" / "sha256" / info["manifest"].split(":")[1]).read_bytes())
+    emptied, flipped = (pulled / "blobs" / "sha256" / d["digest"].split(":")[1] for d in manifest["layers"][:2])
+    emptied.write_bytes(b"")
+    data = bytearray(flipped.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    flipped.write_bytes(bytes(data))
+    proc = ocibake("pull", f"{reg.host}/repair/app:v1", str(pulled), env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.count("does not match its digest; downloading it again") == 2
+    check = subprocess.run(["skopeo", "copy", f"oci:{pulled}:v1", f"dir:{tmp_path / 'dir'}"], stderr=subprocess.PIPE,
+                           text=True)
+    assert check.returncode == 0, check.stderr
+    again = ocibake("pull", f"{reg.host}/repair/app:v1", str(pulled), env=env)
+    assert again.returncode == 0 and "downloading it again" not in again.stderr

@@ -121,6 +121,14 @@ class Layout:
     def blob_path(self, digest: str) -> Path:
         return digest_path(self.root, digest)
 
+    def has_intact_blob(self, digest: str, size: int) -> bool:
+        """True when the blob is on disk with the right size and bytes (so it need not be fetched again)."""
+        path = self.blob_path(digest)
+        try:
+            return path.is_file() and path.stat().st_size == size and file_sha256(path) == digest
+        except OSError:
+            return False
+
     def read_blob(self, digest: str) -> bytes:
         path = self.blob_path(digest)
         try:
@@ -186,6 +194,10 @@ class LayoutWriter:
         os.close(fd)
         return Path(name)
 
+    def blob_file(self, digest: str) -> Path:
+        """Where the blob's bytes are now: staged by this writer, or already in the layout."""
+        return self._blobs.get(digest) or digest_path(self.root, digest)
+
     def add_blob_file(self, path: Path, digest: str) -> None:
         self._blobs[digest] = path
 
@@ -212,12 +224,11 @@ class LayoutWriter:
             index["mediaType"] = OCI_INDEX
             blob_dir = self.root / "blobs" / "sha256"
             blob_dir.mkdir(parents=True, exist_ok=True)
+            # A staged blob was hashed as it was written, so it always replaces the file on disk: a blob damaged
+            # since (a flipped byte, a truncated copy) is repaired by the next build or pull that needs it.
             for digest, path in self._blobs.items():
-                target = digest_path(self.root, digest)
-                if target.exists():
-                    continue
                 os.chmod(path, 0o644)
-                os.replace(path, target)
+                os.replace(path, digest_path(self.root, digest))
             tmp_index = self._stage / "index.json"
             tmp_index.write_bytes(canonical_json(index))
             os.chmod(tmp_index, 0o644)

@@ -80,6 +80,20 @@ DOCKER_TYPES = {DOCKER_MANIFEST, DOCKER_MANIFEST_LIST}
 MAX_CONFIG = 4 << 20
 
 
+def _config_platform(writer: LayoutWriter, manifest: bytes) -> Platform | None:
+    """The platform a single image's config names, for its entry in index.json (as build writes it)."""
+    try:
+        config = json.loads(manifest)["config"]["digest"]
+        path = writer.blob_file(config)
+        if path.stat().st_size > MAX_CONFIG:
+            return None
+        doc = json.loads(path.read_bytes())
+        plat = Platform(doc["os"], doc["architecture"], doc.get("variant", "") or "")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None     # not an image config (an artifact): index.json simply names no platform
+    return plat if plat.os and plat.architecture else None
+
+
 def _require_platform(client: Client, repo: str, ref, manifest: dict, want: Platform) -> None:
     """--platform with a single image (no index): its config must say that platform."""
     config = manifest.get("config") or {}
@@ -179,9 +193,11 @@ def pull(reference: str, dest: Path | str, platform: str | None = None,
         with LayoutWriter(dest) as writer:
             def fetch(item):
                 bdigest, size = item
-                if existing is not None and existing.blob_path(bdigest).is_file():
+                if existing is not None and existing.has_intact_blob(bdigest, size):
                     progress.done(f"  {bdigest[:19]}  {human_size(size):>10}  already in the layout", bdigest)
                     return "skipped", 0
+                if existing is not None and existing.blob_path(bdigest).exists():
+                    opts.log(f"note: blob {bdigest[:19]} in {dest} does not match its digest; downloading it again")
                 target = writer.scratch_file("blob-")
                 bar = progress.bar(bdigest, size)
                 what = f"GET blob {bdigest[:19]}"
@@ -227,6 +243,8 @@ def pull(reference: str, dest: Path | str, platform: str | None = None,
                     received[0] += n
             for mt_, data_, digest_ in docs:
                 writer.add_blob(Blob(mt_, data_))
+            if top.media_type in MANIFEST_TYPES and top.platform is None:
+                top = Descriptor(top.media_type, top.digest, top.size, {}, _config_platform(writer, data))
             if ref.tag or not ref.digest:
                 writer.commit([(ref.tag or "latest", top)])
             else:
