@@ -133,11 +133,29 @@ def test_bad_platform(tmp_path):
     assert_refused(run_cli("build", str(FIXTURES / "hello-root"), "--platform", "linux"), 4, "os/arch")
 
 
-def test_bad_settings_file(tmp_path):
+@pytest.mark.parametrize("line, words", [
+    ("colour = 'blue'", ("unknown setting 'colour'",)),
+    ("versoin = 'v1'", ("unknown setting 'versoin'", "did you mean 'version'")),
+    ("port = 'abc'", ("port must be an integer, not a string",)),
+    ("upx = 11", ("unknown UPX mode '11'",)),
+    ("compression = 'lz4'", ("unknown compression 'lz4'",)),
+    ("platform = 'linux'", ("os/arch",)),
+])
+def test_bad_settings_file(tmp_path, line, words):
+    """Every error about a setting names the file it came from."""
     service = tmp_path / "svc"
     shutil.copytree(FIXTURES / "hello-root", service)
-    (service / "ocibake.toml").write_text("colour = 'blue'\n")
-    assert_refused(run_cli("build", str(service)), 4, "unknown setting 'colour'")
+    (service / "ocibake.toml").write_text(line + "\n")
+    out = tmp_path / "out"
+    assert_refused(run_cli("build", str(service), "--output", str(out)), 4, "ocibake.toml: ", *words)
+    nothing_written(tmp_path, out)
+
+
+@pytest.mark.parametrize("flag", [("--compression", "lz4"), ("--target", "debug"), ("--upx", "ultra")])
+def test_a_bad_value_of_a_flag_is_bad_input_like_the_same_value_in_the_file(tmp_path, flag):
+    out = tmp_path / "out"
+    assert_refused(run_cli("build", str(FIXTURES / "hello-root"), *flag, "--output", str(out)), 4, repr(flag[1]))
+    nothing_written(tmp_path, out)
 
 
 @pytest.mark.parametrize("platform, words", [

@@ -57,6 +57,8 @@ def test_connection_refused(tmp_path):
     write_layout(layout, tags=("v1",))
     proc = ocibake("push", str(layout), f"127.0.0.1:{free_port()}/x/app", env=base_env(tmp_path / "home"))
     assert proc.returncode == 5 and "cannot connect" in _error_line(proc.stderr)
+    # a closed port is closed for plain HTTP too: HTTPS is retried, plain HTTP is not tried as well
+    assert proc.stderr.count("retry ") == 2 and "GET http://" not in proc.stderr
 
 
 @pytest.mark.parametrize("ref", ["127.0.0.1:5000/Upper/app", "127.0.0.1:5000/x/app:-bad", "127.0.0.1:5000/x//app",

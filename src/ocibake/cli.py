@@ -52,13 +52,13 @@ def build_parser() -> Parser:
                        description="Build SERVICE_DIR (a path, or a bare name meaning services/NAME) into an OCI image "
                                    "layout. Settings may also come from SERVICE_DIR/ocibake.toml; flags win.")
     b.add_argument("service", metavar="SERVICE_DIR")
-    b.add_argument("--target", choices=TARGETS, help="image recipe (default: production, FROM scratch)")
+    b.add_argument("--target", metavar="|".join(TARGETS), help="image recipe (default: production, FROM scratch)")
     b.add_argument("--version", dest="image_version", metavar="VERSION",
                    help="version injected as main.Version and used as a tag (default: dev)")
     b.add_argument("--name", help="image name (default: the directory name)")
     b.add_argument("--tag", action="append", metavar="TAG", help="tag to write (repeatable; default: VERSION and latest)")
     b.add_argument("--platform", help="os/arch[/variant] (default: linux/amd64)")
-    b.add_argument("--compression", choices=COMPRESSIONS,
+    b.add_argument("--compression", metavar="|".join(COMPRESSIONS),
                    help="layer compression: gzip (default, every runtime reads it) or zstd (smaller, slower to build)")
     b.add_argument("--main", help="main package, when it is not cmd/main.go, cmd/NAME/main.go or main.go")
     b.add_argument("--output", metavar="DIR", help="OCI layout directory (default: dist/oci/NAME)")

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import difflib
 import tomllib
 from pathlib import Path
 
 from ocibake.errors import InputError
+from ocibake.image import Platform
+from ocibake.spec import COMPRESSIONS, TARGETS
+from ocibake.upx import upx_args
 
 CONFIG_FILE = "ocibake.toml"
 
@@ -18,6 +22,28 @@ KEYS = {
     "source": (str, "source"), "upx": (str, "upx"), "toolchain": (str, "toolchain"),
     "network": (bool, "network"), "push": (list, "push"),
 }
+
+TYPE_NAMES = {str: "a string", int: "an integer", bool: "true or false", list: "a list of strings"}
+TOML_TYPES = {str: "a string", int: "an integer", float: "a number", bool: "a boolean", list: "a list",
+              dict: "a table"}
+EXAMPLES = {str: '"value"', int: "8080", bool: "true", list: '["v1", "latest"]'}
+
+
+def _check_value(key: str, value) -> None:
+    """Values with a fixed set of forms are checked here, so the error can name the file they came from."""
+    if key == "upx":
+        upx_args(value)
+    elif key == "compression" and value not in COMPRESSIONS:
+        raise InputError(f"unknown compression {value!r}", hint="use gzip or zstd")
+    elif key == "target" and value not in TARGETS:
+        raise InputError(f"unknown target {value!r}", hint=f"targets: {', '.join(TARGETS)}")
+    elif key == "platform":
+        try:
+            Platform.parse(value)
+        except ValueError as exc:
+            raise InputError(str(exc), hint='for example platform = "linux/arm64"') from None
+    elif key == "port" and not 0 < value < 65536:
+        raise InputError(f"port {value} is out of range", hint="use a TCP port between 1 and 65535")
 
 
 def load_settings(service_dir: Path) -> dict:
@@ -35,7 +61,9 @@ def load_settings(service_dir: Path) -> dict:
         if key == "build" and isinstance(value, dict):
             continue
         if key not in KEYS:
-            raise InputError(f"{path}: unknown setting {key!r}", hint=f"known settings: {', '.join(sorted(KEYS))}")
+            close = difflib.get_close_matches(key, KEYS, n=1)
+            raise InputError(f"{path}: unknown setting {key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""),
+                             hint=f"known settings: {', '.join(sorted(KEYS))}")
         kind, dest = KEYS[key]
         if kind is list and isinstance(value, str):
             value = [value]
@@ -43,8 +71,12 @@ def load_settings(service_dir: Path) -> dict:
             value = str(value)      # upx = 9 means level 9
         if (not isinstance(value, kind) or (kind is int and isinstance(value, bool))
                 or (kind is list and not all(isinstance(v, str) for v in value))):
-            raise InputError(f"{path}: {key} must be a {kind.__name__}, not {type(value).__name__}",
-                             hint=f"for example {key} = " + ('"value"' if kind is str else '8080' if kind is int else
-                                                            'true' if kind is bool else '["v1", "latest"]'))
+            raise InputError(f"{path}: {key} must be {TYPE_NAMES[kind]}, not "
+                             f"{TOML_TYPES.get(type(value), type(value).__name__)}",
+                             hint=f"for example {key} = {EXAMPLES[kind]}")
+        try:
+            _check_value(key, value)
+        except InputError as exc:
+            raise InputError(f"{path}: {exc.message}", hint=exc.hint) from None
         out[dest] = value
     return out

@@ -331,7 +331,7 @@ class Client:
         for scheme, verify in candidates + ([("http", True)] if plain_ok else []):
             url = f"{scheme}://{self.host}/v2/"
             try:
-                resp = self._with_retries("GET /v2/", lambda: self._send("GET", url, verify=verify), retries=2)
+                resp = self._with_retries(f"GET {url}", lambda: self._send("GET", url, verify=verify), retries=2)
             except requests.exceptions.SSLError as exc:
                 last_exc = exc
                 if "certificate verify failed" in str(exc) or "CERTIFICATE_VERIFY_FAILED" in str(exc):
@@ -350,7 +350,9 @@ class Client:
                 continue      # not TLS at all: try plain HTTP when allowed
             except requests.exceptions.RequestException as exc:
                 last_exc = exc
-                if isinstance(exc, requests.exceptions.ConnectionError) and "Name or service not known" in str(exc):
+                # An unknown host or a closed port is the same for plain HTTP: do not try (and retry) it again.
+                if isinstance(exc, requests.exceptions.ConnectionError) and \
+                        self._connection_reason(exc) in ("Name or service not known", "Connection refused"):
                     break
                 continue
             self.verify = verify
