@@ -247,3 +247,20 @@ def test_version_package_relative_to_the_module(tmp_path):
                    "--version-package", "buildinfo", "-q")
     assert_refused(proc, 3, "did not print the version")
     assert "full import path" in proc.stderr
+    for missing in ("./internal/nope", "example.com/svc/internal/nope"):
+        out = tmp_path / "c"
+        proc = run_cli("build", str(service), "--output", str(out), "--version", "v7", "--upx", "off",
+                       "--version-package", missing)
+        assert_refused(proc, 4, f"--version-package {missing}: no Go package")
+        assert "go build" not in proc.stderr
+        nothing_written(tmp_path, out)
+
+
+def test_common_flags_also_work_before_the_command(tmp_path):
+    """`ocibake --json build ...` and `ocibake -v push ...` as well as after the command."""
+    import json
+    proc = run_cli("--json", "build", str(tmp_path / "missing"))
+    assert proc.returncode == 4
+    assert json.loads(proc.stdout)["error"]["exit_code"] == 4
+    proc = run_cli("-q", "build", str(tmp_path / "missing"))
+    assert_refused(proc, 4, "missing")

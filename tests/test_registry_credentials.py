@@ -74,11 +74,19 @@ def test_login_stores_into_docker_config_then_push_uses_it(mode, request, tmp_pa
     assert not (tmp_path / "home" / ".docker" / "config.json").exists()
     proc = ocibake("login", reg.host, "-u", USER, "--password-stdin", env=env, stdin=PASSWORD + "\n")
     assert proc.returncode == 0, proc.stderr
+    assert "asks for no credentials" not in proc.stderr
     config = tmp_path / "home" / ".docker" / "config.json"
     assert stat.S_IMODE(config.stat().st_mode) == 0o600
     assert json.loads(config.read_text())["auths"][reg.host]["auth"] == \
         base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
     _push_ok(reg, tmp_path, env)
+
+
+def test_login_to_a_registry_without_auth_says_nothing_was_checked(plain_registry, tmp_path):
+    proc = ocibake("login", plain_registry.host, "-u", USER, "--password-stdin", env=base_env(tmp_path / "home"),
+                   stdin=PASSWORD + "\n")
+    assert proc.returncode == 0, proc.stderr
+    assert "asks for no credentials" in proc.stderr and PASSWORD not in proc.stderr
 
 
 def test_username_with_password_stdin(basic_registry, tmp_path):

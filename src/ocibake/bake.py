@@ -112,6 +112,7 @@ def bake(spec: BuildSpec, toolchain: Toolchain, log: Log = lambda s: None) -> Bu
     resolve_ca_source(spec.ca_bundle)
     resolve_zoneinfo_source(spec.zoneinfo)
     module, package, git = analyse(spec)
+    gobuild.check_version_package(spec.version_package, module.path, spec.service_dir)
     gobuild.check_variant_settings(spec.platform, os.environ)
     env = gobuild.build_env(spec.platform, os.environ)
     go_version, goexperiment, gofips = toolchain.go_env(spec.service_dir, env, ("GOVERSION", "GOEXPERIMENT", "GOFIPS140"))

@@ -37,15 +37,22 @@ def _log(quiet: bool):
     return log
 
 
-def add_common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("-v", "--verbose", action="store_true", help="show more detail, and a traceback on internal errors")
-    p.add_argument("-q", "--quiet", action="store_true", help="print only results (stdout) and errors")
-    p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
+COMMON_FLAGS = ("verbose", "quiet", "json")
+
+
+def add_common(p: argparse.ArgumentParser, prefix: str = "") -> None:
+    """-v, -q and --json; on the top-level parser (prefix "top_") too, so `ocibake -v push ...` works as well."""
+    p.add_argument("-v", "--verbose", dest=prefix + "verbose", action="store_true",
+                   help="show more detail, and a traceback on internal errors")
+    p.add_argument("-q", "--quiet", dest=prefix + "quiet", action="store_true",
+                   help="print only results (stdout) and errors")
+    p.add_argument("--json", dest=prefix + "json", action="store_true", help="print the result as JSON on stdout")
 
 
 def build_parser() -> Parser:
     parser = Parser(prog="ocibake", description="Build reproducible OCI images of Go services without a daemon.")
     parser.add_argument("--version", action="version", version=f"ocibake {ocibake.__version__}")
+    add_common(parser, prefix="top_")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
 
     b = sub.add_parser("build", help="build a Go service into an OCI image layout",
@@ -118,7 +125,7 @@ def cmd_cache(args: argparse.Namespace) -> int:
         return 0
     print(f"{where}")
     for part in parts:
-        print(f"  {part.name + '/':<12} {part.entries:>4} entries {human_size(part.size):>12}  {part.what}")
+        print(f"  {part.name + '/':<12} {part.entries:>4} {'entry  ' if part.entries == 1 else 'entries'} {human_size(part.size):>12}  {part.what}")
     print(f"  {'total':<12} {'':>12} {human_size(sum(p.size for p in parts)):>12}")
     return 0
 
@@ -270,13 +277,14 @@ def cmd_build(args: argparse.Namespace) -> int:
     pushed = None
     if targets:
         from ocibake.publish.push import push_layout
+        from ocibake.report import command_name
         try:
             pushed = push_layout(spec.output, targets, list(result.tags), registry_options(args))
         except OcibakeError as exc:
             exc.results = (result.reference, *exc.results)
             tags = " ".join(f"-t {t}" for t in result.tags)
             exc.hint = (f"{exc.hint + '; ' if exc.hint else ''}the image is built in {spec.output}: push it again "
-                        f"with `ocibake push {spec.output} {' '.join(targets)} {tags}`")
+                        f"with `{command_name()} push {spec.output} {' '.join(targets)} {tags}`")
             raise
     print_result(result, out=sys.stdout, err=sys.stderr, json_output=args.json, quiet=args.quiet, pushed=pushed)
     return 0
@@ -310,6 +318,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
+        for flag in COMMON_FLAGS:
+            setattr(args, flag, getattr(args, flag, False) or getattr(args, "top_" + flag))
         if not getattr(args, "command", None):
             parser.print_help(sys.stderr)
             return 2

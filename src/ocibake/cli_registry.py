@@ -145,10 +145,14 @@ def cmd_login(args: argparse.Namespace) -> int:
         if registry.startswith(prefix):
             registry = registry[len(prefix):]
     registry = registry.rstrip("/")
-    check_login(registry, creds, options)
+    asks = check_login(registry, creds, options)
     where = credentials.store(registry, creds)
     if args.json:
-        print(json.dumps({"registry": registry, "username": creds.username, "stored_in": where}))
+        print(json.dumps({"registry": registry, "username": creds.username, "stored_in": where,
+                          "registry_asks_for_credentials": asks}))
     elif not args.quiet:
         print(f"logged in to {registry} as {creds.username}; credentials stored in {where}", file=sys.stderr)
+        if not asks:
+            print(f"note: {registry} asks for no credentials (anonymous access is allowed), so they were not "
+                  "checked; they are sent once it asks", file=sys.stderr)
     return 0

@@ -129,6 +129,20 @@ def version_package_path(given: str, module_path: str) -> str:
     return given
 
 
+def check_version_package(given: str, module_path: str, module_dir: Path) -> None:
+    """A --version-package inside the module must be a directory of Go files: otherwise -X sets nothing and the
+    mistake would only show after the build, as a binary that does not print its version."""
+    path = version_package_path(given, module_path)
+    if path == "main" or not (path == module_path or path.startswith(module_path + "/")):
+        return      # main, or a package of another module: go resolves it
+    rel = path[len(module_path):].strip("/")
+    directory = module_dir / rel
+    if not directory.is_dir() or not any(directory.glob("*.go")):
+        raise InputError(f"--version-package {given}: no Go package at {directory}",
+                         hint="name the package that declares `var Version string`: ./path relative to the module "
+                              "(e.g. ./internal/buildinfo), its full import path, or main")
+
+
 def verify_binary(binary: Path, version: str, timeout: float = 15.0, version_package: str = "main") -> str:
     """Run `binary --version`; the output must name the version. Returns the output's first line."""
     argv = [str(binary), "--version"]
@@ -151,7 +165,8 @@ def verify_binary(binary: Path, version: str, timeout: float = 15.0, version_pac
                     "--version; --no-verify skips this check")
         raise ToolchainError(
             f"`app --version` {'exited ' + str(proc.returncode) if proc.returncode else 'did not print'}"
-            f"{'' if proc.returncode else ' the version ' + repr(version)}", hint=hint, detail=out[-2000:])
+            f"{'' if proc.returncode else ' the version ' + repr(version)}", hint=hint,
+            detail="\n".join(f"  app: {line}" for line in out[-2000:].splitlines()) or "  app: (no output)")
     return out.splitlines()[0] if out else ""
 
 

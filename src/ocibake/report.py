@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import shlex
+import shutil
+import sys
 from typing import TextIO
 
 from ocibake.bake import BuildResult
@@ -13,6 +16,16 @@ LAYER_TITLES = {"passwd": "passwd/group, /tmp", "zoneinfo": "zoneinfo", "ca-cert
                 "binary": "binary /app"}
 
 
+def command_name() -> str:
+    """How to run ocibake again as it was run now: `ocibake` when that is on PATH, else the path that was used
+    (.venv/bin/ocibake after `make quickstart`), or `python -m ocibake`."""
+    argv0 = sys.argv[0] if sys.argv else ""
+    if argv0.endswith("__main__.py"):
+        return f"{shlex.quote(sys.executable)} -m ocibake"
+    on_path = shutil.which("ocibake")
+    if not argv0 or (on_path and os.path.realpath(on_path) == os.path.realpath(argv0)):
+        return "ocibake"
+    return shlex.quote(argv0)
 
 
 def as_json(result: BuildResult) -> dict:
@@ -102,7 +115,7 @@ def next_commands(result: BuildResult, push_repos: tuple[str, ...] = ()) -> list
         lines.append(f"  skopeo inspect {'--tls-verify=false ' if plain else ''}"
                      f"{q('docker://' + push_repos[0] + ':' + tag)}   # once pushed")
     else:
-        lines.append(f"  ocibake push {q(str(result.layout))} REGISTRY/REPO {tags}")
+        lines.append(f"  {command_name()} push {q(str(result.layout))} REGISTRY/REPO {tags}")
     if ":" in str(result.layout):
         lines.append("  (skopeo and umoci cannot read a layout whose path holds ':'; copy or move it first)")
     if result.record.get("compression", "").startswith("zstd"):

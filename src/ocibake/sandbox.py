@@ -26,6 +26,7 @@ from typing import Mapping, Sequence
 
 from ocibake.abandoned import alive
 from ocibake.errors import ToolchainError
+from ocibake.toolchain import command_line
 
 NO_SANDBOX_HINT = ("install bubblewrap (`apt-get install bubblewrap`) and allow unprivileged user namespaces "
                    "(`sysctl -w user.max_user_namespaces=15000`; on Debian 10 and older also "
@@ -295,7 +296,8 @@ class Sandbox:
             return bwrap_argv(self.bwrap, run)          # type: ignore[arg-type]
         return unshare_argv(self.unshare, run, stage, self._tools)   # type: ignore[arg-type]
 
-    def run(self, run: SandboxRun, *, what: str, timeout: float | None = None) -> subprocess.CompletedProcess:
+    def run(self, run: SandboxRun, *, what: str, timeout: float | None = None,
+            shown_env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess:
         """Run and return the finished process (stdout and stderr together); a failure is a ToolchainError with the
         command (as run inside the sandbox) and its output."""
         with tempfile.TemporaryDirectory(prefix="ocibake-sandbox-") as stage:
@@ -307,7 +309,7 @@ class Sandbox:
             except subprocess.TimeoutExpired as exc:
                 out = exc.stdout.decode(errors="replace") if isinstance(exc.stdout, bytes) else (exc.stdout or "")
                 raise ToolchainError(f"{what} timed out after {timeout:.0f}s in the toolchain sandbox: "
-                                     f"{' '.join(run.argv)}", detail=out.strip()) from exc
+                                     f"{command_line(run.argv, shown_env)}", detail=out.strip()) from exc
             finally:
                 for bind in run.binds:
                     if bind.writable:
@@ -320,5 +322,6 @@ class Sandbox:
                 hint = ("the program cannot start in the sandbox: a script whose interpreter the image lacks, or a "
                         "binary for another architecture than this host's")
             raise ToolchainError(f"{what} failed (exit {proc.returncode}) in the toolchain sandbox "
-                                 f"({self.backend()}): {shlex.join(run.argv)}", detail=proc.stdout.strip(), hint=hint)
+                                 f"({self.backend()}): {command_line(run.argv, shown_env)}", detail=proc.stdout.strip(),
+                                 hint=hint)
         return proc

@@ -96,19 +96,27 @@ def run_captured(argv: list[str], *, cwd: Path | None = None, env: dict | None =
     return subprocess.CompletedProcess(argv, proc.returncode, out)
 
 
+def command_line(argv: Sequence[str], shown_env: Mapping[str, str] | None = None) -> str:
+    """The command as a shell line, prefixed with the variables ocibake set (so a failure can be re-run by hand)."""
+    prefix = " ".join(f"{k}={shlex.quote(v)}" for k, v in (shown_env or {}).items())
+    return f"{prefix} {shlex.join(argv)}" if prefix else shlex.join(argv)
+
+
 def run_tool(argv: Sequence[str], *, cwd: Path | None = None, env: Mapping[str, str] | None = None,
-             what: str, timeout: float | None = None, hint: str | None = None) -> subprocess.CompletedProcess:
-    """Run a toolchain program; a failure becomes a ToolchainError with the command line and its output."""
+             what: str, timeout: float | None = None, hint: str | None = None,
+             shown_env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run a toolchain program; a failure becomes a ToolchainError with the command line (with ``shown_env``) and
+    its output."""
     try:
         proc = run_captured(list(argv), cwd=cwd, env=dict(env) if env is not None else None, timeout=timeout)
     except OSError as exc:
         raise ToolchainError(f"{what}: cannot run {argv[0]}: {exc.strerror}", hint=hint) from exc
     except subprocess.TimeoutExpired as exc:
         out = exc.stdout.decode(errors="replace") if isinstance(exc.stdout, bytes) else (exc.stdout or "")
-        raise ToolchainError(f"{what} timed out after {timeout:.0f}s: {shlex.join(argv)}", detail=out.strip(),
+        raise ToolchainError(f"{what} timed out after {timeout:.0f}s: {command_line(argv, shown_env)}", detail=out.strip(),
                              hint=hint) from exc
     if proc.returncode != 0:
-        raise ToolchainError(f"{what} failed (exit {proc.returncode}): {shlex.join(argv)}",
+        raise ToolchainError(f"{what} failed (exit {proc.returncode}): {command_line(argv, shown_env)}",
                              detail=proc.stdout.strip(), hint=hint)
     return proc
 
@@ -167,7 +175,8 @@ class LocalToolchain:
         # go's work directory goes next to the output, so it is removed with it even when go is killed mid-build.
         env["GOTMPDIR"] = tempfile.mkdtemp(prefix="go-tmp-", dir=Path(build.output).parent)
         try:
-            run_tool(build.argv(self._go_path(), str(build.output)), cwd=build.service_dir, env=env, what="go build")
+            run_tool(build.argv(self._go_path(), str(build.output)), cwd=build.service_dir, env=env, what="go build",
+                     shown_env=build.env)
         finally:
             shutil.rmtree(env["GOTMPDIR"], ignore_errors=True)
 

@@ -302,10 +302,10 @@ class ImageToolchain:
                                    "or --toolchain local")
 
     def _run(self, argv: Sequence[str], *, binds: Sequence[Bind], cwd: str, env: dict[str, str], what: str,
-             timeout: float | None = None):
+             timeout: float | None = None, shown_env: Mapping[str, str] | None = None):
         run = SandboxRun(rootfs=self.prepare(), argv=list(argv), env=env, binds=tuple(binds), cwd=cwd,
                          network=self.network)
-        return self.sandbox.run(run, what=what, timeout=timeout)
+        return self.sandbox.run(run, what=what, timeout=timeout, shown_env=shown_env)
 
     # -- the Toolchain protocol --------------------------------------------------------------------------------
     def describe(self) -> dict:
@@ -349,7 +349,7 @@ class ImageToolchain:
             self._run(build.argv(go, f"/out/{output.name}"),
                       binds=[*source_binds, Bind(out_dir, "/out", writable=True),
                              Bind(self._cache_dir(), "/cache", writable=True)],
-                      cwd=cwd, env=env, what="go build")
+                      cwd=cwd, env=env, what="go build", shown_env=build.env)
             take_regular_file(out_dir / output.name, output, f"go build in {self.ref.text}")
         finally:
             shutil.rmtree(out_dir, ignore_errors=True)

@@ -547,8 +547,9 @@ class Clients:
 
 
 # --------------------------------------------------------------------------------------------------- login
-def check_login(registry: str, credentials: Credentials, options: RegistryOptions | None = None) -> None:
-    """Prove ``credentials`` work on ``registry`` (GET /v2/ with them, or a token for them); raises RegistryError."""
+def check_login(registry: str, credentials: Credentials, options: RegistryOptions | None = None) -> bool:
+    """Prove ``credentials`` work on ``registry`` (GET /v2/ with them, or a token for them); raises RegistryError.
+    Returns whether the registry asks for credentials at all (False: it let GET /v2/ through without any)."""
     opts = options or RegistryOptions()
     ref_host = parse_reference(f"{registry}/x", opts.environ).registry if "/" not in registry else None
     if ref_host is None:
@@ -559,12 +560,13 @@ def check_login(registry: str, credentials: Credentials, options: RegistryOption
     try:
         client.ping()
         if client.challenge is None:
-            return
+            return False
         if client.challenge[0] == "bearer":
             client._token(())
-            return
+            return True
         resp = client.request("GET", "/v2/", scopes=(), what="login")
         if resp.status_code != 200:
             raise client.error("login", resp)
+        return True
     finally:
         client.close()
