@@ -222,13 +222,16 @@ def test_stages_left_by_a_killed_build_are_removed_later(tmp_path):
     gone and it is an hour old, and never touches a live one."""
     from ocibake.publish.layout import LayoutWriter
     dead = tmp_path / ".fresh.ocibake-999999999-abcd"       # no such pid
+    dead_work = tmp_path / ".fresh.ocibake-999999999-work-ijkl"     # its binary and go's temporary files
     live = tmp_path / f".fresh.ocibake-{os.getpid()}-efgh"   # this process
-    for d in (dead, live):
+    for d in (dead, dead_work, live):
         d.mkdir()
         os.utime(d, (0, 0))
-    with LayoutWriter(tmp_path / "fresh"):
-        pass
-    assert not dead.exists() and live.exists()
+    with LayoutWriter(tmp_path / "fresh") as writer:
+        work = writer.work_dir()
+        assert work.parent == tmp_path and work.name.startswith(f".fresh.ocibake-{os.getpid()}-work-")
+    assert not work.exists()
+    assert not dead.exists() and not dead_work.exists() and live.exists()
 
 
 def test_version_package_relative_to_the_module(tmp_path):

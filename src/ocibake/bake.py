@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -134,8 +133,8 @@ def bake(spec: BuildSpec, toolchain: Toolchain, log: Log = lambda s: None) -> Bu
         log("warning: the service has uncommitted changes; the image records the commit, not your edits")
 
     # The layers that do not need the binary are read and written while go build runs.
-    with LayoutWriter(spec.output) as writer, tempfile.TemporaryDirectory(prefix="ocibake-build-") as work, \
-            ThreadPoolExecutor(max_workers=1) as pool:
+    with LayoutWriter(spec.output) as writer, ThreadPoolExecutor(max_workers=1) as pool:
+        work = writer.work_dir()
         base_layers = pool.submit(lambda: _contents_and_records(base_layer_contents(spec), writer, prov.epoch,
                                                                 spec.compression))
         request = gobuild.go_build_request(service_dir=spec.service_dir, package=package, output=Path(work) / "app",

@@ -177,7 +177,9 @@ class LayoutWriter:
             self.root.parent.mkdir(parents=True, exist_ok=True)
             prefix, where = f".{self.root.name}.ocibake-{os.getpid()}-", self.root.parent
         remove_abandoned_stages(where, prefix.rsplit("-", 2)[0] + "-")
+        self._prefix, self._where = prefix, where
         self._stage = Path(tempfile.mkdtemp(prefix=prefix, dir=where))
+        self._work: list[Path] = []
         self._blobs: dict[str, Path] = {}
         self._done = False
 
@@ -185,8 +187,17 @@ class LayoutWriter:
         return self
 
     def __exit__(self, *exc) -> None:
+        for work in self._work:
+            shutil.rmtree(work, ignore_errors=True)
         if not self._done:
             shutil.rmtree(self._stage, ignore_errors=True)
+
+    def work_dir(self) -> Path:
+        """A private directory beside the stage for files that are not blobs (the binary, go's temporary files):
+        removed when the writer is left, and, like the stage, by a later writer if this process was killed."""
+        work = Path(tempfile.mkdtemp(prefix=self._prefix + "work-", dir=self._where))
+        self._work.append(work)
+        return work
 
     def scratch_file(self, prefix: str) -> Path:
         """A fresh path on the layout's filesystem to write a blob to (then add_blob_file it)."""
