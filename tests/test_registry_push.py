@@ -134,6 +134,12 @@ def test_several_repositories_in_one_run_and_cross_repo_mount(token_registry, tm
     assert report["blobs"] == {"uploaded": 0, "skipped": 0, "mounted": 3} and report["bytes_uploaded"] == 0
     assert skopeo_digest(reg, "three/app:v1") == info["manifest"]
 
+    # a --mount-from repository that lacks the blobs: uploaded, and the lines say why
+    proc = ocibake("push", str(layout), f"{reg.host}/four/app", "--mount-from", "nothing/here", "--json", env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["blobs"] == {"uploaded": 3, "skipped": 0, "mounted": 0}
+    assert proc.stderr.count("uploaded (not mountable from nothing/here)") == 3, proc.stderr
+
 
 def test_token_expiring_during_a_long_push_is_refreshed(short_token_registry, tmp_path):
     reg = short_token_registry

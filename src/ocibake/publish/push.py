@@ -249,6 +249,7 @@ def _upload_blob(client: Client, repo: str, digest: str, size: int, path: Path, 
     if resp.status_code not in (404,):
         raise client.error(f"HEAD {what}", resp, repository=repo)
     location = None
+    not_mounted = []
     for source in mount_from:
         q = urllib.parse.urlencode({"mount": digest, "from": source})
         resp = client.request("POST", f"/v2/{repo}/blobs/uploads/?{q}", scopes=scopes, what=f"mount {what}",
@@ -256,6 +257,7 @@ def _upload_blob(client: Client, repo: str, digest: str, size: int, path: Path, 
         if resp.status_code == 201:
             progress.done(f"  {digest[:19]}  {human_size(size):>10}  mounted from {source}", digest)
             return "mounted", 0
+        not_mounted.append(source)
         if resp.status_code == 202:
             location = resp.headers.get("Location")
             break
@@ -311,7 +313,8 @@ def _upload_blob(client: Client, repo: str, digest: str, size: int, path: Path, 
             if got and got != digest:
                 raise RegistryError(f"registry {client.registry}: stored blob {digest} as {got}", code="DIGEST_INVALID",
                                     hint=HINTS["DIGEST_INVALID"])
-            progress.done(f"  {digest[:19]}  {human_size(size):>10}  uploaded", digest)
+            why = f" (not mountable from {', '.join(not_mounted)})" if not_mounted else ""
+            progress.done(f"  {digest[:19]}  {human_size(size):>10}  uploaded{why}", digest)
             return "uploaded", size
         except (Retryable, ConnectionLost) as exc:
             restarts += 1
