@@ -164,7 +164,7 @@ def test_zstd_layers_are_read_by_skopeo_and_run(tmp_path):
 def test_settings_file_is_read_and_flags_win(tmp_path):
     service = tmp_path / "svc"
     shutil.copytree(FIXTURES / "hello-root", service)
-    (service / "ocibake.toml").write_text('[build]\nname = "from-toml"\nversion = "v9"\nport = 9090\n')
+    (service / "ocibake.toml").write_text('port = 9090\n[build]\nname = "from-toml"\nversion = "v9"\n')
     digest, proc = build(service, tmp_path / "l", "--version", "v10")
     assert proc.stdout.startswith("from-toml@")
     _, config = manifest_and_config(tmp_path / "l", digest)

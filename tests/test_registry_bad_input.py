@@ -61,14 +61,20 @@ def test_connection_refused(tmp_path):
     assert proc.stderr.count("retry ") == 2 and "GET http://" not in proc.stderr
 
 
-@pytest.mark.parametrize("ref", ["127.0.0.1:5000/Upper/app", "127.0.0.1:5000/x/app:-bad", "127.0.0.1:5000/x//app",
-                                 "127.0.0.1:5000/x/app@sha256:abc", "http://127.0.0.1:5000/x/app", "app-without-registry"])
-def test_invalid_reference(ref, tmp_path):
+@pytest.mark.parametrize("ref, words", [
+    ("127.0.0.1:5000/Upper/app", "repository 'Upper/app' is not a valid name"),
+    ("127.0.0.1:5000/x/app:-bad", "tag '-bad' is not valid"),
+    ("127.0.0.1:5000/x/app:a:b", "tag 'a:b' is not valid"),
+    ("127.0.0.1:5000/x//app", "not a valid"),
+    ("127.0.0.1:5000/x/app@sha256:abc", "digest 'sha256:abc' is not valid"),
+    ("http://127.0.0.1:5000/x/app", "not a URL"),
+    ("app-without-registry", "names no registry")])
+def test_invalid_reference(ref, words, tmp_path):
     layout = tmp_path / "layout"
     write_layout(layout, tags=("v1",))
     proc = ocibake("push", str(layout), ref, env=base_env(tmp_path / "home"))
     assert proc.returncode == 4, proc.stderr
-    _error_line(proc.stderr)
+    assert words in _error_line(proc.stderr)
     pull = ocibake("pull", ref, str(tmp_path / "out"), env=base_env(tmp_path / "home"))
     assert pull.returncode == 4 and not (tmp_path / "out").exists()
 

@@ -46,6 +46,32 @@ def _check_value(key: str, value) -> None:
         raise InputError(f"port {value} is out of range", hint="use a TCP port between 1 and 65535")
 
 
+def _key(name: str) -> str:
+    """A flag's spelling works too: version-package for version_package, tag for tags."""
+    name = name.replace("-", "_")
+    return "tags" if name == "tag" else name
+
+
+def _entries(path: Path, data: dict) -> list[tuple[str, object]]:
+    """The settings of the file: top-level keys and those of its [build] table (the only table allowed)."""
+    entries = [(_key(k), v) for k, v in data.items() if not isinstance(v, dict)]
+    for name, table in data.items():
+        if not isinstance(table, dict):
+            continue
+        if name != "build":
+            close = difflib.get_close_matches(name, ["build"], n=1)
+            guess = " (did you mean [build]?)" if close else ""
+            raise InputError(f"{path}: unknown section [{name}]{guess}",
+                             hint="settings go at the top of the file or under [build]")
+        for key, value in table.items():
+            key = _key(key)
+            if any(key == k for k, _ in entries):
+                raise InputError(f"{path}: {key} is set both at the top and under [build]",
+                                 hint="keep one of them")
+            entries.append((key, value))
+    return entries
+
+
 def load_settings(service_dir: Path) -> dict:
     """Return {argparse dest: value} from SERVICE_DIR/ocibake.toml ([build] table or top level), or {}."""
     path = service_dir / CONFIG_FILE
@@ -55,11 +81,8 @@ def load_settings(service_dir: Path) -> dict:
         data = tomllib.loads(path.read_text())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise InputError(f"{path}: not valid TOML: {exc}", hint="fix the file or remove it") from exc
-    table = data.get("build", data)
     out = {}
-    for key, value in table.items():
-        if key == "build" and isinstance(value, dict):
-            continue
+    for key, value in _entries(path, data):
         if key not in KEYS:
             close = difflib.get_close_matches(key, KEYS, n=1)
             raise InputError(f"{path}: unknown setting {key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""),

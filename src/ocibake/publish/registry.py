@@ -101,14 +101,16 @@ def parse_reference(text: str, environ=None) -> Reference:
     except ValueError:
         raise InputError(f"{original!r} is not a valid image reference", hint="REGISTRY/REPO[:TAG][@sha256:DIGEST]") from None
     name = rest.split("@", 1)[0]
-    tag_given = ":" in name.rsplit("/", 1)[-1]
-    repository = name.rsplit(":", 1)[0] if tag_given else name
+    head, _, last = name.rpartition("/")
+    tag_given = ":" in last
+    # the tag starts at the first ':' of the last component, so 'app:a:b' has the (invalid) tag 'a:b'
+    repository = (head + "/" if head else "") + last.split(":", 1)[0] if tag_given else name
     if not HOST_RE.match(registry):
         raise InputError(f"{original!r}: {registry!r} is not a registry host", hint="HOST[:PORT]/REPO[:TAG]")
     if not NAME_RE.match(repository) or len(repository) > 255:
         raise InputError(f"{original!r}: repository {repository!r} is not a valid name",
                          hint="lowercase letters, digits and separators (. _ -), path components joined by /")
-    tag = parsed.tag if tag_given else None
+    tag = last.split(":", 1)[1] if tag_given else None
     if tag is not None and not TAG_RE.match(tag):
         raise InputError(f"{original!r}: tag {tag!r} is not valid",
                          hint="tags are 1-128 letters, digits, '_', '.', '-', not starting with '.' or '-'")
