@@ -141,7 +141,7 @@ def test_bad_platform(tmp_path):
     ("compression = 'lz4'", ("unknown compression 'lz4'",)),
     ("platform = 'linux'", ("os/arch",)),
     ("[buld]\nport = 1", ("unknown section [buld]", "did you mean [build]")),
-    ("port = 8081\n[build]\nport = 8082", ("port is set both at the top and under [build]",)),
+    ("port = 8081\n[build]\nport = 8082", ("port is set twice",)),
 ])
 def test_bad_settings_file(tmp_path, line, words):
     """Every error about a setting names the file it came from."""

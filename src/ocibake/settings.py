@@ -63,17 +63,18 @@ def _entries(path: Path, data: dict) -> list[tuple[str, object]]:
             guess = " (did you mean [build]?)" if close else ""
             raise InputError(f"{path}: unknown section [{name}]{guess}",
                              hint="settings go at the top of the file or under [build]")
-        for key, value in table.items():
-            key = _key(key)
-            if any(key == k for k, _ in entries):
-                raise InputError(f"{path}: {key} is set both at the top and under [build]",
-                                 hint="keep one of them")
-            entries.append((key, value))
+        entries += [(_key(k), v) for k, v in table.items()]
+    seen = set()
+    for key, _ in entries:
+        if key in seen:
+            raise InputError(f"{path}: {key} is set twice (at the top and under [build], or as {key} and its flag "
+                             f"spelling)", hint="keep one of them")
+        seen.add(key)
     return entries
 
 
 def load_settings(service_dir: Path) -> dict:
-    """Return {argparse dest: value} from SERVICE_DIR/ocibake.toml ([build] table or top level), or {}."""
+    """Return {argparse dest: value} from SERVICE_DIR/ocibake.toml (top level and [build] table), or {}."""
     path = service_dir / CONFIG_FILE
     if not path.is_file():
         return {}
