@@ -17,7 +17,7 @@ from typing import Sequence
 import ocibake
 from ocibake.errors import InputError, OcibakeError, UsageError
 from ocibake.image import Platform
-from ocibake.settings import load_settings
+from ocibake.settings import check_value, load_settings
 from ocibake.oci_names import NAME_RE, TAG_RE
 from ocibake.spec import COMPRESSIONS, TARGETS, BuildSpec
 from ocibake.upx import UPX_HELP, upx_args
@@ -187,15 +187,9 @@ def spec_from_args(args: argparse.Namespace, service_dir: Path, settings: dict) 
         raise InputError(str(exc), hint="for example --platform linux/arm64 or linux/arm/v7") from None
     if "," in str(platform):
         raise InputError("one platform at a time for now", hint="run ocibake build once per platform")
-    compression = pick("compression", "gzip")
-    if compression not in COMPRESSIONS:
-        raise InputError(f"unknown compression {compression!r}", hint="use gzip or zstd")
-    target = pick("target", "production")
-    if target not in TARGETS:
-        raise InputError(f"unknown target {target!r}", hint=f"targets: {', '.join(TARGETS)}")
-    port = pick("port", 8080)
-    if not 0 < port < 65536:
-        raise InputError(f"port {port} is out of range", hint="use a TCP port between 1 and 65535")
+    compression, target, port = pick("compression", "gzip"), pick("target", "production"), pick("port", 8080)
+    for key, value in (("compression", compression), ("target", target), ("port", port)):
+        check_value(key, value)
     output = Path(pick("output", f"dist/oci/{name}"))
     epoch_text = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
     if epoch_text and not epoch_text.isdigit():

@@ -29,8 +29,9 @@ TOML_TYPES = {str: "a string", int: "an integer", float: "a number", bool: "a bo
 EXAMPLES = {str: '"value"', int: "8080", bool: "true", list: '["v1", "latest"]'}
 
 
-def _check_value(key: str, value) -> None:
-    """Values with a fixed set of forms are checked here, so the error can name the file they came from."""
+def check_value(key: str, value) -> None:
+    """The rule for a value with a fixed set of forms, whether it came from a flag or from the file (where the caller
+    adds the file's name to the error)."""
     if key == "upx":
         upx_args(value)
     elif key == "compression" and value not in COMPRESSIONS:
@@ -99,7 +100,7 @@ def load_settings(service_dir: Path) -> dict:
                              f"{TOML_TYPES.get(type(value), type(value).__name__)}",
                              hint=f"for example {key} = {EXAMPLES[kind]}")
         try:
-            _check_value(key, value)
+            check_value(key, value)
         except InputError as exc:
             raise InputError(f"{path}: {exc.message}", hint=exc.hint) from None
         out[dest] = value
