@@ -19,11 +19,11 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "src"))
 sys.path.insert(0, str(REPO / "tests"))
 
-from ocibake.bake import bake  # noqa: E402
-from ocibake.sandbox import Sandbox  # noqa: E402
-from ocibake.spec import BuildSpec  # noqa: E402
-from ocibake.toolchain import LocalToolchain  # noqa: E402
-from ocibake.toolchain_image import ImageToolchain  # noqa: E402
+from ocibake.build.bake import bake  # noqa: E402
+from ocibake.toolchain.sandbox import Sandbox  # noqa: E402
+from ocibake.build.spec import BuildSpec  # noqa: E402
+from ocibake.toolchain.local import LocalToolchain  # noqa: E402
+from ocibake.toolchain.image import ImageToolchain  # noqa: E402
 from toolchain_image_builder import build_toolchain_image  # noqa: E402
 
 SAMPLE = REPO / "services" / "emergency-service"

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from conftest import FIXTURES, build, health_check, manifest_and_config, require, run_cli, run_in_rootfs, unpack
-from ocibake.bake import BUILD_RECORD_LABEL
+from ocibake.build.bake import BUILD_RECORD_LABEL
 
 UPX_MAGIC = b"UPX!"
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import ocibake
-from ocibake.bake import Provenance, assemble, upx_setting
-from ocibake.image import Platform
-from ocibake.project import GitInfo, GoModule
-from ocibake.publish.layout import LayoutWriter
-from ocibake.spec import BuildSpec
+from ocibake.build.bake import Provenance, assemble, upx_setting
+from ocibake.oci.image import Platform
+from ocibake.build.project import GitInfo, GoModule
+from ocibake.oci.layout import LayoutWriter
+from ocibake.build.spec import BuildSpec
 
 EPOCH = 1700000000
 GOLDEN_OCIBAKE = "0.1.0"

@@ -222,7 +222,7 @@ def test_sigterm_cleans_up_like_ctrl_c(tmp_path):
 def test_stages_left_by_a_killed_build_are_removed_later(tmp_path):
     """SIGKILL leaves a staging directory behind; a later build into the same place removes it once its process is
     gone and it is an hour old, and never touches a live one."""
-    from ocibake.publish.layout import LayoutWriter
+    from ocibake.oci.layout import LayoutWriter
     dead = tmp_path / ".fresh.ocibake-999999999-abcd"       # no such pid
     dead_work = tmp_path / ".fresh.ocibake-999999999-work-ijkl"     # its binary and go's temporary files
     live = tmp_path / f".fresh.ocibake-{os.getpid()}-efgh"   # this process

@@ -178,7 +178,7 @@ def test_credentials_in_ocibake_registry_are_refused_without_echoing_them(tmp_pa
 
 def test_plain_http_only_for_loopback(tmp_path):
     """A non-loopback host is never tried over plain HTTP without --insecure (localhost.localdomain-like names too)."""
-    from ocibake.publish.registry import is_loopback
+    from ocibake.registry.reference import is_loopback
     assert is_loopback("127.0.0.1:5000") and is_loopback("localhost:5000") and is_loopback("localhost")
     assert is_loopback("[::1]:5000")
     assert not is_loopback("registry.example.com") and not is_loopback("127.0.0.1.nip.io:5000")

@@ -73,7 +73,7 @@ def test_source_date_epoch_defaults_to_zero_outside_git_and_follows_the_environm
 
 
 def test_local_origin_paths_never_reach_the_image():
-    from ocibake.project import public_source_url
+    from ocibake.build.project import public_source_url
     assert public_source_url("/home/me/src/app") == ""
     assert public_source_url("file:///srv/git/app.git") == ""
     assert public_source_url("https://ci:s3cret@git.example.com/app.git") == "https://git.example.com/app.git"

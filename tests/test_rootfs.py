@@ -14,7 +14,8 @@ import pytest
 import zstandard
 
 from ocibake.errors import InputError
-from ocibake.rootfs import LayerSource, cache_home, chain_id, unpack_image
+from ocibake.toolchain.cache import cache_home
+from ocibake.toolchain.rootfs import LayerSource, chain_id, unpack_image
 
 GZ = "application/vnd.oci.image.layer.v1.tar+gzip"
 

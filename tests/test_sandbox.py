@@ -16,7 +16,7 @@ import pytest
 
 from conftest import REPO, require
 from ocibake.errors import ToolchainError
-from ocibake.sandbox import Bind, Sandbox, SandboxRun
+from ocibake.toolchain.sandbox import Bind, Sandbox, SandboxRun
 
 
 @pytest.fixture(scope="module")
@@ -153,7 +153,7 @@ def test_no_user_namespaces_is_a_clear_error(tmp_path):
     """Really without user namespaces: inside `unshare --user` with no uid mapping the kernel refuses a nested one
     (EPERM), exactly as on a host that forbids them. bwrap is taken off the list, so the unshare fallback is tried."""
     require("unshare")
-    code = ("import sys\nfrom ocibake.sandbox import Sandbox\nfrom ocibake.errors import ToolchainError\n"
+    code = ("import sys\nfrom ocibake.toolchain.sandbox import Sandbox\nfrom ocibake.errors import ToolchainError\n"
             "try:\n    Sandbox(bwrap=None).backend()\nexcept ToolchainError as e:\n"
             "    print(e.exit_code); print(e.message); print(e.hint); sys.exit(0)\nsys.exit('no error')\n")
     proc = subprocess.run(["unshare", "--user", sys.executable, "-c", code], stdout=subprocess.PIPE,
@@ -181,7 +181,7 @@ def test_bits_left_by_a_killed_run_are_cleared_before_the_next_one(sandbox, busy
 
 
 def test_directories_the_toolchain_locked_are_opened_and_cleaned(tmp_path):
-    from ocibake.sandbox import strip_privilege_bits
+    from ocibake.toolchain.sandbox import strip_privilege_bits
     locked = tmp_path / "d" / "locked"
     locked.mkdir(parents=True)
     (locked / "suid").write_bytes(b"x")

@@ -14,15 +14,17 @@ from pathlib import Path
 import pytest
 
 from conftest import FIXTURES, REPO, health_check, manifest_and_config, run_in_rootfs, unpack
-from ocibake.bake import BUILD_RECORD_LABEL, bake
+from ocibake.build.bake import BUILD_RECORD_LABEL, bake
 from ocibake.errors import InputError, OcibakeError, ToolchainError
-from ocibake.gobuild import go_build_request
-from ocibake.image import Platform
-from ocibake.sandbox import Sandbox
-from ocibake.spec import BuildSpec
-from ocibake.toolchain import LocalToolchain
-from ocibake.toolchain_image import ImageToolchain, make_toolchain, parse_toolchain_ref
-from ocibake.upx import compress
+from ocibake.build.gobuild import go_build_request
+from ocibake.oci.image import Platform
+from ocibake.toolchain.sandbox import Sandbox
+from ocibake.build.spec import BuildSpec
+from ocibake.toolchain.local import LocalToolchain
+from ocibake.toolchain.choose import make_toolchain
+from ocibake.toolchain.image import ImageToolchain
+from ocibake.toolchain.image_ref import parse_toolchain_ref
+from ocibake.build.upx import compress
 from toolchain_image_builder import build_toolchain_image
 
 LDFLAGS = "-s -w -buildid= -X main.Version=v2.0.0"
@@ -243,7 +245,7 @@ def test_a_toolchain_that_leaves_a_symlink_as_the_binary_is_refused(toolchain, t
     evil = tmp_path / "evil-out"
     evil.mkdir()
     os.symlink("/etc/hostname", evil / "app")
-    from ocibake.toolchain_image import take_regular_file
+    from ocibake.toolchain.image import take_regular_file
     with pytest.raises(ToolchainError) as info:
         take_regular_file(evil / "app", output, "go build in test")
     assert "something other than a plain file" in info.value.message and not output.exists()
@@ -269,7 +271,7 @@ def test_every_part_of_the_cache_and_every_directory_above_it_must_be_private(to
     fresh = tmp_path / "new" / "deeper" / "ocibake"
     old_umask = os.umask(0)
     try:
-        from ocibake.rootfs import private_cache
+        from ocibake.toolchain.cache import private_cache
         private_cache(fresh)                         # created private whatever the umask
     finally:
         os.umask(old_umask)

@@ -10,8 +10,8 @@ import pytest
 
 from ocibake.errors import InputError
 from ocibake.layers.tar import Entry, normalise, write_layer
-from ocibake.project import find_main_package, parse_go_mod
-from ocibake.oci_names import TAG_RE
+from ocibake.build.project import find_main_package, parse_go_mod
+from ocibake.oci.names import TAG_RE
 
 
 def test_parse_go_mod_counts_direct_dependencies_only():
@@ -112,7 +112,7 @@ def test_parallel_gzip_bytes_do_not_depend_on_threads_and_gunzip_reads_them():
 
 
 def test_docker_hub_references_name_its_api_host_and_library_images():
-    from ocibake.publish.registry import API_HOSTS, parse_reference
+    from ocibake.registry.reference import API_HOSTS, parse_reference
     ref = parse_reference("docker.io/alpine:3.20")
     assert (ref.registry, ref.repository, ref.tag) == ("docker.io", "library/alpine", "3.20")
     assert parse_reference("index.docker.io/team/app").repository == "team/app"
@@ -121,7 +121,7 @@ def test_docker_hub_references_name_its_api_host_and_library_images():
 
 
 def test_replace_targets_shown_to_the_sandbox_are_module_directories_only(tmp_path):
-    from ocibake.project import local_replace_dirs, parse_go_mod
+    from ocibake.build.project import local_replace_dirs, parse_go_mod
     svc = tmp_path / "svc"
     (svc / "vendor").mkdir(parents=True)
     (tmp_path / "lib").mkdir()
@@ -133,14 +133,14 @@ def test_replace_targets_shown_to_the_sandbox_are_module_directories_only(tmp_pa
 
 
 def test_go_env_values_are_read_one_per_line_even_when_empty():
-    from ocibake.toolchain import last_lines
+    from ocibake.toolchain.base import last_lines
     assert last_lines("go1.26.8\n\n", 2) == ["go1.26.8", ""]
     assert last_lines("go: downloading go1.22.0\ngo1.22.0\nnoregabi\n", 2) == ["go1.22.0", "noregabi"]
     assert last_lines("", 1) == [""]
 
 
 def test_tokens_are_renewed_before_they_expire():
-    from ocibake.publish.registry import _refresh_after
+    from ocibake.registry.client import _refresh_after
     assert _refresh_after({"expires_in": 300}) == 270
     assert _refresh_after({"expires_in": 10}) == 8
     assert _refresh_after({}) == 54                   # the distribution spec's default lifetime is 60 s

@@ -13,8 +13,8 @@ import pytest
 
 from conftest import FIXTURES, require
 from ocibake.errors import InputError, ToolchainError
-from ocibake.toolchain import LocalToolchain
-from ocibake.upx import UPX_MODES, compress, full_args, upx_args
+from ocibake.toolchain.local import LocalToolchain
+from ocibake.build.upx import UPX_MODES, compress, full_args, upx_args
 
 
 def sha256(path: Path) -> str:

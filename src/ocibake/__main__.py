@@ -1,3 +1,5 @@
+"""`python -m ocibake`: the same command line as `ocibake`."""
+
 from ocibake.cli import main
 
 raise SystemExit(main())

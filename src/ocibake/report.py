@@ -9,7 +9,7 @@ import shutil
 import sys
 from typing import TextIO
 
-from ocibake.bake import BuildResult
+from ocibake.build.bake import BuildResult
 from ocibake.units import human_size
 
 LAYER_TITLES = {"passwd": "passwd/group, /tmp", "zoneinfo": "zoneinfo", "ca-certificates": "CA bundle",

@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from ocibake.abandoned import alive
+from ocibake.workdirs import alive
 from ocibake.errors import ToolchainError
-from ocibake.toolchain import command_line
+from ocibake.toolchain.process import command_line
 
 NO_SANDBOX_HINT = ("install bubblewrap (`apt-get install bubblewrap`) and allow unprivileged user namespaces "
                    "(`sysctl -w user.max_user_namespaces=15000`; on Debian 10 and older also "

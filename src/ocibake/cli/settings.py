@@ -7,13 +7,13 @@ import tomllib
 from pathlib import Path
 
 from ocibake.errors import InputError
-from ocibake.image import Platform
-from ocibake.spec import COMPRESSIONS, TARGETS
-from ocibake.upx import upx_args
+from ocibake.oci.platform import Platform
+from ocibake.build.spec import COMPRESSIONS, TARGETS
+from ocibake.build.upx import upx_args
 
 CONFIG_FILE = "ocibake.toml"
 
-# key in ocibake.toml -> (type, argparse dest)
+# key in ocibake.toml -> (type, the build command's parameter name)
 KEYS = {
     "name": (str, "name"), "version": (str, "image_version"), "tags": (list, "tag"), "target": (str, "target"),
     "platform": (str, "platform"), "compression": (str, "compression"), "main": (str, "main"),
@@ -75,7 +75,7 @@ def _entries(path: Path, data: dict) -> list[tuple[str, object]]:
 
 
 def load_settings(service_dir: Path) -> dict:
-    """Return {argparse dest: value} from SERVICE_DIR/ocibake.toml (top level and [build] table), or {}."""
+    """Return {build parameter name: value} from SERVICE_DIR/ocibake.toml (top level and [build] table), or {}."""
     path = service_dir / CONFIG_FILE
     if not path.is_file():
         return {}

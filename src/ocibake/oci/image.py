@@ -12,12 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Mapping, Sequence
 
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
-DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
-DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
-REF_NAME = "org.opencontainers.image.ref.name"
+from ocibake.oci.media_types import OCI_CONFIG, OCI_INDEX, OCI_MANIFEST
+from ocibake.oci.platform import Platform
 
 
 def canonical_json(value: object) -> bytes:
@@ -30,29 +26,6 @@ def sha256_digest(data: bytes) -> str:
 
 def rfc3339(epoch: int) -> str:
     return datetime.fromtimestamp(epoch, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-@dataclass(frozen=True)
-class Platform:
-    os: str
-    architecture: str
-    variant: str = ""
-
-    @staticmethod
-    def parse(text: str) -> "Platform":
-        parts = text.strip().split("/")
-        if len(parts) not in (2, 3) or not all(parts):
-            raise ValueError(f"platform must be os/arch[/variant], got {text!r}")
-        return Platform(parts[0], parts[1], parts[2] if len(parts) == 3 else "")
-
-    def __str__(self) -> str:
-        return "/".join(p for p in (self.os, self.architecture, self.variant) if p)
-
-    def as_json(self) -> dict:
-        d = {"os": self.os, "architecture": self.architecture}
-        if self.variant:
-            d["variant"] = self.variant
-        return d
 
 
 @dataclass(frozen=True)

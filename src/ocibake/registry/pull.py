@@ -13,11 +13,15 @@ from pathlib import Path
 import requests
 
 from ocibake.errors import InputError, RegistryError
-from ocibake.image import DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, Blob, Descriptor, Platform
-from ocibake.oci_names import DIGEST_RE
-from ocibake.publish.layout import INDEX_TYPES, MANIFEST_TYPES, Layout, LayoutWriter, check_output_path
-from ocibake.publish.progress import Progress, human_size
-from ocibake.publish.registry import ACCEPT, Client, Clients, RegistryOptions, parse_reference
+from ocibake.oci.image import Blob, Descriptor
+from ocibake.oci.media_types import DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, INDEX_TYPES, MANIFEST_TYPES
+from ocibake.oci.platform import Platform
+from ocibake.oci.names import DIGEST_RE
+from ocibake.oci.layout import Layout, LayoutWriter, check_output_path
+from ocibake.registry.progress import Progress, human_size
+from ocibake.registry.client import ACCEPT, Client, Clients
+from ocibake.registry.options import RegistryOptions
+from ocibake.registry.reference import parse_reference
 
 MAX_MANIFEST = 4 << 20
 

@@ -16,15 +16,13 @@ import tempfile
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from ocibake.abandoned import remove_abandoned_stages
+from ocibake.workdirs import remove_abandoned_stages
 from ocibake.errors import InputError
-from ocibake.image import OCI_INDEX, REF_NAME, Blob, Descriptor, canonical_json, sha256_digest
+from ocibake.oci.image import Blob, Descriptor, canonical_json, sha256_digest
+from ocibake.oci.media_types import INDEX_TYPES, MANIFEST_TYPES, OCI_INDEX, REF_NAME
 
 LAYOUT_FILE = "oci-layout"
 LAYOUT_BYTES = canonical_json({"imageLayoutVersion": "1.0.0"})
-MANIFEST_TYPES = ("application/vnd.oci.image.manifest.v1+json", "application/vnd.docker.distribution.manifest.v2+json")
-INDEX_TYPES = ("application/vnd.oci.image.index.v1+json",
-               "application/vnd.docker.distribution.manifest.list.v2+json")
 
 
 def digest_path(root: Path, digest: str) -> Path:

@@ -29,8 +29,9 @@ from typing import BinaryIO, Iterator, Sequence
 
 import zstandard
 
-from ocibake.abandoned import force_rmtree, remove_abandoned_stages
+from ocibake.workdirs import force_rmtree, remove_abandoned_stages
 from ocibake.errors import InputError
+from ocibake.toolchain.cache import cache_home, check_private_entry, private_mkdir
 
 WHITEOUT_PREFIX = ".wh."
 OPAQUE = ".wh..wh..opq"
@@ -49,69 +50,6 @@ _DECOMPRESSION = {
 }
 
 BAD_LAYER_HINT = "the toolchain image is unsafe or damaged; use a trusted toolchain image pinned by digest"
-
-
-def cache_home() -> Path:
-    """ocibake's cache: $XDG_CACHE_HOME/ocibake, else ~/.cache/ocibake."""
-    base = os.environ.get("XDG_CACHE_HOME", "").strip()
-    return (Path(base) if base and os.path.isabs(base) else Path.home() / ".cache") / "ocibake"
-
-
-def private_cache(cache: Path) -> Path:
-    """Create the cache (mode 0700) or check that an existing one is this user's alone.
-
-    What is in it is trusted: an unpacked toolchain is run as it is, with no second digest check. So the cache, its
-    parts and every directory above it must be safe from other users: owned by this user (or root, above it), and
-    writable by nobody else unless sticky like /tmp (then others cannot rename what is ours). Anything else is
-    refused rather than used."""
-    try:
-        private_mkdir(cache)
-        real = cache.resolve()
-    except OSError as exc:
-        raise InputError(f"cannot use the cache directory {cache}: {exc.strerror}",
-                         hint="set XDG_CACHE_HOME to a writable directory of yours") from None
-    for ancestor in real.parents:
-        st = ancestor.stat()
-        if st.st_uid not in (0, os.geteuid()):
-            _not_private(cache, f"{ancestor}, above it, belongs to another user (uid {st.st_uid})")
-        if st.st_mode & 0o022 and not st.st_mode & stat.S_ISVTX:
-            _not_private(cache, f"{ancestor}, above it, may be written by others (and has no sticky bit)")
-    check_private_entry(real, "the cache")
-    for part in ("rootfs", "toolchains", "pulled"):
-        if (real / part).exists():
-            check_private_entry(real / part, f"the cache's {part}/")
-    return cache
-
-
-def check_private_entry(path: Path, what: str) -> None:
-    st = os.lstat(path)
-    if st.st_uid != os.geteuid():
-        _not_private(path, f"{what} belongs to another user (uid {st.st_uid})", chown=True)
-    if st.st_mode & 0o022:
-        _not_private(path, f"{what} may be written by group or others")
-
-
-def _not_private(path: Path, why: str, chown: bool = False) -> None:
-    fix = "`chown` it to yourself" if chown else f"`chmod go-w {path}`"
-    raise InputError(f"the cache is not private: {why}",
-                     hint=f"ocibake runs the toolchains it caches, so the cache must be yours alone: {fix}, "
-                          "`ocibake cache clean`, or set XDG_CACHE_HOME to a directory of yours")
-
-
-def private_mkdir(path: Path) -> Path:
-    """mkdir -p with every directory it creates at mode 0700, whatever the umask."""
-    missing = []
-    p = path
-    while not p.exists():
-        missing.append(p)
-        p = p.parent
-    for d in reversed(missing):
-        try:
-            d.mkdir(mode=0o700)
-        except FileExistsError:
-            continue
-        os.chmod(d, 0o700)
-    return path
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ocibake.image import Platform
+from ocibake.oci.platform import Platform
 
 TARGETS = ("production",)
 # What each target does unless told otherwise. production: UPX --best --lzma, as the original Dockerfile did.

@@ -9,23 +9,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-import ocibake
-from ocibake import gobuild, upx
-from ocibake.app_binary import AppBinary, make_binary
-from ocibake.image import Descriptor, Image, ImageConfig, LayerRecord, canonical_json, make_image, rfc3339
+from ocibake.build import gobuild, upx
+from ocibake.build.app_binary import AppBinary, make_binary
+from ocibake.build.project import GitInfo, GoModule, find_main_package, git_info, local_replace_dirs, read_go_mod
+from ocibake.build.record import (BUILD_RECORD_LABEL, Provenance, build_record, oci_annotations, runtime_config,
+                                  source_date_epoch, upx_setting)
+from ocibake.build.spec import BuildSpec
+from ocibake.errors import ToolchainError
 from ocibake.layers.binary import binary_layer
 from ocibake.layers.cacerts import ca_layer, resolve_ca_source
 from ocibake.layers.content import LayerContent
-from ocibake.layers.passwd import APP_GID, APP_UID, passwd_layer
-from ocibake.layers.tar import compression_setting, write_layer
+from ocibake.layers.passwd import passwd_layer
+from ocibake.layers.tar import write_layer
 from ocibake.layers.zoneinfo import resolve_zoneinfo_source, zoneinfo_layer
-from ocibake.project import GitInfo, GoModule, find_main_package, git_info, local_replace_dirs, read_go_mod
-from ocibake.publish.layout import LayoutWriter, check_output_path
-from ocibake.errors import ToolchainError
-from ocibake.spec import BuildSpec
-from ocibake.toolchain import Toolchain
+from ocibake.oci.image import Descriptor, Image, LayerRecord, make_image, rfc3339
+from ocibake.oci.layout import LayoutWriter, check_output_path
+from ocibake.toolchain.base import Toolchain
 
-BUILD_RECORD_LABEL = "dev.ocibake.build-record"
+__all__ = ["BUILD_RECORD_LABEL", "BuildResult", "Provenance", "assemble", "bake", "upx_setting"]
 
 Log = Callable[[str], None]
 
@@ -68,37 +69,10 @@ class BuildResult:
         return self.binary.final_check.line
 
 
-def source_date_epoch(spec: BuildSpec, git: GitInfo) -> int:
-    return spec.source_date_epoch if spec.source_date_epoch is not None else git.commit_time
-
-
 def analyse(spec: BuildSpec) -> tuple[GoModule, str, GitInfo]:
     module = read_go_mod(spec.service_dir)
     package = find_main_package(spec.service_dir, spec.name, spec.main)
     return module, package, git_info(spec.service_dir)
-
-
-@dataclass(frozen=True)
-class Provenance:
-    """Everything about where the binary came from that the image records."""
-
-    module: GoModule
-    package: str
-    git: GitInfo
-    epoch: int
-    go_version: str
-    ldflags: str
-    toolchain: dict
-    goflags: str = ""            # given to go explicitly (from ocibake's environment), so a GOENV file cannot differ
-    goexperiment: str = ""       # as `go env GOEXPERIMENT` says (the environment or a GOENV file)
-    gofips140: str = ""          # likewise (Go 1.24+; "" before)
-    upx: dict = field(default_factory=lambda: {"mode": "off"})
-
-
-def upx_setting(mode: str, version: str) -> dict:
-    """The UPX part of the build record: the setting and the upx that applied it, never sizes or times."""
-    args = upx.full_args(mode)
-    return {"mode": "off"} if args is None else {"mode": mode, "args": list(args), "version": version}
 
 
 def bake(spec: BuildSpec, toolchain: Toolchain, log: Log = lambda s: None) -> BuildResult:
@@ -208,50 +182,3 @@ def assemble(spec: BuildSpec, binary: Path, prov: Provenance, writer: LayoutWrit
     """Every layer, the config and the manifest for an already built ``binary``, staged in ``writer``."""
     contents = [*base_layer_contents(spec), binary_layer_content(spec, binary, prov)]
     return finish_image(spec, prov, contents, write_layers(contents, writer, prov.epoch, spec.compression), writer)
-
-
-def _source_url(spec: BuildSpec, git: GitInfo) -> str:
-    return spec.source_url if spec.source_url is not None else git.remote
-
-
-def oci_annotations(spec: BuildSpec, prov: Provenance) -> dict[str, str]:
-    return {
-        "org.opencontainers.image.title": spec.name,
-        "org.opencontainers.image.version": spec.version,
-        "org.opencontainers.image.created": rfc3339(prov.epoch),
-        "org.opencontainers.image.revision": prov.git.commit or "unknown",
-        "org.opencontainers.image.source": _source_url(spec, prov.git) or prov.module.path,
-    }
-
-
-def runtime_config(spec: BuildSpec, prov: Provenance, record: dict) -> ImageConfig:
-    labels = dict(oci_annotations(spec, prov))
-    labels[BUILD_RECORD_LABEL] = canonical_json(record).decode()
-    return ImageConfig(user=f"{APP_UID}:{APP_GID}", exposed_ports=(f"{spec.port}/tcp",), labels=labels)
-
-
-def build_record(spec: BuildSpec, prov: Provenance, contents: list[LayerContent]) -> dict:
-    """What an auditor needs to rebuild this image bit for bit. No host paths, users or clocks."""
-    return {
-        "ocibake": ocibake.__version__,
-        "target": spec.target,
-        "module": prov.module.path,
-        "package": prov.package,
-        "commit": prov.git.commit or "unknown",
-        "dirty": prov.git.dirty,
-        "source_date_epoch": prov.epoch,
-        "go": {
-            "version": prov.go_version,
-            "env": gobuild.go_env(spec.platform),
-            "flags": ["-trimpath", "-buildvcs=false"],
-            "ldflags": prov.ldflags,
-            "goflags": prov.goflags,
-            "goexperiment": prov.goexperiment,
-            "gofips140": prov.gofips140,
-        },
-        "toolchain": prov.toolchain,
-        "upx": prov.upx,
-        "platform": str(spec.platform),
-        "compression": compression_setting(spec.compression),
-        "layers": {c.kind: c.record for c in contents},
-    }

@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import os
-import platform as host_platform
 import subprocess
 from pathlib import Path
 from typing import Mapping
 
 from ocibake.errors import InputError, ToolchainError
-from ocibake.image import Platform, rfc3339
-from ocibake.toolchain import GoBuild
-
-HOST_ARCH = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64", "i686": "386",
-             "armv7l": "arm", "ppc64le": "ppc64le", "s390x": "s390x", "riscv64": "riscv64"}
-
+from ocibake.oci.image import rfc3339
+from ocibake.oci.platform import Platform, host_architecture
+from ocibake.toolchain.base import GoBuild
 
 def ldflags(version_package: str, version: str, build_date: str, commit: str, extra: tuple[str, ...] = ()) -> str:
     pkg = version_package
@@ -108,12 +104,6 @@ def go_build_request(*, service_dir: Path, package: str, output: Path, platform:
     env = build_env(platform, os.environ if environ is None else environ)
     return GoBuild(service_dir=service_dir, package=package, output=output, env=env,
                    flags=("-trimpath", "-buildvcs=false", "-ldflags", ld), local_modules=local_modules)
-
-
-def host_architecture() -> str:
-    """This machine's architecture as GOARCH (and OCI) spell it."""
-    machine = host_platform.machine().lower()
-    return HOST_ARCH.get(machine, machine)
 
 
 def runs_here(platform: Platform) -> bool:

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from ocibake import gobuild, upx
-from ocibake.image import Platform
-from ocibake.toolchain import GoBuild, Toolchain
+from ocibake.build import gobuild, upx
+from ocibake.oci.platform import Platform
+from ocibake.toolchain.base import GoBuild, Toolchain
 
 
 @dataclass(frozen=True)

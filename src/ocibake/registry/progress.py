@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Callable
 from ocibake import units
 
 if TYPE_CHECKING:
-    from ocibake.publish.registry import RegistryOptions
+    from ocibake.registry.options import RegistryOptions
 
 
 def human_size(n: float) -> str:

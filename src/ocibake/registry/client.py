@@ -1,4 +1,4 @@
-"""The registry client: references, HTTP transport, authentication and errors. The only module that imports oras.
+"""The registry client: references, HTTP transport, authentication and errors. With reference.py, the only place that imports oras.
 
 From oras-py we use the reference grammar (``oras.container.Container``) and its WWW-Authenticate parser. The HTTP
 side is ours, for the reasons in DESIGN.md: every request has a timeout; retries (bounded, with backoff, honouring
@@ -16,193 +16,24 @@ import re
 import threading
 import time
 import urllib.parse
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable
 
 import oras.auth.utils
-import oras.container
 import requests
 import urllib3
 
-from ocibake import credentials as creds_mod
-from ocibake.credentials import Credentials
-from ocibake.errors import InputError, RegistryError
-from ocibake.image import DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST
-from ocibake.oci_names import DIGEST_RE, NAME_RE, TAG_RE, refuse_credentials
-from ocibake.publish.redact import add_secret, redact
-from ocibake.publish.trust import system_bundle, trust_store
+from ocibake.errors import RegistryError
+from ocibake.oci.media_types import DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST
+from ocibake.registry import credentials as creds_mod
+from ocibake.registry.credentials import Credentials
+from ocibake.registry.errors import HINTS, STATUS_CODES, Cancelled, ConnectionLost, Retryable, _oci_error
+from ocibake.registry.options import RegistryOptions
+from ocibake.registry.redact import add_secret, redact
+from ocibake.registry.reference import API_HOSTS, is_loopback
+from ocibake.registry.trust import system_bundle, trust_store
 
 ACCEPT = ", ".join((OCI_INDEX, OCI_MANIFEST, DOCKER_MANIFEST_LIST, DOCKER_MANIFEST))
 USER_AGENT = "ocibake"
-
-
-# --------------------------------------------------------------------------------------------------- references
-HOST_RE = re.compile(r"^(?:[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*|\[[0-9a-fA-F:]+\])(?::[0-9]{1,5})?$")
-
-
-@dataclass(frozen=True)
-class Reference:
-    registry: str
-    repository: str
-    tag: str | None = None
-    digest: str | None = None
-
-    @property
-    def name(self) -> str:
-        return f"{self.registry}/{self.repository}"
-
-    def with_tag(self, tag: str | None) -> "Reference":
-        return Reference(self.registry, self.repository, tag, None)
-
-    def __str__(self) -> str:
-        out = self.name
-        if self.tag:
-            out += f":{self.tag}"
-        if self.digest:
-            out += f"@{self.digest}"
-        return out
-
-
-# Docker Hub answers the API elsewhere than its name, and keeps single-name images under library/.
-DOCKER_HUB = ("docker.io", "index.docker.io", "registry-1.docker.io")
-API_HOSTS = {"docker.io": "registry-1.docker.io", "index.docker.io": "registry-1.docker.io"}
-
-
-def has_registry(first: str) -> bool:
-    return "." in first or ":" in first or first == "localhost" or first.startswith("[")
-
-
-def parse_reference(text: str, environ=None) -> Reference:
-    """REGISTRY/REPO[:TAG][@DIGEST]; a bare REPO gets the $OCIBAKE_REGISTRY prefix (like KO_DOCKER_REPO)."""
-    env = os.environ if environ is None else environ
-    original = text
-    text = text.strip()
-    refuse_credentials(text, "a reference")
-    if "://" in text:
-        raise InputError(f"{original!r}: give a reference, not a URL", hint="e.g. registry.example.com/team/app:v1")
-    first = text.split("/", 1)[0]
-    if "/" not in text or not has_registry(first):
-        prefix = env.get("OCIBAKE_REGISTRY", "").strip().rstrip("/")
-        if not prefix:
-            raise InputError(f"{original!r} names no registry",
-                             hint="write REGISTRY/REPO (e.g. registry.example.com/team/app), or set OCIBAKE_REGISTRY "
-                                  "to a registry/namespace prefix")
-        refuse_credentials(prefix, "OCIBAKE_REGISTRY")
-        if "://" in prefix or not has_registry(prefix.split("/", 1)[0]):
-            raise InputError(f"OCIBAKE_REGISTRY={prefix!r} is not a registry/namespace prefix",
-                             hint="set it to HOST[:PORT][/NAMESPACE], e.g. registry.example.com/team (no scheme)")
-        text = f"{prefix}/{text}"
-        first = text.split("/", 1)[0]
-    registry, _, rest = text.partition("/")
-    # oras' grammar splits name, tag and digest; we check each part against the distribution spec ourselves
-    try:
-        parsed = oras.container.Container(rest, registry=registry)
-    except ValueError:
-        raise InputError(f"{original!r} is not a valid image reference", hint="REGISTRY/REPO[:TAG][@sha256:DIGEST]") from None
-    name = rest.split("@", 1)[0]
-    head, _, last = name.rpartition("/")
-    tag_given = ":" in last
-    # the tag starts at the first ':' of the last component, so 'app:a:b' has the (invalid) tag 'a:b'
-    repository = (head + "/" if head else "") + last.split(":", 1)[0] if tag_given else name
-    if not HOST_RE.match(registry):
-        raise InputError(f"{original!r}: {registry!r} is not a registry host", hint="HOST[:PORT]/REPO[:TAG]")
-    if not NAME_RE.match(repository) or len(repository) > 255:
-        raise InputError(f"{original!r}: repository {repository!r} is not a valid name",
-                         hint="lowercase letters, digits and separators (. _ -), path components joined by /")
-    tag = last.split(":", 1)[1] if tag_given else None
-    if tag is not None and not TAG_RE.match(tag):
-        raise InputError(f"{original!r}: tag {tag!r} is not valid",
-                         hint="tags are 1-128 letters, digits, '_', '.', '-', not starting with '.' or '-'")
-    digest = parsed.digest
-    if digest is not None and not DIGEST_RE.match(digest):
-        raise InputError(f"{original!r}: digest {digest!r} is not valid", hint="digests are sha256:<64 lowercase hex>")
-    registry = registry.lower() if not registry.startswith("[") else registry
-    if registry in DOCKER_HUB and "/" not in repository:
-        repository = f"library/{repository}"
-    return Reference(registry, repository, tag, digest)
-
-
-def is_loopback(registry: str) -> bool:
-    import ipaddress
-    host = registry.rsplit(":", 1)[0] if not registry.startswith("[") else registry[1:].split("]")[0]
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-# --------------------------------------------------------------------------------------------------- options
-def _noop(line: str) -> None:
-    pass
-
-
-@dataclass(frozen=True)
-class RegistryOptions:
-    insecure: bool = False                       # allow plain HTTP and unverified TLS for any host
-    ca_cert: Path | None = None                  # an extra CA bundle (PEM)
-    credentials: Credentials | None = None       # explicit --username/--password-stdin
-    mount_from: tuple[str, ...] = ()             # repositories (same registry) to try a cross-repo mount from
-    retries: int = 5                             # retries after the first attempt (per request)
-    backoff: float = 0.4                         # first retry delay; doubles, capped at max_delay
-    max_delay: float = 10.0
-    max_retry_after: float = 60.0                # a longer Retry-After fails instead of waiting
-    connect_timeout: float = 10.0
-    read_timeout: float = 120.0
-    chunk_size: int | None = None                # PATCH in chunks of this size (None: one streamed PATCH)
-    jobs: int = 4                                # blobs uploaded/downloaded in parallel
-    log: Callable[[str], None] = _noop           # progress lines (stderr)
-    trace: Callable[[str], None] | None = None   # -v: one line per request (redacted)
-    progress_bar: bool = False                   # stderr is a terminal
-    environ: dict | None = None                  # for tests: the environment to read credentials from
-
-
-# --------------------------------------------------------------------------------------------------- errors
-HINTS = {
-    "UNAUTHORIZED": "log in with `ocibake login {registry} -u USER --password-stdin`, or set OCIBAKE_USERNAME and "
-                    "OCIBAKE_PASSWORD",
-    "DENIED": "the account may not do this in {repository}; ask the registry's admins for push/pull rights",
-    "NAME_UNKNOWN": "the repository {repository} does not exist on {registry} (or you may not see it)",
-    "NAME_INVALID": "the registry refuses the repository name {repository}",
-    "MANIFEST_UNKNOWN": "no such tag or digest in {repository}",
-    "MANIFEST_INVALID": "the registry refused the manifest; it may not accept this media type",
-    "MANIFEST_BLOB_UNKNOWN": "the registry does not have a blob the manifest names; push again",
-    "BLOB_UNKNOWN": "the registry does not have that blob; push again",
-    "BLOB_UPLOAD_UNKNOWN": "the upload was lost (registry restarted?); push again",
-    "BLOB_UPLOAD_INVALID": "the upload was refused; push again",
-    "DIGEST_INVALID": "the registry computed another digest for the uploaded bytes; is a proxy altering them?",
-    "SIZE_INVALID": "the registry saw another size for the uploaded bytes; is a proxy altering them?",
-    "TAG_INVALID": "the registry refused the tag",
-    "TOOMANYREQUESTS": "the registry rate-limits you; wait and push again",
-    "UNSUPPORTED": "the registry does not support this operation",
-}
-STATUS_CODES = {401: "UNAUTHORIZED", 403: "DENIED", 429: "TOOMANYREQUESTS"}
-
-
-def _oci_error(resp: requests.Response) -> tuple[str | None, str]:
-    try:
-        doc = resp.json() if resp.content and len(resp.content) < 65536 else None
-        err = (doc or {}).get("errors", [])[0]
-        return str(err.get("code") or "") or None, str(err.get("message") or "")
-    except (ValueError, AttributeError, IndexError, TypeError, KeyError):
-        return None, ""
-
-
-class ConnectionLost(RegistryError):
-    """The registry could not be reached or dropped the connection (after the retries)."""
-
-
-class Cancelled(Exception):
-    """Raised in a transfer thread once the operation is cancelled (the main thread is handling Ctrl-C or SIGTERM)."""
-
-
-class Retryable(Exception):
-    def __init__(self, reason: str, delay: float | None = None):
-        super().__init__(reason)
-        self.reason = reason
-        self.delay = delay
 
 
 class Client:
@@ -523,6 +354,7 @@ class Client:
     def close(self) -> None:
         self.session.close()
 
+
 def _refresh_after(doc: dict) -> float:
     """Seconds a token may be used before asking for a new one: its lifetime (60 s when the server does not say, as
     the distribution spec suggests) less a margin, so no request starts with a token about to expire."""
@@ -546,29 +378,3 @@ class Clients:
     def close(self) -> None:
         for c in self.by_host.values():
             c.close()
-
-
-# --------------------------------------------------------------------------------------------------- login
-def check_login(registry: str, credentials: Credentials, options: RegistryOptions | None = None) -> bool:
-    """Prove ``credentials`` work on ``registry`` (GET /v2/ with them, or a token for them); raises RegistryError.
-    Returns whether the registry asks for credentials at all (False: it let GET /v2/ through without any)."""
-    opts = options or RegistryOptions()
-    ref_host = parse_reference(f"{registry}/x", opts.environ).registry if "/" not in registry else None
-    if ref_host is None:
-        raise InputError(f"{registry!r}: give only the registry host (HOST[:PORT])", hint="e.g. registry.example.com")
-    add_secret(credentials.password)
-    add_secret(credentials.basic())
-    client = Client(ref_host, RegistryOptions(**{**opts.__dict__, "credentials": credentials}))
-    try:
-        client.ping()
-        if client.challenge is None:
-            return False
-        if client.challenge[0] == "bearer":
-            client._token(())
-            return True
-        resp = client.request("GET", "/v2/", scopes=(), what="login")
-        if resp.status_code != 200:
-            raise client.error("login", resp)
-        return True
-    finally:
-        client.close()

@@ -1,0 +1,87 @@
+"""The command line: `ocibake COMMAND ...` on click, and the one place where errors become exit codes.
+
+Exit codes: 0 ok, 1 a bug in ocibake, 2 usage, 3 toolchain (go, upx, the sandbox), 4 bad input, 5 registry,
+130 interrupted (Ctrl-C), 143 terminated (SIGTERM). Library code raises OcibakeError subclasses; only main() turns
+them into a one-line message with a hint on stderr (a traceback only with -v) and an exit code.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+import traceback
+from typing import Sequence
+
+from ocibake.errors import OcibakeError, UsageError
+
+
+class Terminated(BaseException):
+    """SIGTERM (a CI job cancelled, `timeout`): unwinds like Ctrl-C, so temporary files and staged blobs go away."""
+
+
+def _terminate(signum, frame):
+    raise Terminated()
+
+
+def print_error(exc: OcibakeError, verbose: bool) -> None:
+    from ocibake.registry.redact import redact       # the last line of defence: no secret in any error
+    print(f"ocibake: error: {redact(exc.message)}", file=sys.stderr)
+    if exc.detail:
+        detail = exc.detail if verbose or len(exc.detail) < 8000 else "...\n" + exc.detail[-8000:]
+        print(redact(detail), file=sys.stderr)
+    if exc.hint:
+        print(f"  hint: {redact(exc.hint)}", file=sys.stderr)
+    if verbose and exc.__cause__ is not None:
+        traceback.print_exception(exc.__cause__, file=sys.stderr)
+
+
+def _report_failure(exc: OcibakeError, argv: list[str], verbose: bool) -> int:
+    if "--json" in argv:           # stdout stays one JSON document, failure or not
+        import json
+        from ocibake.registry.redact import redact
+        print(json.dumps({"references": list(exc.results), "error": {
+            "message": redact(exc.message), "hint": redact(exc.hint) if exc.hint else None,
+            "exit_code": exc.exit_code,
+            "status": getattr(exc, "status", None), "code": getattr(exc, "code", None)}}, indent=2))
+    else:
+        for line in exc.results:
+            print(line)
+    print_error(exc, verbose)
+    return exc.exit_code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    import click
+
+    from ocibake.cli.group import cli, usage_error
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    verbose = "-v" in argv or "--verbose" in argv
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)
+    try:
+        try:
+            result = cli.main(argv, prog_name="ocibake", standalone_mode=False)
+        except click.UsageError as exc:
+            raise usage_error(exc) from None
+        return result if isinstance(result, int) else 0
+    except OcibakeError as exc:
+        return _report_failure(exc, argv, verbose)
+    except (KeyboardInterrupt, click.Abort):
+        print("ocibake: interrupted", file=sys.stderr)
+        return 130
+    except Terminated:
+        print("ocibake: terminated", file=sys.stderr)
+        return 143
+    except BrokenPipeError:
+        return 1
+    except Exception as exc:  # a bug: say so briefly, the traceback only with -v
+        if verbose:
+            traceback.print_exc()
+        print(f"ocibake: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print("  hint: run again with -v for a traceback, and report it", file=sys.stderr)
+        return 1
+
+
+__all__ = ["main", "print_error", "Terminated", "UsageError"]

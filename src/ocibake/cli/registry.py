@@ -1,0 +1,129 @@
+"""`ocibake push`, `ocibake pull` and `ocibake login`.
+
+stdout carries results only (`repo:tag@sha256:...` lines, or JSON with --json); progress, the summary and -v request
+traces go to stderr, with every secret redacted.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from ocibake.cli.common import examples, output, output_options
+from ocibake.cli.group import CONTEXT
+from ocibake.cli.registry_options import RegistryFlags, make_options, registry_options
+from ocibake.errors import UsageError
+
+TRACE_HELP = "show every request (secrets redacted)"
+
+
+def _flags(out, insecure: bool, ca_cert: str | None, username: str | None, password_stdin: bool) -> RegistryFlags:
+    return RegistryFlags(insecure=insecure, ca_cert=ca_cert, username=username, password_stdin=password_stdin,
+                         verbose=out.verbose, quiet=out.quiet)
+
+
+@click.command(context_settings=CONTEXT, epilog=examples(
+    "ocibake push dist/oci/emergency-service registry.example.com/sos/emergency-service",
+    "ocibake push dist/oci/emergency-service registry.example.com/sos/emergency-service -t v1.0.0",
+    "ocibake push dist/oci/emergency-service registry.example.com/sos/emergency-service:stable -t v1.0.0"))
+@click.argument("layout", metavar="LAYOUT")
+@click.argument("repos", metavar="REPO...", nargs=-1, required=True)
+@click.option("-t", "--tag", "tags", multiple=True, metavar="TAG",
+              help="push only this tag of the layout (repeatable); with REPO:NEWTAG, the image to push as NEWTAG")
+@click.option("--mount-from", multiple=True, metavar="REPO",
+              help="try a cross-repository mount of blobs from REPO (same registry) first")
+@output_options(TRACE_HELP)
+@registry_options
+def push(layout: str, repos: tuple[str, ...], tags: tuple[str, ...], mount_from: tuple[str, ...], verbose: bool,
+         quiet: bool, json_output: bool, insecure: bool, ca_cert: str | None, username: str | None,
+         password_stdin: bool) -> int:
+    """Push the images of an OCI layout to a registry.
+
+    Push LAYOUT's tagged images to each REPO (REGISTRY/NAME, or a bare NAME under $OCIBAKE_REGISTRY): blobs,
+    manifests, then tags. All tags in the layout by default. Prints REPO:TAG@DIGEST per tag.
+    """
+    from ocibake.registry.push import push_layout
+    out = output(verbose, quiet, json_output)
+    options = make_options(_flags(out, insecure, ca_cert, username, password_stdin), mount_from=tuple(mount_from))
+    result = push_layout(Path(layout), list(repos), list(tags) or None, options)
+    if out.json:
+        print(json.dumps(result.as_json(), indent=2, sort_keys=True))
+    else:
+        for line in result.lines():
+            print(line)
+    if not out.quiet:
+        print(result.summary(), file=sys.stderr)
+    return 0
+
+
+@click.command(context_settings=CONTEXT, epilog=examples(
+    "ocibake pull registry.example.com/sos/emergency-service:v1.0.0 dist/oci/emergency-service",
+    "ocibake pull registry.example.com/golang:1.21@sha256:... toolchains/go1.21 --platform linux/amd64"))
+@click.argument("ref", metavar="REF")
+@click.argument("dest", metavar="DIR")
+@click.option("--platform", help="os/arch[/variant]: pull only that image out of an index")
+@output_options(TRACE_HELP)
+@registry_options
+def pull(ref: str, dest: str, platform: str | None, verbose: bool, quiet: bool, json_output: bool, insecure: bool,
+         ca_cert: str | None, username: str | None, password_stdin: bool) -> int:
+    """Pull an image (or index) into an OCI layout.
+
+    Pull REF into the OCI layout DIR, verifying every digest. An index is pulled whole, or only the image for
+    --platform.
+    """
+    from ocibake.registry.pull import pull as pull_image
+    out = output(verbose, quiet, json_output)
+    result = pull_image(ref, Path(dest), platform, make_options(_flags(out, insecure, ca_cert, username,
+                                                                        password_stdin)))
+    if out.json:
+        print(json.dumps(result.as_json(), indent=2, sort_keys=True))
+    else:
+        print(result.line())
+    if not out.quiet:
+        print(result.summary(), file=sys.stderr)
+    return 0
+
+
+@click.command(context_settings=CONTEXT, epilog=examples(
+    "echo \"$REGISTRY_PASSWORD\" | ocibake login registry.example.com -u ci-bot --password-stdin",
+    "ocibake login 127.0.0.1:5000 -u admin --password-stdin < password.txt",
+    "ocibake login registry.internal:5000 --ca-cert certs/internal-ca.pem -u ci-bot --password-stdin < token"))
+@click.argument("registry", metavar="REGISTRY")
+@output_options(TRACE_HELP)
+@registry_options
+def login(registry: str, verbose: bool, quiet: bool, json_output: bool, insecure: bool, ca_cert: str | None,
+          username: str | None, password_stdin: bool) -> int:
+    """Store registry credentials in docker's config.json.
+
+    Check USER's password (from stdin) against REGISTRY and store it like `docker login` does (credential helper if
+    configured, else config.json, mode 0600).
+    """
+    from ocibake.oci.names import refuse_credentials
+    from ocibake.registry import credentials
+    from ocibake.registry.login import check_login
+    out = output(verbose, quiet, json_output)
+    if not password_stdin:
+        raise UsageError("login reads the password from stdin",
+                         hint="echo \"$PASSWORD\" | ocibake login HOST -u USER --password-stdin")
+    options = make_options(_flags(out, insecure, ca_cert, username, password_stdin))
+    creds = options.credentials
+    refuse_credentials(registry, "the registry name")
+    registry = registry.strip()
+    for prefix in ("https://", "http://"):
+        if registry.startswith(prefix):
+            registry = registry[len(prefix):]
+    registry = registry.rstrip("/")
+    asks = check_login(registry, creds, options)
+    where = credentials.store(registry, creds)
+    if out.json:
+        print(json.dumps({"registry": registry, "username": creds.username, "stored_in": where,
+                          "registry_asks_for_credentials": asks}))
+    elif not out.quiet:
+        print(f"logged in to {registry} as {creds.username}; credentials stored in {where}", file=sys.stderr)
+        if not asks:
+            print(f"note: {registry} asks for no credentials (anonymous access is allowed), so they were not "
+                  "checked; they are sent once it asks", file=sys.stderr)
+    return 0

@@ -1,0 +1,90 @@
+"""The registry flags (--insecure, --ca-cert, -u/--password-stdin) and the environment's registry settings, turned
+into RegistryOptions for push, pull, login, `build --push` and registry toolchains.
+
+Nothing here imports requests or oras: RegistryOptions is made only when a registry is about to be asked."""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import click
+
+from ocibake.errors import InputError, UsageError
+
+
+@dataclass(frozen=True)
+class RegistryFlags:
+    insecure: bool = False
+    ca_cert: str | None = None
+    username: str | None = None
+    password_stdin: bool = False
+    verbose: bool = False
+    quiet: bool = False
+
+
+def tls_options(f: Callable) -> Callable:
+    """--insecure and --ca-cert, as `build` takes them for --push and registry toolchains."""
+    f = click.option("--ca-cert", metavar="PATH", help="registries: trust this CA (PEM) for TLS")(f)
+    return click.option("--insecure", is_flag=True,
+                        help="registries: allow plain HTTP and unverified TLS (plain HTTP is always allowed for "
+                             "localhost)")(f)
+
+
+def registry_options(f: Callable) -> Callable:
+    """--insecure, --ca-cert, -u/--username and --password-stdin, as push, pull and login take them."""
+    f = click.option("--password-stdin", is_flag=True, help="read the password (or token) from stdin")(f)
+    f = click.option("-u", "--username", help="registry user (the password comes from --password-stdin)")(f)
+    f = click.option("--ca-cert", metavar="PATH", help="trust this CA (PEM) for the registry's TLS certificate")(f)
+    return click.option("--insecure", is_flag=True,
+                        help="allow plain HTTP and unverified TLS (plain HTTP is always allowed for "
+                             "localhost/127.0.0.1)")(f)
+
+
+def explicit_credentials(flags: RegistryFlags):
+    from ocibake.registry.credentials import Credentials
+    if flags.password_stdin:
+        if not flags.username:
+            raise UsageError("--password-stdin needs --username", hint="ocibake login HOST -u USER --password-stdin")
+        password = sys.stdin.read()
+        if password.endswith("\n"):
+            password = password[:-1]
+        if password.endswith("\r"):
+            password = password[:-1]
+        if not password:
+            raise InputError("no password on stdin", hint="pipe it in: echo \"$TOKEN\" | ocibake ... --password-stdin")
+        return Credentials(flags.username, password, "--username/--password-stdin")
+    if flags.username:
+        raise UsageError("--username needs --password-stdin (passwords are never taken as arguments)",
+                         hint="echo \"$PASSWORD\" | ocibake ... -u USER --password-stdin")
+    return None
+
+
+def make_options(flags: RegistryFlags, **extra):
+    """RegistryOptions for these flags: logs on stderr (redacted), a request trace with -v, progress bars on a
+    terminal, retry settings from OCIBAKE_REGISTRY_RETRIES and OCIBAKE_REGISTRY_BACKOFF."""
+    from ocibake.registry.options import RegistryOptions
+    from ocibake.registry.progress import print_line
+    from ocibake.registry.redact import redact
+
+    def log(line: str) -> None:
+        if not flags.quiet:
+            print_line(redact(line))
+
+    def trace(line: str) -> None:
+        print_line(f"ocibake: {redact(line)}")
+
+    for key, name, conv in (("OCIBAKE_REGISTRY_RETRIES", "retries", int), ("OCIBAKE_REGISTRY_BACKOFF", "backoff", float)):
+        if os.environ.get(key):
+            try:
+                extra.setdefault(name, conv(os.environ[key]))
+            except ValueError:
+                raise InputError(f"{key}={os.environ[key]!r} is not a number", hint="unset it, or give a number") from None
+    return RegistryOptions(insecure=flags.insecure, ca_cert=Path(flags.ca_cert) if flags.ca_cert else None,
+                           credentials=explicit_credentials(flags), log=log,
+                           trace=trace if flags.verbose else None,
+                           progress_bar=not flags.quiet and sys.stderr.isatty() and os.environ.get("TERM") != "dumb",
+                           **extra)

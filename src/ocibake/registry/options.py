@@ -1,0 +1,34 @@
+"""RegistryOptions: every setting a registry operation takes from the command line, frozen."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from ocibake.registry.credentials import Credentials
+
+
+# --------------------------------------------------------------------------------------------------- options
+def _noop(line: str) -> None:
+    pass
+
+
+@dataclass(frozen=True)
+class RegistryOptions:
+    insecure: bool = False                       # allow plain HTTP and unverified TLS for any host
+    ca_cert: Path | None = None                  # an extra CA bundle (PEM)
+    credentials: Credentials | None = None       # explicit --username/--password-stdin
+    mount_from: tuple[str, ...] = ()             # repositories (same registry) to try a cross-repo mount from
+    retries: int = 5                             # retries after the first attempt (per request)
+    backoff: float = 0.4                         # first retry delay; doubles, capped at max_delay
+    max_delay: float = 10.0
+    max_retry_after: float = 60.0                # a longer Retry-After fails instead of waiting
+    connect_timeout: float = 10.0
+    read_timeout: float = 120.0
+    chunk_size: int | None = None                # PATCH in chunks of this size (None: one streamed PATCH)
+    jobs: int = 4                                # blobs uploaded/downloaded in parallel
+    log: Callable[[str], None] = _noop           # progress lines (stderr)
+    trace: Callable[[str], None] | None = None   # -v: one line per request (redacted)
+    progress_bar: bool = False                   # stderr is a terminal
+    environ: dict | None = None                  # for tests: the environment to read credentials from

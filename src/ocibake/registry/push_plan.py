@@ -1,0 +1,157 @@
+"""What a push sends, read and verified before the first request: the tags chosen from a layout, every manifest
+under them and every blob they name, each checked against its digest and size."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+from ocibake.errors import InputError
+from ocibake.oci.image import Descriptor
+from ocibake.oci.layout import Layout
+from ocibake.oci.media_types import INDEX_TYPES, MANIFEST_TYPES
+from ocibake.oci.names import TAG_RE
+
+
+@dataclass
+class _PushPlan:
+    blobs: dict[str, tuple[int, Path]] = field(default_factory=dict)        # digest -> (size, path)
+    children: list[tuple[Descriptor, bytes]] = field(default_factory=list)  # manifests under an index (by digest)
+    tops: list[tuple[str, Descriptor, bytes]] = field(default_factory=list) # (tag, descriptor, bytes)
+
+
+def _media_type(desc: Descriptor, data: bytes) -> str:
+    try:
+        declared = json.loads(data).get("mediaType")
+    except (ValueError, AttributeError):
+        declared = None
+    return declared or desc.media_type
+
+
+def _verified_bytes(layout: Layout, desc: Descriptor) -> bytes:
+    path = layout.blob_path(desc.digest)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise InputError(f"{desc.digest} is missing from {layout.root}", hint="the layout is incomplete; rebuild it") from None
+    if len(data) != desc.size or "sha256:" + hashlib.sha256(data).hexdigest() != desc.digest:
+        raise InputError(f"manifest {desc.digest} in {layout.root} does not match its digest or size; nothing was pushed",
+                         hint="the layout is damaged; rebuild or re-pull it")
+    return data
+
+
+def _file_digest(path: Path) -> tuple[str, int]:
+    h = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as f:
+        while True:
+            chunk = f.read(1 << 20)
+            if not chunk:
+                break
+            h.update(chunk)
+            size += len(chunk)
+    return "sha256:" + h.hexdigest(), size
+
+
+def plan_push(layout: Layout, tagged: Sequence[tuple[str, Descriptor]],
+              verified: dict[str, tuple[str, int]] | None = None) -> _PushPlan:
+    """Read and verify everything that will be pushed, before anything is sent (``verified`` caches blob hashes)."""
+    verified = {} if verified is None else verified
+    plan = _PushPlan()
+    seen_children: set[str] = set()
+
+    def manifest(desc: Descriptor, data: bytes) -> None:
+        doc = json.loads(data)
+        for d in [doc.get("config")] + list(doc.get("layers") or []):
+            if not d:
+                continue
+            blob = Descriptor.from_json(d)
+            if blob.digest in plan.blobs:
+                continue
+            path = layout.blob_path(blob.digest)
+            if not path.is_file():
+                raise InputError(f"blob {blob.digest} is missing from {layout.root}; nothing was pushed",
+                                 hint="the layout is incomplete; rebuild or re-pull it")
+            if blob.digest not in verified:
+                verified[blob.digest] = _file_digest(path)
+            digest, size = verified[blob.digest]
+            if digest != blob.digest or size != blob.size:
+                raise InputError(f"blob {blob.digest} in {layout.root} does not match its digest or size; "
+                                 "nothing was pushed", hint="the layout is damaged; rebuild or re-pull it")
+            plan.blobs[blob.digest] = (size, path)
+
+    def walk(desc: Descriptor, data: bytes) -> None:
+        mt = _media_type(desc, data)
+        if mt in INDEX_TYPES:
+            for child in json.loads(data).get("manifests") or []:
+                cd = Descriptor.from_json(child)
+                if cd.digest in seen_children:
+                    continue
+                seen_children.add(cd.digest)
+                cdata = _verified_bytes(layout, cd)
+                walk(cd, cdata)
+                plan.children.append((cd, cdata))
+        elif mt in MANIFEST_TYPES:
+            manifest(desc, data)
+        else:
+            raise InputError(f"{desc.digest} in {layout.root} has media type {mt!r}, not a manifest or index",
+                             hint="ocibake pushes OCI/Docker image manifests and indexes")
+
+    for tag, desc in tagged:
+        data = _verified_bytes(layout, desc)
+        try:
+            walk(desc, data)
+        except (ValueError, TypeError, KeyError) as exc:
+            raise InputError(f"{desc.digest} in {layout.root} is not a valid manifest ({type(exc).__name__})",
+                             hint="the layout is damaged; rebuild it") from None
+        plan.tops.append((tag, desc, data))
+    return plan
+
+
+def select_tags(layout: Layout, tags: Sequence[str] | None, as_tag: str | None = None) -> list[tuple[str, Descriptor]]:
+    """Which (registry tag, descriptor) pairs to push to one repository.
+
+    Without ``as_tag``: the layout tags named by ``tags`` (each must be there; a layout holding one untagged image
+    may give it any tag), or all of them. With ``as_tag`` (REPO:TAG): one image pushed as that tag, like `crane push`:
+    the one ``tags`` names, else the layout's own tag of that name, else the layout's only image.
+    """
+    available = layout.tags()
+    manifests = layout.manifests()
+    only = manifests[0] if len({m.digest for m in manifests}) == 1 else None
+    here = f"tags here: {', '.join(sorted(available)) or 'none'}"
+    for tag in list(tags or []) + ([as_tag] if as_tag else []):
+        if not TAG_RE.match(tag):
+            raise InputError(f"tag {tag!r} is not valid", hint="tags are 1-128 letters, digits, '_', '.', '-'")
+    if as_tag:
+        if tags and len(tags) > 1:
+            raise InputError(f"REPO:{as_tag} pushes one image, and --tag names {len(tags)}",
+                             hint="give one --tag (the image to push as that tag), or drop :TAG from the repository")
+        if tags:
+            source = tags[0]
+            if source not in available:
+                raise InputError(f"tag {source!r} is not in {layout.root}", hint=here)
+            return [(as_tag, available[source])]
+        if as_tag in available:
+            return [(as_tag, available[as_tag])]
+        if only is not None:
+            return [(as_tag, Descriptor(only.media_type, only.digest, only.size, {}, only.platform))]
+        raise InputError(f"{layout.root} holds {len(manifests)} images; which one is {as_tag!r}?",
+                         hint=f"name it with --tag TAG ({here})")
+    if not tags:
+        if not available:
+            raise InputError(f"{layout.root} has no tagged images" + (f" ({len(manifests)} untagged)" if manifests else ""),
+                             hint="push to REPO:TAG to give the image a tag")
+        return sorted(available.items())
+    out = []
+    for tag in dict.fromkeys(tags):
+        if tag in available:
+            out.append((tag, available[tag]))
+        elif only is not None and not available:
+            out.append((tag, Descriptor(only.media_type, only.digest, only.size, {}, only.platform)))
+        else:
+            raise InputError(f"tag {tag!r} is not in {layout.root}; nothing was pushed",
+                             hint=f"{here}; to push an image under a new tag, push to REPO:NEWTAG --tag OLD")
+    return out

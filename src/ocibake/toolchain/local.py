@@ -1,0 +1,86 @@
+"""The local toolchain: `go` and `upx` from PATH (or named with --go and --upx-bin), run on the host."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Mapping, Sequence
+
+from ocibake.errors import ToolchainError
+from ocibake.toolchain.base import GoBuild, last_lines
+from ocibake.toolchain.process import run_tool
+
+GO_INSTALL_HINT = ("install Go (https://go.dev/doc/install, or `apt-get install golang-go`), put it on PATH or pass "
+                   "--go PATH, or build inside a toolchain image with --toolchain REF")
+UPX_INSTALL_HINT = ("install upx (`apt-get install upx-ucl`; on Debian 12 from bookworm-backports), pass --upx-bin PATH, "
+                    "or turn compression off with --upx off")
+
+
+def _missing(given: str | None) -> str:
+    """Why shutil.which found nothing for a program the user named: absent, or there but not executable."""
+    if given and os.sep in given and os.path.exists(given):
+        return "is not an executable file"
+    return "was not found"
+
+
+class LocalToolchain:
+    """go and upx from PATH (or given explicitly)."""
+
+    def __init__(self, go: str | None = None, upx: str | None = None):
+        self._go_arg = go
+        self._upx_arg = upx
+        self._go: str | None = None
+        self._upx_checked = False
+
+    def _go_path(self) -> str:
+        if self._go is None:
+            found = shutil.which(self._go_arg or "go")
+            if not found:
+                what = f"`{self._go_arg}`" if self._go_arg else "`go`"
+                raise ToolchainError(f"no Go toolchain: {what} {_missing(self._go_arg)}", hint=GO_INSTALL_HINT)
+            self._go = found
+        return self._go
+
+    def _upx_path(self) -> str:
+        found = shutil.which(self._upx_arg or "upx") or (None if self._upx_arg else shutil.which("upx-ucl"))
+        if not found:
+            what = f"`{self._upx_arg}`" if self._upx_arg else "`upx`"
+            raise ToolchainError(f"UPX compression was asked for but {what} {_missing(self._upx_arg)}",
+                                 hint=UPX_INSTALL_HINT)
+        self._upx_checked = True
+        return found
+
+    def describe(self) -> dict:
+        return {"kind": "local"}
+
+    def summary(self) -> str:
+        return f"local: {self._go_path()}" + (f", {self._upx_path()}" if self._upx_checked else "")
+
+    def go_env(self, service_dir: Path, build_env: Mapping[str, str], keys: Sequence[str]) -> list[str]:
+        proc = run_tool([self._go_path(), "env", *keys], cwd=service_dir, env={**os.environ, **build_env},
+                        what="go env", timeout=120, hint="check the Go installation: run `go env` in the service directory")
+        return last_lines(proc.stdout, len(keys))
+
+    def go_version(self, service_dir: Path, build_env: Mapping[str, str] | None = None) -> str:
+        return self.go_env(service_dir, build_env or {}, ("GOVERSION",))[0] or "unknown"
+
+    def go_build(self, build: GoBuild) -> None:
+        env = dict(os.environ)
+        env.update(build.env)
+        # go's work directory goes next to the output, so it is removed with it even when go is killed mid-build.
+        env["GOTMPDIR"] = tempfile.mkdtemp(prefix="go-tmp-", dir=Path(build.output).parent)
+        try:
+            run_tool(build.argv(self._go_path(), str(build.output)), cwd=build.service_dir, env=env, what="go build",
+                     shown_env=build.env)
+        finally:
+            shutil.rmtree(env["GOTMPDIR"], ignore_errors=True)
+
+    def upx(self, binary: Path, args: Sequence[str]) -> None:
+        run_tool([self._upx_path(), *args, str(binary)], what="upx", timeout=900)
+
+    def upx_version(self) -> str:
+        """First line of `upx --version` (e.g. "upx 4.2.2"), for the build record when UPX is used."""
+        proc = run_tool([self._upx_path(), "--version"], what="upx --version", timeout=60)
+        return proc.stdout.strip().splitlines()[0] if proc.stdout.strip() else "unknown"

@@ -1,0 +1,60 @@
+"""Running a toolchain program: its output captured, interrupts passed on as Ctrl-C, failures as ToolchainErrors
+that carry the command line and the program's own output."""
+
+from __future__ import annotations
+
+import shlex
+import signal
+import subprocess
+from pathlib import Path
+from typing import Mapping, Sequence
+
+from ocibake.errors import ToolchainError
+
+
+def run_captured(argv: list[str], *, cwd: Path | None = None, env: dict | None = None,
+                 timeout: float | None = None) -> subprocess.CompletedProcess:
+    """subprocess.run with stdout and stderr together, except that when ocibake itself is interrupted or terminated
+    the program gets SIGINT, as from Ctrl-C, and a few seconds to clean up (go removes its work directory on SIGINT,
+    not on SIGTERM) before SIGKILL."""
+    with subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          stdin=subprocess.DEVNULL, text=True) as proc:
+        try:
+            out, _ = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, _ = proc.communicate()
+            raise subprocess.TimeoutExpired(argv, timeout or 0, output=out) from None
+        except BaseException:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+            raise
+    return subprocess.CompletedProcess(argv, proc.returncode, out)
+
+
+def command_line(argv: Sequence[str], shown_env: Mapping[str, str] | None = None) -> str:
+    """The command as a shell line, prefixed with the variables ocibake set (so a failure can be re-run by hand)."""
+    prefix = " ".join(f"{k}={shlex.quote(v)}" for k, v in (shown_env or {}).items())
+    return f"{prefix} {shlex.join(argv)}" if prefix else shlex.join(argv)
+
+
+def run_tool(argv: Sequence[str], *, cwd: Path | None = None, env: Mapping[str, str] | None = None,
+             what: str, timeout: float | None = None, hint: str | None = None,
+             shown_env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run a toolchain program; a failure becomes a ToolchainError with the command line (with ``shown_env``) and
+    its output."""
+    try:
+        proc = run_captured(list(argv), cwd=cwd, env=dict(env) if env is not None else None, timeout=timeout)
+    except OSError as exc:
+        raise ToolchainError(f"{what}: cannot run {argv[0]}: {exc.strerror}", hint=hint) from exc
+    except subprocess.TimeoutExpired as exc:
+        out = exc.stdout.decode(errors="replace") if isinstance(exc.stdout, bytes) else (exc.stdout or "")
+        raise ToolchainError(f"{what} timed out after {timeout:.0f}s: {command_line(argv, shown_env)}", detail=out.strip(),
+                             hint=hint) from exc
+    if proc.returncode != 0:
+        raise ToolchainError(f"{what} failed (exit {proc.returncode}): {command_line(argv, shown_env)}",
+                             detail=proc.stdout.strip(), hint=hint)
+    return proc

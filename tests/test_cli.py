@@ -1,0 +1,82 @@
+"""The command tree: global flags before or after the command, usage errors, no abbreviated flags, completion."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import ocibake
+from conftest import FIXTURES, REPO, run_cli
+
+
+def test_version():
+    proc = run_cli("--version")
+    assert proc.returncode == 0
+    assert proc.stdout.strip() == f"ocibake {ocibake.__version__}"
+
+
+def test_no_command_prints_help_and_exits_2():
+    proc = run_cli()
+    assert proc.returncode == 2
+    assert "Commands:" in proc.stderr and proc.stdout == ""
+
+
+def test_unknown_command_is_one_line_with_a_hint():
+    proc = run_cli("bulid")
+    assert proc.returncode == 2
+    lines = proc.stderr.splitlines()
+    assert lines[0].startswith("ocibake: error: no such command") and "bulid" in lines[0]
+    assert lines[1].startswith("  hint: ") and "build" in lines[1]
+    assert len(lines) == 2
+
+
+def test_abbreviated_flags_are_refused(tmp_path):
+    proc = run_cli("build", str(FIXTURES / "hello-root"), "--out", str(tmp_path / "o"))
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines()[0] == "ocibake: error: unrecognized arguments: --out"
+    assert "--output" in proc.stderr.splitlines()[1]
+    assert not (tmp_path / "o").exists()
+
+
+def test_missing_argument_is_a_usage_error():
+    proc = run_cli("push", "only-a-layout")
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("ocibake: error: missing argument") and "REPO" in proc.stderr
+    assert "hint: see `ocibake push --help`" in proc.stderr
+
+
+def test_bad_integer_is_a_usage_error(tmp_path):
+    proc = run_cli("build", str(FIXTURES / "hello-root"), "--port", "eighty", "--output", str(tmp_path / "o"))
+    assert proc.returncode == 2
+    assert "--port" in proc.stderr.splitlines()[0] and "Traceback" not in proc.stderr
+
+
+def test_json_and_quiet_before_and_after_the_command(tmp_path):
+    for args in (["--json", "cache", "info"], ["cache", "info", "--json"]):
+        proc = run_cli(*args, env={"XDG_CACHE_HOME": str(tmp_path / "cache")})
+        assert proc.returncode == 0, proc.stderr
+        assert json.loads(proc.stdout)["cache"] == str(tmp_path / "cache" / "ocibake")
+    for args in (["-q", "cache", "clean"], ["cache", "clean", "-q"]):
+        proc = run_cli(*args, env={"XDG_CACHE_HOME": str(tmp_path / "cache")})
+        assert proc.returncode == 0 and proc.stderr == "" and proc.stdout == ""
+
+
+def test_verbose_before_the_command_shows_a_traceback_for_a_bug(tmp_path):
+    # a layout whose index.json lists a manifest without a digest is a bug-shaped input for push today
+    proc = run_cli("-v", "build", str(tmp_path / "nope"))
+    assert proc.returncode == 4 and "service directory not found" in proc.stderr
+
+
+def test_shell_completion_through_click():
+    env = {**os.environ, "_OCIBAKE_COMPLETE": "bash_source"}
+    proc = subprocess.run([sys.executable, "-m", "ocibake"], env=env, stdout=subprocess.PIPE, text=True, cwd=REPO)
+    assert proc.returncode == 0
+    assert "_OCIBAKE_COMPLETE=bash_complete" in proc.stdout and "complete " in proc.stdout
+    env = {**os.environ, "_OCIBAKE_COMPLETE": "bash_complete", "COMP_WORDS": "ocibake bu", "COMP_CWORD": "1"}
+    proc = subprocess.run([sys.executable, "-m", "ocibake"], env=env, stdout=subprocess.PIPE, text=True, cwd=REPO)
+    assert "plain,build" in proc.stdout.split()
+    env.update(COMP_WORDS="ocibake build x --comp", COMP_CWORD="3")
+    proc = subprocess.run([sys.executable, "-m", "ocibake"], env=env, stdout=subprocess.PIPE, text=True, cwd=REPO)
+    assert "plain,--compression" in proc.stdout.split()
