@@ -20,12 +20,13 @@ setup:
 quickstart: setup
 	$(BIN)/ocibake build services/emergency-service --version v1.0.0
 
-## test: the whole test suite (real go, upx, registry, skopeo, umoci, bubblewrap)
+## test: the whole test suite (real go, upx, registry, skopeo, umoci, bubblewrap), one worker per core
 test: $(BIN)/ocibake
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n auto
 
 ## bench: timings, sizes and peak memory, printed as tables (build, UPX, toolchain image, push; ~5 minutes)
 bench: $(BIN)/ocibake
+	$(BIN)/python bench/bench_cli.py
 	$(BIN)/python bench/bench_build.py
 	$(BIN)/python bench/bench_upx.py
 	$(BIN)/python bench/bench_toolchain.py

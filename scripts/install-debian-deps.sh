@@ -13,7 +13,10 @@ packages=(docker-registry skopeo umoci bubblewrap apache2-utils busybox-static f
 
 if [ "$codename" = "bookworm" ]; then
   backports=/etc/apt/sources.list.d/ocibake-bookworm-backports.sources
-  if [ ! -f "$backports" ]; then
+  # An entry that already enables bookworm-backports (ours from an earlier run, or the machine's own) is reused.
+  enabled=$(grep -lsE '^(Suites:.*\bbookworm-backports\b|deb .*\bbookworm-backports\b)' /etc/apt/sources.list \
+            /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources || true)
+  if [ -z "$enabled" ]; then
     src=""
     for f in /etc/apt/sources.list.d/*.sources; do
       if grep -qE '^Suites:.*\bbookworm\b' "$f" && grep -qE '^URIs:.*debian/?$' "$f"; then src="$f"; break; fi
