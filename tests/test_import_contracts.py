@@ -95,7 +95,8 @@ def test_help_and_version_load_only_the_command_line():
 
 
 def test_each_command_has_examples_in_its_help():
-    for command in ("build", "push", "pull", "login", "cache"):
+    from ocibake.cli.group import COMMANDS
+    for command in COMMANDS:
         proc = run_cli(command, "--help")
         assert proc.returncode == 0, proc.stderr
         assert "Examples:" in proc.stdout
