@@ -41,16 +41,27 @@ class LazyGroup(click.Group):
             formatter.write_dl([(name, short) for name, (_, short) in COMMANDS.items()])
 
 
-def usage_error(exc: click.UsageError) -> UsageError:
-    """click's usage error as ocibake's: one line, and a hint that names the help to read."""
-    path = exc.ctx.command_path if exc.ctx is not None else "ocibake"
+def command_in(argv: list[str]) -> str | None:
+    """The command an argument list runs (the first word that names one), for hints and error reports."""
+    for arg in argv:
+        if arg == "--":
+            return None
+        if arg in COMMANDS:
+            return arg
+    return None
+
+
+def usage_error(exc: click.UsageError, argv: list[str] | None = None) -> UsageError:
+    """click's usage error as ocibake's: one line, and a hint that names the help of the command that was run."""
+    command = command_in(argv or [])
+    path = f"ocibake {command}" if command else (exc.ctx.command_path if exc.ctx is not None else "ocibake")
     hint = f"see `{path} --help`"
     if isinstance(exc, click.NoSuchOption):
         message = f"unrecognized arguments: {exc.option_name}"
         if exc.possibilities:
             hint = f"did you mean {' or '.join(sorted(exc.possibilities))}? {hint}"
     else:
-        message = exc.format_message().rstrip(".")
+        message = " ".join(exc.format_message().split()).rstrip(".")   # click's choice lists span lines
         if message.startswith("Got unexpected extra argument"):
             message = "unrecognized arguments: " + message.split("(", 1)[-1].rstrip(")")
         elif message.startswith("No such command"):
@@ -69,5 +80,7 @@ def usage_error(exc: click.UsageError) -> UsageError:
 def cli(ctx: click.Context, verbose: bool, quiet: bool, json_output: bool):
     ctx.obj = {"verbose": verbose, "quiet": quiet, "json": json_output}
     if ctx.invoked_subcommand is None:
+        if json_output:        # stdout stays one JSON document: the error, not the help text
+            raise UsageError("no command given", hint=f"commands: {', '.join(COMMANDS)}; see `ocibake --help`")
         click.echo(ctx.get_help(), err=True)
         ctx.exit(2)
