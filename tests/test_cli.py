@@ -92,7 +92,7 @@ def _complete(words: str, cword: int) -> list[str]:
 def test_completion_of_option_values_and_paths():
     assert "plain,zstd" in _complete("ocibake build x --compression z", 4)
     assert {"plain,best-lzma", "plain,best"} <= set(_complete("ocibake build x --upx be", 4))
-    assert "plain,certifi" in _complete("ocibake build x --ca-bundle c", 4)
+    assert _complete("ocibake build x --ca-bundle c", 4) == ["plain,certifi"]
     assert "dir,serv" in _complete("ocibake build serv", 2)                 # the shell completes the directory
     assert "plain,clean" in _complete("ocibake cache c", 2)
 
@@ -122,3 +122,27 @@ def test_verbose_in_a_cluster_of_short_flags():
     from ocibake.cli import asks_verbose
     assert asks_verbose(["-qv", "build", "x"]) and asks_verbose(["build", "--verbose"])
     assert not asks_verbose(["build", "x", "--", "-v"]) and not asks_verbose(["build", "--version", "v1"])
+
+
+def test_keyword_or_path_completion_never_mixes_the_two():
+    assert _complete("ocibake build x --ca-bundle ''", 4) == ["plain,certifi", "plain,host", "plain,none"]
+    assert _complete("ocibake build x --ca-bundle ./", 4) == ["file,./"]
+
+
+def test_unknown_flag_before_the_command_points_at_the_group_help():
+    proc = run_cli("--js", "cache", "info")
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines()[1] == "  hint: did you mean --json? see `ocibake --help`"
+
+
+def test_an_ocibake_toml_that_is_a_directory_is_bad_input(tmp_path):
+    service = tmp_path / "svc"
+    (service / "ocibake.toml").mkdir(parents=True)
+    proc = run_cli("build", str(service), "--output", str(tmp_path / "o"))
+    assert proc.returncode == 4 and "ocibake.toml is not a file" in proc.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_an_empty_service_argument_is_bad_input():
+    proc = run_cli("build", "")
+    assert proc.returncode == 4 and "service directory is empty" in proc.stderr

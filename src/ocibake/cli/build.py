@@ -26,12 +26,12 @@ from ocibake.errors import OcibakeError
 @click.option("--target", metavar="|".join(TARGETS), shell_complete=values(*TARGETS), help="image recipe (default: production, FROM scratch)")
 @click.option("--version", "image_version", metavar="VERSION",
               help="version injected as main.Version and used as a tag (default: dev)")
-@click.option("--name", help="image name (default: the directory name)")
+@click.option("--name", metavar="NAME", help="image name (default: the directory name)")
 @click.option("--tag", multiple=True, metavar="TAG", help="tag to write (repeatable; default: VERSION and latest)")
-@click.option("--platform", shell_complete=values("linux/amd64", "linux/arm64", "linux/arm/v7", "linux/386", "linux/ppc64le", "linux/s390x", "linux/riscv64"), help="os/arch[/variant] (default: linux/amd64)")
+@click.option("--platform", metavar="OS/ARCH[/VARIANT],...", shell_complete=values("linux/amd64", "linux/arm64", "linux/arm/v7", "linux/386", "linux/ppc64le", "linux/s390x", "linux/riscv64"), help="os/arch[/variant] (default: linux/amd64)")
 @click.option("--compression", metavar="|".join(COMPRESSIONS), shell_complete=values(*COMPRESSIONS),
               help="layer compression: gzip (default, every runtime reads it) or zstd (smaller, slower to build)")
-@click.option("--main", help="main package, when it is not cmd/main.go, cmd/NAME/main.go or main.go")
+@click.option("--main", metavar="PKG", help="main package, when it is not cmd/main.go, cmd/NAME/main.go or main.go")
 @click.option("--output", metavar="DIR", shell_complete=paths("dir"), help="OCI layout directory (default: dist/oci/NAME)")
 @click.option("--port", type=int, help="port the service listens on, for ExposedPorts (default: 8080)")
 @click.option("--version-package", metavar="PKG",

@@ -19,12 +19,16 @@ def values(*choices: str) -> Callable:
 
 
 def values_or_paths(choices: Iterable[str], kind: str = "file") -> Callable:
-    """Complete a keyword (certifi, host, none, local...) or, past the keywords, a path of the given kind."""
+    """Complete a keyword (certifi, host, none...) while the word can still be one, else a path of the given kind.
+
+    One answer holds either words or a path request, never both: click's bash script drops the words when a "file"
+    or "dir" item comes with them.
+    """
     choices = tuple(choices)
 
     def complete(ctx, param, incomplete: str) -> list[CompletionItem]:
         words = [CompletionItem(c) for c in choices if c.startswith(incomplete)]
-        return words + [CompletionItem(incomplete, type=kind)]
+        return words or [CompletionItem(incomplete, type=kind)]
     return complete
 
 

@@ -53,13 +53,18 @@ def command_in(argv: list[str]) -> str | None:
 
 def usage_error(exc: click.UsageError, argv: list[str] | None = None) -> UsageError:
     """click's usage error as ocibake's: one line, and a hint that names the help of the command that was run."""
-    command = command_in(argv or [])
-    path = f"ocibake {command}" if command else (exc.ctx.command_path if exc.ctx is not None else "ocibake")
+    argv = argv or []
+    command = command_in(argv)
+    before_command = (isinstance(exc, click.NoSuchOption) and command is not None and exc.option_name in argv
+                      and argv.index(exc.option_name) < argv.index(command))
+    path = f"ocibake {command}" if command and not before_command else "ocibake"
     hint = f"see `{path} --help`"
     if isinstance(exc, click.NoSuchOption):
         message = f"unrecognized arguments: {exc.option_name}"
-        if exc.possibilities:
-            hint = f"did you mean {' or '.join(sorted(exc.possibilities))}? {hint}"
+        likely = sorted(p for p in exc.possibilities or () if p.startswith(exc.option_name)) or \
+            sorted(exc.possibilities or ())[:2]
+        if likely:
+            hint = f"did you mean {' or '.join(likely)}? {hint}"
     else:
         message = " ".join(exc.format_message().split()).rstrip(".")   # click's choice lists span lines
         if message.startswith("Got unexpected extra argument"):
@@ -71,7 +76,10 @@ def usage_error(exc: click.UsageError, argv: list[str] | None = None) -> UsageEr
 
 
 @click.group(cls=LazyGroup, context_settings=CONTEXT, invoke_without_command=True,
-             help="Build reproducible OCI images of Go services without a container daemon.")
+             help="Build reproducible OCI images of Go services without a container daemon.",
+             epilog="\b\nExamples:\n  ocibake build services/emergency-service --version v1.0.0\n"
+                    "  ocibake push dist/oci/emergency-service registry.example.com/sos/emergency-service -t v1.0.0\n"
+                    "  ocibake build --help")
 @click.version_option(ocibake.__version__, "--version", prog_name="ocibake", message="%(prog)s %(version)s")
 @click.option("-v", "--verbose", is_flag=True, help="show more detail, and a traceback on internal errors")
 @click.option("-q", "--quiet", is_flag=True, help="print only results (stdout) and errors")

@@ -39,7 +39,7 @@ def tls_options(f: Callable) -> Callable:
 def registry_options(f: Callable) -> Callable:
     """--insecure, --ca-cert, -u/--username and --password-stdin, as push, pull and login take them."""
     f = click.option("--password-stdin", is_flag=True, help="read the password (or token) from stdin")(f)
-    f = click.option("-u", "--username", help="registry user (the password comes from --password-stdin)")(f)
+    f = click.option("-u", "--username", metavar="USER", help="registry user (the password comes from --password-stdin)")(f)
     f = click.option("--ca-cert", metavar="PATH", shell_complete=paths(), help="trust this CA (PEM) for the registry's TLS certificate")(f)
     return click.option("--insecure", is_flag=True,
                         help="allow plain HTTP and unverified TLS (plain HTTP is always allowed for "
