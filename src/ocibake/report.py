@@ -119,12 +119,10 @@ def next_commands(result: BuildResult, push_repos: tuple[str, ...] = ()) -> list
     if ":" in str(result.layout):
         lines.append("  (skopeo and umoci cannot read a layout whose path holds ':'; copy or move it first)")
     if result.record.get("compression", "").startswith("zstd"):
-        lines.append("  (zstd layers: docker-archive, Docker before 23 and umoci 0.4 cannot read them; "
-                     "build with --compression gzip for those)")
-    else:
-        archive = f"{result.name.replace('/', '-')}.tar"
-        lines.append(f"  skopeo copy {q('oci:' + ref)} {q(f'docker-archive:{archive}:{result.name}:{tag}')}"
-                     f"   # then: docker load < {q(archive)}")
+        lines.append("  (zstd layers: Docker before 23 and umoci 0.4 cannot read them; a docker-archive from "
+                     "`ocibake export` holds them uncompressed)")
+    archive = f"{result.name.replace('/', '-')}.tar"
+    lines.append(f"  {command_name()} export {q(ref)} {q('docker-archive:' + archive)}   # then: docker load < {q(archive)}")
     return lines
 
 

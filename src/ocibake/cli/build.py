@@ -31,7 +31,8 @@ from ocibake.errors import OcibakeError
 @click.option("--compression", metavar="|".join(COMPRESSIONS),
               help="layer compression: gzip (default, every runtime reads it) or zstd (smaller, slower to build)")
 @click.option("--main", help="main package, when it is not cmd/main.go, cmd/NAME/main.go or main.go")
-@click.option("--output", metavar="DIR", help="OCI layout directory (default: dist/oci/NAME)")
+@click.option("--output", metavar="DIR|docker-archive:FILE|oci-archive:FILE",
+              help="OCI layout directory (default: dist/oci/NAME); or an archive file, written besides the layout")
 @click.option("--port", type=int, help="port the service listens on, for ExposedPorts (default: 8080)")
 @click.option("--version-package", metavar="PKG",
               help="package holding Version, BuildDate and GitCommit for -X (default: main)")
@@ -69,7 +70,9 @@ def build(service: str, verbose: bool, quiet: bool, json_output: bool, insecure:
     flags = {k: (None if v == () else (list(v) if isinstance(v, tuple) else v)) for k, v in settings.items()}
     registry = RegistryFlags(insecure=insecure, ca_cert=ca_cert, verbose=out.verbose, quiet=out.quiet)
     service_dir = resolve_service_dir(service)
-    choices = Choices(flags, load_settings(service_dir))
+    from ocibake.cli.export import archive_output, write_build_archive
+    archive, flags, settings_file = archive_output(flags, load_settings(service_dir))
+    choices = Choices(flags, settings_file)
     spec = spec_from_choices(choices, service_dir)
     targets = push_targets(choices, spec.name)
     toolchain = make_toolchain(choices, service_dir, registry, log_warnings=not out.quiet)
@@ -88,5 +91,7 @@ def build(service: str, verbose: bool, quiet: bool, json_output: bool, insecure:
             exc.hint = (f"{exc.hint + '; ' if exc.hint else ''}the image is built in {spec.output}: push it again "
                         f"with `{command_name()} push {spec.output} {' '.join(targets)} {tags}`")
             raise
+    if archive is not None:
+        write_build_archive(archive, result, spec.platform, log=out.log)
     print_result(result, out=sys.stdout, err=sys.stderr, json_output=out.json, quiet=out.quiet, pushed=pushed)
     return 0
