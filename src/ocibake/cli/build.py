@@ -76,7 +76,8 @@ def build(service: str, verbose: bool, quiet: bool, json_output: bool, insecure:
     spec = spec_from_choices(choices, service_dir)
     targets = push_targets(choices, spec.name)
     toolchain = make_toolchain(choices, service_dir, registry, log_warnings=not out.quiet)
-    result = bake(spec, toolchain, log=out.log)
+    from ocibake.build.elapsed import LiveLog, is_terminal
+    result = bake(spec, toolchain, log=LiveLog(out.log, live=not out.quiet and is_terminal(sys.stderr)))
     if not out.json and not out.quiet:
         print_human(result, sys.stderr, tuple(push_repo_names(targets)))
     pushed = None
