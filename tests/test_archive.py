@@ -157,6 +157,19 @@ def test_build_output_archives_beside_the_layout(tmp_path):
     assert oci.returncode == 0, oci.stderr
     assert json.loads(skopeo("inspect", f"oci-archive:{work / 'hello.oci.tar'}:stable").stdout)["Digest"] == digest
     assert leftovers(work) == [] and leftovers(work / "out") == []
+    assert f"export {work / 'dist' / 'oci' / 'hello-root'}:v2 docker-archive:hello-root.tar" in docker.stderr
+
+
+def test_a_bad_archive_output_is_refused_before_the_build(tmp_path):
+    (tmp_path / "adir").mkdir()
+    for output, words in ((f"docker-archive:{tmp_path / 'adir'}", "is a directory"),
+                          ("oci-archive:", "names no file"),
+                          (f"docker-archive:{tmp_path / 'file'}/x.tar", "is not a directory")):
+        (tmp_path / "file").write_text("")
+        proc = run_cli("build", str(FIXTURES / "hello-root"), "--output", output, cwd=tmp_path)
+        assert proc.returncode == 4, proc.stderr
+        assert words in proc.stderr and "go build" not in proc.stderr and proc.stdout == ""
+        assert not (tmp_path / "dist").exists()
 
 
 def _multi_platform_layout(tmp_path):
@@ -244,3 +257,17 @@ def test_a_damaged_layer_fails_and_keeps_the_old_archive(tmp_path):
         assert proc.returncode == 4, proc.stderr
         assert "does not match its digest" in proc.stderr and proc.stdout == ""
         assert dest.read_bytes() == b"the previous archive" and leftovers(tmp_path) == []
+
+
+def test_zstd_layers_go_into_a_docker_archive_uncompressed(tmp_path):
+    layout = tmp_path / "z"
+    digest, _ = build(FIXTURES / "hello-root", layout, "--compression", "zstd", "--upx", "off", "--version", "v1")
+    _, config = manifest_and_config(layout, digest)
+    dest = tmp_path / "z.tar"
+    proc = export(f"{layout}:v1", f"docker-archive:{dest}")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(skopeo("inspect", f"docker-archive:{dest}").stdout)["Layers"] == config["rootfs"]["diff_ids"]
+    with tarfile.open(dest) as tar:
+        for name in json.load(tar.extractfile("manifest.json"))[0]["Layers"]:
+            with tarfile.open(fileobj=tar.extractfile(name)) as layer:       # a plain tar, readable as is
+                assert layer.getnames()
