@@ -123,6 +123,10 @@ def test_oci_archive_copies_back_with_the_same_digest(sample_image, tmp_path):
         assert proc.returncode == 0, proc.stderr
         assert layout_index(out)["manifests"][0]["digest"] == digest
     assert json.loads(skopeo("inspect", f"oci-archive:{path}").stdout)["Digest"] == digest
+    again = export(f"{layout}:v1.0.0", f"oci-archive:{path}", "--json")
+    assert again.returncode == 0, again.stderr
+    report = json.loads(again.stdout)
+    assert report["images"] == [{"digest": digest, "tags": ["v1.0.0"]}] and report["size"] == path.stat().st_size
 
 
 def test_two_archives_of_the_same_image_are_byte_identical(sample_image, docker_archive, tmp_path):
@@ -218,6 +222,8 @@ def test_a_multi_platform_tag_gives_the_hosts_platform_or_platforms(tmp_path):
     assert export(f"{multi}:v3", f"oci-archive:{whole}").returncode == 0
     assert json.loads(skopeo("inspect", "--raw", f"oci-archive:{whole}").stdout)["manifests"][1]["platform"] == {
         "os": "linux", "architecture": "arm64"}
+    refused = export(f"{multi}:v3", f"oci-archive:{tmp_path / 'no.tar'}", "--platform", "linux/arm64")
+    assert refused.returncode == 2 and "an oci-archive keeps every platform" in refused.stderr
     assert not (tmp_path / "no.tar").exists() and leftovers(tmp_path) == []
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import textwrap
 
 import pytest
 from ruamel.yaml import YAML
@@ -165,4 +164,27 @@ def test_bad_input_exits_non_zero_with_nothing_on_stdout(case, project, plain_re
 
 def test_help_names_the_scheme():
     proc = run_cli("resolve", "--help")
-    assert proc.returncode == 0 and "ocibake://PATH" in proc.stdout and textwrap.dedent("--push") in proc.stdout
+    assert proc.returncode == 0 and "ocibake://PATH" in proc.stdout and "--push REPO_PREFIX" in proc.stdout
+
+
+def test_sigterm_stops_before_any_push_and_prints_nothing(project, plain_registry, tmp_path):
+    import signal
+    import sys
+    from regtools import tag_exists
+    reg = plain_registry
+    env = reg_env(reg, tmp_path / "home")
+    proc = subprocess.Popen([sys.executable, "-m", "ocibake", "resolve", "-f", "deploy", "--push", f"{reg.host}/term",
+                             "--upx", "best-lzma"], cwd=project, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    seen = []
+    for line in proc.stderr:             # wait until a long step (UPX) is under way
+        seen.append(line)
+        if "compressing the binary" in line:
+            proc.send_signal(signal.SIGTERM)
+            break
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 143, "".join(seen) + err
+    assert out == "" and "ocibake: terminated" in err
+    assert "pushed" not in "".join(seen) + err
+    for name in ("hello-root", "cmd-main"):
+        assert not tag_exists(reg, f"term/{name}:dev")

@@ -14,7 +14,7 @@ import click
 
 from ocibake.cli.common import examples, output, output_options
 from ocibake.cli.group import CONTEXT
-from ocibake.errors import InputError
+from ocibake.errors import InputError, UsageError
 from ocibake.oci.names import TAG_RE
 
 OUTPUT_METAVAR = "DIR|docker-archive:FILE|oci-archive:FILE"
@@ -83,6 +83,9 @@ def export(layout: str, destination: str, name: str | None, platform: str | None
     if name is not None and not NAME_RE.match(name):
         raise InputError(f"--name {name!r} is not a valid repository name", hint="e.g. --name sos/emergency-service")
     want = None
+    if platform and target.kind == "oci-archive":
+        raise UsageError("--platform picks the image of a docker-archive; an oci-archive keeps every platform",
+                         hint="drop --platform, or write a docker-archive")
     if platform:
         try:
             want = Platform.parse(platform)

@@ -82,6 +82,8 @@ def build_and_push(services: Sequence[Service], flags: Mapping[str, object], reg
             toolchain = make_toolchain(service.choices, service.directory, registry, log_warnings=False)
             result = bake(service.spec, toolchain, log=say)
             say(f"built {result.reference} in {service.spec.output}")
+            if stop.is_set():
+                raise _Skipped()
             pushed = push_layout(service.spec.output, service.repository, list(result.tags), make_options(registry))
         except OcibakeError as exc:
             exc.message = f"{service.references[0].value}: {exc.message}"
@@ -93,7 +95,13 @@ def build_and_push(services: Sequence[Service], flags: Mapping[str, object], reg
     resolved: dict[str, str] = {}
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         futures = [pool.submit(one, s) for s in services]
-        done, pending = wait(futures, return_when=FIRST_EXCEPTION)
+        try:
+            done, pending = wait(futures, return_when=FIRST_EXCEPTION)
+        except BaseException:        # Ctrl-C, SIGTERM: start nothing more, push nothing more
+            stop.set()
+            for f in futures:
+                f.cancel()
+            raise
         failed = [f for f in done if f.exception() is not None and not isinstance(f.exception(), _Skipped)]
         if failed:
             stop.set()
