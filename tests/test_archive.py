@@ -127,6 +127,8 @@ def test_oci_archive_copies_back_with_the_same_digest(sample_image, tmp_path):
     assert again.returncode == 0, again.stderr
     report = json.loads(again.stdout)
     assert report["images"] == [{"digest": digest, "tags": ["v1.0.0"]}] and report["size"] == path.stat().st_size
+    import hashlib
+    assert report["sha256"] == "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def test_two_archives_of_the_same_image_are_byte_identical(sample_image, docker_archive, tmp_path):

@@ -59,14 +59,19 @@ class Staging:
 
     def write(self, entries: Iterable[Entry]) -> tuple[int, str]:
         """Write the tar, then rename it over the destination; returns (size, sha256 digest)."""
+        sha = hashlib.sha256()
+        size = 0
         with open(self.tmp, "wb") as f:
-            write_tar(entries, f, ARCHIVE_MTIME)
-            f.flush()
-            os.fsync(f.fileno())
+            class Sink:                       # hashes the archive as it is written: no second read
+                def write(self, b) -> int:
+                    nonlocal size
+                    sha.update(b)
+                    size += len(b)
+                    return f.write(b)
+            write_tar(entries, Sink(), ARCHIVE_MTIME)
         os.chmod(self.tmp, 0o644)
-        size, digest = self.tmp.stat().st_size, file_sha256(self.tmp)
         os.replace(self.tmp, self.dest)
-        return size, digest
+        return size, "sha256:" + sha.hexdigest()
 
 
 def verified_blob(layout: Layout, digest: str) -> Path:
