@@ -279,3 +279,22 @@ def test_zstd_layers_go_into_a_docker_archive_uncompressed(tmp_path):
         for name in json.load(tar.extractfile("manifest.json"))[0]["Layers"]:
             with tarfile.open(fileobj=tar.extractfile(name)) as layer:       # a plain tar, readable as is
                 assert layer.getnames()
+
+
+def test_a_layout_of_two_images_gives_two_entries_each_with_its_tags(tmp_path):
+    layout = tmp_path / "two"
+    one, _ = build(FIXTURES / "hello-root", layout, "--upx", "off", "--version", "v1")
+    two, _ = build(FIXTURES / "hello-root", layout, "--upx", "off", "--version", "v2", "--tag", "v2", "--tag", "edge")
+    assert one != two
+    dest = tmp_path / "both.tar"
+    proc = export(str(layout), f"docker-archive:{dest}", "--name", "hello")
+    assert proc.returncode == 0, proc.stderr
+    with tarfile.open(dest) as tar:
+        entries = json.load(tar.extractfile("manifest.json"))
+    assert sorted(tuple(e["RepoTags"]) for e in entries) == [("hello:v1", "hello:latest"), ("hello:v2", "hello:edge")]
+    layers = [e["Layers"] for e in entries]
+    assert layers[0][:-1] == layers[1][:-1] and layers[0][-1] != layers[1][-1]     # shared layers stored once
+    configs = {tag: json.loads(skopeo("inspect", "--config", f"docker-archive:{dest}:hello:{tag}").stdout)
+               for tag in ("v1", "edge")}
+    assert configs["v1"]["config"]["Labels"]["org.opencontainers.image.version"] == "v1"
+    assert configs["edge"]["config"]["Labels"]["org.opencontainers.image.version"] == "v2"

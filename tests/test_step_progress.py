@@ -16,9 +16,15 @@ GO_LINE = re.compile(r"^go build \. for linux/amd64 with go[\w.]+")
 UPX_LINE = "compressing the binary: upx -q --no-color --no-progress --best --lzma (--upx best-lzma)"
 
 
-def build_on_a_terminal(args: list[str], env: dict | None = None) -> tuple[int, str, str]:
-    """Run `ocibake build ARGS` with stderr on a pty (stdout a pipe); returns (exit code, stdout, stderr as drawn)."""
+def build_on_a_terminal(args: list[str], env: dict | None = None, columns: int = 0) -> tuple[int, str, str]:
+    """Run `ocibake build ARGS` with stderr on a pty (stdout a pipe; ``columns`` wide, 0: unknown); returns (exit
+    code, stdout, stderr as drawn)."""
     master, slave = pty.openpty()
+    if columns:
+        import fcntl
+        import struct
+        import termios
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
     proc = subprocess.Popen([sys.executable, "-m", "ocibake", "build", *args], cwd=REPO, stdout=subprocess.PIPE,
                             stderr=slave, stdin=subprocess.DEVNULL, text=True,
                             env={**os.environ, "TERM": "xterm", **(env or {})})
@@ -90,3 +96,13 @@ def test_a_failed_step_says_how_long_it_ran_before_the_error(tmp_path):
     go = next(line for line in lines if "go build" in line)
     assert re.search(r" \.\.\. failed after \d+\.\d+s(\x1b\[K)?$", go), go
     assert lines[lines.index(go) + 1].startswith("ocibake: error:")
+
+
+def test_on_a_narrow_terminal_the_counting_line_fits_one_row(tmp_path):
+    code, _, err = build_on_a_terminal([str(FIXTURES / "hello-root"), "--output", str(tmp_path / "l"),
+                                        "--version", "v1"], columns=40)
+    assert code == 0, err
+    upx = next(line for line in err.replace("\r\n", "\n").split("\n") if "compressing the binary" in line)
+    draws = [d.removesuffix("\x1b[K") for d in upx.split("\r") if d]
+    assert all(len(d) <= 39 for d in draws[:-1]), draws
+    assert draws[-1].startswith(UPX_LINE) and "done in" in draws[-1]

@@ -40,6 +40,13 @@ class LiveLog:
             self.log(line)
 
     def draw(self, text: str, final: bool = False) -> None:
+        if not final:                 # a line that wrapped could not be redrawn in place: keep it to one row
+            try:
+                columns = os.get_terminal_size(self.stream.fileno()).columns
+            except (OSError, ValueError, AttributeError):
+                columns = 0
+            if columns > 0:           # 0: the terminal does not say
+                text = text[:max(20, columns - 1)]
         with self.lock:
             self.stream.write("\r" + text + "\033[K" + ("\n" if final else ""))
             self.stream.flush()
@@ -62,8 +69,12 @@ def long_step(log: Callable[[str], None], line: str) -> Iterator[None]:
     stop = threading.Event()
 
     def tick() -> None:
+        shown = 0
         while not stop.wait(TICK):
-            log.draw(f"{line} ... {time.monotonic() - started:.0f}s")
+            seconds = int(time.monotonic() - started)
+            if seconds != shown:          # redrawn when the count changes
+                shown = seconds
+                log.draw(f"{line} ... {seconds}s")
 
     log.draw(f"{line} ... 0s")
     ticker = threading.Thread(target=tick, name="ocibake-elapsed", daemon=True)
