@@ -159,8 +159,12 @@ def test_build_output_archives_beside_the_layout(tmp_path):
     assert layout_index(work / "dist" / "oci" / "hello-root")["manifests"][0]["digest"] == digest
     with tarfile.open(work / "out" / "hello.tar") as tar:
         assert json.load(tar.extractfile("manifest.json"))[0]["RepoTags"] == ["hello-root:v2", "hello-root:stable"]
-    oci = run_cli("build", *args, "--output", "oci-archive:hello.oci.tar", cwd=work)
+    oci = run_cli("build", *args, "--output", "oci-archive:hello.oci.tar", "--json", cwd=work)
     assert oci.returncode == 0, oci.stderr
+    report = json.loads(oci.stdout)
+    assert report["digest"] == digest and report["archive"]["kind"] == "oci-archive"
+    assert report["archive"]["path"] == str(work / "hello.oci.tar")
+    assert report["archive"]["images"] == [{"digest": digest, "tags": ["v2", "stable"]}]
     assert json.loads(skopeo("inspect", f"oci-archive:{work / 'hello.oci.tar'}:stable").stdout)["Digest"] == digest
     assert leftovers(work) == [] and leftovers(work / "out") == []
     assert f"export {work / 'dist' / 'oci' / 'hello-root'}:v2 docker-archive:hello-root.tar" in docker.stderr

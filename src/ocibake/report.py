@@ -127,13 +127,15 @@ def next_commands(result: BuildResult, push_repos: tuple[str, ...] = ()) -> list
 
 
 def print_result(result: BuildResult, *, out: TextIO, err: TextIO, json_output: bool, quiet: bool,
-                 pushed=None) -> None:
+                 pushed=None, archive: dict | None = None) -> None:
     """stdout: the reference (or, after --push, one REPO:TAG@DIGEST line per pushed tag), or all of it as JSON. The
     human report went to stderr already (print_human), before any push, so a failed push still leaves it."""
     if json_output:
         doc = as_json(result)
         if pushed is not None:
             doc["push"] = pushed.as_json()
+        if archive is not None:
+            doc["archive"] = archive
         out.write(json.dumps(doc, indent=2, sort_keys=True) + "\n")
         return
     if pushed is not None and not quiet:

@@ -92,7 +92,7 @@ def build(service: str, verbose: bool, quiet: bool, json_output: bool, insecure:
             exc.hint = (f"{exc.hint + '; ' if exc.hint else ''}the image is built in {spec.output}: push it again "
                         f"with `{command_name()} push {spec.output} {' '.join(targets)} {tags}`")
             raise
-    if archive is not None:
-        write_build_archive(archive, result, spec.platform, log=out.log)
-    print_result(result, out=sys.stdout, err=sys.stderr, json_output=out.json, quiet=out.quiet, pushed=pushed)
+    written = write_build_archive(archive, result, spec.platform, log=out.log) if archive is not None else None
+    print_result(result, out=sys.stdout, err=sys.stderr, json_output=out.json, quiet=out.quiet, pushed=pushed,
+                 archive=written)
     return 0

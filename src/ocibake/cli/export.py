@@ -48,12 +48,19 @@ def archive_output(flags: dict, settings: Mapping[str, object]):
     return None, flags, settings
 
 
-def write_build_archive(target, result, platform, log) -> None:
+def write_build_archive(target, result, platform, log) -> dict:
+    """The build's archive, from its layout; returns what --json reports of it."""
     from ocibake.archive.export import export
     archive = export(result.layout, list(result.tags), target, name=result.name, platform=platform)
     for note in archive.notes:
         log(note)
     log(archive.summary())
+    return archive_json(archive)
+
+
+def archive_json(result) -> dict:
+    return {"kind": result.kind, "path": str(result.path), "size": result.size, "sha256": result.digest,
+            "notes": list(result.notes), "images": [{"digest": d, "tags": list(t)} for d, t in result.images]}
 
 
 @click.command(context_settings=CONTEXT, epilog=examples(
@@ -95,10 +102,7 @@ def export(layout: str, destination: str, name: str | None, platform: str | None
     for note in result.notes:
         out.log(note)
     if out.json:
-        print(json.dumps({"archive": str(target), "kind": result.kind, "path": str(result.path), "size": result.size,
-                          "sha256": result.digest, "notes": list(result.notes),
-                          "images": [{"digest": d, "tags": list(t)} for d, t in result.images]}, indent=2,
-                         sort_keys=True))
+        print(json.dumps({"archive": str(target), **archive_json(result)}, indent=2, sort_keys=True))
     else:
         print(f"{result.kind}:{result.path}")
     out.log(result.summary())
