@@ -119,23 +119,23 @@ def next_commands(result: BuildResult, push_repos: tuple[str, ...] = ()) -> list
     if ":" in str(result.layout):
         lines.append("  (skopeo and umoci cannot read a layout whose path holds ':'; copy or move it first)")
     if result.record.get("compression", "").startswith("zstd"):
-        lines.append("  (zstd layers: docker-archive, Docker before 23 and umoci 0.4 cannot read them; "
-                     "build with --compression gzip for those)")
-    else:
-        archive = f"{result.name.replace('/', '-')}.tar"
-        lines.append(f"  skopeo copy {q('oci:' + ref)} {q(f'docker-archive:{archive}:{result.name}:{tag}')}"
-                     f"   # then: docker load < {q(archive)}")
+        lines.append("  (zstd layers: Docker before 23 and umoci 0.4 cannot read them; a docker-archive from "
+                     "`ocibake export` holds them uncompressed)")
+    archive = f"{result.name.replace('/', '-')}.tar"
+    lines.append(f"  {command_name()} export {q(ref)} {q('docker-archive:' + archive)}   # then: docker load < {q(archive)}")
     return lines
 
 
 def print_result(result: BuildResult, *, out: TextIO, err: TextIO, json_output: bool, quiet: bool,
-                 pushed=None) -> None:
+                 pushed=None, archive: dict | None = None) -> None:
     """stdout: the reference (or, after --push, one REPO:TAG@DIGEST line per pushed tag), or all of it as JSON. The
     human report went to stderr already (print_human), before any push, so a failed push still leaves it."""
     if json_output:
         doc = as_json(result)
         if pushed is not None:
             doc["push"] = pushed.as_json()
+        if archive is not None:
+            doc["archive"] = archive
         out.write(json.dumps(doc, indent=2, sort_keys=True) + "\n")
         return
     if pushed is not None and not quiet:

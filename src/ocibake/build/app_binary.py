@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Callable
 
 from ocibake.build import gobuild, upx
+from ocibake.build.elapsed import long_step
 from ocibake.oci.platform import Platform
 from ocibake.toolchain.base import GoBuild, Toolchain
 
@@ -59,17 +60,22 @@ def _check(binary: Path, version: str, verify: bool, platform: Platform, version
 
 
 def make_binary(request: GoBuild, toolchain: Toolchain, *, platform: Platform, version: str, upx_mode: str,
-                verify: bool, log: Callable[[str], None], version_package: str = "main") -> AppBinary:
-    """Build, check, compress and check again; every failure is a ToolchainError (exit 3)."""
+                verify: bool, log: Callable[[str], None], version_package: str = "main",
+                go_line: str = "go build") -> AppBinary:
+    """Build, check, compress and check again; every failure is a ToolchainError (exit 3). ``go_line``: the log
+    line of the go build step (on a terminal it counts the seconds, see elapsed.py)."""
     started = time.monotonic()
-    toolchain.go_build(request)
+    with long_step(log, go_line):
+        toolchain.go_build(request)
     go_seconds = time.monotonic() - started
     binary = Path(request.output)
     check = _check(binary, version, verify, platform, version_package)
     args = upx.full_args(upx_mode)
     if args is not None:
-        log(f"compressing the binary: upx {' '.join(args)} (--upx {upx_mode})")
-    packed = upx.compress(toolchain, binary, upx_mode)
+        with long_step(log, f"compressing the binary: upx {' '.join(args)} (--upx {upx_mode})"):
+            packed = upx.compress(toolchain, binary, upx_mode)
+    else:
+        packed = upx.compress(toolchain, binary, upx_mode)
     upx_check = None
     if packed.mode != "off":
         upx_check = _check(binary, version, verify, platform, version_package)

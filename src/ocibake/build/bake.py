@@ -114,9 +114,9 @@ def bake(spec: BuildSpec, toolchain: Toolchain, log: Log = lambda s: None) -> Bu
         request = gobuild.go_build_request(service_dir=spec.service_dir, package=package, output=Path(work) / "app",
                                            platform=spec.platform, ld=ld,
                                            local_modules=local_replace_dirs(spec.service_dir, module))
-        log(f"go build {package} for {spec.platform} with {go_version}")
         app = make_binary(request, toolchain, platform=spec.platform, version=spec.version, upx_mode=upx_mode,
-                          verify=spec.verify_binary, version_package=version_package, log=log)
+                          verify=spec.verify_binary, version_package=version_package, log=log,
+                          go_line=f"go build {package} for {spec.platform} with {go_version}")
 
         t1 = time.monotonic()
         binary_content = binary_layer_content(spec, app.path, prov)

@@ -32,7 +32,8 @@ from ocibake.errors import OcibakeError
 @click.option("--compression", metavar="|".join(COMPRESSIONS), shell_complete=values(*COMPRESSIONS),
               help="layer compression: gzip (default, every runtime reads it) or zstd (smaller, slower to build)")
 @click.option("--main", metavar="PKG", help="main package, when it is not cmd/main.go, cmd/NAME/main.go or main.go")
-@click.option("--output", metavar="DIR", shell_complete=paths("dir"), help="OCI layout directory (default: dist/oci/NAME)")
+@click.option("--output", metavar="DIR|docker-archive:FILE|oci-archive:FILE", shell_complete=paths("dir"),
+              help="OCI layout directory (default: dist/oci/NAME); or an archive file, written besides the layout")
 @click.option("--port", type=int, help="port the service listens on, for ExposedPorts (default: 8080)")
 @click.option("--version-package", metavar="PKG",
               help="package holding Version, BuildDate and GitCommit for -X (default: main)")
@@ -70,11 +71,14 @@ def build(service: str, verbose: bool, quiet: bool, json_output: bool, insecure:
     flags = {k: (None if v == () else (list(v) if isinstance(v, tuple) else v)) for k, v in settings.items()}
     registry = RegistryFlags(insecure=insecure, ca_cert=ca_cert, verbose=out.verbose, quiet=out.quiet)
     service_dir = resolve_service_dir(service)
-    choices = Choices(flags, load_settings(service_dir))
+    from ocibake.cli.export import archive_output, write_build_archive
+    archive, flags, settings_file = archive_output(flags, load_settings(service_dir))
+    choices = Choices(flags, settings_file)
     spec = spec_from_choices(choices, service_dir)
     targets = push_targets(choices, spec.name)
     toolchain = make_toolchain(choices, service_dir, registry, log_warnings=not out.quiet)
-    result = bake(spec, toolchain, log=out.log)
+    from ocibake.build.elapsed import LiveLog, is_terminal
+    result = bake(spec, toolchain, log=LiveLog(out.log, live=not out.quiet and is_terminal(sys.stderr)))
     if not out.json and not out.quiet:
         print_human(result, sys.stderr, tuple(push_repo_names(targets)))
     pushed = None
@@ -89,5 +93,7 @@ def build(service: str, verbose: bool, quiet: bool, json_output: bool, insecure:
             exc.hint = (f"{exc.hint + '; ' if exc.hint else ''}the image is built in {spec.output}: push it again "
                         f"with `{command_name()} push {spec.output} {' '.join(targets)} {tags}`")
             raise
-    print_result(result, out=sys.stdout, err=sys.stderr, json_output=out.json, quiet=out.quiet, pushed=pushed)
+    written = write_build_archive(archive, result, spec.platform, log=out.log) if archive is not None else None
+    print_result(result, out=sys.stdout, err=sys.stderr, json_output=out.json, quiet=out.quiet, pushed=pushed,
+                 archive=written)
     return 0
