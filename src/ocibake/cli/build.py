@@ -22,12 +22,15 @@ from ocibake.errors import OcibakeError
     "ocibake build emergency-service --version v1.0.0 --upx off --platform linux/arm64",
     "ocibake build services/emergency-service --version v1.0.0 --push registry.example.com/sos/emergency-service"))
 @click.argument("service", metavar="SERVICE_DIR")
-@click.option("--target", metavar="|".join(TARGETS), help="image recipe (default: production, FROM scratch)")
+@click.option("--target", metavar="|".join(TARGETS),
+              help="image recipe (default: production, FROM scratch; production-alpine: on --base with a health "
+                   "check; development: a debug build under Delve)")
 @click.option("--version", "image_version", metavar="VERSION",
               help="version injected as main.Version and used as a tag (default: dev)")
 @click.option("--name", help="image name (default: the directory name)")
 @click.option("--tag", multiple=True, metavar="TAG", help="tag to write (repeatable; default: VERSION and latest)")
-@click.option("--platform", help="os/arch[/variant] (default: linux/amd64)")
+@click.option("--platform", help="os/arch[/variant], or a comma-separated list for one image index "
+                                  "(default: linux/amd64)")
 @click.option("--compression", metavar="|".join(COMPRESSIONS),
               help="layer compression: gzip (default, every runtime reads it) or zstd (smaller, slower to build)")
 @click.option("--main", help="main package, when it is not cmd/main.go, cmd/NAME/main.go or main.go")
@@ -41,6 +44,16 @@ from ocibake.errors import OcibakeError
 @click.option("--no-verify", "verify", flag_value=False, default=None,
               help="do not run the built binary with --version")
 @click.option("--upx", metavar="MODE", help=UPX_HELP)
+@click.option("--base", metavar="REF",
+              help="base image: oci:DIR[:TAG|@sha256:...] (an OCI layout) or a registry reference (a bare name is on "
+                   "Docker Hub, or under $OCIBAKE_REGISTRY); pinned @sha256:... it builds offline once cached")
+@click.option("--healthcheck", metavar="CMD",
+              help="production-alpine: the health check's shell command (default: curl -f, else wget, of "
+                   "http://localhost:PORT/health)")
+@click.option("--no-healthcheck", "healthcheck_on", flag_value=False, default=None,
+              help="production-alpine: no health check in the config")
+@click.option("--delve", metavar="PATH",
+              help="development: a static dlv to put in the image (default: built from its Go module, cached)")
 @click.option("--toolchain", metavar="REF",
               help="where go and upx run: local (default: programs on PATH), oci:DIR[:TAG] (an OCI layout) or a "
                    "registry reference, ideally pinned @sha256:...; an image runs in a rootless sandbox")
@@ -61,21 +74,32 @@ def build(service: str, verbose: bool, quiet: bool, json_output: bool, insecure:
     from SERVICE_DIR/ocibake.toml; flags win.
     """
     from ocibake.build.bake import bake
-    from ocibake.cli.build_spec import (Choices, make_toolchain, push_repo_names, push_targets, resolve_service_dir,
-                                        spec_from_choices)
-    from ocibake.cli.settings import load_settings
+    from ocibake.cli.build_spec import (Choices, make_toolchain, parse_platforms, push_repo_names, push_targets,
+                                        resolve_service_dir, spec_from_choices, toolchain_reference)
+    from ocibake.cli.settings import load_settings, target_settings
     from ocibake.report import print_human, print_result
     out = output(verbose, quiet, json_output)
     flags = {k: (None if v == () else (list(v) if isinstance(v, tuple) else v)) for k, v in settings.items()}
     registry = RegistryFlags(insecure=insecure, ca_cert=ca_cert, verbose=out.verbose, quiet=out.quiet)
     service_dir = resolve_service_dir(service)
-    choices = Choices(flags, load_settings(service_dir))
+    choices = Choices(flags, target_settings(load_settings(service_dir), flags.get("target")))
     spec = spec_from_choices(choices, service_dir)
+    platforms = parse_platforms(choices.pick("platform", "linux/amd64"))
     targets = push_targets(choices, spec.name)
     toolchain = make_toolchain(choices, service_dir, registry, log_warnings=not out.quiet)
-    result = bake(spec, toolchain, log=out.log)
-    if not out.json and not out.quiet:
-        print_human(result, sys.stderr, tuple(push_repo_names(targets)))
+    options = lambda: make_options(registry)  # noqa: E731
+    if len(platforms) > 1:
+        from ocibake.build.multi import bake_platforms
+        result = bake_platforms(spec, platforms, toolchain, log=out.log, registry_options=options,
+                                toolchain_ref=toolchain_reference(choices, service_dir))
+        if not out.json and not out.quiet:
+            from ocibake.cli.build_platforms import print_platforms_human
+            print_platforms_human(result, sys.stderr)
+    else:
+        result = bake(spec, toolchain, log=out.log, registry_options=options,
+                      toolchain_ref=toolchain_reference(choices, service_dir))
+        if not out.json and not out.quiet:
+            print_human(result, sys.stderr, tuple(push_repo_names(targets)))
     pushed = None
     if targets:
         from ocibake.registry.push import push_layout
@@ -88,5 +112,10 @@ def build(service: str, verbose: bool, quiet: bool, json_output: bool, insecure:
             exc.hint = (f"{exc.hint + '; ' if exc.hint else ''}the image is built in {spec.output}: push it again "
                         f"with `{command_name()} push {spec.output} {' '.join(targets)} {tags}`")
             raise
+    if len(platforms) > 1:
+        from ocibake.cli.build_platforms import print_platforms_result
+        print_platforms_result(result, out=sys.stdout, err=sys.stderr, json_output=out.json, quiet=out.quiet,
+                               pushed=pushed)
+        return 0
     print_result(result, out=sys.stdout, err=sys.stderr, json_output=out.json, quiet=out.quiet, pushed=pushed)
     return 0
