@@ -37,11 +37,11 @@ def rootfs_entries() -> list[Entry]:
 
 
 def build_busybox_base(dest: Path, tag: str = "latest", *, index_platforms: tuple[str, ...] = (),
-                       docker_types: bool = False) -> str:
+                       docker_types: bool = False, extra: tuple[Entry, ...] = ()) -> str:
     """Write the base into the layout ``dest`` under ``tag``; return the digest the tag names (manifest or index)."""
     plat = Platform("linux", "amd64")
     with LayoutWriter(dest) as writer:
-        blob = write_layer(rootfs_entries(), writer.scratch_file("layer-"), mtime=0, compression="gzip")
+        blob = write_layer([*rootfs_entries(), *extra], writer.scratch_file("layer-"), mtime=0, compression="gzip")
         writer.add_blob_file(blob.path, blob.digest)
         media_type = "application/vnd.docker.image.rootfs.diff.tar.gzip" if docker_types else blob.media_type
         record = LayerRecord(Descriptor(media_type, blob.digest, blob.size), blob.diff_id, blob.uncompressed_size,

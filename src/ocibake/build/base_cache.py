@@ -54,16 +54,16 @@ def resolve_registry_base(ref: BaseRef, platform: Platform, options_factory: Cal
     store = root / "bases"
     digest = parsed.digest
     options = None
-    if digest is None:
-        options = options_factory()
-        digest = resolve_digest(parsed, options)
-    image = _from_cache(store, digest, name, platform, ref.text)
-    if image is not None:
-        return image
-    options = options or options_factory()
-    private_mkdir(store.parent)
-    log(f"pulling base {name}@{digest} for {platform} into the cache")
     try:
+        if digest is None:
+            options = options_factory()
+            digest = resolve_digest(parsed, options)
+        image = _from_cache(store, digest, name, platform, ref.text)
+        if image is not None:
+            return image
+        options = options or options_factory()
+        private_mkdir(store.parent)
+        log(f"pulling base {name}@{digest} for {platform} into the cache")
         pull(f"{parsed.name}@{digest}", store, str(platform), options)
     except RegistryError as exc:
         if not parsed.digest:
