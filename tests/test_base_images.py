@@ -173,6 +173,10 @@ def test_a_registry_base_is_pulled_once_and_a_pinned_one_builds_with_the_registr
                       "--base", pinned, "--upx", "off", "--json", env=env)
     assert offline.returncode == 0, offline.stderr
     assert json.loads(offline.stdout)["digest"] == json.loads(first.stdout)["digest"]
+    rootfs = unpack(tmp_path / "c", "latest", tmp_path / "u")          # the image made from the cached base runs
+    shell = subprocess.run([*sandbox_argv(rootfs, {"PATH": "/bin"}), "/bin/sh", "-c", "id -un"],
+                           stdout=subprocess.PIPE, text=True, timeout=30)
+    assert shell.stdout.strip() == "goapp"
     unpinned = run_cli("build", str(SAMPLE), "--output", str(tmp_path / "d"), "--target", "production-alpine",
                        "--base", f"{reg.host}/bases/busybox:idx", "--upx", "off", env=env)
     assert unpinned.returncode == 5 and "pinned by digest" in unpinned.stderr

@@ -110,3 +110,25 @@ def test_delve_from_a_given_path_and_bad_development_settings(dev_image, dev_env
                        env=dev_env)
         assert proc.returncode == 4 and message in proc.stderr, proc.stderr
         assert not (tmp_path / "o").exists()
+
+
+def test_development_on_the_toolchain_image_has_the_go_toolchain_in_the_image(dev_image, dev_env, toolchain,
+                                                                              toolchain_cache_env, tmp_path):
+    """No --base: the development image sits on the toolchain image (as the original Dockerfile's development stage
+    sat on golang), its PATH kept; the sandboxed toolchain has no network, so Delve comes from --delve."""
+    ref, _ = toolchain
+    dlv = next(Path(dev_env["XDG_CACHE_HOME"]).glob("ocibake/delve/*/amd64/dlv"))
+    digest, _ = build(SAMPLE, tmp_path / "o", "--target", "development", "--version", "v1", "--toolchain", ref,
+                      "--delve", str(dlv), env=toolchain_cache_env, timeout=900)
+    manifest, config = manifest_and_config(tmp_path / "o", digest)
+    record = json.loads(config["config"]["Labels"]["dev.ocibake.build-record"])
+    assert record["base"]["name"] == "oci:layout:go"
+    assert manifest["annotations"]["org.opencontainers.image.base.digest"] == record["toolchain"]["digest"]
+    env = config["config"]["Env"]
+    assert env[0].startswith("PATH=/usr/local/go/bin:") and "GOTOOLCHAIN=local" in env
+    rootfs = unpack(tmp_path / "o", "v1", tmp_path / "u")
+    go = subprocess.run([*sandbox_argv(rootfs, {"HOME": "/tmp"}), "/usr/local/go/bin/go", "version"],
+                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=60)
+    assert go.returncode == 0 and go.stdout.startswith("go version go1."), go.stderr
+    assert (rootfs / "usr/local/bin/dlv").is_file() and [line.split(":")[0] for line in (rootfs / "etc/passwd").read_text().splitlines()] == [
+        "root", "nobody", "goapp"]

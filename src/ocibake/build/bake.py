@@ -16,6 +16,7 @@ from ocibake.build.record import (BUILD_RECORD_LABEL, Provenance, build_record, 
                                   source_date_epoch, upx_setting)
 from ocibake.build.base_image import BaseImage
 from ocibake.build.base_layers import Base, base_history, resolve_base, write_base_layers
+from ocibake.build.shared_layers import SharedLayers
 from ocibake.build.spec import BuildSpec
 from ocibake.build.targets import Recipe, recipe_for
 from ocibake.build.targets.common import support_layers
@@ -154,15 +155,18 @@ def bake(spec: BuildSpec, toolchain: Toolchain, log: Log = lambda s: None, *,
     return replace(result, seconds={**result.seconds, "total": time.monotonic() - started})
 
 
-def build_into(prep: Prepared, toolchain: Toolchain, writer: LayoutWriter, log: Log = lambda s: None) -> BuildResult:
-    """Build the binary and every layer, config and manifest of one platform's image, staged in ``writer``."""
+def build_into(prep: Prepared, toolchain: Toolchain, writer: LayoutWriter, log: Log = lambda s: None,
+               shared: SharedLayers | None = None) -> BuildResult:
+    """Build the binary and every layer, config and manifest of one platform's image, staged in ``writer``
+    (``shared``: the layers that do not depend on the platform, written once for all the platforms of a run)."""
     started = time.monotonic()
     spec, prov = prep.spec, prep.prov
     # The layers that do not need the binary are read and written while go build runs.
     with ThreadPoolExecutor(max_workers=1) as pool:
         work = writer.work_dir()
         under, skipped = prep.recipe.layers(spec, prep.base.files if prep.base else None)
-        base_layers = pool.submit(lambda: _contents_and_records(under, writer, prov.epoch, spec.compression, prep.base))
+        base_layers = pool.submit(lambda: _contents_and_records(under, writer, prov.epoch, spec.compression, prep.base,
+                                                                shared))
         request = gobuild.go_build_request(service_dir=spec.service_dir, package=prep.package,
                                            output=Path(work) / "app", platform=spec.platform, ld=prov.ldflags,
                                            local_modules=local_replace_dirs(spec.service_dir, prep.module),
@@ -200,14 +204,21 @@ def binary_layer_content(spec: BuildSpec, binary: Path, prov: Provenance) -> Lay
 
 
 def _contents_and_records(contents: list[LayerContent], writer: LayoutWriter, epoch: int, compression: str,
-                          base: Base | None = None) -> tuple[list[LayerContent], list[LayerRecord]]:
-    records = write_base_layers(base, writer) if base is not None else []
-    return contents, records + write_layers(contents, writer, epoch, compression)
+                          base: Base | None = None, shared: SharedLayers | None = None
+                          ) -> tuple[list[LayerContent], list[LayerRecord]]:
+    records = (shared.base_records(base, lambda: write_base_layers(base, writer)) if shared is not None
+               else write_base_layers(base, writer)) if base is not None else []
+    return contents, records + write_layers(contents, writer, epoch, compression, shared)
 
 
-def write_layers(contents: list[LayerContent], writer: LayoutWriter, epoch: int, compression: str) -> list[LayerRecord]:
+def write_layers(contents: list[LayerContent], writer: LayoutWriter, epoch: int, compression: str,
+                 shared: SharedLayers | None = None) -> list[LayerRecord]:
     records = []
     for content in contents:
+        if shared is not None:
+            records.append(shared.record(content, epoch, compression,
+                                         lambda c=content: write_layers([c], writer, epoch, compression)[0]))
+            continue
         blob = write_layer(content.entries, writer.scratch_file(f"layer-{content.kind}-"), mtime=epoch,
                            compression=compression)
         writer.add_blob_file(blob.path, blob.digest)

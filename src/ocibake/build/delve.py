@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Callable
 
 from ocibake.build import gobuild
-from ocibake.errors import InputError
+from ocibake.errors import InputError, ToolchainError
 from ocibake.oci.platform import Platform
 from ocibake.toolchain.base import GoBuild
 from ocibake.toolchain.cache import cache_home, private_cache, private_mkdir
@@ -64,8 +64,14 @@ def delve_binary(spec_delve: str | None, platform: Platform, toolchain, log: Cal
         (work / "go.mod").write_text(f"module ocibake.dev/delve\n\ngo 1.22\n\nrequire {DELVE_MODULE} {DELVE_VERSION}\n")
         env = {**gobuild.go_env(platform), "GOFLAGS": "-mod=mod -buildvcs=false"}
         log(f"building Delve {DELVE_VERSION} for {platform} (once; cached in {target.parent})")
-        toolchain.go_build(GoBuild(service_dir=work, package=DELVE_PACKAGE, output=work / "dlv", env=env,
-                                   flags=("-trimpath", "-ldflags", "-s -w")))
+        try:
+            toolchain.go_build(GoBuild(service_dir=work, package=DELVE_PACKAGE, output=work / "dlv", env=env,
+                                       flags=("-trimpath", "-ldflags", "-s -w")))
+        except ToolchainError as exc:
+            exc.message = f"building Delve {DELVE_VERSION} failed: {exc.message}"
+            exc.hint = ("Delve's module comes through the Go module proxy: allow the network (--network with a "
+                        "toolchain image, GOPROXY/GOFLAGS=-mod=mod locally), or give a static dlv with --delve PATH")
+            raise
         os.chmod(work / "dlv", 0o755)
         os.replace(work / "dlv", target)
     finally:

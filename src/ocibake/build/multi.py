@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from ocibake.build.bake import BuildResult, build_into, prepare
+from ocibake.build.shared_layers import SharedLayers
 from ocibake.build.spec import BuildSpec
 from ocibake.oci.image import Blob, Descriptor
 from ocibake.oci.index import platform_index
@@ -48,14 +49,18 @@ def bake_platforms(spec: BuildSpec, platforms: Sequence[Platform], toolchain: To
                    toolchain_ref: str | None = None) -> MultiResult:
     started = time.monotonic()
     specs = [replace(spec, platform=p, upx_skip_unsupported=True) for p in platforms]
-    # every platform's checks (and its base) before anything is built
-    preps = [prepare(s, toolchain, _prefixed(log, s.platform), registry_options=registry_options,
-                     toolchain_ref=toolchain_ref) for s in specs]
+    # every platform's checks (and its base) before anything is built; go env runs for each, so in parallel too
+    with ThreadPoolExecutor(max_workers=workers(len(specs))) as pool:
+        preps = list(pool.map(lambda s: prepare(s, toolchain, _prefixed(log, s.platform),
+                                                registry_options=registry_options, toolchain_ref=toolchain_ref),
+                              specs))
     if preps[0].git.dirty:
         log("warning: the service has uncommitted changes; the image records the commit, not your edits")
     with LayoutWriter(spec.output) as writer:
         with ThreadPoolExecutor(max_workers=workers(len(preps))) as pool:
-            images = list(pool.map(lambda p: build_into(p, toolchain, writer, _prefixed(log, p.spec.platform)), preps))
+            shared = SharedLayers()
+            images = list(pool.map(lambda p: build_into(p, toolchain, writer, _prefixed(log, p.spec.platform), shared),
+                                   preps))
         index = platform_index([Descriptor(r.image.manifest.media_type, r.image.digest, len(r.image.manifest.data),
                                            platform=r.image.platform) for r in images])
         desc = writer.add_blob(index)
