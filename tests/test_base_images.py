@@ -31,6 +31,7 @@ def bases(tmp_path_factory) -> Path:
     build_busybox_base(layout, "1")
     build_busybox_base(layout, "idx", index_platforms=("linux/amd64",))
     build_busybox_base(layout, "docker", docker_types=True)
+    build_busybox_base(layout, "multi", index_platforms=("linux/amd64", "linux/arm64"))
     build_busybox_base(layout, "full", extra=(Entry.file("/etc/ssl/certs/ca-certificates.crt", b"# base CA\n"),
                                               Entry.file("/usr/share/zoneinfo/UTC", b"TZif2")))
     return layout
@@ -227,3 +228,24 @@ def test_target_tables_in_ocibake_toml_set_the_base_for_one_target(bases, tmp_pa
     (service / "ocibake.toml").write_text('[target.staging]\nbase = "x"\n')
     bad = run_cli("build", str(service), "--output", str(tmp_path / "c"))
     assert bad.returncode == 4 and "unknown target [target.staging]" in bad.stderr
+
+
+def test_a_two_platform_build_on_a_registry_index_base_takes_each_platforms_image(bases, fresh_registry, tmp_path):
+    reg = fresh_registry
+    env = reg_env(reg, tmp_path / "home")
+    pushed = ocibake("push", str(bases), f"{reg.host}/bases/busybox", "--tag", "multi", env=env)
+    assert pushed.returncode == 0, pushed.stderr
+    index_digest = pushed.stdout.strip().split("@")[1]
+    proc = run_cli("build", str(SAMPLE), "--output", str(tmp_path / "o"), "--target", "production-alpine", "--base",
+                   f"{reg.host}/bases/busybox:multi", "--platform", "linux/amd64,linux/arm64", "--upx", "off",
+                   "--json", env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    base_index = json.loads((bases / "blobs/sha256" / index_digest.split(":")[1]).read_text())
+    children = {m["platform"]["architecture"]: m["digest"] for m in base_index["manifests"]}
+    for image in report["images"]:
+        arch = image["platform"].split("/")[1]
+        manifest, config, record = config_of(tmp_path / "o", image["digest"])
+        assert record["base"]["digest"] == index_digest and record["base"]["manifest"] == children[arch]
+        assert manifest["annotations"]["org.opencontainers.image.base.digest"] == children[arch]
+        assert config["architecture"] == arch and "Healthcheck" in config["config"]

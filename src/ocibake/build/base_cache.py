@@ -9,6 +9,7 @@ has been pulled, and a tag is looked up each time but its layers are downloaded 
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 from typing import Callable
 
@@ -17,6 +18,9 @@ from ocibake.errors import InputError, RegistryError
 from ocibake.oci.layout import Layout
 from ocibake.oci.platform import Platform
 from ocibake.toolchain.cache import cache_home, private_cache, private_mkdir
+
+
+_PULL_LOCK = threading.Lock()
 
 
 def base_reference(text: str):
@@ -58,13 +62,15 @@ def resolve_registry_base(ref: BaseRef, platform: Platform, options_factory: Cal
         if digest is None:
             options = options_factory()
             digest = resolve_digest(parsed, options)
-        image = _from_cache(store, digest, name, platform, ref.text)
-        if image is not None:
-            return image
-        options = options or options_factory()
-        private_mkdir(store.parent)
-        log(f"pulling base {name}@{digest} for {platform} into the cache")
-        pull(f"{parsed.name}@{digest}", store, str(platform), options)
+        # one pull at a time into the cache (the platforms of one run resolve their bases in parallel)
+        with _PULL_LOCK:
+            image = _from_cache(store, digest, name, platform, ref.text)
+            if image is not None:
+                return image
+            options = options or options_factory()
+            private_mkdir(store.parent)
+            log(f"pulling base {name}@{digest} for {platform} into the cache")
+            pull(f"{parsed.name}@{digest}", store, str(platform), options)
     except RegistryError as exc:
         if not parsed.digest:
             exc.hint = (f"{exc.hint + '; ' if exc.hint else ''}a base pinned by digest (REF@sha256:...) is taken from "
