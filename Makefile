@@ -32,6 +32,7 @@ bench: $(BIN)/ocibake
 	$(BIN)/python bench/bench_toolchain.py
 	$(BIN)/python bench/bench_push.py
 	$(BIN)/python bench/bench_archive.py
+	$(BIN)/python bench/bench_platforms.py
 
 clean:
 	rm -rf dist build .pytest_cache

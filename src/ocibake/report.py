@@ -13,7 +13,7 @@ from ocibake.build.bake import BuildResult
 from ocibake.units import human_size
 
 LAYER_TITLES = {"passwd": "passwd/group, /tmp", "zoneinfo": "zoneinfo", "ca-certificates": "CA bundle",
-                "binary": "binary /app"}
+                "binary": "binary /app", "base": "base image layer", "delve": "Delve /usr/local/bin/dlv"}
 
 
 def command_name() -> str:
@@ -46,6 +46,7 @@ def as_json(result: BuildResult) -> dict:
         "module": {"path": result.module.path, "go": result.module.go_version,
                    "direct_dependencies": len(result.module.direct_deps), "main": result.package},
         "build_record": result.record,
+        "base": result.record.get("base"),
         "seconds": {k: round(v, 3) for k, v in result.seconds.items()},
     }
 
@@ -87,6 +88,8 @@ def print_human(result: BuildResult, err: TextIO, push_repos: tuple[str, ...] = 
     w(f"platform  {image.platform}\n")
     w(f"toolchain {result.record['go']['version']}, {result.toolchain}\n")
     w(f"tags      {', '.join(result.tags)}  in {result.layout}\n")
+    if result.base is not None:
+        w(f"base      {result.base.name}@{result.base.digest}\n")
     w(f"size      {human_size(image.compressed_size)} compressed ({len(result.layers)} layers)\n")
     for line in binary_lines(result):
         w(line + "\n")

@@ -15,6 +15,7 @@ from typing import Callable
 
 from ocibake.build import gobuild, upx
 from ocibake.build.elapsed import long_step
+from ocibake.build.emulation import emulator
 from ocibake.oci.platform import Platform
 from ocibake.toolchain.base import GoBuild, Toolchain
 
@@ -25,6 +26,7 @@ class BinaryCheck:
 
     line: str
     seconds: float | None = None
+    emulator: str = ""              # run under this emulator (not timed: emulated start-up says nothing)
 
     @property
     def ran(self) -> bool:
@@ -48,14 +50,21 @@ class AppBinary:
 def _check(binary: Path, version: str, verify: bool, platform: Platform, version_package: str) -> BinaryCheck:
     if not verify:
         return BinaryCheck("not run: --no-verify")
+    prefix: tuple[str, ...] = ()
     if not gobuild.runs_here(platform):
-        return BinaryCheck(f"not run: {platform} does not run on this host")
+        qemu = emulator(platform)
+        if qemu is None:
+            return BinaryCheck(f"not verified: {platform} does not run on this host (no qemu-user-static for it)")
+        prefix = (qemu,)
     # Timed twice, the faster counts: the first start may still be reading the file from disk.
     times = []
-    for _ in range(2):
+    for _ in range(1 if prefix else 2):      # under emulation once: its start-up time says nothing
         started = time.monotonic()
-        line = gobuild.verify_binary(binary, version, version_package=version_package)
+        line = gobuild.verify_binary(binary, version, version_package=version_package, prefix=prefix)
         times.append(time.monotonic() - started)
+    if prefix:
+        name = prefix[0].rsplit("/", 1)[-1]
+        return BinaryCheck(f"{line} (verified under {name})", None, name)
     return BinaryCheck(line, min(times))
 
 
@@ -79,7 +88,7 @@ def make_binary(request: GoBuild, toolchain: Toolchain, *, platform: Platform, v
     upx_check = None
     if packed.mode != "off":
         upx_check = _check(binary, version, verify, platform, version_package)
-        if not upx_check.ran:
+        if not upx_check.ran and not upx_check.emulator:
             upx_check = BinaryCheck(f"{upx_check.line}; the UPX-packed binary is not verified")
     return AppBinary(path=binary, size=binary.stat().st_size, go_seconds=go_seconds, check=check, upx=packed,
                      upx_check=upx_check)

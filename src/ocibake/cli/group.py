@@ -20,6 +20,7 @@ COMMANDS = {
     "cache": ("ocibake.cli.cache:cache", "show or empty the toolchain cache"),
     "resolve": ("ocibake.cli.resolve:resolve", "build, push and pin the ocibake://PATH images in Kubernetes YAML"),
     "export": ("ocibake.cli.export:export", "write an OCI layout's images to a docker-archive or oci-archive file"),
+    "index": ("ocibake.cli.index:index", "join single-platform images into one image index"),
 }
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 120}
