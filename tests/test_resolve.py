@@ -124,7 +124,7 @@ def test_a_file_without_references_comes_back_unchanged_and_needs_no_registry(pr
 
 
 @pytest.mark.parametrize("case", ["unknown-path", "syntax-error", "build-fails", "push-fails", "no-push",
-                                  "missing-file", "empty-path"])
+                                  "missing-file", "empty-path", "folded-scalar", "anchor"])
 def test_bad_input_exits_non_zero_with_nothing_on_stdout(case, project, plain_registry, tmp_path):
     reg = plain_registry
     deploy = project / "deploy"
@@ -149,6 +149,12 @@ def test_bad_input_exits_non_zero_with_nothing_on_stdout(case, project, plain_re
     elif case == "missing-file":
         push = [*push, "-f", "nothere.yaml"]
         words = "-f nothere.yaml: no such file or directory"
+    elif case == "folded-scalar":
+        (deploy / "more.yaml").write_text("image: >-\n  ocibake://services/hello-root\n")
+        words = "is not written as one plain or quoted scalar"
+    elif case == "anchor":
+        (deploy / "more.yaml").write_text("a: &img ocibake://services/hello-root\nb: *img\n")
+        words = "is not written as one plain or quoted scalar"
     else:
         (deploy / "more.yaml").write_text("image: ocibake://\n")
         words = "names no service"
@@ -158,7 +164,7 @@ def test_bad_input_exits_non_zero_with_nothing_on_stdout(case, project, plain_re
     assert proc.stdout == ""
     assert words in proc.stderr and "Traceback" not in proc.stderr
     assert proc.stderr.count("ocibake: error:") == 1
-    if case in ("unknown-path", "syntax-error", "no-push", "missing-file", "empty-path"):
+    if case in ("unknown-path", "syntax-error", "no-push", "missing-file", "empty-path", "folded-scalar", "anchor"):
         assert "] go build" not in proc.stderr, "input checks come before any build"
 
 

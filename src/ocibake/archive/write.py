@@ -34,8 +34,10 @@ class ArchiveResult:
     def summary(self) -> str:
         from ocibake.units import human_size
         tags = ", ".join(t for _, ts in self.images for t in ts)
+        first = next((ts[0] for _, ts in self.images if ts), "TAG")
         load = {"docker-archive": f"`docker load -i {self.path}` or `podman load -i {self.path}`",
-                "oci-archive": f"`skopeo copy oci-archive:{self.path} ...` or `podman load -i {self.path}`"}[self.kind]
+                "oci-archive": f"`skopeo copy oci-archive:{self.path}:{first} oci:DIR:{first}` (for docker or "
+                               f"podman, write a docker-archive)"}[self.kind]
         return f"wrote {self.kind}:{self.path} ({human_size(self.size)}; {tags}): load it with {load}"
 
 
@@ -69,7 +71,9 @@ class Staging:
                     size += len(b)
                     return f.write(b)
             write_tar(entries, Sink(), ARCHIVE_MTIME)
-        os.chmod(self.tmp, 0o644)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(self.tmp, 0o644 & ~umask)          # as any new file: the user's umask decides who may read it
         os.replace(self.tmp, self.dest)
         return size, "sha256:" + sha.hexdigest()
 

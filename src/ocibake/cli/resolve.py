@@ -20,7 +20,7 @@ from ocibake.errors import UsageError
 
 @click.command(context_settings=CONTEXT, epilog=examples(
     "ocibake resolve -f deploy/ --push registry.example.com/sos > deploy.resolved.yaml",
-    "ocibake resolve -f examples/kubernetes/deployment.yaml --push 127.0.0.1:5000/sos --version v1.0.0",
+    "ocibake resolve -f examples/kubernetes/emergency-service.yaml --push 127.0.0.1:5000/sos --version v1.0.0",
     "OCIBAKE_REGISTRY=registry.example.com/sos ocibake resolve -f deploy/ | kubectl apply -f -"))
 @click.option("-f", "--filename", "files", multiple=True, required=True, metavar="FILE_OR_DIR",
               help="Kubernetes YAML file, or a directory searched recursively for *.yaml/*.yml (repeatable)")

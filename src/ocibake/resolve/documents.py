@@ -80,11 +80,24 @@ def read_file(path: Path) -> YamlFile:
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise InputError(f"{where}: not valid YAML: {problem}", hint="fix the YAML; nothing was built") from None
     refs = tuple(Reference(path, line, col, value) for line, col, value in _scan(documents))
+    lines = text.splitlines(keepends=True)
     for ref in refs:
         if not ref.path.strip():
             raise InputError(f"{ref.where()}: {ref.value!r} names no service",
                              hint="write ocibake://PATH, the service's directory (e.g. ocibake://services/api)")
+        _locate(lines, ref)             # before anything is built: a folded scalar or an alias cannot be rewritten
     return YamlFile(path, text, documents, refs)
+
+
+def _locate(lines: list[str], ref: Reference) -> int:
+    """Where ``ref``'s text starts on its line; bad input when the parser's value is not written there as is."""
+    line = lines[ref.line] if ref.line < len(lines) else ""
+    at = line.find(ref.value, ref.column)
+    if at < 0 or at > ref.column + 1:
+        raise InputError(f"{ref.where()}: {ref.value!r} is not written as one plain or quoted scalar",
+                         hint="write each ocibake:// reference on one line, without a block scalar (>, |), an "
+                              "anchor or an alias; nothing was built")
+    return at
 
 
 def _scan(node) -> Iterator[tuple[int, int, str]]:
@@ -117,10 +130,7 @@ def rewrite(yaml_file: YamlFile, replacements: Mapping[str, str]) -> str:
     # right to left within a line, so earlier columns stay valid
     for ref in sorted(yaml_file.references, key=lambda r: (r.line, r.column), reverse=True):
         line = lines[ref.line]
-        at = line.find(ref.value, ref.column)
-        if at < 0 or at > ref.column + 1:
-            raise OcibakeError(f"{ref.where()}: cannot find {ref.value!r} where the YAML parser put it",
-                               hint="write the reference as a plain or quoted scalar on one line")
+        at = _locate(lines, ref)
         lines[ref.line] = line[:at] + replacements[ref.value] + line[at + len(ref.value):]
     text = "".join(lines)
     expected = [_plain(d) for d in yaml_file.documents]
