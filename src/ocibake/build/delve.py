@@ -24,14 +24,28 @@ DELVE_VERSION = "v1.27.2"
 DELVE_PACKAGE = f"{DELVE_MODULE}/cmd/dlv"
 
 
-def check_delve_file(path: str) -> Path:
+# ELF e_machine of each GOARCH
+ELF_MACHINES = {"386": 3, "amd64": 62, "arm": 40, "arm64": 183, "ppc64le": 21, "ppc64": 21, "s390x": 22,
+                "riscv64": 243, "loong64": 258, "mips64le": 8, "mips64": 8, "mipsle": 8, "mips": 8}
+ELF_NAMES = {v: k for k, v in ELF_MACHINES.items()}
+
+
+def check_delve_file(path: str, platform: Platform | None = None) -> Path:
     p = Path(path)
-    if not p.is_file():
-        raise InputError(f"--delve {path}: no such file", hint="give the path of a static dlv binary, or leave "
-                                                               "--delve out to have ocibake build one")
+    if p.is_dir() or not p.is_file():
+        raise InputError(f"--delve {path}: {'a directory' if p.is_dir() else 'no such file'}",
+                         hint="give the path of a static dlv binary, or leave --delve out to have ocibake build one")
     with open(p, "rb") as f:
-        if f.read(4) != b"\x7fELF":
-            raise InputError(f"--delve {path} is not an ELF executable", hint="give a static Linux dlv binary")
+        header = f.read(20)
+    if header[:4] != b"\x7fELF" or len(header) < 20:
+        raise InputError(f"--delve {path} is not an ELF executable", hint="give a static Linux dlv binary")
+    machine = int.from_bytes(header[18:20], "little" if header[5] == 1 else "big")
+    wanted = ELF_MACHINES.get(platform.architecture) if platform is not None else None
+    if wanted is not None and machine != wanted:
+        raise InputError(f"--delve {path} is built for {ELF_NAMES.get(machine, f'ELF machine {machine}')}, "
+                         f"not {platform}",
+                         hint="give a dlv built with GOARCH for the image's platform (one --platform per --delve), "
+                              "or leave --delve out to have ocibake build one per platform")
     return p
 
 
@@ -46,7 +60,7 @@ def delve_binary(spec_delve: str | None, platform: Platform, toolchain, log: Cal
                  cache: Path | None = None) -> tuple[Path, dict]:
     """(dlv for ``platform``, facts for the build record)."""
     if spec_delve:
-        path = check_delve_file(spec_delve)
+        path = check_delve_file(spec_delve, platform)
         if not _is_static(path):
             raise InputError(f"--delve {spec_delve} is dynamically linked",
                              hint="build it with CGO_ENABLED=0 (the image may have no C library), or leave --delve "

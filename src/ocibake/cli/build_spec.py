@@ -90,6 +90,7 @@ def spec_from_choices(choices: Choices, service_dir: Path) -> BuildSpec:
     if epoch_text and not epoch_text.isdigit():
         raise InputError(f"SOURCE_DATE_EPOCH={epoch_text!r} is not a number of seconds",
                          hint="set it to a Unix time such as $(git log -1 --format=%ct), or unset it")
+    check_target_flags(target, pick)
     return BuildSpec(service_dir=service_dir, name=name, version=version, tags=tags, target=target,
                      platform=platform, compression=compression, main=pick("main", None), output=output.absolute(),
                      port=port, version_package=pick("version_package", "main"),
@@ -103,6 +104,22 @@ def spec_from_choices(choices: Choices, service_dir: Path) -> BuildSpec:
                      asked_layers=frozenset(kind for kind, key in (("ca-certificates", "ca_bundle"),
                                                                    ("zoneinfo", "zoneinfo"))
                                             if choices.flags.get(key) is not None or choices.settings.get(key)))
+
+
+# setting -> (the target it belongs to, its flag)
+TARGET_ONLY = {"healthcheck": ("production-alpine", "--healthcheck"),
+               "healthcheck_on": ("production-alpine", "--no-healthcheck"),
+               "delve": ("development", "--delve")}
+
+
+def check_target_flags(target: str, pick) -> None:
+    """A setting of another target is refused, not ignored: `--target production --healthcheck ...` would otherwise
+    build an image without the health check its author asked for."""
+    for key, (owner, flag) in TARGET_ONLY.items():
+        if owner != target and pick(key, None) is not None:
+            raise InputError(f"{flag} applies to --target {owner}, not {target}",
+                             hint=f"add --target {owner}, or leave {flag} out (in ocibake.toml, put it under "
+                                  f"[target.{owner}])")
 
 
 def parse_platforms(text: str) -> tuple[Platform, ...]:
