@@ -18,6 +18,8 @@ COMMANDS = {
     "pull": ("ocibake.cli.registry:pull", "pull an image (or index) into an OCI layout"),
     "login": ("ocibake.cli.registry:login", "store registry credentials in docker's config.json"),
     "cache": ("ocibake.cli.cache:cache", "show or empty the toolchain cache"),
+    "inspect": ("ocibake.cli.inspect:inspect", "show an image's config, layers, files, build record and referrers"),
+    "diff": ("ocibake.cli.diff:diff", "show how two images differ (exit 6 when they do)"),
 }
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 120}
