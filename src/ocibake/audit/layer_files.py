@@ -36,15 +36,45 @@ class FileEntry:
         return d
 
 
-def _open_stream(path: Path, media_type: str) -> BinaryIO:
-    f = open(path, "rb")
+class _Hashing:
+    """A file read through sha256: the layer's digest is checked as its files are listed."""
+
+    def __init__(self, path: Path):
+        self.f = open(path, "rb")
+        self.h = hashlib.sha256()
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.f.read(n)
+        self.h.update(data)
+        return data
+
+    def seek(self, pos: int) -> None:      # only to rewind after the magic check
+        self.f.seek(pos)
+        self.h = hashlib.sha256()
+
+    def close(self) -> None:
+        self.f.close()
+
+    def __enter__(self) -> "_Hashing":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def rest(self) -> str:
+        for chunk in iter(lambda: self.f.read(1 << 20), b""):
+            self.h.update(chunk)
+        return "sha256:" + self.h.hexdigest()
+
+
+def _open_stream(f: "_Hashing") -> BinaryIO:
     magic = f.read(4)
     f.seek(0)
     if magic[:2] == b"\x1f\x8b":
-        return gzip.GzipFile(fileobj=f, mode="rb")        # type: ignore[return-value]
+        return gzip.GzipFile(fileobj=f, mode="rb")        # type: ignore[arg-type,return-value]
     if magic == b"\x28\xb5\x2f\xfd":
-        return zstandard.ZstdDecompressor().stream_reader(f, closefd=True)   # type: ignore[return-value]
-    return f
+        return zstandard.ZstdDecompressor().stream_reader(f, closefd=False)   # type: ignore[return-value]
+    return f                                              # type: ignore[return-value]
 
 
 def _clean(name: str) -> str:
@@ -55,13 +85,14 @@ def _clean(name: str) -> str:
 
 
 def layer_files(path: Path, media_type: str = "") -> Iterator[FileEntry]:
-    """Every entry of the layer at ``path``, in tar order."""
+    """Every entry of the layer at ``path``, in tar order; the blob's bytes must match its name (the digest)."""
     try:
-        stream = _open_stream(path, media_type)
+        raw = _Hashing(path)
     except FileNotFoundError:
         raise InputError(f"layer blob {path.name[:12]} is missing", hint="the layout is incomplete; re-pull it") from None
     try:
-        with stream, tarfile.open(fileobj=stream, mode="r|") as tar:
+        stream = _open_stream(raw)
+        with raw, stream, tarfile.open(fileobj=stream, mode="r|") as tar:
             for info in tar:
                 digest = ""
                 if info.isreg():
@@ -75,6 +106,9 @@ def layer_files(path: Path, media_type: str = "") -> Iterator[FileEntry]:
                 yield FileEntry(path=name, type=TYPES.get(info.type, "other"), size=info.size if info.isreg() else 0,
                                 mode=info.mode & 0o7777, uid=info.uid, gid=info.gid, mtime=int(info.mtime),
                                 link=info.linkname, digest=digest)
+            if raw.rest() != "sha256:" + path.name:
+                raise InputError(f"layer sha256:{path.name} does not match its digest",
+                                 hint="the blob is damaged; rebuild or re-pull the image")
     except (tarfile.TarError, OSError, EOFError, zstandard.ZstdError) as exc:
-        raise InputError(f"layer {path.name[:12]} is not a readable tar stream ({exc})",
+        raise InputError(f"layer sha256:{path.name[:12]} is not a readable tar stream ({exc})",
                          hint="the blob is damaged or not a layer") from None
