@@ -43,7 +43,8 @@ def test_inspect_lists_layers_files_owners_and_the_build_record(images):
     assert all(layer["size"] > 0 and layer["diff_id"].startswith("sha256:") for layer in doc["layers"])
     assert doc["build_record"]["module"] == "example.com/fixtures/hello-root"
     assert doc["build_record"]["source_date_epoch"] == 1700000000
-    assert doc["referrers"] == [] and doc["referrers_from"] == "layout"
+    assert [r["artifactType"] for r in doc["referrers"]] == ["application/spdx+json"]
+    assert doc["referrers_from"] == "layout"
 
     human = run_cli("inspect", f"oci:{base / 'a'}@{a}")
     assert human.returncode == 0, human.stderr

@@ -124,9 +124,19 @@ def open_layout_image(text: str, platform: str | None = None) -> OpenedImage:
             desc = Descriptor(json.loads(data).get("mediaType", ""), ref.digest, len(data))
         else:
             raise InputError(f"{ref.digest} is not in {ref.path}", hint="check the digest, or name a tag")
+    elif ref.tag is None:
+        images = [d for d in layout.manifests() if not _is_referrer(layout, d)]
+        desc = images[0] if len(images) == 1 else layout.resolve(None)
     else:
         desc = layout.resolve(ref.tag)
     return read_image(text, layout, desc, None, platform)
+
+
+def _is_referrer(layout: Layout, desc: Descriptor) -> bool:
+    try:
+        return "subject" in json.loads(layout.blob_path(desc.digest).read_bytes())
+    except (OSError, ValueError):
+        return False
 
 
 @contextmanager

@@ -112,3 +112,13 @@ def layer_files(path: Path, media_type: str = "") -> Iterator[FileEntry]:
     except (tarfile.TarError, OSError, EOFError, zstandard.ZstdError) as exc:
         raise InputError(f"layer sha256:{path.name[:12]} is not a readable tar stream ({exc})",
                          hint="the blob is damaged or not a layer") from None
+
+
+def read_file(path: Path, wanted: str) -> bytes | None:
+    """The content of the regular file ``wanted`` (absolute path) in the layer at ``path``, or None."""
+    with _Hashing(path) as raw, _open_stream(raw) as stream, tarfile.open(fileobj=stream, mode="r|") as tar:
+        for info in tar:
+            if info.isreg() and _clean(info.name) == wanted:
+                src = tar.extractfile(info)
+                return src.read() if src is not None else b""
+    return None

@@ -4,6 +4,7 @@ listed in index.json untagged, where `oras discover --oci-layout` finds them; an
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,6 +57,7 @@ def add_to_layout(root: Path, artifact: Artifact) -> Descriptor:
             writer.add_blob(Blob("", data))
         writer.add_blob(artifact.manifest)
         writer.commit([], [desc])
+    prune_stale_referrers(root)
     return desc
 
 
@@ -77,3 +79,28 @@ def layout_referrers(layout: Layout, digest: str) -> list[dict]:
             entry["annotations"] = doc["annotations"]
         found.append(entry)
     return sorted(found, key=lambda e: e["digest"])
+
+
+def prune_stale_referrers(root: Path) -> None:
+    """Drop untagged referrer entries of index.json whose subject is no longer an image of the layout (a rebuilt tag
+    leaves its old SBOM behind otherwise); index.json is replaced by rename, as every layout write."""
+    layout = Layout.open(root)
+    present = {d.digest for d in layout.manifests()}
+    kept, dropped = [], False
+    for entry in layout.index.get("manifests", []):
+        if not (entry.get("annotations") or {}).get("org.opencontainers.image.ref.name"):
+            try:
+                doc = json.loads(layout.blob_path(entry["digest"]).read_bytes())
+            except (OSError, ValueError, KeyError):
+                doc = {}
+            subject = (doc.get("subject") or {}).get("digest")
+            if subject and subject not in present:
+                dropped = True
+                continue
+        kept.append(entry)
+    if dropped:
+        index = dict(layout.index, manifests=kept)
+        tmp = root / f".index.json.ocibake-{os.getpid()}"
+        tmp.write_bytes(canonical_json(index))
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, root / "index.json")

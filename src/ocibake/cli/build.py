@@ -12,10 +12,11 @@ import click
 
 from ocibake.build.spec import COMPRESSIONS, TARGETS
 from ocibake.build.upx import UPX_HELP
+from ocibake.cli.attachments import attachment_options
 from ocibake.cli.common import examples, output, output_options
 from ocibake.cli.group import CONTEXT
 from ocibake.cli.registry_options import RegistryFlags, make_options, tls_options
-from ocibake.errors import OcibakeError
+from ocibake.errors import OcibakeError, UsageError
 
 @click.command(context_settings=CONTEXT, epilog=examples(
     "ocibake build services/emergency-service --version v1.0.0",
@@ -51,10 +52,11 @@ from ocibake.errors import OcibakeError
 @click.option("--push", multiple=True, is_flag=False, flag_value="", metavar="REPO",
               help="after the build, push every tag to REPO (REGISTRY/NAME, or a bare NAME under $OCIBAKE_REGISTRY; "
                    "without a value: $OCIBAKE_REGISTRY/IMAGE-NAME). Repeatable")
+@attachment_options
 @tls_options
 @output_options()
 def build(service: str, verbose: bool, quiet: bool, json_output: bool, insecure: bool, ca_cert: str | None,
-          **settings) -> int:
+          sbom: str, sign_key: str | None, **settings) -> int:
     """Build a Go service into an OCI image layout.
 
     Build SERVICE_DIR (a path, or a bare name meaning services/NAME) into an OCI image layout. Settings may also come
@@ -73,7 +75,11 @@ def build(service: str, verbose: bool, quiet: bool, json_output: bool, insecure:
     spec = spec_from_choices(choices, service_dir)
     targets = push_targets(choices, spec.name)
     toolchain = make_toolchain(choices, service_dir, registry, log_warnings=not out.quiet)
+    if sign_key and not targets:
+        raise UsageError("--sign-key signs what --push pushes", hint="add --push REPO, or sign later with `ocibake sign`")
     result = bake(spec, toolchain, log=out.log)
+    from ocibake.cli.attachments import make_sbom, push_attachments
+    sbom_artifact = make_sbom(sbom, spec.output, result.image.digest, spec.name, toolchain, out.log)
     if not out.json and not out.quiet:
         print_human(result, sys.stderr, tuple(push_repo_names(targets)))
     pushed = None
@@ -82,6 +88,7 @@ def build(service: str, verbose: bool, quiet: bool, json_output: bool, insecure:
         from ocibake.report import command_name
         try:
             pushed = push_layout(spec.output, targets, list(result.tags), make_options(registry))
+            push_attachments(sbom_artifact, pushed, sign_key, make_options(registry), out.log)
         except OcibakeError as exc:
             exc.results = (result.reference, *exc.results)
             tags = " ".join(f"-t {t}" for t in result.tags)
