@@ -8,6 +8,8 @@ from typing import Callable, TextIO
 from ocibake.audit.image_source import BUILD_RECORD_LABEL, OpenedImage
 from ocibake.audit.layer_files import layer_files
 from ocibake.audit.referrers import layout_referrers
+from ocibake.audit.sbom import SPDX_TYPE
+from ocibake.errors import InputError
 from ocibake.units import human_size
 
 
@@ -32,6 +34,34 @@ def remote_referrers(image: OpenedImage, registry_options: Callable[[], object] 
     return found, how
 
 
+def _remote_reader(remote, manifest_digest: str) -> Callable[[str], bytes]:
+    def read(digest: str) -> bytes:
+        if digest != manifest_digest:
+            return remote.blob(digest)
+        got = remote.manifest(digest)
+        if got is None:
+            raise InputError(f"the registry lists referrer {digest[:19]} but has no such manifest")
+        return got[0]
+    return read
+
+
+def sbom_summary(read_blob: Callable[[str], bytes], manifest_digest: str, image_digest: str) -> dict:
+    """What an SBOM referrer says; its manifest and blob are checked against their digests (InputError if not)."""
+    import json
+    from ocibake.audit.sbom_attach import check_sbom
+    try:
+        manifest = json.loads(read_blob(manifest_digest))
+        layer = (manifest.get("layers") or [{}])[0]
+        doc = check_sbom(read_blob(str(layer.get("digest"))), image_digest)
+    except InputError as exc:
+        raise InputError(f"the SBOM referrer {manifest_digest[:19]} is damaged: {exc.message}",
+                         hint="build the image again (or push it again) to write a fresh SBOM") from None
+    packages = doc.get("packages") or []
+    go = next((p.get("versionInfo") for p in packages if p.get("SPDXID") == "SPDXRef-Go"), None)
+    return {"spdx": doc.get("spdxVersion"), "packages": len(packages), "go": go,
+            "namespace": doc.get("documentNamespace")}
+
+
 def inspect_image(image: OpenedImage, with_files: bool = True,
                   registry_options: Callable[[], object] | None = None) -> dict:
     history = [h for h in image.config.get("history") or [] if not h.get("empty_layer")]
@@ -46,8 +76,17 @@ def inspect_image(image: OpenedImage, with_files: bool = True,
         layers.append(entry)
     if image.remote:
         referrers, how = remote_referrers(image, registry_options)
+        if any(r.get("artifactType") == SPDX_TYPE for r in referrers):
+            from ocibake.registry.artifacts import Remote
+            with Remote(image.remote, registry_options() if registry_options else None) as remote:
+                for r in referrers:
+                    if r.get("artifactType") == SPDX_TYPE:
+                        r["sbom"] = sbom_summary(_remote_reader(remote, r["digest"]), r["digest"], image.digest)
     else:
         referrers, how = layout_referrers(image.layout, image.digest), "layout"
+        for r in referrers:
+            if r.get("artifactType") == SPDX_TYPE:
+                r["sbom"] = sbom_summary(image.layout.read_blob, r["digest"], image.digest)
     return {
         "reference": image.reference,
         "digest": image.digest,
@@ -104,3 +143,5 @@ def print_inspect(doc: dict, out: TextIO) -> None:
         w("  none\n")
     for r in doc["referrers"]:
         w(f"  {r.get('artifactType') or r.get('mediaType')}  {r['digest']}  {human_size(r.get('size', 0))}\n")
+        if r.get("sbom"):
+            w(f"    {r['sbom']['spdx']}, {r['sbom']['packages']} packages, {r['sbom']['go']}\n")
