@@ -29,14 +29,18 @@ def make_sbom(sbom: str, layout: Path, digest: str, name: str, toolchain, log: C
     return artifact
 
 
-def push_attachments(artifact, pushed, sign_key: str | None, options, log: Callable[[str], None]) -> None:
-    """Push the SBOM referrer next to every pushed image, then sign each image (when asked)."""
+def signing_key(sign_key: str | None):
+    """The --sign-key, decrypted before the build starts (a wrong password fails at once, not after the push)."""
+    if not sign_key:
+        return None
+    from ocibake.cli.sign import load_signing_key
+    return load_signing_key(sign_key)
+
+
+def push_attachments(artifact, pushed, key, options, log: Callable[[str], None]) -> None:
+    """Push the SBOM referrer next to every pushed image, then sign each image with ``key`` (when given)."""
     from ocibake.registry.artifacts import Remote
     repos = sorted({(t.repository, t.digest) for t in pushed.tags})
-    key = None
-    if sign_key:
-        from ocibake.audit.cosign_keys import load_private_key
-        key = load_private_key(Path(sign_key))
     for repo, digest in repos:
         with Remote(repo, options) as remote:
             if artifact is not None:

@@ -77,8 +77,9 @@ def build(service: str, verbose: bool, quiet: bool, json_output: bool, insecure:
     toolchain = make_toolchain(choices, service_dir, registry, log_warnings=not out.quiet)
     if sign_key and not targets:
         raise UsageError("--sign-key signs what --push pushes", hint="add --push REPO, or sign later with `ocibake sign`")
+    from ocibake.cli.attachments import make_sbom, push_attachments, signing_key
+    key = signing_key(sign_key)
     result = bake(spec, toolchain, log=out.log)
-    from ocibake.cli.attachments import make_sbom, push_attachments
     sbom_artifact = make_sbom(sbom, spec.output, result.image.digest, spec.name, toolchain, out.log)
     if not out.json and not out.quiet:
         print_human(result, sys.stderr, tuple(push_repo_names(targets)))
@@ -88,7 +89,7 @@ def build(service: str, verbose: bool, quiet: bool, json_output: bool, insecure:
         from ocibake.report import command_name
         try:
             pushed = push_layout(spec.output, targets, list(result.tags), make_options(registry))
-            push_attachments(sbom_artifact, pushed, sign_key, make_options(registry), out.log)
+            push_attachments(sbom_artifact, pushed, key, make_options(registry), out.log)
         except OcibakeError as exc:
             exc.results = (result.reference, *exc.results)
             tags = " ".join(f"-t {t}" for t in result.tags)

@@ -20,6 +20,9 @@ COMMANDS = {
     "cache": ("ocibake.cli.cache:cache", "show or empty the toolchain cache"),
     "inspect": ("ocibake.cli.inspect:inspect", "show an image's config, layers, files, build record and referrers"),
     "diff": ("ocibake.cli.diff:diff", "show how two images differ (exit 6 when they do)"),
+    "generate-key-pair": ("ocibake.cli.sign:generate_key_pair", "write cosign.key and cosign.pub, as cosign does"),
+    "sign": ("ocibake.cli.sign:sign", "sign an image in a registry (cosign's format)"),
+    "verify": ("ocibake.cli.sign:verify", "check an image's cosign signature (exit 7 when none is valid)"),
 }
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 120}
