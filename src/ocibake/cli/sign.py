@@ -35,8 +35,8 @@ def load_signing_key(path: str):
 
 
 @click.command("generate-key-pair", context_settings=CONTEXT, epilog=examples(
-    "COSIGN_PASSWORD=... ocibake generate-key-pair",
-    "ocibake generate-key-pair --output-dir keys/"))
+    "ocibake generate-key-pair",
+    "ocibake generate-key-pair --output-dir keys/   # password from COSIGN_PASSWORD, else a prompt"))
 @click.option("--output-dir", metavar="DIR", default=".", show_default=True, help="where to write the two files")
 @click.option("--force", is_flag=True, help="overwrite existing cosign.key and cosign.pub")
 @output_options()
@@ -85,7 +85,8 @@ def sign(ref: str, key_path: str, verbose: bool, quiet: bool, json_output: bool,
 
 
 @click.command(context_settings=CONTEXT, epilog=examples(
-    "ocibake verify registry.example.com/sos/emergency-service:v1.0.0 --key cosign.pub"))
+    "ocibake verify registry.example.com/sos/emergency-service:v1.0.0 --key cosign.pub",
+    "ocibake verify registry.example.com/sos/emergency-service@sha256:... --key cosign.pub --json"))
 @click.argument("ref", metavar="REF")
 @click.option("--key", "key_path", required=True, metavar="PATH", help="cosign.pub (public key)")
 @output_options()
