@@ -32,7 +32,8 @@ if [ "$codename" = "bookworm" ]; then
     fi
   fi
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${packages[@]}"
+  # golang-1.19-go: a second, real Go release for the audit tests (a rebuild with another Go release must be named)
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${packages[@]}" golang-1.19-go
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends -t bookworm-backports upx-ucl
 else
   $SUDO apt-get update -qq

@@ -20,6 +20,7 @@ COMMANDS = {
     "cache": ("ocibake.cli.cache:cache", "show or empty the toolchain cache"),
     "inspect": ("ocibake.cli.inspect:inspect", "show an image's config, layers, files, build record and referrers"),
     "diff": ("ocibake.cli.diff:diff", "show how two images differ (exit 6 when they do)"),
+    "audit": ("ocibake.cli.audit:audit", "rebuild an image from source and check it is the same (exit 6 if not)"),
     "generate-key-pair": ("ocibake.cli.sign:generate_key_pair", "write cosign.key and cosign.pub, as cosign does"),
     "sign": ("ocibake.cli.sign:sign", "sign an image in a registry (cosign's format)"),
     "verify": ("ocibake.cli.sign:verify", "check an image's cosign signature (exit 7 when none is valid)"),
