@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from conftest import FIXTURES, build, require, run_cli
+from conftest_registry import *  # noqa: F401,F403  (registry fixtures)
 from test_reproducible import git
 
 GO_119 = "/usr/lib/go-1.19/bin/go"       # Debian 12's golang-1.19-go: a real other Go release
@@ -204,3 +205,23 @@ def test_a_different_module_version_is_named(tmp_path):
     proc, doc = audit(layout, source)
     assert proc.returncode == 6, proc.stderr
     assert "module versions differ: example.com/vendored/greet v1.2.3 -> v1.2.4" in doc["probable_causes"], doc
+
+
+def test_an_image_in_a_registry_is_audited(origin, plain_registry, tmp_path):
+    from regtools import ocibake, reg_env
+    source, layout, digest = origin
+    env = reg_env(plain_registry, tmp_path / "home")
+    assert ocibake("push", str(layout), f"{plain_registry.host}/audit/hello", "-t", "v1", env=env).returncode == 0
+    proc = ocibake("audit", f"{plain_registry.host}/audit/hello:v1", "--source", str(source), "-q", env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == f"reproduced: the rebuild from source is {digest}, the same image"
+
+
+def test_a_recorded_toolchain_image_must_be_given():
+    from ocibake.audit.rebuild import check_toolchain
+    from ocibake.errors import InputError
+    from ocibake.toolchain.local import LocalToolchain
+    record = {"toolchain": {"kind": "image", "digest": "sha256:" + "1" * 64}, "go": {"version": "go1.26.0"}}
+    with pytest.raises(InputError) as err:
+        check_toolchain(record, LocalToolchain(), FIXTURES / "hello-root", [])
+    assert "toolchain image sha256:1111" in err.value.message and "--toolchain" in err.value.hint
