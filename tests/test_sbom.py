@@ -167,3 +167,20 @@ def test_build_push_pushes_the_sbom_as_a_referrer_with_the_tag_fallback(plain_re
     doc = json.loads(inspected.stdout)
     assert doc["referrers_from"] == "tag"
     assert [(r["digest"], r["sbom"]["spdx"]) for r in doc["referrers"]] == [(referrer, "SPDX-2.3")]
+
+
+def test_ocibake_push_takes_the_layouts_sbom_along(vendored, plain_registry, tmp_path):
+    base, digest = vendored
+    reg = plain_registry
+    env = reg_env(reg, tmp_path / "home")
+    proc = ocibake("push", str(base / "a"), f"{reg.host}/sbom/pushed", env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "referrer  application/spdx+json" in proc.stderr
+    _, _, referrer = sbom_of(base / "a", digest)
+    found = oras("discover", "--plain-http", f"{reg.host}/sbom/pushed@{digest}", "--format", "json")
+    assert found.returncode == 0, found.stderr
+    assert [m["digest"] for m in json.loads(found.stdout)["manifests"]] == [referrer]
+    again = ocibake("push", str(base / "a"), f"{reg.host}/sbom/pushed", env=env)     # no duplicate entry
+    assert again.returncode == 0, again.stderr
+    found = oras("discover", "--plain-http", f"{reg.host}/sbom/pushed@{digest}", "--format", "json")
+    assert [m["digest"] for m in json.loads(found.stdout)["manifests"]] == [referrer]

@@ -150,3 +150,10 @@ def test_build_sign_key_signs_what_it_pushes(plain_registry, tmp_path):
                 f"{reg.host}/signed/built@{digest}", env=env)
     assert ok.returncode == 0, ok.stderr
     assert KEY_PASSWORD not in proc.stdout + proc.stderr
+
+
+def test_no_password_and_no_terminal_is_a_usage_error(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "COSIGN_PASSWORD"}
+    proc = ocibake("generate-key-pair", "--output-dir", str(tmp_path), env=env, stdin="")
+    assert proc.returncode == 2 and "COSIGN_PASSWORD" in proc.stderr
+    assert not (tmp_path / "cosign.key").exists()

@@ -4,6 +4,7 @@ image. Logs go to stderr; stdout keeps only the build's references."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Callable
 
@@ -52,3 +53,25 @@ def push_attachments(artifact, pushed, key, options, log: Callable[[str], None])
                 from ocibake.audit.cosign_sign import sign_remote
                 tag = sign_remote(remote, repo, digest, key)
                 log(f"signed    {repo}@{digest[:19]} (cosign signature, tag {tag})")
+
+
+def push_layout_referrers(layout: Path, pushed, options, log: Callable[[str], None]) -> None:
+    """`ocibake push`: the referrers (SBOMs) the layout holds for the pushed images go along, as referrers."""
+    from ocibake.audit.referrers import layout_referrers
+    from ocibake.oci.image import Blob
+    from ocibake.oci.layout import Layout
+    from ocibake.registry.artifacts import Remote
+    source = Layout.open(layout)
+    for repo, digest in sorted({(t.repository, t.digest) for t in pushed.tags}):
+        found = layout_referrers(source, digest)
+        if not found:
+            continue
+        with Remote(repo, options) as remote:
+            for entry in found:
+                data = source.read_blob(entry["digest"])
+                doc = json.loads(data)
+                blobs = [(d["digest"], source.read_blob(d["digest"])) for d in [doc["config"], *doc.get("layers", [])]]
+                how = remote.put_referrer(Blob(entry["mediaType"], data), blobs, digest, entry["artifactType"],
+                                          entry.get("annotations"))
+                log(f"referrer  {entry['artifactType']} {entry['digest'][:19]} pushed to {repo} "
+                    f"({'referrers API' if how == 'api' else 'tag ' + digest.replace(':', '-')})")
