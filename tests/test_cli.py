@@ -80,3 +80,69 @@ def test_shell_completion_through_click():
     env.update(COMP_WORDS="ocibake build x --comp", COMP_CWORD="3")
     proc = subprocess.run([sys.executable, "-m", "ocibake"], env=env, stdout=subprocess.PIPE, text=True, cwd=REPO)
     assert "plain,--compression" in proc.stdout.split()
+
+
+def _complete(words: str, cword: int) -> list[str]:
+    env = {**os.environ, "_OCIBAKE_COMPLETE": "bash_complete", "COMP_WORDS": words, "COMP_CWORD": str(cword)}
+    proc = subprocess.run([sys.executable, "-m", "ocibake"], env=env, stdout=subprocess.PIPE, text=True, cwd=REPO)
+    assert proc.returncode == 0
+    return proc.stdout.split()
+
+
+def test_completion_of_option_values_and_paths():
+    assert "plain,zstd" in _complete("ocibake build x --compression z", 4)
+    assert {"plain,best-lzma", "plain,best"} <= set(_complete("ocibake build x --upx be", 4))
+    assert _complete("ocibake build x --ca-bundle c", 4) == ["plain,certifi"]
+    assert "dir,serv" in _complete("ocibake build serv", 2)                 # the shell completes the directory
+    assert "plain,clean" in _complete("ocibake cache c", 2)
+
+
+def test_usage_error_hint_names_the_command_that_was_run():
+    proc = run_cli("build", "x", "--port")
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines() == ["ocibake: error: option '--port' requires an argument",
+                                        "  hint: see `ocibake build --help`"]
+
+
+def test_choice_errors_stay_one_line():
+    proc = run_cli("cache")
+    assert proc.returncode == 2
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 2 and "info" in lines[0] and "clean" in lines[0]
+
+
+def test_json_without_a_command_is_a_json_error():
+    proc = run_cli("--json")
+    assert proc.returncode == 2
+    assert json.loads(proc.stdout)["error"]["exit_code"] == 2
+    assert "no command given" in proc.stderr
+
+
+def test_verbose_in_a_cluster_of_short_flags():
+    from ocibake.cli import asks_verbose
+    assert asks_verbose(["-qv", "build", "x"]) and asks_verbose(["build", "--verbose"])
+    assert not asks_verbose(["build", "x", "--", "-v"]) and not asks_verbose(["build", "--version", "v1"])
+
+
+def test_keyword_or_path_completion_never_mixes_the_two():
+    assert _complete("ocibake build x --ca-bundle ''", 4) == ["plain,certifi", "plain,host", "plain,none"]
+    assert _complete("ocibake build x --ca-bundle ./", 4) == ["file,./"]
+
+
+def test_unknown_flag_before_the_command_points_at_the_group_help():
+    proc = run_cli("--js", "cache", "info")
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines()[1] == "  hint: did you mean --json? see `ocibake --help`"
+
+
+def test_an_ocibake_toml_that_is_a_directory_is_bad_input(tmp_path):
+    service = tmp_path / "svc"
+    (service / "ocibake.toml").mkdir(parents=True)
+    proc = run_cli("build", str(service), "--output", str(tmp_path / "o"))
+    assert proc.returncode == 4 and "ocibake.toml is not a file" in proc.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_an_empty_service_argument_is_bad_input():
+    proc = run_cli("build", "")
+    assert proc.returncode == 4 and "service directory is empty" in proc.stderr

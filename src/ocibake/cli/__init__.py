@@ -51,20 +51,31 @@ def _report_failure(exc: OcibakeError, argv: list[str], verbose: bool) -> int:
     return exc.exit_code
 
 
+def asks_verbose(argv: list[str]) -> bool:
+    """-v or --verbose anywhere before `--`, alone or in a cluster of short flags (`-qv`)."""
+    for arg in argv:
+        if arg == "--":
+            return False
+        if arg == "--verbose" or (arg.startswith("-") and not arg.startswith("--") and "v" in arg[1:]
+                                  and arg[1:].isalpha()):
+            return True
+    return False
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     import click
 
     from ocibake.cli.group import cli, usage_error
 
     argv = list(sys.argv[1:] if argv is None else argv)
-    verbose = "-v" in argv or "--verbose" in argv
+    verbose = asks_verbose(argv)
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _terminate)
     try:
         try:
             result = cli.main(argv, prog_name="ocibake", standalone_mode=False)
         except click.UsageError as exc:
-            raise usage_error(exc) from None
+            raise usage_error(exc, argv) from None
         return result if isinstance(result, int) else 0
     except OcibakeError as exc:
         return _report_failure(exc, argv, verbose)

@@ -11,9 +11,10 @@ import sys
 import click
 
 from ocibake.build.spec import COMPRESSIONS, TARGETS
-from ocibake.build.upx import UPX_HELP
+from ocibake.build.upx import UPX_HELP, UPX_MODES
 from ocibake.cli.attachments import attachment_options
 from ocibake.cli.common import examples, output, output_options
+from ocibake.cli.completion import paths, values, values_or_paths
 from ocibake.cli.group import CONTEXT
 from ocibake.cli.registry_options import RegistryFlags, make_options, tls_options
 from ocibake.errors import OcibakeError, UsageError
@@ -22,33 +23,33 @@ from ocibake.errors import OcibakeError, UsageError
     "ocibake build services/emergency-service --version v1.0.0",
     "ocibake build emergency-service --version v1.0.0 --upx off --platform linux/arm64",
     "ocibake build services/emergency-service --version v1.0.0 --push registry.example.com/sos/emergency-service"))
-@click.argument("service", metavar="SERVICE_DIR")
-@click.option("--target", metavar="|".join(TARGETS), help="image recipe (default: production, FROM scratch)")
+@click.argument("service", metavar="SERVICE_DIR", shell_complete=paths("dir"))
+@click.option("--target", metavar="|".join(TARGETS), shell_complete=values(*TARGETS), help="image recipe (default: production, FROM scratch)")
 @click.option("--version", "image_version", metavar="VERSION",
               help="version injected as main.Version and used as a tag (default: dev)")
-@click.option("--name", help="image name (default: the directory name)")
+@click.option("--name", metavar="NAME", help="image name (default: the directory name)")
 @click.option("--tag", multiple=True, metavar="TAG", help="tag to write (repeatable; default: VERSION and latest)")
-@click.option("--platform", help="os/arch[/variant] (default: linux/amd64)")
-@click.option("--compression", metavar="|".join(COMPRESSIONS),
+@click.option("--platform", metavar="OS/ARCH[/VARIANT],...", shell_complete=values("linux/amd64", "linux/arm64", "linux/arm/v7", "linux/386", "linux/ppc64le", "linux/s390x", "linux/riscv64"), help="os/arch[/variant] (default: linux/amd64)")
+@click.option("--compression", metavar="|".join(COMPRESSIONS), shell_complete=values(*COMPRESSIONS),
               help="layer compression: gzip (default, every runtime reads it) or zstd (smaller, slower to build)")
-@click.option("--main", help="main package, when it is not cmd/main.go, cmd/NAME/main.go or main.go")
-@click.option("--output", metavar="DIR", help="OCI layout directory (default: dist/oci/NAME)")
+@click.option("--main", metavar="PKG", help="main package, when it is not cmd/main.go, cmd/NAME/main.go or main.go")
+@click.option("--output", metavar="DIR", shell_complete=paths("dir"), help="OCI layout directory (default: dist/oci/NAME)")
 @click.option("--port", type=int, help="port the service listens on, for ExposedPorts (default: 8080)")
 @click.option("--version-package", metavar="PKG",
               help="package holding Version, BuildDate and GitCommit for -X (default: main)")
-@click.option("--ca-bundle", metavar="SRC", help="certifi (default, pinned), host, a PEM file, or none")
-@click.option("--zoneinfo", metavar="SRC", help="tzdata (default, pinned), host, a zoneinfo directory, or none")
+@click.option("--ca-bundle", metavar="SRC", shell_complete=values_or_paths(("certifi", "host", "none")), help="certifi (default, pinned), host, a PEM file, or none")
+@click.option("--zoneinfo", metavar="SRC", shell_complete=values_or_paths(("tzdata", "host", "none"), "dir"), help="tzdata (default, pinned), host, a zoneinfo directory, or none")
 @click.option("--source", metavar="URL", help="org.opencontainers.image.source (default: git origin)")
 @click.option("--no-verify", "verify", flag_value=False, default=None,
               help="do not run the built binary with --version")
-@click.option("--upx", metavar="MODE", help=UPX_HELP)
-@click.option("--toolchain", metavar="REF",
+@click.option("--upx", metavar="MODE", shell_complete=values(*UPX_MODES), help=UPX_HELP)
+@click.option("--toolchain", metavar="REF", shell_complete=values("local", "oci:"),
               help="where go and upx run: local (default: programs on PATH), oci:DIR[:TAG] (an OCI layout) or a "
                    "registry reference, ideally pinned @sha256:...; an image runs in a rootless sandbox")
 @click.option("--network", is_flag=True, default=None,
               help="let go in the toolchain image reach the network (default: no network in the sandbox)")
-@click.option("--go", metavar="PATH", help="the go program to use with --toolchain local (default: go on PATH)")
-@click.option("--upx-bin", metavar="PATH", help="the upx program to use with --toolchain local (default: upx on PATH)")
+@click.option("--go", metavar="PATH", shell_complete=paths(), help="the go program to use with --toolchain local (default: go on PATH)")
+@click.option("--upx-bin", metavar="PATH", shell_complete=paths(), help="the upx program to use with --toolchain local (default: upx on PATH)")
 @click.option("--push", multiple=True, is_flag=False, flag_value="", metavar="REPO",
               help="after the build, push every tag to REPO (REGISTRY/NAME, or a bare NAME under $OCIBAKE_REGISTRY; "
                    "without a value: $OCIBAKE_REGISTRY/IMAGE-NAME). Repeatable")

@@ -21,6 +21,8 @@ from ocibake.oci.platform import Platform
 
 
 def resolve_service_dir(arg: str) -> Path:
+    if not arg.strip():
+        raise InputError("the service directory is empty", hint="pass the service's directory, e.g. services/NAME or .")
     path = Path(arg)
     if path.is_dir():
         return path.resolve()

@@ -14,7 +14,7 @@ from ocibake.cli.group import CONTEXT
 
 @click.command(context_settings=CONTEXT, epilog=examples("ocibake cache info", "ocibake cache info --json",
                                                          "ocibake cache clean"))
-@click.argument("action", type=click.Choice(["info", "clean"]))
+@click.argument("action", metavar="info|clean", type=click.Choice(["info", "clean"]))
 @output_options()
 def cache(action: str, verbose: bool, quiet: bool, json_output: bool) -> int:
     """Show or empty the toolchain cache.

@@ -47,16 +47,32 @@ class LazyGroup(click.Group):
             formatter.write_dl([(name, short) for name, (_, short) in COMMANDS.items()])
 
 
-def usage_error(exc: click.UsageError) -> UsageError:
-    """click's usage error as ocibake's: one line, and a hint that names the help to read."""
-    path = exc.ctx.command_path if exc.ctx is not None else "ocibake"
+def command_in(argv: list[str]) -> str | None:
+    """The command an argument list runs (the first word that names one), for hints and error reports."""
+    for arg in argv:
+        if arg == "--":
+            return None
+        if arg in COMMANDS:
+            return arg
+    return None
+
+
+def usage_error(exc: click.UsageError, argv: list[str] | None = None) -> UsageError:
+    """click's usage error as ocibake's: one line, and a hint that names the help of the command that was run."""
+    argv = argv or []
+    command = command_in(argv)
+    before_command = (isinstance(exc, click.NoSuchOption) and command is not None and exc.option_name in argv
+                      and argv.index(exc.option_name) < argv.index(command))
+    path = f"ocibake {command}" if command and not before_command else "ocibake"
     hint = f"see `{path} --help`"
     if isinstance(exc, click.NoSuchOption):
         message = f"unrecognized arguments: {exc.option_name}"
-        if exc.possibilities:
-            hint = f"did you mean {' or '.join(sorted(exc.possibilities))}? {hint}"
+        likely = sorted(p for p in exc.possibilities or () if p.startswith(exc.option_name)) or \
+            sorted(exc.possibilities or ())[:2]
+        if likely:
+            hint = f"did you mean {' or '.join(likely)}? {hint}"
     else:
-        message = exc.format_message().rstrip(".")
+        message = " ".join(exc.format_message().split()).rstrip(".")   # click's choice lists span lines
         if message.startswith("Got unexpected extra argument"):
             message = "unrecognized arguments: " + message.split("(", 1)[-1].rstrip(")")
         elif message.startswith("No such command"):
@@ -66,7 +82,10 @@ def usage_error(exc: click.UsageError) -> UsageError:
 
 
 @click.group(cls=LazyGroup, context_settings=CONTEXT, invoke_without_command=True,
-             help="Build reproducible OCI images of Go services without a container daemon.")
+             help="Build reproducible OCI images of Go services without a container daemon.",
+             epilog="\b\nExamples:\n  ocibake build services/emergency-service --version v1.0.0\n"
+                    "  ocibake push dist/oci/emergency-service registry.example.com/sos/emergency-service -t v1.0.0\n"
+                    "  ocibake build --help")
 @click.version_option(ocibake.__version__, "--version", prog_name="ocibake", message="%(prog)s %(version)s")
 @click.option("-v", "--verbose", is_flag=True, help="show more detail, and a traceback on internal errors")
 @click.option("-q", "--quiet", is_flag=True, help="print only results (stdout) and errors")
@@ -75,5 +94,7 @@ def usage_error(exc: click.UsageError) -> UsageError:
 def cli(ctx: click.Context, verbose: bool, quiet: bool, json_output: bool):
     ctx.obj = {"verbose": verbose, "quiet": quiet, "json": json_output}
     if ctx.invoked_subcommand is None:
+        if json_output:        # stdout stays one JSON document: the error, not the help text
+            raise UsageError("no command given", hint=f"commands: {', '.join(COMMANDS)}; see `ocibake --help`")
         click.echo(ctx.get_help(), err=True)
         ctx.exit(2)

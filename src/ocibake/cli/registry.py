@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 
 from ocibake.cli.common import examples, output, output_options
+from ocibake.cli.completion import paths
 from ocibake.cli.group import CONTEXT
 from ocibake.cli.registry_options import RegistryFlags, make_options, registry_options
 from ocibake.errors import UsageError
@@ -29,7 +30,7 @@ def _flags(out, insecure: bool, ca_cert: str | None, username: str | None, passw
     "ocibake push dist/oci/emergency-service registry.example.com/sos/emergency-service",
     "ocibake push dist/oci/emergency-service registry.example.com/sos/emergency-service -t v1.0.0",
     "ocibake push dist/oci/emergency-service registry.example.com/sos/emergency-service:stable -t v1.0.0"))
-@click.argument("layout", metavar="LAYOUT")
+@click.argument("layout", metavar="LAYOUT", shell_complete=paths("dir"))
 @click.argument("repos", metavar="REPO...", nargs=-1, required=True)
 @click.option("-t", "--tag", "tags", multiple=True, metavar="TAG",
               help="push only this tag of the layout (repeatable); with REPO:NEWTAG, the image to push as NEWTAG")
@@ -65,7 +66,7 @@ def push(layout: str, repos: tuple[str, ...], tags: tuple[str, ...], mount_from:
     "ocibake pull registry.example.com/sos/emergency-service:v1.0.0 dist/oci/emergency-service",
     "ocibake pull registry.example.com/golang:1.21@sha256:... toolchains/go1.21 --platform linux/amd64"))
 @click.argument("ref", metavar="REF")
-@click.argument("dest", metavar="DIR")
+@click.argument("dest", metavar="DIR", shell_complete=paths("dir"))
 @click.option("--platform", help="os/arch[/variant]: pull only that image out of an index")
 @output_options(TRACE_HELP)
 @registry_options

@@ -13,6 +13,8 @@ from typing import Callable
 
 import click
 
+from ocibake.cli.completion import paths
+
 from ocibake.errors import InputError, UsageError
 
 
@@ -28,7 +30,7 @@ class RegistryFlags:
 
 def tls_options(f: Callable) -> Callable:
     """--insecure and --ca-cert, as `build` takes them for --push and registry toolchains."""
-    f = click.option("--ca-cert", metavar="PATH", help="registries: trust this CA (PEM) for TLS")(f)
+    f = click.option("--ca-cert", metavar="PATH", shell_complete=paths(), help="registries: trust this CA (PEM) for TLS")(f)
     return click.option("--insecure", is_flag=True,
                         help="registries: allow plain HTTP and unverified TLS (plain HTTP is always allowed for "
                              "localhost)")(f)
@@ -37,8 +39,8 @@ def tls_options(f: Callable) -> Callable:
 def registry_options(f: Callable) -> Callable:
     """--insecure, --ca-cert, -u/--username and --password-stdin, as push, pull and login take them."""
     f = click.option("--password-stdin", is_flag=True, help="read the password (or token) from stdin")(f)
-    f = click.option("-u", "--username", help="registry user (the password comes from --password-stdin)")(f)
-    f = click.option("--ca-cert", metavar="PATH", help="trust this CA (PEM) for the registry's TLS certificate")(f)
+    f = click.option("-u", "--username", metavar="USER", help="registry user (the password comes from --password-stdin)")(f)
+    f = click.option("--ca-cert", metavar="PATH", shell_complete=paths(), help="trust this CA (PEM) for the registry's TLS certificate")(f)
     return click.option("--insecure", is_flag=True,
                         help="allow plain HTTP and unverified TLS (plain HTTP is always allowed for "
                              "localhost/127.0.0.1)")(f)

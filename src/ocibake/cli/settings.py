@@ -78,6 +78,8 @@ def load_settings(service_dir: Path) -> dict:
     """Return {build parameter name: value} from SERVICE_DIR/ocibake.toml (top level and [build] table), or {}."""
     path = service_dir / CONFIG_FILE
     if not path.is_file():
+        if path.exists() or path.is_symlink():
+            raise InputError(f"{path} is not a file", hint=f"{CONFIG_FILE} must be a TOML file (or absent)")
         return {}
     try:
         data = tomllib.loads(path.read_text())

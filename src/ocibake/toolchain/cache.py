@@ -110,6 +110,11 @@ def usage(cache: Path) -> list[CachePart]:
         path = cache / name
         entries = len([p for p in path.iterdir() if not p.name.startswith(".")]) if path.is_dir() else 0
         out.append(CachePart(name, what, entries, disk_usage(path) if path.is_dir() else 0))
+    known = {name for name, _ in PARTS}
+    others = [p for p in cache.iterdir() if p.name not in known] if cache.is_dir() else []
+    if others:      # left by another ocibake version, or put there by hand: `clean` removes it too, so count it
+        size = sum(disk_usage(p) if p.is_dir() and not p.is_symlink() else p.lstat().st_size for p in others)
+        out.append(CachePart("other", "entries ocibake does not use (removed by clean)", len(others), size))
     return out
 
 
