@@ -225,3 +225,19 @@ def test_a_recorded_toolchain_image_must_be_given():
     with pytest.raises(InputError) as err:
         check_toolchain(record, LocalToolchain(), FIXTURES / "hello-root", [])
     assert "toolchain image sha256:1111" in err.value.message and "--toolchain" in err.value.hint
+
+
+def test_an_image_built_in_a_toolchain_image_is_audited_with_that_image(origin, toolchain, toolchain_cache_env,
+                                                                         tmp_path):
+    source, _, _ = origin
+    ref, _ = toolchain
+    layout = tmp_path / "in-image"
+    digest, _ = build(source, layout, "--version", "v1", "--upx", "off", "--sbom", "none", "--toolchain", ref,
+                      env=toolchain_cache_env, timeout=600)
+    without = run_cli("audit", f"oci:{layout}:v1", "--source", str(source), env=toolchain_cache_env)
+    assert without.returncode == 4, without.stderr
+    assert "toolchain image sha256:" in without.stderr and "--toolchain" in without.stderr
+    proc = run_cli("audit", f"oci:{layout}:v1", "--source", str(source), "--toolchain", ref, "--json",
+                   env=toolchain_cache_env, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["rebuilt"] == digest
