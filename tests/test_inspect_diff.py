@@ -131,3 +131,12 @@ def test_a_layer_whose_bytes_do_not_match_its_digest_is_refused(images, tmp_path
     proc = run_cli("inspect", f"oci:{copy}:v1")
     assert proc.returncode == 4, proc.stderr
     assert "does not match its digest" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_inspect_and_diff_of_layouts_import_no_http_library(images):
+    from test_import_contracts import HTTP_MODULES, imported_modules
+    base, a, _ = images
+    for args in (("inspect", f"oci:{base / 'a'}:v1", "--no-files"), ("diff", f"oci:{base / 'a'}:v1", f"oci:{base / 'b'}:v1")):
+        modules, proc = imported_modules(*args)
+        assert proc.returncode in (0, 6), proc.stderr[-2000:]
+        assert not (modules & HTTP_MODULES), (args, modules & HTTP_MODULES)
