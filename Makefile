@@ -31,6 +31,8 @@ bench: $(BIN)/ocibake
 	$(BIN)/python bench/bench_upx.py
 	$(BIN)/python bench/bench_toolchain.py
 	$(BIN)/python bench/bench_push.py
+	$(BIN)/python bench/bench_archive.py
+	$(BIN)/python bench/bench_platforms.py
 	$(BIN)/python bench/bench_audit.py
 
 clean:

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages ocibake's tests and benchmarks use: a real registry, independent OCI readers,
-# sandboxing tools and upx. On Debian 12 upx-ucl comes from bookworm-backports, added with the same URIs and
-# Signed-By as the machine's own Debian source (no mirror is hard-coded).
+# sandboxing tools, podman (loads the archives ocibake writes) and upx. On Debian 12 upx-ucl comes from
+# bookworm-backports, added with the same URIs and Signed-By as the machine's own Debian source (no mirror is
+# hard-coded).
 set -euo pipefail
 
 SUDO=""
@@ -9,7 +10,8 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
 . /etc/os-release
 codename="${VERSION_CODENAME:-}"
-packages=(docker-registry skopeo umoci bubblewrap apache2-utils busybox-static faketime openssl git ca-certificates util-linux)
+packages=(docker-registry skopeo umoci bubblewrap apache2-utils busybox-static faketime openssl git ca-certificates util-linux
+          podman)
 
 if [ "$codename" = "bookworm" ]; then
   backports=/etc/apt/sources.list.d/ocibake-bookworm-backports.sources

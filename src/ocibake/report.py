@@ -13,7 +13,7 @@ from ocibake.build.bake import BuildResult
 from ocibake.units import human_size
 
 LAYER_TITLES = {"passwd": "passwd/group, /tmp", "zoneinfo": "zoneinfo", "ca-certificates": "CA bundle",
-                "binary": "binary /app"}
+                "binary": "binary /app", "base": "base image layer", "delve": "Delve /usr/local/bin/dlv"}
 
 
 def command_name() -> str:
@@ -46,6 +46,7 @@ def as_json(result: BuildResult) -> dict:
         "module": {"path": result.module.path, "go": result.module.go_version,
                    "direct_dependencies": len(result.module.direct_deps), "main": result.package},
         "build_record": result.record,
+        "base": result.record.get("base"),
         "seconds": {k: round(v, 3) for k, v in result.seconds.items()},
     }
 
@@ -87,6 +88,8 @@ def print_human(result: BuildResult, err: TextIO, push_repos: tuple[str, ...] = 
     w(f"platform  {image.platform}\n")
     w(f"toolchain {result.record['go']['version']}, {result.toolchain}\n")
     w(f"tags      {', '.join(result.tags)}  in {result.layout}\n")
+    if result.base is not None:
+        w(f"base      {result.base.name}@{result.base.digest}\n")
     w(f"size      {human_size(image.compressed_size)} compressed ({len(result.layers)} layers)\n")
     for line in binary_lines(result):
         w(line + "\n")
@@ -119,23 +122,23 @@ def next_commands(result: BuildResult, push_repos: tuple[str, ...] = ()) -> list
     if ":" in str(result.layout):
         lines.append("  (skopeo and umoci cannot read a layout whose path holds ':'; copy or move it first)")
     if result.record.get("compression", "").startswith("zstd"):
-        lines.append("  (zstd layers: docker-archive, Docker before 23 and umoci 0.4 cannot read them; "
-                     "build with --compression gzip for those)")
-    else:
-        archive = f"{result.name.replace('/', '-')}.tar"
-        lines.append(f"  skopeo copy {q('oci:' + ref)} {q(f'docker-archive:{archive}:{result.name}:{tag}')}"
-                     f"   # then: docker load < {q(archive)}")
+        lines.append("  (zstd layers: Docker before 23 and umoci 0.4 cannot read them; a docker-archive from "
+                     "`ocibake export` holds them uncompressed)")
+    archive = f"{result.name.replace('/', '-')}.tar"
+    lines.append(f"  {command_name()} export {q(ref)} {q('docker-archive:' + archive)}   # then: docker load < {q(archive)}")
     return lines
 
 
 def print_result(result: BuildResult, *, out: TextIO, err: TextIO, json_output: bool, quiet: bool,
-                 pushed=None) -> None:
+                 pushed=None, archive: dict | None = None) -> None:
     """stdout: the reference (or, after --push, one REPO:TAG@DIGEST line per pushed tag), or all of it as JSON. The
     human report went to stderr already (print_human), before any push, so a failed push still leaves it."""
     if json_output:
         doc = as_json(result)
         if pushed is not None:
             doc["push"] = pushed.as_json()
+        if archive is not None:
+            doc["archive"] = archive
         out.write(json.dumps(doc, indent=2, sort_keys=True) + "\n")
         return
     if pushed is not None and not quiet:

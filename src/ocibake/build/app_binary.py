@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Callable
 
 from ocibake.build import gobuild, upx
+from ocibake.build.elapsed import long_step
+from ocibake.build.emulation import emulator
 from ocibake.oci.platform import Platform
 from ocibake.toolchain.base import GoBuild, Toolchain
 
@@ -24,6 +26,7 @@ class BinaryCheck:
 
     line: str
     seconds: float | None = None
+    emulator: str = ""              # run under this emulator (not timed: emulated start-up says nothing)
 
     @property
     def ran(self) -> bool:
@@ -47,33 +50,45 @@ class AppBinary:
 def _check(binary: Path, version: str, verify: bool, platform: Platform, version_package: str) -> BinaryCheck:
     if not verify:
         return BinaryCheck("not run: --no-verify")
+    prefix: tuple[str, ...] = ()
     if not gobuild.runs_here(platform):
-        return BinaryCheck(f"not run: {platform} does not run on this host")
+        qemu = emulator(platform)
+        if qemu is None:
+            return BinaryCheck(f"not verified: {platform} does not run on this host (no qemu-user-static for it)")
+        prefix = (qemu,)
     # Timed twice, the faster counts: the first start may still be reading the file from disk.
     times = []
-    for _ in range(2):
+    for _ in range(1 if prefix else 2):      # under emulation once: its start-up time says nothing
         started = time.monotonic()
-        line = gobuild.verify_binary(binary, version, version_package=version_package)
+        line = gobuild.verify_binary(binary, version, version_package=version_package, prefix=prefix)
         times.append(time.monotonic() - started)
+    if prefix:
+        name = prefix[0].rsplit("/", 1)[-1]
+        return BinaryCheck(f"{line} (verified under {name})", None, name)
     return BinaryCheck(line, min(times))
 
 
 def make_binary(request: GoBuild, toolchain: Toolchain, *, platform: Platform, version: str, upx_mode: str,
-                verify: bool, log: Callable[[str], None], version_package: str = "main") -> AppBinary:
-    """Build, check, compress and check again; every failure is a ToolchainError (exit 3)."""
+                verify: bool, log: Callable[[str], None], version_package: str = "main",
+                go_line: str = "go build") -> AppBinary:
+    """Build, check, compress and check again; every failure is a ToolchainError (exit 3). ``go_line``: the log
+    line of the go build step (on a terminal it counts the seconds, see elapsed.py)."""
     started = time.monotonic()
-    toolchain.go_build(request)
+    with long_step(log, go_line):
+        toolchain.go_build(request)
     go_seconds = time.monotonic() - started
     binary = Path(request.output)
     check = _check(binary, version, verify, platform, version_package)
     args = upx.full_args(upx_mode)
     if args is not None:
-        log(f"compressing the binary: upx {' '.join(args)} (--upx {upx_mode})")
-    packed = upx.compress(toolchain, binary, upx_mode)
+        with long_step(log, f"compressing the binary: upx {' '.join(args)} (--upx {upx_mode})"):
+            packed = upx.compress(toolchain, binary, upx_mode)
+    else:
+        packed = upx.compress(toolchain, binary, upx_mode)
     upx_check = None
     if packed.mode != "off":
         upx_check = _check(binary, version, verify, platform, version_package)
-        if not upx_check.ran:
+        if not upx_check.ran and not upx_check.emulator:
             upx_check = BinaryCheck(f"{upx_check.line}; the UPX-packed binary is not verified")
     return AppBinary(path=binary, size=binary.stat().st_size, go_seconds=go_seconds, check=check, upx=packed,
                      upx_check=upx_check)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -14,14 +14,18 @@ from ocibake.build.app_binary import AppBinary, make_binary
 from ocibake.build.project import GitInfo, GoModule, find_main_package, git_info, local_replace_dirs, read_go_mod
 from ocibake.build.record import (BUILD_RECORD_LABEL, Provenance, build_record, oci_annotations, runtime_config,
                                   source_date_epoch, upx_setting)
+from ocibake.build.base_image import BaseImage
+from ocibake.build.base_layers import Base, base_history, resolve_base, write_base_layers
+from ocibake.build.shared_layers import SharedLayers
 from ocibake.build.spec import BuildSpec
-from ocibake.errors import ToolchainError
+from ocibake.build.targets import Recipe, recipe_for
+from ocibake.build.targets.common import support_layers
+from ocibake.errors import InputError, ToolchainError
 from ocibake.layers.binary import binary_layer
-from ocibake.layers.cacerts import ca_layer, resolve_ca_source
+from ocibake.layers.cacerts import resolve_ca_source
 from ocibake.layers.content import LayerContent
-from ocibake.layers.passwd import passwd_layer
 from ocibake.layers.tar import write_layer
-from ocibake.layers.zoneinfo import resolve_zoneinfo_source, zoneinfo_layer
+from ocibake.layers.zoneinfo import resolve_zoneinfo_source
 from ocibake.oci.image import Descriptor, Image, LayerRecord, make_image, rfc3339
 from ocibake.oci.layout import LayoutWriter, check_output_path
 from ocibake.toolchain.base import Toolchain
@@ -54,6 +58,8 @@ class BuildResult:
     git: GitInfo
     seconds: dict = field(default_factory=dict)
     toolchain: str = ""              # which go and upx ran, where (for people; the record has the facts)
+    base: BaseImage | None = None    # the base image, when the image sits on one
+    upx_note: str = ""               # why UPX was not applied although the target asks for it
 
     @property
     def reference(self) -> str:
@@ -75,18 +81,44 @@ def analyse(spec: BuildSpec) -> tuple[GoModule, str, GitInfo]:
     return module, package, git_info(spec.service_dir)
 
 
-def bake(spec: BuildSpec, toolchain: Toolchain, log: Log = lambda s: None) -> BuildResult:
-    started = time.monotonic()
-    # Every check that needs no compiler runs before anything is written or built.
+@dataclass(frozen=True)
+class Prepared:
+    """A spec checked, analysed and with its base resolved: everything a build needs before the compiler runs."""
+
+    spec: BuildSpec
+    recipe: Recipe
+    module: GoModule
+    package: str
+    git: GitInfo
+    prov: Provenance
+    version_package: str
+    upx_mode: str
+    upx_note: str
+    base: Base | None
+
+
+def prepare(spec: BuildSpec, toolchain: Toolchain, log: Log = lambda s: None, *,
+            registry_options: Callable[[], object] | None = None, toolchain_ref: str | None = None) -> Prepared:
+    """Every check that needs no compiler, before anything is written or built."""
+    recipe = recipe_for(spec.target)
+    recipe.check(spec)
     check_output_path(spec.output)
     gobuild.check_platform(spec.platform)
-    upx_mode = spec.effective_upx
+    upx_mode, upx_note = spec.effective_upx, ""
+    if (spec.upx_skip_unsupported and upx.full_args(upx_mode) is not None
+            and spec.platform.architecture not in upx.UPX_ARCHES):
+        upx_mode, upx_note = "off", f"UPX cannot pack linux/{spec.platform.architecture}: left unpacked"
     upx.check_platform(upx_mode, spec.platform.architecture)
     resolve_ca_source(spec.ca_bundle)
     resolve_zoneinfo_source(spec.zoneinfo)
     module, package, git = analyse(spec)
     gobuild.check_version_package(spec.version_package, module.path, spec.service_dir)
     gobuild.check_variant_settings(spec.platform, os.environ)
+    base_ref = recipe.default_base(spec, toolchain_ref)
+    if base_ref is None and recipe.base == "required":
+        raise InputError(f"--target {spec.target} builds on a base image: give --base REF",
+                         hint="e.g. --base alpine:3.20, or --base oci:bases/alpine:3.20 for an OCI layout on disk")
+    base = resolve_base(base_ref, spec.platform, registry_options, log) if base_ref else None
     env = gobuild.build_env(spec.platform, os.environ)
     go_version, goexperiment, gofips = toolchain.go_env(spec.service_dir, env, ("GOVERSION", "GOEXPERIMENT", "GOFIPS140"))
     if not go_version.startswith(("go", "devel")):
@@ -99,66 +131,94 @@ def bake(spec: BuildSpec, toolchain: Toolchain, log: Log = lambda s: None) -> Bu
         f"dependenc{'y' if len(module.direct_deps) == 1 else 'ies'}, main package {package}")
     epoch = source_date_epoch(spec, git)
     version_package = gobuild.version_package_path(spec.version_package, module.path)
-    ld = gobuild.ldflags(version_package, spec.version, rfc3339(epoch), git.short, spec.extra_ldflags)
+    ld = gobuild.ldflags(version_package, spec.version, rfc3339(epoch), git.short, spec.extra_ldflags,
+                         strip=recipe.strip)
+    upx_record = upx_setting(upx_mode, upx_version)
+    if upx_note:
+        upx_record = {**upx_record, "note": upx_note}
     prov = Provenance(module, package, git, epoch, go_version, ld, toolchain.describe(),
-                      goflags=env["GOFLAGS"], goexperiment=goexperiment, gofips140=gofips,
-                      upx=upx_setting(upx_mode, upx_version))
-    if git.dirty:
-        log("warning: the service has uncommitted changes; the image records the commit, not your edits")
+                      goflags=env["GOFLAGS"], goexperiment=goexperiment, gofips140=gofips, upx=upx_record)
+    return Prepared(spec, recipe, module, package, git, prov, version_package, upx_mode, upx_note, base)
 
+
+def bake(spec: BuildSpec, toolchain: Toolchain, log: Log = lambda s: None, *,
+         registry_options: Callable[[], object] | None = None, toolchain_ref: str | None = None) -> BuildResult:
+    started = time.monotonic()
+    prep = prepare(spec, toolchain, log, registry_options=registry_options, toolchain_ref=toolchain_ref)
+    if prep.git.dirty:
+        log("warning: the service has uncommitted changes; the image records the commit, not your edits")
+    with LayoutWriter(spec.output) as writer:
+        result = build_into(prep, toolchain, writer, log)
+        manifest_desc = Descriptor(result.image.manifest.media_type, result.image.digest,
+                                   len(result.image.manifest.data), platform=spec.platform)
+        writer.commit([(tag, manifest_desc) for tag in result.tags])
+    return replace(result, seconds={**result.seconds, "total": time.monotonic() - started})
+
+
+def build_into(prep: Prepared, toolchain: Toolchain, writer: LayoutWriter, log: Log = lambda s: None,
+               shared: SharedLayers | None = None) -> BuildResult:
+    """Build the binary and every layer, config and manifest of one platform's image, staged in ``writer``
+    (``shared``: the layers that do not depend on the platform, written once for all the platforms of a run)."""
+    started = time.monotonic()
+    spec, prov = prep.spec, prep.prov
     # The layers that do not need the binary are read and written while go build runs.
-    with LayoutWriter(spec.output) as writer, ThreadPoolExecutor(max_workers=1) as pool:
+    with ThreadPoolExecutor(max_workers=1) as pool:
         work = writer.work_dir()
-        base_layers = pool.submit(lambda: _contents_and_records(base_layer_contents(spec), writer, prov.epoch,
-                                                                spec.compression))
-        request = gobuild.go_build_request(service_dir=spec.service_dir, package=package, output=Path(work) / "app",
-                                           platform=spec.platform, ld=ld,
-                                           local_modules=local_replace_dirs(spec.service_dir, module))
-        log(f"go build {package} for {spec.platform} with {go_version}")
-        app = make_binary(request, toolchain, platform=spec.platform, version=spec.version, upx_mode=upx_mode,
-                          verify=spec.verify_binary, version_package=version_package, log=log)
+        under, skipped = prep.recipe.layers(spec, prep.base.files if prep.base else None)
+        base_layers = pool.submit(lambda: _contents_and_records(under, writer, prov.epoch, spec.compression, prep.base,
+                                                                shared))
+        request = gobuild.go_build_request(service_dir=spec.service_dir, package=prep.package,
+                                           output=Path(work) / "app", platform=spec.platform, ld=prov.ldflags,
+                                           local_modules=local_replace_dirs(spec.service_dir, prep.module),
+                                           extra_flags=prep.recipe.gcflags)
+        app = make_binary(request, toolchain, platform=spec.platform, version=spec.version, upx_mode=prep.upx_mode,
+                          verify=spec.verify_binary, version_package=prep.version_package, log=log,
+                          go_line=f"go build {prep.package} for {spec.platform} with {prov.go_version}")
 
         t1 = time.monotonic()
         binary_content = binary_layer_content(spec, app.path, prov)
-        binary_records = write_layers([binary_content], writer, prov.epoch, spec.compression)
-        base_contents, base_records = base_layers.result()
-        image, record = finish_image(spec, prov, [*base_contents, binary_content], base_records + binary_records,
-                                     writer)
+        on_top = prep.recipe.top_layers(spec, Path(work), toolchain, log)
+        top_records = write_layers([binary_content, *on_top], writer, prov.epoch, spec.compression)
+        under_contents, under_records = base_layers.result()
+        image, record = finish_image(spec, prov, [*under_contents, binary_content, *on_top],
+                                     under_records + top_records, writer, prep=prep, extra_record=skipped)
         layer_seconds = time.monotonic() - t1
-        manifest_desc = Descriptor(image.manifest.media_type, image.digest, len(image.manifest.data),
-                                   platform=spec.platform)
-        tags = spec.effective_tags
-        writer.commit([(tag, manifest_desc) for tag in tags])
 
     layers = tuple(LayerReport(r.kind, r.descriptor.digest, r.descriptor.size, r.uncompressed_size, r.created_by)
                    for r in image.layers)
-    return BuildResult(name=spec.name, image=image, layout=spec.output, tags=tags, layers=layers, binary=app,
-                       record=record, module=module, package=package, git=git, toolchain=toolchain.summary(),
+    return BuildResult(name=spec.name, image=image, layout=spec.output, tags=spec.effective_tags, layers=layers,
+                       binary=app, record=record, module=prep.module, package=prep.package, git=prep.git,
+                       toolchain=toolchain.summary(), base=prep.base.image if prep.base else None,
+                       upx_note=prep.upx_note,
                        seconds={"go_build": app.go_seconds, "upx": app.upx.seconds, "layers": layer_seconds,
                                 "total": time.monotonic() - started})
 
 
 def base_layer_contents(spec: BuildSpec) -> list[LayerContent]:
-    """The layers that do not depend on the binary, from the one that changes least."""
-    contents: list[LayerContent] = [passwd_layer()]
-    for maybe in (zoneinfo_layer(spec.zoneinfo), ca_layer(spec.ca_bundle)):
-        if maybe is not None:
-            contents.append(maybe)
-    return contents
+    """The layers that do not depend on the binary, from the one that changes least (FROM scratch)."""
+    return support_layers(spec, None)[0]
 
 
 def binary_layer_content(spec: BuildSpec, binary: Path, prov: Provenance) -> LayerContent:
     return binary_layer(binary, f"{prov.module.path} {spec.version} ({prov.package}) for {spec.platform}")
 
 
-def _contents_and_records(contents: list[LayerContent], writer: LayoutWriter, epoch: int,
-                          compression: str) -> tuple[list[LayerContent], list[LayerRecord]]:
-    return contents, write_layers(contents, writer, epoch, compression)
+def _contents_and_records(contents: list[LayerContent], writer: LayoutWriter, epoch: int, compression: str,
+                          base: Base | None = None, shared: SharedLayers | None = None
+                          ) -> tuple[list[LayerContent], list[LayerRecord]]:
+    records = (shared.base_records(base, lambda: write_base_layers(base, writer)) if shared is not None
+               else write_base_layers(base, writer)) if base is not None else []
+    return contents, records + write_layers(contents, writer, epoch, compression, shared)
 
 
-def write_layers(contents: list[LayerContent], writer: LayoutWriter, epoch: int, compression: str) -> list[LayerRecord]:
+def write_layers(contents: list[LayerContent], writer: LayoutWriter, epoch: int, compression: str,
+                 shared: SharedLayers | None = None) -> list[LayerRecord]:
     records = []
     for content in contents:
+        if shared is not None:
+            records.append(shared.record(content, epoch, compression,
+                                         lambda c=content: write_layers([c], writer, epoch, compression)[0]))
+            continue
         blob = write_layer(content.entries, writer.scratch_file(f"layer-{content.kind}-"), mtime=epoch,
                            compression=compression)
         writer.add_blob_file(blob.path, blob.digest)
@@ -168,11 +228,25 @@ def write_layers(contents: list[LayerContent], writer: LayoutWriter, epoch: int,
 
 
 def finish_image(spec: BuildSpec, prov: Provenance, contents: list[LayerContent], records: list[LayerRecord],
-                 writer: LayoutWriter) -> tuple[Image, dict]:
+                 writer: LayoutWriter, prep: Prepared | None = None, extra_record: dict | None = None
+                 ) -> tuple[Image, dict]:
     """Config and manifest for the written layers, staged in ``writer`` (not yet committed)."""
+    recipe = prep.recipe if prep else recipe_for(spec.target)
+    base = prep.base if prep else None
     record = build_record(spec, prov, contents)
-    image = make_image(platform=spec.platform, layers=records, created=prov.epoch,
-                       runtime=runtime_config(spec, prov, record), annotations=oci_annotations(spec, prov))
+    record.update(extra_record or {})
+    if base is not None:
+        record["base"] = base.image.record()
+    files = base.files if base else None
+    _, facts = recipe.runtime(spec, runtime_config(spec, prov, record), base.image if base else None, files)
+    record.update(facts)
+    runtime, _ = recipe.runtime(spec, runtime_config(spec, prov, record), base.image if base else None, files)
+    annotations = oci_annotations(spec, prov)
+    if base is not None:
+        annotations.update(base.annotations())
+        runtime = replace(runtime, labels={**runtime.labels, **base.annotations()})
+    image = make_image(platform=spec.platform, layers=records, created=prov.epoch, runtime=runtime,
+                       annotations=annotations, base_history=base_history(base, prov.epoch) if base else ())
     writer.add_blob(image.config)
     writer.add_blob(image.manifest)
     return image, record

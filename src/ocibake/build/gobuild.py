@@ -12,9 +12,11 @@ from ocibake.oci.image import rfc3339
 from ocibake.oci.platform import Platform, host_architecture
 from ocibake.toolchain.base import GoBuild
 
-def ldflags(version_package: str, version: str, build_date: str, commit: str, extra: tuple[str, ...] = ()) -> str:
+def ldflags(version_package: str, version: str, build_date: str, commit: str, extra: tuple[str, ...] = (),
+            strip: bool = True) -> str:
+    """-s -w (no symbol table, no DWARF) unless ``strip`` is off (the development target keeps them for Delve)."""
     pkg = version_package
-    return " ".join(["-s", "-w", "-buildid=", f"-X {pkg}.Version={version}", f"-X {pkg}.BuildDate={build_date}",
+    return " ".join([*(["-s", "-w"] if strip else []), "-buildid=", f"-X {pkg}.Version={version}", f"-X {pkg}.BuildDate={build_date}",
                      f"-X {pkg}.GitCommit={commit}", *extra])
 
 
@@ -100,10 +102,11 @@ def build_env(platform: Platform, environ: Mapping[str, str]) -> dict[str, str]:
 
 
 def go_build_request(*, service_dir: Path, package: str, output: Path, platform: Platform, ld: str,
-                     local_modules: tuple[Path, ...] = (), environ: Mapping[str, str] | None = None) -> GoBuild:
+                     local_modules: tuple[Path, ...] = (), environ: Mapping[str, str] | None = None,
+                     extra_flags: tuple[str, ...] = ()) -> GoBuild:
     env = build_env(platform, os.environ if environ is None else environ)
     return GoBuild(service_dir=service_dir, package=package, output=output, env=env,
-                   flags=("-trimpath", "-buildvcs=false", "-ldflags", ld), local_modules=local_modules)
+                   flags=("-trimpath", "-buildvcs=false", *extra_flags, "-ldflags", ld), local_modules=local_modules)
 
 
 def runs_here(platform: Platform) -> bool:
@@ -133,9 +136,11 @@ def check_version_package(given: str, module_path: str, module_dir: Path) -> Non
                               "(e.g. ./internal/buildinfo), its full import path, or main")
 
 
-def verify_binary(binary: Path, version: str, timeout: float = 15.0, version_package: str = "main") -> str:
-    """Run `binary --version`; the output must name the version. Returns the output's first line."""
-    argv = [str(binary), "--version"]
+def verify_binary(binary: Path, version: str, timeout: float = 15.0, version_package: str = "main",
+                  prefix: tuple[str, ...] = ()) -> str:
+    """Run `binary --version` (under ``prefix``, an emulator); the output must name the version. Returns the output's
+    first line."""
+    argv = [*prefix, str(binary), "--version"]
     try:
         proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                               timeout=timeout, cwd=binary.parent, env={"PATH": "/usr/bin:/bin"})

@@ -7,9 +7,10 @@ from pathlib import Path
 
 from ocibake.oci.platform import Platform
 
-TARGETS = ("production",)
-# What each target does unless told otherwise. production: UPX --best --lzma, as the original Dockerfile did.
-TARGET_UPX = {"production": "best-lzma"}
+TARGETS = ("production", "production-alpine", "development")
+# What each target does unless told otherwise. production: UPX --best --lzma, as the original Dockerfile did;
+# production-alpine the same; development never packs (Delve needs the plain binary).
+TARGET_UPX = {"production": "best-lzma", "production-alpine": "best-lzma", "development": "off"}
 COMPRESSIONS = ("gzip", "zstd")
 
 
@@ -33,6 +34,12 @@ class BuildSpec:
     source_url: str | None = None          # org.opencontainers.image.source; default: git origin without credentials
     extra_ldflags: tuple[str, ...] = field(default_factory=tuple)
     upx: str | None = None                 # a mode of upx.UPX_MODES; None: the target's default
+    base: str | None = None                # --base: oci:DIR[:TAG|@sha256:...] or a registry reference
+    healthcheck: str | None = None         # --healthcheck CMD (a shell command); None: the target's default
+    no_healthcheck: bool = False
+    delve: str | None = None               # --delve PATH: a static dlv for the development target
+    upx_skip_unsupported: bool = False     # (several platforms) an architecture UPX cannot pack stays unpacked
+    asked_layers: frozenset[str] = frozenset()  # "ca-certificates", "zoneinfo": asked for even on a base that has them
 
     @property
     def effective_upx(self) -> str:

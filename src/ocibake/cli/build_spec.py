@@ -81,12 +81,7 @@ def spec_from_choices(choices: Choices, service_dir: Path) -> BuildSpec:
         except InputError as exc:
             raise InputError(exc.message, hint=f"{exc.hint}; or name the tags with --tag, and the version may then "
                                                "hold other characters (e.g. v1.0.0+build.5)") from None
-    try:
-        platform = Platform.parse(pick("platform", "linux/amd64"))
-    except ValueError as exc:
-        raise InputError(str(exc), hint="for example --platform linux/arm64 or linux/arm/v7") from None
-    if "," in str(platform):
-        raise InputError("one platform at a time for now", hint="run ocibake build once per platform")
+    platform = parse_platforms(pick("platform", "linux/amd64"))[0]
     compression, target, port = pick("compression", "gzip"), pick("target", "production"), pick("port", 8080)
     for key, value in (("compression", compression), ("target", target), ("port", port)):
         check_value(key, value)
@@ -100,7 +95,39 @@ def spec_from_choices(choices: Choices, service_dir: Path) -> BuildSpec:
                      port=port, version_package=pick("version_package", "main"),
                      ca_bundle=pick("ca_bundle", "certifi"), zoneinfo=pick("zoneinfo", "tzdata"),
                      verify_binary=pick("verify", True), source_url=pick("source", None),
-                     source_date_epoch=int(epoch_text) if epoch_text else None, upx=upx_mode(pick("upx", None)))
+                     source_date_epoch=int(epoch_text) if epoch_text else None, upx=upx_mode(pick("upx", None)),
+                     base=base_choice(choices, service_dir),
+                     healthcheck=None if pick("healthcheck", None) == "none" else pick("healthcheck", None),
+                     no_healthcheck=not pick("healthcheck_on", True) or pick("healthcheck", None) == "none",
+                     delve=pick("delve", None),
+                     asked_layers=frozenset(kind for kind, key in (("ca-certificates", "ca_bundle"),
+                                                                   ("zoneinfo", "zoneinfo"))
+                                            if choices.flags.get(key) is not None or choices.settings.get(key)))
+
+
+def parse_platforms(text: str) -> tuple[Platform, ...]:
+    """--platform os/arch[/variant][,os/arch...]: each once, in the order given."""
+    out: list[Platform] = []
+    for part in str(text).split(","):
+        try:
+            platform = Platform.parse(part)
+        except ValueError as exc:
+            raise InputError(str(exc), hint="for example --platform linux/arm64, linux/arm/v7, or a list: "
+                                            "linux/amd64,linux/arm64") from None
+        if platform in out:
+            raise InputError(f"--platform names {platform} twice", hint="name each platform once")
+        out.append(platform)
+    return tuple(out)
+
+
+def base_choice(choices: Choices, service_dir: Path) -> str | None:
+    """--base, or `base` in ocibake.toml (an oci: path there is relative to the service, like the toolchain's)."""
+    reference = choices.flags.get("base")
+    if reference is None and choices.settings.get("base"):
+        reference = str(choices.settings["base"])
+        if reference.startswith("oci:") and not Path(reference[4:]).is_absolute():
+            reference = f"oci:{service_dir / reference[4:]}"
+    return reference
 
 
 def upx_mode(value) -> str | None:
@@ -116,18 +143,23 @@ def make_toolchain(choices: Choices, service_dir: Path, registry: RegistryFlags,
     from ocibake.toolchain.choose import make_toolchain as make
     from ocibake.toolchain.local import LocalToolchain
     network = choices.pick("network", False)
-    reference = choices.flags.get("toolchain")
-    if reference is None and choices.settings.get("toolchain"):
-        reference = str(choices.settings["toolchain"])
-        # an oci: path in ocibake.toml is relative to the service, like everything else in that file
-        if reference.startswith("oci:") and not Path(reference[4:]).is_absolute():
-            reference = f"oci:{service_dir / reference[4:]}"
+    reference = toolchain_reference(choices, service_dir)
     toolchain = make(reference, go=choices.flags.get("go"), upx=choices.flags.get("upx_bin"), network=bool(network),
                      registry_options=lambda: make_options(registry))
     if network and isinstance(toolchain, LocalToolchain) and log_warnings:
         print("ocibake: warning: --network applies to toolchain images; the local toolchain uses this host's "
               "network as it is", file=sys.stderr)
     return toolchain
+
+
+def toolchain_reference(choices: Choices, service_dir: Path) -> str | None:
+    reference = choices.flags.get("toolchain")
+    if reference is None and choices.settings.get("toolchain"):
+        reference = str(choices.settings["toolchain"])
+        # an oci: path in ocibake.toml is relative to the service, like everything else in that file
+        if reference.startswith("oci:") and not Path(reference[4:]).is_absolute():
+            reference = f"oci:{service_dir / reference[4:]}"
+    return reference
 
 
 def push_targets(choices: Choices, name: str) -> list[str]:

@@ -92,6 +92,7 @@ class ImageConfig:
     exposed_ports: tuple[str, ...] = ("8080/tcp",)
     working_dir: str = "/"
     labels: Mapping[str, str] = field(default_factory=dict)
+    healthcheck: Mapping | None = None          # Docker's Healthcheck object (Test, Interval...), when there is one
 
     def as_json(self) -> dict:
         d: dict = {"User": self.user, "Entrypoint": list(self.entrypoint), "Env": list(self.env),
@@ -102,6 +103,8 @@ class ImageConfig:
             d["ExposedPorts"] = {p: {} for p in self.exposed_ports}
         if self.labels:
             d["Labels"] = dict(self.labels)
+        if self.healthcheck:
+            d["Healthcheck"] = dict(self.healthcheck)
         return d
 
 
@@ -122,11 +125,13 @@ class Image:
 
 
 def make_image(*, platform: Platform, layers: Sequence[LayerRecord], runtime: ImageConfig, created: int,
-               annotations: Mapping[str, str]) -> Image:
-    """Assemble config and manifest for ``layers`` with every time set to ``created``."""
+               annotations: Mapping[str, str], base_history: Sequence[Mapping] = ()) -> Image:
+    """Assemble config and manifest for ``layers`` with every time set to ``created``. Layers of kind "base" come
+    from a base image: their history is ``base_history`` (the base's own, as it was)."""
     created_s = rfc3339(created)
-    history = [{"created": created_s, "created_by": layer.created_by, "comment": f"ocibake {layer.kind} layer"}
-                for layer in layers]
+    history = [dict(h) for h in base_history] + [
+        {"created": created_s, "created_by": layer.created_by, "comment": f"ocibake {layer.kind} layer"}
+        for layer in layers if layer.kind != "base"]
     config = {
         "architecture": platform.architecture,
         "os": platform.os,

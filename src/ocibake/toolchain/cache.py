@@ -2,7 +2,8 @@
 (`ocibake cache info`) and emptying it (`ocibake cache clean`).
 
 The cache ($XDG_CACHE_HOME/ocibake, else ~/.cache/ocibake) holds unpacked toolchain images (rootfs/<chain id>), each
-toolchain's GOCACHE and GOMODCACHE (toolchains/<digest>), and the toolchain images pulled from registries (pulled/).
+toolchain's GOCACHE and GOMODCACHE (toolchains/<digest>), the toolchain images pulled from registries (pulled/), base
+images pulled from registries (bases/, an OCI layout read by digest) and Delve builds (delve/<version>/<arch>).
 Go makes its module cache read-only, so a plain `rm -rf` fails for a normal user; `ocibake cache clean` does not.
 """
 
@@ -43,7 +44,7 @@ def private_cache(cache: Path) -> Path:
         if st.st_mode & 0o022 and not st.st_mode & stat.S_ISVTX:
             _not_private(cache, f"{ancestor}, above it, may be written by others (and has no sticky bit)")
     check_private_entry(real, "the cache")
-    for part in ("rootfs", "toolchains", "pulled"):
+    for part in ("rootfs", "toolchains", "pulled", "bases", "delve"):
         if (real / part).exists():
             check_private_entry(real / part, f"the cache's {part}/")
     return cache
@@ -81,7 +82,8 @@ def private_mkdir(path: Path) -> Path:
 
 
 PARTS = (("rootfs", "unpacked toolchain images"), ("toolchains", "go build and module caches, per toolchain"),
-         ("pulled", "toolchain images pulled from registries"))
+         ("pulled", "toolchain images pulled from registries"), ("bases", "base images pulled from registries"),
+         ("delve", "Delve binaries built for the development target"))
 
 
 @dataclass(frozen=True)

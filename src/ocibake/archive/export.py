@@ -1,0 +1,44 @@
+"""Export: the tags of an OCI layout into a docker-archive or oci-archive file (the one entry point for the build
+command's --output docker-archive:FILE and for `ocibake export`)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Sequence
+
+from ocibake.archive.docker import write_docker_archive
+from ocibake.archive.oci import write_oci_archive
+from ocibake.archive.select import Chosen, choose
+from ocibake.archive.target import ArchiveTarget
+from ocibake.archive.write import ArchiveResult
+from ocibake.errors import InputError
+from ocibake.oci.layout import Layout
+from ocibake.oci.names import NAME_RE
+from ocibake.oci.platform import Platform
+
+TITLE = "org.opencontainers.image.title"
+
+
+def default_name(layout: Layout, chosen: Sequence[Chosen]) -> str:
+    """The image's title annotation (ocibake sets it to the image name), else the layout directory's name."""
+    try:
+        title = json.loads(layout.read_blob(chosen[0].manifest.digest)).get("annotations", {}).get(TITLE)
+    except (ValueError, AttributeError):
+        title = None
+    return title if isinstance(title, str) and NAME_RE.match(title) else layout.root.resolve().name.lower()
+
+
+def export(layout_path: Path | str, tags: Sequence[str] | None, target: ArchiveTarget, name: str | None = None,
+           platform: Platform | None = None) -> ArchiveResult:
+    """Write ``tags`` of the layout (None: all) to ``target``. ``name``: the repository in RepoTags (docker-archive);
+    ``platform``: which image of a multi-platform tag a docker-archive holds (default: this host's)."""
+    layout = Layout.open(layout_path)
+    if target.kind == "oci-archive":
+        return write_oci_archive(layout, choose(layout, tags, None), target.path)
+    chosen = choose(layout, tags, platform)
+    name = name or default_name(layout, chosen)
+    if not NAME_RE.match(name):
+        raise InputError(f"image name {name!r} is not a valid repository name",
+                         hint="name it with --name, e.g. --name emergency-service")
+    return write_docker_archive(layout, chosen, name, target.path)

@@ -1,0 +1,79 @@
+"""Delve for the development target: a static dlv the user gives (--delve PATH), or one built from its Go module
+by the build's toolchain (CGO off, for the image's platform) and kept in ocibake's cache (CACHE/delve/VERSION/ARCH).
+
+The module comes through the module proxy (GOPROXY) the first time; later builds take the cached binary.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+from ocibake.build import gobuild
+from ocibake.errors import InputError, ToolchainError
+from ocibake.oci.platform import Platform
+from ocibake.toolchain.base import GoBuild
+from ocibake.toolchain.cache import cache_home, private_cache, private_mkdir
+
+DELVE_MODULE = "github.com/go-delve/delve"
+DELVE_VERSION = "v1.27.2"
+DELVE_PACKAGE = f"{DELVE_MODULE}/cmd/dlv"
+
+
+def check_delve_file(path: str) -> Path:
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"--delve {path}: no such file", hint="give the path of a static dlv binary, or leave "
+                                                               "--delve out to have ocibake build one")
+    with open(p, "rb") as f:
+        if f.read(4) != b"\x7fELF":
+            raise InputError(f"--delve {path} is not an ELF executable", hint="give a static Linux dlv binary")
+    return p
+
+
+def _is_static(path: Path) -> bool:
+    """No PT_INTERP program header: the binary needs no dynamic loader (it runs in any image)."""
+    out = subprocess.run(["file", "-b", str(path)], stdout=subprocess.PIPE, text=True).stdout \
+        if shutil.which("file") else ""
+    return "dynamically linked" not in out
+
+
+def delve_binary(spec_delve: str | None, platform: Platform, toolchain, log: Callable[[str], None],
+                 cache: Path | None = None) -> tuple[Path, dict]:
+    """(dlv for ``platform``, facts for the build record)."""
+    if spec_delve:
+        path = check_delve_file(spec_delve)
+        if not _is_static(path):
+            raise InputError(f"--delve {spec_delve} is dynamically linked",
+                             hint="build it with CGO_ENABLED=0 (the image may have no C library), or leave --delve "
+                                  "out to have ocibake build one")
+        return path, {"source": "--delve", "version": "given"}
+    root = private_cache(cache or cache_home())
+    arch = "-".join(p for p in (platform.architecture, platform.variant) if p)
+    target = root / "delve" / DELVE_VERSION / arch / "dlv"
+    record = {"source": f"{DELVE_PACKAGE}@{DELVE_VERSION}", "version": DELVE_VERSION, "cgo": False}
+    if target.is_file():
+        return target, record
+    private_mkdir(target.parent)
+    work = Path(tempfile.mkdtemp(prefix=f".build-{os.getpid()}-", dir=target.parent))
+    try:
+        (work / "go.mod").write_text(f"module ocibake.dev/delve\n\ngo 1.22\n\nrequire {DELVE_MODULE} {DELVE_VERSION}\n")
+        env = {**gobuild.go_env(platform), "GOFLAGS": "-mod=mod -buildvcs=false"}
+        log(f"building Delve {DELVE_VERSION} for {platform} (once; cached in {target.parent})")
+        try:
+            toolchain.go_build(GoBuild(service_dir=work, package=DELVE_PACKAGE, output=work / "dlv", env=env,
+                                       flags=("-trimpath", "-ldflags", "-s -w")))
+        except ToolchainError as exc:
+            exc.message = f"building Delve {DELVE_VERSION} failed: {exc.message}"
+            exc.hint = ("Delve's module comes through the Go module proxy: allow the network (--network with a "
+                        "toolchain image, GOPROXY/GOFLAGS=-mod=mod locally), or give a static dlv with --delve PATH")
+            raise
+        os.chmod(work / "dlv", 0o755)
+        os.replace(work / "dlv", target)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return target, record

@@ -1,0 +1,74 @@
+"""Several platforms in one run: each platform's image built in parallel (as many at once as there are cores), all
+into one layout, joined by one image index that every tag names."""
+
+from __future__ import annotations
+
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Callable, Sequence
+
+from ocibake.build.bake import BuildResult, build_into, prepare
+from ocibake.build.shared_layers import SharedLayers
+from ocibake.build.spec import BuildSpec
+from ocibake.oci.image import Blob, Descriptor
+from ocibake.oci.index import platform_index
+from ocibake.oci.layout import LayoutWriter
+from ocibake.oci.platform import Platform
+from ocibake.toolchain.base import Toolchain
+
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class MultiResult:
+    name: str
+    layout: Path
+    tags: tuple[str, ...]
+    index: Blob
+    images: tuple[BuildResult, ...]
+    seconds: dict
+
+    @property
+    def digest(self) -> str:
+        return self.index.digest
+
+    @property
+    def reference(self) -> str:
+        return f"{self.name}@{self.index.digest}"
+
+
+def workers(count: int) -> int:
+    return max(1, min(count, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
+
+
+def bake_platforms(spec: BuildSpec, platforms: Sequence[Platform], toolchain: Toolchain, log: Log = lambda s: None,
+                   *, registry_options: Callable[[], object] | None = None,
+                   toolchain_ref: str | None = None) -> MultiResult:
+    started = time.monotonic()
+    specs = [replace(spec, platform=p, upx_skip_unsupported=True) for p in platforms]
+    # every platform's checks (and its base) before anything is built; go env runs for each, so in parallel too
+    with ThreadPoolExecutor(max_workers=workers(len(specs))) as pool:
+        preps = list(pool.map(lambda s: prepare(s, toolchain, _prefixed(log, s.platform),
+                                                registry_options=registry_options, toolchain_ref=toolchain_ref),
+                              specs))
+    if preps[0].git.dirty:
+        log("warning: the service has uncommitted changes; the image records the commit, not your edits")
+    with LayoutWriter(spec.output) as writer:
+        with ThreadPoolExecutor(max_workers=workers(len(preps))) as pool:
+            shared = SharedLayers()
+            images = list(pool.map(lambda p: build_into(p, toolchain, writer, _prefixed(log, p.spec.platform), shared),
+                                   preps))
+        index = platform_index([Descriptor(r.image.manifest.media_type, r.image.digest, len(r.image.manifest.data),
+                                           platform=r.image.platform) for r in images])
+        desc = writer.add_blob(index)
+        tags = spec.effective_tags
+        writer.commit([(tag, desc) for tag in tags])
+    return MultiResult(spec.name, spec.output, tags, index, tuple(images),
+                       {"total": time.monotonic() - started, "workers": workers(len(preps))})
+
+
+def _prefixed(log: Log, platform: Platform) -> Log:
+    return lambda line: log(f"[{platform}] {line}")

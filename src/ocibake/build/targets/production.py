@@ -1,0 +1,13 @@
+"""production: FROM scratch. passwd/group, zoneinfo and the CA bundle under the binary, UPX --best --lzma, stripped."""
+
+from __future__ import annotations
+
+from ocibake.build.targets.common import Recipe
+
+
+class Production(Recipe):
+    name = "production"
+    base = "optional"       # on scratch unless --base names an image
+
+
+PRODUCTION = Production()

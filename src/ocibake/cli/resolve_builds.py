@@ -1,0 +1,121 @@
+"""The builds behind `ocibake resolve`: each service named by an ocibake:// reference, built once (in parallel) with
+its ocibake.toml and the command's flags, then pushed; the result is the `REPO@sha256:...` that replaces it.
+
+Every check that needs no compiler (service directories, names, push targets, two services writing one layout) runs
+for all services before the first build starts. The first failure stops the builds not yet started and is raised
+once the running ones end.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Mapping, Sequence
+
+from ocibake.build.spec import BuildSpec
+from ocibake.cli.build_spec import Choices, make_toolchain, resolve_service_dir, spec_from_choices
+from ocibake.cli.registry_options import RegistryFlags, make_options
+from ocibake.errors import InputError, OcibakeError
+from ocibake.resolve.documents import Reference
+
+
+@dataclass(frozen=True)
+class Service:
+    directory: Path
+    spec: BuildSpec
+    repository: str              # where it is pushed (REGISTRY/REPO, or a bare name under $OCIBAKE_REGISTRY)
+    references: tuple[Reference, ...]
+    choices: Choices
+
+
+def plan_services(references: Sequence[Reference], push_prefix: str | None, flags: Mapping[str, object]) -> list[Service]:
+    """One Service per distinct directory, checked; an unknown path names the file and line that gave it."""
+    from ocibake.cli.settings import load_settings
+    from ocibake.registry.reference import parse_reference
+    by_dir: dict[Path, list[Reference]] = {}
+    for ref in references:
+        try:
+            directory = resolve_service_dir(ref.path)
+        except InputError as exc:
+            raise InputError(f"{ref.where()}: {ref.value}: {exc.message}", hint=exc.hint) from None
+        if not (directory / "go.mod").is_file():
+            raise InputError(f"{ref.where()}: {ref.value}: {directory} holds no go.mod",
+                             hint="ocibake://PATH names a Go service's directory (the one holding go.mod)")
+        by_dir.setdefault(directory, []).append(ref)
+    services, outputs = [], {}
+    for directory, refs in by_dir.items():
+        choices = Choices(dict(flags), load_settings(directory))
+        try:
+            spec = spec_from_choices(choices, directory)
+        except OcibakeError as exc:
+            exc.message = f"{refs[0].where()}: {refs[0].value}: {exc.message}"
+            raise
+        repository = f"{push_prefix.rstrip('/')}/{spec.name}" if push_prefix else spec.name
+        parse_reference(repository)
+        if spec.output in outputs:
+            raise InputError(f"{refs[0].value} and {outputs[spec.output]} would both build into {spec.output}",
+                             hint="give the services different names (--name in ocibake.toml) or outputs")
+        outputs[spec.output] = refs[0].value
+        services.append(Service(directory, spec, repository, tuple(refs), choices))
+    return services
+
+
+def build_and_push(services: Sequence[Service], flags: Mapping[str, object], registry: RegistryFlags,
+                   log: Callable[[str], None], jobs: int) -> dict[str, str]:
+    """Build and push every service; returns ocibake://PATH (as written) -> REPO@sha256:DIGEST."""
+    from ocibake.build.bake import bake
+    from ocibake.registry.push import push_layout
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def one(service: Service) -> tuple[Service, str]:
+        if stop.is_set():
+            raise _Skipped()
+        prefix = f"[{service.spec.name}] "
+
+        def say(line: str) -> None:
+            with lock:
+                log(prefix + line)
+        try:
+            toolchain = make_toolchain(service.choices, service.directory, registry, log_warnings=False)
+            result = bake(service.spec, toolchain, log=say)
+            say(f"built {result.reference} in {service.spec.output}")
+            if stop.is_set():
+                raise _Skipped()
+            pushed = push_layout(service.spec.output, service.repository, list(result.tags), make_options(registry))
+        except OcibakeError as exc:
+            exc.message = f"{service.references[0].value}: {exc.message}"
+            exc.results = ()          # nothing on stdout: the YAML is all or nothing
+            raise
+        say(pushed.summary())
+        return service, f"{pushed.tags[0].repository}@{result.image.digest}"
+
+    resolved: dict[str, str] = {}
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        futures = [pool.submit(one, s) for s in services]
+        try:
+            done, pending = wait(futures, return_when=FIRST_EXCEPTION)
+        except BaseException:        # Ctrl-C, SIGTERM: start nothing more, push nothing more
+            stop.set()
+            for f in futures:
+                f.cancel()
+            raise
+        failed = [f for f in done if f.exception() is not None and not isinstance(f.exception(), _Skipped)]
+        if failed:
+            stop.set()
+            for f in pending:
+                f.cancel()
+            wait(futures)
+            exc = failed[0].exception()
+            raise exc
+        for f in futures:
+            service, reference = f.result()
+            for ref in service.references:
+                resolved[ref.value] = reference
+    return resolved
+
+
+class _Skipped(Exception):
+    """A build not started because another one failed."""

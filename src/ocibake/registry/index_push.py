@@ -1,0 +1,69 @@
+"""`ocibake index --push REPO:TAG REPO@sha256:A REPO@sha256:B ...`: join images already in a registry (pushed by
+digest from one CI runner per platform) into one index, pushed as the exact bytes a multi-platform build writes.
+
+Every child must be in the same repository as the index (a registry resolves an index's children there), exist, be a
+single image and name a platform; no platform twice. Nothing is written before all of that is checked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Sequence
+
+from ocibake.errors import InputError, RegistryError
+from ocibake.oci.image import Blob, Descriptor
+from ocibake.oci.index import platform_index
+from ocibake.oci.media_types import MANIFEST_TYPES
+from ocibake.oci.platform import Platform
+from ocibake.registry.client import Client, Clients
+from ocibake.registry.options import RegistryOptions
+from ocibake.registry.pull import MAX_CONFIG, _get_manifest
+from ocibake.registry.push import PushedTag, _put_manifest
+from ocibake.registry.reference import parse_reference
+
+
+def _config(client: Client, repo: str, digest: str) -> dict:
+    what = f"GET config {digest[:19]}"
+    resp = client.request("GET", f"/v2/{repo}/blobs/{digest}", scopes=(f"repository:{repo}:pull",), what=what,
+                          stream=True, repository=repo)
+    if resp.status_code != 200:
+        resp.content
+        raise client.error(what, resp, repository=repo)
+    data = resp.raw.read(MAX_CONFIG + 1, decode_content=True)
+    resp.close()
+    if "sha256:" + hashlib.sha256(data).hexdigest() != digest:
+        raise RegistryError(f"registry {client.registry}: config {digest} arrived with another digest",
+                            code="DIGEST_INVALID")
+    return json.loads(data)
+
+
+def push_index(target: str, children: Sequence[str], options: RegistryOptions | None = None) -> tuple[Blob, list]:
+    opts = options or RegistryOptions()
+    ref = parse_reference(target, opts.environ)
+    if not ref.tag or ref.digest:
+        raise InputError(f"--push {target}: name the index's tag (REPO:TAG)", hint="e.g. --push registry/sos/app:v1")
+    clients = Clients(opts)
+    try:
+        client = clients.get(ref.registry)
+        descs = []
+        for text in children:
+            child = parse_reference(text, opts.environ)
+            if not child.digest:
+                raise InputError(f"{text}: give each image by digest (REPO@sha256:...)",
+                                 hint="push each platform's image by digest first (its `ocibake build --push` line)")
+            if (child.registry, child.repository) != (ref.registry, ref.repository):
+                raise InputError(f"{text} is not in {ref.name}",
+                                 hint="an index's images must be in its repository; push them there first")
+            data, mt, digest = _get_manifest(client, ref.repository, child.digest, child.digest)
+            if mt not in MANIFEST_TYPES:
+                raise InputError(f"{text} is a {mt}, not a single image", hint="an index joins single-platform images")
+            config = _config(client, ref.repository, json.loads(data)["config"]["digest"])
+            platform = Platform(str(config.get("os", "")), str(config.get("architecture", "")),
+                                str(config.get("variant") or ""))
+            descs.append(Descriptor(mt, digest, len(data), platform=platform))
+        index = platform_index(descs)
+        got = _put_manifest(client, ref.repository, ref.tag, index.descriptor(), index.data)
+        return index, [PushedTag(ref.name, ref.tag, got)]
+    finally:
+        clients.close()
