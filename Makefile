@@ -33,6 +33,7 @@ bench: $(BIN)/ocibake
 	$(BIN)/python bench/bench_push.py
 	$(BIN)/python bench/bench_archive.py
 	$(BIN)/python bench/bench_platforms.py
+	$(BIN)/python bench/bench_audit.py
 
 clean:
 	rm -rf dist build .pytest_cache

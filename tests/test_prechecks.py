@@ -188,7 +188,7 @@ def test_a_tag_named_twice_is_written_once(tmp_path):
                    "--tag", "a", "--tag", "b", "--tag", "a")
     assert proc.returncode == 0, proc.stderr
     names = [m["annotations"]["org.opencontainers.image.ref.name"]
-             for m in json.loads((out / "index.json").read_text())["manifests"]]
+             for m in json.loads((out / "index.json").read_text())["manifests"] if "annotations" in m]
     assert names == ["a", "b"]
 
 

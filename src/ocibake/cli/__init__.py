@@ -1,7 +1,7 @@
 """The command line: `ocibake COMMAND ...` on click, and the one place where errors become exit codes.
 
 Exit codes: 0 ok, 1 a bug in ocibake, 2 usage, 3 toolchain (go, upx, the sandbox), 4 bad input, 5 registry,
-130 interrupted (Ctrl-C), 143 terminated (SIGTERM). Library code raises OcibakeError subclasses; only main() turns
+6 the images differ (diff, audit), 7 no valid signature (verify), 130 interrupted (Ctrl-C), 143 terminated (SIGTERM). Library code raises OcibakeError subclasses; only main() turns
 them into a one-line message with a hint on stderr (a traceback only with -v) and an exit code.
 """
 

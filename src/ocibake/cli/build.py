@@ -12,11 +12,12 @@ import click
 
 from ocibake.build.spec import COMPRESSIONS, TARGETS
 from ocibake.build.upx import UPX_HELP, UPX_MODES
+from ocibake.cli.attachments import attachment_options
 from ocibake.cli.common import examples, output, output_options
 from ocibake.cli.completion import paths, values, values_or_paths
 from ocibake.cli.group import CONTEXT
 from ocibake.cli.registry_options import RegistryFlags, make_options, tls_options
-from ocibake.errors import OcibakeError
+from ocibake.errors import OcibakeError, UsageError
 
 @click.command(context_settings=CONTEXT, epilog=examples(
     "ocibake build services/emergency-service --version v1.0.0",
@@ -68,10 +69,11 @@ from ocibake.errors import OcibakeError
 @click.option("--push", multiple=True, is_flag=False, flag_value="", metavar="REPO",
               help="after the build, push every tag to REPO (REGISTRY/NAME, or a bare NAME under $OCIBAKE_REGISTRY; "
                    "without a value: $OCIBAKE_REGISTRY/IMAGE-NAME). Repeatable")
+@attachment_options
 @tls_options
 @output_options()
 def build(service: str, verbose: bool, quiet: bool, json_output: bool, insecure: bool, ca_cert: str | None,
-          **settings) -> int:
+          sbom: str, sign_key: str | None, **settings) -> int:
     """Build a Go service into an OCI image layout.
 
     Build SERVICE_DIR (a path, or a bare name meaning services/NAME) into an OCI image layout. Settings may also come
@@ -93,6 +95,10 @@ def build(service: str, verbose: bool, quiet: bool, json_output: bool, insecure:
     platforms = parse_platforms(choices.pick("platform", "linux/amd64"))
     targets = push_targets(choices, spec.name)
     toolchain = make_toolchain(choices, service_dir, registry, log_warnings=not out.quiet)
+    if sign_key and not targets:
+        raise UsageError("--sign-key signs what --push pushes", hint="add --push REPO, or sign later with `ocibake sign`")
+    from ocibake.cli.attachments import make_sbom, push_attachments, signing_key
+    key = signing_key(sign_key)
     from ocibake.build.elapsed import LiveLog, is_terminal
     log = LiveLog(out.log, live=not out.quiet and is_terminal(sys.stderr))
     options = lambda: make_options(registry)  # noqa: E731
@@ -108,12 +114,19 @@ def build(service: str, verbose: bool, quiet: bool, json_output: bool, insecure:
                       toolchain_ref=toolchain_reference(choices, service_dir))
         if not out.json and not out.quiet:
             print_human(result, sys.stderr, tuple(push_repo_names(targets)))
+    if len(platforms) > 1:
+        sbom_artifact = None
+        if sbom != "none":
+            out.log("sbom      not written: SBOMs are made for single-platform builds for now")
+    else:
+        sbom_artifact = make_sbom(sbom, spec.output, result.image.digest, spec.name, toolchain, out.log)
     pushed = None
     if targets:
         from ocibake.registry.push import push_layout
         from ocibake.report import command_name
         try:
             pushed = push_layout(spec.output, targets, list(result.tags), make_options(registry))
+            push_attachments(sbom_artifact, pushed, key, make_options(registry), out.log)
         except OcibakeError as exc:
             exc.results = (result.reference, *exc.results)
             tags = " ".join(f"-t {t}" for t in result.tags)

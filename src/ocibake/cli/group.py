@@ -21,6 +21,12 @@ COMMANDS = {
     "resolve": ("ocibake.cli.resolve:resolve", "build, push and pin the ocibake://PATH images in Kubernetes YAML"),
     "export": ("ocibake.cli.export:export", "write an OCI layout's images to a docker-archive or oci-archive file"),
     "index": ("ocibake.cli.index:index", "join single-platform images into one image index"),
+    "inspect": ("ocibake.cli.inspect:inspect", "show an image's config, layers, files, build record and referrers"),
+    "diff": ("ocibake.cli.diff:diff", "show how two images differ (exit 6 when they do)"),
+    "audit": ("ocibake.cli.audit:audit", "rebuild an image from source and check it is the same (exit 6 if not)"),
+    "generate-key-pair": ("ocibake.cli.sign:generate_key_pair", "write cosign.key and cosign.pub, as cosign does"),
+    "sign": ("ocibake.cli.sign:sign", "sign an image in a registry (cosign's format)"),
+    "verify": ("ocibake.cli.sign:verify", "check an image's cosign signature (exit 7 when none is valid)"),
 }
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 120}

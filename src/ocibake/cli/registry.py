@@ -50,6 +50,8 @@ def push(layout: str, repos: tuple[str, ...], tags: tuple[str, ...], mount_from:
     out = output(verbose, quiet, json_output)
     options = make_options(_flags(out, insecure, ca_cert, username, password_stdin), mount_from=tuple(mount_from))
     result = push_layout(Path(layout), list(repos), list(tags) or None, options)
+    from ocibake.cli.attachments import push_layout_referrers
+    push_layout_referrers(Path(layout), result, options, out.log)
     if out.json:
         print(json.dumps(result.as_json(), indent=2, sort_keys=True))
     else:

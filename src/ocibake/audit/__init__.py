@@ -1,0 +1,2 @@
+"""Audit images: inspect, diff, rebuild-and-compare, SBOMs and cosign-compatible signatures (reads images through
+oci/ and registry/)."""

@@ -1,0 +1,68 @@
+"""Make the SBOM of an image in a layout and store it there as a referrer (and push it, with the image, as a
+referrer in a registry). The Go build information comes from the entrypoint binary in the image itself; a
+UPX-packed binary is unpacked first with the toolchain's upx (`upx -d`) on a temporary copy."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+from ocibake.audit.goinfo import BuildInfo, read_build_info
+from ocibake.audit.image_source import OpenedImage, open_layout_image
+from ocibake.audit.layer_files import read_file
+from ocibake.audit.referrers import Artifact, add_to_layout
+from ocibake.audit.sbom import SPDX_TYPE, sbom_artifact
+from ocibake.errors import InputError
+
+Unpack = Callable[[Path], None]          # decompress a UPX-packed binary in place
+
+
+def entrypoint_binary(image: OpenedImage) -> bytes:
+    entry = ((image.config.get("config") or {}).get("Entrypoint") or ["/app"])[0]
+    for desc in reversed(image.layers()):
+        data = read_file(image.blob_path(desc.digest), entry)
+        if data is not None:
+            return data
+    raise InputError(f"{image.reference} holds no {entry} (its entrypoint)", hint="is this an ocibake image?")
+
+
+def build_info(image: OpenedImage, unpack: Unpack | None = None) -> BuildInfo:
+    data = entrypoint_binary(image)
+    if b"UPX!" in data[:4096] and unpack is not None:
+        with tempfile.TemporaryDirectory(prefix="ocibake-sbom-") as tmp:
+            path = Path(tmp, "app")
+            path.write_bytes(data)
+            path.chmod(0o755)
+            unpack(path)
+            data = path.read_bytes()
+    return read_build_info(data)
+
+
+def image_sbom(image: OpenedImage, name: str, unpack: Unpack | None = None) -> Artifact:
+    record = image.build_record
+    epoch = int((record or {}).get("source_date_epoch") or 0)
+    return sbom_artifact(name, image.descriptor, build_info(image, unpack), record, epoch)
+
+
+def attach_sbom(layout: Path, digest: str, name: str, unpack: Unpack | None = None) -> Artifact:
+    image = open_layout_image(f"oci:{layout}@{digest}")
+    artifact = image_sbom(image, name, unpack)
+    add_to_layout(layout, artifact)
+    return artifact
+
+
+def check_sbom(data: bytes, digest: str) -> dict:
+    """Parse a stored SBOM blob and check it describes the image ``digest``."""
+    try:
+        doc = json.loads(data)
+    except ValueError:
+        raise InputError("the SBOM blob is not JSON", hint="it is damaged; build the image again") from None
+    if doc.get("spdxVersion") != "SPDX-2.3" or not str(doc.get("documentNamespace", "")).endswith(
+            "sha256-" + digest.split(":", 1)[-1]):
+        raise InputError("the SBOM does not describe this image", hint="it is damaged or belongs to another image")
+    return doc
+
+
+__all__ = ["SPDX_TYPE", "attach_sbom", "build_info", "check_sbom", "image_sbom"]

@@ -1,0 +1,138 @@
+"""Small documents next to an image in a registry: OCI 1.1 referrers (the referrers API, and the tag fallback
+`sha256-<hex>` the distribution spec describes for registries without it) and tagged artifacts such as cosign's
+`sha256-<hex>.sig`. Every manifest and blob read here is checked against its digest."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tempfile
+from pathlib import Path
+from typing import Sequence
+
+from ocibake.errors import RegistryError
+from ocibake.oci.image import Blob, Descriptor, canonical_json
+from ocibake.oci.media_types import OCI_INDEX, OCI_MANIFEST
+from ocibake.registry.blob_upload import _upload_blob
+from ocibake.registry.client import ACCEPT, Client, Clients
+from ocibake.registry.options import RegistryOptions
+from ocibake.registry.progress import Progress
+from ocibake.registry.push import _put_manifest
+from ocibake.registry.reference import parse_reference
+
+MAX_DOC = 4 << 20
+
+
+def fallback_tag(digest: str) -> str:
+    return digest.replace(":", "-")
+
+
+class Remote:
+    """One repository of one registry, for reading and writing small documents. Use as a context manager."""
+
+    def __init__(self, name: str, options: RegistryOptions | None = None):
+        self.opts = options or RegistryOptions()
+        ref = parse_reference(name, self.opts.environ)
+        self.ref = ref
+        self.repo = ref.repository
+        self.clients = Clients(self.opts)
+        self.client: Client = self.clients.get(ref.registry)
+
+    def __enter__(self) -> "Remote":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.clients.close()
+
+    def _scopes(self, push: bool = False) -> tuple[str, ...]:
+        return (f"repository:{self.repo}:pull,push" if push else f"repository:{self.repo}:pull",)
+
+    def manifest(self, ref: str) -> tuple[bytes, str] | None:
+        """(bytes, media type) of the manifest ``ref`` (tag or digest), or None when the registry has none."""
+        what = f"GET manifest {ref[:19] if ref.startswith('sha256:') else ref}"
+        resp = self.client.request("GET", f"/v2/{self.repo}/manifests/{ref}", scopes=self._scopes(), what=what,
+                                   headers={"Accept": ACCEPT}, repository=self.repo)
+        if resp.status_code == 404:
+            return None
+        if resp.status_code != 200:
+            raise self.client.error(what, resp, repository=self.repo)
+        data = resp.content[:MAX_DOC + 1]
+        if ref.startswith("sha256:") and "sha256:" + hashlib.sha256(data).hexdigest() != ref:
+            raise RegistryError(f"registry {self.client.registry}: manifest {ref} arrived with another digest",
+                                code="DIGEST_INVALID", hint="the registry (or a proxy) served other bytes")
+        return data, resp.headers.get("Content-Type", "").split(";")[0].strip()
+
+    def blob(self, digest: str, max_size: int = 64 << 20) -> bytes:
+        what = f"GET blob {digest[:19]}"
+        resp = self.client.request("GET", f"/v2/{self.repo}/blobs/{digest}", scopes=self._scopes(), what=what,
+                                   repository=self.repo)
+        if resp.status_code != 200:
+            raise self.client.error(what, resp, repository=self.repo)
+        data = resp.content[:max_size + 1]
+        if "sha256:" + hashlib.sha256(data).hexdigest() != digest:
+            raise RegistryError(f"registry {self.client.registry}: blob {digest} arrived with another digest",
+                                code="DIGEST_INVALID", hint="the registry (or a proxy) served other bytes")
+        return data
+
+    def referrers(self, digest: str) -> tuple[list[dict], str]:
+        """(descriptors, "api"|"tag"|"none"): the referrers API when the registry has it, else the fallback tag."""
+        what = f"GET referrers {digest[:19]}"
+        resp = self.client.request("GET", f"/v2/{self.repo}/referrers/{digest}", scopes=self._scopes(), what=what,
+                                   headers={"Accept": OCI_INDEX}, repository=self.repo)
+        if resp.status_code == 200 and resp.headers.get("Content-Type", "").startswith(OCI_INDEX):
+            return list(resp.json().get("manifests") or []), "api"
+        resp.close()
+        got = self.manifest(fallback_tag(digest))
+        if got is None:
+            return [], "none"
+        try:
+            return list(json.loads(got[0]).get("manifests") or []), "tag"
+        except ValueError:
+            return [], "tag"
+
+    def put_blobs(self, blobs: Sequence[tuple[str, bytes]]) -> None:
+        progress = Progress(self.opts)
+        try:
+            with tempfile.TemporaryDirectory(prefix="ocibake-artifact-") as tmp:
+                for i, (digest, data) in enumerate(blobs):
+                    path = Path(tmp, str(i))
+                    path.write_bytes(data)
+                    _upload_blob(self.client, self.repo, digest, len(data), path, self.opts, progress, ())
+        finally:
+            progress.close()
+
+    def put_manifest(self, ref: str, blob: Blob) -> str:
+        return _put_manifest(self.client, self.repo, ref, Descriptor(blob.media_type, blob.digest, len(blob.data)),
+                             blob.data)
+
+    def put_referrer(self, manifest: Blob, blobs: Sequence[tuple[str, bytes]], subject: str,
+                     artifact_type: str, annotations: dict | None = None) -> str:
+        """Push an artifact whose manifest names ``subject``; without the referrers API, add it to the fallback tag's
+        index too. -> "api" or "tag"."""
+        self.put_blobs(blobs)
+        what = f"PUT manifest {manifest.digest[:19]}"
+        resp = self.client.request("PUT", f"/v2/{self.repo}/manifests/{manifest.digest}", scopes=self._scopes(True),
+                                   what=what, headers={"Content-Type": manifest.media_type}, body=manifest.data,
+                                   repository=self.repo)
+        if resp.status_code not in (200, 201):
+            raise self.client.error(what, resp, repository=self.repo)
+        if resp.headers.get("OCI-Subject") == subject:
+            return "api"
+        entry = {"mediaType": manifest.media_type, "digest": manifest.digest, "size": len(manifest.data),
+                 "artifactType": artifact_type}
+        if annotations:
+            entry["annotations"] = dict(annotations)
+        existing = self.manifest(fallback_tag(subject))
+        manifests = []
+        if existing is not None:
+            try:
+                manifests = [m for m in json.loads(existing[0]).get("manifests") or []
+                             if m.get("digest") != manifest.digest]
+            except ValueError:
+                manifests = []
+        index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests + [entry]}
+        self.put_manifest(fallback_tag(subject), Blob(OCI_INDEX, canonical_json(index)))
+        return "tag"
+
+
+__all__ = ["Remote", "fallback_tag", "OCI_MANIFEST"]

@@ -1,0 +1,142 @@
+"""`ocibake inspect` and `ocibake diff` on images built from a fixture (layouts and the loopback registry)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from conftest import FIXTURES, build, run_cli
+from conftest_registry import *  # noqa: F401,F403  (registry fixtures)
+from regtools import ocibake, reg_env
+
+EPOCH = {"SOURCE_DATE_EPOCH": "1700000000"}
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory):
+    """Two builds of hello-root that differ only in the CA bundle's bytes (one certificate line dropped)."""
+    base = tmp_path_factory.mktemp("images")
+    import certifi
+    text = open(certifi.where()).read()
+    pem = base / "ca.pem"
+    first = text.index("-----BEGIN CERTIFICATE-----")
+    pem.write_text(text[first:])              # the same certificates, without certifi's leading comments
+    a, _ = build(FIXTURES / "hello-root", base / "a", "--version", "v1", "--upx", "off", env=EPOCH)
+    b, _ = build(FIXTURES / "hello-root", base / "b", "--version", "v1", "--upx", "off", "--ca-bundle", str(pem),
+                 env=EPOCH)
+    return base, a, b
+
+
+def test_inspect_lists_layers_files_owners_and_the_build_record(images):
+    base, a, _ = images
+    proc = run_cli("inspect", f"oci:{base / 'a'}:v1", "--json")
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["digest"] == a
+    assert doc["config"]["user"] == "1001:1001" and doc["config"]["created"] == "2023-11-14T22:13:20Z"
+    files = {f["path"]: f for layer in doc["layers"] for f in layer["files"]}
+    assert files["/app"]["mode"] == "0555" and files["/app"]["uid"] == 0 and files["/app"]["size"] > 100_000
+    assert (files["/home/goapp"]["uid"], files["/home/goapp"]["gid"]) == (1001, 1001)
+    assert files["/etc/ssl/certs/ca-certificates.crt"]["digest"].startswith("sha256:")
+    assert all(layer["size"] > 0 and layer["diff_id"].startswith("sha256:") for layer in doc["layers"])
+    assert doc["build_record"]["module"] == "example.com/fixtures/hello-root"
+    assert doc["build_record"]["source_date_epoch"] == 1700000000
+    assert [r["artifactType"] for r in doc["referrers"]] == ["application/spdx+json"]
+    assert doc["referrers_from"] == "layout"
+
+    human = run_cli("inspect", f"oci:{base / 'a'}@{a}")
+    assert human.returncode == 0, human.stderr
+    assert "0555       0:0" in human.stdout and "/app" in human.stdout
+    assert "1001:1001        dir  /home/goapp" in human.stdout
+    assert "module example.com/fixtures/hello-root" in human.stdout
+
+
+def test_diff_of_images_differing_in_one_file_prints_exactly_that_file(images):
+    base, a, b = images
+    proc = run_cli("diff", f"oci:{base / 'a'}:v1", f"oci:{base / 'b'}:v1", "--json")
+    assert proc.returncode == 6, proc.stderr
+    doc = json.loads(proc.stdout)
+    changed = [f for layer in doc["layers"] for f in layer["files"]]
+    assert [f["path"] for f in changed] == ["/etc/ssl/certs/ca-certificates.crt"]
+    assert set(changed[0]["fields"]) == {"digest", "size"}
+    assert [l["same"] for l in doc["layers"]] == [True, True, False, True]
+    assert {c["field"] for c in doc["config"]} >= {"build-record.layers.ca-certificates.sha256"}
+    assert doc["verdict"].startswith("different:")
+
+    human = run_cli("diff", f"oci:{base / 'a'}:v1", f"oci:{base / 'b'}:v1")
+    assert human.returncode == 6
+    file_lines = [l for l in human.stdout.splitlines() if l.startswith("      ")]
+    assert len(file_lines) == 1 and "/etc/ssl/certs/ca-certificates.crt: digest" in file_lines[0]
+    assert human.stdout.strip().splitlines()[-1].startswith("different: ")
+
+
+def test_diff_of_an_image_with_itself_is_identical(images):
+    base, a, _ = images
+    proc = run_cli("diff", f"oci:{base / 'a'}:v1", f"oci:{base / 'a'}@{a}", "-q")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == f"identical: both are {a}"
+
+
+def test_inspect_and_diff_read_images_from_the_registry(images, plain_registry, tmp_path):
+    base, a, b = images
+    reg = plain_registry
+    env = reg_env(reg, tmp_path / "home")
+    assert ocibake("push", str(base / "a"), f"{reg.host}/audit/hello", "-t", "v1", env=env).returncode == 0
+    proc = ocibake("inspect", f"{reg.host}/audit/hello:v1", "--json", "--no-files", env=env)
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["digest"] == a and "files" not in doc["layers"][0]
+    # `ocibake push` took the layout's SBOM along, under the fallback tag (this registry has no referrers API)
+    assert [r["artifactType"] for r in doc["referrers"]] == ["application/spdx+json"]
+    assert doc["referrers_from"] == "tag" and doc["referrers"][0]["sbom"]["spdx"] == "SPDX-2.3"
+    same = ocibake("diff", f"{reg.host}/audit/hello:v1", f"oci:{base / 'a'}:v1", "-q", env=env)
+    assert same.returncode == 0, same.stderr
+    other = ocibake("diff", f"{reg.host}/audit/hello@{a}", f"oci:{base / 'b'}:v1", "-q", env=env)
+    assert other.returncode == 6 and other.stdout.startswith("different:")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["inspect", "oci:{base}/a:nope"], "tag 'nope' is not in"),
+    (["inspect", "oci:{base}/missing:v1"], "is not a directory"),
+    (["diff", "oci:{base}/a:v1", "oci:{base}/a@sha256:" + "0" * 64], "is not in"),
+])
+def test_bad_references_say_what_is_wrong(images, args, message):
+    base, _, _ = images
+    proc = run_cli(*[a.format(base=base) for a in args])
+    assert proc.returncode == 4, proc.stderr
+    assert message in proc.stderr and "Traceback" not in proc.stderr and "hint:" in proc.stderr
+
+
+def test_a_corrupted_layer_is_reported_not_crashed_on(images, tmp_path):
+    base, a, _ = images
+    copy = tmp_path / "copy"
+    shutil.copytree(base / "a", copy)
+    manifest = json.loads((copy / "blobs" / "sha256" / a[7:]).read_text())
+    layer = copy / "blobs" / "sha256" / manifest["layers"][0]["digest"][7:]
+    layer.write_bytes(b"\x1f\x8b" + b"garbage" * 10)
+    proc = run_cli("inspect", f"oci:{copy}:v1")
+    assert proc.returncode == 4, proc.stderr
+    assert "not a readable tar stream" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_layer_whose_bytes_do_not_match_its_digest_is_refused(images, tmp_path):
+    base, a, _ = images
+    copy = tmp_path / "copy"
+    shutil.copytree(base / "a", copy)
+    manifest = json.loads((copy / "blobs" / "sha256" / a[7:]).read_text())
+    first, second = (copy / "blobs" / "sha256" / l["digest"][7:] for l in manifest["layers"][:2])
+    first.write_bytes(second.read_bytes())          # a readable layer, under another layer's name
+    proc = run_cli("inspect", f"oci:{copy}:v1")
+    assert proc.returncode == 4, proc.stderr
+    assert "does not match its digest" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_inspect_and_diff_of_layouts_import_no_http_library(images):
+    from test_import_contracts import HTTP_MODULES, imported_modules
+    base, a, _ = images
+    for args in (("inspect", f"oci:{base / 'a'}:v1", "--no-files"), ("diff", f"oci:{base / 'a'}:v1", f"oci:{base / 'b'}:v1")):
+        modules, proc = imported_modules(*args)
+        assert proc.returncode in (0, 6), proc.stderr[-2000:]
+        assert not (modules & HTTP_MODULES), (args, modules & HTTP_MODULES)
