@@ -23,7 +23,8 @@ from ocibake.layers.passwd import passwd_layer
 from ocibake.layers.tar import write_layer
 from ocibake.layers.zoneinfo import resolve_zoneinfo_source, zoneinfo_layer
 from ocibake.oci.image import Descriptor, Image, LayerRecord, make_image, rfc3339
-from ocibake.oci.layout import LayoutWriter, check_output_path
+from ocibake.oci.layout import Layout, LayoutWriter, check_output_path
+from ocibake.oci.tag_moves import refuse_unsafe_moves
 from ocibake.toolchain.base import Toolchain
 
 __all__ = ["BUILD_RECORD_LABEL", "BuildResult", "Provenance", "assemble", "bake", "upx_setting"]
@@ -79,6 +80,9 @@ def bake(spec: BuildSpec, toolchain: Toolchain, log: Log = lambda s: None) -> Bu
     started = time.monotonic()
     # Every check that needs no compiler runs before anything is written or built.
     check_output_path(spec.output)
+    if (spec.output / "oci-layout").is_file():       # a tag that may not move is refused now, not after go build
+        refuse_unsafe_moves(Layout.open(spec.output), spec.effective_tags, None, spec.name, spec.version,
+                            spec.force_tags)
     gobuild.check_platform(spec.platform)
     upx_mode = spec.effective_upx
     upx.check_platform(upx_mode, spec.platform.architecture)
@@ -107,7 +111,7 @@ def bake(spec: BuildSpec, toolchain: Toolchain, log: Log = lambda s: None) -> Bu
         log("warning: the service has uncommitted changes; the image records the commit, not your edits")
 
     # The layers that do not need the binary are read and written while go build runs.
-    with LayoutWriter(spec.output) as writer, ThreadPoolExecutor(max_workers=1) as pool:
+    with LayoutWriter(spec.output, log=log) as writer, ThreadPoolExecutor(max_workers=1) as pool:
         work = writer.work_dir()
         base_layers = pool.submit(lambda: _contents_and_records(base_layer_contents(spec), writer, prov.epoch,
                                                                 spec.compression))
@@ -128,7 +132,12 @@ def bake(spec: BuildSpec, toolchain: Toolchain, log: Log = lambda s: None) -> Bu
         manifest_desc = Descriptor(image.manifest.media_type, image.digest, len(image.manifest.data),
                                    platform=spec.platform)
         tags = spec.effective_tags
-        writer.commit([(tag, manifest_desc) for tag in tags])
+        moved = []
+        writer.commit([(tag, manifest_desc) for tag in tags],
+                      check=lambda layout: moved.extend(refuse_unsafe_moves(layout, tags, image.digest, spec.name,
+                                                                            spec.version, spec.force_tags)))
+    for move in moved:
+        log(move.line())
 
     layers = tuple(LayerReport(r.kind, r.descriptor.digest, r.descriptor.size, r.uncompressed_size, r.created_by)
                    for r in image.layers)

@@ -33,6 +33,7 @@ class BuildSpec:
     source_url: str | None = None          # org.opencontainers.image.source; default: git origin without credentials
     extra_ldflags: tuple[str, ...] = field(default_factory=tuple)
     upx: str | None = None                 # a mode of upx.UPX_MODES; None: the target's default
+    force_tags: bool = False               # let tags move to an image of another name or version (tag_moves.py)
 
     @property
     def effective_upx(self) -> str:

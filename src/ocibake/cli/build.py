@@ -48,6 +48,8 @@ from ocibake.errors import OcibakeError
               help="let go in the toolchain image reach the network (default: no network in the sandbox)")
 @click.option("--go", metavar="PATH", help="the go program to use with --toolchain local (default: go on PATH)")
 @click.option("--upx-bin", metavar="PATH", help="the upx program to use with --toolchain local (default: upx on PATH)")
+@click.option("--force-tags", is_flag=True, default=None,
+              help="let a tag move to an image of another name, or of another version than the tag names")
 @click.option("--push", multiple=True, is_flag=False, flag_value="", metavar="REPO",
               help="after the build, push every tag to REPO (REGISTRY/NAME, or a bare NAME under $OCIBAKE_REGISTRY; "
                    "without a value: $OCIBAKE_REGISTRY/IMAGE-NAME). Repeatable")
@@ -71,6 +73,9 @@ def build(service: str, verbose: bool, quiet: bool, json_output: bool, insecure:
     service_dir = resolve_service_dir(service)
     choices = Choices(flags, load_settings(service_dir))
     spec = spec_from_choices(choices, service_dir)
+    if not out.quiet and choices.flags.get("tag") is None and spec.tags and spec.version not in spec.tags:
+        print(f"ocibake: warning: the tags in {service_dir / 'ocibake.toml'} ({', '.join(spec.tags)}) do not include "
+              f"the version {spec.version}", file=sys.stderr)
     targets = push_targets(choices, spec.name)
     toolchain = make_toolchain(choices, service_dir, registry, log_warnings=not out.quiet)
     result = bake(spec, toolchain, log=out.log)

@@ -74,7 +74,9 @@ def pull(ref: str, dest: str, platform: str | None, verbose: bool, quiet: bool, 
     Pull REF into the OCI layout DIR, verifying every digest. An index is pulled whole, or only the image for
     --platform.
     """
+    from ocibake.cli.output_scheme import refuse_unknown_scheme
     from ocibake.registry.pull import pull as pull_image
+    refuse_unknown_scheme(dest, "DIR")
     out = output(verbose, quiet, json_output)
     result = pull_image(ref, Path(dest), platform, make_options(_flags(out, insecure, ca_cert, username,
                                                                         password_stdin)))

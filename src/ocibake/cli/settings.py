@@ -20,7 +20,7 @@ KEYS = {
     "output": (str, "output"), "port": (int, "port"), "version_package": (str, "version_package"),
     "ca_bundle": (str, "ca_bundle"), "zoneinfo": (str, "zoneinfo"), "verify": (bool, "verify"),
     "source": (str, "source"), "upx": (str, "upx"), "toolchain": (str, "toolchain"),
-    "network": (bool, "network"), "push": (list, "push"),
+    "network": (bool, "network"), "push": (list, "push"), "force_tags": (bool, "force_tags"),
 }
 
 TYPE_NAMES = {str: "a string", int: "an integer", bool: "true or false", list: "a list of strings"}
@@ -99,6 +99,9 @@ def load_settings(service_dir: Path) -> dict:
             raise InputError(f"{path}: {key} must be {TYPE_NAMES[kind]}, not "
                              f"{TOML_TYPES.get(type(value), type(value).__name__)}",
                              hint=f"for example {key} = {EXAMPLES[kind]}")
+        if key == "tags" and not value:
+            raise InputError(f"{path}: tags = [] names no tag",
+                             hint="name at least one tag, or remove the line for the default tags (VERSION and latest)")
         try:
             check_value(key, value)
         except InputError as exc:

@@ -194,10 +194,11 @@ def pull(reference: str, dest: Path | str, platform: str | None = None,
                         blobs[d["digest"]] = int(d["size"])
         counts = {"downloaded": 0, "skipped": 0}
         received = [0]
-        with LayoutWriter(dest) as writer:
+        with LayoutWriter(dest, log=opts.log) as writer:
             def fetch(item):
                 bdigest, size = item
-                if existing is not None and existing.has_intact_blob(bdigest, size):
+                # a kept blob is staged as a hard link: safe from a concurrent writer's cleanup until the commit
+                if existing is not None and existing.has_intact_blob(bdigest, size) and writer.keep_blob(bdigest):
                     progress.done(f"  {bdigest[:19]}  {human_size(size):>10}  already in the layout", bdigest)
                     return "skipped", 0
                 if existing is not None and existing.blob_path(bdigest).exists():
