@@ -18,6 +18,7 @@ COMMANDS = {
     "pull": ("ocibake.cli.registry:pull", "pull an image (or index) into an OCI layout"),
     "login": ("ocibake.cli.registry:login", "store registry credentials in docker's config.json"),
     "cache": ("ocibake.cli.cache:cache", "show or empty the toolchain cache"),
+    "layout": ("ocibake.cli.layout:layout", "check or repair an OCI image layout"),
 }
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 120}

@@ -18,7 +18,7 @@ from typing import Callable, Iterable, Sequence
 
 from ocibake.workdirs import OWNER_FILE, claim, remove_abandoned_stages
 from ocibake.errors import InputError
-from ocibake.oci.layout_check import check_index, open_blob, repair_hint
+from ocibake.oci.layout_check import check_blob_dirs, check_index, open_blob, repair_hint
 from ocibake.oci.layout_lock import locked
 from ocibake.oci.image import Blob, Descriptor, canonical_json, sha256_digest
 from ocibake.oci.media_types import INDEX_TYPES, MANIFEST_TYPES, OCI_INDEX, REF_NAME
@@ -99,6 +99,7 @@ class Layout:
         except (OSError, ValueError) as exc:
             raise InputError(f"{root}/index.json is not valid JSON: {exc}", hint=repair_hint(root)) from exc
         check_index(root, index)
+        check_blob_dirs(root)
         return Layout(root, index)
 
     def manifests(self) -> list[Descriptor]:

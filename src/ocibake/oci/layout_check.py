@@ -70,7 +70,7 @@ def check_blob_dirs(root: Path) -> None:
             return
         if not stat.S_ISDIR(st.st_mode):
             raise InputError(f"{d} is {'a symlink' if stat.S_ISLNK(st.st_mode) else 'not a directory'}; a layout's "
-                             "blobs must be inside it", hint=repair_hint(root))
+                             "blobs must be inside it", hint=f"replace {d} by a real directory, or move {root} aside")
 
 
 def open_blob(root: Path, path: Path) -> BinaryIO:
@@ -82,7 +82,8 @@ def open_blob(root: Path, path: Path) -> BinaryIO:
     except OSError as exc:
         if exc.errno == 40:     # ELOOP: the last component is a symlink
             raise InputError(f"blob {path.name[:12]} in {root} is a symlink; a layout's blobs must be regular files "
-                             "inside it, nothing was read through it", hint=repair_hint(root)) from None
+                             "inside it, nothing was read through it",
+                             hint=f"remove {path} (a later build or pull writes it again), or move {root} aside") from None
         if isinstance(exc, PermissionError):
             raise InputError(f"blob {path.name[:12]} in {root} cannot be read: permission denied",
                              hint="check the layout's permissions") from None
@@ -90,7 +91,8 @@ def open_blob(root: Path, path: Path) -> BinaryIO:
     st = os.fstat(fd)
     if not stat.S_ISREG(st.st_mode):
         os.close(fd)
-        raise InputError(f"blob {path.name[:12]} in {root} is not a regular file", hint=repair_hint(root))
+        raise InputError(f"blob {path.name[:12]} in {root} is not a regular file",
+                         hint=f"remove {path} (a later build or pull writes it again), or move {root} aside")
     os.set_blocking(fd, True)
     return os.fdopen(fd, "rb")
 

@@ -4,6 +4,7 @@ budget. The registry's digest for the stored bytes must be the local one."""
 
 from __future__ import annotations
 
+import os
 import threading
 import urllib.parse
 from pathlib import Path
@@ -22,7 +23,8 @@ class FileSlice:
     def __init__(self, path: Path, start: int, length: int, progress: Callable[[int], None],
                  cancel: threading.Event | None = None):
         self.cancel = cancel
-        self.f = open(path, "rb")
+        # never through a symlink (checked when the push was planned, and again here: the file may have changed)
+        self.f = os.fdopen(os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC), "rb")
         self.f.seek(start)
         self.left = length
         self.length = length
