@@ -122,6 +122,8 @@ def check(root: Path) -> tuple[list[Problem], int]:
 
 def repair(root: Path) -> tuple[list[Problem], int]:
     """Drop every entry check() finds a problem with; (what was dropped, entries kept)."""
+    if not (root / LAYOUT_FILE).is_file():
+        raise InputError(f"{root} is not an OCI image layout (no oci-layout)", hint="pass the directory of a layout")
     with locked(root):
         problems, total = check(root)
         index, why = _read_index(root)

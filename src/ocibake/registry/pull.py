@@ -18,6 +18,7 @@ from ocibake.oci.media_types import DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, INDEX
 from ocibake.oci.platform import Platform
 from ocibake.oci.names import DIGEST_RE
 from ocibake.oci.layout import Layout, LayoutWriter, check_output_path
+from ocibake.oci.layout_check import blob_is_regular
 from ocibake.registry.progress import Progress, human_size
 from ocibake.registry.client import ACCEPT, Client, Clients
 from ocibake.registry.options import RegistryOptions
@@ -192,6 +193,9 @@ def pull(reference: str, dest: Path | str, platform: str | None = None,
                             raise RegistryError(f"registry {client.registry}: manifest names a bad digest",
                                                 code="MANIFEST_INVALID")
                         blobs[d["digest"]] = int(d["size"])
+        if existing is not None:       # a blob there that is a symlink (or not a file) is refused before any download
+            for bdigest in blobs:
+                blob_is_regular(dest, existing.blob_path(bdigest))
         counts = {"downloaded": 0, "skipped": 0}
         received = [0]
         with LayoutWriter(dest, log=opts.log) as writer:
