@@ -194,7 +194,11 @@ class LayoutWriter:
         remove_abandoned_stages(where, prefix.rsplit("-", 2)[0] + "-")
         self._prefix, self._where = prefix, where
         self._stage = Path(tempfile.mkdtemp(prefix=prefix, dir=where))
-        claim(self._stage)
+        try:
+            claim(self._stage)
+        except BaseException:
+            shutil.rmtree(self._stage, ignore_errors=True)
+            raise
         self._work: list[Path] = []
         self._blobs: dict[str, Path] = {}
         self._done = False
@@ -212,8 +216,8 @@ class LayoutWriter:
         """A private directory beside the stage for files that are not blobs (the binary, go's temporary files):
         removed when the writer is left, and, like the stage, by a later writer if this process was killed."""
         work = Path(tempfile.mkdtemp(prefix=self._prefix + "work-", dir=self._where))
-        claim(work)
         self._work.append(work)
+        claim(work)
         return work
 
     def scratch_file(self, prefix: str) -> Path:
