@@ -56,7 +56,7 @@ from ocibake.errors import OcibakeError
 @tls_options
 @output_options()
 def build(service: str, verbose: bool, quiet: bool, json_output: bool, insecure: bool, ca_cert: str | None,
-          **settings) -> int:
+          timeout: float | None, **settings) -> int:
     """Build a Go service into an OCI image layout.
 
     Build SERVICE_DIR (a path, or a bare name meaning services/NAME) into an OCI image layout. Settings may also come
@@ -69,7 +69,7 @@ def build(service: str, verbose: bool, quiet: bool, json_output: bool, insecure:
     from ocibake.report import print_human, print_result
     out = output(verbose, quiet, json_output)
     flags = {k: (None if v == () else (list(v) if isinstance(v, tuple) else v)) for k, v in settings.items()}
-    registry = RegistryFlags(insecure=insecure, ca_cert=ca_cert, verbose=out.verbose, quiet=out.quiet)
+    registry = RegistryFlags(insecure=insecure, ca_cert=ca_cert, verbose=out.verbose, quiet=out.quiet, timeout=timeout)
     service_dir = resolve_service_dir(service)
     choices = Choices(flags, load_settings(service_dir))
     spec = spec_from_choices(choices, service_dir)

@@ -105,7 +105,7 @@ def _upload_blob(client: Client, repo: str, digest: str, size: int, path: Path, 
                 start = offset
 
                 def body(start=start, length=length):
-                    return FileSlice(path, start, length, bar, client.cancel)
+                    return FileSlice(path, start, length, lambda n: (bar(n), client.touch()), client.cancel)
                 headers = {"Content-Type": "application/octet-stream", "Content-Length": str(length)}
                 if start > 0 or chunk:
                     headers["Content-Range"] = f"{start}-{start + length - 1}"

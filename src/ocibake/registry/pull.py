@@ -59,8 +59,7 @@ def _get_manifest(client: Client, repo: str, ref: str, expect: str | None) -> tu
     if resp.status_code != 200:
         resp.content
         raise client.error(what, resp, repository=repo)
-    data = resp.raw.read(MAX_MANIFEST + 1, decode_content=True)
-    resp.close()
+    data = client.read_body(resp, MAX_MANIFEST + 1)
     if len(data) > MAX_MANIFEST:
         raise RegistryError(f"registry {client.registry}: manifest {ref} is larger than 4 MiB", code="MANIFEST_INVALID")
     digest = "sha256:" + hashlib.sha256(data).hexdigest()
@@ -111,8 +110,7 @@ def _require_platform(client: Client, repo: str, ref, manifest: dict, want: Plat
     if resp.status_code != 200:
         resp.content
         raise client.error(what, resp, repository=repo)
-    data = resp.raw.read(MAX_CONFIG + 1, decode_content=True)
-    resp.close()
+    data = client.read_body(resp, MAX_CONFIG + 1)
     if "sha256:" + hashlib.sha256(data).hexdigest() != digest:
         raise RegistryError(f"registry {client.registry}: config {digest} arrived with another digest",
                             code="DIGEST_INVALID", hint="the registry (or a proxy) served other bytes; nothing was written")
@@ -220,17 +218,22 @@ def pull(reference: str, dest: Path | str, platform: str | None = None,
                     n = 0
                     try:
                         with open(target, "wb") as f:
-                            for chunk in resp.iter_content(1 << 20):
+                            for chunk in resp.iter_content(64 << 10):
+                                client.touch()
                                 h.update(chunk)
                                 f.write(chunk)
                                 n += len(chunk)
                                 bar(len(chunk))
                                 if n > size:
                                     break
+                        why = client.watchdog.current_failure(client.registry)
+                        if why is not None:         # the body was cut short by the stall watchdog
+                            raise requests.exceptions.ConnectionError(why)
                     except (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
                         if attempt >= opts.retries:
+                            why = client.watchdog.current_failure(client.registry)
                             raise RegistryError(f"registry {client.registry}: {what} failed: connection error "
-                                                f"({client._connection_reason(exc)})",
+                                                f"({why or client._connection_reason(exc)})",
                                                 hint="run the same command again") from None
                         client.pause(client._delay(attempt, None))
                         continue
