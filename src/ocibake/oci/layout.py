@@ -18,7 +18,7 @@ from typing import Callable, Iterable, Sequence
 
 from ocibake.workdirs import OWNER_FILE, claim, remove_abandoned_stages
 from ocibake.errors import InputError
-from ocibake.oci.layout_check import check_blob_dirs, check_index, open_blob, repair_hint
+from ocibake.oci.layout_check import check_blob_dirs, check_index, entry_problem, open_blob, repair_hint
 from ocibake.oci.layout_lock import locked
 from ocibake.oci.image import Blob, Descriptor, canonical_json, sha256_digest
 from ocibake.oci.media_types import INDEX_TYPES, MANIFEST_TYPES, OCI_INDEX, REF_NAME
@@ -167,10 +167,17 @@ class Layout:
                         doc = json.loads(f.read())
                 except FileNotFoundError:
                     continue
-                for child in doc.get("manifests", []) + doc.get("layers", []):
-                    stack.append(Descriptor.from_json(child))
-                if "config" in doc:
-                    stack.append(Descriptor.from_json(doc["config"]))
+                except ValueError:
+                    doc = None
+                children = (doc.get("manifests") or [], doc.get("layers") or [],
+                            [doc["config"]] if "config" in doc else []) if isinstance(doc, dict) else None
+                if children is None or not all(isinstance(c, list) for c in children) or \
+                        any(entry_problem(c) for group in children for c in group):
+                    # what it names is unknown: a cleanup relying on this must not run
+                    raise InputError(f"{d.digest} in {self.root} is not a valid manifest or index",
+                                     hint=repair_hint(self.root))
+                for group in children:
+                    stack.extend(Descriptor.from_json(c) for c in group)
         return seen
 
 
