@@ -21,22 +21,26 @@ def run_captured(argv: list[str], *, cwd: Path | None = None, env: dict | None =
     # In a process group of its own, guarded: if ocibake is killed, the program and its children die too.
     with subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                           stdin=subprocess.DEVNULL, text=True, process_group=0) as proc:
-        guard = GroupGuard(proc.pid)
+        guard = None
         try:
+            guard = GroupGuard(proc.pid)
             out, _ = proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
             signal_group(proc, signal.SIGKILL)
             out, _ = proc.communicate()
             raise subprocess.TimeoutExpired(argv, timeout or 0, output=out) from None
         except BaseException:
-            signal_group(proc, signal.SIGINT)
+            proc.send_signal(signal.SIGINT)      # go ends its own children and removes its work directory
             try:
                 proc.wait(timeout=5)
             except subprocess.TimeoutExpired:
-                signal_group(proc, signal.SIGKILL)
+                pass
+            signal_group(proc, signal.SIGKILL)   # and whatever is left of the group
+            proc.wait()
             raise
         finally:
-            guard.release()
+            if guard is not None:
+                guard.release()
     return subprocess.CompletedProcess(argv, proc.returncode, out)
 
 
