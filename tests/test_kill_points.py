@@ -19,8 +19,8 @@ from conftest_registry import *  # noqa: F401,F403  (registry fixtures)
 from regtools import base_env, ocibake, skopeo_digest
 from registry_servers import write_layout
 
-BUILD_KILLS = 12
-PUSH_KILLS = 8
+BUILD_KILLS = 15
+PUSH_KILLS = 10
 
 
 def processes() -> dict[int, tuple[int, int, str, str]]:
