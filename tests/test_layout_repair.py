@@ -46,3 +46,25 @@ def test_repair_keeps_intact_images_and_drops_the_rest(tmp_path):
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert inspect.stdout.strip() == good["manifest"], inspect.stderr
     build(FIXTURES / "hello-root", layout, "--version", "v2", "--upx", "off")
+
+
+def test_a_writer_waits_for_the_lock_and_says_so(tmp_path):
+    """Another writer holding the layout's lock: the repair waits, says so after a second, and runs once it is free."""
+    import fcntl
+    import os
+    import sys
+    import time
+
+    from conftest import REPO
+    layout = tmp_path / "L"
+    write_layout(layout, tags=("v1",), layer_sizes=(100,), seed=6)
+    fd = os.open(layout, os.O_RDONLY | os.O_DIRECTORY)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    proc = subprocess.Popen([sys.executable, "-m", "ocibake", "layout", "repair", str(layout)], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(2.5)
+    assert proc.poll() is None, "the repair did not wait for the lock"
+    os.close(fd)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert f"waiting for another ocibake writing {layout}" in err
