@@ -5,6 +5,7 @@ test_bad_input_matrix.py.)"""
 
 from __future__ import annotations
 
+import json
 import shutil
 
 from conftest import FIXTURES, build, layout_index, run_cli
@@ -23,9 +24,13 @@ def test_a_newer_build_of_the_same_image_moves_its_tags_and_says_so(tmp_path):
                      "https://example.com/changed")
     assert d1 != d2 and tags_of(layout) == {"v1": d2, "latest": d2}
     assert f"moved tag v1 from {d1[:19]} to {d2[:19]}" in proc.stderr
+    assert f"moved v1 (was {d1[:19]})" in proc.stderr          # in the report too
     # latest follows a new version of the same name
     d3, _ = build(FIXTURES / "hello-root", layout, "--version", "v2", "--upx", "off")
     assert tags_of(layout) == {"v1": d2, "v2": d3, "latest": d3}
+    again = run_cli("build", str(FIXTURES / "hello-root"), "--output", str(layout), "--version", "v1", "--upx", "off",
+                    "--json")
+    assert json.loads(again.stdout)["moved"] == {"v1": d2, "latest": d3}
 
 
 def test_force_tags_moves_a_tag_to_another_image(tmp_path):

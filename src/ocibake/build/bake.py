@@ -55,6 +55,7 @@ class BuildResult:
     git: GitInfo
     seconds: dict = field(default_factory=dict)
     toolchain: str = ""              # which go and upx ran, where (for people; the record has the facts)
+    moved: tuple[tuple[str, str], ...] = ()     # (tag, digest it pointed at before) for tags this build moved
 
     @property
     def reference(self) -> str:
@@ -143,6 +144,7 @@ def bake(spec: BuildSpec, toolchain: Toolchain, log: Log = lambda s: None) -> Bu
                    for r in image.layers)
     return BuildResult(name=spec.name, image=image, layout=spec.output, tags=tags, layers=layers, binary=app,
                        record=record, module=module, package=package, git=git, toolchain=toolchain.summary(),
+                       moved=tuple((m.tag, m.old_digest) for m in moved),
                        seconds={"go_build": app.go_seconds, "upx": app.upx.seconds, "layers": layer_seconds,
                                 "total": time.monotonic() - started})
 
