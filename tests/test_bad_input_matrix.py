@@ -161,7 +161,11 @@ ROWS = [
     ("build-toml-tags-to-other-version", lambda w, c: copy_built(w, c["built"]) and
      ["build", str(service(w, 'name = "hello-root"\ntags = ["v1", "stable"]')), "--version", "v1.0.1", "--output",
       str(w / "L"), "--upx", "off"], 4, "would move from hello-root v1"),
+    ("build-index-symlink", lambda w, c: _symlink_index(copy_built(w, c["built"])) and
+     ["build", str(HELLO), "--output", str(w / "L")], 4, "index.json is a symlink"),
     # --- push
+    ("push-index-symlink", lambda w, c: _symlink_index(rand_layout(w)) and
+     ["push", str(w / "L"), f"{c['host']}/matrix/idxlink"], 4, "index.json is a symlink"),
     ("push-symlinked-blob", lambda w, c: symlinked_blob(w) and ["push", str(w / "L"), f"{c['host']}/matrix/leak"], 4,
      "is a symlink"),
     ("push-missing-blob", lambda w, c: (rand_layout(w) / "blobs" / "sha256").joinpath(
@@ -205,6 +209,13 @@ ROWS = [
     ("login-without-stdin", lambda w, c: ["login", c["host"], "-u", "x"], 2, "reads the password from stdin"),
     ("cache-unknown-command", lambda w, c: ["cache", "clen"], 2, "'clen' is not one of"),
 ]
+
+
+def _symlink_index(layout: Path) -> Path:
+    outside = layout.parent / "index-outside.json"
+    (layout / "index.json").rename(outside)
+    (layout / "index.json").symlink_to(outside)
+    return layout
 
 
 def _replace_manifest(layout: Path, data: bytes) -> Path:

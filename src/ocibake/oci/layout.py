@@ -91,6 +91,9 @@ class Layout:
         if not (root / LAYOUT_FILE).is_file() or not (root / "index.json").is_file():
             raise InputError(f"{root} is not an OCI image layout (no oci-layout or index.json)",
                              hint="build one with `ocibake build`, or copy one with `skopeo copy ... oci:DIR:TAG`")
+        if (root / "index.json").is_symlink():
+            raise InputError(f"{root}/index.json is a symlink; a layout's files must be inside it",
+                             hint=f"replace it by the file it points to, or move {root} aside")
         try:
             index = json.loads((root / "index.json").read_bytes())
         except PermissionError:

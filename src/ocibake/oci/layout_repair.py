@@ -38,6 +38,9 @@ class Problem:
 
 
 def _read_index(root: Path) -> tuple[dict | None, str | None]:
+    if (root / "index.json").is_symlink():
+        raise InputError(f"{root}/index.json is a symlink; a layout's files must be inside it",
+                         hint=f"replace it by the file it points to, or move {root} aside")
     try:
         index = json.loads((root / "index.json").read_bytes())
     except FileNotFoundError:
