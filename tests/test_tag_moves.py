@@ -9,6 +9,7 @@ import json
 import shutil
 
 from conftest import FIXTURES, build, layout_index, run_cli
+from conftest_registry import *  # noqa: F401,F403  (registry fixtures)
 
 REF = "org.opencontainers.image.ref.name"
 
@@ -56,3 +57,21 @@ def test_toml_output_is_relative_to_the_service_and_tags_without_the_version_war
     assert tags_of(svc / "out" / "layout").keys() == {"stable"}
     assert list(elsewhere.iterdir()) == []
     assert f"warning: the tags in {svc / 'ocibake.toml'} (stable) do not include the version v3" in proc.stderr
+
+
+def test_pull_refuses_to_move_a_tag_to_an_image_of_another_name(plain_registry, tmp_path):
+    from regtools import base_env, ocibake
+    env = base_env(tmp_path / "home")
+    other = tmp_path / "other"
+    build(FIXTURES / "cmd-main", other, "--version", "v1", "--upx", "off")
+    assert ocibake("push", str(other), f"{plain_registry.host}/moves/cmd", env=env).returncode == 0
+    layout = tmp_path / "L"
+    mine, _ = build(FIXTURES / "hello-root", layout, "--version", "v1", "--upx", "off")
+    before = tags_of(layout)
+    refused = ocibake("pull", f"{plain_registry.host}/moves/cmd:latest", str(layout), env=env)
+    assert refused.returncode == 4, refused.stderr
+    assert "another image name (cmd-main, was hello-root)" in refused.stderr and "--force-tags" in refused.stderr
+    assert tags_of(layout) == before and [p for p in layout.iterdir() if p.name.startswith(".")] == []
+    forced = ocibake("pull", f"{plain_registry.host}/moves/cmd:latest", str(layout), "--force-tags", env=env)
+    assert forced.returncode == 0, forced.stderr
+    assert tags_of(layout)["v1"] == mine and tags_of(layout)["latest"] != mine

@@ -67,10 +67,13 @@ def push(layout: str, repos: tuple[str, ...], tags: tuple[str, ...], mount_from:
 @click.argument("ref", metavar="REF")
 @click.argument("dest", metavar="DIR")
 @click.option("--platform", help="os/arch[/variant]: pull only that image out of an index")
+@click.option("--force-tags", is_flag=True,
+              help="let the tag move from an image of another name (or version) in DIR to the pulled one")
 @output_options(TRACE_HELP)
 @registry_options
-def pull(ref: str, dest: str, platform: str | None, verbose: bool, quiet: bool, json_output: bool, insecure: bool,
-         ca_cert: str | None, username: str | None, password_stdin: bool, timeout: float | None) -> int:
+def pull(ref: str, dest: str, platform: str | None, force_tags: bool, verbose: bool, quiet: bool, json_output: bool,
+         insecure: bool, ca_cert: str | None, username: str | None, password_stdin: bool,
+         timeout: float | None) -> int:
     """Pull an image (or index) into an OCI layout.
 
     Pull REF into the OCI layout DIR, verifying every digest. An index is pulled whole, or only the image for
@@ -81,7 +84,8 @@ def pull(ref: str, dest: str, platform: str | None, verbose: bool, quiet: bool, 
     refuse_unknown_scheme(dest, "DIR")
     out = output(verbose, quiet, json_output)
     result = pull_image(ref, Path(dest), platform, make_options(_flags(out, insecure, ca_cert, username,
-                                                                        password_stdin, timeout)))
+                                                                        password_stdin, timeout)),
+                        force_tags=force_tags)
     if out.json:
         print(json.dumps(result.as_json(), indent=2, sort_keys=True))
     else:

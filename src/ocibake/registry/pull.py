@@ -19,6 +19,7 @@ from ocibake.oci.platform import Platform
 from ocibake.oci.names import DIGEST_RE
 from ocibake.oci.layout import Layout, LayoutWriter, check_output_path
 from ocibake.oci.layout_check import blob_is_regular
+from ocibake.oci.tag_moves import TITLE, VERSION, refuse_unsafe_moves
 from ocibake.registry.progress import Progress, human_size
 from ocibake.registry.client import ACCEPT, Client, Clients
 from ocibake.registry.options import RegistryOptions
@@ -131,8 +132,20 @@ def _platform_matches(desc: dict, want: Platform) -> bool:
             and (not want.variant or p.get("variant", "") == want.variant))
 
 
+def _config_labels(writer: LayoutWriter, manifest: bytes) -> dict:
+    """The labels of a single image's config (staged or in the layout); {} when there are none or no config."""
+    try:
+        path = writer.blob_file(json.loads(manifest)["config"]["digest"])
+        if path.stat().st_size > MAX_CONFIG:
+            return {}
+        labels = (json.loads(path.read_bytes()).get("config") or {}).get("Labels") or {}
+        return labels if isinstance(labels, dict) else {}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}
+
+
 def pull(reference: str, dest: Path | str, platform: str | None = None,
-         options: RegistryOptions | None = None) -> PullResult:
+         options: RegistryOptions | None = None, force_tags: bool = False) -> PullResult:
     """Pull REF into the OCI layout DIR (created or added to, atomically). Every digest is verified."""
     opts = options or RegistryOptions()
     started = time.monotonic()
@@ -258,7 +271,15 @@ def pull(reference: str, dest: Path | str, platform: str | None = None,
             if top.media_type in MANIFEST_TYPES and top.platform is None:
                 top = Descriptor(top.media_type, top.digest, top.size, {}, _config_platform(writer, data))
             if ref.tag or not ref.digest:
-                writer.commit([(ref.tag or "latest", top)])
+                tag = ref.tag or "latest"
+                labels = _config_labels(writer, data) if top.media_type in MANIFEST_TYPES else {}
+                name = labels.get(TITLE)
+
+                def check(layout: Layout) -> None:
+                    if isinstance(name, str):   # an image that names itself: its tag may not move across names
+                        refuse_unsafe_moves(layout, [tag], top.digest, name, str(labels.get(VERSION) or ""),
+                                            force_tags)
+                writer.commit([(tag, top)], check=check)
             else:
                 writer.commit([], [top])
     finally:
