@@ -34,6 +34,7 @@ bench: $(BIN)/ocibake
 	$(BIN)/python bench/bench_archive.py
 	$(BIN)/python bench/bench_platforms.py
 	$(BIN)/python bench/bench_audit.py
+	$(BIN)/python bench/bench_layout.py
 
 clean:
 	rm -rf dist build .pytest_cache

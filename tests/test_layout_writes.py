@@ -31,7 +31,8 @@ def test_rebuilding_replaces_named_tags_and_keeps_other_images(tmp_path):
                              stdout=subprocess.PIPE, text=True)
         assert out.stdout.strip() == digest
     # blobs only the replaced tag used are gone; v1's blobs are kept
-    d3, _ = build(FIXTURES / "cmd-main", layout, "--version", "v2", "--tag", "v1", "--source", "https://x.example/y")
+    d3, _ = build(FIXTURES / "cmd-main", layout, "--version", "v2", "--tag", "v1", "--source", "https://x.example/y",
+                  "--force-tags")     # v1 named hello-root v1: moving it to cmd-main v2 needs --force-tags
     blobs = {p.name for p in (layout / "blobs" / "sha256").iterdir()}
     assert d1.split(":")[1] not in blobs and d3.split(":")[1] in blobs and d2.split(":")[1] in blobs
     assert not [p for p in layout.iterdir() if p.name.startswith(".")]

@@ -40,6 +40,33 @@ class InputError(OcibakeError):
     exit_code = 4
 
 
+class DiskError(OcibakeError):
+    """The disk refused a read or write: full, over quota, read-only, permission denied, an I/O error."""
+
+    exit_code = 4
+
+
+# errno -> (what it means, what to do)
+_DISK_ERRNOS = {
+    28: ("no space left on device", "free some space, or write somewhere else (--output); nothing was changed"),
+    122: ("disk quota exceeded", "free some space, or write somewhere else (--output); nothing was changed"),
+    30: ("read-only file system", "write somewhere else (--output)"),
+    13: ("permission denied", "check the permissions, or run as a user who may write there"),
+    1: ("operation not permitted", "check the permissions, or run as a user who may write there"),
+    5: ("input/output error", "the disk failed; check it (dmesg) and try again"),
+    27: ("file too large", "write somewhere else, or raise the file size limit (ulimit -f)"),
+}
+
+
+def disk_error(exc: OSError) -> DiskError | None:
+    """A clear DiskError for an OSError that is about the disk (ENOSPC, EACCES, EROFS...), or None."""
+    known = _DISK_ERRNOS.get(exc.errno or 0)
+    if known is None:
+        return None
+    where = f": {exc.filename}" if exc.filename else ""
+    return DiskError(f"{known[0]}{where}", hint=known[1])
+
+
 class RegistryError(OcibakeError):
     """A registry refused or failed a request."""
 

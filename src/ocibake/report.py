@@ -36,6 +36,7 @@ def as_json(result: BuildResult) -> dict:
         "digest": image.digest,
         "layout": str(result.layout),
         "tags": list(result.tags),
+        "moved": {tag: old for tag, old in result.moved},
         "platform": str(image.platform),
         "size": image.compressed_size,
         "config": {"digest": image.config.digest, "size": len(image.config.data)},
@@ -90,6 +91,8 @@ def print_human(result: BuildResult, err: TextIO, push_repos: tuple[str, ...] = 
     w(f"tags      {', '.join(result.tags)}  in {result.layout}\n")
     if result.base is not None:
         w(f"base      {result.base.name}@{result.base.digest}\n")
+    for tag, old in result.moved:
+        w(f"          moved {tag} (was {old[:19]})\n")
     w(f"size      {human_size(image.compressed_size)} compressed ({len(result.layers)} layers)\n")
     for line in binary_lines(result):
         w(line + "\n")

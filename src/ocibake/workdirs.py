@@ -1,8 +1,11 @@
 """Work directories a killed ocibake left behind (staged layouts, half-unpacked toolchains).
 
-Each is named PREFIX<pid>-XXXX by the process that made it. Ctrl-C and SIGTERM clean up on the spot; after SIGKILL or
-a power cut, the next run into the same place removes the leftovers whose process is gone from this host and that
-have not changed for an hour, so a live run in another pid namespace is spared.
+Each is named PREFIX<pid>-XXXX by the process that made it, and records its owner in an OWNER_FILE inside it (pid,
+the process's start time, the boot and the pid namespace: see claim()). Ctrl-C and SIGTERM clean up on the spot; after
+SIGKILL or a power cut, the next run into the same place removes a leftover at once when its record shows the owner is
+gone (no such process in this pid namespace, or another process with that pid, or another boot). A live owner is never
+touched. A leftover without a record (older ocibake, or one killed between mkdtemp and claim) is removed when its
+process is gone from this host and it has not changed for an hour, so a live run in another pid namespace is spared.
 """
 
 from __future__ import annotations
@@ -13,6 +16,47 @@ import time
 from pathlib import Path
 
 ABANDONED_AFTER = 3600.0
+OWNER_FILE = ".ocibake-owner"
+
+
+def _start_time(pid: int) -> str | None:
+    """The process's start time in clock ticks since boot (/proc/PID/stat field 22), or None when there is none."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[-1].split()[19]
+
+
+def _identity() -> str:
+    """This boot and this pid namespace: a pid means the same process only under the same two."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        boot = "?"
+    try:
+        ns = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        ns = "?"
+    return f"{boot} {ns}"
+
+
+def claim(directory: Path) -> None:
+    """Record this process as the owner of ``directory`` (a stage it just made), for remove_abandoned_stages."""
+    pid = os.getpid()
+    (directory / OWNER_FILE).write_text(f"{pid} {_start_time(pid)} {_identity()}\n")
+
+
+def owner_gone(directory: Path) -> bool | None:
+    """True: the recorded owner no longer runs; False: it does; None: no record, or one made in another pid
+    namespace or boot (cannot tell)."""
+    try:
+        pid_text, start, boot, ns = (directory / OWNER_FILE).read_text().split()
+    except (OSError, ValueError):
+        return None
+    if f"{boot} {ns}" != _identity() or not pid_text.isdigit():
+        return None if boot == _identity().split()[0] else True     # another boot: every process of it is gone
+    return _start_time(int(pid_text)) != start
 
 
 def remove_abandoned_stages(directory: Path, prefix: str) -> None:
@@ -27,11 +71,14 @@ def remove_abandoned_stages(directory: Path, prefix: str) -> None:
         if not name.startswith(prefix):
             continue
         pid_text = name[len(prefix):].split("-", 1)[0]
-        if not pid_text.isdigit() or alive(int(pid_text)):
-            continue
         path = directory / name
         try:
-            if now - path.lstat().st_mtime > ABANDONED_AFTER and path.is_dir() and not path.is_symlink():
+            if not pid_text.isdigit() or path.is_symlink() or not path.is_dir():
+                continue
+            gone = owner_gone(path)
+            if gone is None:    # no record: the old rule (process gone from this host, unchanged for an hour)
+                gone = not alive(int(pid_text)) and now - path.lstat().st_mtime > ABANDONED_AFTER
+            if gone:
                 force_rmtree(path)
         except OSError:
             pass

@@ -27,7 +27,8 @@ from ocibake.layers.content import LayerContent
 from ocibake.layers.tar import write_layer
 from ocibake.layers.zoneinfo import resolve_zoneinfo_source
 from ocibake.oci.image import Descriptor, Image, LayerRecord, make_image, rfc3339
-from ocibake.oci.layout import LayoutWriter, check_output_path
+from ocibake.oci.layout import Layout, LayoutWriter, check_output_path
+from ocibake.oci.tag_moves import refuse_unsafe_moves
 from ocibake.toolchain.base import Toolchain
 
 __all__ = ["BUILD_RECORD_LABEL", "BuildResult", "Provenance", "assemble", "bake", "upx_setting"]
@@ -60,6 +61,7 @@ class BuildResult:
     toolchain: str = ""              # which go and upx ran, where (for people; the record has the facts)
     base: BaseImage | None = None    # the base image, when the image sits on one
     upx_note: str = ""               # why UPX was not applied although the target asks for it
+    moved: tuple[tuple[str, str], ...] = ()     # (tag, digest it pointed at before) for tags this build moved
 
     @property
     def reference(self) -> str:
@@ -103,6 +105,9 @@ def prepare(spec: BuildSpec, toolchain: Toolchain, log: Log = lambda s: None, *,
     recipe = recipe_for(spec.target)
     recipe.check(spec)
     check_output_path(spec.output)
+    if (spec.output / "oci-layout").is_file():       # a tag that may not move is refused now, not after go build
+        refuse_unsafe_moves(Layout.open(spec.output), spec.effective_tags, None, spec.name, spec.version,
+                            spec.force_tags)
     gobuild.check_platform(spec.platform)
     upx_mode, upx_note = spec.effective_upx, ""
     if (spec.upx_skip_unsupported and upx.full_args(upx_mode) is not None
@@ -147,12 +152,19 @@ def bake(spec: BuildSpec, toolchain: Toolchain, log: Log = lambda s: None, *,
     prep = prepare(spec, toolchain, log, registry_options=registry_options, toolchain_ref=toolchain_ref)
     if prep.git.dirty:
         log("warning: the service has uncommitted changes; the image records the commit, not your edits")
-    with LayoutWriter(spec.output) as writer:
+    moved: list = []
+    with LayoutWriter(spec.output, log=log) as writer:
         result = build_into(prep, toolchain, writer, log)
         manifest_desc = Descriptor(result.image.manifest.media_type, result.image.digest,
                                    len(result.image.manifest.data), platform=spec.platform)
-        writer.commit([(tag, manifest_desc) for tag in result.tags])
-    return replace(result, seconds={**result.seconds, "total": time.monotonic() - started})
+        tags = result.tags
+        writer.commit([(tag, manifest_desc) for tag in tags],
+                      check=lambda layout: moved.extend(refuse_unsafe_moves(layout, tags, result.image.digest,
+                                                                            spec.name, spec.version, spec.force_tags)))
+    for move in moved:
+        log(move.line())
+    return replace(result, seconds={**result.seconds, "total": time.monotonic() - started},
+                   moved=tuple((m.tag, m.old_digest) for m in moved))
 
 
 def build_into(prep: Prepared, toolchain: Toolchain, writer: LayoutWriter, log: Log = lambda s: None,

@@ -16,6 +16,7 @@ from ocibake.build.spec import BuildSpec
 from ocibake.oci.image import Blob, Descriptor
 from ocibake.oci.index import platform_index
 from ocibake.oci.layout import LayoutWriter
+from ocibake.oci.tag_moves import refuse_unsafe_moves
 from ocibake.oci.platform import Platform
 from ocibake.toolchain.base import Toolchain
 
@@ -56,7 +57,8 @@ def bake_platforms(spec: BuildSpec, platforms: Sequence[Platform], toolchain: To
                               specs))
     if preps[0].git.dirty:
         log("warning: the service has uncommitted changes; the image records the commit, not your edits")
-    with LayoutWriter(spec.output) as writer:
+    moved: list = []
+    with LayoutWriter(spec.output, log=log) as writer:
         with ThreadPoolExecutor(max_workers=workers(len(preps))) as pool:
             shared = SharedLayers()
             images = list(pool.map(lambda p: build_into(p, toolchain, writer, _prefixed(log, p.spec.platform), shared),
@@ -65,7 +67,11 @@ def bake_platforms(spec: BuildSpec, platforms: Sequence[Platform], toolchain: To
                                            platform=r.image.platform) for r in images])
         desc = writer.add_blob(index)
         tags = spec.effective_tags
-        writer.commit([(tag, desc) for tag in tags])
+        writer.commit([(tag, desc) for tag in tags],
+                      check=lambda layout: moved.extend(refuse_unsafe_moves(layout, tags, desc.digest, spec.name,
+                                                                            spec.version, spec.force_tags)))
+    for move in moved:
+        log(move.line())
     return MultiResult(spec.name, spec.output, tags, index, tuple(images),
                        {"total": time.monotonic() - started, "workers": workers(len(preps))})
 

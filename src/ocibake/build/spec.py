@@ -40,6 +40,7 @@ class BuildSpec:
     delve: str | None = None               # --delve PATH: a static dlv for the development target
     upx_skip_unsupported: bool = False     # (several platforms) an architecture UPX cannot pack stays unpacked
     asked_layers: frozenset[str] = frozenset()  # "ca-certificates", "zoneinfo": asked for even on a base that has them
+    force_tags: bool = False               # let tags move to an image of another name or version (tag_moves.py)
 
     @property
     def effective_upx(self) -> str:

@@ -88,6 +88,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         return 1
     except Exception as exc:  # a bug: say so briefly, the traceback only with -v
+        from ocibake.errors import disk_error
+        mapped = disk_error(exc) if isinstance(exc, OSError) else None
+        if mapped is not None:              # disk full, read-only, permission denied: not a bug
+            mapped.__cause__ = exc
+            return _report_failure(mapped, argv, verbose)
         if verbose:
             traceback.print_exc()
         print(f"ocibake: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)

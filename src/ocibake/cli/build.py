@@ -66,6 +66,8 @@ from ocibake.errors import OcibakeError, UsageError
               help="let go in the toolchain image reach the network (default: no network in the sandbox)")
 @click.option("--go", metavar="PATH", shell_complete=paths(), help="the go program to use with --toolchain local (default: go on PATH)")
 @click.option("--upx-bin", metavar="PATH", shell_complete=paths(), help="the upx program to use with --toolchain local (default: upx on PATH)")
+@click.option("--force-tags", is_flag=True, default=None,
+              help="let a tag move to an image of another name, or of another version than the tag names")
 @click.option("--push", multiple=True, is_flag=False, flag_value="", metavar="REPO",
               help="after the build, push every tag to REPO (REGISTRY/NAME, or a bare NAME under $OCIBAKE_REGISTRY; "
                    "without a value: $OCIBAKE_REGISTRY/IMAGE-NAME). Repeatable")
@@ -73,7 +75,7 @@ from ocibake.errors import OcibakeError, UsageError
 @tls_options
 @output_options()
 def build(service: str, verbose: bool, quiet: bool, json_output: bool, insecure: bool, ca_cert: str | None,
-          sbom: str, sign_key: str | None, **settings) -> int:
+          sbom: str, sign_key: str | None, timeout: float | None, **settings) -> int:
     """Build a Go service into an OCI image layout.
 
     Build SERVICE_DIR (a path, or a bare name meaning services/NAME) into an OCI image layout. Settings may also come
@@ -86,12 +88,15 @@ def build(service: str, verbose: bool, quiet: bool, json_output: bool, insecure:
     from ocibake.report import print_human, print_result
     out = output(verbose, quiet, json_output)
     flags = {k: (None if v == () else (list(v) if isinstance(v, tuple) else v)) for k, v in settings.items()}
-    registry = RegistryFlags(insecure=insecure, ca_cert=ca_cert, verbose=out.verbose, quiet=out.quiet)
+    registry = RegistryFlags(insecure=insecure, ca_cert=ca_cert, verbose=out.verbose, quiet=out.quiet, timeout=timeout)
     service_dir = resolve_service_dir(service)
     from ocibake.cli.export import archive_output, write_build_archive
     archive, flags, settings_file = archive_output(flags, load_settings(service_dir))
     choices = Choices(flags, target_settings(settings_file, flags.get("target")))
     spec = spec_from_choices(choices, service_dir)
+    if not out.quiet and choices.flags.get("tag") is None and spec.tags and spec.version not in spec.tags:
+        print(f"ocibake: warning: the tags in {service_dir / 'ocibake.toml'} ({', '.join(spec.tags)}) do not include "
+              f"the version {spec.version}", file=sys.stderr)
     platforms = parse_platforms(choices.pick("platform", "linux/amd64"))
     targets = push_targets(choices, spec.name)
     toolchain = make_toolchain(choices, service_dir, registry, log_warnings=not out.quiet)

@@ -71,13 +71,14 @@ def spec_from_choices(choices: Choices, service_dir: Path) -> BuildSpec:
                          hint="use lowercase letters, digits and separators (. _ -), path components joined by /, "
                               "e.g. --name emergency-service or --name sos-app/emergency-service")
     # Tags are written in the order given, each once.
-    tags = tuple(dict.fromkeys(validate_tag(t, "tag") for t in pick("tag", [])))
+    tags = tuple(dict.fromkeys(_from_file(choices, "tag", service_dir, lambda: [validate_tag(t, "tag")
+                                                                                for t in pick("tag", [])])))
     version = pick("image_version", "dev")
     if tags:
-        validate_version(version)          # not a tag: only needs to be safe inside -ldflags
+        _from_file(choices, "image_version", service_dir, lambda: validate_version(version))  # only safe in -ldflags
     else:
         try:
-            validate_tag(version, "version")
+            _from_file(choices, "image_version", service_dir, lambda: validate_tag(version, "version"))
         except InputError as exc:
             raise InputError(exc.message, hint=f"{exc.hint}; or name the tags with --tag, and the version may then "
                                                "hold other characters (e.g. v1.0.0+build.5)") from None
@@ -85,7 +86,7 @@ def spec_from_choices(choices: Choices, service_dir: Path) -> BuildSpec:
     compression, target, port = pick("compression", "gzip"), pick("target", "production"), pick("port", 8080)
     for key, value in (("compression", compression), ("target", target), ("port", port)):
         check_value(key, value)
-    output = Path(pick("output", f"dist/oci/{name}"))
+    output = output_dir(choices, service_dir, name)
     epoch_text = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
     if epoch_text and not epoch_text.isdigit():
         raise InputError(f"SOURCE_DATE_EPOCH={epoch_text!r} is not a number of seconds",
@@ -103,7 +104,8 @@ def spec_from_choices(choices: Choices, service_dir: Path) -> BuildSpec:
                      delve=pick("delve", None),
                      asked_layers=frozenset(kind for kind, key in (("ca-certificates", "ca_bundle"),
                                                                    ("zoneinfo", "zoneinfo"))
-                                            if choices.flags.get(key) is not None or choices.settings.get(key)))
+                                            if choices.flags.get(key) is not None or choices.settings.get(key)),
+                     force_tags=bool(pick("force_tags", False)))
 
 
 # setting -> (the target it belongs to, its flag)
@@ -145,6 +147,32 @@ def base_choice(choices: Choices, service_dir: Path) -> str | None:
         if reference.startswith("oci:") and not Path(reference[4:]).is_absolute():
             reference = f"oci:{service_dir / reference[4:]}"
     return reference
+
+
+def _from_file(choices: Choices, key: str, service_dir: Path, check):
+    """Run ``check``; when the value came from ocibake.toml (no flag), its error names the file."""
+    try:
+        return check()
+    except InputError as exc:
+        if choices.flags.get(key) is None and choices.settings.get(key) is not None:
+            raise InputError(f"{service_dir / 'ocibake.toml'}: {exc.message}", hint=exc.hint) from None
+        raise
+
+
+def output_dir(choices: Choices, service_dir: Path, name: str) -> Path:
+    """--output as given (relative to the current directory), or ocibake.toml's `output` (relative to the service,
+    like every path in that file), or dist/oci/NAME; a `scheme:` that is not a known output is refused."""
+    from ocibake.cli.output_scheme import refuse_unknown_scheme
+    flag = choices.flags.get("output")
+    if flag is not None:
+        refuse_unknown_scheme(str(flag), "--output")
+        return Path(flag)
+    setting = choices.settings.get("output")
+    if setting is not None:
+        refuse_unknown_scheme(str(setting), f"{service_dir / 'ocibake.toml'}: output")
+        return service_dir / setting      # an absolute path stays as it is
+    return Path(f"dist/oci/{name}")
+
 
 
 def upx_mode(value) -> str | None:

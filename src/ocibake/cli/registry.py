@@ -21,9 +21,10 @@ from ocibake.errors import UsageError
 TRACE_HELP = "show every request (secrets redacted)"
 
 
-def _flags(out, insecure: bool, ca_cert: str | None, username: str | None, password_stdin: bool) -> RegistryFlags:
+def _flags(out, insecure: bool, ca_cert: str | None, username: str | None, password_stdin: bool,
+           timeout: float | None = None) -> RegistryFlags:
     return RegistryFlags(insecure=insecure, ca_cert=ca_cert, username=username, password_stdin=password_stdin,
-                         verbose=out.verbose, quiet=out.quiet)
+                         verbose=out.verbose, quiet=out.quiet, timeout=timeout)
 
 
 @click.command(context_settings=CONTEXT, epilog=examples(
@@ -40,7 +41,7 @@ def _flags(out, insecure: bool, ca_cert: str | None, username: str | None, passw
 @registry_options
 def push(layout: str, repos: tuple[str, ...], tags: tuple[str, ...], mount_from: tuple[str, ...], verbose: bool,
          quiet: bool, json_output: bool, insecure: bool, ca_cert: str | None, username: str | None,
-         password_stdin: bool) -> int:
+         password_stdin: bool, timeout: float | None) -> int:
     """Push the images of an OCI layout to a registry.
 
     Push LAYOUT's tagged images to each REPO (REGISTRY/NAME, or a bare NAME under $OCIBAKE_REGISTRY): blobs,
@@ -48,7 +49,8 @@ def push(layout: str, repos: tuple[str, ...], tags: tuple[str, ...], mount_from:
     """
     from ocibake.registry.push import push_layout
     out = output(verbose, quiet, json_output)
-    options = make_options(_flags(out, insecure, ca_cert, username, password_stdin), mount_from=tuple(mount_from))
+    options = make_options(_flags(out, insecure, ca_cert, username, password_stdin, timeout),
+                           mount_from=tuple(mount_from))
     result = push_layout(Path(layout), list(repos), list(tags) or None, options)
     from ocibake.cli.attachments import push_layout_referrers
     push_layout_referrers(Path(layout), result, options, out.log)
@@ -68,19 +70,25 @@ def push(layout: str, repos: tuple[str, ...], tags: tuple[str, ...], mount_from:
 @click.argument("ref", metavar="REF")
 @click.argument("dest", metavar="DIR", shell_complete=paths("dir"))
 @click.option("--platform", help="os/arch[/variant]: pull only that image out of an index")
+@click.option("--force-tags", is_flag=True,
+              help="let the tag move from an image of another name (or version) in DIR to the pulled one")
 @output_options(TRACE_HELP)
 @registry_options
-def pull(ref: str, dest: str, platform: str | None, verbose: bool, quiet: bool, json_output: bool, insecure: bool,
-         ca_cert: str | None, username: str | None, password_stdin: bool) -> int:
+def pull(ref: str, dest: str, platform: str | None, force_tags: bool, verbose: bool, quiet: bool, json_output: bool,
+         insecure: bool, ca_cert: str | None, username: str | None, password_stdin: bool,
+         timeout: float | None) -> int:
     """Pull an image (or index) into an OCI layout.
 
     Pull REF into the OCI layout DIR, verifying every digest. An index is pulled whole, or only the image for
     --platform.
     """
+    from ocibake.cli.output_scheme import refuse_unknown_scheme
     from ocibake.registry.pull import pull as pull_image
+    refuse_unknown_scheme(dest, "DIR")
     out = output(verbose, quiet, json_output)
     result = pull_image(ref, Path(dest), platform, make_options(_flags(out, insecure, ca_cert, username,
-                                                                        password_stdin)))
+                                                                        password_stdin, timeout)),
+                        force_tags=force_tags)
     if out.json:
         print(json.dumps(result.as_json(), indent=2, sort_keys=True))
     else:
@@ -98,7 +106,7 @@ def pull(ref: str, dest: str, platform: str | None, verbose: bool, quiet: bool, 
 @output_options(TRACE_HELP)
 @registry_options
 def login(registry: str, verbose: bool, quiet: bool, json_output: bool, insecure: bool, ca_cert: str | None,
-          username: str | None, password_stdin: bool) -> int:
+          username: str | None, password_stdin: bool, timeout: float | None) -> int:
     """Store registry credentials in docker's config.json.
 
     Check USER's password (from stdin) against REGISTRY and store it like `docker login` does (credential helper if
@@ -111,7 +119,7 @@ def login(registry: str, verbose: bool, quiet: bool, json_output: bool, insecure
     if not password_stdin:
         raise UsageError("login reads the password from stdin",
                          hint="echo \"$PASSWORD\" | ocibake login HOST -u USER --password-stdin")
-    options = make_options(_flags(out, insecure, ca_cert, username, password_stdin))
+    options = make_options(_flags(out, insecure, ca_cert, username, password_stdin, timeout))
     creds = options.credentials
     refuse_credentials(registry, "the registry name")
     registry = registry.strip()

@@ -26,10 +26,21 @@ class RegistryFlags:
     password_stdin: bool = False
     verbose: bool = False
     quiet: bool = False
+    timeout: float | None = None         # --timeout: seconds for the whole registry operation
+
+
+TIMEOUT_HELP = ("give up a registry operation (push, pull, login) after this many seconds in all (default: 300); a "
+                "request that makes no progress for 15 s is cut and retried")
+
+
+def timeout_option(f: Callable) -> Callable:
+    return click.option("--timeout", type=click.FloatRange(min=1, max=7 * 86400), metavar="SECONDS",
+                        help=TIMEOUT_HELP)(f)
 
 
 def tls_options(f: Callable) -> Callable:
     """--insecure and --ca-cert, as `build` takes them for --push and registry toolchains."""
+    f = timeout_option(f)
     f = click.option("--ca-cert", metavar="PATH", shell_complete=paths(), help="registries: trust this CA (PEM) for TLS")(f)
     return click.option("--insecure", is_flag=True,
                         help="registries: allow plain HTTP and unverified TLS (plain HTTP is always allowed for "
@@ -38,6 +49,7 @@ def tls_options(f: Callable) -> Callable:
 
 def registry_options(f: Callable) -> Callable:
     """--insecure, --ca-cert, -u/--username and --password-stdin, as push, pull and login take them."""
+    f = timeout_option(f)
     f = click.option("--password-stdin", is_flag=True, help="read the password (or token) from stdin")(f)
     f = click.option("-u", "--username", metavar="USER", help="registry user (the password comes from --password-stdin)")(f)
     f = click.option("--ca-cert", metavar="PATH", shell_complete=paths(), help="trust this CA (PEM) for the registry's TLS certificate")(f)
@@ -85,6 +97,8 @@ def make_options(flags: RegistryFlags, **extra):
                 extra.setdefault(name, conv(os.environ[key]))
             except ValueError:
                 raise InputError(f"{key}={os.environ[key]!r} is not a number", hint="unset it, or give a number") from None
+    if flags.timeout is not None:
+        extra.setdefault("timeout", float(flags.timeout))
     return RegistryOptions(insecure=flags.insecure, ca_cert=Path(flags.ca_cert) if flags.ca_cert else None,
                            credentials=explicit_credentials(flags), log=log,
                            trace=trace if flags.verbose else None,

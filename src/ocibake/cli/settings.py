@@ -22,6 +22,7 @@ KEYS = {
     "source": (str, "source"), "upx": (str, "upx"), "toolchain": (str, "toolchain"),
     "network": (bool, "network"), "push": (list, "push"), "base": (str, "base"),
     "healthcheck": (str, "healthcheck"), "delve": (str, "delve"),
+    "force_tags": (bool, "force_tags"),
 }
 
 TYPE_NAMES = {str: "a string", int: "an integer", bool: "true or false", list: "a list of strings"}
@@ -140,6 +141,9 @@ def _checked(path: Path, entries, where: str = "") -> dict:
             raise InputError(f"{path}: {where}{key} must be {TYPE_NAMES[kind]}, not "
                              f"{TOML_TYPES.get(type(value), type(value).__name__)}",
                              hint=f"for example {key} = {EXAMPLES[kind]}")
+        if key == "tags" and not value:
+            raise InputError(f"{path}: tags = [] names no tag",
+                             hint="name at least one tag, or remove the line for the default tags (VERSION and latest)")
         try:
             check_value(key, value)
         except InputError as exc:

@@ -14,10 +14,12 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
-from ocibake.workdirs import remove_abandoned_stages
+from ocibake.workdirs import OWNER_FILE, claim, remove_abandoned_stages
 from ocibake.errors import InputError
+from ocibake.oci.layout_check import check_blob_dirs, check_index, entry_problem, open_blob, repair_hint
+from ocibake.oci.layout_lock import locked
 from ocibake.oci.image import Blob, Descriptor, canonical_json, sha256_digest
 from ocibake.oci.media_types import INDEX_TYPES, MANIFEST_TYPES, OCI_INDEX, REF_NAME
 
@@ -51,6 +53,8 @@ def check_output_path(path: Path, flag: str = "--output") -> None:
                              hint=f"choose an empty or new directory for {flag}, or an existing OCI layout")
         if not _can_write_in(path):
             raise InputError(f"output {path} is not writable", hint=f"choose a writable {flag}")
+        if (path / LAYOUT_FILE).is_file():
+            Layout.open(path)       # a damaged index.json is found now, before any work
         return
     parent = path.parent
     while not parent.exists():
@@ -87,18 +91,22 @@ class Layout:
         if not (root / LAYOUT_FILE).is_file() or not (root / "index.json").is_file():
             raise InputError(f"{root} is not an OCI image layout (no oci-layout or index.json)",
                              hint="build one with `ocibake build`, or copy one with `skopeo copy ... oci:DIR:TAG`")
+        if (root / "index.json").is_symlink():
+            raise InputError(f"{root}/index.json is a symlink; a layout's files must be inside it",
+                             hint=f"replace it by the file it points to, or move {root} aside")
         try:
             index = json.loads((root / "index.json").read_bytes())
         except PermissionError:
             raise InputError(f"{root}/index.json cannot be read: permission denied",
                              hint="check the layout's permissions, or run as a user who may read it") from None
         except (OSError, ValueError) as exc:
-            raise InputError(f"{root}/index.json is not valid JSON: {exc}", hint="the layout is damaged; rebuild it") from exc
-        if not isinstance(index, dict) or not isinstance(index.get("manifests", []), list):
-            raise InputError(f"{root}/index.json is not an OCI image index", hint="the layout is damaged; rebuild it")
+            raise InputError(f"{root}/index.json is not valid JSON: {exc}", hint=repair_hint(root)) from exc
+        check_index(root, index)
+        check_blob_dirs(root)
         return Layout(root, index)
 
     def manifests(self) -> list[Descriptor]:
+        # check_index() made sure every entry is a valid descriptor
         return [Descriptor.from_json(m) for m in self.index.get("manifests", [])]
 
     def tags(self) -> dict[str, Descriptor]:
@@ -120,17 +128,25 @@ class Layout:
         return digest_path(self.root, digest)
 
     def has_intact_blob(self, digest: str, size: int) -> bool:
-        """True when the blob is on disk with the right size and bytes (so it need not be fetched again)."""
+        """True when the blob is on disk with the right size and bytes (so it need not be fetched again).
+        A blob that is a symlink or not a regular file is an InputError."""
         path = self.blob_path(digest)
         try:
-            return path.is_file() and path.stat().st_size == size and file_sha256(path) == digest
+            with open_blob(self.root, path) as f:
+                if os.fstat(f.fileno()).st_size != size:
+                    return False
+                h = hashlib.sha256()
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    h.update(chunk)
+                return "sha256:" + h.hexdigest() == digest
         except OSError:
             return False
 
     def read_blob(self, digest: str) -> bytes:
         path = self.blob_path(digest)
         try:
-            data = path.read_bytes()
+            with open_blob(self.root, path) as f:
+                data = f.read()
         except FileNotFoundError:
             raise InputError(f"blob {digest} is missing from {self.root}", hint="the layout is incomplete; rebuild or re-pull it") from None
         if sha256_digest(data) != digest:
@@ -149,26 +165,37 @@ class Layout:
             seen.add(d.digest)
             if d.media_type in MANIFEST_TYPES + INDEX_TYPES:
                 path = self.blob_path(d.digest)
-                if not path.is_file():
+                try:
+                    with open_blob(self.root, path) as f:
+                        doc = json.loads(f.read())
+                except FileNotFoundError:
                     continue
-                doc = json.loads(path.read_bytes())
-                for child in doc.get("manifests", []) + doc.get("layers", []):
-                    stack.append(Descriptor.from_json(child))
-                if "config" in doc:
-                    stack.append(Descriptor.from_json(doc["config"]))
+                except ValueError:
+                    doc = None
+                children = (doc.get("manifests") or [], doc.get("layers") or [],
+                            [doc["config"]] if "config" in doc else []) if isinstance(doc, dict) else None
+                if children is None or not all(isinstance(c, list) for c in children) or \
+                        any(entry_problem(c) for group in children for c in group):
+                    # what it names is unknown: a cleanup relying on this must not run
+                    raise InputError(f"{d.digest} in {self.root} is not a valid manifest or index",
+                                     hint=repair_hint(self.root))
+                for group in children:
+                    stack.extend(Descriptor.from_json(c) for c in group)
         return seen
 
 
 class LayoutWriter:
     """Stages blobs for a layout and commits them with a new set of tags in one atomic index.json swap.
 
-    Use as a context manager: leaving without commit() removes everything staged.
+    Use as a context manager: leaving without commit() removes everything staged. The commit runs under the layout's
+    writers' lock (layout_lock.py), so concurrent writers keep each other's tags and blobs.
     """
 
-    def __init__(self, path: Path | str):
+    def __init__(self, path: Path | str, log: Callable[[str], None] | None = None):
         self.root = Path(path)
+        self.log = log
         self._existing = (self.root / LAYOUT_FILE).is_file()
-        # The pid in the name lets a later writer remove what a killed one left (remove_abandoned_stages).
+        # The pid in the name and the owner record let a later writer remove what a killed one left.
         if self._existing:
             prefix, where = f".ocibake-staging-{os.getpid()}-", self.root
         else:
@@ -177,6 +204,11 @@ class LayoutWriter:
         remove_abandoned_stages(where, prefix.rsplit("-", 2)[0] + "-")
         self._prefix, self._where = prefix, where
         self._stage = Path(tempfile.mkdtemp(prefix=prefix, dir=where))
+        try:
+            claim(self._stage)
+        except BaseException:
+            shutil.rmtree(self._stage, ignore_errors=True)
+            raise
         self._work: list[Path] = []
         self._blobs: dict[str, Path] = {}
         self._done = False
@@ -195,6 +227,7 @@ class LayoutWriter:
         removed when the writer is left, and, like the stage, by a later writer if this process was killed."""
         work = Path(tempfile.mkdtemp(prefix=self._prefix + "work-", dir=self._where))
         self._work.append(work)
+        claim(work)
         return work
 
     def scratch_file(self, prefix: str) -> Path:
@@ -210,65 +243,107 @@ class LayoutWriter:
     def add_blob_file(self, path: Path, digest: str) -> None:
         self._blobs[digest] = path
 
+    def keep_blob(self, digest: str) -> bool:
+        """Stage a hard link to a blob already in the layout (checked intact), so that a concurrent writer's cleanup
+        cannot remove it before this writer's commit names it. False: it is gone meanwhile (fetch it again)."""
+        target = self._stage / f"kept-{digest.split(':', 1)[-1]}"
+        try:
+            try:
+                os.link(digest_path(self.root, digest), target, follow_symlinks=False)
+            except FileNotFoundError:
+                return False
+            except OSError:
+                with open_blob(self.root, digest_path(self.root, digest)) as src, open(target, "wb") as dst:
+                    shutil.copyfileobj(src, dst)
+        except FileNotFoundError:
+            return False
+        self._blobs[digest] = target
+        return True
+
     def add_blob(self, blob: Blob) -> Descriptor:
         path = self.scratch_file("json-")
         path.write_bytes(blob.data)
         self.add_blob_file(path, blob.digest)
         return blob.descriptor()
 
-    def commit(self, tagged: Sequence[tuple[str, Descriptor]], untagged: Sequence[Descriptor] = ()) -> None:
-        """Move staged blobs in, then point each tag at its descriptor; other tags in the layout are kept."""
-        new_entries = [d.with_annotations({**d.annotations, REF_NAME: tag}) for tag, d in tagged] + list(untagged)
-        names = {tag for tag, _ in tagged}
-        if self._existing:
-            old = Layout.open(self.root)
-            again = {d.digest for d in untagged}
-            kept = [m for m in old.index.get("manifests", [])
-                    if m.get("annotations", {}).get(REF_NAME) not in names
-                    and not (REF_NAME not in m.get("annotations", {}) and m.get("digest") in again)]
-            replaced = [Descriptor.from_json(m) for m in old.index.get("manifests", []) if m not in kept]
-            index = dict(old.index)
-            index["manifests"] = kept + [d.as_json() for d in new_entries]
-            index.setdefault("schemaVersion", 2)
-            index["mediaType"] = OCI_INDEX
-            blob_dir = self.root / "blobs" / "sha256"
-            blob_dir.mkdir(parents=True, exist_ok=True)
-            # A staged blob was hashed as it was written, so it always replaces the file on disk: a blob damaged
-            # since (a flipped byte, a truncated copy) is repaired by the next build or pull that needs it.
-            for digest, path in self._blobs.items():
-                os.chmod(path, 0o644)
-                os.replace(path, digest_path(self.root, digest))
-            tmp_index = self._stage / "index.json"
-            tmp_index.write_bytes(canonical_json(index))
-            os.chmod(tmp_index, 0o644)
-            os.replace(tmp_index, self.root / "index.json")
-            self._done = True
-            shutil.rmtree(self._stage, ignore_errors=True)
-            self._collect_garbage(replaced)
-        else:
-            blob_dir = self._stage / "blobs" / "sha256"
-            blob_dir.mkdir(parents=True)
-            for digest, path in self._blobs.items():
-                os.chmod(path, 0o644)
-                os.replace(path, digest_path(self._stage, digest))
-            (self._stage / LAYOUT_FILE).write_bytes(LAYOUT_BYTES)
-            index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [d.as_json() for d in new_entries]}
-            (self._stage / "index.json").write_bytes(canonical_json(index))
-            for p in (self._stage / LAYOUT_FILE, self._stage / "index.json"):
-                os.chmod(p, 0o644)
-            for d in (self._stage, self._stage / "blobs", blob_dir):
-                os.chmod(d, 0o755)
-            if self.root.is_dir():      # an empty directory given as --output
-                self.root.rmdir()
-            os.replace(self._stage, self.root)
-            self._done = True
+    def commit(self, tagged: Sequence[tuple[str, Descriptor]], untagged: Sequence[Descriptor] = (),
+               check: Callable[["Layout"], None] | None = None) -> None:
+        """Move staged blobs in, then point each tag at its descriptor; other tags in the layout are kept.
 
-    def _collect_garbage(self, replaced: list[Descriptor]) -> None:
-        """Delete blobs only the replaced tags used; blobs this code does not know about are never touched."""
-        layout = Layout.open(self.root)
+        ``check`` is called with the layout as it is under the lock, before anything moves (it may refuse)."""
+        new_entries = [d.with_annotations({**d.annotations, REF_NAME: tag}) for tag, d in tagged] + list(untagged)
+        if self._existing:
+            with locked(self.root, self.log):
+                self._merge(tagged, untagged, new_entries, check)
+            return
+        with locked(self._where, self.log):
+            if (self.root / LAYOUT_FILE).is_file():       # another writer made it meanwhile: add to it
+                with locked(self.root, self.log):
+                    self._merge(tagged, untagged, new_entries, check)
+                return
+            self._create(new_entries)
+
+    def _create(self, new_entries: list[Descriptor]) -> None:
+        blob_dir = self._stage / "blobs" / "sha256"
+        blob_dir.mkdir(parents=True)
+        for digest, path in self._blobs.items():
+            os.chmod(path, 0o644)
+            os.replace(path, digest_path(self._stage, digest))
+        (self._stage / LAYOUT_FILE).write_bytes(LAYOUT_BYTES)
+        index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [d.as_json() for d in new_entries]}
+        (self._stage / "index.json").write_bytes(canonical_json(index))
+        for p in (self._stage / LAYOUT_FILE, self._stage / "index.json"):
+            os.chmod(p, 0o644)
+        for d in (self._stage, self._stage / "blobs", blob_dir):
+            os.chmod(d, 0o755)
+        (self._stage / OWNER_FILE).unlink()
+        if self.root.is_dir():      # an empty directory given as --output
+            self.root.rmdir()
+        os.replace(self._stage, self.root)
+        self._done = True
+
+    def _merge(self, tagged, untagged, new_entries: list[Descriptor], check) -> None:
+        old = Layout.open(self.root)
+        if check is not None:
+            check(old)
+        names = {tag for tag, _ in tagged}
+        again = {d.digest for d in untagged}
+        kept, replaced = [], []
+        for m in old.index.get("manifests", []):
+            ref = (m.get("annotations") or {}).get(REF_NAME)
+            if ref in names or (ref is None and m.get("digest") in again):
+                replaced.append(Descriptor.from_json(m))
+            else:
+                kept.append(m)
+        index = dict(old.index)
+        index["manifests"] = kept + [d.as_json() for d in new_entries]
+        index.setdefault("schemaVersion", 2)
+        index["mediaType"] = OCI_INDEX
+        blob_dir = self.root / "blobs" / "sha256"
+        blob_dir.mkdir(parents=True, exist_ok=True)
+        # A staged blob was hashed as it was written, so it always replaces the file on disk: a blob damaged since
+        # (a flipped byte, a truncated copy) is repaired by the next build or pull that needs it.
+        for digest, path in self._blobs.items():
+            os.chmod(path, 0o644)
+            os.replace(path, digest_path(self.root, digest))
+        tmp_index = self._stage / "index.json"
+        tmp_index.write_bytes(canonical_json(index))
+        os.chmod(tmp_index, 0o644)
+        os.replace(tmp_index, self.root / "index.json")
+        self._done = True
+        shutil.rmtree(self._stage, ignore_errors=True)
+        if replaced:
+            self._collect_garbage(replaced, {d.digest for d in new_entries})
+
+    def _collect_garbage(self, replaced: list[Descriptor], added: set[str]) -> None:
+        """Delete blobs only the replaced tags used; blobs this code does not know about are never touched.
+        Runs under the writers' lock, so no other writer's tag can come to need one of them meanwhile."""
+        if {d.digest for d in replaced} <= added:
+            return          # the same images again: nothing became unused
         try:
+            layout = Layout.open(self.root)
             still_used = layout.reachable(layout.manifests())
             for digest in layout.reachable(replaced) - still_used:
                 layout.blob_path(digest).unlink(missing_ok=True)
-        except (OSError, ValueError, InputError):
+        except (OSError, ValueError, TypeError, KeyError, AttributeError, InputError):
             pass  # garbage left behind is harmless; never fail a committed build over it

@@ -4,6 +4,7 @@ budget. The registry's digest for the stored bytes must be the local one."""
 
 from __future__ import annotations
 
+import os
 import threading
 import urllib.parse
 from pathlib import Path
@@ -22,7 +23,8 @@ class FileSlice:
     def __init__(self, path: Path, start: int, length: int, progress: Callable[[int], None],
                  cancel: threading.Event | None = None):
         self.cancel = cancel
-        self.f = open(path, "rb")
+        # never through a symlink (checked when the push was planned, and again here: the file may have changed)
+        self.f = os.fdopen(os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC), "rb")
         self.f.seek(start)
         self.left = length
         self.length = length
@@ -103,7 +105,7 @@ def _upload_blob(client: Client, repo: str, digest: str, size: int, path: Path, 
                 start = offset
 
                 def body(start=start, length=length):
-                    return FileSlice(path, start, length, bar, client.cancel)
+                    return FileSlice(path, start, length, lambda n: (bar(n), client.touch()), client.cancel)
                 headers = {"Content-Type": "application/octet-stream", "Content-Length": str(length)}
                 if start > 0 or chunk:
                     headers["Content-Range"] = f"{start}-{start + length - 1}"

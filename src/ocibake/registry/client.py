@@ -26,12 +26,14 @@ from ocibake.errors import RegistryError
 from ocibake.oci.media_types import DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST
 from ocibake.registry import credentials as creds_mod
 from ocibake.registry.credentials import Credentials
+from ocibake.registry.deadline import WatchedAdapter, Watchdog
 from ocibake.registry.errors import HINTS, STATUS_CODES, Cancelled, ConnectionLost, Retryable, _oci_error
 from ocibake.registry.options import RegistryOptions
 from ocibake.registry.redact import add_secret, redact
 from ocibake.registry.reference import API_HOSTS, is_loopback
 from ocibake.registry.trust import system_bundle, trust_store
 
+STALL_RETRIES = 1
 ACCEPT = ", ".join((OCI_INDEX, OCI_MANIFEST, DOCKER_MANIFEST_LIST, DOCKER_MANIFEST))
 USER_AGENT = "ocibake"
 
@@ -39,11 +41,15 @@ USER_AGENT = "ocibake"
 class Client:
     """One registry host: scheme, TLS, auth state (basic header or bearer tokens per scope), retrying requests."""
 
-    def __init__(self, registry: str, options: RegistryOptions):
+    def __init__(self, registry: str, options: RegistryOptions, watchdog: Watchdog | None = None):
         self.registry = registry                     # as the user wrote it: messages, credentials
         self.host = API_HOSTS.get(registry, registry)  # where the API answers
         self.opts = options
+        self.watchdog = watchdog or Watchdog(options.timeout, options.stall_timeout)
+        self._own_watchdog = watchdog is None
         self.session = requests.Session()
+        for prefix in ("http://", "https://"):
+            self.session.mount(prefix, WatchedAdapter())
         self.session.headers["User-Agent"] = USER_AGENT
         if is_loopback(registry):
             self.session.trust_env = False           # no proxy (and no .netrc) for loopback
@@ -113,11 +119,55 @@ class Client:
               allow_redirects: bool = True, verify=None) -> requests.Response:
         started = time.monotonic()
         self.trace(f"> {method} {url}")
-        resp = self.session.request(method, url, headers=headers, data=body, stream=stream,
-                                    timeout=(self.opts.connect_timeout, self.opts.read_timeout),
-                                    verify=self.verify if verify is None else verify, allow_redirects=allow_redirects)
+        entry = self.watchdog.begin(self.registry)
+        try:
+            resp = self.session.request(method, url, headers=headers, data=body, stream=stream,
+                                        timeout=(self.opts.connect_timeout, self.opts.read_timeout),
+                                        verify=self.verify if verify is None else verify,
+                                        allow_redirects=allow_redirects)
+        except requests.exceptions.RequestException as exc:
+            self.watchdog.end(entry)
+            why = self.watchdog.failure(entry, self.registry)       # RegistryError once the operation's deadline has passed
+            if why is not None:
+                raise requests.exceptions.ConnectionError(why) from exc
+            raise
+        why = self.watchdog.failure(entry, self.registry)
+        if why is not None:                 # cut by the watchdog: a response that ended early is no answer
+            self.watchdog.end(entry)
+            resp.close()
+            raise requests.exceptions.ConnectionError(why)
+        if stream:
+            # the body is read later: watched until it is closed (progress reported with touch())
+            close = resp.close
+
+            def close_and_end():
+                self.watchdog.end(entry)
+                close()
+            resp.close = close_and_end
+        else:
+            self.watchdog.end(entry)
         self.trace(f"< {resp.status_code} {method} {url} ({(time.monotonic() - started) * 1000:.0f} ms)")
         return resp
+
+    def touch(self) -> None:
+        """The request running in this thread moved bytes (keeps the stall watchdog off it)."""
+        self.watchdog.touch()
+
+    def read_body(self, resp: requests.Response, limit: int) -> bytes:
+        """Up to ``limit`` bytes of a streamed response; a connection lost or cut meanwhile is a RegistryError."""
+        try:
+            data = resp.raw.read(limit, decode_content=True)
+            why = self.watchdog.current_failure(self.registry)
+            if why is not None:
+                raise requests.exceptions.ConnectionError(why)
+            return data
+        except (urllib3.exceptions.HTTPError, requests.exceptions.RequestException, OSError) as exc:
+            why = self.watchdog.current_failure(self.registry) or self._connection_reason(exc)
+            raise ConnectionLost(f"registry {self.registry}: reading a response failed: connection error ({why})",
+                                 hint="the registry is unreachable, too slow or dropped the connection; run the same "
+                                      "command again") from None
+        finally:
+            resp.close()
 
     def _delay(self, attempt: int, hinted: float | None) -> float:
         if hinted is not None:
@@ -140,6 +190,8 @@ class Client:
 
     def _connection_reason(self, exc: Exception) -> str:
         text = str(exc)
+        if text.startswith("stalled:"):
+            return text
         for key in ("Connection refused", "Name or service not known", "Temporary failure in name resolution",
                     "timed out", "Connection reset", "Connection aborted", "RemoteDisconnected",
                     "No route to host", "certificate verify failed", "wrong version number",
@@ -227,6 +279,7 @@ class Client:
         """Call ``attempt_fn`` until it returns a non-retryable response; retry connection errors, 408, 429, 5xx."""
         retries = self.opts.retries if retries is None else retries
         attempt = 0
+        stalls = 0
         while True:
             try:
                 resp = attempt_fn()
@@ -248,6 +301,10 @@ class Client:
                     requests.exceptions.ChunkedEncodingError) as exc:
                 if isinstance(exc, requests.exceptions.SSLError) or attempt >= retries:
                     raise
+                if str(exc).startswith("stalled:"):
+                    stalls += 1             # a server that stalls once mostly stalls again: one more try only
+                    if stalls > STALL_RETRIES:
+                        raise
                 if "Name or service not known" in str(exc) or "Temporary failure in name resolution" in str(exc):
                     raise
                 delay = self._delay(attempt, None)
@@ -353,6 +410,8 @@ class Client:
 
     def close(self) -> None:
         self.session.close()
+        if self._own_watchdog:
+            self.watchdog.close()
 
 
 def _refresh_after(doc: dict) -> float:
@@ -369,12 +428,14 @@ class Clients:
     def __init__(self, options: RegistryOptions):
         self.options = options
         self.by_host: dict[str, Client] = {}
+        self.watchdog = Watchdog(options.timeout, options.stall_timeout)    # one deadline for the operation
 
     def get(self, registry: str) -> Client:
         if registry not in self.by_host:
-            self.by_host[registry] = Client(registry, self.options)
+            self.by_host[registry] = Client(registry, self.options, self.watchdog)
         return self.by_host[registry]
 
     def close(self) -> None:
         for c in self.by_host.values():
             c.close()
+        self.watchdog.close()

@@ -26,6 +26,8 @@ class RegistryOptions:
     max_retry_after: float = 60.0                # a longer Retry-After fails instead of waiting
     connect_timeout: float = 10.0
     read_timeout: float = 120.0
+    timeout: float = 300.0                       # the whole operation (push, pull, login): --timeout
+    stall_timeout: float = 15.0                  # a request with no progress this long is cut and retried
     chunk_size: int | None = None                # PATCH in chunks of this size (None: one streamed PATCH)
     jobs: int = 4                                # blobs uploaded/downloaded in parallel
     log: Callable[[str], None] = _noop           # progress lines (stderr)

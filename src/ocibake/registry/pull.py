@@ -18,6 +18,8 @@ from ocibake.oci.media_types import DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, INDEX
 from ocibake.oci.platform import Platform
 from ocibake.oci.names import DIGEST_RE
 from ocibake.oci.layout import Layout, LayoutWriter, check_output_path
+from ocibake.oci.layout_check import blob_is_regular
+from ocibake.oci.tag_moves import TITLE, VERSION, refuse_unsafe_moves
 from ocibake.registry.progress import Progress, human_size
 from ocibake.registry.client import ACCEPT, Client, Clients
 from ocibake.registry.options import RegistryOptions
@@ -58,8 +60,7 @@ def _get_manifest(client: Client, repo: str, ref: str, expect: str | None) -> tu
     if resp.status_code != 200:
         resp.content
         raise client.error(what, resp, repository=repo)
-    data = resp.raw.read(MAX_MANIFEST + 1, decode_content=True)
-    resp.close()
+    data = client.read_body(resp, MAX_MANIFEST + 1)
     if len(data) > MAX_MANIFEST:
         raise RegistryError(f"registry {client.registry}: manifest {ref} is larger than 4 MiB", code="MANIFEST_INVALID")
     digest = "sha256:" + hashlib.sha256(data).hexdigest()
@@ -110,8 +111,7 @@ def _require_platform(client: Client, repo: str, ref, manifest: dict, want: Plat
     if resp.status_code != 200:
         resp.content
         raise client.error(what, resp, repository=repo)
-    data = resp.raw.read(MAX_CONFIG + 1, decode_content=True)
-    resp.close()
+    data = client.read_body(resp, MAX_CONFIG + 1)
     if "sha256:" + hashlib.sha256(data).hexdigest() != digest:
         raise RegistryError(f"registry {client.registry}: config {digest} arrived with another digest",
                             code="DIGEST_INVALID", hint="the registry (or a proxy) served other bytes; nothing was written")
@@ -132,8 +132,20 @@ def _platform_matches(desc: dict, want: Platform) -> bool:
             and (not want.variant or p.get("variant", "") == want.variant))
 
 
+def _config_labels(writer: LayoutWriter, manifest: bytes) -> dict:
+    """The labels of a single image's config (staged or in the layout); {} when there are none or no config."""
+    try:
+        path = writer.blob_file(json.loads(manifest)["config"]["digest"])
+        if path.stat().st_size > MAX_CONFIG:
+            return {}
+        labels = (json.loads(path.read_bytes()).get("config") or {}).get("Labels") or {}
+        return labels if isinstance(labels, dict) else {}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}
+
+
 def pull(reference: str, dest: Path | str, platform: str | None = None,
-         options: RegistryOptions | None = None) -> PullResult:
+         options: RegistryOptions | None = None, force_tags: bool = False) -> PullResult:
     """Pull REF into the OCI layout DIR (created or added to, atomically). Every digest is verified."""
     opts = options or RegistryOptions()
     started = time.monotonic()
@@ -192,12 +204,16 @@ def pull(reference: str, dest: Path | str, platform: str | None = None,
                             raise RegistryError(f"registry {client.registry}: manifest names a bad digest",
                                                 code="MANIFEST_INVALID")
                         blobs[d["digest"]] = int(d["size"])
+        if existing is not None:       # a blob there that is a symlink (or not a file) is refused before any download
+            for bdigest in blobs:
+                blob_is_regular(dest, existing.blob_path(bdigest))
         counts = {"downloaded": 0, "skipped": 0}
         received = [0]
-        with LayoutWriter(dest) as writer:
+        with LayoutWriter(dest, log=opts.log) as writer:
             def fetch(item):
                 bdigest, size = item
-                if existing is not None and existing.has_intact_blob(bdigest, size):
+                # a kept blob is staged as a hard link: safe from a concurrent writer's cleanup until the commit
+                if existing is not None and existing.has_intact_blob(bdigest, size) and writer.keep_blob(bdigest):
                     progress.done(f"  {bdigest[:19]}  {human_size(size):>10}  already in the layout", bdigest)
                     return "skipped", 0
                 if existing is not None and existing.blob_path(bdigest).exists():
@@ -215,17 +231,22 @@ def pull(reference: str, dest: Path | str, platform: str | None = None,
                     n = 0
                     try:
                         with open(target, "wb") as f:
-                            for chunk in resp.iter_content(1 << 20):
+                            for chunk in resp.iter_content(64 << 10):
+                                client.touch()
                                 h.update(chunk)
                                 f.write(chunk)
                                 n += len(chunk)
                                 bar(len(chunk))
                                 if n > size:
                                     break
+                        why = client.watchdog.current_failure(client.registry)
+                        if why is not None:         # the body was cut short by the stall watchdog
+                            raise requests.exceptions.ConnectionError(why)
                     except (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
                         if attempt >= opts.retries:
+                            why = client.watchdog.current_failure(client.registry)
                             raise RegistryError(f"registry {client.registry}: {what} failed: connection error "
-                                                f"({client._connection_reason(exc)})",
+                                                f"({why or client._connection_reason(exc)})",
                                                 hint="run the same command again") from None
                         client.pause(client._delay(attempt, None))
                         continue
@@ -250,7 +271,15 @@ def pull(reference: str, dest: Path | str, platform: str | None = None,
             if top.media_type in MANIFEST_TYPES and top.platform is None:
                 top = Descriptor(top.media_type, top.digest, top.size, {}, _config_platform(writer, data))
             if ref.tag or not ref.digest:
-                writer.commit([(ref.tag or "latest", top)])
+                tag = ref.tag or "latest"
+                labels = _config_labels(writer, data) if top.media_type in MANIFEST_TYPES else {}
+                name = labels.get(TITLE)
+
+                def check(layout: Layout) -> None:
+                    if isinstance(name, str):   # an image that names itself: its tag may not move across names
+                        refuse_unsafe_moves(layout, [tag], top.digest, name, str(labels.get(VERSION) or ""),
+                                            force_tags)
+                writer.commit([(tag, top)], check=check)
             else:
                 writer.commit([], [top])
     finally:

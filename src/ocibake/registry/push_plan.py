@@ -12,6 +12,7 @@ from typing import Sequence
 from ocibake.errors import InputError
 from ocibake.oci.image import Descriptor
 from ocibake.oci.layout import Layout
+from ocibake.oci.layout_check import open_blob
 from ocibake.oci.media_types import INDEX_TYPES, MANIFEST_TYPES
 from ocibake.oci.names import TAG_RE
 
@@ -34,7 +35,8 @@ def _media_type(desc: Descriptor, data: bytes) -> str:
 def _verified_bytes(layout: Layout, desc: Descriptor) -> bytes:
     path = layout.blob_path(desc.digest)
     try:
-        data = path.read_bytes()
+        with open_blob(layout.root, path) as f:      # a regular file inside the layout, never through a symlink
+            data = f.read(desc.size + 1)
     except FileNotFoundError:
         raise InputError(f"{desc.digest} is missing from {layout.root}", hint="the layout is incomplete; rebuild it") from None
     if len(data) != desc.size or "sha256:" + hashlib.sha256(data).hexdigest() != desc.digest:
@@ -43,10 +45,10 @@ def _verified_bytes(layout: Layout, desc: Descriptor) -> bytes:
     return data
 
 
-def _file_digest(path: Path) -> tuple[str, int]:
+def _file_digest(root: Path, path: Path) -> tuple[str, int]:
     h = hashlib.sha256()
     size = 0
-    with open(path, "rb") as f:
+    with open_blob(root, path) as f:
         while True:
             chunk = f.read(1 << 20)
             if not chunk:
@@ -72,11 +74,12 @@ def plan_push(layout: Layout, tagged: Sequence[tuple[str, Descriptor]],
             if blob.digest in plan.blobs:
                 continue
             path = layout.blob_path(blob.digest)
-            if not path.is_file():
-                raise InputError(f"blob {blob.digest} is missing from {layout.root}; nothing was pushed",
-                                 hint="the layout is incomplete; rebuild or re-pull it")
             if blob.digest not in verified:
-                verified[blob.digest] = _file_digest(path)
+                try:
+                    verified[blob.digest] = _file_digest(layout.root, path)
+                except FileNotFoundError:
+                    raise InputError(f"blob {blob.digest} is missing from {layout.root}; nothing was pushed",
+                                     hint="the layout is incomplete; rebuild or re-pull it") from None
             digest, size = verified[blob.digest]
             if digest != blob.digest or size != blob.size:
                 raise InputError(f"blob {blob.digest} in {layout.root} does not match its digest or size; "
@@ -104,7 +107,7 @@ def plan_push(layout: Layout, tagged: Sequence[tuple[str, Descriptor]],
         data = _verified_bytes(layout, desc)
         try:
             walk(desc, data)
-        except (ValueError, TypeError, KeyError) as exc:
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
             raise InputError(f"{desc.digest} in {layout.root} is not a valid manifest ({type(exc).__name__})",
                              hint="the layout is damaged; rebuild it") from None
         plan.tops.append((tag, desc, data))

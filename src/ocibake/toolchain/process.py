@@ -10,28 +10,37 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from ocibake.errors import ToolchainError
+from ocibake.toolchain.child_guard import GroupGuard, signal_group
 
 
 def run_captured(argv: list[str], *, cwd: Path | None = None, env: dict | None = None,
                  timeout: float | None = None) -> subprocess.CompletedProcess:
     """subprocess.run with stdout and stderr together, except that when ocibake itself is interrupted or terminated
-    the program gets SIGINT, as from Ctrl-C, and a few seconds to clean up (go removes its work directory on SIGINT,
-    not on SIGTERM) before SIGKILL."""
+    the program (and all it started) gets SIGINT, as from Ctrl-C, and a few seconds to clean up (go removes its work
+    directory on SIGINT, not on SIGTERM) before SIGKILL; and if ocibake is killed, they die too (child_guard.py)."""
+    # In a process group of its own, guarded: if ocibake is killed, the program and its children die too.
     with subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          stdin=subprocess.DEVNULL, text=True) as proc:
+                          stdin=subprocess.DEVNULL, text=True, process_group=0) as proc:
+        guard = None
         try:
+            guard = GroupGuard(proc.pid)
             out, _ = proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
-            proc.kill()
+            signal_group(proc, signal.SIGKILL)
             out, _ = proc.communicate()
             raise subprocess.TimeoutExpired(argv, timeout or 0, output=out) from None
         except BaseException:
-            proc.send_signal(signal.SIGINT)
+            proc.send_signal(signal.SIGINT)      # go ends its own children and removes its work directory
             try:
                 proc.wait(timeout=5)
             except subprocess.TimeoutExpired:
-                proc.kill()
+                pass
+            signal_group(proc, signal.SIGKILL)   # and whatever is left of the group
+            proc.wait()
             raise
+        finally:
+            if guard is not None:
+                guard.release()
     return subprocess.CompletedProcess(argv, proc.returncode, out)
 
 

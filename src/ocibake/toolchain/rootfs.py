@@ -99,10 +99,17 @@ class _LayerStream:
             raise InputError(f"layer {layer.digest} has an unsupported media type {layer.media_type!r}",
                              hint="toolchain image layers must be tar, tar+gzip or tar+zstd")
         self.layer = layer
-        try:
-            self._file = open(layer.path, "rb")
+        try:       # a regular file, never read through a symlink (a layout from elsewhere must not read host files)
+            self._file = os.fdopen(os.open(layer.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC), "rb")
         except FileNotFoundError:
             raise InputError(f"layer blob {layer.digest} is missing", hint="the image layout is incomplete; re-copy it") from None
+        except OSError as exc:
+            raise InputError(f"layer blob {layer.digest} cannot be read: "
+                             f"{'it is a symlink' if exc.errno == 40 else exc.strerror}",
+                             hint="a layout's blobs must be regular files inside it; re-copy the image") from None
+        if not stat.S_ISREG(os.fstat(self._file.fileno()).st_mode):
+            self._file.close()
+            raise InputError(f"layer blob {layer.digest} is not a regular file", hint="re-copy the image")
         self.compressed = _HashingReader(self._file)
         if kind == "gzip":
             self._decomp = gzip.GzipFile(fileobj=self.compressed, mode="rb")   # type: ignore[arg-type]

@@ -1,0 +1,27 @@
+"""`--output SCHEME:PATH`: the output kinds ocibake knows by a scheme prefix, and the refusal of any other.
+
+Without this, `--output docker-archive:x.tar` would silently become a directory named `docker-archive:x.tar`. A
+path that merely contains a colon still works when written so it does not look like a scheme (`./a:b`).
+"""
+
+from __future__ import annotations
+
+import re
+
+from ocibake.errors import InputError
+
+# Schemes with an output behind them (archives, see archive/target.py); anything else is a directory for a layout.
+KNOWN_SCHEMES: tuple[str, ...] = ("docker-archive", "oci-archive")
+
+SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
+
+
+def refuse_unknown_scheme(value: str, what: str = "--output") -> None:
+    """InputError when ``value`` starts with `scheme:` and the scheme is not one of KNOWN_SCHEMES."""
+    m = SCHEME.match(value)
+    if m is None or m.group(1) in KNOWN_SCHEMES:
+        return
+    known = ", ".join(f"{s}:" for s in KNOWN_SCHEMES)
+    raise InputError(f"{what} {value}: unknown output kind {m.group(1)!r}",
+                     hint=(f"known kinds: {known}; " if known else "")
+                     + f"give a directory for an OCI layout (write ./{value} if the name really has a colon)")

@@ -1,0 +1,63 @@
+"""A full disk is a clear one-line error (exit 4), not an internal error, and the layout stays as it was: a pull
+into a layout on a tiny tmpfs (mounted in a user and mount namespace of the test's own, no root needed) that fills up."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from conftest import REPO, require
+from conftest_registry import *  # noqa: F401,F403  (registry fixtures)
+from regtools import base_env, ocibake
+from registry_servers import write_layout
+
+INNER = r"""
+import hashlib, json, os, subprocess, sys
+d, host = sys.argv[1], sys.argv[2]
+subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", d], check=True)
+def run(*a):
+    return subprocess.run([sys.executable, "-m", "ocibake", *a], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True)
+def snap():
+    out = {}
+    for dp, dn, fn in os.walk(d):
+        for n in fn:
+            p = os.path.join(dp, n)
+            out[p] = hashlib.sha256(open(p, "rb").read()).hexdigest()
+    return out
+first = run("pull", f"{host}/diskfull/img:small", f"{d}/L")
+fd = os.open(f"{d}/filler", os.O_WRONLY | os.O_CREAT)
+try:
+    while True:
+        os.write(fd, b"x" * 4096)
+except OSError:
+    os.ftruncate(fd, os.fstat(fd).st_size - 65536)     # room for the stage, not for the 600 kB layer
+    os.close(fd)
+before = snap()
+second = run("pull", f"{host}/diskfull/img:big", f"{d}/L")
+print(json.dumps({"first": first.returncode, "first_err": first.stderr, "code": second.returncode,
+                  "stderr": second.stderr, "same": snap() == before, "diff": sorted(set(snap().items()) ^ set(before.items()))}))
+"""
+
+
+def test_a_full_disk_is_a_clear_error_and_leaves_the_layout_intact(plain_registry, tmp_path):
+    require("unshare")
+    env = base_env(tmp_path / "home")
+    for tag, size in (("small", 4000), ("big", 600_000)):
+        src = tmp_path / tag
+        write_layout(src, tags=(tag,), layer_sizes=(size,), seed=size)
+        assert ocibake("push", str(src), f"{plain_registry.host}/diskfull/img", env=env).returncode == 0
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    proc = subprocess.run(["unshare", "--user", "--map-root-user", "--mount", sys.executable, "-c", INNER, str(mnt),
+                           plain_registry.host], cwd=REPO, env={**env, "OCIBAKE_REGISTRY_RETRIES": "0"},
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["first"] == 0, result["first_err"]
+    assert result["code"] == 4, result["stderr"]
+    errors = [l for l in result["stderr"].splitlines() if l.startswith("ocibake: error:")]
+    assert len(errors) == 1 and "no space left on device" in errors[0], result["stderr"]
+    assert "internal error" not in result["stderr"] and "Traceback" not in result["stderr"]
+    assert result["same"], result["diff"]
