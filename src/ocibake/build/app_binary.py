@@ -59,7 +59,8 @@ def _check(binary: Path, version: str, verify: bool, platform: Platform, version
 
 
 def make_binary(request: GoBuild, toolchain: Toolchain, *, platform: Platform, version: str, upx_mode: str,
-                verify: bool, log: Callable[[str], None], version_package: str = "main") -> AppBinary:
+                verify: bool, log: Callable[[str], None], version_package: str = "main",
+                upx_cache: upx.FileCache | None = None, upx_version: str = "") -> AppBinary:
     """Build, check, compress and check again; every failure is a ToolchainError (exit 3)."""
     started = time.monotonic()
     toolchain.go_build(request)
@@ -69,7 +70,9 @@ def make_binary(request: GoBuild, toolchain: Toolchain, *, platform: Platform, v
     args = upx.full_args(upx_mode)
     if args is not None:
         log(f"compressing the binary: upx {' '.join(args)} (--upx {upx_mode})")
-    packed = upx.compress(toolchain, binary, upx_mode)
+    packed = upx.compress(toolchain, binary, upx_mode, cache=upx_cache, upx_version=upx_version)
+    if packed.cached:
+        log("  the same binary was packed before: upx's output taken from the UPX cache (digest checked)")
     upx_check = None
     if packed.mode != "off":
         upx_check = _check(binary, version, verify, platform, version_package)

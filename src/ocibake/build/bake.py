@@ -116,7 +116,8 @@ def bake(spec: BuildSpec, toolchain: Toolchain, log: Log = lambda s: None) -> Bu
                                            local_modules=local_replace_dirs(spec.service_dir, module))
         log(f"go build {package} for {spec.platform} with {go_version}")
         app = make_binary(request, toolchain, platform=spec.platform, version=spec.version, upx_mode=upx_mode,
-                          verify=spec.verify_binary, version_package=version_package, log=log)
+                          verify=spec.verify_binary, version_package=version_package, log=log,
+                          upx_cache=upx.upx_cache() if upx_mode != "off" else None, upx_version=upx_version)
 
         t1 = time.monotonic()
         binary_content = binary_layer_content(spec, app.path, prov)

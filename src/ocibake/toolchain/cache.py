@@ -2,7 +2,8 @@
 (`ocibake cache info`) and emptying it (`ocibake cache clean`).
 
 The cache ($XDG_CACHE_HOME/ocibake, else ~/.cache/ocibake) holds unpacked toolchain images (rootfs/<chain id>), each
-toolchain's GOCACHE and GOMODCACHE (toolchains/<digest>), and the toolchain images pulled from registries (pulled/).
+toolchain's GOCACHE and GOMODCACHE (toolchains/<digest>), the toolchain images pulled from registries (pulled/) and
+UPX's output (upx/, a build.file_cache).
 Go makes its module cache read-only, so a plain `rm -rf` fails for a normal user; `ocibake cache clean` does not.
 """
 
@@ -43,7 +44,7 @@ def private_cache(cache: Path) -> Path:
         if st.st_mode & 0o022 and not st.st_mode & stat.S_ISVTX:
             _not_private(cache, f"{ancestor}, above it, may be written by others (and has no sticky bit)")
     check_private_entry(real, "the cache")
-    for part in ("rootfs", "toolchains", "pulled"):
+    for part in PART_NAMES:
         if (real / part).exists():
             check_private_entry(real / part, f"the cache's {part}/")
     return cache
@@ -81,7 +82,9 @@ def private_mkdir(path: Path) -> Path:
 
 
 PARTS = (("rootfs", "unpacked toolchain images"), ("toolchains", "go build and module caches, per toolchain"),
-         ("pulled", "toolchain images pulled from registries"))
+         ("pulled", "toolchain images pulled from registries"),
+         ("upx", "UPX-packed binaries, by input digest, upx version and arguments"))
+PART_NAMES = tuple(name for name, _ in PARTS)
 
 
 @dataclass(frozen=True)
@@ -108,7 +111,8 @@ def usage(cache: Path) -> list[CachePart]:
     out = []
     for name, what in PARTS:
         path = cache / name
-        entries = len([p for p in path.iterdir() if not p.name.startswith(".")]) if path.is_dir() else 0
+        entries = len([p for p in path.iterdir() if not p.name.startswith(".") and not p.name.endswith(".sha256")]
+                      ) if path.is_dir() else 0
         out.append(CachePart(name, what, entries, disk_usage(path) if path.is_dir() else 0))
     return out
 
