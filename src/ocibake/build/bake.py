@@ -160,8 +160,8 @@ def _contents_and_records(contents: list[LayerContent], writer: LayoutWriter, ep
 def write_layers(contents: list[LayerContent], writer: LayoutWriter, epoch: int, compression: str) -> list[LayerRecord]:
     records = []
     for content in contents:
-        blob = write_layer(content.entries, writer.scratch_file(f"layer-{content.kind}-"), mtime=epoch,
-                           compression=compression)
+        blob = write_layer(content.entries, writer.scratch_file(f"layer-{content.kind}-"),
+                           mtime=content.mtime_for(epoch), compression=compression)
         writer.add_blob_file(blob.path, blob.digest)
         records.append(LayerRecord(Descriptor(blob.media_type, blob.digest, blob.size), blob.diff_id,
                                    blob.uncompressed_size, content.created_by, content.kind))
