@@ -24,6 +24,7 @@ from ocibake.layers.tar import write_layer
 from ocibake.layers.zoneinfo import resolve_zoneinfo_source, zoneinfo_layer
 from ocibake.oci.image import Descriptor, Image, LayerRecord, make_image, rfc3339
 from ocibake.oci.layout import LayoutWriter, check_output_path
+from ocibake.toolchain import jobs
 from ocibake.toolchain.base import Toolchain
 
 __all__ = ["BUILD_RECORD_LABEL", "BuildResult", "Provenance", "assemble", "bake", "upx_setting"]
@@ -129,6 +130,7 @@ def bake(spec: BuildSpec, toolchain: Toolchain, log: Log = lambda s: None) -> Bu
         manifest_desc = Descriptor(image.manifest.media_type, image.digest, len(image.manifest.data),
                                    platform=spec.platform)
         tags = spec.effective_tags
+        jobs.check_cancelled()          # a run stopped by Ctrl-C commits no layout
         writer.commit([(tag, manifest_desc) for tag in tags])
 
     layers = tuple(LayerReport(r.kind, r.descriptor.digest, r.descriptor.size, r.uncompressed_size, r.created_by)

@@ -20,8 +20,12 @@ from ocibake.errors import OcibakeError
 @click.command(context_settings=CONTEXT, epilog=examples(
     "ocibake build services/emergency-service --version v1.0.0",
     "ocibake build emergency-service --version v1.0.0 --upx off --platform linux/arm64",
-    "ocibake build services/emergency-service --version v1.0.0 --push registry.example.com/sos/emergency-service"))
-@click.argument("service", metavar="SERVICE_DIR")
+    "ocibake build services/emergency-service --version v1.0.0 --push registry.example.com/sos/emergency-service",
+    "ocibake build services/* --version v1.0.0 --jobs 2 --push registry.example.com/sos/"))
+@click.argument("services", metavar="SERVICE_DIR...", nargs=-1, required=True)
+@click.option("-j", "--jobs", type=click.IntRange(min=1), metavar="N",
+              help="with several services: build this many at a time, and run at most N go/upx processes at once "
+                   "(default: the number of cores)")
 @click.option("--target", metavar="|".join(TARGETS), help="image recipe (default: production, FROM scratch)")
 @click.option("--version", "image_version", metavar="VERSION",
               help="version injected as main.Version and used as a tag (default: dev)")
@@ -53,12 +57,14 @@ from ocibake.errors import OcibakeError
                    "without a value: $OCIBAKE_REGISTRY/IMAGE-NAME). Repeatable")
 @tls_options
 @output_options()
-def build(service: str, verbose: bool, quiet: bool, json_output: bool, insecure: bool, ca_cert: str | None,
-          **settings) -> int:
-    """Build a Go service into an OCI image layout.
+def build(services: tuple[str, ...], verbose: bool, quiet: bool, json_output: bool, insecure: bool,
+          ca_cert: str | None, jobs: int | None, **settings) -> int:
+    """Build Go services into OCI image layouts.
 
     Build SERVICE_DIR (a path, or a bare name meaning services/NAME) into an OCI image layout. Settings may also come
-    from SERVICE_DIR/ocibake.toml; flags win.
+    from SERVICE_DIR/ocibake.toml; flags win. Several SERVICE_DIRs are built in parallel (--jobs), each into
+    dist/oci/NAME with its own ocibake.toml; stdout then has one line per image in the order given, and stderr one
+    summary table. --push REGISTRY/PREFIX/ (ending in /) pushes each service to REGISTRY/PREFIX/NAME.
     """
     from ocibake.build.bake import bake
     from ocibake.cli.build_spec import (Choices, make_toolchain, push_repo_names, push_targets, resolve_service_dir,
@@ -68,7 +74,10 @@ def build(service: str, verbose: bool, quiet: bool, json_output: bool, insecure:
     out = output(verbose, quiet, json_output)
     flags = {k: (None if v == () else (list(v) if isinstance(v, tuple) else v)) for k, v in settings.items()}
     registry = RegistryFlags(insecure=insecure, ca_cert=ca_cert, verbose=out.verbose, quiet=out.quiet)
-    service_dir = resolve_service_dir(service)
+    if len(services) > 1:
+        from ocibake.cli.build_many import build_many
+        return build_many(services, flags, registry, out, jobs)
+    service_dir = resolve_service_dir(services[0])
     choices = Choices(flags, load_settings(service_dir))
     spec = spec_from_choices(choices, service_dir)
     targets = push_targets(choices, spec.name)

@@ -10,15 +10,17 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from ocibake.errors import ToolchainError
+from ocibake.toolchain import jobs
 
 
 def run_captured(argv: list[str], *, cwd: Path | None = None, env: dict | None = None,
                  timeout: float | None = None) -> subprocess.CompletedProcess:
     """subprocess.run with stdout and stderr together, except that when ocibake itself is interrupted or terminated
     the program gets SIGINT, as from Ctrl-C, and a few seconds to clean up (go removes its work directory on SIGINT,
-    not on SIGTERM) before SIGKILL."""
-    with subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          stdin=subprocess.DEVNULL, text=True) as proc:
+    not on SIGTERM) before SIGKILL. Each program holds a job slot while it runs (see jobs.py)."""
+    with jobs.slot(), subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                       stdin=subprocess.DEVNULL, text=True) as proc:
+        jobs.started(proc)
         try:
             out, _ = proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -32,6 +34,8 @@ def run_captured(argv: list[str], *, cwd: Path | None = None, env: dict | None =
             except subprocess.TimeoutExpired:
                 proc.kill()
             raise
+        finally:
+            jobs.finished(proc)
     return subprocess.CompletedProcess(argv, proc.returncode, out)
 
 
