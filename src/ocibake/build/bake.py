@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from ocibake.build import gobuild, upx
+from ocibake.build import gobuild, layer_cache, upx
 from ocibake.build.app_binary import AppBinary, make_binary
 from ocibake.build.project import GitInfo, GoModule, find_main_package, git_info, local_replace_dirs, read_go_mod
 from ocibake.build.record import (BUILD_RECORD_LABEL, Provenance, build_record, oci_annotations, runtime_config,
@@ -20,7 +20,6 @@ from ocibake.layers.binary import binary_layer
 from ocibake.layers.cacerts import ca_layer, resolve_ca_source
 from ocibake.layers.content import LayerContent
 from ocibake.layers.passwd import passwd_layer
-from ocibake.layers.tar import write_layer
 from ocibake.layers.zoneinfo import resolve_zoneinfo_source, zoneinfo_layer
 from ocibake.oci.image import Descriptor, Image, LayerRecord, make_image, rfc3339
 from ocibake.oci.layout import LayoutWriter, check_output_path
@@ -161,10 +160,12 @@ def _contents_and_records(contents: list[LayerContent], writer: LayoutWriter, ep
 
 def write_layers(contents: list[LayerContent], writer: LayoutWriter, epoch: int, compression: str) -> list[LayerRecord]:
     records = []
+    cache = layer_cache.layer_cache()
     for content in contents:
-        blob = write_layer(content.entries, writer.scratch_file(f"layer-{content.kind}-"),
-                           mtime=content.mtime_for(epoch), compression=compression)
-        writer.add_blob_file(blob.path, blob.digest)
+        blob, staged = layer_cache.layer_blob(content.entries, content.kind, writer, mtime=content.mtime_for(epoch),
+                                              compression=compression, cache=cache)
+        if staged:
+            writer.add_blob_file(blob.path, blob.digest)
         records.append(LayerRecord(Descriptor(blob.media_type, blob.digest, blob.size), blob.diff_id,
                                    blob.uncompressed_size, content.created_by, content.kind))
     return records
@@ -176,8 +177,10 @@ def finish_image(spec: BuildSpec, prov: Provenance, contents: list[LayerContent]
     record = build_record(spec, prov, contents)
     image = make_image(platform=spec.platform, layers=records, created=prov.epoch,
                        runtime=runtime_config(spec, prov, record), annotations=oci_annotations(spec, prov))
-    writer.add_blob(image.config)
-    writer.add_blob(image.manifest)
+    for blob in (image.config, image.manifest):
+        existing = writer.blob_file(blob.digest)
+        if not (existing.is_file() and existing.read_bytes() == blob.data):     # a no-op rebuild rewrites nothing
+            writer.add_blob(blob)
     return image, record
 
 

@@ -22,6 +22,7 @@ import os
 import re
 import stat
 import tempfile
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -83,20 +84,31 @@ class FileCache:
         finally:
             os.close(fd)
 
-    def get(self, key: str, dest: Path) -> bool:
-        """Copy the entry ``key`` to ``dest`` (replacing it) if the cache holds it whole; False on a miss. An entry
-        whose bytes do not match their recorded digest is removed (and is a miss)."""
+    def digest(self, key: str) -> str | None:
+        """The sha256 (hex) recorded for entry ``key``, without reading the entry; None when there is none."""
+        _, digest_file = self._paths(key)
+        if not self.enabled:
+            return None
+        try:
+            text = digest_file.read_text().strip()
+        except OSError:
+            return None
+        return text if _KEY_RE.match(text) else None
+
+    def get(self, key: str, dest: Path) -> str | None:
+        """Copy the entry ``key`` to ``dest`` (replacing it) if the cache holds it whole, and return its sha256 (hex);
+        None on a miss. An entry whose bytes do not match their recorded digest is removed (and is a miss)."""
         data, digest_file = self._paths(key)
         if not self.enabled or not digest_file.is_file():
-            return False
+            return None
         with self._lock(exclusive=False):
             try:
                 expected = digest_file.read_text().strip()
                 src = open(data, "rb")
             except OSError:
-                return False
+                return None
             h = hashlib.sha256()
-            tmp = dest.with_name(f".{dest.name}.cache-{os.getpid()}")
+            tmp = dest.with_name(f".{dest.name}.cache-{os.getpid()}-{threading.get_ident()}")
             with src, open(tmp, "wb") as out:
                 for chunk in iter(lambda: src.read(CHUNK), b""):
                     h.update(chunk)
@@ -105,7 +117,7 @@ class FileCache:
         if not good:
             tmp.unlink(missing_ok=True)
             self.drop(key)
-            return False
+            return None
         try:
             os.chmod(tmp, stat.S_IMODE(os.stat(dest).st_mode))      # the file it replaces keeps its mode
         except FileNotFoundError:
@@ -115,7 +127,7 @@ class FileCache:
             os.utime(data)              # most recently used
         except OSError:
             pass
-        return True
+        return expected
 
     def put(self, key: str, source: Path) -> bool:
         """Store a copy of ``source`` as ``key``, then keep the cache within its bound. False when not stored (cache

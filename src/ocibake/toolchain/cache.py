@@ -3,7 +3,7 @@
 
 The cache ($XDG_CACHE_HOME/ocibake, else ~/.cache/ocibake) holds unpacked toolchain images (rootfs/<chain id>), each
 toolchain's GOCACHE and GOMODCACHE (toolchains/<digest>), the toolchain images pulled from registries (pulled/) and
-UPX's output (upx/, a build.file_cache).
+UPX's output (upx/) and compressed layers (layers/), each a build.file_cache.
 Go makes its module cache read-only, so a plain `rm -rf` fails for a normal user; `ocibake cache clean` does not.
 """
 
@@ -83,7 +83,8 @@ def private_mkdir(path: Path) -> Path:
 
 PARTS = (("rootfs", "unpacked toolchain images"), ("toolchains", "go build and module caches, per toolchain"),
          ("pulled", "toolchain images pulled from registries"),
-         ("upx", "UPX-packed binaries, by input digest, upx version and arguments"))
+         ("upx", "UPX-packed binaries, by input digest, upx version and arguments"),
+         ("layers", "compressed layers, by uncompressed digest and compression setting"))
 PART_NAMES = tuple(name for name, _ in PARTS)
 
 
