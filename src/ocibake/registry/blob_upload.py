@@ -12,6 +12,7 @@ from typing import Callable, Sequence
 from ocibake.errors import RegistryError
 from ocibake.registry.client import Client
 from ocibake.registry.errors import HINTS, Cancelled, ConnectionLost, Retryable
+from ocibake.registry.monolithic import upload_small
 from ocibake.registry.options import RegistryOptions
 from ocibake.registry.progress import Progress, human_size
 
@@ -82,6 +83,16 @@ def _upload_blob(client: Client, repo: str, digest: str, size: int, path: Path, 
     sent_total = 0
     restarts = 0
     bar = progress.bar(digest, size)
+    if location is None and 0 < size <= opts.monolithic_max and not opts.chunk_size:
+        tries = []
+
+        def whole(p: Path, n: int) -> FileSlice:      # the progress bar counts the first attempt
+            tries.append(n)
+            return FileSlice(p, 0, n, bar if len(tries) == 1 else (lambda k: None), client.cancel)
+        if upload_small(client, repo, digest, size, path, scopes, what, whole):
+            why = f" (not mountable from {', '.join(not_mounted)})" if not_mounted else ""
+            progress.done(f"  {digest[:19]}  {human_size(size):>10}  uploaded{why}", digest)
+            return "uploaded", size
     while True:
         if location is None:
             resp = client.request("POST", f"/v2/{repo}/blobs/uploads/", scopes=scopes, what=f"start upload of {what}",
