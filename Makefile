@@ -31,6 +31,7 @@ bench: $(BIN)/ocibake
 	$(BIN)/python bench/bench_upx.py
 	$(BIN)/python bench/bench_toolchain.py
 	$(BIN)/python bench/bench_push.py
+	$(BIN)/python bench/bench_speed.py
 
 clean:
 	rm -rf dist build .pytest_cache
