@@ -84,7 +84,8 @@ def private_mkdir(path: Path) -> Path:
 PARTS = (("rootfs", "unpacked toolchain images"), ("toolchains", "go build and module caches, per toolchain"),
          ("pulled", "toolchain images pulled from registries"),
          ("upx", "UPX-packed binaries, by input digest, upx version and arguments"),
-         ("layers", "compressed layers, by uncompressed digest and compression setting"))
+         ("layers", "compressed layers, by uncompressed digest and compression setting"),
+         ("goenv", "`go env` answers, by go program, environment, go.mod and GOENV file"))
 PART_NAMES = tuple(name for name, _ in PARTS)
 
 

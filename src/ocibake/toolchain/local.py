@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from ocibake.errors import ToolchainError
+from ocibake.toolchain import go_env_cache
 from ocibake.toolchain.base import GoBuild, last_lines
 from ocibake.toolchain.process import run_tool
 
@@ -59,9 +60,17 @@ class LocalToolchain:
         return f"local: {self._go_path()}" + (f", {self._upx_path()}" if self._upx_checked else "")
 
     def go_env(self, service_dir: Path, build_env: Mapping[str, str], keys: Sequence[str]) -> list[str]:
-        proc = run_tool([self._go_path(), "env", *keys], cwd=service_dir, env={**os.environ, **build_env},
+        env = {**os.environ, **build_env}
+        key = go_env_cache.cache_key(self._go_path(), service_dir, env, keys)
+        cached = go_env_cache.lookup(key, len(keys))
+        if cached is not None:
+            return cached
+        proc = run_tool([self._go_path(), "env", *keys], cwd=service_dir, env=env,
                         what="go env", timeout=120, hint="check the Go installation: run `go env` in the service directory")
-        return last_lines(proc.stdout, len(keys))
+        values = last_lines(proc.stdout, len(keys))
+        if values and values[0].startswith(("go", "devel")):       # only a real answer is kept
+            go_env_cache.store(key, values)
+        return values
 
     def go_version(self, service_dir: Path, build_env: Mapping[str, str] | None = None) -> str:
         return self.go_env(service_dir, build_env or {}, ("GOVERSION",))[0] or "unknown"
