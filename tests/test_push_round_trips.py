@@ -96,3 +96,24 @@ def test_a_cut_monolithic_upload_is_retried_and_completes(proxied_registry, tmp_
     proxy.fault = lambda m, p: None
     again = ocibake("push", str(layout), f"{proxy.host}/rt/cut", "--json", env=env)
     assert again.returncode == 0 and json.loads(again.stdout)["bytes_uploaded"] == 0
+
+
+def test_a_partial_digest_in_the_completion_response_is_a_lost_response(proxied_registry, tmp_path):
+    """The registry's answer to the upload's last request arrives with half a digest: ocibake asks whether the blob is
+    there (it is not: the proxy answered in the registry's place) and uploads it again, on both upload paths."""
+    reg, proxy = proxied_registry
+    env = {**reg_env(reg, tmp_path / "home"), "OCIBAKE_REGISTRY_BACKOFF": "0.05"}
+    for n, extra in enumerate(({}, {"OCIBAKE_REGISTRY_MONOLITHIC_MAX": "0"})):
+        layout = tmp_path / f"layout{n}"
+        info = write_layout(layout, tags=("v1",), layer_sizes=(300_000,))
+        answered = []
+
+        def fault(method, path):
+            if method == "PUT" and "/blobs/uploads/" in path and not answered:
+                answered.append(path)
+                return ("status", 201, {"Docker-Content-Digest": "sha256:12ab"})
+            return None
+        proxy.fault = fault
+        proc = ocibake("push", str(layout), f"{proxy.host}/rt/partial{n}", env={**env, **extra})
+        assert answered and proc.returncode == 0, proc.stderr
+        assert skopeo_digest(reg, f"rt/partial{n}:v1") == info["manifest"]

@@ -4,6 +4,7 @@ budget. The registry's digest for the stored bytes must be the local one."""
 
 from __future__ import annotations
 
+import re
 import threading
 import urllib.parse
 from pathlib import Path
@@ -15,6 +16,9 @@ from ocibake.registry.errors import HINTS, Cancelled, ConnectionLost, Retryable
 from ocibake.registry.monolithic import upload_small
 from ocibake.registry.options import RegistryOptions
 from ocibake.registry.progress import Progress, human_size
+
+
+_WHOLE_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 
 
 class FileSlice:
@@ -137,6 +141,14 @@ def _upload_blob(client: Client, repo: str, digest: str, size: int, path: Path, 
                     raise Retryable(f"HTTP {resp.status_code} (upload lost)")
                 raise client.error(f"finish upload of {what}", resp, repository=repo)
             got = resp.headers.get("Docker-Content-Digest")
+            if got and got != digest and not _WHOLE_DIGEST.match(got):
+                # a response cut short is a lost response, not a result: ask whether the blob is there
+                head = client.request("HEAD", f"/v2/{repo}/blobs/{digest}", scopes=scopes, what=f"HEAD {what}",
+                                      repository=repo)
+                head.close()
+                if head.status_code != 200:
+                    raise Retryable(f"a partial answer ({got!r}) to the upload of {what}")
+                got = digest
             if got and got != digest:
                 raise RegistryError(f"registry {client.registry}: stored blob {digest} as {got}", code="DIGEST_INVALID",
                                     hint=HINTS["DIGEST_INVALID"])
