@@ -117,3 +117,17 @@ def test_a_partial_digest_in_the_completion_response_is_a_lost_response(proxied_
         proc = ocibake("push", str(layout), f"{proxy.host}/rt/partial{n}", env={**env, **extra})
         assert answered and proc.returncode == 0, proc.stderr
         assert skopeo_digest(reg, f"rt/partial{n}:v1") == info["manifest"]
+
+
+def test_repeated_push_of_two_tags_asks_two_heads(proxied_registry, tmp_path):
+    reg, proxy = proxied_registry
+    layout = tmp_path / "layout"
+    write_layout(layout, tags=("v1", "latest"), layer_sizes=(1000,))
+    env = reg_env(reg, tmp_path / "home")
+    assert ocibake("push", str(layout), f"{proxy.host}/rt/two", env=env).returncode == 0
+    start = len(proxy.seen)
+    again = ocibake("push", str(layout), f"{proxy.host}/rt/two", env=env)
+    assert again.returncode == 0, again.stderr
+    assert len(again.stdout.splitlines()) == 2
+    sent = sorted(r for r in _requests(proxy, start) if r != ("GET", "/v2/"))
+    assert sent == [("HEAD", "/v2/rt/two/manifests/latest"), ("HEAD", "/v2/rt/two/manifests/v1")], sent
