@@ -71,3 +71,26 @@ def test_build_without_push_imports_no_registry_code(tmp_path):
     assert "ocibake.build.bake" in loaded
     for name in loaded:
         assert not name.startswith(("ocibake.registry", "requests", "oras", "urllib3")), name
+
+
+def test_go_skips_the_link_of_an_unchanged_binary(tmp_path):
+    """Build ids are kept (no -buildid=), and the local toolchain builds into a file kept in the cache: a no-op
+    rebuild leaves that file as it was (go did not link again: it only touches an up-to-date file's mtime, while a
+    link renames a new file into place); a source change relinks it."""
+    require("go")
+    import shutil
+    service = tmp_path / "svc"
+    shutil.copytree(FIXTURES / "hello-root", service)
+    env = {"XDG_CACHE_HOME": str(tmp_path / "xdg")}
+    first, _ = build(service, tmp_path / "a", "--upx", "off", env=env)
+    [kept] = list((tmp_path / "xdg" / "ocibake" / "gobin").glob("*/app"))
+    before = os.stat(kept).st_ino
+    second, _ = build(service, tmp_path / "b", "--upx", "off", env=env)
+    assert second == first and os.stat(kept).st_ino == before
+    main = service / "main.go"
+    main.write_text(main.read_text().replace("hello from the root", "hello, relinked"))
+    third, _ = build(service, tmp_path / "c", "--upx", "off", env=env)
+    assert third != first and os.stat(kept).st_ino != before
+    main.write_text(main.read_text().replace("hello, relinked", "hello from the root"))
+    fourth, _ = build(service, tmp_path / "d", "--upx", "off", env=env)
+    assert fourth == first, "the kept binary must never leak an old build into a new image"

@@ -14,7 +14,9 @@ from ocibake.toolchain.base import GoBuild
 
 def ldflags(version_package: str, version: str, build_date: str, commit: str, extra: tuple[str, ...] = ()) -> str:
     pkg = version_package
-    return " ".join(["-s", "-w", "-buildid=", f"-X {pkg}.Version={version}", f"-X {pkg}.BuildDate={build_date}",
+    # No -buildid=: go's build ids are content hashes (binaries stay identical across checkout paths, GOROOTs and
+    # build caches), and they let go skip the link of an unchanged binary (toolchain/go_output.py).
+    return " ".join(["-s", "-w", f"-X {pkg}.Version={version}", f"-X {pkg}.BuildDate={build_date}",
                      f"-X {pkg}.GitCommit={commit}", *extra])
 
 

@@ -85,7 +85,8 @@ PARTS = (("rootfs", "unpacked toolchain images"), ("toolchains", "go build and m
          ("pulled", "toolchain images pulled from registries"),
          ("upx", "UPX-packed binaries, by input digest, upx version and arguments"),
          ("layers", "compressed layers, by uncompressed digest and compression setting"),
-         ("goenv", "`go env` answers, by go program, environment, go.mod and GOENV file"))
+         ("goenv", "`go env` answers, by go program, environment, go.mod and GOENV file"),
+         ("gobin", "the last binary built per service and platform, so go can skip an unneeded link"))
 PART_NAMES = tuple(name for name, _ in PARTS)
 
 

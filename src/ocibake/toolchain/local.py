@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from ocibake.errors import ToolchainError
-from ocibake.toolchain import go_env_cache
+from ocibake.toolchain import go_env_cache, go_output
 from ocibake.toolchain.base import GoBuild, last_lines
 from ocibake.toolchain.process import run_tool
 
@@ -81,8 +81,12 @@ class LocalToolchain:
         # go's work directory goes next to the output, so it is removed with it even when go is killed mid-build.
         env["GOTMPDIR"] = tempfile.mkdtemp(prefix="go-tmp-", dir=Path(build.output).parent)
         try:
-            run_tool(build.argv(self._go_path(), str(build.output)), cwd=build.service_dir, env=env, what="go build",
-                     shown_env=build.env)
+            # into a file kept between builds, so go skips the link when nothing changed (go_output.py)
+            with go_output.kept_output(self._go_path(), build) as kept:
+                run_tool(build.argv(self._go_path(), str(kept or build.output)), cwd=build.service_dir, env=env,
+                         what="go build", shown_env=build.env)
+                if kept is not None:
+                    go_output.copy_out(kept, Path(build.output))
         finally:
             shutil.rmtree(env["GOTMPDIR"], ignore_errors=True)
 
