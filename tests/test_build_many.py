@@ -54,16 +54,20 @@ def test_flags_for_one_image_are_refused_with_several(tmp_path):
 
 
 def _processes_under(path: Path) -> list[str]:
-    """Command lines of live processes that mention ``path`` (go, compile, link working in a build's directory)."""
+    """Command lines of live processes (not Python) that mention ``path`` or run in it: go in a service's directory,
+    compile and link working in a build's directory."""
     found = []
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
             continue
         try:
             cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            cwd = os.readlink(f"/proc/{pid}/cwd")
         except OSError:
             continue
-        if str(path) in cmd and not cmd.startswith((sys.executable, "python")) and " -m pytest" not in cmd:
+        if cmd.startswith((sys.executable, "python")) or " -m pytest" in cmd:
+            continue
+        if str(path) in cmd or cwd.startswith(str(path)):
             found.append(cmd)
     return found
 
@@ -80,7 +84,7 @@ def test_ctrl_c_stops_every_child_and_leaves_every_layout_as_it_was(tmp_path):
         shutil.copytree(OK_A, tmp_path / name)
         services.append(tmp_path / name)
     args = ["build", *map(str, services), "--upx", "off", "-j", "2"]
-    env = {**os.environ}
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "xdg")}
     first = subprocess.run([sys.executable, "-m", "ocibake", *args], cwd=tmp_path, env=env, text=True,
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=600)
     assert first.returncode == 0, first.stderr
@@ -95,10 +99,10 @@ def test_ctrl_c_stops_every_child_and_leaves_every_layout_as_it_was(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "ocibake", *args], cwd=tmp_path, env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and len({c for c in _processes_under(tmp_path / "dist")
+    while time.monotonic() < deadline and len({c for c in _processes_under(tmp_path)
                                               if "/compile" in c or "go build" in c}) < 2:
         time.sleep(0.05)
-    assert _processes_under(tmp_path / "dist"), "go never started"
+    assert _processes_under(tmp_path), "go never started"
     time.sleep(0.5)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
@@ -106,7 +110,7 @@ def test_ctrl_c_stops_every_child_and_leaves_every_layout_as_it_was(tmp_path):
     assert "interrupted" in err and "Traceback" not in err
     assert out == ""
     time.sleep(0.2)
-    assert _processes_under(tmp_path / "dist") == []
+    assert _processes_under(tmp_path) == []
     assert [_snapshot(layout) for layout in layouts] == before     # index, blobs, no staging directory left
 
 
