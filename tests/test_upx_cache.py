@@ -54,6 +54,7 @@ def test_second_build_takes_upx_output_from_cache(tmp_path):
     assert len(packing_runs(log)) == 2
     fourth, _ = build(FIXTURES / "hello-root", tmp_path / "d", *args, env=env)
     assert fourth == first and len(packing_runs(log)) == 2      # the rebuilt entry is good again
+    assert log.read_text().splitlines().count("--version") == 1, "upx --version is asked once per upx program"
 
     info = run_cli("cache", "info", "--json", env=env)
     assert info.returncode == 0, info.stderr

@@ -94,6 +94,15 @@ class LocalToolchain:
         run_tool([self._upx_path(), *args, str(binary)], what="upx", timeout=900)
 
     def upx_version(self) -> str:
-        """First line of `upx --version` (e.g. "upx 4.2.2"), for the build record when UPX is used."""
-        proc = run_tool([self._upx_path(), "--version"], what="upx --version", timeout=60)
-        return proc.stdout.strip().splitlines()[0] if proc.stdout.strip() else "unknown"
+        """First line of `upx --version` (e.g. "upx 4.2.2"), for the build record when UPX is used. Asked once per
+        upx program (path, size and mtime), then kept with the `go env` answers."""
+        upx = self._upx_path()
+        key = go_env_cache.cache_key(upx, Path(upx).parent, {}, ("upx --version",))
+        cached = go_env_cache.lookup(key, 1)
+        if cached is not None:
+            return cached[0]
+        proc = run_tool([upx, "--version"], what="upx --version", timeout=60)
+        line = proc.stdout.strip().splitlines()[0] if proc.stdout.strip() else "unknown"
+        if line.startswith("upx "):
+            go_env_cache.store(key, [line])
+        return line
