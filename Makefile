@@ -35,6 +35,7 @@ bench: $(BIN)/ocibake
 	$(BIN)/python bench/bench_platforms.py
 	$(BIN)/python bench/bench_audit.py
 	$(BIN)/python bench/bench_layout.py
+	$(BIN)/python bench/bench_speed.py
 
 clean:
 	rm -rf dist build .pytest_cache

@@ -15,18 +15,19 @@ from ocibake.build.spec import BuildSpec
 EPOCH = 1700000000
 GOLDEN_OCIBAKE = "0.1.0"
 
-# diff_ids (sha256 of the uncompressed tar) and gzip digests of the layers that do not depend on the binary.
+# diff_ids (sha256 of the uncompressed tar) and gzip digests of the layers that do not depend on the binary. Their
+# files carry the fixed DATA_EPOCH (2026-01-01), not EPOCH, so these do not depend on the commit either.
 GOLDEN_LAYERS = {
-    "passwd": ("sha256:9a971744d387ad0a47478380b691486bb8d8d7c03f317dcb25dc13d82bb4136b",
-               "sha256:4e60f73ef13a0fc4d3abb21e62c44b1ffa97e35594d6c9ea2502c16335a3f8a3"),
-    "zoneinfo": ("sha256:882d9dffb602d2d0c656969b98c45fd205a22d07f2ccedce9d58a551eb821bac",
-                 "sha256:56278bbde87221570d8a0bac3633d40041f9f408c791ad07edeae6f8e310afaa"),
-    "ca-certificates": ("sha256:07f4f7d28ed1dbbf7d0a1ca04412e6c38697a8b64055376d015084a5e6b929f0",
-                        "sha256:1cece4027d21d07ae0a9c40479b9bddd7338380b41a57de1baf884a03403e095"),
+    "passwd": ("sha256:ae869f66a7599db7cd86ab0572dd426df072e4f07b61fde6bf351b118d268d82",
+               "sha256:4b2761a4908cb85faf2f50f251dd69966cdab19b1b0816f9ee1ad2f9a5e47680"),
+    "zoneinfo": ("sha256:cf383b249eafa29085baed498ea843ac63e2e16ceb47c028524d0d111d613ccc",
+                 "sha256:cb3188b8e6b1bcb2d32c740aafd62f6f1592a56e62df23823cabcf4b104c8ada"),
+    "ca-certificates": ("sha256:f82611b4f13cfecdc3602c40474b9795d3a06df62bd2031ab17c77380197b118",
+                        "sha256:379c703a36e14eeffaf4f0d9fd7614908d5e85fffd00c1334657a307073f6a9f"),
 }
 GOLDEN_BINARY_DIFF_ID = "sha256:535f2ee406c0801395013a367105aed8e222e8346eb40818e04896651f108688"
-GOLDEN_CONFIG = "sha256:7c0128d4d07e2ad5b0ae457a7294002e3d325d2e5c72285ed2bace7628465a46"
-GOLDEN_MANIFEST = "sha256:8a6f0e3bbd2b055df64fa7a62bcdb156ed2aab90c91e9a2ac140752b4416b8e8"
+GOLDEN_CONFIG = "sha256:15052c972334dc6b14151da41197d1ee22410040e71964a79d83106c12d8468e"
+GOLDEN_MANIFEST = "sha256:af4b95bbccb90997cbf884cdd60ee18cc2dee25930b0a848d2f617cc10bb5ce4"
 
 
 def make_fixed_image(tmp_path: Path):

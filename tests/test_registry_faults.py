@@ -11,6 +11,11 @@ from registry_servers import write_layout
 from regtools import ocibake, reg_env, skopeo_copy_back, skopeo_digest, tag_exists
 
 
+# Faults injected into PATCH requests test the streamed upload: small blobs otherwise go in one body, without PATCH
+# (registry/monolithic.py; its faults are tested in test_push_round_trips.py).
+STREAMED = {"OCIBAKE_REGISTRY_MONOLITHIC_MAX": "0"}
+
+
 def _intact(reg, proxy, info, tmp_path, repo="f/app"):
     assert skopeo_digest(reg, f"{repo}:v1") == info["manifest"]
     assert skopeo_copy_back(reg, f"{repo}:v1", tmp_path / "back", "v1") == info["manifest"]
@@ -35,7 +40,7 @@ def test_connection_cut_in_the_middle_of_a_blob_upload(proxied_registry, tmp_pat
             return ("cut", 200_000)
         return None
     proxy.fault = fault
-    env = reg_env(reg, tmp_path / "home")
+    env = {**reg_env(reg, tmp_path / "home"), **STREAMED}
     proc = ocibake("push", str(layout), f"{proxy.host}/f/app", env=env)
     assert cuts, "the fault never fired"
     assert proc.returncode == 0, proc.stderr
@@ -75,7 +80,7 @@ def test_429_with_retry_after_is_honoured(proxied_registry, tmp_path):
             return ("status", 429, {"Retry-After": "1"})
         return None
     proxy.fault = fault
-    env = reg_env(reg, tmp_path / "home")
+    env = {**reg_env(reg, tmp_path / "home"), **STREAMED}
     proc = ocibake("push", str(layout), f"{proxy.host}/f/app", env=env)
     assert limited and proc.returncode == 0, proc.stderr
     assert "HTTP 429" in proc.stderr and "in 1.0s" in proc.stderr
@@ -113,7 +118,7 @@ def test_registry_failing_for_good_exits_5_without_a_tag_then_a_second_push_comp
     layout = tmp_path / "layout"
     info = write_layout(layout, tags=("v1",))
     proxy.fault = lambda m, p: ("status", 503, {}) if m == "PATCH" else None
-    env = reg_env(reg, tmp_path / "home")
+    env = {**reg_env(reg, tmp_path / "home"), **STREAMED}
     proc = ocibake("push", str(layout), f"{proxy.host}/f/app", env=env)
     assert proc.returncode == 5, proc.stderr
     last = [l for l in proc.stderr.splitlines() if l.startswith("ocibake: error:")]
@@ -132,7 +137,8 @@ def test_connection_cut_on_every_upload_is_bounded(proxied_registry, tmp_path):
     layout = tmp_path / "layout"
     write_layout(layout, tags=("v1",))
     proxy.fault = lambda m, p: ("cut", 1000) if m == "PATCH" else None
-    env = {**reg_env(reg, tmp_path / "home"), "OCIBAKE_REGISTRY_RETRIES": "2", "OCIBAKE_REGISTRY_BACKOFF": "0.05"}
+    env = {**reg_env(reg, tmp_path / "home"), "OCIBAKE_REGISTRY_RETRIES": "2", "OCIBAKE_REGISTRY_BACKOFF": "0.05",
+           **STREAMED}
     proc = ocibake("push", str(layout), f"{proxy.host}/f/app", env=env, timeout=60)
     assert proc.returncode == 5, proc.stderr
     assert "connection error" in proc.stderr and "run the same command again" in proc.stderr

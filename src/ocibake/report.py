@@ -76,7 +76,7 @@ def binary_lines(result: BuildResult) -> list[str]:
                      f"({app.upx.ratio:.0%}, {human_size(saved)} saved) in {app.upx.seconds:.1f}s")
         if app.check.ran and app.upx_check is not None and app.upx_check.ran:
             lines.append(f"start-up  {_ms(app.check.seconds)} plain, {_ms(app.upx_check.seconds)} with UPX "
-                         f"(`--version`, best of 2; UPX unpacks the binary in memory at every start; --upx off to skip)")
+                         f"(`--version`; UPX unpacks the binary in memory at every start; --upx off to skip)")
         else:
             lines.append("start-up  not measured: the binary was not run here")
     return lines

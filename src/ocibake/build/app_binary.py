@@ -56,21 +56,21 @@ def _check(binary: Path, version: str, verify: bool, platform: Platform, version
         if qemu is None:
             return BinaryCheck(f"not verified: {platform} does not run on this host (no qemu-user-static for it)")
         prefix = (qemu,)
-    # Timed twice, the faster counts: the first start may still be reading the file from disk.
-    times = []
-    for _ in range(1 if prefix else 2):      # under emulation once: its start-up time says nothing
-        started = time.monotonic()
-        line = gobuild.verify_binary(binary, version, version_package=version_package, prefix=prefix)
-        times.append(time.monotonic() - started)
+    # One run: it proves the version and gives the start-up time (the file was just written, so it is in memory);
+    # under emulation the time says nothing.
+    started = time.monotonic()
+    line = gobuild.verify_binary(binary, version, version_package=version_package, prefix=prefix)
+    seconds = time.monotonic() - started
     if prefix:
         name = prefix[0].rsplit("/", 1)[-1]
         return BinaryCheck(f"{line} (verified under {name})", None, name)
-    return BinaryCheck(line, min(times))
+    return BinaryCheck(line, seconds)
 
 
 def make_binary(request: GoBuild, toolchain: Toolchain, *, platform: Platform, version: str, upx_mode: str,
                 verify: bool, log: Callable[[str], None], version_package: str = "main",
-                go_line: str = "go build") -> AppBinary:
+                go_line: str = "go build", upx_cache: upx.FileCache | None = None,
+                upx_version: str = "") -> AppBinary:
     """Build, check, compress and check again; every failure is a ToolchainError (exit 3). ``go_line``: the log
     line of the go build step (on a terminal it counts the seconds, see elapsed.py)."""
     started = time.monotonic()
@@ -82,9 +82,11 @@ def make_binary(request: GoBuild, toolchain: Toolchain, *, platform: Platform, v
     args = upx.full_args(upx_mode)
     if args is not None:
         with long_step(log, f"compressing the binary: upx {' '.join(args)} (--upx {upx_mode})"):
-            packed = upx.compress(toolchain, binary, upx_mode)
+            packed = upx.compress(toolchain, binary, upx_mode, cache=upx_cache, upx_version=upx_version)
+        if packed.cached:
+            log("  the same binary was packed before: upx's output taken from the UPX cache (digest checked)")
     else:
-        packed = upx.compress(toolchain, binary, upx_mode)
+        packed = upx.compress(toolchain, binary, upx_mode, cache=upx_cache, upx_version=upx_version)
     upx_check = None
     if packed.mode != "off":
         upx_check = _check(binary, version, verify, platform, version_package)

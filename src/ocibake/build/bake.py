@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
-from ocibake.build import gobuild, upx
+from ocibake.build import gobuild, layer_cache, upx
 from ocibake.build.app_binary import AppBinary, make_binary
 from ocibake.build.project import GitInfo, GoModule, find_main_package, git_info, local_replace_dirs, read_go_mod
 from ocibake.build.record import (BUILD_RECORD_LABEL, Provenance, build_record, oci_annotations, runtime_config,
@@ -29,6 +29,7 @@ from ocibake.layers.zoneinfo import resolve_zoneinfo_source
 from ocibake.oci.image import Descriptor, Image, LayerRecord, make_image, rfc3339
 from ocibake.oci.layout import Layout, LayoutWriter, check_output_path
 from ocibake.oci.tag_moves import refuse_unsafe_moves
+from ocibake.toolchain import jobs
 from ocibake.toolchain.base import Toolchain
 
 __all__ = ["BUILD_RECORD_LABEL", "BuildResult", "Provenance", "assemble", "bake", "upx_setting"]
@@ -97,6 +98,7 @@ class Prepared:
     upx_mode: str
     upx_note: str
     base: Base | None
+    upx_version: str = ""
 
 
 def prepare(spec: BuildSpec, toolchain: Toolchain, log: Log = lambda s: None, *,
@@ -143,7 +145,8 @@ def prepare(spec: BuildSpec, toolchain: Toolchain, log: Log = lambda s: None, *,
         upx_record = {**upx_record, "note": upx_note}
     prov = Provenance(module, package, git, epoch, go_version, ld, toolchain.describe(),
                       goflags=env["GOFLAGS"], goexperiment=goexperiment, gofips140=gofips, upx=upx_record)
-    return Prepared(spec, recipe, module, package, git, prov, version_package, upx_mode, upx_note, base)
+    return Prepared(spec, recipe, module, package, git, prov, version_package, upx_mode, upx_note, base,
+                    upx_version)
 
 
 def bake(spec: BuildSpec, toolchain: Toolchain, log: Log = lambda s: None, *,
@@ -158,6 +161,7 @@ def bake(spec: BuildSpec, toolchain: Toolchain, log: Log = lambda s: None, *,
         manifest_desc = Descriptor(result.image.manifest.media_type, result.image.digest,
                                    len(result.image.manifest.data), platform=spec.platform)
         tags = result.tags
+        jobs.check_cancelled()          # a run stopped by Ctrl-C commits no layout
         writer.commit([(tag, manifest_desc) for tag in tags],
                       check=lambda layout: moved.extend(refuse_unsafe_moves(layout, tags, result.image.digest,
                                                                             spec.name, spec.version, spec.force_tags)))
@@ -185,7 +189,9 @@ def build_into(prep: Prepared, toolchain: Toolchain, writer: LayoutWriter, log: 
                                            extra_flags=prep.recipe.gcflags)
         app = make_binary(request, toolchain, platform=spec.platform, version=spec.version, upx_mode=prep.upx_mode,
                           verify=spec.verify_binary, version_package=prep.version_package, log=log,
-                          go_line=f"go build {prep.package} for {spec.platform} with {prov.go_version}")
+                          go_line=f"go build {prep.package} for {spec.platform} with {prov.go_version}",
+                          upx_cache=upx.upx_cache() if prep.upx_mode != "off" else None,
+                          upx_version=prep.upx_version)
 
         t1 = time.monotonic()
         binary_content = binary_layer_content(spec, app.path, prov)
@@ -226,14 +232,16 @@ def _contents_and_records(contents: list[LayerContent], writer: LayoutWriter, ep
 def write_layers(contents: list[LayerContent], writer: LayoutWriter, epoch: int, compression: str,
                  shared: SharedLayers | None = None) -> list[LayerRecord]:
     records = []
+    cache = layer_cache.layer_cache()
     for content in contents:
         if shared is not None:
             records.append(shared.record(content, epoch, compression,
                                          lambda c=content: write_layers([c], writer, epoch, compression)[0]))
             continue
-        blob = write_layer(content.entries, writer.scratch_file(f"layer-{content.kind}-"), mtime=epoch,
-                           compression=compression)
-        writer.add_blob_file(blob.path, blob.digest)
+        blob, staged = layer_cache.layer_blob(content.entries, content.kind, writer, mtime=content.mtime_for(epoch),
+                                              compression=compression, cache=cache)
+        if staged:
+            writer.add_blob_file(blob.path, blob.digest)
         records.append(LayerRecord(Descriptor(blob.media_type, blob.digest, blob.size), blob.diff_id,
                                    blob.uncompressed_size, content.created_by, content.kind))
     return records
@@ -259,8 +267,10 @@ def finish_image(spec: BuildSpec, prov: Provenance, contents: list[LayerContent]
         runtime = replace(runtime, labels={**runtime.labels, **base.annotations()})
     image = make_image(platform=spec.platform, layers=records, created=prov.epoch, runtime=runtime,
                        annotations=annotations, base_history=base_history(base, prov.epoch) if base else ())
-    writer.add_blob(image.config)
-    writer.add_blob(image.manifest)
+    for blob in (image.config, image.manifest):
+        existing = writer.blob_file(blob.digest)
+        if not (existing.is_file() and existing.read_bytes() == blob.data):     # a no-op rebuild rewrites nothing
+            writer.add_blob(blob)
     return image, record
 
 

@@ -16,7 +16,9 @@ def ldflags(version_package: str, version: str, build_date: str, commit: str, ex
             strip: bool = True) -> str:
     """-s -w (no symbol table, no DWARF) unless ``strip`` is off (the development target keeps them for Delve)."""
     pkg = version_package
-    return " ".join([*(["-s", "-w"] if strip else []), "-buildid=", f"-X {pkg}.Version={version}", f"-X {pkg}.BuildDate={build_date}",
+    # No -buildid=: go's build ids are content hashes (binaries stay identical across checkout paths, GOROOTs and
+    # build caches), and they let go skip the link of an unchanged binary (toolchain/go_output.py).
+    return " ".join([*(["-s", "-w"] if strip else []), f"-X {pkg}.Version={version}", f"-X {pkg}.BuildDate={build_date}",
                      f"-X {pkg}.GitCommit={commit}", *extra])
 
 

@@ -17,6 +17,7 @@ from ocibake.oci.image import Blob, Descriptor
 from ocibake.oci.index import platform_index
 from ocibake.oci.layout import LayoutWriter
 from ocibake.oci.tag_moves import refuse_unsafe_moves
+from ocibake.toolchain import jobs
 from ocibake.oci.platform import Platform
 from ocibake.toolchain.base import Toolchain
 
@@ -67,6 +68,7 @@ def bake_platforms(spec: BuildSpec, platforms: Sequence[Platform], toolchain: To
                                            platform=r.image.platform) for r in images])
         desc = writer.add_blob(index)
         tags = spec.effective_tags
+        jobs.check_cancelled()          # a run stopped by Ctrl-C commits no layout
         writer.commit([(tag, desc) for tag in tags],
                       check=lambda layout: moved.extend(refuse_unsafe_moves(layout, tags, desc.digest, spec.name,
                                                                             spec.version, spec.force_tags)))

@@ -87,5 +87,6 @@ def build_record(spec: BuildSpec, prov: Provenance, contents: list[LayerContent]
         "upx": prov.upx,
         "platform": str(spec.platform),
         "compression": compression_setting(spec.compression),
-        "layers": {c.kind: c.record for c in contents},
+        # each layer's files carry this mtime: SOURCE_DATE_EPOCH for the binary, a fixed DATA_EPOCH for data
+        "layers": {c.kind: {**c.record, "mtime": rfc3339(c.mtime_for(prov.epoch))} for c in contents},
     }

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from ocibake.build.file_cache import FileCache, file_sha256, make_key, mib_from_env
 from ocibake.errors import InputError, ToolchainError
 
 UPX_MODES = ("off", "fast", "best", "best-lzma", "1", "2", "3", "4", "5", "6", "7", "8", "9")
@@ -65,6 +66,7 @@ class UpxResult:
     size_before: int
     size_after: int
     seconds: float
+    cached: bool = False         # taken from the UPX cache: upx did not run
 
     @property
     def ratio(self) -> float:
@@ -78,7 +80,7 @@ class UpxResult:
         if self.mode == "off":
             return f"upx off ({_mib(self.size_before)})"
         return (f"upx {self.mode}: {_mib(self.size_before)} -> {_mib(self.size_after)} ({self.ratio:.0%}) "
-                f"in {self.seconds:.1f}s")
+                + ("from the UPX cache" if self.cached else f"in {self.seconds:.1f}s"))
 
 
 def _mib(n: int) -> str:
@@ -133,9 +135,28 @@ def is_packed(binary: Path) -> bool:
     return UPX_MAGIC in head or UPX_MAGIC in tail
 
 
-def compress(toolchain, binary: Path, mode: str) -> UpxResult:
+# The UPX cache: $OCIBAKE_UPX_CACHE_MIB (default 512 MiB; 0 turns it off) of packed binaries under the cache's upx/.
+UPX_CACHE_ENV = "OCIBAKE_UPX_CACHE_MIB"
+UPX_CACHE_DEFAULT_MIB = 512
+
+
+def upx_cache() -> FileCache:
+    """The UPX output cache in ocibake's private cache (checked to be this user's alone)."""
+    from ocibake.toolchain.cache import cache_home, private_cache
+    bound = mib_from_env(UPX_CACHE_ENV, UPX_CACHE_DEFAULT_MIB)
+    return FileCache(private_cache(cache_home()) / "upx" if bound else cache_home() / "upx", bound)
+
+
+def cache_key(binary: Path, upx_version: str, args: Sequence[str]) -> str:
+    """What upx's output depends on: the input's bytes, upx's version and its arguments."""
+    return make_key(kind="upx", input=file_sha256(binary), upx=upx_version, args=list(args))
+
+
+def compress(toolchain, binary: Path, mode: str, cache: FileCache | None = None, upx_version: str = "") -> UpxResult:
     """Compress ``binary`` in place with ``toolchain.upx`` as ``mode`` says; ``off`` leaves it untouched.
 
+    With a ``cache`` (and the ``upx_version`` that would run), a binary packed before with the same upx and arguments
+    is taken from the cache (its digest checked) instead of running upx again; a fresh result is put in it.
     Raises ToolchainError when upx is missing (exit 3, install hint) or refuses the binary (one clear line, upx's own
     output kept as detail).
     """
@@ -143,6 +164,10 @@ def compress(toolchain, binary: Path, mode: str) -> UpxResult:
     before = os.stat(binary).st_size
     if args is None:
         return UpxResult(mode="off", args=(), size_before=before, size_after=before, seconds=0.0)
+    key = cache_key(binary, upx_version, args) if cache is not None and cache.enabled and upx_version else None
+    if key is not None and cache.get(key, binary) and is_packed(binary):
+        return UpxResult(mode=str(mode).strip().lower(), args=args, size_before=before,
+                         size_after=os.stat(binary).st_size, seconds=0.0, cached=True)
     started = time.monotonic()
     try:
         toolchain.upx(binary, args)
@@ -156,5 +181,7 @@ def compress(toolchain, binary: Path, mode: str) -> UpxResult:
     if not is_packed(binary):
         raise ToolchainError(f"upx exited 0 but the binary is not UPX-packed (no UPX header after `upx {' '.join(args)}`)",
                              hint="check that --upx-bin (or upx on PATH) is a real upx, or use --upx off")
+    if key is not None:
+        cache.put(key, binary)
     return UpxResult(mode=str(mode).strip().lower(), args=args, size_before=before, size_after=os.stat(binary).st_size,
                      seconds=seconds)

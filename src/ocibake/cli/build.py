@@ -22,8 +22,12 @@ from ocibake.errors import OcibakeError, UsageError
 @click.command(context_settings=CONTEXT, epilog=examples(
     "ocibake build services/emergency-service --version v1.0.0",
     "ocibake build emergency-service --version v1.0.0 --upx off --platform linux/arm64",
-    "ocibake build services/emergency-service --version v1.0.0 --push registry.example.com/sos/emergency-service"))
-@click.argument("service", metavar="SERVICE_DIR", shell_complete=paths("dir"))
+    "ocibake build services/emergency-service --version v1.0.0 --push registry.example.com/sos/emergency-service",
+    "ocibake build services/* --version v1.0.0 --jobs 2 --push registry.example.com/sos/"))
+@click.argument("services", metavar="SERVICE_DIR...", nargs=-1, required=True, shell_complete=paths("dir"))
+@click.option("-j", "--jobs", type=click.IntRange(min=1), metavar="N",
+              help="with several services: build this many at a time, and run at most N go/upx processes at once "
+                   "(default: the number of cores)")
 @click.option("--target", metavar="|".join(TARGETS), shell_complete=values(*TARGETS),
               help="image recipe (default: production, FROM scratch; production-alpine: on --base with a health "
                    "check; development: a debug build under Delve)")
@@ -74,12 +78,15 @@ from ocibake.errors import OcibakeError, UsageError
 @attachment_options
 @tls_options
 @output_options()
-def build(service: str, verbose: bool, quiet: bool, json_output: bool, insecure: bool, ca_cert: str | None,
-          sbom: str, sign_key: str | None, timeout: float | None, **settings) -> int:
-    """Build a Go service into an OCI image layout.
+def build(services: tuple[str, ...], verbose: bool, quiet: bool, json_output: bool, insecure: bool,
+          ca_cert: str | None, jobs: int | None, sbom: str, sign_key: str | None, timeout: float | None,
+          **settings) -> int:
+    """Build Go services into OCI image layouts.
 
     Build SERVICE_DIR (a path, or a bare name meaning services/NAME) into an OCI image layout. Settings may also come
-    from SERVICE_DIR/ocibake.toml; flags win.
+    from SERVICE_DIR/ocibake.toml; flags win. Several SERVICE_DIRs are built in parallel (--jobs), each into
+    dist/oci/NAME with its own ocibake.toml; stdout then has one line per image in the order given, and stderr one
+    summary table. --push REGISTRY/PREFIX/ (ending in /) pushes each service to REGISTRY/PREFIX/NAME.
     """
     from ocibake.build.bake import bake
     from ocibake.cli.build_spec import (Choices, make_toolchain, parse_platforms, push_repo_names, push_targets,
@@ -89,7 +96,10 @@ def build(service: str, verbose: bool, quiet: bool, json_output: bool, insecure:
     out = output(verbose, quiet, json_output)
     flags = {k: (None if v == () else (list(v) if isinstance(v, tuple) else v)) for k, v in settings.items()}
     registry = RegistryFlags(insecure=insecure, ca_cert=ca_cert, verbose=out.verbose, quiet=out.quiet, timeout=timeout)
-    service_dir = resolve_service_dir(service)
+    if len(services) > 1:
+        from ocibake.cli.build_many import build_many
+        return build_many(services, flags, registry, out, jobs, sbom=sbom, sign_key=sign_key)
+    service_dir = resolve_service_dir(services[0])
     from ocibake.cli.export import archive_output, write_build_archive
     archive, flags, settings_file = archive_output(flags, load_settings(service_dir))
     choices = Choices(flags, target_settings(settings_file, flags.get("target")))

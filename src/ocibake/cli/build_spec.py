@@ -208,11 +208,12 @@ def toolchain_reference(choices: Choices, service_dir: Path) -> str | None:
 
 
 def push_targets(choices: Choices, name: str) -> list[str]:
-    """The repositories --push names (checked now, before the build); an empty --push means the image name."""
+    """The repositories --push names (checked now, before the build); an empty --push means the image name, and a
+    prefix ending in / means PREFIX/NAME."""
     given = choices.flags.get("push")
     if given is None:
         given = choices.settings.get("push", [])
-    targets = [value.strip() or name for value in given]
+    targets = [value.strip() + name if value.strip().endswith("/") else value.strip() or name for value in given]
     if not targets:
         return []
     from ocibake.registry.reference import parse_reference

@@ -20,7 +20,8 @@ def cache(action: str, verbose: bool, quiet: bool, json_output: bool) -> int:
     """Show or empty the toolchain cache.
 
     The cache ($XDG_CACHE_HOME/ocibake, else ~/.cache/ocibake) holds unpacked toolchain images, their Go build and
-    module caches, and toolchain images pulled from registries. `info` shows what it holds; `clean` empties it.
+    module caches, toolchain images pulled from registries, and UPX-packed binaries ($OCIBAKE_UPX_CACHE_MIB bounds
+    them, default 512). `info` shows what it holds; `clean` empties it.
     """
     from ocibake.toolchain import cache as cache_dir
     from ocibake.units import human_size

@@ -91,7 +91,8 @@ def make_options(flags: RegistryFlags, **extra):
     def trace(line: str) -> None:
         print_line(f"ocibake: {redact(line)}")
 
-    for key, name, conv in (("OCIBAKE_REGISTRY_RETRIES", "retries", int), ("OCIBAKE_REGISTRY_BACKOFF", "backoff", float)):
+    for key, name, conv in (("OCIBAKE_REGISTRY_RETRIES", "retries", int), ("OCIBAKE_REGISTRY_BACKOFF", "backoff", float),
+                            ("OCIBAKE_REGISTRY_MONOLITHIC_MAX", "monolithic_max", int)):
         if os.environ.get(key):
             try:
                 extra.setdefault(name, conv(os.environ[key]))

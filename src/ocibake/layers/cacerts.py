@@ -10,7 +10,7 @@ import hashlib
 from pathlib import Path
 
 from ocibake.errors import InputError
-from ocibake.layers.content import LayerContent
+from ocibake.layers.content import DATA_EPOCH, LayerContent
 from ocibake.layers.tar import Entry
 
 CA_PATH = "/etc/ssl/certs/ca-certificates.crt"
@@ -60,4 +60,4 @@ def ca_layer(choice: str = "certifi") -> LayerContent | None:
     path, record = resolved
     label = record["source"] + (f" {record['version']}" if "version" in record else "")
     return LayerContent(kind="ca-certificates", entries=(Entry.from_path(CA_PATH, path, mode=0o644),),
-                        created_by=f"ocibake: CA bundle {CA_PATH} ({label})", record=record)
+                        created_by=f"ocibake: CA bundle {CA_PATH} ({label})", record=record, mtime=DATA_EPOCH)

@@ -1,4 +1,11 @@
-"""What a layer kind produces before it is written: its entries, a description, and facts for the build record."""
+"""What a layer kind produces before it is written: its entries, a description, facts for the build record, and
+the mtime its files carry.
+
+Layers made from the service's source (the binary) carry SOURCE_DATE_EPOCH. Layers that hold data ocibake renders or
+pins (passwd/group, zoneinfo, the CA bundle) carry DATA_EPOCH instead, a fixed time that does not move with each
+commit: their bytes, and so their digests, are then the same across versions and across services, and registries and
+caches share them.
+"""
 
 from __future__ import annotations
 
@@ -13,3 +20,11 @@ class LayerContent:
     entries: tuple[Entry, ...]
     created_by: str                 # history "created_by": what made this layer
     record: dict = field(default_factory=dict)  # source, version, sha256: for the build record
+    mtime: int | None = None        # the files' mtime; None: SOURCE_DATE_EPOCH (the binary)
+
+    def mtime_for(self, source_epoch: int) -> int:
+        return self.mtime if self.mtime is not None else source_epoch
+
+
+# 2026-01-01T00:00:00Z: the mtime of every layer that does not come from the service's source.
+DATA_EPOCH = 1767225600

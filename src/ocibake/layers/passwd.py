@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ocibake.layers.content import LayerContent
+from ocibake.layers.content import DATA_EPOCH, LayerContent
 from ocibake.layers.tar import Entry
 
 APP_USER = "goapp"
@@ -53,4 +53,5 @@ def passwd_layer(users: tuple[User, ...] | None = None) -> LayerContent:
     )
     names = ", ".join(f"{u.name} {u.uid}:{u.gid}" for u in users)
     return LayerContent(kind="passwd", entries=entries, created_by=f"ocibake: /etc/passwd, /etc/group ({names}), /tmp",
-                        record={"users": [{"name": u.name, "uid": u.uid, "gid": u.gid} for u in users]})
+                        record={"users": [{"name": u.name, "uid": u.uid, "gid": u.gid} for u in users]},
+                        mtime=DATA_EPOCH)

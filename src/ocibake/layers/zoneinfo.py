@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 from ocibake.errors import InputError
-from ocibake.layers.content import LayerContent
+from ocibake.layers.content import DATA_EPOCH, LayerContent
 from ocibake.layers.tar import Entry
 
 ZONEINFO_DIR = "/usr/share/zoneinfo"
@@ -93,4 +93,5 @@ def zoneinfo_layer(choice: str = "tzdata") -> LayerContent | None:
     record = dict(record, files=len(files), sha256="sha256:" + tree.hexdigest())
     label = record["source"] + (f" {record['version']}" if "version" in record else "")
     return LayerContent(kind="zoneinfo", entries=tuple(entries),
-                        created_by=f"ocibake: zoneinfo {ZONEINFO_DIR} ({label}, {len(files)} zones)", record=record)
+                        created_by=f"ocibake: zoneinfo {ZONEINFO_DIR} ({label}, {len(files)} zones)", record=record,
+                        mtime=DATA_EPOCH)

@@ -5,6 +5,7 @@ budget. The registry's digest for the stored bytes must be the local one."""
 from __future__ import annotations
 
 import os
+import re
 import threading
 import urllib.parse
 from pathlib import Path
@@ -13,8 +14,12 @@ from typing import Callable, Sequence
 from ocibake.errors import RegistryError
 from ocibake.registry.client import Client
 from ocibake.registry.errors import HINTS, Cancelled, ConnectionLost, Retryable
+from ocibake.registry.monolithic import upload_small
 from ocibake.registry.options import RegistryOptions
 from ocibake.registry.progress import Progress, human_size
+
+
+_WHOLE_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 
 
 class FileSlice:
@@ -84,6 +89,16 @@ def _upload_blob(client: Client, repo: str, digest: str, size: int, path: Path, 
     sent_total = 0
     restarts = 0
     bar = progress.bar(digest, size)
+    if location is None and 0 < size <= opts.monolithic_max and not opts.chunk_size:
+        tries = []
+
+        def whole(p: Path, n: int) -> FileSlice:      # the progress bar counts the first attempt
+            tries.append(n)
+            return FileSlice(p, 0, n, bar if len(tries) == 1 else (lambda k: None), client.cancel)
+        if upload_small(client, repo, digest, size, path, scopes, what, whole):
+            why = f" (not mountable from {', '.join(not_mounted)})" if not_mounted else ""
+            progress.done(f"  {digest[:19]}  {human_size(size):>10}  uploaded{why}", digest)
+            return "uploaded", size
     while True:
         if location is None:
             resp = client.request("POST", f"/v2/{repo}/blobs/uploads/", scopes=scopes, what=f"start upload of {what}",
@@ -128,6 +143,14 @@ def _upload_blob(client: Client, repo: str, digest: str, size: int, path: Path, 
                     raise Retryable(f"HTTP {resp.status_code} (upload lost)")
                 raise client.error(f"finish upload of {what}", resp, repository=repo)
             got = resp.headers.get("Docker-Content-Digest")
+            if got and got != digest and not _WHOLE_DIGEST.match(got):
+                # a response cut short is a lost response, not a result: ask whether the blob is there
+                head = client.request("HEAD", f"/v2/{repo}/blobs/{digest}", scopes=scopes, what=f"HEAD {what}",
+                                      repository=repo)
+                head.close()
+                if head.status_code != 200:
+                    raise Retryable(f"a partial answer ({got!r}) to the upload of {what}")
+                got = digest
             if got and got != digest:
                 raise RegistryError(f"registry {client.registry}: stored blob {digest} as {got}", code="DIGEST_INVALID",
                                     hint=HINTS["DIGEST_INVALID"])

@@ -30,6 +30,7 @@ class RegistryOptions:
     stall_timeout: float = 15.0                  # a request with no progress this long is cut and retried
     chunk_size: int | None = None                # PATCH in chunks of this size (None: one streamed PATCH)
     jobs: int = 4                                # blobs uploaded/downloaded in parallel
+    monolithic_max: int = 4 << 20                # blobs up to this size go in one body (registry/monolithic.py)
     log: Callable[[str], None] = _noop           # progress lines (stderr)
     trace: Callable[[str], None] | None = None   # -v: one line per request (redacted)
     progress_bar: bool = False                   # stderr is a terminal

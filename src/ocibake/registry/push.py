@@ -19,6 +19,7 @@ from ocibake.registry.client import Client, Clients
 from ocibake.registry.options import RegistryOptions
 from ocibake.registry.progress import Progress, human_size
 from ocibake.registry.push_plan import _media_type, _PushPlan, plan_push, select_tags
+from ocibake.registry.push_skip import tags_in_place
 from ocibake.registry.reference import has_registry, parse_reference
 
 
@@ -111,6 +112,13 @@ def push_layout(layout_path: Path | str, repo: str | Sequence[str], tags: Sequen
         for ref, plan in plans:
             client = clients.get(ref.registry)
             client.ping()
+            in_place = tags_in_place(client, ref.repository, plan)
+            if in_place is not None:
+                opts.log(f"{ref.name}: every tag already names this image; nothing to send")
+                counts["skipped"] += len(plan.blobs)
+                pushed.extend(PushedTag(ref.name, tag, digest) for tag, digest in in_place)
+                done_repos.setdefault(ref.registry, []).append(ref.repository)
+                continue
             mount_from = _mount_sources(ref, opts, done_repos.get(ref.registry, []))
             outcomes = _upload_blobs(client, ref, plan, opts, progress, mount_from)
             for kind, n in outcomes:

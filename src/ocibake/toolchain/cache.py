@@ -3,7 +3,8 @@
 
 The cache ($XDG_CACHE_HOME/ocibake, else ~/.cache/ocibake) holds unpacked toolchain images (rootfs/<chain id>), each
 toolchain's GOCACHE and GOMODCACHE (toolchains/<digest>), the toolchain images pulled from registries (pulled/), base
-images pulled from registries (bases/, an OCI layout read by digest) and Delve builds (delve/<version>/<arch>).
+images pulled from registries (bases/, an OCI layout read by digest), Delve builds (delve/<version>/<arch>), UPX's
+output (upx/) and compressed layers (layers/), each a build.file_cache.
 Go makes its module cache read-only, so a plain `rm -rf` fails for a normal user; `ocibake cache clean` does not.
 """
 
@@ -44,7 +45,7 @@ def private_cache(cache: Path) -> Path:
         if st.st_mode & 0o022 and not st.st_mode & stat.S_ISVTX:
             _not_private(cache, f"{ancestor}, above it, may be written by others (and has no sticky bit)")
     check_private_entry(real, "the cache")
-    for part in ("rootfs", "toolchains", "pulled", "bases", "delve"):
+    for part in PART_NAMES:
         if (real / part).exists():
             check_private_entry(real / part, f"the cache's {part}/")
     return cache
@@ -83,7 +84,12 @@ def private_mkdir(path: Path) -> Path:
 
 PARTS = (("rootfs", "unpacked toolchain images"), ("toolchains", "go build and module caches, per toolchain"),
          ("pulled", "toolchain images pulled from registries"), ("bases", "base images pulled from registries"),
-         ("delve", "Delve binaries built for the development target"))
+         ("delve", "Delve binaries built for the development target"),
+         ("upx", "UPX-packed binaries, by input digest, upx version and arguments"),
+         ("layers", "compressed layers, by uncompressed digest and compression setting"),
+         ("goenv", "`go env` answers, by go program, environment, go.mod and GOENV file"),
+         ("gobin", "the last binary built per service and platform, so go can skip an unneeded link"))
+PART_NAMES = tuple(name for name, _ in PARTS)
 
 
 @dataclass(frozen=True)
@@ -110,7 +116,8 @@ def usage(cache: Path) -> list[CachePart]:
     out = []
     for name, what in PARTS:
         path = cache / name
-        entries = len([p for p in path.iterdir() if not p.name.startswith(".")]) if path.is_dir() else 0
+        entries = len([p for p in path.iterdir() if not p.name.startswith(".") and not p.name.endswith(".sha256")]
+                      ) if path.is_dir() else 0
         out.append(CachePart(name, what, entries, disk_usage(path) if path.is_dir() else 0))
     known = {name for name, _ in PARTS}
     others = [p for p in cache.iterdir() if p.name not in known] if cache.is_dir() else []

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from ocibake.errors import ToolchainError
+from ocibake.toolchain import go_env_cache, go_output
 from ocibake.toolchain.base import GoBuild, last_lines
 from ocibake.toolchain.process import run_tool
 
@@ -59,9 +60,17 @@ class LocalToolchain:
         return f"local: {self._go_path()}" + (f", {self._upx_path()}" if self._upx_checked else "")
 
     def go_env(self, service_dir: Path, build_env: Mapping[str, str], keys: Sequence[str]) -> list[str]:
-        proc = run_tool([self._go_path(), "env", *keys], cwd=service_dir, env={**os.environ, **build_env},
+        env = {**os.environ, **build_env}
+        key = go_env_cache.cache_key(self._go_path(), service_dir, env, keys)
+        cached = go_env_cache.lookup(key, len(keys))
+        if cached is not None:
+            return cached
+        proc = run_tool([self._go_path(), "env", *keys], cwd=service_dir, env=env,
                         what="go env", timeout=120, hint="check the Go installation: run `go env` in the service directory")
-        return last_lines(proc.stdout, len(keys))
+        values = last_lines(proc.stdout, len(keys))
+        if values and values[0].startswith(("go", "devel")):       # only a real answer is kept
+            go_env_cache.store(key, values)
+        return values
 
     def go_version(self, service_dir: Path, build_env: Mapping[str, str] | None = None) -> str:
         return self.go_env(service_dir, build_env or {}, ("GOVERSION",))[0] or "unknown"
@@ -72,8 +81,12 @@ class LocalToolchain:
         # go's work directory goes next to the output, so it is removed with it even when go is killed mid-build.
         env["GOTMPDIR"] = tempfile.mkdtemp(prefix="go-tmp-", dir=Path(build.output).parent)
         try:
-            run_tool(build.argv(self._go_path(), str(build.output)), cwd=build.service_dir, env=env, what="go build",
-                     shown_env=build.env)
+            # into a file kept between builds, so go skips the link when nothing changed (go_output.py)
+            with go_output.kept_output(self._go_path(), build) as kept:
+                run_tool(build.argv(self._go_path(), str(kept or build.output)), cwd=build.service_dir, env=env,
+                         what="go build", shown_env=build.env)
+                if kept is not None:
+                    go_output.copy_out(kept, Path(build.output))
         finally:
             shutil.rmtree(env["GOTMPDIR"], ignore_errors=True)
 
@@ -81,6 +94,15 @@ class LocalToolchain:
         run_tool([self._upx_path(), *args, str(binary)], what="upx", timeout=900)
 
     def upx_version(self) -> str:
-        """First line of `upx --version` (e.g. "upx 4.2.2"), for the build record when UPX is used."""
-        proc = run_tool([self._upx_path(), "--version"], what="upx --version", timeout=60)
-        return proc.stdout.strip().splitlines()[0] if proc.stdout.strip() else "unknown"
+        """First line of `upx --version` (e.g. "upx 4.2.2"), for the build record when UPX is used. Asked once per
+        upx program (path, size and mtime), then kept with the `go env` answers."""
+        upx = self._upx_path()
+        key = go_env_cache.cache_key(upx, Path(upx).parent, {}, ("upx --version",))
+        cached = go_env_cache.lookup(key, 1)
+        if cached is not None:
+            return cached[0]
+        proc = run_tool([upx, "--version"], what="upx --version", timeout=60)
+        line = proc.stdout.strip().splitlines()[0] if proc.stdout.strip() else "unknown"
+        if line.startswith("upx "):
+            go_env_cache.store(key, [line])
+        return line

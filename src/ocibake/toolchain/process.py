@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from ocibake.errors import ToolchainError
+from ocibake.toolchain import jobs
 from ocibake.toolchain.child_guard import GroupGuard, signal_group
 
 
@@ -17,10 +18,12 @@ def run_captured(argv: list[str], *, cwd: Path | None = None, env: dict | None =
                  timeout: float | None = None) -> subprocess.CompletedProcess:
     """subprocess.run with stdout and stderr together, except that when ocibake itself is interrupted or terminated
     the program (and all it started) gets SIGINT, as from Ctrl-C, and a few seconds to clean up (go removes its work
-    directory on SIGINT, not on SIGTERM) before SIGKILL; and if ocibake is killed, they die too (child_guard.py)."""
+    directory on SIGINT, not on SIGTERM) before SIGKILL; and if ocibake is killed, they die too (child_guard.py).
+    Each program holds a job slot while it runs (see jobs.py)."""
     # In a process group of its own, guarded: if ocibake is killed, the program and its children die too.
-    with subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          stdin=subprocess.DEVNULL, text=True, process_group=0) as proc:
+    with jobs.slot(), subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                       stdin=subprocess.DEVNULL, text=True, process_group=0) as proc:
+        jobs.started(proc)
         guard = None
         try:
             guard = GroupGuard(proc.pid)
@@ -39,6 +42,7 @@ def run_captured(argv: list[str], *, cwd: Path | None = None, env: dict | None =
             proc.wait()
             raise
         finally:
+            jobs.finished(proc)
             if guard is not None:
                 guard.release()
     return subprocess.CompletedProcess(argv, proc.returncode, out)

@@ -1,0 +1,218 @@
+"""`make bench` for speed where users wait, side by side with ko, crane and skopeo in one run (median of ROUNDS,
+default 5; set BENCH_ROUNDS to change it):
+
+- no-op rebuild of the sample service, default settings (UPX) / `--upx off`            target <= 1.3
+- no-op rebuild, ocibake `--upx off` / `ko build` (same -s -w, --sbom=none, same base)   target <= 0.5
+- rebuild after a one-line source change, ocibake `--upx off` / ko                     target <= 0.7
+- three services in one `ocibake build` run / three single runs one after the other     target <= 0.6
+- through a proxy adding 25 ms to every request, a 30 MB three-layer image:
+  first push / `crane push`, / `skopeo copy`                                           target <= 0.8 each
+  repeated push / crane's, / skopeo's                                                  target <= 1.0, <= 0.5
+- `ocibake push`: the modules it imports and the wall time of `ocibake push --help`.
+
+ko and crane are `go install`ed into bench/.tools (gitignored) on first use, which needs the Go module proxy once.
+ko's base image holds the same passwd, zoneinfo and CA layers as ocibake's images, served by a docker-registry on
+127.0.0.1 started here, so both images hold the same bytes apart from the binary.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLE = REPO / "services" / "emergency-service"
+TOOLS = REPO / "bench" / ".tools"
+sys.path.insert(0, str(REPO / "tests"))
+from registry_servers import FaultProxy, start_registry, write_layout  # noqa: E402
+
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5"))
+GO_TOOLS = {"ko": "github.com/google/ko@v0.19.1", "crane": "github.com/google/go-containerregistry/cmd/crane@latest"}
+
+
+def tool(name: str) -> str:
+    path = TOOLS / name
+    if not path.exists():
+        print(f"installing {GO_TOOLS[name]} into {TOOLS}", file=sys.stderr)
+        subprocess.run(["go", "install", GO_TOOLS[name]], env={**os.environ, "GOBIN": str(TOOLS)}, check=True)
+    return str(path)
+
+
+def run(argv: list[str], *, cwd: Path | None = None, env: dict | None = None) -> float:
+    t0 = time.monotonic()
+    proc = subprocess.run(argv, cwd=cwd, env={**os.environ, **(env or {})}, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True)
+    seconds = time.monotonic() - t0
+    if proc.returncode != 0:
+        sys.exit(f"{' '.join(argv[:4])} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    return seconds
+
+
+def ocibake(*args: str, cwd: Path, env: dict | None = None) -> float:
+    return run([sys.executable, "-m", "ocibake", *args], cwd=cwd, env=env)
+
+
+def median(f, rounds: int = ROUNDS) -> float:
+    return statistics.median(f(i) for i in range(rounds))
+
+
+def base_image(work: Path, registry_host: str) -> str:
+    """ocibake's passwd, zoneinfo and CA layers as an image (ko's base), pushed to the loopback registry."""
+    code = f"""
+import sys
+from pathlib import Path
+from ocibake.build.bake import base_layer_contents, write_layers
+from ocibake.build.spec import BuildSpec
+from ocibake.layers.passwd import APP_GID, APP_UID
+from ocibake.oci.image import Descriptor, ImageConfig, make_image
+from ocibake.oci.layout import LayoutWriter
+spec = BuildSpec(service_dir=Path("."), name="base")
+with LayoutWriter(Path({str(work / 'base')!r})) as w:
+    records = write_layers(base_layer_contents(spec), w, 0, "gzip")
+    image = make_image(platform=spec.platform, layers=records, created=0,
+                       runtime=ImageConfig(user=f"{{APP_UID}}:{{APP_GID}}", exposed_ports=(), labels={{}}),
+                       annotations={{}})
+    w.add_blob(image.config)
+    w.add_blob(image.manifest)
+    w.commit([("v1", Descriptor(image.manifest.media_type, image.digest, len(image.manifest.data),
+                                platform=spec.platform))])
+"""
+    run([sys.executable, "-c", code], cwd=REPO)
+    ref = f"{registry_host}/bench/base:v1"
+    ocibake("push", str(work / "base"), ref, "-q", cwd=REPO)
+    return ref
+
+
+def service_copy(dest: Path, name: str) -> Path:
+    shutil.copytree(SAMPLE, dest / name)
+    (dest / name / ".ko.yaml").write_text(
+        "builds:\n- id: app\n  main: ./cmd/" + SAMPLE.name + "\n  ldflags: [\"-s\", \"-w\"]\n")
+    return dest / name
+
+
+def flip(service: Path, i: int) -> None:
+    """A one-line source change that changes the binary (alternating, so each round changes something)."""
+    target = service / "internal" / "dispatch" / "dispatch.go"
+    text = target.read_text().splitlines()
+    marker = "// bench-change"
+    text = [line for line in text if marker not in line]
+    text.append(f"var benchChange{i % 2} = \"{i}\" {marker}")
+    target.write_text("\n".join(text) + "\n")
+
+
+def main() -> None:
+    work = Path(tempfile.mkdtemp(prefix="bench-speed-"))
+    results: list[tuple[str, float, float, str]] = []      # (what, ours, theirs, target)
+    registry = start_registry("plain", work / "registry")
+    try:
+        ko, crane = tool("ko"), tool("crane")
+        env = {"XDG_CACHE_HOME": str(work / "xdg")}
+        svc = service_copy(work, "emergency-service")
+        base = base_image(work, registry.host)
+
+        # no-op rebuilds: default (UPX from the cache) against --upx off
+        out_default, out_off = str(work / "out-default"), str(work / "out-off")
+        ocibake("build", str(svc), "--output", out_default, "-q", cwd=work, env=env)
+        ocibake("build", str(svc), "--output", out_off, "--upx", "off", "-q", cwd=work, env=env)
+        d = median(lambda i: ocibake("build", str(svc), "--output", out_default, "-q", cwd=work, env=env))
+        o = median(lambda i: ocibake("build", str(svc), "--output", out_off, "--upx", "off", "-q", cwd=work,
+                                     env=env))
+        results.append(("no-op rebuild, default (UPX) / --upx off", d, o, "<= 1.3"))
+
+        ko_env = {"KO_DEFAULTBASEIMAGE": base, "KO_DOCKER_REPO": f"{registry.host}/bench/ko", "GOFLAGS": ""}
+
+        def ko_build(i: int) -> float:
+            return run([ko, "build", "--oci-layout-path", str(work / "ko-layout"), "--push=false", "--sbom=none",
+                        "--bare", "--platform", "linux/amd64", f"./cmd/{SAMPLE.name}"], cwd=svc, env=ko_env)
+        ko_build(0)
+        k = median(ko_build)
+        results.append(("no-op rebuild, ocibake --upx off / ko build", o, k, "<= 0.5"))
+
+        def changed_ocibake(i: int) -> float:
+            flip(svc, i)
+            return ocibake("build", str(svc), "--output", out_off, "--upx", "off", "-q", cwd=work, env=env)
+
+        def changed_ko(i: int) -> float:
+            flip(svc, i + 1)
+            return ko_build(i)
+        c_ours = median(changed_ocibake)
+        c_ko = median(changed_ko)
+        results.append(("one-line change rebuild, ocibake --upx off / ko", c_ours, c_ko, "<= 0.7"))
+
+        # three services: one run against three runs
+        three = [service_copy(work / "three", f"svc-{n}") for n in "abc"]
+        ocibake("build", *map(str, three), "--upx", "off", "-q", cwd=work / "three", env=env)
+        together = median(lambda i: ocibake("build", *map(str, three), "--upx", "off", "-q", cwd=work / "three",
+                                            env=env))
+        apart = median(lambda i: sum(ocibake("build", str(s), "--upx", "off", "-q", cwd=work / "three", env=env)
+                                     for s in three))
+        results.append(("three services: one run / three runs", together, apart, "<= 0.6"))
+
+        # pushes through a proxy adding 25 ms to every request
+        proxy = FaultProxy(registry)
+        proxy.fault = lambda m, p: ("delay", 0.025)
+        layout = work / "push-layout"
+        write_layout(layout, tags=("v1",), layer_sizes=(20 << 20, 8 << 20, 2 << 20), seed=1)
+
+        def first(cmd: str):
+            def f(i: int) -> float:
+                repo = f"{proxy.host}/bench/{cmd}-{i}-{time.monotonic_ns()}"
+                if cmd == "ocibake":
+                    return ocibake("push", str(layout), repo, "-q", cwd=work)
+                if cmd == "crane":
+                    return run([crane, "push", "--insecure", str(layout), f"{repo}:v1"])
+                return run(["skopeo", "copy", "--quiet", "--preserve-digests", "--dest-tls-verify=false",
+                            f"oci:{layout}:v1", f"docker://{repo}:v1"])
+            return f
+
+        def again(cmd: str):
+            repo = f"{proxy.host}/bench/again-{cmd}"
+            if cmd == "ocibake":
+                ocibake("push", str(layout), repo, "-q", cwd=work)
+                return lambda i: ocibake("push", str(layout), repo, "-q", cwd=work)
+            if cmd == "crane":
+                run([crane, "push", "--insecure", str(layout), f"{repo}:v1"])
+                return lambda i: run([crane, "push", "--insecure", str(layout), f"{repo}:v1"])
+            argv = ["skopeo", "copy", "--quiet", "--preserve-digests", "--dest-tls-verify=false",
+                    f"oci:{layout}:v1", f"docker://{repo}:v1"]
+            run(argv)
+            return lambda i: run(argv)
+
+        p = {cmd: median(first(cmd)) for cmd in ("ocibake", "crane", "skopeo")}
+        results.append(("first push 30 MB, ocibake / crane push", p["ocibake"], p["crane"], "<= 0.8"))
+        results.append(("first push 30 MB, ocibake / skopeo copy", p["ocibake"], p["skopeo"], "<= 0.8"))
+        r = {cmd: median(again(cmd)) for cmd in ("ocibake", "crane", "skopeo")}
+        results.append(("repeated push, ocibake / crane", r["ocibake"], r["crane"], "<= 1.0"))
+        results.append(("repeated push, ocibake / skopeo", r["ocibake"], r["skopeo"], "<= 0.5"))
+        proxy.close()
+
+        help_s = median(lambda i: ocibake("push", "--help", cwd=work))
+        mods = subprocess.run([sys.executable, "-c", "import sys; from ocibake.cli import main; "
+                               "import contextlib, io\nwith contextlib.redirect_stdout(io.StringIO()):\n"
+                               "    main(['push', '--help'])\nimport ocibake.cli.registry, ocibake.registry.push\n"
+                               "print(len(sys.modules), ' '.join(sorted(m for m in sys.modules "
+                               "if m.split('.')[0] in ('oras', 'requests', 'urllib3'))))"],
+                              stdout=subprocess.PIPE, text=True, cwd=REPO).stdout.split(" ", 1)
+    finally:
+        registry.close()
+    print(f"\nspeed, median of {ROUNDS} (2 cores shared; seconds)")
+    print(f"{'':<48} {'ocibake':>8} {'other':>8} {'ratio':>6}  target")
+    for what, ours, theirs, target in results:
+        ratio = ours / theirs if theirs else float("inf")
+        ok = "ok" if ratio <= float(target.split()[-1]) else "MISSED"
+        print(f"{what:<48} {ours:>8.2f} {theirs:>8.2f} {ratio:>6.2f}  {target} {ok}")
+    http = mods[1].split() if len(mods) > 1 else []
+    print(f"`ocibake push --help`: {help_s * 1000:.0f} ms wall; modules loaded by the push command: {mods[0]}, of "
+          f"them {len(http)} from oras/requests/urllib3")
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,88 @@
+"""`go env` answers kept between runs, so a rebuild does not start go once more just to ask the same questions.
+
+What `go env GOVERSION GOEXPERIMENT GOFIPS140` prints depends on the go program (its path, size and mtime stand for
+it), the environment (every GO* variable, and what ocibake adds for the build), the service's go.mod and go.work
+(a `toolchain` or `go` line can switch to another Go) and go's per-user GOENV file. All of that makes the key; the
+answer is a small JSON file under the private cache's goenv/, written to a temporary name and renamed. Anything that
+cannot be read makes a miss, never an error: go is then asked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Mapping, Sequence
+
+CACHE_PART = "goenv"
+
+
+def _file_id(path: Path) -> list:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return [str(path), None]
+    return [str(path), st.st_size, st.st_mtime_ns]
+
+
+def _content(path: Path) -> str | None:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+def _goenv_file(environ: Mapping[str, str]) -> Path:
+    if environ.get("GOENV"):
+        return Path(environ["GOENV"])
+    config = environ.get("XDG_CONFIG_HOME") or os.path.join(environ.get("HOME", "~"), ".config")
+    return Path(config) / "go" / "env"
+
+
+def cache_key(go: str, service_dir: Path, env: Mapping[str, str], keys: Sequence[str]) -> str:
+    material = {
+        "go": _file_id(Path(go)),
+        "keys": list(keys),
+        "env": sorted((k, v) for k, v in env.items() if k.startswith("GO") or k in ("CGO_ENABLED", "PATH", "HOME")),
+        "go.mod": _content(service_dir / "go.mod"),
+        "go.work": _content(service_dir / "go.work"),
+        "goenv": _content(_goenv_file(env)),
+    }
+    return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
+
+
+def _path(key: str) -> Path | None:
+    from ocibake.toolchain.cache import cache_home, private_cache
+    try:
+        return private_cache(cache_home()) / CACHE_PART / f"{key}.json"
+    except Exception:          # an unusable cache is not this feature's to report: go is asked instead
+        return None
+
+
+def lookup(key: str, n: int) -> list[str] | None:
+    path = _path(key)
+    if path is None:
+        return None
+    try:
+        values = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(values, list) or len(values) != n or not all(isinstance(v, str) for v in values):
+        return None
+    return values
+
+
+def store(key: str, values: list[str]) -> None:
+    path = _path(key)
+    if path is None:
+        return
+    try:
+        path.parent.mkdir(mode=0o700, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".goenv-", dir=path.parent)
+        with os.fdopen(fd, "w") as f:
+            json.dump(values, f)
+        os.replace(tmp, path)
+    except OSError:
+        pass
