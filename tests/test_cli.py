@@ -146,3 +146,24 @@ def test_an_ocibake_toml_that_is_a_directory_is_bad_input(tmp_path):
 def test_an_empty_service_argument_is_bad_input():
     proc = run_cli("build", "")
     assert proc.returncode == 4 and "service directory is empty" in proc.stderr
+
+
+def test_every_command_accepts_every_option_it_declares():
+    """A shared option added to a decorator (say --timeout) must reach every command that carries it."""
+    import inspect
+
+    import click
+
+    from ocibake.cli.group import COMMANDS, cli
+    ctx = click.Context(cli)
+    for name in COMMANDS:
+        command = cli.get_command(ctx, name)
+        commands = [command, *getattr(command, "commands", {}).values()]
+        for cmd in commands:
+            if cmd.callback is None:
+                continue
+            params = inspect.signature(cmd.callback).parameters
+            if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+                continue
+            missing = [p.name for p in cmd.params if p.name not in params]
+            assert not missing, f"ocibake {name}: {cmd.name}() does not take {missing}"

@@ -35,7 +35,7 @@ from ocibake.errors import UsageError
 @output_options()
 def resolve(files: tuple[str, ...], push_prefix: str | None, image_version: str | None, platform: str | None,
             upx: str | None, jobs: int, verbose: bool, quiet: bool, json_output: bool, insecure: bool,
-            ca_cert: str | None) -> int:
+            ca_cert: str | None, timeout: float | None = None) -> int:
     """Build, push and pin every ocibake://PATH image in Kubernetes YAML.
 
     Every `ocibake://PATH` string (PATH: a service directory, or a name under services/) is built once with its
@@ -58,7 +58,7 @@ def resolve(files: tuple[str, ...], push_prefix: str | None, image_version: str 
     services = plan_services(references, push_prefix.strip() if push_prefix else None, flags)
     out.log(f"{len(yaml_files)} file(s), {len(references)} ocibake:// reference(s), {len(services)} service(s) "
             "to build and push")
-    registry = RegistryFlags(insecure=insecure, ca_cert=ca_cert, verbose=out.verbose, quiet=out.quiet)
+    registry = RegistryFlags(insecure=insecure, ca_cert=ca_cert, verbose=out.verbose, quiet=out.quiet, timeout=timeout)
     resolved = build_and_push(services, flags, registry, out.log, jobs) if services else {}
     text = join(rewrite(f, resolved) for f in yaml_files)
     sys.stdout.write(text)
