@@ -84,7 +84,7 @@ def pull(ref: str, dest: str, platform: str | None, force_tags: bool, verbose: b
     """
     from ocibake.cli.output_scheme import refuse_unknown_scheme
     from ocibake.registry.pull import pull as pull_image
-    refuse_unknown_scheme(dest, "DIR")
+    refuse_unknown_scheme(dest, "DIR", schemes=())   # pull writes a layout; `ocibake export` makes archives
     out = output(verbose, quiet, json_output)
     result = pull_image(ref, Path(dest), platform, make_options(_flags(out, insecure, ca_cert, username,
                                                                         password_stdin, timeout)),
