@@ -14,9 +14,10 @@ from typing import Callable, Iterable
 
 import zstandard
 
-from ocibake.errors import InputError
+from ocibake.errors import InputError, disk_error
 from ocibake.layers.tar import Entry, write_tar
-from ocibake.oci.layout import Layout, file_sha256
+from ocibake.oci.layout import Layout
+from ocibake.oci.layout_check import open_blob
 
 ARCHIVE_MTIME = 0      # every entry's mtime: an archive of the same image is the same bytes on any day
 CHUNK = 1 << 20
@@ -79,12 +80,18 @@ class Staging:
 
 
 def verified_blob(layout: Layout, digest: str) -> Path:
-    """The path of a blob in ``layout`` whose bytes match its digest."""
+    """The path of a blob in ``layout`` whose bytes match its digest: a regular file inside the layout, never read
+    through a symlink (a layout from elsewhere must not put a host file into an archive)."""
     path = layout.blob_path(digest)
-    if not path.is_file():
+    try:
+        with open_blob(Path(layout.root), path) as f:
+            h = hashlib.sha256()
+            for chunk in iter(lambda: f.read(CHUNK), b""):
+                h.update(chunk)
+    except FileNotFoundError:
         raise InputError(f"blob {digest} is missing from {layout.root}",
-                         hint="the layout is incomplete; rebuild or re-pull it")
-    if file_sha256(path) != digest:
+                         hint="the layout is incomplete; rebuild or re-pull it") from None
+    if "sha256:" + h.hexdigest() != digest:
         raise InputError(f"blob {digest} in {layout.root} does not match its digest",
                          hint="the layout is damaged; rebuild or re-pull it")
     return path
@@ -106,11 +113,18 @@ def uncompressed_layer(layout: Layout, digest: str, media_type: str, diff_id: st
     source = verified_blob(layout, digest)
     h = hashlib.sha256()
     try:
-        with open(source, "rb") as raw, _opener(media_type)(raw) as stream, open(dest, "wb") as out:
+        with open_blob(Path(layout.root), source) as raw, _opener(media_type)(raw) as stream, \
+                open(dest, "wb") as out:
             for chunk in iter(lambda: stream.read(CHUNK), b""):
                 h.update(chunk)
                 out.write(chunk)
-    except (OSError, EOFError, zstandard.ZstdError) as exc:
+    except OSError as exc:
+        disk = disk_error(exc)      # ENOSPC, EROFS, EACCES...: the disk refused, the layout is not to blame
+        if disk is not None:
+            raise disk from None
+        raise InputError(f"layer {digest} in {layout.root} cannot be decompressed: {exc}",
+                         hint="the layout is damaged; rebuild or re-pull it") from None
+    except (EOFError, zstandard.ZstdError) as exc:
         raise InputError(f"layer {digest} in {layout.root} cannot be decompressed: {exc}",
                          hint="the layout is damaged; rebuild or re-pull it") from None
     if "sha256:" + h.hexdigest() != diff_id:

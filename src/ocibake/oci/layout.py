@@ -22,6 +22,7 @@ from ocibake.oci.layout_check import check_blob_dirs, check_index, entry_problem
 from ocibake.oci.layout_lock import locked
 from ocibake.oci.image import Blob, Descriptor, canonical_json, sha256_digest
 from ocibake.oci.media_types import INDEX_TYPES, MANIFEST_TYPES, OCI_INDEX, REF_NAME
+from ocibake.oci.referrer_prune import orphaned_referrers
 
 LAYOUT_FILE = "oci-layout"
 LAYOUT_BYTES = canonical_json({"imageLayoutVersion": "1.0.0"})
@@ -326,6 +327,10 @@ class LayoutWriter:
         for digest, path in self._blobs.items():
             os.chmod(path, 0o644)
             os.replace(path, digest_path(self.root, digest))
+        orphans = orphaned_referrers(self.root, index["manifests"])      # an SBOM of an image no tag names now
+        if orphans:
+            index["manifests"] = [m for m in index["manifests"] if not any(m is o for o in orphans)]
+            replaced += [Descriptor.from_json(m) for m in orphans]
         tmp_index = self._stage / "index.json"
         tmp_index.write_bytes(canonical_json(index))
         os.chmod(tmp_index, 0o644)

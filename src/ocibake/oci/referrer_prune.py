@@ -1,0 +1,51 @@
+"""Referrers left without their subject: an SBOM or signature manifest in index.json whose image no longer is.
+
+A build that moves a tag replaces the image it pointed at; that image's SBOM (an untagged index entry whose manifest
+names it as `subject`) would otherwise stay behind forever, pointing at nothing, with its blobs. Found while the
+writers' lock is held, the entries are dropped from index.json and their blobs go with the replaced image's.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ocibake.oci.layout_check import open_blob
+from ocibake.oci.media_types import INDEX_TYPES, REF_NAME
+
+
+def _document(root: Path, digest: str) -> dict | None:
+    try:
+        with open_blob(root, root / "blobs" / "sha256" / digest.split(":", 1)[-1]) as f:
+            doc = json.loads(f.read())
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
+def orphaned_referrers(root: Path, entries: list[dict]) -> list[dict]:
+    """The untagged entries of ``entries`` whose manifest's subject is neither an entry nor a child of an index
+    entry (repeated, so a signature of an orphaned SBOM goes too). Entries that cannot be read are kept."""
+    subjects: dict[int, str] = {}
+    for i, m in enumerate(entries):
+        if REF_NAME in (m.get("annotations") or {}):
+            continue
+        doc = _document(root, str(m.get("digest", "")))
+        subject = (doc or {}).get("subject")
+        if isinstance(subject, dict) and isinstance(subject.get("digest"), str):
+            subjects[i] = subject["digest"]
+    if not subjects:
+        return []
+    children: set[str] = set()
+    for m in entries:
+        if m.get("mediaType") in INDEX_TYPES:
+            doc = _document(root, str(m.get("digest", "")))
+            children.update(c.get("digest") for c in (doc or {}).get("manifests") or [] if isinstance(c, dict))
+    orphans: set[int] = set()
+    while True:
+        live = {m.get("digest") for i, m in enumerate(entries) if i not in orphans} | children
+        more = {i for i, s in subjects.items() if i not in orphans and s not in live}
+        if not more:
+            break
+        orphans |= more
+    return [entries[i] for i in sorted(orphans)]
