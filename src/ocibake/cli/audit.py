@@ -34,7 +34,7 @@ from ocibake.cli.registry_options import registry_options
 @registry_options
 def audit(ref: str, source: str, toolchain: str | None, go: str | None, upx_bin: str | None, platform: str | None,
           verbose: bool, quiet: bool, json_output: bool, insecure: bool, ca_cert: str | None, username: str | None,
-          password_stdin: bool) -> int:
+          password_stdin: bool, timeout: float | None = None) -> int:
     """Rebuild an image from source and check it is the same (exit 0), or say why not (exit 6).
 
     Reads the image's build record, checks that DIR is at the recorded commit, rebuilds with the recorded settings
@@ -49,7 +49,7 @@ def audit(ref: str, source: str, toolchain: str | None, go: str | None, upx_bin:
     source_dir = Path(source)
     if not source_dir.is_dir():
         raise InputError(f"--source {source}: not a directory", hint="pass the service's source directory")
-    make = options_factory(out, insecure, ca_cert, username, password_stdin)
+    make = options_factory(out, insecure, ca_cert, username, password_stdin, timeout)
     tc = make_toolchain(toolchain, go=go, upx=upx_bin, registry_options=make)
     with open_image(ref, make, platform) as image:
         result = run_audit(image, source_dir, tc, log=out.log)

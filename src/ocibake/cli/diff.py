@@ -26,7 +26,7 @@ DIFFERENT = 6
 @output_options()
 @registry_options
 def diff(a: str, b: str, platform: str | None, verbose: bool, quiet: bool, json_output: bool, insecure: bool,
-         ca_cert: str | None, username: str | None, password_stdin: bool) -> int:
+         ca_cert: str | None, username: str | None, password_stdin: bool, timeout: float | None = None) -> int:
     """Show how two images differ; exit 0 when identical, 6 when not.
 
     A and B are registry references or OCI layouts (oci:DIR[:TAG|@DIGEST]).
@@ -34,7 +34,7 @@ def diff(a: str, b: str, platform: str | None, verbose: bool, quiet: bool, json_
     from ocibake.audit.diff import diff_images, print_diff
     from ocibake.audit.image_source import open_image
     out = output(verbose, quiet, json_output)
-    make = options_factory(out, insecure, ca_cert, username, password_stdin)
+    make = options_factory(out, insecure, ca_cert, username, password_stdin, timeout)
     with open_image(a, make, platform) as image_a, open_image(b, make, platform) as image_b:
         result = diff_images(image_a, image_b)
     if out.json:

@@ -30,7 +30,7 @@ from ocibake.errors import UsageError
 @registry_options
 def index(images: tuple[str, ...], push_to: str | None, output: str | None, tags: tuple[str, ...], verbose: bool,
           quiet: bool, json_output: bool, insecure: bool, ca_cert: str | None, username: str | None,
-          password_stdin: bool) -> int:
+          password_stdin: bool, timeout: float | None = None) -> int:
     """Join single-platform images into one image index.
 
     IMAGE is REPO@sha256:... with --push, oci:DIR:TAG with --output. Every image must exist and be a single image,
@@ -43,7 +43,7 @@ def index(images: tuple[str, ...], push_to: str | None, output: str | None, tags
     if push_to:
         from ocibake.registry.index_push import push_index
         flags = RegistryFlags(insecure=insecure, ca_cert=ca_cert, username=username, password_stdin=password_stdin,
-                              verbose=out.verbose, quiet=out.quiet)
+                              verbose=out.verbose, quiet=out.quiet, timeout=timeout)
         blob, pushed = push_index(push_to, images, make_options(flags))
         lines = [str(p) for p in pushed]
     else:

@@ -15,9 +15,9 @@ from ocibake.cli.registry_options import RegistryFlags, make_options, registry_o
 
 
 def options_factory(out, insecure: bool, ca_cert: str | None, username: str | None = None,
-                    password_stdin: bool = False):
+                    password_stdin: bool = False, timeout: float | None = None):
     flags = RegistryFlags(insecure=insecure, ca_cert=ca_cert, username=username, password_stdin=password_stdin,
-                          verbose=out.verbose, quiet=True)
+                          verbose=out.verbose, quiet=True, timeout=timeout)
     made = []
 
     def make():
@@ -37,7 +37,8 @@ def options_factory(out, insecure: bool, ca_cert: str | None, username: str | No
 @output_options()
 @registry_options
 def inspect(ref: str, platform: str | None, files: bool, verbose: bool, quiet: bool, json_output: bool,
-            insecure: bool, ca_cert: str | None, username: str | None, password_stdin: bool) -> int:
+            insecure: bool, ca_cert: str | None, username: str | None, password_stdin: bool,
+            timeout: float | None = None) -> int:
     """Show what an image is: config, layers and files, build record, referrers.
 
     REF is a registry reference (REGISTRY/REPO:TAG or @DIGEST) or an OCI layout, oci:DIR[:TAG|@DIGEST].
@@ -45,7 +46,7 @@ def inspect(ref: str, platform: str | None, files: bool, verbose: bool, quiet: b
     from ocibake.audit.image_source import open_image
     from ocibake.audit.inspect import inspect_image, print_inspect
     out = output(verbose, quiet, json_output)
-    make = options_factory(out, insecure, ca_cert, username, password_stdin)
+    make = options_factory(out, insecure, ca_cert, username, password_stdin, timeout)
     with open_image(ref, make, platform) as image:
         doc = inspect_image(image, with_files=files, registry_options=make)
     if out.json:

@@ -64,7 +64,7 @@ def generate_key_pair(output_dir: str, force: bool, verbose: bool, quiet: bool, 
 @output_options()
 @registry_options
 def sign(ref: str, key_path: str, verbose: bool, quiet: bool, json_output: bool, insecure: bool,
-         ca_cert: str | None, username: str | None, password_stdin: bool) -> int:
+         ca_cert: str | None, username: str | None, password_stdin: bool, timeout: float | None = None) -> int:
     """Sign an image in a registry, as `cosign sign --key` does.
 
     The signature goes to the tag sha256-<hex>.sig of REF's repository, where cosign looks for it.
@@ -73,7 +73,7 @@ def sign(ref: str, key_path: str, verbose: bool, quiet: bool, json_output: bool,
     from ocibake.registry.artifacts import Remote
     out = output(verbose, quiet, json_output)
     key = load_signing_key(key_path)
-    with Remote(ref, options_factory(out, insecure, ca_cert, username, password_stdin)()) as remote:
+    with Remote(ref, options_factory(out, insecure, ca_cert, username, password_stdin, timeout)()) as remote:
         digest = resolve_digest(remote, remote.ref)
         tag = sign_remote(remote, remote.ref.name, digest, key)
     if out.json:
@@ -92,7 +92,7 @@ def sign(ref: str, key_path: str, verbose: bool, quiet: bool, json_output: bool,
 @output_options()
 @registry_options
 def verify(ref: str, key_path: str, verbose: bool, quiet: bool, json_output: bool, insecure: bool,
-           ca_cert: str | None, username: str | None, password_stdin: bool) -> int:
+           ca_cert: str | None, username: str | None, password_stdin: bool, timeout: float | None = None) -> int:
     """Check an image's cosign signature with a public key (exit 7 when none is valid).
 
     A signature counts when it verifies with the key and its payload names REF's digest.
@@ -102,7 +102,7 @@ def verify(ref: str, key_path: str, verbose: bool, quiet: bool, json_output: boo
     from ocibake.registry.artifacts import Remote
     out = output(verbose, quiet, json_output)
     key = load_public_key(Path(key_path))
-    with Remote(ref, options_factory(out, insecure, ca_cert, username, password_stdin)()) as remote:
+    with Remote(ref, options_factory(out, insecure, ca_cert, username, password_stdin, timeout)()) as remote:
         digest = resolve_digest(remote, remote.ref)
         result = verify_remote(remote, digest, key)
     if out.json:
