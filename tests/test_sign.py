@@ -89,6 +89,7 @@ def test_cosign_verifies_our_signature_and_rejects_it_for_another_digest(pushed,
     theirs = ocibake("verify", ref2, "--key", str(tmp_path / "cosign.pub"), env=env)
     assert theirs.returncode == 7, theirs.stderr
     assert "for another digest" in theirs.stderr and "Traceback" not in theirs.stderr
+    assert "belongs" not in theirs.stderr and f"ocibake sign REPO@{d2}" in theirs.stderr
 
 
 def test_a_cosign_signature_with_a_cosign_key_passes_ocibake_verify_and_a_wrong_key_does_not(pushed, tmp_path):
@@ -152,8 +153,8 @@ def test_build_sign_key_signs_what_it_pushes(plain_registry, tmp_path):
     assert KEY_PASSWORD not in proc.stdout + proc.stderr
 
 
-def test_no_password_and_no_terminal_is_a_usage_error(tmp_path):
+def test_no_password_and_no_terminal_is_bad_input(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "COSIGN_PASSWORD"}
     proc = ocibake("generate-key-pair", "--output-dir", str(tmp_path), env=env, stdin="")
-    assert proc.returncode == 2 and "COSIGN_PASSWORD" in proc.stderr
+    assert proc.returncode == 4 and "COSIGN_PASSWORD" in proc.stderr
     assert not (tmp_path / "cosign.key").exists()

@@ -94,7 +94,10 @@ def probable_causes(d: ImageDiff, image: OpenedImage, rebuilt: OpenedImage, chan
         module = _module_causes(image, rebuilt, toolchain)
         causes.extend(module)
         if not go and not module and not _record_fields(d, "upx"):
-            if changed_sources:
+            if (epoch or times or created) and not changed_sources:
+                causes.append("the binary differs through its build date (BuildDate is set from SOURCE_DATE_EPOCH), "
+                              "not through a source change: the source tree shows no change")
+            elif changed_sources:
                 causes.append("a changed source file: the binary differs with the same Go release and modules, and "
                               f"the source tree has uncommitted changes in {', '.join(changed_sources)}")
             else:

@@ -94,7 +94,8 @@ def load_private_key(path: Path, password: bytes) -> ec.EllipticCurvePrivateKey:
         raise InputError(f"cannot read the key {path}: {exc.strerror}", hint="give the path of cosign.key") from None
     kind, raw = _unpem(data, path)
     if kind not in PRIVATE_PEM_TYPES:
-        raise InputError(f"{path} holds a {kind.lower()}, not an encrypted cosign private key",
+        article = "an" if kind.lower().startswith(("a", "e", "i", "o", "u")) else "a"
+        raise InputError(f"{path} holds {article} {kind.lower()}, not an encrypted cosign private key",
                          hint="sign with cosign.key; cosign.pub is for verify")
     try:
         envelope = json.loads(raw)

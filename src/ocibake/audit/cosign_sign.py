@@ -118,8 +118,11 @@ def verify_remote(remote, digest: str, key: ec.EllipticCurvePublicKey) -> Verifi
         identity = identity or str((critical.get("identity") or {}).get("docker-reference", ""))
     if not valid:
         why = "; ".join(dict.fromkeys(reasons)) or "the signature manifest holds no signature"
-        raise SignatureError(f"no valid signature for {digest}: {why}",
-                             hint="check that the public key belongs to the key that signed this image")
+        other_digest = bool(reasons) and all(r.startswith("a valid signature is for another digest") for r in reasons)
+        hint = ("the signature was made for another image (its digest is named above): sign this one with "
+                f"`ocibake sign REPO@{digest} --key cosign.key`" if other_digest
+                else "check that the public key belongs to the key that signed this image")
+        raise SignatureError(f"no valid signature for {digest}: {why}", hint=hint)
     return Verified(digest, valid, identity)
 
 

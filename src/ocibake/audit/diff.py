@@ -10,6 +10,7 @@ from typing import TextIO
 
 from ocibake.audit.image_source import BUILD_RECORD_LABEL, OpenedImage
 from ocibake.audit.layer_files import FileEntry, layer_files
+from ocibake.audit.value_window import windows
 
 FILE_FIELDS = ("type", "digest", "size", "mode", "uid", "gid", "mtime", "link")
 
@@ -193,22 +194,19 @@ def diff_images(a: OpenedImage, b: OpenedImage) -> ImageDiff:
                      compare_fields(man_a, man_b))
 
 
-def _short(value: object) -> str:
-    text = json.dumps(value) if not isinstance(value, str) else value
-    return text if len(text) <= 80 else text[:77] + "..."
-
-
 def print_diff(d: ImageDiff, out: TextIO) -> None:
     w = out.write
     w(f"a  {d.a}  {d.digest_a}\nb  {d.b}  {d.digest_b}\n")
     if d.config:
         w("\nconfig\n")
         for name, a, b in d.config:
-            w(f"  {name}\n    a: {_short(a)}\n    b: {_short(b)}\n")
+            shown_a, shown_b = windows(a, b)
+            w(f"  {name}\n    a: {shown_a}\n    b: {shown_b}\n")
     if d.manifest:
         w("\nmanifest\n")
         for name, a, b in d.manifest:
-            w(f"  {name}\n    a: {_short(a)}\n    b: {_short(b)}\n")
+            shown_a, shown_b = windows(a, b)
+            w(f"  {name}\n    a: {shown_a}\n    b: {shown_b}\n")
     w("\nlayers\n")
     for p in d.layers:
         where = f"a[{'-' if p.index_a is None else p.index_a}] b[{'-' if p.index_b is None else p.index_b}]"

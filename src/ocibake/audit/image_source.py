@@ -4,6 +4,7 @@ every digest verified, into a private temporary layout that is removed when the 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import tempfile
 from contextlib import contextmanager
@@ -112,6 +113,19 @@ def read_image(reference: str, layout: Layout, desc: Descriptor, remote: str | N
                                                      desc.platform), doc, config, remote)
 
 
+def only_image(layout: Layout, path) -> Descriptor:
+    """The layout's one image (however many tags name it; referrers are not images), else InputError."""
+    manifests = layout.manifests()
+    referrers = {d.digest for d in manifests if _is_referrer(layout, d)}
+    images = list({d.digest: d for d in manifests if d.digest not in referrers}.values())
+    if len(images) == 1:
+        return images[0]
+    tags = sorted({t for d in manifests if (t := (d.annotations or {}).get("org.opencontainers.image.ref.name"))})
+    raise InputError(f"{path} holds {len(images)} images ({len(tags)} tag{'s' if len(tags) != 1 else ''}, "
+                     f"{len(referrers)} referrer{'s' if len(referrers) != 1 else ''}); name one with :TAG or @DIGEST",
+                     hint=f"tags here: {', '.join(tags) or 'none'}")
+
+
 def open_layout_image(text: str, platform: str | None = None) -> OpenedImage:
     ref = parse_layout_ref(text)
     layout = Layout.open(ref.path)
@@ -125,8 +139,7 @@ def open_layout_image(text: str, platform: str | None = None) -> OpenedImage:
         else:
             raise InputError(f"{ref.digest} is not in {ref.path}", hint="check the digest, or name a tag")
     elif ref.tag is None:
-        images = [d for d in layout.manifests() if not _is_referrer(layout, d)]
-        desc = images[0] if len(images) == 1 else layout.resolve(None)
+        desc = only_image(layout, ref.path)
     else:
         desc = layout.resolve(ref.tag)
     return read_image(text, layout, desc, None, platform)
@@ -149,7 +162,14 @@ def open_image(text: str, registry_options: Callable[[], object] | None = None,
     from ocibake.registry.pull import pull
     from ocibake.registry.reference import parse_reference
     options = registry_options() if registry_options is not None else None
-    ref = parse_reference(text, getattr(options, "environ", None))
+    try:
+        ref = parse_reference(text, getattr(options, "environ", None))
+    except InputError as exc:
+        local = re.split(r"[:@]", text, maxsplit=1)[0]
+        if local and Path(local).exists():
+            raise InputError(exc.message, hint=f"{local} exists here: for an OCI layout on disk write oci:{text}") \
+                from None
+        raise
     tmp = Path(tempfile.mkdtemp(prefix="ocibake-inspect-"))
     try:
         result = pull(text, tmp / "layout", platform, options)

@@ -101,6 +101,17 @@ def inspect_image(image: OpenedImage, with_files: bool = True,
     }
 
 
+def record_value(value: object) -> str:
+    """A build-record value for people: users as `name uid:gid`, lists comma-joined, no Python reprs."""
+    if isinstance(value, dict):
+        if {"name", "uid", "gid"} <= set(value):
+            return f"{value['name']} {value['uid']}:{value['gid']}"
+        return ", ".join(f"{k} {record_value(v)}" for k, v in sorted(value.items()))
+    if isinstance(value, (list, tuple)):
+        return ", ".join(record_value(v) for v in value) or "-"
+    return str(value)
+
+
 def _owner(f: dict) -> str:
     return f"{f['uid']}:{f['gid']}"
 
@@ -120,6 +131,7 @@ def print_inspect(doc: dict, out: TextIO) -> None:
     w("\nlayers\n")
     for i, layer in enumerate(doc["layers"]):
         w(f"  [{i}] {layer['digest']}  {human_size(layer['size'])}  {layer.get('created_by') or ''}\n")
+        w(f"      diff_id {layer.get('diff_id') or '-'}\n")
         for f in layer.get("files", []):
             link = f" -> {f['link']}" if f["link"] else ""
             size = human_size(f["size"]) if f["type"] == "file" else f["type"]
@@ -137,7 +149,7 @@ def print_inspect(doc: dict, out: TextIO) -> None:
           f"upx {(record.get('upx') or {}).get('mode')}, toolchain {(record.get('toolchain') or {}).get('kind', '?')}\n")
         for kind, layer in sorted((record.get("layers") or {}).items()):
             if layer:
-                w(f"  {kind}: {', '.join(f'{k} {v}' for k, v in sorted(layer.items()))}\n")
+                w(f"  {kind}: {', '.join(f'{k} {record_value(v)}' for k, v in sorted(layer.items()))}\n")
     w(f"\nreferrers ({doc['referrers_from']})\n")
     if not doc["referrers"]:
         w("  none\n")

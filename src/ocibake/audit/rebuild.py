@@ -5,6 +5,8 @@ differs). On a mismatch the two images are diffed and the probable causes are na
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import re
 import shutil
 import subprocess
@@ -17,7 +19,8 @@ from ocibake.audit.causes import probable_causes
 from ocibake.audit.diff import ImageDiff, diff_images
 from ocibake.audit.image_source import OpenedImage, open_layout_image
 from ocibake.build.bake import bake
-from ocibake.build.project import git_info
+from ocibake.audit.source_dir import service_dir
+from ocibake.build.project import GitInfo, git_info
 from ocibake.build.spec import BuildSpec
 from ocibake.errors import InputError
 from ocibake.oci.platform import Platform
@@ -59,6 +62,11 @@ def require_record(image: OpenedImage) -> dict:
     return record
 
 
+def recorded_git(record: dict) -> GitInfo:
+    """The git facts the image records, for rebuilding a source that is not a git checkout (an archive)."""
+    return GitInfo(str(record.get("commit")), int(record.get("source_date_epoch") or 0), bool(record.get("dirty")), "")
+
+
 def check_source(record: dict, source: Path) -> tuple[list[str], list[str]]:
     """(warnings, changed files) for the source tree; InputError when it is at another revision."""
     if not (source / "go.mod").is_file():
@@ -69,7 +77,8 @@ def check_source(record: dict, source: Path) -> tuple[list[str], list[str]]:
     if wanted == "unknown":
         warnings.append("the image records no git commit: the source revision cannot be checked")
     elif not git.commit:
-        warnings.append(f"{source} is not a git checkout: cannot check that it is at commit {wanted[:12]}")
+        warnings.append(f"{source} is not a git checkout: cannot check that it is at commit {wanted[:12]}; it is "
+                        "rebuilt as that commit (the recorded commit and git facts are used)")
     elif git.commit != wanted:
         raise InputError(f"{source} is at commit {git.commit[:12]}, but the image was built from {wanted[:12]}",
                          hint=f"check out the recorded revision first: git -C {source} checkout {wanted}")
@@ -144,11 +153,21 @@ def check_toolchain(record: dict, toolchain, source: Path, warnings: list[str]) 
 
 def audit(image: OpenedImage, source: Path, toolchain, log: Log = lambda s: None) -> AuditResult:
     record = require_record(image)
+    found = service_dir(source, record)
+    if found != source:
+        log(f"{source} holds no go.mod: using {found}, whose go.mod declares {record.get('module')}")
+        source = found
     warnings, changed = check_source(record, source)
     check_toolchain(record, toolchain, source, warnings)
+    env_epoch = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    if env_epoch and env_epoch != str(record.get("source_date_epoch")):
+        warnings.append(f"SOURCE_DATE_EPOCH={env_epoch} in the environment is ignored: the rebuild uses the recorded "
+                        f"{record.get('source_date_epoch')}")
     tmp = Path(tempfile.mkdtemp(prefix="ocibake-audit-"))
     try:
         spec = spec_from_record(image, record, source, tmp / "rebuilt", warnings)
+        if str(record.get("commit") or "unknown") != "unknown" and not git_info(source).commit:
+            spec = dataclasses.replace(spec, recorded_git=recorded_git(record))
         for w in warnings:
             log(f"warning: {w}")
         log(f"rebuilding {spec.name} {spec.version} from {source} ({record.get('commit', 'unknown')[:12]}) "

@@ -81,7 +81,8 @@ class BuildResult:
 def analyse(spec: BuildSpec) -> tuple[GoModule, str, GitInfo]:
     module = read_go_mod(spec.service_dir)
     package = find_main_package(spec.service_dir, spec.name, spec.main)
-    return module, package, git_info(spec.service_dir)
+    git = spec.recorded_git if spec.recorded_git is not None else git_info(spec.service_dir)
+    return module, package, git
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,7 @@ class BuildSpec:
     upx_skip_unsupported: bool = False     # (several platforms) an architecture UPX cannot pack stays unpacked
     asked_layers: frozenset[str] = frozenset()  # "ca-certificates", "zoneinfo": asked for even on a base that has them
     force_tags: bool = False               # let tags move to an image of another name or version (tag_moves.py)
+    recorded_git: object | None = None     # (audit) a project.GitInfo to use instead of asking git: the image's record
 
     @property
     def effective_upx(self) -> str:

@@ -127,14 +127,14 @@ def build(services: tuple[str, ...], verbose: bool, quiet: bool, json_output: bo
     else:
         result = bake(spec, toolchain, log=log, registry_options=options,
                       toolchain_ref=toolchain_reference(choices, service_dir))
+        # the sbom line belongs with the build's lines, before the report's `next:` block
+        sbom_artifact = make_sbom(sbom, spec.output, result.image.digest, spec.name, toolchain, out.log)
         if not out.json and not out.quiet:
             print_human(result, sys.stderr, tuple(push_repo_names(targets)))
     if len(platforms) > 1:
         sbom_artifact = None
         if sbom != "none":
             out.log("sbom      not written: SBOMs are made for single-platform builds for now")
-    else:
-        sbom_artifact = make_sbom(sbom, spec.output, result.image.digest, spec.name, toolchain, out.log)
     pushed = None
     if targets:
         from ocibake.registry.push import push_layout

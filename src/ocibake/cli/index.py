@@ -43,8 +43,7 @@ def index(images: tuple[str, ...], push_to: str | None, output: str | None, tags
     if push_to:
         from ocibake.registry.index_push import push_index
         flags = RegistryFlags(insecure=insecure, ca_cert=ca_cert, username=username, password_stdin=password_stdin,
-                              timeout=timeout,
-                              verbose=out.verbose, quiet=out.quiet)
+                              verbose=out.verbose, quiet=out.quiet, timeout=timeout)
         blob, pushed = push_index(push_to, images, make_options(flags))
         lines = [str(p) for p in pushed]
     else:

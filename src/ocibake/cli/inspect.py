@@ -17,8 +17,7 @@ from ocibake.cli.registry_options import RegistryFlags, make_options, registry_o
 def options_factory(out, insecure: bool, ca_cert: str | None, username: str | None = None,
                     password_stdin: bool = False, timeout: float | None = None):
     flags = RegistryFlags(insecure=insecure, ca_cert=ca_cert, username=username, password_stdin=password_stdin,
-                          timeout=timeout,
-                          verbose=out.verbose, quiet=True)
+                          verbose=out.verbose, quiet=True, timeout=timeout)
     made = []
 
     def make():

@@ -15,18 +15,25 @@ from ocibake.cli.common import examples, output, output_options
 from ocibake.cli.group import CONTEXT
 from ocibake.cli.inspect import options_factory
 from ocibake.cli.registry_options import registry_options
-from ocibake.errors import UsageError
+from ocibake.errors import InputError
 
 
 def password(confirm: bool) -> bytes:
     if "COSIGN_PASSWORD" in os.environ:
         return os.environ["COSIGN_PASSWORD"].encode()
     if not sys.stdin.isatty():
-        raise UsageError("no password: COSIGN_PASSWORD is not set and there is no terminal to ask on",
-                         hint="export COSIGN_PASSWORD (an empty value means no password)")
+        raise InputError("no password: COSIGN_PASSWORD is not set and there is no terminal to ask on",
+                         hint="export COSIGN_PASSWORD=... (an empty value means no password), or run on a terminal")
     return click.prompt("Password for the private key" if not confirm else "Enter password for private key",
                         hide_input=True, confirmation_prompt=confirm, default="", show_default=False,
                         err=True).encode()
+
+
+def registry_only(ref: str) -> None:
+    if ref.startswith(("oci:", "oci-archive:")):
+        raise InputError(f"{ref}: sign and verify work on registry references, not OCI layouts",
+                         hint="push the layout first (ocibake push DIR REGISTRY/REPO), then sign REGISTRY/REPO:TAG; "
+                              "`ocibake build --push --sign-key cosign.key` signs what it pushes")
 
 
 def load_signing_key(path: str):
@@ -71,6 +78,7 @@ def sign(ref: str, key_path: str, verbose: bool, quiet: bool, json_output: bool,
     """
     from ocibake.audit.cosign_sign import resolve_digest, sign_remote
     from ocibake.registry.artifacts import Remote
+    registry_only(ref)
     out = output(verbose, quiet, json_output)
     key = load_signing_key(key_path)
     with Remote(ref, options_factory(out, insecure, ca_cert, username, password_stdin, timeout)()) as remote:
@@ -100,6 +108,7 @@ def verify(ref: str, key_path: str, verbose: bool, quiet: bool, json_output: boo
     from ocibake.audit.cosign_keys import load_public_key
     from ocibake.audit.cosign_sign import resolve_digest, verify_remote
     from ocibake.registry.artifacts import Remote
+    registry_only(ref)
     out = output(verbose, quiet, json_output)
     key = load_public_key(Path(key_path))
     with Remote(ref, options_factory(out, insecure, ca_cert, username, password_stdin, timeout)()) as remote:
