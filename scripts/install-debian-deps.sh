@@ -11,7 +11,7 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 . /etc/os-release
 codename="${VERSION_CODENAME:-}"
 packages=(docker-registry skopeo umoci bubblewrap apache2-utils busybox-static faketime openssl git ca-certificates util-linux
-          podman)
+          podman qemu-user-static)
 
 if [ "$codename" = "bookworm" ]; then
   backports=/etc/apt/sources.list.d/ocibake-bookworm-backports.sources
@@ -39,7 +39,11 @@ if [ "$codename" = "bookworm" ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends -t bookworm-backports upx-ucl
 else
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${packages[@]}" upx-ucl
+  # Debian's own Go release, as its versioned package (golang-1.N-go: no /usr/bin/go that could shadow the Go in use):
+  # the audit tests' second, real Go release
+  other_go=$(apt-cache depends golang-go 2>/dev/null | awk '/Depends: golang-1\.[0-9]+-go/ {print $2; exit}')
+  [ -n "$other_go" ] || { echo "install-debian-deps: cannot find Debian's golang-1.N-go package" >&2; exit 1; }
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${packages[@]}" upx-ucl "$other_go"
 fi
 
 # cosign and oras (tests read ocibake's signatures and SBOM referrers with them) are Debian 13 packages whose binaries

@@ -51,7 +51,7 @@ def test_text_inspect_shows_each_diff_id_and_the_users_readably(layout):
     assert proc.returncode == 0, proc.stderr
     for d in diff_ids:
         assert f"diff_id {d}" in proc.stdout
-    assert "passwd: users root 0:0, goapp 1001:1001" in proc.stdout
+    assert "passwd: mtime 2026-01-01T00:00:00Z, users root 0:0, goapp 1001:1001" in proc.stdout
     assert "{'" not in proc.stdout and "[{" not in proc.stdout
 
 

@@ -4,10 +4,10 @@ listed in index.json untagged, where `oras discover --oci-layout` finds them; an
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from ocibake.errors import InputError
 from ocibake.oci.image import Blob, Descriptor, canonical_json
 from ocibake.oci.layout import Layout, LayoutWriter
 from ocibake.oci.media_types import OCI_MANIFEST
@@ -56,9 +56,25 @@ def add_to_layout(root: Path, artifact: Artifact) -> Descriptor:
         for _, data in artifact.blobs:
             writer.add_blob(Blob("", data))
         writer.add_blob(artifact.manifest)
-        writer.commit([], [desc])
-    prune_stale_referrers(root)
+        writer.commit([], [desc])       # under the writers' lock, referrers whose image is gone are dropped too
     return desc
+
+
+def stored_artifact(root: Path, subject: str, artifact_type: str) -> Artifact | None:
+    """The artifact of ``artifact_type`` that ``root`` already holds for ``subject``, every blob checked; None when
+    there is none (or it is damaged, and is then made again)."""
+    layout = Layout.open(root)
+    for entry in layout_referrers(layout, subject):
+        if entry["artifactType"] != artifact_type:
+            continue
+        try:
+            data = layout.read_blob(entry["digest"])
+            doc = json.loads(data)
+            blobs = tuple((d["digest"], layout.read_blob(d["digest"])) for d in [doc["config"], *doc["layers"]])
+        except (InputError, OSError, ValueError, KeyError, TypeError):
+            continue
+        return Artifact(Blob(OCI_MANIFEST, data), blobs, artifact_type)
+    return None
 
 
 def layout_referrers(layout: Layout, digest: str) -> list[dict]:
@@ -79,28 +95,3 @@ def layout_referrers(layout: Layout, digest: str) -> list[dict]:
             entry["annotations"] = doc["annotations"]
         found.append(entry)
     return sorted(found, key=lambda e: e["digest"])
-
-
-def prune_stale_referrers(root: Path) -> None:
-    """Drop untagged referrer entries of index.json whose subject is no longer an image of the layout (a rebuilt tag
-    leaves its old SBOM behind otherwise); index.json is replaced by rename, as every layout write."""
-    layout = Layout.open(root)
-    present = {d.digest for d in layout.manifests()}
-    kept, dropped = [], False
-    for entry in layout.index.get("manifests", []):
-        if not (entry.get("annotations") or {}).get("org.opencontainers.image.ref.name"):
-            try:
-                doc = json.loads(layout.blob_path(entry["digest"]).read_bytes())
-            except (OSError, ValueError, KeyError):
-                doc = {}
-            subject = (doc.get("subject") or {}).get("digest")
-            if subject and subject not in present:
-                dropped = True
-                continue
-        kept.append(entry)
-    if dropped:
-        index = dict(layout.index, manifests=kept)
-        tmp = root / f".index.json.ocibake-{os.getpid()}"
-        tmp.write_bytes(canonical_json(index))
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, root / "index.json")

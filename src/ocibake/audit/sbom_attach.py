@@ -12,7 +12,7 @@ from typing import Callable
 from ocibake.audit.goinfo import BuildInfo, read_build_info
 from ocibake.audit.image_source import OpenedImage, open_layout_image
 from ocibake.audit.layer_files import read_file
-from ocibake.audit.referrers import Artifact, add_to_layout
+from ocibake.audit.referrers import Artifact, add_to_layout, stored_artifact
 from ocibake.audit.sbom import SPDX_TYPE, sbom_artifact
 from ocibake.errors import InputError
 
@@ -47,6 +47,11 @@ def image_sbom(image: OpenedImage, name: str, unpack: Unpack | None = None) -> A
 
 
 def attach_sbom(layout: Path, digest: str, name: str, unpack: Unpack | None = None) -> Artifact:
+    """The image's SBOM, stored in ``layout`` as its referrer. The SBOM is a function of the image (same digest, same
+    bytes), so one already there is taken as it is: a no-op rebuild unpacks no binary and rewrites no blob."""
+    stored = stored_artifact(layout, digest, SPDX_TYPE)
+    if stored is not None:
+        return stored
     image = open_layout_image(f"oci:{layout}@{digest}")
     artifact = image_sbom(image, name, unpack)
     add_to_layout(layout, artifact)

@@ -80,9 +80,10 @@ def _can_write_in(directory: Path) -> bool:
 class Layout:
     """A read view of an existing OCI layout."""
 
-    def __init__(self, root: Path, index: dict):
+    def __init__(self, root: Path, index: dict, index_bytes: bytes = b""):
         self.root = root
         self.index = index
+        self.index_bytes = index_bytes      # index.json as read, so a writer can tell it would write the same
 
     @staticmethod
     def open(path: Path | str) -> "Layout":
@@ -96,7 +97,8 @@ class Layout:
             raise InputError(f"{root}/index.json is a symlink; a layout's files must be inside it",
                              hint=f"replace it by the file it points to, or move {root} aside")
         try:
-            index = json.loads((root / "index.json").read_bytes())
+            data = (root / "index.json").read_bytes()
+            index = json.loads(data)
         except PermissionError:
             raise InputError(f"{root}/index.json cannot be read: permission denied",
                              hint="check the layout's permissions, or run as a user who may read it") from None
@@ -104,7 +106,7 @@ class Layout:
             raise InputError(f"{root}/index.json is not valid JSON: {exc}", hint=repair_hint(root)) from exc
         check_index(root, index)
         check_blob_dirs(root)
-        return Layout(root, index)
+        return Layout(root, index, data)
 
     def manifests(self) -> list[Descriptor]:
         # check_index() made sure every entry is a valid descriptor
@@ -309,15 +311,22 @@ class LayoutWriter:
             check(old)
         names = {tag for tag, _ in tagged}
         again = {d.digest for d in untagged}
-        kept, replaced = [], []
+        # A replaced entry's place is taken by its replacement, so a rebuild of the same images leaves index.json
+        # entry for entry as it was; entries new to the layout go at the end.
+        fresh = {(d.annotations.get(REF_NAME), None if d.annotations.get(REF_NAME) else d.digest): d.as_json()
+                 for d in new_entries}
+        manifests, replaced = [], []
         for m in old.index.get("manifests", []):
             ref = (m.get("annotations") or {}).get(REF_NAME)
             if ref in names or (ref is None and m.get("digest") in again):
                 replaced.append(Descriptor.from_json(m))
+                take = fresh.pop((ref, None if ref else m.get("digest")), None)
+                if take is not None:
+                    manifests.append(take)
             else:
-                kept.append(m)
+                manifests.append(m)
         index = dict(old.index)
-        index["manifests"] = kept + [d.as_json() for d in new_entries]
+        index["manifests"] = manifests + list(fresh.values())
         index.setdefault("schemaVersion", 2)
         index["mediaType"] = OCI_INDEX
         blob_dir = self.root / "blobs" / "sha256"
@@ -331,10 +340,12 @@ class LayoutWriter:
         if orphans:
             index["manifests"] = [m for m in index["manifests"] if not any(m is o for o in orphans)]
             replaced += [Descriptor.from_json(m) for m in orphans]
-        tmp_index = self._stage / "index.json"
-        tmp_index.write_bytes(canonical_json(index))
-        os.chmod(tmp_index, 0o644)
-        os.replace(tmp_index, self.root / "index.json")
+        data = canonical_json(index)
+        if data != old.index_bytes:     # the same images again: index.json is left as it was
+            tmp_index = self._stage / "index.json"
+            tmp_index.write_bytes(data)
+            os.chmod(tmp_index, 0o644)
+            os.replace(tmp_index, self.root / "index.json")
         self._done = True
         shutil.rmtree(self._stage, ignore_errors=True)
         if replaced:

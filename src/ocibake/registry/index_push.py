@@ -7,35 +7,23 @@ single image and name a platform; no platform twice. Nothing is written before a
 
 from __future__ import annotations
 
-import hashlib
 import json
 from typing import Sequence
 
-from ocibake.errors import InputError, RegistryError
+from ocibake.errors import InputError
 from ocibake.oci.image import Blob, Descriptor
 from ocibake.oci.index import platform_index
 from ocibake.oci.media_types import MANIFEST_TYPES
 from ocibake.oci.platform import Platform
 from ocibake.registry.client import Client, Clients
 from ocibake.registry.options import RegistryOptions
-from ocibake.registry.pull import MAX_CONFIG, _get_manifest
+from ocibake.registry.pull import _get_manifest, get_config
 from ocibake.registry.push import PushedTag, _put_manifest
 from ocibake.registry.reference import parse_reference
 
 
 def _config(client: Client, repo: str, digest: str) -> dict:
-    what = f"GET config {digest[:19]}"
-    resp = client.request("GET", f"/v2/{repo}/blobs/{digest}", scopes=(f"repository:{repo}:pull",), what=what,
-                          stream=True, repository=repo)
-    if resp.status_code != 200:
-        resp.content
-        raise client.error(what, resp, repository=repo)
-    data = resp.raw.read(MAX_CONFIG + 1, decode_content=True)
-    resp.close()
-    if "sha256:" + hashlib.sha256(data).hexdigest() != digest:
-        raise RegistryError(f"registry {client.registry}: config {digest} arrived with another digest",
-                            code="DIGEST_INVALID")
-    return json.loads(data)
+    return json.loads(get_config(client, repo, digest))
 
 
 def push_index(target: str, children: Sequence[str], options: RegistryOptions | None = None) -> tuple[Blob, list]:

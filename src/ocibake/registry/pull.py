@@ -99,12 +99,8 @@ def _config_platform(writer: LayoutWriter, manifest: bytes) -> Platform | None:
     return plat if plat.os and plat.architecture else None
 
 
-def _require_platform(client: Client, repo: str, ref, manifest: dict, want: Platform) -> None:
-    """--platform with a single image (no index): its config must say that platform."""
-    config = manifest.get("config") or {}
-    digest = str(config.get("digest", ""))
-    if not DIGEST_RE.match(digest):
-        raise RegistryError(f"registry {client.registry}: manifest names a bad config digest", code="MANIFEST_INVALID")
+def get_config(client: Client, repo: str, digest: str) -> bytes:
+    """An image config's bytes, checked against ``digest``."""
     what = f"GET config {digest[:19]}"
     resp = client.request("GET", f"/v2/{repo}/blobs/{digest}", scopes=(f"repository:{repo}:pull",), what=what,
                           stream=True, repository=repo)
@@ -115,6 +111,16 @@ def _require_platform(client: Client, repo: str, ref, manifest: dict, want: Plat
     if "sha256:" + hashlib.sha256(data).hexdigest() != digest:
         raise RegistryError(f"registry {client.registry}: config {digest} arrived with another digest",
                             code="DIGEST_INVALID", hint="the registry (or a proxy) served other bytes; nothing was written")
+    return data
+
+
+def _require_platform(client: Client, repo: str, ref, manifest: dict, want: Platform) -> None:
+    """--platform with a single image (no index): its config must say that platform."""
+    config = manifest.get("config") or {}
+    digest = str(config.get("digest", ""))
+    if not DIGEST_RE.match(digest):
+        raise RegistryError(f"registry {client.registry}: manifest names a bad config digest", code="MANIFEST_INVALID")
+    data = get_config(client, repo, digest)
     try:
         doc = json.loads(data)
         have = Platform(doc.get("os", ""), doc.get("architecture", ""), doc.get("variant", "") or "")

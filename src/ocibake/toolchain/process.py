@@ -43,6 +43,9 @@ def run_captured(argv: list[str], *, cwd: Path | None = None, env: dict | None =
             raise
         finally:
             jobs.finished(proc)
+            if proc.poll() is not None:
+                # what the program started and left behind (go's compile children after go exits on SIGINT) goes too
+                signal_group(proc, signal.SIGKILL)
             if guard is not None:
                 guard.release()
     return subprocess.CompletedProcess(argv, proc.returncode, out)
