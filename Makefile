@@ -24,7 +24,7 @@ quickstart: setup
 test: $(BIN)/ocibake
 	$(BIN)/pytest -q -n auto
 
-## bench: timings, sizes and peak memory, printed as tables, with ratios against ko, crane and skopeo (~20 minutes)
+## bench: timings, sizes and peak memory, printed as tables, with ratios against ko, crane and skopeo (many minutes)
 bench: $(BIN)/ocibake
 	$(BIN)/python bench/bench_cli.py
 	$(BIN)/python bench/bench_build.py
