@@ -140,7 +140,7 @@ def test_go_env_values_are_read_one_per_line_even_when_empty():
 
 
 def test_tokens_are_renewed_before_they_expire():
-    from ocibake.registry.client import _refresh_after
+    from ocibake.registry.bearer import _refresh_after
     assert _refresh_after({"expires_in": 300}) == 270
     assert _refresh_after({"expires_in": 10}) == 8
     assert _refresh_after({}) == 54                   # the distribution spec's default lifetime is 60 s

@@ -15,7 +15,6 @@ import os
 import re
 import threading
 import time
-import urllib.parse
 from typing import Callable
 
 import oras.auth.utils
@@ -25,6 +24,7 @@ import urllib3
 from ocibake.errors import RegistryError
 from ocibake.oci.media_types import DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST
 from ocibake.registry import credentials as creds_mod
+from ocibake.registry.bearer import bearer_token
 from ocibake.registry.credentials import Credentials
 from ocibake.registry.deadline import WatchedAdapter, Watchdog
 from ocibake.registry.errors import HINTS, STATUS_CODES, Cancelled, ConnectionLost, Retryable, _oci_error
@@ -315,44 +315,7 @@ class Client:
 
     # ---------------------------------------------------------------- auth
     def _token(self, scopes: tuple[str, ...], force: bool = False) -> str:
-        key = " ".join(scopes)
-        with self.lock:
-            cached = self.tokens.get(key)
-            if not force and cached is not None and time.monotonic() < cached[1]:
-                return cached[0]
-            assert self.challenge is not None
-            params = self.challenge[1]
-            realm = params.get("realm")
-            if not realm:
-                raise RegistryError(f"registry {self.registry}: bearer challenge without a realm", code="UNAUTHORIZED")
-            query = [("scope", s) for s in scopes]
-            if params.get("service"):
-                query.insert(0, ("service", params["service"]))
-            creds = self._credentials()
-            headers = {"Authorization": f"Basic {creds.basic()}"} if creds else {}
-            if creds:
-                query.append(("account", creds.username))
-            sep = "&" if "?" in realm else "?"
-            url = f"{realm}{sep}{urllib.parse.urlencode(query)}"
-            try:
-                resp = self._with_retries("token", lambda: self._send("GET", url, headers=headers,
-                                                                      verify=self.verify if realm.startswith("https") else True))
-            except requests.exceptions.RequestException as exc:
-                raise RegistryError(f"registry {self.registry}: token server {urllib.parse.urlsplit(realm).netloc} "
-                                    f"unreachable ({self._connection_reason(exc)})",
-                                    hint="check the network path to the token server") from None
-            if resp.status_code != 200:
-                raise self.error("getting a token", resp, code="UNAUTHORIZED" if resp.status_code in (401, 403) else None)
-            try:
-                doc = resp.json()
-                token = doc.get("token") or doc.get("access_token")
-            except ValueError:
-                token = None
-            if not token:
-                raise RegistryError(f"registry {self.registry}: the token server answered no token", code="UNAUTHORIZED")
-            add_secret(token)
-            self.tokens[key] = (token, time.monotonic() + _refresh_after(doc))
-            return token
+        return bearer_token(self, scopes, force)
 
     def _auth_header(self, scopes: tuple[str, ...], force: bool = False) -> dict:
         if self.challenge is None:
@@ -412,16 +375,6 @@ class Client:
         self.session.close()
         if self._own_watchdog:
             self.watchdog.close()
-
-
-def _refresh_after(doc: dict) -> float:
-    """Seconds a token may be used before asking for a new one: its lifetime (60 s when the server does not say, as
-    the distribution spec suggests) less a margin, so no request starts with a token about to expire."""
-    try:
-        lifetime = float(doc.get("expires_in") or 60)
-    except (TypeError, ValueError):
-        lifetime = 60.0
-    return max(1.0, lifetime - max(2.0, lifetime * 0.1))
 
 
 class Clients:

@@ -1,0 +1,65 @@
+"""The bearer-token exchange of the distribution spec's token authentication: a token per set of scopes, asked of
+the realm the registry's challenge names (with the user's credentials when there are any), cached until shortly
+before it expires. Tokens are registered as secrets so that no log or error shows them."""
+
+from __future__ import annotations
+
+import time
+import urllib.parse
+
+import requests
+
+from ocibake.errors import RegistryError
+from ocibake.registry.redact import add_secret
+
+
+def bearer_token(client, scopes: tuple[str, ...], force: bool = False) -> str:
+    """A token for ``scopes`` from ``client``'s cache, or a new one (always new with ``force``, after a 401)."""
+    key = " ".join(scopes)
+    with client.lock:
+        cached = client.tokens.get(key)
+        if not force and cached is not None and time.monotonic() < cached[1]:
+            return cached[0]
+        assert client.challenge is not None
+        params = client.challenge[1]
+        realm = params.get("realm")
+        if not realm:
+            raise RegistryError(f"registry {client.registry}: bearer challenge without a realm", code="UNAUTHORIZED")
+        query = [("scope", s) for s in scopes]
+        if params.get("service"):
+            query.insert(0, ("service", params["service"]))
+        creds = client._credentials()
+        headers = {"Authorization": f"Basic {creds.basic()}"} if creds else {}
+        if creds:
+            query.append(("account", creds.username))
+        sep = "&" if "?" in realm else "?"
+        url = f"{realm}{sep}{urllib.parse.urlencode(query)}"
+        try:
+            resp = client._with_retries("token", lambda: client._send("GET", url, headers=headers,
+                                                                  verify=client.verify if realm.startswith("https") else True))
+        except requests.exceptions.RequestException as exc:
+            raise RegistryError(f"registry {client.registry}: token server {urllib.parse.urlsplit(realm).netloc} "
+                                f"unreachable ({client._connection_reason(exc)})",
+                                hint="check the network path to the token server") from None
+        if resp.status_code != 200:
+            raise client.error("getting a token", resp, code="UNAUTHORIZED" if resp.status_code in (401, 403) else None)
+        try:
+            doc = resp.json()
+            token = doc.get("token") or doc.get("access_token")
+        except ValueError:
+            token = None
+        if not token:
+            raise RegistryError(f"registry {client.registry}: the token server answered no token", code="UNAUTHORIZED")
+        add_secret(token)
+        client.tokens[key] = (token, time.monotonic() + _refresh_after(doc))
+        return token
+
+
+def _refresh_after(doc: dict) -> float:
+    """Seconds a token may be used before asking for a new one: its lifetime (60 s when the server does not say, as
+    the distribution spec suggests) less a margin, so no request starts with a token about to expire."""
+    try:
+        lifetime = float(doc.get("expires_in") or 60)
+    except (TypeError, ValueError):
+        lifetime = 60.0
+    return max(1.0, lifetime - max(2.0, lifetime * 0.1))
