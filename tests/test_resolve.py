@@ -178,7 +178,8 @@ def test_sigterm_stops_before_any_push_and_prints_nothing(project, plain_registr
     import sys
     from regtools import tag_exists
     reg = plain_registry
-    env = reg_env(reg, tmp_path / "home")
+    # a cache of its own: with UPX's output cached by an earlier test, the long step would end before the signal
+    env = {**reg_env(reg, tmp_path / "home"), "XDG_CACHE_HOME": str(tmp_path / "cache")}
     proc = subprocess.Popen([sys.executable, "-m", "ocibake", "resolve", "-f", "deploy", "--push", f"{reg.host}/term",
                              "--upx", "best-lzma"], cwd=project, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
