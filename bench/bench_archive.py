@@ -29,8 +29,11 @@ def timed(argv: list[str], dest: Path) -> tuple[float, int]:
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         layout = Path(tmp) / "layout"
-        subprocess.run([OCIBAKE, "build", str(SAMPLE), "--output", str(layout), "--version", "v1.0.0", "-q"],
-                       check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [OCIBAKE, "build", str(SAMPLE), "--output", str(layout), "--version", "v1.0.0", "-q"],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
         print(f"archives of the sample service (production default): median of {RUNS} runs")
         print(f"  {'command':<42} {'wall':>8} {'size':>12}")
         for kind in ("docker-archive", "oci-archive"):

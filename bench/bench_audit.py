@@ -20,8 +20,9 @@ RUNS = 3
 
 def run(*args: str) -> tuple[float, subprocess.CompletedProcess]:
     t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "ocibake", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          text=True, cwd=REPO)
+    proc = subprocess.run(
+        [sys.executable, "-m", "ocibake", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO
+    )
     return time.perf_counter() - t0, proc
 
 
@@ -44,8 +45,20 @@ def main() -> None:
         for upx in ("off", "best-lzma"):
             for sbom in ("none", "spdx"):
                 layout = out / f"{upx}-{sbom}"
-                s = median("build", str(SAMPLE), "--output", str(layout), "--version", "v1.0.0", "--upx", upx,
-                           "--sbom", sbom, "-q", fresh=layout)
+                s = median(
+                    "build",
+                    str(SAMPLE),
+                    "--output",
+                    str(layout),
+                    "--version",
+                    "v1.0.0",
+                    "--upx",
+                    upx,
+                    "--sbom",
+                    sbom,
+                    "-q",
+                    fresh=layout,
+                )
                 print(f"{'build --upx ' + upx + ' --sbom ' + sbom:<44} {s:>8.2f}")
         index = json.loads((out / "best-lzma-spdx" / "index.json").read_text())
         sizes = [m["size"] for m in index["manifests"] if "annotations" not in m]

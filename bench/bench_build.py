@@ -25,8 +25,13 @@ def ocibake(*args: str, work: Path) -> tuple[dict, dict]:
     """Run ocibake under measure.py; return (its --json report, {seconds, peak_rss_mb})."""
     stats = work / "stats.json"
     t0 = time.monotonic()
-    proc = subprocess.run([sys.executable, str(REPO / "bench" / "measure.py"), str(stats), "--", *args, "--json"],
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "measure.py"), str(stats), "--", *args, "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+    )
     wall = time.monotonic() - t0
     if proc.returncode != 0:
         sys.exit(f"ocibake failed:\n{proc.stderr}")
@@ -44,12 +49,14 @@ def floor_size(binary: Path) -> int:
     import certifi
     import tzdata
     from ocibake.layers.zoneinfo import _zone_files
+
     zones = b"".join(p.read_bytes() for _, p in _zone_files(Path(tzdata.__file__).parent / "zoneinfo"))
     return gz9(binary.read_bytes()) + gz9(Path(certifi.where()).read_bytes()) + gz9(zones)
 
 
 def extract_binary(layout: Path, report: dict, dest: Path) -> Path:
     import tarfile
+
     binary_layer = next(l for l in report["layers"] if l["kind"] == "binary")
     with tarfile.open(layout / "blobs" / "sha256" / binary_layer["digest"].split(":")[1]) as tar:
         member = tar.getmember("app")
@@ -67,7 +74,7 @@ def big_service(root: Path, megabytes: int) -> Path:
     with open(svc / "blob.bin", "wb") as f:
         for _ in range(megabytes):
             f.write(os.urandom(1 << 20))
-    (svc / "main.go").write_text('''package main
+    (svc / "main.go").write_text("""package main
 
 import (
 	_ "embed"
@@ -85,7 +92,7 @@ func main() {
 		fmt.Println("big", Version, len(blob))
 	}
 }
-''')
+""")
     return svc
 
 
@@ -102,8 +109,9 @@ def main() -> None:
         ocibake("build", str(SAMPLE), "--output", str(layout), "--version", "v1.0.0", *plain, work=work)  # warm cache
         go_times, totals, overheads, rss = [], [], [], []
         for _ in range(RUNS):
-            report, measured = ocibake("build", str(SAMPLE), "--output", str(layout), "--version", "v1.0.0", *plain,
-                                       work=work)
+            report, measured = ocibake(
+                "build", str(SAMPLE), "--output", str(layout), "--version", "v1.0.0", *plain, work=work
+            )
             go_times.append(report["seconds"]["go_build"])
             totals.append(measured["wall"])
             overheads.append(measured["wall"] - report["seconds"]["go_build"])
@@ -112,8 +120,10 @@ def main() -> None:
         floor = floor_size(binary)
         size = report["size"]
 
-        print(f"ocibake build --upx off, sample service ({report['binary']['size'] / 2**20:.2f} MiB binary), warm Go "
-              f"cache, median of {RUNS} runs")
+        print(
+            f"ocibake build --upx off, sample service ({report['binary']['size'] / 2**20:.2f} MiB binary), warm Go "
+            f"cache, median of {RUNS} runs"
+        )
         print(f"| {'measure':<44} | {'value':>16} | {'target':>12} | {'':>6} |")
         print(f"|{'-' * 46}|{'-' * 18}|{'-' * 14}|{'-' * 8}|")
         row("go build", f"{statistics.median(go_times):.3f} s")
@@ -126,25 +136,39 @@ def main() -> None:
         peak = max(rss)
         row("peak memory of ocibake (RSS, not go)", f"{peak:.1f} MB", "<= 150 MB", peak <= 150)
 
-        report, measured = ocibake("build", str(SAMPLE), "--output", str(work / "default"), "--version", "v1.0.0",
-                                   work=work)
+        report, measured = ocibake(
+            "build", str(SAMPLE), "--output", str(work / "default"), "--version", "v1.0.0", work=work
+        )
         secs = report["seconds"]
         upx_floor = floor_size(extract_binary(work / "default", report, work / "app-upx"))
         row("production default (upx best-lzma): total", f"{measured['wall']:.3f} s")
         row("  of which go build + upx", f"{secs['go_build'] + secs['upx']:.3f} s")
-        row("  ocibake overhead (total - go build - upx)", f"{measured['wall'] - secs['go_build'] - secs['upx']:.3f} s",
-            "<= 0.5 s", measured['wall'] - secs['go_build'] - secs['upx'] <= 0.5)
-        row("  image size / its floor", f"{report['size'] / 2**20:.3f} MiB / {report['size'] / upx_floor:.4f}",
-            "<= 1.03", report["size"] / upx_floor <= 1.03)
+        row(
+            "  ocibake overhead (total - go build - upx)",
+            f"{measured['wall'] - secs['go_build'] - secs['upx']:.3f} s",
+            "<= 0.5 s",
+            measured["wall"] - secs["go_build"] - secs["upx"] <= 0.5,
+        )
+        row(
+            "  image size / its floor",
+            f"{report['size'] / 2**20:.3f} MiB / {report['size'] / upx_floor:.4f}",
+            "<= 1.03",
+            report["size"] / upx_floor <= 1.03,
+        )
 
         big = big_service(work, 200)
-        report, measured = ocibake("build", str(big), "--output", str(work / "big-layout"), "--version", "v1",
-                                   *plain, work=work)
+        report, measured = ocibake(
+            "build", str(big), "--output", str(work / "big-layout"), "--version", "v1", *plain, work=work
+        )
         row("200 MB binary: binary size", f"{report['binary']['size'] / 2**20:.1f} MiB")
         row("200 MB binary: go build", f"{report['seconds']['go_build']:.2f} s")
         row("200 MB binary: ocibake overhead", f"{measured['wall'] - report['seconds']['go_build']:.2f} s")
-        row("200 MB binary: peak memory of ocibake", f"{measured['peak_rss_mb']:.1f} MB", "<= 150 MB",
-            measured["peak_rss_mb"] <= 150)
+        row(
+            "200 MB binary: peak memory of ocibake",
+            f"{measured['peak_rss_mb']:.1f} MB",
+            "<= 150 MB",
+            measured["peak_rss_mb"] <= 150,
+        )
 
 
 if __name__ == "__main__":

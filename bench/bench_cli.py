@@ -31,12 +31,17 @@ def wall(*args: str) -> float:
 
 def imports(*args: str) -> tuple[list[str], float]:
     """Modules `python -X importtime` saw, and the cumulative import time (s) of the top-level ones."""
-    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "ocibake", *args], stdout=subprocess.DEVNULL,
-                          stderr=subprocess.PIPE, text=True, cwd=REPO)
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "ocibake", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+    )
     names, total = [], 0
     for line in proc.stderr.splitlines():
         if line.startswith("import time:") and "|" in line:
-            _, cumulative, name = (p.strip() for p in line[len("import time:"):].split("|"))
+            _, cumulative, name = (p.strip() for p in line[len("import time:") :].split("|"))
             if name == "imported package":
                 continue
             names.append(name)
@@ -63,8 +68,10 @@ def main() -> None:
             names, seconds = imports(*args)
             http = sorted({n.split(".")[0] for n in names if n.split(".")[0] in HTTP})
             ours = [n for n in names if n.startswith("ocibake")]
-            print(f"  {what:<26} {len(names):>8} {len(ours):>10} {seconds * 1000:>9.0f} ms  "
-                  f"{', '.join(http) if http else 'none'}")
+            print(
+                f"  {what:<26} {len(names):>8} {len(ours):>10} {seconds * 1000:>9.0f} ms  "
+                f"{', '.join(http) if http else 'none'}"
+            )
             print(f"    ocibake modules: {' '.join(sorted(ours))}")
 
 

@@ -39,28 +39,46 @@ def big_layout(root: Path, entries: int) -> None:
 
     layer = b"\0" * 1024
     ld = put(layer)
-    config = cj({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": [ld]},
-                 "created": "1970-01-01T00:00:00Z", "history": [{"created": "1970-01-01T00:00:00Z"}]})
+    config = cj(
+        {
+            "architecture": "amd64",
+            "os": "linux",
+            "rootfs": {"type": "layers", "diff_ids": [ld]},
+            "created": "1970-01-01T00:00:00Z",
+            "history": [{"created": "1970-01-01T00:00:00Z"}],
+        }
+    )
     cd = put(config)
     index = []
     for i in range(entries):
-        manifest = cj({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                       "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd,
-                                  "size": len(config)},
-                       "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": ld,
-                                   "size": len(layer)}],
-                       "annotations": {"n": str(i)}})
-        index.append({"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": put(manifest),
-                      "size": len(manifest), "annotations": {"org.opencontainers.image.ref.name": f"t{i}"}})
+        manifest = cj(
+            {
+                "schemaVersion": 2,
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd, "size": len(config)},
+                "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": ld, "size": len(layer)}],
+                "annotations": {"n": str(i)},
+            }
+        )
+        index.append(
+            {
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "digest": put(manifest),
+                "size": len(manifest),
+                "annotations": {"org.opencontainers.image.ref.name": f"t{i}"},
+            }
+        )
     (root / "oci-layout").write_bytes(cj({"imageLayoutVersion": "1.0.0"}))
-    (root / "index.json").write_bytes(cj({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
-                                          "manifests": index}))
+    (root / "index.json").write_bytes(
+        cj({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": index})
+    )
 
 
 def timed(args: list[str]) -> float:
     t0 = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "ocibake", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          text=True, cwd=REPO)
+    proc = subprocess.run(
+        [sys.executable, "-m", "ocibake", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO
+    )
     if proc.returncode != 0:
         sys.exit(f"ocibake {' '.join(args[:2])} failed:\n{proc.stderr}")
     return time.monotonic() - t0
@@ -73,7 +91,7 @@ def main() -> None:
         src = work / "src"
         write_layout(src, tags=("v1",), layer_sizes=(200_000,), seed=5)
         timed(["push", str(src), f"{reg.host}/bench/pulled"])
-        timed(["build", str(SERVICE), "--output", str(work / "warm"), "--upx", "off"])     # warm go's cache
+        timed(["build", str(SERVICE), "--output", str(work / "warm"), "--upx", "off"])  # warm go's cache
         rows = []
         for n in SIZES:
             layout = work / f"L{n}"

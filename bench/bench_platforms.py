@@ -23,8 +23,24 @@ RUNS = int(os.environ.get("BENCH_RUNS", "3"))
 
 def timed(out: Path, platform: str, upx: str) -> float:
     t0 = time.perf_counter()
-    subprocess.run([OCIBAKE, "build", str(SAMPLE), "--output", str(out), "--platform", platform, "--upx", upx,
-                    "--version", "v1", "-q"], stdout=subprocess.DEVNULL, check=True)
+    subprocess.run(
+        [
+            OCIBAKE,
+            "build",
+            str(SAMPLE),
+            "--output",
+            str(out),
+            "--platform",
+            platform,
+            "--upx",
+            upx,
+            "--version",
+            "v1",
+            "-q",
+        ],
+        stdout=subprocess.DEVNULL,
+        check=True,
+    )
     return time.perf_counter() - t0
 
 
@@ -34,7 +50,7 @@ def main() -> None:
     print(f"  {'upx':<10} {'amd64':>8} {'arm64':>8} {'sum':>8} {'both':>8} {'ratio':>6}  target")
     with tempfile.TemporaryDirectory() as tmp:
         for upx in ("off", "best-lzma"):
-            timed(Path(tmp, "warm"), "linux/amd64,linux/arm64", upx)         # warm the Go build cache
+            timed(Path(tmp, "warm"), "linux/amd64,linux/arm64", upx)  # warm the Go build cache
             singles_a, singles_b, both = [], [], []
             for i in range(RUNS):
                 singles_a.append(timed(Path(tmp, f"a-{upx}-{i}"), "linux/amd64", upx))
@@ -42,8 +58,10 @@ def main() -> None:
                 both.append(timed(Path(tmp, f"both-{upx}-{i}"), "linux/amd64,linux/arm64", upx))
             a, b, m = (statistics.median(x) for x in (singles_a, singles_b, both))
             ratio = m / (a + b)
-            print(f"  {upx:<10} {a:>7.2f}s {b:>7.2f}s {a + b:>7.2f}s {m:>7.2f}s {ratio:>6.2f}  <= 0.65 "
-                  f"{'ok' if ratio <= 0.65 else 'MISSED'}")
+            print(
+                f"  {upx:<10} {a:>7.2f}s {b:>7.2f}s {a + b:>7.2f}s {m:>7.2f}s {ratio:>6.2f}  <= 0.65 "
+                f"{'ok' if ratio <= 0.65 else 'MISSED'}"
+            )
 
 
 if __name__ == "__main__":

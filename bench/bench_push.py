@@ -30,8 +30,13 @@ BIG = 512 << 20
 def measured(args: list[str], work: Path) -> tuple[subprocess.CompletedProcess, dict]:
     """Run ocibake under bench/measure.py: (process, {seconds, peak_rss_mb})."""
     stats = work / "stats.json"
-    proc = subprocess.run([sys.executable, str(REPO / "bench" / "measure.py"), str(stats), "--", *args],
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "measure.py"), str(stats), "--", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+    )
     if proc.returncode != 0:
         sys.exit(f"ocibake {' '.join(args[:2])} failed:\n{proc.stderr}")
     return proc, json.loads(stats.read_text())
@@ -39,9 +44,20 @@ def measured(args: list[str], work: Path) -> tuple[subprocess.CompletedProcess, 
 
 def skopeo_copy(layout: Path, tag: str, dest: str) -> float:
     t0 = time.monotonic()
-    proc = subprocess.run(["skopeo", "copy", "--quiet", "--preserve-digests", "--dest-tls-verify=false",
-                           f"oci:{layout}:{tag}", f"docker://{dest}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          text=True)
+    proc = subprocess.run(
+        [
+            "skopeo",
+            "copy",
+            "--quiet",
+            "--preserve-digests",
+            "--dest-tls-verify=false",
+            f"oci:{layout}:{tag}",
+            f"docker://{dest}",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     if proc.returncode != 0:
         sys.exit(f"skopeo copy failed:\n{proc.stderr}")
     return time.monotonic() - t0
@@ -56,7 +72,7 @@ def big_layout(root: Path) -> None:
     with open(tmp, "wb") as f:
         chunk = os.urandom(1 << 20)
         for i in range(BIG >> 20):
-            piece = chunk[i % 7:] + chunk[:i % 7]      # vary the chunks cheaply
+            piece = chunk[i % 7 :] + chunk[: i % 7]  # vary the chunks cheaply
             h.update(piece)
             f.write(piece)
     layer = "sha256:" + h.hexdigest()
@@ -67,16 +83,40 @@ def big_layout(root: Path) -> None:
         d = "sha256:" + hashlib.sha256(data).hexdigest()
         (blobs / d[7:]).write_bytes(data)
         return d, len(data)
-    cd, cs = put({"architecture": "amd64", "os": "linux", "created": "1970-01-01T00:00:00Z",
-                  "rootfs": {"type": "layers", "diff_ids": [layer]},
-                  "history": [{"created": "1970-01-01T00:00:00Z", "created_by": "bench"}]})
-    md, ms = put({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                  "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd, "size": cs},
-                  "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer, "size": BIG}]})
+
+    cd, cs = put(
+        {
+            "architecture": "amd64",
+            "os": "linux",
+            "created": "1970-01-01T00:00:00Z",
+            "rootfs": {"type": "layers", "diff_ids": [layer]},
+            "history": [{"created": "1970-01-01T00:00:00Z", "created_by": "bench"}],
+        }
+    )
+    md, ms = put(
+        {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd, "size": cs},
+            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer, "size": BIG}],
+        }
+    )
     (root / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
-    (root / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [
-        {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": md, "size": ms,
-         "annotations": {"org.opencontainers.image.ref.name": "big"}}]}))
+    (root / "index.json").write_text(
+        json.dumps(
+            {
+                "schemaVersion": 2,
+                "manifests": [
+                    {
+                        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                        "digest": md,
+                        "size": ms,
+                        "annotations": {"org.opencontainers.image.ref.name": "big"},
+                    }
+                ],
+            }
+        )
+    )
 
 
 def main() -> int:
@@ -84,9 +124,24 @@ def main() -> int:
     env_keep = dict(os.environ)
     try:
         layout = work / "sample"
-        build = subprocess.run([sys.executable, "-m", "ocibake", "build", str(SAMPLE), "--version", "v1.0.0",
-                                "--output", str(layout), "-q"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True)
+        build = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "ocibake",
+                "build",
+                str(SAMPLE),
+                "--version",
+                "v1.0.0",
+                "--output",
+                str(layout),
+                "-q",
+            ],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         if build.returncode != 0:
             sys.exit(f"ocibake build failed:\n{build.stderr}")
         size = sum(p.stat().st_size for p in (layout / "blobs" / "sha256").iterdir())
@@ -127,16 +182,32 @@ def main() -> int:
             ("first push, ocibake (median of %d)" % ROUNDS, f"{o:.3f} s", ""),
             ("first push, skopeo copy (median)", f"{s:.3f} s", ""),
             ("ocibake / skopeo", f"{o / s:.2f}", "target <= 1.00 " + ("OK" if o <= s else "MISSED")),
-            ("first push, ocibake without start-up", f"{statistics.median(ours_inproc):.3f} s",
-             f"ratio {statistics.median(ours_inproc) / s:.2f} (Python + requests/oras imports excluded)"),
-            ("re-push (median)", f"{statistics.median(repush):.3f} s", "target < 0.3 s " +
-             ("OK" if statistics.median(repush) < 0.3 else "MISSED")),
-            ("re-push blob bytes", f"{max(repush_bytes)}", "target 0 " + ("OK" if max(repush_bytes) == 0 else "MISSED")),
+            (
+                "first push, ocibake without start-up",
+                f"{statistics.median(ours_inproc):.3f} s",
+                f"ratio {statistics.median(ours_inproc) / s:.2f} (Python + requests/oras imports excluded)",
+            ),
+            (
+                "re-push (median)",
+                f"{statistics.median(repush):.3f} s",
+                "target < 0.3 s " + ("OK" if statistics.median(repush) < 0.3 else "MISSED"),
+            ),
+            (
+                "re-push blob bytes",
+                f"{max(repush_bytes)}",
+                "target 0 " + ("OK" if max(repush_bytes) == 0 else "MISSED"),
+            ),
             ("push 512 MB blob, ocibake", f"{big_seconds:.1f} s", f"{BIG / big_seconds / 1e6:.0f} MB/s"),
-            ("push 512 MB blob, skopeo copy", f"{big_skopeo:.1f} s",
-             f"ocibake / skopeo {big_seconds / big_skopeo:.2f} (start-up no longer dominates)"),
-            ("peak memory, 512 MB blob", f"{big_stats['peak_rss_mb']:.0f} MB",
-             "target <= 100 MB " + ("OK" if big_stats["peak_rss_mb"] <= 100 else "MISSED")),
+            (
+                "push 512 MB blob, skopeo copy",
+                f"{big_skopeo:.1f} s",
+                f"ocibake / skopeo {big_seconds / big_skopeo:.2f} (start-up no longer dominates)",
+            ),
+            (
+                "peak memory, 512 MB blob",
+                f"{big_stats['peak_rss_mb']:.0f} MB",
+                "target <= 100 MB " + ("OK" if big_stats["peak_rss_mb"] <= 100 else "MISSED"),
+            ),
         ]
         print("\nocibake push (loopback docker-registry, plain HTTP)")
         width = max(len(r[0]) for r in rows)

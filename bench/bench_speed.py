@@ -47,8 +47,9 @@ def tool(name: str) -> str:
 
 def run(argv: list[str], *, cwd: Path | None = None, env: dict | None = None) -> float:
     t0 = time.monotonic()
-    proc = subprocess.run(argv, cwd=cwd, env={**os.environ, **(env or {})}, stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, text=True)
+    proc = subprocess.run(
+        argv, cwd=cwd, env={**os.environ, **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     seconds = time.monotonic() - t0
     if proc.returncode != 0:
         sys.exit(f"{' '.join(argv[:4])} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
@@ -74,7 +75,7 @@ from ocibake.layers.passwd import APP_GID, APP_UID
 from ocibake.oci.image import Descriptor, ImageConfig, make_image
 from ocibake.oci.layout import LayoutWriter
 spec = BuildSpec(service_dir=Path("."), name="base")
-with LayoutWriter(Path({str(work / 'base')!r})) as w:
+with LayoutWriter(Path({str(work / "base")!r})) as w:
     records = write_layers(base_layer_contents(spec), w, 0, "gzip")
     image = make_image(platform=spec.platform, layers=records, created=0,
                        runtime=ImageConfig(user=f"{{APP_UID}}:{{APP_GID}}", exposed_ports=(), labels={{}}),
@@ -93,7 +94,8 @@ with LayoutWriter(Path({str(work / 'base')!r})) as w:
 def service_copy(dest: Path, name: str) -> Path:
     shutil.copytree(SAMPLE, dest / name)
     (dest / name / ".ko.yaml").write_text(
-        "builds:\n- id: app\n  main: ./cmd/" + SAMPLE.name + "\n  ldflags: [\"-s\", \"-w\"]\n")
+        "builds:\n- id: app\n  main: ./cmd/" + SAMPLE.name + '\n  ldflags: ["-s", "-w"]\n'
+    )
     return dest / name
 
 
@@ -103,13 +105,13 @@ def flip(service: Path, i: int) -> None:
     text = target.read_text().splitlines()
     marker = "// bench-change"
     text = [line for line in text if marker not in line]
-    text.append(f"var benchChange{i % 2} = \"{i}\" {marker}")
+    text.append(f'var benchChange{i % 2} = "{i}" {marker}')
     target.write_text("\n".join(text) + "\n")
 
 
 def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-speed-"))
-    results: list[tuple[str, float, float, str]] = []      # (what, ours, theirs, target)
+    results: list[tuple[str, float, float, str]] = []  # (what, ours, theirs, target)
     registry = start_registry("plain", work / "registry")
     try:
         ko, crane = tool("ko"), tool("crane")
@@ -122,15 +124,29 @@ def main() -> None:
         ocibake("build", str(svc), "--output", out_default, "-q", cwd=work, env=env)
         ocibake("build", str(svc), "--output", out_off, "--upx", "off", "-q", cwd=work, env=env)
         d = median(lambda i: ocibake("build", str(svc), "--output", out_default, "-q", cwd=work, env=env))
-        o = median(lambda i: ocibake("build", str(svc), "--output", out_off, "--upx", "off", "-q", cwd=work,
-                                     env=env))
+        o = median(lambda i: ocibake("build", str(svc), "--output", out_off, "--upx", "off", "-q", cwd=work, env=env))
         results.append(("no-op rebuild, default (UPX) / --upx off", d, o, "<= 1.3"))
 
         ko_env = {"KO_DEFAULTBASEIMAGE": base, "KO_DOCKER_REPO": f"{registry.host}/bench/ko", "GOFLAGS": ""}
 
         def ko_build(i: int) -> float:
-            return run([ko, "build", "--oci-layout-path", str(work / "ko-layout"), "--push=false", "--sbom=none",
-                        "--bare", "--platform", "linux/amd64", f"./cmd/{SAMPLE.name}"], cwd=svc, env=ko_env)
+            return run(
+                [
+                    ko,
+                    "build",
+                    "--oci-layout-path",
+                    str(work / "ko-layout"),
+                    "--push=false",
+                    "--sbom=none",
+                    "--bare",
+                    "--platform",
+                    "linux/amd64",
+                    f"./cmd/{SAMPLE.name}",
+                ],
+                cwd=svc,
+                env=ko_env,
+            )
+
         ko_build(0)
         k = median(ko_build)
         results.append(("no-op rebuild, ocibake --upx off / ko build", o, k, "<= 0.5"))
@@ -142,6 +158,7 @@ def main() -> None:
         def changed_ko(i: int) -> float:
             flip(svc, i + 1)
             return ko_build(i)
+
         c_ours = median(changed_ocibake)
         c_ko = median(changed_ko)
         results.append(("one-line change rebuild, ocibake --upx off / ko", c_ours, c_ko, "<= 0.7"))
@@ -149,10 +166,12 @@ def main() -> None:
         # three services: one run against three runs
         three = [service_copy(work / "three", f"svc-{n}") for n in "abc"]
         ocibake("build", *map(str, three), "--upx", "off", "-q", cwd=work / "three", env=env)
-        together = median(lambda i: ocibake("build", *map(str, three), "--upx", "off", "-q", cwd=work / "three",
-                                            env=env))
-        apart = median(lambda i: sum(ocibake("build", str(s), "--upx", "off", "-q", cwd=work / "three", env=env)
-                                     for s in three))
+        together = median(
+            lambda i: ocibake("build", *map(str, three), "--upx", "off", "-q", cwd=work / "three", env=env)
+        )
+        apart = median(
+            lambda i: sum(ocibake("build", str(s), "--upx", "off", "-q", cwd=work / "three", env=env) for s in three)
+        )
         results.append(("three services: one run / three runs", together, apart, "<= 0.6"))
 
         # pushes through a proxy adding 25 ms to every request
@@ -168,8 +187,18 @@ def main() -> None:
                     return ocibake("push", str(layout), repo, "-q", cwd=work)
                 if cmd == "crane":
                     return run([crane, "push", "--insecure", str(layout), f"{repo}:v1"])
-                return run(["skopeo", "copy", "--quiet", "--preserve-digests", "--dest-tls-verify=false",
-                            f"oci:{layout}:v1", f"docker://{repo}:v1"])
+                return run(
+                    [
+                        "skopeo",
+                        "copy",
+                        "--quiet",
+                        "--preserve-digests",
+                        "--dest-tls-verify=false",
+                        f"oci:{layout}:v1",
+                        f"docker://{repo}:v1",
+                    ]
+                )
+
             return f
 
         def again(cmd: str):
@@ -180,8 +209,15 @@ def main() -> None:
             if cmd == "crane":
                 run([crane, "push", "--insecure", str(layout), f"{repo}:v1"])
                 return lambda i: run([crane, "push", "--insecure", str(layout), f"{repo}:v1"])
-            argv = ["skopeo", "copy", "--quiet", "--preserve-digests", "--dest-tls-verify=false",
-                    f"oci:{layout}:v1", f"docker://{repo}:v1"]
+            argv = [
+                "skopeo",
+                "copy",
+                "--quiet",
+                "--preserve-digests",
+                "--dest-tls-verify=false",
+                f"oci:{layout}:v1",
+                f"docker://{repo}:v1",
+            ]
             run(argv)
             return lambda i: run(argv)
 
@@ -194,12 +230,20 @@ def main() -> None:
         proxy.close()
 
         help_s = median(lambda i: ocibake("push", "--help", cwd=work))
-        mods = subprocess.run([sys.executable, "-c", "import sys; from ocibake.cli import main; "
-                               "import contextlib, io\nwith contextlib.redirect_stdout(io.StringIO()):\n"
-                               "    main(['push', '--help'])\nimport ocibake.cli.registry, ocibake.registry.push\n"
-                               "print(len(sys.modules), ' '.join(sorted(m for m in sys.modules "
-                               "if m.split('.')[0] in ('oras', 'requests', 'urllib3'))))"],
-                              stdout=subprocess.PIPE, text=True, cwd=REPO).stdout.split(" ", 1)
+        mods = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "import sys; from ocibake.cli import main; "
+                "import contextlib, io\nwith contextlib.redirect_stdout(io.StringIO()):\n"
+                "    main(['push', '--help'])\nimport ocibake.cli.registry, ocibake.registry.push\n"
+                "print(len(sys.modules), ' '.join(sorted(m for m in sys.modules "
+                "if m.split('.')[0] in ('oras', 'requests', 'urllib3'))))",
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=REPO,
+        ).stdout.split(" ", 1)
     finally:
         registry.close()
     print(f"\nspeed, median of {ROUNDS} (2 cores shared; seconds)")
@@ -209,8 +253,10 @@ def main() -> None:
         ok = "ok" if ratio <= float(target.split()[-1]) else "MISSED"
         print(f"{what:<48} {ours:>8.2f} {theirs:>8.2f} {ratio:>6.2f}  {target} {ok}")
     http = mods[1].split() if len(mods) > 1 else []
-    print(f"`ocibake push --help`: {help_s * 1000:.0f} ms wall; modules loaded by the push command: {mods[0]}, of "
-          f"them {len(http)} from oras/requests/urllib3")
+    print(
+        f"`ocibake push --help`: {help_s * 1000:.0f} ms wall; modules loaded by the push command: {mods[0]}, of "
+        f"them {len(http)} from oras/requests/urllib3"
+    )
     shutil.rmtree(work, ignore_errors=True)
 
 

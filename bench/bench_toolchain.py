@@ -31,8 +31,9 @@ RUNS = 7
 
 
 def timed_bake(toolchain, out: Path, upx: str = "off"):
-    spec = BuildSpec(service_dir=SAMPLE, name="emergency-service", version="v1.0.0", output=out, source_date_epoch=0,
-                     upx=upx)
+    spec = BuildSpec(
+        service_dir=SAMPLE, name="emergency-service", version="v1.0.0", output=out, source_date_epoch=0, upx=upx
+    )
     t0 = time.monotonic()
     result = bake(spec, toolchain)
     return time.monotonic() - t0, result.seconds["go_build"], result.image.layers[-1].descriptor.digest, result
@@ -60,8 +61,10 @@ def same_release_comparison(ref: str, cache: Path, work: Path) -> None:
     cfg_local, cfg_image = json.loads(local.image.config.data), json.loads(image.image.config.data)
     same_layers = [l.descriptor.digest for l in local.image.layers] == [l.descriptor.digest for l in image.image.layers]
     print("\n  same source, same Go release, --upx best-lzma, local toolchain vs toolchain image:")
-    print(f"    layers (binary included) identical: {'yes' if same_layers else 'NO'}; "
-          f"diff_ids identical: {'yes' if cfg_local['rootfs'] == cfg_image['rootfs'] else 'NO'}")
+    print(
+        f"    layers (binary included) identical: {'yes' if same_layers else 'NO'}; "
+        f"diff_ids identical: {'yes' if cfg_local['rootfs'] == cfg_image['rootfs'] else 'NO'}"
+    )
     print(f"    image digests: local {local.image.digest[:19]}, image {image.image.digest[:19]}")
     print(f"    config fields that differ: {', '.join(config_differences(cfg_local, cfg_image)) or 'none'}")
 
@@ -75,10 +78,11 @@ def main() -> None:
         ref = f"oci:{work / 'layout'}:latest"
         cache = work / "cache"
         rows = []
-        for label, factory in (("local", LocalToolchain),
-                               ("image (bwrap)", lambda: ImageToolchain(ref, cache=cache)),
-                               ("image (unshare)", lambda: ImageToolchain(ref, cache=cache,
-                                                                            sandbox=Sandbox(bwrap=None)))):
+        for label, factory in (
+            ("local", LocalToolchain),
+            ("image (bwrap)", lambda: ImageToolchain(ref, cache=cache)),
+            ("image (unshare)", lambda: ImageToolchain(ref, cache=cache, sandbox=Sandbox(bwrap=None))),
+        ):
             extra = ""
             if label == "image (bwrap)":
                 tc = factory()
@@ -98,12 +102,16 @@ def main() -> None:
             rows.append((label, statistics.median(totals), statistics.median(gos), digests, extra))
 
         local_total, local_go = rows[0][1], rows[0][2]
-        print(f"\nbuild of {SAMPLE.relative_to(REPO)}, warm caches, median of {RUNS} (test toolchain image made in "
-              f"{make_image:.1f}s)\n")
+        print(
+            f"\nbuild of {SAMPLE.relative_to(REPO)}, warm caches, median of {RUNS} (test toolchain image made in "
+            f"{make_image:.1f}s)\n"
+        )
         print(f"  {'toolchain':<16} {'build':>8} {'x local':>8} {'go build':>9} {'x local':>8}  binary layer")
         for label, total, go, digests, extra in rows:
-            print(f"  {label:<16} {total:>7.2f}s {total / local_total:>8.2f} {go:>8.2f}s {go / local_go:>8.2f}  "
-                  f"{', '.join(d[:19] for d in sorted(digests))}")
+            print(
+                f"  {label:<16} {total:>7.2f}s {total / local_total:>8.2f} {go:>8.2f}s {go / local_go:>8.2f}  "
+                f"{', '.join(d[:19] for d in sorted(digests))}"
+            )
         for label, *_, extra in rows:
             if extra:
                 print(f"  {label}: {extra}")
@@ -111,9 +119,13 @@ def main() -> None:
         print(f"\n  same binary layer with every toolchain: {'yes' if same else 'NO'}")
         default = rows[1][1] / local_total
         fallback = rows[2][1] / local_total
-        print(f"  {'ok  ' if default <= 1.2 else 'MISS'} toolchain image (bubblewrap, the default) within 1.2x the "
-              f"local build: {default:.2f}")
-        print(f"  {'ok  ' if fallback <= 1.2 else 'MISS'} the unshare fallback (no bubblewrap) within 1.2x: {fallback:.2f}")
+        print(
+            f"  {'ok  ' if default <= 1.2 else 'MISS'} toolchain image (bubblewrap, the default) within 1.2x the "
+            f"local build: {default:.2f}"
+        )
+        print(
+            f"  {'ok  ' if fallback <= 1.2 else 'MISS'} the unshare fallback (no bubblewrap) within 1.2x: {fallback:.2f}"
+        )
         same_release_comparison(ref, cache, work)
 
 

@@ -49,8 +49,12 @@ def startup_ms(binary: Path) -> float:
     port = free_port()
     url = f"http://127.0.0.1:{port}/health"
     t0 = time.perf_counter()
-    proc = subprocess.Popen([str(binary)], env={"PORT": str(port), "PATH": "/usr/bin:/bin"},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [str(binary)],
+        env={"PORT": str(port), "PATH": "/usr/bin:/bin"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         while True:
             try:
@@ -70,8 +74,9 @@ def image_sizes(base_sizes: dict[str, int], binary: Path, work: Path) -> dict[st
     """Image size with this binary: the base layers and JSON of a real build, plus this binary's layer."""
     sizes = {}
     for comp in ("gzip", "zstd"):
-        blob = write_layer([Entry.from_path("/app", binary, mode=0o555)], work / f"layer.{comp}", mtime=0,
-                           compression=comp)
+        blob = write_layer(
+            [Entry.from_path("/app", binary, mode=0o555)], work / f"layer.{comp}", mtime=0, compression=comp
+        )
         sizes[comp] = base_sizes[comp] + blob.size
     return sizes
 
@@ -83,14 +88,29 @@ def main() -> None:
         work = Path(tmp)
         base_sizes = {}
         for comp in ("gzip", "zstd"):
-            r = bake(BuildSpec(service_dir=SAMPLE, name="emergency-service", version="v1.0.0",
-                               output=work / f"layout-{comp}", compression=comp, source_date_epoch=0, upx="off"),
-                     LocalToolchain())
+            r = bake(
+                BuildSpec(
+                    service_dir=SAMPLE,
+                    name="emergency-service",
+                    version="v1.0.0",
+                    output=work / f"layout-{comp}",
+                    compression=comp,
+                    source_date_epoch=0,
+                    upx="off",
+                ),
+                LocalToolchain(),
+            )
             base_sizes[comp] = r.image.compressed_size - r.image.layers[-1].descriptor.size
         plain = work / "plain"
-        LocalToolchain().go_build(go_build_request(
-            service_dir=SAMPLE, package="./cmd/emergency-service", output=plain, platform=Platform("linux", "amd64"),
-            ld=ldflags("main", "v1.0.0", "1970-01-01T00:00:00Z", "unknown")))
+        LocalToolchain().go_build(
+            go_build_request(
+                service_dir=SAMPLE,
+                package="./cmd/emergency-service",
+                output=plain,
+                platform=Platform("linux", "amd64"),
+                ld=ldflags("main", "v1.0.0", "1970-01-01T00:00:00Z", "unknown"),
+            )
+        )
         rows = {}
         for mode in modes:
             binary = work / f"app-{mode}"
@@ -101,25 +121,31 @@ def main() -> None:
         off_bin = rows["off"][0].size_after
         off_img = rows["off"][1]
         print(f"\nUPX on {SAMPLE.relative_to(REPO)} ({mib(off_bin)} stripped, {LocalToolchain().upx_version()})\n")
-        print(f"  {'--upx':<10} {'binary':>10} {'ratio':>6} {'upx time':>9} {'image gzip':>11} {'ratio':>6} "
-              f"{'image zstd':>11} {'ratio':>6}")
+        print(
+            f"  {'--upx':<10} {'binary':>10} {'ratio':>6} {'upx time':>9} {'image gzip':>11} {'ratio':>6} "
+            f"{'image zstd':>11} {'ratio':>6}"
+        )
         for mode in modes:
             res, img, _ = rows[mode]
-            print(f"  {mode:<10} {mib(res.size_after):>10} {res.size_after / off_bin:>6.2f} {res.seconds:>8.1f}s "
-                  f"{mib(img['gzip']):>11} {img['gzip'] / off_img['gzip']:>6.2f} {mib(img['zstd']):>11} "
-                  f"{img['zstd'] / off_img['zstd']:>6.2f}")
+            print(
+                f"  {mode:<10} {mib(res.size_after):>10} {res.size_after / off_bin:>6.2f} {res.seconds:>8.1f}s "
+                f"{mib(img['gzip']):>11} {img['gzip'] / off_img['gzip']:>6.2f} {mib(img['zstd']):>11} "
+                f"{img['zstd'] / off_img['zstd']:>6.2f}"
+            )
 
         print(f"\nstart-up to the first successful /health, median of {RUNS} starts (host, no sandbox)\n")
         print(f"  {'--upx':<10} {'median':>9} {'min':>9} {'max':>9} {'binary':>10} {'image gzip':>11} {'saved':>10}")
         medians = {}
         for mode in ("off", "best-lzma"):
             res, img, binary = rows[mode]
-            startup_ms(binary)                      # page cache warm
+            startup_ms(binary)  # page cache warm
             times = [startup_ms(binary) for _ in range(RUNS)]
             medians[mode] = statistics.median(times)
             saved = off_img["gzip"] - img["gzip"]
-            print(f"  {mode:<10} {medians[mode]:>7.1f}ms {min(times):>7.1f}ms {max(times):>7.1f}ms "
-                  f"{mib(res.size_after):>10} {mib(img['gzip']):>11} {mib(saved):>10}")
+            print(
+                f"  {mode:<10} {medians[mode]:>7.1f}ms {min(times):>7.1f}ms {max(times):>7.1f}ms "
+                f"{mib(res.size_after):>10} {mib(img['gzip']):>11} {mib(saved):>10}"
+            )
 
         lz = rows["best-lzma"]
         print("\ntargets")

@@ -20,8 +20,13 @@ started = time.monotonic()
 
 def _report() -> None:
     with open(out_path, "w") as f:
-        json.dump({"seconds": time.monotonic() - started,
-                   "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}, f)
+        json.dump(
+            {
+                "seconds": time.monotonic() - started,
+                "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            },
+            f,
+        )
 
 
 atexit.register(_report)

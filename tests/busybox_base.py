@@ -30,29 +30,51 @@ WORKDIR = "/srv"
 def rootfs_entries() -> list[Entry]:
     entries = [Entry.from_path("/bin/busybox", BUSYBOX, mode=0o755)]
     entries += [Entry.symlink(f"/bin/{a}", "busybox") for a in APPLETS]
-    entries += [Entry.file("/etc/passwd", PASSWD), Entry.file("/etc/group", GROUP),
-                Entry.file("/etc/hosts", b"127.0.0.1 localhost\n::1 localhost\n"),
-                Entry.dir("/tmp", mode=0o1777), Entry.dir("/root", mode=0o700), Entry.dir(WORKDIR)]
+    entries += [
+        Entry.file("/etc/passwd", PASSWD),
+        Entry.file("/etc/group", GROUP),
+        Entry.file("/etc/hosts", b"127.0.0.1 localhost\n::1 localhost\n"),
+        Entry.dir("/tmp", mode=0o1777),
+        Entry.dir("/root", mode=0o700),
+        Entry.dir(WORKDIR),
+    ]
     return entries
 
 
-def build_busybox_base(dest: Path, tag: str = "latest", *, index_platforms: tuple[str, ...] = (),
-                       docker_types: bool = False, extra: tuple[Entry, ...] = ()) -> str:
+def build_busybox_base(
+    dest: Path,
+    tag: str = "latest",
+    *,
+    index_platforms: tuple[str, ...] = (),
+    docker_types: bool = False,
+    extra: tuple[Entry, ...] = (),
+) -> str:
     """Write the base into the layout ``dest`` under ``tag``; return the digest the tag names (manifest or index)."""
     plat = Platform("linux", "amd64")
     with LayoutWriter(dest) as writer:
         blob = write_layer([*rootfs_entries(), *extra], writer.scratch_file("layer-"), mtime=0, compression="gzip")
         writer.add_blob_file(blob.path, blob.digest)
         media_type = "application/vnd.docker.image.rootfs.diff.tar.gzip" if docker_types else blob.media_type
-        record = LayerRecord(Descriptor(media_type, blob.digest, blob.size), blob.diff_id, blob.uncompressed_size,
-                             "busybox-static rootfs", "rootfs")
-        image = make_image(platform=plat, layers=[record], created=0,
-                           runtime=ImageConfig(user="", entrypoint=(), cmd=("/bin/sh",), env=ENV, exposed_ports=(),
-                                               working_dir=WORKDIR, labels=LABELS),
-                           annotations={})
+        record = LayerRecord(
+            Descriptor(media_type, blob.digest, blob.size),
+            blob.diff_id,
+            blob.uncompressed_size,
+            "busybox-static rootfs",
+            "rootfs",
+        )
+        image = make_image(
+            platform=plat,
+            layers=[record],
+            created=0,
+            runtime=ImageConfig(
+                user="", entrypoint=(), cmd=("/bin/sh",), env=ENV, exposed_ports=(), working_dir=WORKDIR, labels=LABELS
+            ),
+            annotations={},
+        )
         config, manifest = image.config, image.manifest
         if docker_types:
             import json
+
             config = Blob("application/vnd.docker.container.image.v1+json", config.data)
             doc = json.loads(manifest.data)
             doc["mediaType"] = DOCKER_MANIFEST
@@ -68,9 +90,13 @@ def build_busybox_base(dest: Path, tag: str = "latest", *, index_platforms: tupl
                 p = Platform.parse(other)
                 if p != plat:
                     # another platform's entry pointing at an image of its own (same layer, its own config)
-                    img = make_image(platform=p, layers=[record], created=0,
-                                     runtime=ImageConfig(user="", entrypoint=(), env=ENV, exposed_ports=()),
-                                     annotations={})
+                    img = make_image(
+                        platform=p,
+                        layers=[record],
+                        created=0,
+                        runtime=ImageConfig(user="", entrypoint=(), env=ENV, exposed_ports=()),
+                        annotations={},
+                    )
                     writer.add_blob(img.config)
                     writer.add_blob(img.manifest)
                     children.append(Descriptor(OCI_MANIFEST, img.digest, len(img.manifest.data), platform=p))

@@ -25,17 +25,21 @@ SAMPLE = REPO / "services" / "emergency-service"
 def require(tool: str) -> str:
     path = shutil.which(tool)
     if not path:
-        pytest.fail(f"{tool} is not installed: run `bash scripts/install-debian-deps.sh` (tests never skip a missing tool)")
+        pytest.fail(
+            f"{tool} is not installed: run `bash scripts/install-debian-deps.sh` (tests never skip a missing tool)"
+        )
     return path
 
 
-def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 300,
-            prefix: list[str] | None = None) -> subprocess.CompletedProcess:
+def run_cli(
+    *args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 300, prefix: list[str] | None = None
+) -> subprocess.CompletedProcess:
     full_env = dict(os.environ)
     full_env.update(env or {})
     argv = [*(prefix or []), sys.executable, "-m", "ocibake", *args]
-    return subprocess.run(argv, cwd=cwd or REPO, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        argv, cwd=cwd or REPO, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=timeout
+    )
 
 
 def build(service: Path, output: Path, *args: str, **kw) -> tuple[str, subprocess.CompletedProcess]:
@@ -50,8 +54,14 @@ def build(service: Path, output: Path, *args: str, **kw) -> tuple[str, subproces
 def interrupt_build(args: list[str], env: dict, started, sig: int, settle: float) -> subprocess.CompletedProcess:
     """Start `ocibake build ARGS`, wait until ``started()`` is true (a staging directory appeared), let the build run
     ``settle`` seconds more, send ``sig`` and return the finished process."""
-    proc = subprocess.Popen([sys.executable, "-m", "ocibake", "build", *args], cwd=REPO, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ocibake", "build", *args],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and not started():
         time.sleep(0.02)
@@ -76,25 +86,53 @@ def manifest_and_config(layout: Path, digest: str) -> tuple[dict, dict]:
 
 def unpack(layout: Path, tag: str, dest: Path) -> Path:
     require("umoci")
-    proc = subprocess.run(["umoci", "unpack", "--rootless", "--image", f"{layout}:{tag}", str(dest)],
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.run(
+        ["umoci", "unpack", "--rootless", "--image", f"{layout}:{tag}", str(dest)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stdout
     return dest / "rootfs"
 
 
 def sandbox_argv(rootfs: Path, env: dict | None = None) -> list[str]:
     """bwrap: new user (uid/gid 1001), mount, pid, ipc and uts namespaces; only the rootfs, /proc and /dev exist."""
-    argv = [require("bwrap"), "--unshare-user", "--uid", "1001", "--gid", "1001", "--unshare-pid", "--unshare-ipc",
-            "--unshare-uts", "--bind", str(rootfs), "/", "--proc", "/proc", "--dev", "/dev", "--clearenv",
-            "--die-with-parent"]
+    argv = [
+        require("bwrap"),
+        "--unshare-user",
+        "--uid",
+        "1001",
+        "--gid",
+        "1001",
+        "--unshare-pid",
+        "--unshare-ipc",
+        "--unshare-uts",
+        "--bind",
+        str(rootfs),
+        "/",
+        "--proc",
+        "/proc",
+        "--dev",
+        "/dev",
+        "--clearenv",
+        "--die-with-parent",
+    ]
     for key, value in (env or {}).items():
         argv += ["--setenv", key, value]
     return argv
 
 
-def run_in_rootfs(rootfs: Path, *args: str, env: dict | None = None, timeout: float = 30) -> subprocess.CompletedProcess:
-    return subprocess.run([*sandbox_argv(rootfs, env), "/app", *args], stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, text=True, timeout=timeout)
+def run_in_rootfs(
+    rootfs: Path, *args: str, env: dict | None = None, timeout: float = 30
+) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [*sandbox_argv(rootfs, env), "/app", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def free_port() -> int:
@@ -106,8 +144,9 @@ def free_port() -> int:
 def health_check(rootfs: Path, timeout: float = 20) -> dict:
     """Start /app in the sandbox and GET /health on loopback; return the JSON it answered."""
     port = free_port()
-    proc = subprocess.Popen([*sandbox_argv(rootfs, {"PORT": str(port)}), "/app"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [*sandbox_argv(rootfs, {"PORT": str(port)}), "/app"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     try:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -140,11 +179,12 @@ def toolchain(tmp_path_factory) -> tuple[str, Path]:
     image code, offline) in an OCI layout under the tags `go` and `no-go`, and one cache shared by the session so the
     image is unpacked and the standard library compiled once."""
     from toolchain_image_builder import build_toolchain_image
+
     require("go"), require("upx"), require("bwrap"), require("unshare")
     base = tmp_path_factory.mktemp("toolchain")
     build_toolchain_image(base / "layout", tag="go")
     build_toolchain_image(base / "layout", tag="no-go", with_go=False)
-    return f"oci:{base / 'layout'}:go", base / "xdg" / "ocibake"      # the cache `ocibake` uses under XDG_CACHE_HOME
+    return f"oci:{base / 'layout'}:go", base / "xdg" / "ocibake"  # the cache `ocibake` uses under XDG_CACHE_HOME
 
 
 @pytest.fixture(scope="session")

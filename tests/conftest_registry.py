@@ -10,8 +10,16 @@ import pytest
 
 from registry_servers import FaultProxy, Registry, start_registry
 
-__all__ = ["plain_registry", "basic_registry", "tls_registry", "token_registry", "any_registry", "fresh_registry",
-           "proxied_registry", "short_token_registry"]
+__all__ = [
+    "plain_registry",
+    "basic_registry",
+    "tls_registry",
+    "token_registry",
+    "any_registry",
+    "fresh_registry",
+    "proxied_registry",
+    "short_token_registry",
+]
 
 
 def _started(tmp_path_factory, mode: str, **kw):

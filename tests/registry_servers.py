@@ -29,14 +29,16 @@ from typing import Callable
 import pytest
 
 USER = "ci"
-REGISTRY_LEEWAY = 60   # seconds docker-registry 2.8 tolerates past a token's exp
-PASSWORD = "s3cret-Pa55-" + secrets.token_hex(6)     # unique, so a leak is easy to find in any output
+REGISTRY_LEEWAY = 60  # seconds docker-registry 2.8 tolerates past a token's exp
+PASSWORD = "s3cret-Pa55-" + secrets.token_hex(6)  # unique, so a leak is easy to find in any output
 
 
 def require(tool: str) -> str:
     path = shutil.which(tool)
     if not path:
-        pytest.fail(f"{tool} is not installed: run `bash scripts/install-debian-deps.sh` (tests never skip a missing tool)")
+        pytest.fail(
+            f"{tool} is not installed: run `bash scripts/install-debian-deps.sh` (tests never skip a missing tool)"
+        )
     return path
 
 
@@ -55,27 +57,75 @@ def openssl(*args: str, cwd: Path) -> bytes:
 def make_ca(directory: Path) -> dict[str, Path]:
     """A CA and a server certificate for 127.0.0.1/localhost, plus an RSA token-signing key with a self-signed cert."""
     directory.mkdir(parents=True, exist_ok=True)
-    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt", "-days", "2",
-            "-subj", "/CN=ocibake test CA", "-addext", "basicConstraints=critical,CA:TRUE",
-            "-addext", "keyUsage=critical,keyCertSign,cRLSign", cwd=directory)
-    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr",
-            "-subj", "/CN=127.0.0.1", cwd=directory)
+    openssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=ocibake test CA",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+        cwd=directory,
+    )
+    openssl(
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+        cwd=directory,
+    )
     (directory / "ext.cnf").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n")
-    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
-            "-out", "server.crt", "-days", "2", "-extfile", "ext.cnf", cwd=directory)
+    openssl(
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.crt",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+        cwd=directory,
+    )
     return {"ca": directory / "ca.crt", "cert": directory / "server.crt", "key": directory / "server.key"}
 
 
-def wait_ready(url: str, timeout: float = 15, context: ssl.SSLContext | None = None,
-               proc: subprocess.Popen | None = None) -> None:
+def wait_ready(
+    url: str, timeout: float = 15, context: ssl.SSLContext | None = None, proc: subprocess.Popen | None = None
+) -> None:
     parts = urllib.parse.urlsplit(url)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
             raise RuntimeError(f"registry exited with {proc.returncode}")
         try:
-            conn = (http.client.HTTPSConnection(parts.hostname, parts.port, context=context, timeout=2)
-                    if parts.scheme == "https" else http.client.HTTPConnection(parts.hostname, parts.port, timeout=2))
+            conn = (
+                http.client.HTTPSConnection(parts.hostname, parts.port, context=context, timeout=2)
+                if parts.scheme == "https"
+                else http.client.HTTPConnection(parts.hostname, parts.port, timeout=2)
+            )
             conn.request("GET", "/v2/")
             resp = conn.getresponse()
             resp.read()
@@ -96,24 +146,39 @@ def b64url(data: bytes) -> str:
 def libtrust_kid(der_public_key: bytes) -> str:
     """The key id docker/distribution gives a root certificate's key: base32 of sha256(DER)[:30], in groups of 4."""
     s = base64.b32encode(hashlib.sha256(der_public_key).digest()[:30]).decode().rstrip("=")
-    return ":".join(s[i:i + 4] for i in range(0, len(s), 4))
+    return ":".join(s[i : i + 4] for i in range(0, len(s), 4))
 
 
 class TokenServer:
     """GET /token?service=..&scope=.. with Basic auth -> {"token": JWT}. Counts what it issued."""
 
-    def __init__(self, workdir: Path, service: str = "ocibake-test", issuer: str = "ocibake-test-issuer",
-                 expires_in: int = 300):
+    def __init__(
+        self, workdir: Path, service: str = "ocibake-test", issuer: str = "ocibake-test-issuer", expires_in: int = 300
+    ):
         self.workdir = workdir
         self.service = service
         self.issuer = issuer
         self.expires_in = expires_in
-        self.issued: list[dict] = []       # claims of every token issued
-        self.tokens: list[str] = []        # the tokens themselves (to look for leaks)
+        self.issued: list[dict] = []  # claims of every token issued
+        self.tokens: list[str] = []  # the tokens themselves (to look for leaks)
         self.denied = 0
         workdir.mkdir(parents=True, exist_ok=True)
-        openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "token.key", "-out", "token.crt",
-                "-days", "2", "-subj", "/CN=ocibake token issuer", cwd=workdir)
+        openssl(
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "token.key",
+            "-out",
+            "token.crt",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=ocibake token issuer",
+            cwd=workdir,
+        )
         self.key = workdir / "token.key"
         self.cert = workdir / "token.crt"
         der = openssl("x509", "-in", "token.crt", "-pubkey", "-noout", cwd=workdir)
@@ -137,8 +202,12 @@ class TokenServer:
     def sign(self, claims: dict) -> str:
         header = {"typ": "JWT", "alg": "RS256", "kid": self.kid}
         signing_input = f"{b64url(json.dumps(header).encode())}.{b64url(json.dumps(claims).encode())}"
-        sig = subprocess.run([require("openssl"), "dgst", "-sha256", "-sign", str(self.key)],
-                             input=signing_input.encode(), stdout=subprocess.PIPE, check=True).stdout
+        sig = subprocess.run(
+            [require("openssl"), "dgst", "-sha256", "-sign", str(self.key)],
+            input=signing_input.encode(),
+            stdout=subprocess.PIPE,
+            check=True,
+        ).stdout
         return f"{signing_input}.{b64url(sig)}"
 
     def _handle(self, h: http.server.BaseHTTPRequestHandler) -> None:
@@ -163,14 +232,24 @@ class TokenServer:
             for one in scope.split(" "):
                 typ, _, rest = one.partition(":")
                 name, _, actions = rest.rpartition(":")
-                allowed = [a for a in actions.split(",") if a in ("pull", "push", "*")] if account else \
-                    [a for a in actions.split(",") if a == "pull"]
+                allowed = (
+                    [a for a in actions.split(",") if a in ("pull", "push", "*")]
+                    if account
+                    else [a for a in actions.split(",") if a == "pull"]
+                )
                 access.append({"type": typ, "name": name, "actions": allowed})
         now = int(time.time())
         # docker-registry accepts a token up to 60 s past its exp: subtract that, so expires_in is what it enforces
-        claims = {"iss": self.issuer, "sub": account, "aud": query.get("service", [""])[0],
-                  "exp": now + self.expires_in - REGISTRY_LEEWAY,
-                  "nbf": now - 10, "iat": now, "jti": secrets.token_hex(8), "access": access}
+        claims = {
+            "iss": self.issuer,
+            "sub": account,
+            "aud": query.get("service", [""])[0],
+            "exp": now + self.expires_in - REGISTRY_LEEWAY,
+            "nbf": now - 10,
+            "iat": now,
+            "jti": secrets.token_hex(8),
+            "access": access,
+        }
         token = self.sign(claims)
         self.issued.append(claims)
         self.tokens.append(token)
@@ -224,21 +303,44 @@ class Registry:
     def write_config(self) -> Path:
         storage = self.workdir / "storage"
         storage.mkdir(parents=True, exist_ok=True)
-        lines = ["version: 0.1", "log:", "  level: warn", "  accesslog:", "    disabled: true",
-                 "storage:", "  filesystem:", f"    rootdirectory: {storage}", "  delete:", "    enabled: true",
-                 "  maintenance:", "    uploadpurging:", "      enabled: false",
-                 "http:", f"  addr: 127.0.0.1:{self.port}", f"  secret: {secrets.token_hex(16)}"]
+        lines = [
+            "version: 0.1",
+            "log:",
+            "  level: warn",
+            "  accesslog:",
+            "    disabled: true",
+            "storage:",
+            "  filesystem:",
+            f"    rootdirectory: {storage}",
+            "  delete:",
+            "    enabled: true",
+            "  maintenance:",
+            "    uploadpurging:",
+            "      enabled: false",
+            "http:",
+            f"  addr: 127.0.0.1:{self.port}",
+            f"  secret: {secrets.token_hex(16)}",
+        ]
         # a fixed http secret, so upload state survives a restart
         lines[-1] = "  secret: ocibake-tests-fixed-secret"
         if self.mode == "tls":
-            lines += ["  tls:", f"    certificate: {self.workdir / 'tls' / 'server.crt'}",
-                      f"    key: {self.workdir / 'tls' / 'server.key'}"]
+            lines += [
+                "  tls:",
+                f"    certificate: {self.workdir / 'tls' / 'server.crt'}",
+                f"    key: {self.workdir / 'tls' / 'server.key'}",
+            ]
         if self.mode == "basic":
             lines += ["auth:", "  htpasswd:", "    realm: ocibake-test", f"    path: {self.workdir / 'htpasswd'}"]
         if self.mode == "token":
             ts = self.token_server
-            lines += ["auth:", "  token:", f"    realm: {ts.realm}", f"    service: {ts.service}",
-                      f"    issuer: {ts.issuer}", f"    rootcertbundle: {ts.cert}"]
+            lines += [
+                "auth:",
+                "  token:",
+                f"    realm: {ts.realm}",
+                f"    service: {ts.service}",
+                f"    issuer: {ts.issuer}",
+                f"    rootcertbundle: {ts.cert}",
+            ]
         config = self.workdir / "config.yml"
         config.write_text("\n".join(lines) + "\n")
         return config
@@ -251,8 +353,9 @@ class Registry:
         self.log = self.workdir / "registry.log"
         env = {**os.environ, "OTEL_TRACES_EXPORTER": "none", **self.extra_env}
         with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen([binary, "serve", str(config)], stdout=log, stderr=subprocess.STDOUT,
-                                         env=env, start_new_session=True)
+            self.proc = subprocess.Popen(
+                [binary, "serve", str(config)], stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+            )
         context = ssl.create_default_context(cafile=str(self.ca)) if self.ca else None
         try:
             wait_ready(self.url, context=context, proc=self.proc)
@@ -309,8 +412,16 @@ def start_registry(mode: str, workdir: Path, token_expiry: int = 300) -> Registr
 
 
 # ---------------------------------------------------------------------------------------------------------- proxy
-HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers",
-       "transfer-encoding", "upgrade"}
+HOP = {
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailers",
+    "transfer-encoding",
+    "upgrade",
+}
 
 
 @dataclass
@@ -425,8 +536,9 @@ class FaultProxy:
         headers = {k: v for k, v in h.headers.items() if k.lower() not in HOP}
         try:
             conn = http.client.HTTPConnection("127.0.0.1", self.upstream.port, timeout=30)
-            conn.request(h.command, h.path, body=body if body or h.command in ("PUT", "POST", "PATCH") else None,
-                         headers=headers)
+            conn.request(
+                h.command, h.path, body=body if body or h.command in ("PUT", "POST", "PATCH") else None, headers=headers
+            )
             resp = conn.getresponse()
             data = resp.read()
             conn.close()
@@ -456,8 +568,13 @@ class FaultProxy:
 
 
 # ---------------------------------------------------------------------------------------------------- layouts
-def write_layout(root: Path, tags: tuple[str, ...] = ("v1", "latest"), layer_sizes: tuple[int, ...] = (300_000, 40_000),
-                 seed: int | None = None, platforms: tuple[str, ...] | None = None) -> dict:
+def write_layout(
+    root: Path,
+    tags: tuple[str, ...] = ("v1", "latest"),
+    layer_sizes: tuple[int, ...] = (300_000, 40_000),
+    seed: int | None = None,
+    platforms: tuple[str, ...] | None = None,
+) -> dict:
     """A small OCI image layout of random layers (not gzipped: registries do not care).
 
     Returns {"manifest": digest, "blobs": [digests], "tags": tags}. With `platforms`, the tags point at an image
@@ -484,18 +601,33 @@ def write_layout(root: Path, tags: tuple[str, ...] = ("v1", "latest"), layer_siz
             d = put(data)
             all_blobs.append(d)
             layers.append({"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": d, "size": size})
-        config = cj({"architecture": arch, "os": os_, "created": "1970-01-01T00:00:00Z",
-                     "config": {"Entrypoint": ["/app"]},
-                     "rootfs": {"type": "layers", "diff_ids": [l["digest"] for l in layers]},
-                     "history": [{"created": "1970-01-01T00:00:00Z", "created_by": "test"} for _ in layers]})
+        config = cj(
+            {
+                "architecture": arch,
+                "os": os_,
+                "created": "1970-01-01T00:00:00Z",
+                "config": {"Entrypoint": ["/app"]},
+                "rootfs": {"type": "layers", "diff_ids": [l["digest"] for l in layers]},
+                "history": [{"created": "1970-01-01T00:00:00Z", "created_by": "test"} for _ in layers],
+            }
+        )
         cd = put(config)
         all_blobs.append(cd)
-        manifest = cj({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                       "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd,
-                                  "size": len(config)}, "layers": layers})
+        manifest = cj(
+            {
+                "schemaVersion": 2,
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd, "size": len(config)},
+                "layers": layers,
+            }
+        )
         md = put(manifest)
-        return {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": md, "size": len(manifest),
-                "platform": {"os": os_, "architecture": arch}}
+        return {
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": md,
+            "size": len(manifest),
+            "platform": {"os": os_, "architecture": arch},
+        }
 
     if platforms:
         children = [image(*p.split("/")) for p in platforms]
@@ -506,11 +638,13 @@ def write_layout(root: Path, tags: tuple[str, ...] = ("v1", "latest"), layer_siz
         top.pop("platform")
     entries = [{**top, "annotations": {"org.opencontainers.image.ref.name": t}} for t in tags]
     (root / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
-    (root / "index.json").write_bytes(cj({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
-                                          "manifests": entries}))
+    (root / "index.json").write_bytes(
+        cj({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": entries})
+    )
     return {"manifest": top["digest"], "blobs": all_blobs, "tags": tags}
 
 
 def skopeo(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run([require("skopeo"), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        [require("skopeo"), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=timeout
+    )

@@ -17,8 +17,11 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 def base_env(home: Path) -> dict:
     """A clean environment: its own HOME (no real docker config), no inherited registry settings, fast retries."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("OCIBAKE_", "DOCKER_", "REGISTRY_AUTH")) and k != "XDG_RUNTIME_DIR"}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("OCIBAKE_", "DOCKER_", "REGISTRY_AUTH")) and k != "XDG_RUNTIME_DIR"
+    }
     home.mkdir(parents=True, exist_ok=True)
     env.update(HOME=str(home), OCIBAKE_REGISTRY_BACKOFF="0.1", OCIBAKE_REGISTRY_RETRIES="5", **go_caches())
     return env
@@ -35,8 +38,16 @@ def go_caches() -> dict:
 
 
 def ocibake(*args: str, env: dict, stdin: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "ocibake", *args], cwd=REPO_ROOT, env=env, input=stdin,
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "ocibake", *args],
+        cwd=REPO_ROOT,
+        env=env,
+        input=stdin,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def reg_args(reg: Registry) -> list[str]:
@@ -54,6 +65,7 @@ def remote_digest(reg: Registry, ref: str, host: str | None = None) -> str:
     proc = skopeo("inspect", "--raw", *reg.skopeo_flags(), f"docker://{host or reg.host}/{ref}")
     assert proc.returncode == 0, proc.stderr
     import hashlib
+
     return "sha256:" + hashlib.sha256(proc.stdout.encode()).hexdigest()
 
 
@@ -65,12 +77,22 @@ def skopeo_digest(reg: Registry, ref: str, host: str | None = None) -> str:
 
 def skopeo_copy_back(reg: Registry, ref: str, dest: Path, tag: str, host: str | None = None) -> str:
     """skopeo copy docker://REF oci:DEST:TAG (all platforms); returns the digest skopeo wrote for the tag."""
-    proc = skopeo("copy", "--quiet", "--all", "--preserve-digests", *reg.skopeo_flags(prefix="src-"), f"docker://{host or reg.host}/{ref}",
-                  f"oci:{dest}:{tag}")
+    proc = skopeo(
+        "copy",
+        "--quiet",
+        "--all",
+        "--preserve-digests",
+        *reg.skopeo_flags(prefix="src-"),
+        f"docker://{host or reg.host}/{ref}",
+        f"oci:{dest}:{tag}",
+    )
     assert proc.returncode == 0, proc.stderr
     index = json.loads((dest / "index.json").read_text())
-    return next(m["digest"] for m in index["manifests"]
-                if m.get("annotations", {}).get("org.opencontainers.image.ref.name") == tag)
+    return next(
+        m["digest"]
+        for m in index["manifests"]
+        if m.get("annotations", {}).get("org.opencontainers.image.ref.name") == tag
+    )
 
 
 def tag_exists(reg: Registry, ref: str) -> bool:

@@ -29,9 +29,26 @@ def export(*args: str, **kw) -> subprocess.CompletedProcess:
 
 def podman(store, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
     require("podman")
-    return subprocess.run(["podman", "--root", str(store / "root"), "--runroot", str(store / "run"),
-                           "--storage-driver", "vfs", "--cgroup-manager", "cgroupfs", "--events-backend", "file",
-                           *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=timeout)
+    return subprocess.run(
+        [
+            "podman",
+            "--root",
+            str(store / "root"),
+            "--runroot",
+            str(store / "run"),
+            "--storage-driver",
+            "vfs",
+            "--cgroup-manager",
+            "cgroupfs",
+            "--events-backend",
+            "file",
+            *args,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=timeout,
+    )
 
 
 @pytest.fixture
@@ -75,8 +92,9 @@ def test_docker_archive_lists_every_tag_and_skopeo_sees_the_layouts_diff_ids(sam
     assert json.loads(proc.stdout)["config"]["User"] == "1001:1001"
 
 
-def test_podman_loads_the_docker_archive_with_its_tags_and_the_image_runs(sample_image, docker_archive, podman_store,
-                                                                         tmp_path):
+def test_podman_loads_the_docker_archive_with_its_tags_and_the_image_runs(
+    sample_image, docker_archive, podman_store, tmp_path
+):
     layout, digest = sample_image
     _, config = manifest_and_config(layout, digest)
     store = podman_store
@@ -97,8 +115,10 @@ def test_podman_loads_the_docker_archive_with_its_tags_and_the_image_runs(sample
     else:
         # This machine's sandbox forbids what crun needs (setrlimit RLIMIT_NOFILE); say so, and run the image the
         # archive holds from its unpacked rootfs instead.
-        print(f"podman run cannot run containers here ({run.stderr.strip().splitlines()[-1]}); "
-              "running the archive's image from its unpacked rootfs under bubblewrap instead")
+        print(
+            f"podman run cannot run containers here ({run.stderr.strip().splitlines()[-1]}); "
+            "running the archive's image from its unpacked rootfs under bubblewrap instead"
+        )
     copied = tmp_path / "from-archive"
     proc = skopeo("copy", f"docker-archive:{docker_archive}:emergency-service:v1.0.0", f"oci:{copied}:v1.0.0")
     assert proc.returncode == 0, proc.stderr
@@ -128,6 +148,7 @@ def test_oci_archive_copies_back_with_the_same_digest(sample_image, tmp_path):
     report = json.loads(again.stdout)
     assert report["images"] == [{"digest": digest, "tags": ["v1.0.0"]}] and report["size"] == path.stat().st_size
     import hashlib
+
     assert report["sha256"] == "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
 
 
@@ -141,9 +162,11 @@ def test_two_archives_of_the_same_image_are_byte_identical(sample_image, docker_
     assert again.read_bytes() == docker_archive.read_bytes()
     one, two = tmp_path / "1.tar", tmp_path / "2.tar"
     assert export(f"{layout}:latest", f"oci-archive:{one}").returncode == 0
-    assert export(f"{layout}:latest", f"oci-archive:{two}", env={"TZ": "America/New_York"}, prefix=umask).returncode == 0
+    assert (
+        export(f"{layout}:latest", f"oci-archive:{two}", env={"TZ": "America/New_York"}, prefix=umask).returncode == 0
+    )
     assert one.read_bytes() == two.read_bytes()
-    assert oct(again.stat().st_mode & 0o777) == oct(0o600)      # the umask decides, as for any new file
+    assert oct(again.stat().st_mode & 0o777) == oct(0o600)  # the umask decides, as for any new file
 
 
 def test_build_output_archives_beside_the_layout(tmp_path):
@@ -172,9 +195,11 @@ def test_build_output_archives_beside_the_layout(tmp_path):
 
 def test_a_bad_archive_output_is_refused_before_the_build(tmp_path):
     (tmp_path / "adir").mkdir()
-    for output, words in ((f"docker-archive:{tmp_path / 'adir'}", "is a directory"),
-                          ("oci-archive:", "names no file"),
-                          (f"docker-archive:{tmp_path / 'file'}/x.tar", "is not a directory")):
+    for output, words in (
+        (f"docker-archive:{tmp_path / 'adir'}", "is a directory"),
+        ("oci-archive:", "names no file"),
+        (f"docker-archive:{tmp_path / 'file'}/x.tar", "is not a directory"),
+    ):
         (tmp_path / "file").write_text("")
         proc = run_cli("build", str(FIXTURES / "hello-root"), "--output", output, cwd=tmp_path)
         assert proc.returncode == 4, proc.stderr
@@ -185,17 +210,20 @@ def test_a_bad_archive_output_is_refused_before_the_build(tmp_path):
 def _multi_platform_layout(tmp_path):
     """One tag naming an index of linux/amd64 and linux/arm64 images, assembled from two ocibake builds."""
     from ocibake.oci.image import Descriptor, canonical_json, make_index
+
     parts = {}
     for arch in ("amd64", "arm64"):
-        digest, _ = build(FIXTURES / "hello-root", tmp_path / arch, "--platform", f"linux/{arch}", "--upx", "off",
-                          "--version", "v3")
+        digest, _ = build(
+            FIXTURES / "hello-root", tmp_path / arch, "--platform", f"linux/{arch}", "--upx", "off", "--version", "v3"
+        )
         parts[arch] = (tmp_path / arch, digest)
     multi = tmp_path / "multi"
     shutil.copytree(tmp_path / "amd64", multi)
     for src in (tmp_path / "arm64" / "blobs" / "sha256").iterdir():
         shutil.copy(src, multi / "blobs" / "sha256" / src.name)
-    children = [Descriptor.from_json(layout_index(path)["manifests"][0]).with_annotations({})
-                for path, _ in parts.values()]
+    children = [
+        Descriptor.from_json(layout_index(path)["manifests"][0]).with_annotations({}) for path, _ in parts.values()
+    ]
     index = make_index(children)
     (multi / "blobs" / "sha256" / index.digest.split(":")[1]).write_bytes(index.data)
     top = index.descriptor(annotations={REF_NAME: "v3"})
@@ -205,12 +233,15 @@ def _multi_platform_layout(tmp_path):
 
 def test_a_multi_platform_tag_gives_the_hosts_platform_or_platforms(tmp_path):
     from ocibake.oci.platform import host_architecture
+
     multi, parts, index_digest = _multi_platform_layout(tmp_path)
     host = tmp_path / "host.tar"
     proc = export(f"{multi}:v3", f"docker-archive:{host}")
     assert proc.returncode == 0, proc.stderr
-    assert (f"v3 holds 2 platforms (linux/amd64, linux/arm64): the archive holds linux/{host_architecture()} "
-            "(this host's platform; --platform picks another)") in proc.stderr
+    assert (
+        f"v3 holds 2 platforms (linux/amd64, linux/arm64): the archive holds linux/{host_architecture()} "
+        "(this host's platform; --platform picks another)"
+    ) in proc.stderr
     arm = tmp_path / "arm.tar"
     proc = export(f"{multi}:v3", f"docker-archive:{arm}", "--platform", "linux/arm64", "--name", "sos/hello")
     assert proc.returncode == 0, proc.stderr
@@ -222,30 +253,37 @@ def test_a_multi_platform_tag_gives_the_hosts_platform_or_platforms(tmp_path):
     with tarfile.open(arm) as tar:
         assert json.load(tar.extractfile("manifest.json"))[0]["RepoTags"] == ["sos/hello:v3"]
     missing = export(f"{multi}:v3", f"docker-archive:{tmp_path / 'no.tar'}", "--platform", "linux/s390x")
-    assert missing.returncode == 4 and "holds no linux/s390x image (platforms: linux/amd64, linux/arm64)" in missing.stderr
+    assert (
+        missing.returncode == 4 and "holds no linux/s390x image (platforms: linux/amd64, linux/arm64)" in missing.stderr
+    )
     # an oci-archive keeps the whole index
     whole = tmp_path / "whole.oci.tar"
     assert export(f"{multi}:v3", f"oci-archive:{whole}").returncode == 0
     assert json.loads(skopeo("inspect", "--raw", f"oci-archive:{whole}").stdout)["manifests"][1]["platform"] == {
-        "os": "linux", "architecture": "arm64"}
+        "os": "linux",
+        "architecture": "arm64",
+    }
     refused = export(f"{multi}:v3", f"oci-archive:{tmp_path / 'no.tar'}", "--platform", "linux/arm64")
     assert refused.returncode == 2 and "an oci-archive keeps every platform" in refused.stderr
     assert not (tmp_path / "no.tar").exists() and leftovers(tmp_path) == []
 
 
-@pytest.mark.parametrize("case", ["no-layout", "bad-kind", "no-file", "directory", "unknown-tag", "bad-tag",
-                                  "bad-name", "bad-platform"])
+@pytest.mark.parametrize(
+    "case", ["no-layout", "bad-kind", "no-file", "directory", "unknown-tag", "bad-tag", "bad-name", "bad-platform"]
+)
 def test_bad_input_is_one_line_exit_4_and_no_file(case, sample_image, tmp_path):
     layout, _ = sample_image
     dest = tmp_path / "x.tar"
-    args = {"no-layout": (str(tmp_path / "nothing"), f"docker-archive:{dest}"),
-            "bad-kind": (str(layout), f"tarball:{dest}"),
-            "no-file": (str(layout), "oci-archive:"),
-            "directory": (str(layout), f"docker-archive:{tmp_path}"),
-            "unknown-tag": (f"{layout}:v9", f"docker-archive:{dest}"),
-            "bad-tag": (f"{layout}:-x", f"docker-archive:{dest}"),
-            "bad-name": (str(layout), f"docker-archive:{dest}", "--name", "Bad Name"),
-            "bad-platform": (str(layout), f"docker-archive:{dest}", "--platform", "linux")}[case]
+    args = {
+        "no-layout": (str(tmp_path / "nothing"), f"docker-archive:{dest}"),
+        "bad-kind": (str(layout), f"tarball:{dest}"),
+        "no-file": (str(layout), "oci-archive:"),
+        "directory": (str(layout), f"docker-archive:{tmp_path}"),
+        "unknown-tag": (f"{layout}:v9", f"docker-archive:{dest}"),
+        "bad-tag": (f"{layout}:-x", f"docker-archive:{dest}"),
+        "bad-name": (str(layout), f"docker-archive:{dest}", "--name", "Bad Name"),
+        "bad-platform": (str(layout), f"docker-archive:{dest}", "--platform", "linux"),
+    }[case]
     proc = export(*args)
     assert proc.returncode == 4, proc.stderr
     assert proc.stdout == "" and proc.stderr.startswith("ocibake: error: ") and "hint:" in proc.stderr
@@ -281,7 +319,7 @@ def test_zstd_layers_go_into_a_docker_archive_uncompressed(tmp_path):
     assert json.loads(skopeo("inspect", f"docker-archive:{dest}").stdout)["Layers"] == config["rootfs"]["diff_ids"]
     with tarfile.open(dest) as tar:
         for name in json.load(tar.extractfile("manifest.json"))[0]["Layers"]:
-            with tarfile.open(fileobj=tar.extractfile(name)) as layer:       # a plain tar, readable as is
+            with tarfile.open(fileobj=tar.extractfile(name)) as layer:  # a plain tar, readable as is
                 assert layer.getnames()
 
 
@@ -297,8 +335,10 @@ def test_a_layout_of_two_images_gives_two_entries_each_with_its_tags(tmp_path):
         entries = json.load(tar.extractfile("manifest.json"))
     assert sorted(tuple(e["RepoTags"]) for e in entries) == [("hello:v1", "hello:latest"), ("hello:v2", "hello:edge")]
     layers = [e["Layers"] for e in entries]
-    assert layers[0][:-1] == layers[1][:-1] and layers[0][-1] != layers[1][-1]     # shared layers stored once
-    configs = {tag: json.loads(skopeo("inspect", "--config", f"docker-archive:{dest}:hello:{tag}").stdout)
-               for tag in ("v1", "edge")}
+    assert layers[0][:-1] == layers[1][:-1] and layers[0][-1] != layers[1][-1]  # shared layers stored once
+    configs = {
+        tag: json.loads(skopeo("inspect", "--config", f"docker-archive:{dest}:hello:{tag}").stdout)
+        for tag in ("v1", "edge")
+    }
     assert configs["v1"]["config"]["Labels"]["org.opencontainers.image.version"] == "v1"
     assert configs["edge"]["config"]["Labels"]["org.opencontainers.image.version"] == "v2"

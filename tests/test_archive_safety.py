@@ -16,7 +16,7 @@ def test_export_refuses_a_blob_that_is_a_symlink(tmp_path):
     manifest = json.loads((layout / "blobs/sha256" / index["manifests"][0]["digest"][7:]).read_text())
     blob = layout / "blobs/sha256" / manifest["layers"][-1]["digest"][7:]
     outside = tmp_path / "host-file"
-    shutil.copy(blob, outside)                     # same bytes, same hash: only the symlink gives it away
+    shutil.copy(blob, outside)  # same bytes, same hash: only the symlink gives it away
     blob.unlink()
     blob.symlink_to(outside)
     archive = tmp_path / "x.tar"

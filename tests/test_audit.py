@@ -63,13 +63,18 @@ def put_blob(layout: Path, data: bytes) -> str:
 def rewrite_image(layout: Path, tag: str, config_edit=None, layer: int | None = None, member_edit=None) -> str:
     """Change an image in place, as a tamperer would: a layer's tar entries, or the config. -> the new digest."""
     index = json.loads((layout / "index.json").read_text())
-    entry = next(m for m in index["manifests"] if m.get("annotations", {}).get("org.opencontainers.image.ref.name") == tag)
+    entry = next(
+        m for m in index["manifests"] if m.get("annotations", {}).get("org.opencontainers.image.ref.name") == tag
+    )
     manifest = json.loads(blob_path(layout, entry["digest"]).read_bytes())
     config = json.loads(blob_path(layout, manifest["config"]["digest"]).read_bytes())
     if layer is not None:
         old = gzip.decompress(blob_path(layout, manifest["layers"][layer]["digest"]).read_bytes())
         out = io.BytesIO()
-        with tarfile.open(fileobj=io.BytesIO(old)) as src, tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as dst:
+        with (
+            tarfile.open(fileobj=io.BytesIO(old)) as src,
+            tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as dst,
+        ):
             for info in src.getmembers():
                 data = src.extractfile(info).read() if info.isreg() else None
                 member_edit(info)
@@ -116,7 +121,7 @@ def test_a_changed_source_file_is_named(origin, tmp_path):
 def test_a_different_go_release_is_named(origin, tmp_path):
     require(OTHER_GO)
     other = subprocess.run([OTHER_GO, "env", "GOVERSION"], stdout=subprocess.PIPE, text=True, check=True).stdout.strip()
-    minor = ".".join(other.split(".")[:2])          # go1.19
+    minor = ".".join(other.split(".")[:2])  # go1.19
     source, _, _ = origin
     layout = tmp_path / "old-go"
     build(source, layout, "--version", "v1", "--upx", "off", "--sbom", "none", "--go", OTHER_GO)
@@ -128,10 +133,11 @@ def test_a_different_go_release_is_named(origin, tmp_path):
 
 def test_a_different_zoneinfo_version_is_named(origin, tmp_path):
     import tzdata
+
     source, _, _ = origin
     zones = tmp_path / "zoneinfo"
     shutil.copytree(Path(tzdata.__file__).parent / "zoneinfo", zones)
-    shutil.copy(zones / "Europe" / "Paris", zones / "Europe" / "Berlin")     # an "older release" of one zone
+    shutil.copy(zones / "Europe" / "Paris", zones / "Europe" / "Berlin")  # an "older release" of one zone
     layout = tmp_path / "zones"
     build(source, layout, "--version", "v1", "--upx", "off", "--sbom", "none", "--zoneinfo", str(zones))
     proc, doc = audit(layout, source)
@@ -150,6 +156,7 @@ def test_a_file_mode_changed_in_a_layer_is_named(origin, tmp_path):
     def chmod(info):
         if info.name.endswith("etc/passwd"):
             info.mode = 0o666
+
     rewrite_image(copy, "v1", layer=0, member_edit=chmod)
     proc, doc = audit(copy, source)
     assert proc.returncode == 6, proc.stderr
@@ -165,8 +172,10 @@ def test_a_different_source_date_epoch_is_named(origin, tmp_path):
     def edit(config):
         record = record_of(config)
         record["source_date_epoch"] += 3600
-        config["config"]["Labels"]["dev.ocibake.build-record"] = json.dumps(record, sort_keys=True,
-                                                                            separators=(",", ":"))
+        config["config"]["Labels"]["dev.ocibake.build-record"] = json.dumps(
+            record, sort_keys=True, separators=(",", ":")
+        )
+
     rewrite_image(copy, "v1", config_edit=edit)
     proc, doc = audit(copy, source)
     assert proc.returncode == 6, proc.stderr
@@ -214,6 +223,7 @@ def test_a_different_module_version_is_named(tmp_path):
 
 def test_an_image_in_a_registry_is_audited(origin, plain_registry, tmp_path):
     from regtools import ocibake, reg_env
+
     source, layout, digest = origin
     env = reg_env(plain_registry, tmp_path / "home")
     assert ocibake("push", str(layout), f"{plain_registry.host}/audit/hello", "-t", "v1", env=env).returncode == 0
@@ -226,23 +236,46 @@ def test_a_recorded_toolchain_image_must_be_given():
     from ocibake.audit.rebuild import check_toolchain
     from ocibake.errors import InputError
     from ocibake.toolchain.local import LocalToolchain
+
     record = {"toolchain": {"kind": "image", "digest": "sha256:" + "1" * 64}, "go": {"version": "go1.26.0"}}
     with pytest.raises(InputError) as err:
         check_toolchain(record, LocalToolchain(), FIXTURES / "hello-root", [])
     assert "toolchain image sha256:1111" in err.value.message and "--toolchain" in err.value.hint
 
 
-def test_an_image_built_in_a_toolchain_image_is_audited_with_that_image(origin, toolchain, toolchain_cache_env,
-                                                                         tmp_path):
+def test_an_image_built_in_a_toolchain_image_is_audited_with_that_image(
+    origin, toolchain, toolchain_cache_env, tmp_path
+):
     source, _, _ = origin
     ref, _ = toolchain
     layout = tmp_path / "in-image"
-    digest, _ = build(source, layout, "--version", "v1", "--upx", "off", "--sbom", "none", "--toolchain", ref,
-                      env=toolchain_cache_env, timeout=600)
+    digest, _ = build(
+        source,
+        layout,
+        "--version",
+        "v1",
+        "--upx",
+        "off",
+        "--sbom",
+        "none",
+        "--toolchain",
+        ref,
+        env=toolchain_cache_env,
+        timeout=600,
+    )
     without = run_cli("audit", f"oci:{layout}:v1", "--source", str(source), env=toolchain_cache_env)
     assert without.returncode == 4, without.stderr
     assert "toolchain image sha256:" in without.stderr and "--toolchain" in without.stderr
-    proc = run_cli("audit", f"oci:{layout}:v1", "--source", str(source), "--toolchain", ref, "--json",
-                   env=toolchain_cache_env, timeout=600)
+    proc = run_cli(
+        "audit",
+        f"oci:{layout}:v1",
+        "--source",
+        str(source),
+        "--toolchain",
+        ref,
+        "--json",
+        env=toolchain_cache_env,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["rebuilt"] == digest

@@ -68,8 +68,10 @@ def test_a_source_date_epoch_mismatch_blames_the_build_date_not_a_source_file(or
     def edit(config):
         record = record_of(config)
         record["source_date_epoch"] += 3600
-        config["config"]["Labels"]["dev.ocibake.build-record"] = json.dumps(record, sort_keys=True,
-                                                                            separators=(",", ":"))
+        config["config"]["Labels"]["dev.ocibake.build-record"] = json.dumps(
+            record, sort_keys=True, separators=(",", ":")
+        )
+
     rewrite_image(copy, "v1", config_edit=edit)
     proc = run_cli("audit", f"oci:{copy}:v1", "--source", str(source), "--json", env={"SOURCE_DATE_EPOCH": "12345"})
     assert proc.returncode == 6, proc.stderr

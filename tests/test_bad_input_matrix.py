@@ -111,98 +111,315 @@ def list_annotations(e):
 # (id, setup(w, ctx) -> argv, exit code, phrase in the error line); ctx: built, registry host
 ROWS = [
     # --- build: flags and ocibake.toml
-    ("build-abbreviated-flag", lambda w, c: ["build", str(HELLO), "--out", str(w / "o")], 2, "unrecognized arguments: --out"),
-    ("build-abbreviated-force", lambda w, c: ["build", str(HELLO), "--force-tag", "--output", str(w / "o")], 2,
-     "unrecognized arguments: --force-tag"),
-    ("build-docker-archive-no-file", lambda w, c: ["build", str(HELLO), "--output", "docker-archive:"], 4,
-     "--output 'docker-archive:' names no file"),
+    (
+        "build-abbreviated-flag",
+        lambda w, c: ["build", str(HELLO), "--out", str(w / "o")],
+        2,
+        "unrecognized arguments: --out",
+    ),
+    (
+        "build-abbreviated-force",
+        lambda w, c: ["build", str(HELLO), "--force-tag", "--output", str(w / "o")],
+        2,
+        "unrecognized arguments: --force-tag",
+    ),
+    (
+        "build-docker-archive-no-file",
+        lambda w, c: ["build", str(HELLO), "--output", "docker-archive:"],
+        4,
+        "--output 'docker-archive:' names no file",
+    ),
     ("build-unknown-scheme", lambda w, c: ["build", str(HELLO), "--output", "foo:bar"], 4, "unknown output kind 'foo'"),
-    ("build-toml-output-scheme", lambda w, c: ["build", str(service(w, 'output = "zip:x.zip"'))], 4,
-     "ocibake.toml: output zip:x.zip"),
-    ("build-toml-empty-tags", lambda w, c: ["build", str(service(w, "tags = []")), "--output", str(w / "o")], 4,
-     "tags = [] names no tag"),
-    ("build-toml-empty-version", lambda w, c: ["build", str(service(w, 'version = ""')), "--output", str(w / "o")], 4,
-     "svc/ocibake.toml: version ''"),
-    ("build-toml-bad-version-with-tags", lambda w, c: ["build", str(service(w, 'version = "a b"\ntags = ["x"]')),
-                                                       "--output", str(w / "o")], 4, "svc/ocibake.toml: version 'a b'"),
-    ("build-toml-bad-tag", lambda w, c: ["build", str(service(w, 'tags = ["no good"]')), "--output", str(w / "o")], 4,
-     "svc/ocibake.toml: tag 'no good'"),
-    ("build-toml-force-tags-type", lambda w, c: ["build", str(service(w, 'force-tags = "yes"')), "--output",
-                                                 str(w / "o")], 4, "force_tags must be true or false"),
-    ("build-empty-version-flag", lambda w, c: ["build", str(HELLO), "--version", "", "--output", str(w / "o")], 4,
-     "version ''"),
+    (
+        "build-toml-output-scheme",
+        lambda w, c: ["build", str(service(w, 'output = "zip:x.zip"'))],
+        4,
+        "ocibake.toml: output zip:x.zip",
+    ),
+    (
+        "build-toml-empty-tags",
+        lambda w, c: ["build", str(service(w, "tags = []")), "--output", str(w / "o")],
+        4,
+        "tags = [] names no tag",
+    ),
+    (
+        "build-toml-empty-version",
+        lambda w, c: ["build", str(service(w, 'version = ""')), "--output", str(w / "o")],
+        4,
+        "svc/ocibake.toml: version ''",
+    ),
+    (
+        "build-toml-bad-version-with-tags",
+        lambda w, c: ["build", str(service(w, 'version = "a b"\ntags = ["x"]')), "--output", str(w / "o")],
+        4,
+        "svc/ocibake.toml: version 'a b'",
+    ),
+    (
+        "build-toml-bad-tag",
+        lambda w, c: ["build", str(service(w, 'tags = ["no good"]')), "--output", str(w / "o")],
+        4,
+        "svc/ocibake.toml: tag 'no good'",
+    ),
+    (
+        "build-toml-force-tags-type",
+        lambda w, c: ["build", str(service(w, 'force-tags = "yes"')), "--output", str(w / "o")],
+        4,
+        "force_tags must be true or false",
+    ),
+    (
+        "build-empty-version-flag",
+        lambda w, c: ["build", str(HELLO), "--version", "", "--output", str(w / "o")],
+        4,
+        "version ''",
+    ),
     ("build-bad-platform", lambda w, c: ["build", str(HELLO), "--platform", "linux", "--output", str(w / "o")], 4, ""),
     ("build-missing-service", lambda w, c: ["build", str(w / "nope")], 4, "service directory not found"),
     # --- build: the output
-    ("build-output-is-file", lambda w, c: (w / "f").write_text("x") and ["build", str(HELLO), "--output", str(w / "f")],
-     4, "exists and is not a directory"),
-    ("build-output-foreign-dir", lambda w, c: (w / "d").mkdir() or (w / "d" / "x").write_text("x") and
-     ["build", str(HELLO), "--output", str(w / "d")], 4, "not an OCI layout"),
-    ("build-index-garbage", lambda w, c: (copy_built(w, c["built"]) / "index.json").write_text("{oops") and
-     ["build", str(HELLO), "--output", str(w / "L")], 4, "index.json is not valid JSON"),
-    ("build-index-not-index", lambda w, c: edit_index(copy_built(w, c["built"]), lambda i: i.update(manifests={})) and
-     ["build", str(HELLO), "--output", str(w / "L")], 4, "is not an OCI image index"),
-    ("build-entry-no-digest", lambda w, c: edit_index(copy_built(w, c["built"]), first_entry(no_digest)) and
-     ["build", str(HELLO), "--output", str(w / "L")], 4, "entry 0 has no digest"),
-    ("build-entry-string-size", lambda w, c: edit_index(copy_built(w, c["built"]), first_entry(string_size)) and
-     ["build", str(HELLO), "--output", str(w / "L")], 4, "entry 0 has a size that is not a number"),
-    ("build-entry-list-annotations", lambda w, c: edit_index(copy_built(w, c["built"]), first_entry(list_annotations))
-     and ["build", str(HELLO), "--output", str(w / "L")], 4, "entry 0 has annotations that are not an object"),
-    ("build-blobs-dir-symlink", lambda w, c: (shutil.move(str(copy_built(w, c["built"]) / "blobs"), str(w / "elsewhere"))
-                                              and (w / "L" / "blobs").symlink_to(w / "elsewhere")) or
-     ["build", str(HELLO), "--output", str(w / "L")], 4, "blobs is a symlink"),
+    (
+        "build-output-is-file",
+        lambda w, c: (w / "f").write_text("x") and ["build", str(HELLO), "--output", str(w / "f")],
+        4,
+        "exists and is not a directory",
+    ),
+    (
+        "build-output-foreign-dir",
+        lambda w, c: (
+            (w / "d").mkdir() or (w / "d" / "x").write_text("x") and ["build", str(HELLO), "--output", str(w / "d")]
+        ),
+        4,
+        "not an OCI layout",
+    ),
+    (
+        "build-index-garbage",
+        lambda w, c: (
+            (copy_built(w, c["built"]) / "index.json").write_text("{oops")
+            and ["build", str(HELLO), "--output", str(w / "L")]
+        ),
+        4,
+        "index.json is not valid JSON",
+    ),
+    (
+        "build-index-not-index",
+        lambda w, c: (
+            edit_index(copy_built(w, c["built"]), lambda i: i.update(manifests={}))
+            and ["build", str(HELLO), "--output", str(w / "L")]
+        ),
+        4,
+        "is not an OCI image index",
+    ),
+    (
+        "build-entry-no-digest",
+        lambda w, c: (
+            edit_index(copy_built(w, c["built"]), first_entry(no_digest))
+            and ["build", str(HELLO), "--output", str(w / "L")]
+        ),
+        4,
+        "entry 0 has no digest",
+    ),
+    (
+        "build-entry-string-size",
+        lambda w, c: (
+            edit_index(copy_built(w, c["built"]), first_entry(string_size))
+            and ["build", str(HELLO), "--output", str(w / "L")]
+        ),
+        4,
+        "entry 0 has a size that is not a number",
+    ),
+    (
+        "build-entry-list-annotations",
+        lambda w, c: (
+            edit_index(copy_built(w, c["built"]), first_entry(list_annotations))
+            and ["build", str(HELLO), "--output", str(w / "L")]
+        ),
+        4,
+        "entry 0 has annotations that are not an object",
+    ),
+    (
+        "build-blobs-dir-symlink",
+        lambda w, c: (
+            (
+                shutil.move(str(copy_built(w, c["built"]) / "blobs"), str(w / "elsewhere"))
+                and (w / "L" / "blobs").symlink_to(w / "elsewhere")
+            )
+            or ["build", str(HELLO), "--output", str(w / "L")]
+        ),
+        4,
+        "blobs is a symlink",
+    ),
     # --- build: tags that would move
-    ("build-tag-to-other-name", lambda w, c: copy_built(w, c["built"]) and
-     ["build", str(FIXTURES / "cmd-main"), "--version", "v1", "--output", str(w / "L"), "--upx", "off"], 4,
-     "another image name (cmd-main, was hello-root)"),
-    ("build-tag-to-other-version", lambda w, c: copy_built(w, c["built"]) and
-     ["build", str(HELLO), "--version", "v2", "--tag", "v1", "--output", str(w / "L"), "--upx", "off"], 4,
-     "the tag names version v1"),
-    ("build-toml-tags-to-other-version", lambda w, c: copy_built(w, c["built"]) and
-     ["build", str(service(w, 'name = "hello-root"\ntags = ["v1", "stable"]')), "--version", "v1.0.1", "--output",
-      str(w / "L"), "--upx", "off"], 4, "would move from hello-root v1"),
-    ("build-index-symlink", lambda w, c: _symlink_index(copy_built(w, c["built"])) and
-     ["build", str(HELLO), "--output", str(w / "L")], 4, "index.json is a symlink"),
+    (
+        "build-tag-to-other-name",
+        lambda w, c: (
+            copy_built(w, c["built"])
+            and ["build", str(FIXTURES / "cmd-main"), "--version", "v1", "--output", str(w / "L"), "--upx", "off"]
+        ),
+        4,
+        "another image name (cmd-main, was hello-root)",
+    ),
+    (
+        "build-tag-to-other-version",
+        lambda w, c: (
+            copy_built(w, c["built"])
+            and ["build", str(HELLO), "--version", "v2", "--tag", "v1", "--output", str(w / "L"), "--upx", "off"]
+        ),
+        4,
+        "the tag names version v1",
+    ),
+    (
+        "build-toml-tags-to-other-version",
+        lambda w, c: (
+            copy_built(w, c["built"])
+            and [
+                "build",
+                str(service(w, 'name = "hello-root"\ntags = ["v1", "stable"]')),
+                "--version",
+                "v1.0.1",
+                "--output",
+                str(w / "L"),
+                "--upx",
+                "off",
+            ]
+        ),
+        4,
+        "would move from hello-root v1",
+    ),
+    (
+        "build-index-symlink",
+        lambda w, c: _symlink_index(copy_built(w, c["built"])) and ["build", str(HELLO), "--output", str(w / "L")],
+        4,
+        "index.json is a symlink",
+    ),
     # --- push
-    ("push-index-symlink", lambda w, c: _symlink_index(rand_layout(w)) and
-     ["push", str(w / "L"), f"{c['host']}/matrix/idxlink"], 4, "index.json is a symlink"),
-    ("push-symlinked-blob", lambda w, c: symlinked_blob(w) and ["push", str(w / "L"), f"{c['host']}/matrix/leak"], 4,
-     "is a symlink"),
-    ("push-missing-blob", lambda w, c: (rand_layout(w) / "blobs" / "sha256").joinpath(
-        json.loads((w / "L" / "index.json").read_text())["manifests"][0]["digest"][7:]).unlink() or
-     ["push", str(w / "L"), f"{c['host']}/matrix/missing"], 4, "is missing from"),
-    ("push-index-garbage", lambda w, c: (rand_layout(w) / "index.json").write_text("[") and
-     ["push", str(w / "L"), f"{c['host']}/matrix/garbage"], 4, "is not valid JSON"),
-    ("push-entry-no-digest", lambda w, c: edit_index(rand_layout(w), first_entry(no_digest)) and
-     ["push", str(w / "L"), f"{c['host']}/matrix/nodigest"], 4, "entry 0 has no digest"),
-    ("push-entry-string-size", lambda w, c: edit_index(rand_layout(w), first_entry(string_size)) and
-     ["push", str(w / "L"), f"{c['host']}/matrix/strsize"], 4, "size that is not a number"),
-    ("push-entry-list-annotations", lambda w, c: edit_index(rand_layout(w), first_entry(list_annotations)) and
-     ["push", str(w / "L"), f"{c['host']}/matrix/annlist"], 4, "annotations that are not an object"),
+    (
+        "push-index-symlink",
+        lambda w, c: _symlink_index(rand_layout(w)) and ["push", str(w / "L"), f"{c['host']}/matrix/idxlink"],
+        4,
+        "index.json is a symlink",
+    ),
+    (
+        "push-symlinked-blob",
+        lambda w, c: symlinked_blob(w) and ["push", str(w / "L"), f"{c['host']}/matrix/leak"],
+        4,
+        "is a symlink",
+    ),
+    (
+        "push-missing-blob",
+        lambda w, c: (
+            (rand_layout(w) / "blobs" / "sha256")
+            .joinpath(json.loads((w / "L" / "index.json").read_text())["manifests"][0]["digest"][7:])
+            .unlink()
+            or ["push", str(w / "L"), f"{c['host']}/matrix/missing"]
+        ),
+        4,
+        "is missing from",
+    ),
+    (
+        "push-index-garbage",
+        lambda w, c: (
+            (rand_layout(w) / "index.json").write_text("[") and ["push", str(w / "L"), f"{c['host']}/matrix/garbage"]
+        ),
+        4,
+        "is not valid JSON",
+    ),
+    (
+        "push-entry-no-digest",
+        lambda w, c: (
+            edit_index(rand_layout(w), first_entry(no_digest))
+            and ["push", str(w / "L"), f"{c['host']}/matrix/nodigest"]
+        ),
+        4,
+        "entry 0 has no digest",
+    ),
+    (
+        "push-entry-string-size",
+        lambda w, c: (
+            edit_index(rand_layout(w), first_entry(string_size))
+            and ["push", str(w / "L"), f"{c['host']}/matrix/strsize"]
+        ),
+        4,
+        "size that is not a number",
+    ),
+    (
+        "push-entry-list-annotations",
+        lambda w, c: (
+            edit_index(rand_layout(w), first_entry(list_annotations))
+            and ["push", str(w / "L"), f"{c['host']}/matrix/annlist"]
+        ),
+        4,
+        "annotations that are not an object",
+    ),
     ("push-not-a-layout", lambda w, c: ["push", str(w / "nope"), f"{c['host']}/matrix/nope"], 4, "is not a directory"),
-    ("push-abbreviated-flag", lambda w, c: rand_layout(w) and ["push", str(w / "L"), f"{c['host']}/matrix/x", "--ta",
-                                                               "v1"], 2, "unrecognized arguments: --ta"),
-    ("push-manifest-not-json", lambda w, c: rand_layout(w) and _replace_manifest(w / "L", b"not json") and
-     ["push", str(w / "L"), f"{c['host']}/matrix/notjson"], 4, "does not match its digest"),
+    (
+        "push-abbreviated-flag",
+        lambda w, c: rand_layout(w) and ["push", str(w / "L"), f"{c['host']}/matrix/x", "--ta", "v1"],
+        2,
+        "unrecognized arguments: --ta",
+    ),
+    (
+        "push-manifest-not-json",
+        lambda w, c: (
+            rand_layout(w)
+            and _replace_manifest(w / "L", b"not json")
+            and ["push", str(w / "L"), f"{c['host']}/matrix/notjson"]
+        ),
+        4,
+        "does not match its digest",
+    ),
     # --- pull
-    ("pull-into-file", lambda w, c: (w / "f").write_text("x") and ["pull", f"{c['host']}/matrix/src:v1", str(w / "f")], 4,
-     "exists and is not a directory"),
-    ("pull-into-garbage-index", lambda w, c: (rand_layout(w) / "index.json").write_text("{") and
-     ["pull", f"{c['host']}/matrix/src:v1", str(w / "L")], 4, "is not valid JSON"),
-    ("pull-into-entry-no-digest", lambda w, c: edit_index(rand_layout(w), first_entry(no_digest)) and
-     ["pull", f"{c['host']}/matrix/src:v1", str(w / "L")], 4, "entry 0 has no digest"),
-    ("pull-over-symlinked-blob", lambda w, c: _symlink_pulled_blob(w, c) and
-     ["pull", f"{c['host']}/matrix/src:v1", str(w / "L")], 4, "is a symlink"),
-    ("pull-unknown-scheme", lambda w, c: ["pull", f"{c['host']}/matrix/src:v1", f"docker-archive:{w}/x.tar"], 4,
-     "this command cannot write 'docker-archive'"),
-    ("pull-abbreviated-flag", lambda w, c: ["pull", f"{c['host']}/matrix/src:v1", str(w / "o"), "--plat", "linux/amd64"],
-     2, "unrecognized arguments: --plat"),
+    (
+        "pull-into-file",
+        lambda w, c: (w / "f").write_text("x") and ["pull", f"{c['host']}/matrix/src:v1", str(w / "f")],
+        4,
+        "exists and is not a directory",
+    ),
+    (
+        "pull-into-garbage-index",
+        lambda w, c: (
+            (rand_layout(w) / "index.json").write_text("{") and ["pull", f"{c['host']}/matrix/src:v1", str(w / "L")]
+        ),
+        4,
+        "is not valid JSON",
+    ),
+    (
+        "pull-into-entry-no-digest",
+        lambda w, c: (
+            edit_index(rand_layout(w), first_entry(no_digest)) and ["pull", f"{c['host']}/matrix/src:v1", str(w / "L")]
+        ),
+        4,
+        "entry 0 has no digest",
+    ),
+    (
+        "pull-over-symlinked-blob",
+        lambda w, c: _symlink_pulled_blob(w, c) and ["pull", f"{c['host']}/matrix/src:v1", str(w / "L")],
+        4,
+        "is a symlink",
+    ),
+    (
+        "pull-unknown-scheme",
+        lambda w, c: ["pull", f"{c['host']}/matrix/src:v1", f"docker-archive:{w}/x.tar"],
+        4,
+        "this command cannot write 'docker-archive'",
+    ),
+    (
+        "pull-abbreviated-flag",
+        lambda w, c: ["pull", f"{c['host']}/matrix/src:v1", str(w / "o"), "--plat", "linux/amd64"],
+        2,
+        "unrecognized arguments: --plat",
+    ),
     # --- layout
     ("layout-check-not-a-layout", lambda w, c: ["layout", "check", str(w)], 4, "is not an OCI image layout"),
-    ("layout-check-damaged", lambda w, c: edit_index(rand_layout(w), first_entry(string_size)) and
-     ["layout", "check", str(w / "L")], 4, "1 of 1 index entries cannot be read"),
-    ("layout-check-symlinked-blob", lambda w, c: symlinked_blob(w) and ["layout", "check", str(w / "L")], 4,
-     "cannot be read"),
+    (
+        "layout-check-damaged",
+        lambda w, c: edit_index(rand_layout(w), first_entry(string_size)) and ["layout", "check", str(w / "L")],
+        4,
+        "1 of 1 index entries cannot be read",
+    ),
+    (
+        "layout-check-symlinked-blob",
+        lambda w, c: symlinked_blob(w) and ["layout", "check", str(w / "L")],
+        4,
+        "cannot be read",
+    ),
     ("layout-repair-missing", lambda w, c: ["layout", "repair", str(w / "nope")], 4, "is not an OCI image layout"),
     ("layout-unknown-command", lambda w, c: ["layout", "chek", str(w)], 2, "no such command"),
     # --- login, cache
@@ -247,8 +464,15 @@ def test_bad_input(row, built, pulled_image, plain_registry, tmp_path):
     argv = setup(w, ctx)
     before = snapshot(w)
     env = {**base_env(tmp_path / "home"), "OCIBAKE_REGISTRY_RETRIES": "0"}
-    proc = subprocess.run([sys.executable, "-m", "ocibake", *argv], cwd=w, env=env, stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "ocibake", *argv],
+        cwd=w,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=120,
+    )
     lines = [l for l in proc.stderr.splitlines() if l.strip()]
     errors = [l for l in lines if l.startswith("ocibake: error:")]
     assert proc.returncode == code, proc.stderr
@@ -259,4 +483,3 @@ def test_bad_input(row, built, pulled_image, plain_registry, tmp_path):
     if argv[0] == "push":
         repo = argv[2].split("/", 1)[1]
         assert not tag_exists(plain_registry, f"{repo}:v1"), "something reached the registry"
-

@@ -12,14 +12,26 @@ import tarfile
 import pytest
 import zstandard
 
-from conftest import (FIXTURES, SAMPLE, blob, build, health_check, layout_index, manifest_and_config, require,
-                      run_cli, run_in_rootfs, unpack)
+from conftest import (
+    FIXTURES,
+    SAMPLE,
+    blob,
+    build,
+    health_check,
+    layout_index,
+    manifest_and_config,
+    require,
+    run_cli,
+    run_in_rootfs,
+    unpack,
+)
 
 
 def skopeo_inspect(layout, tag, *extra):
     require("skopeo")
-    proc = subprocess.run(["skopeo", "inspect", *extra, f"oci:{layout}:{tag}"], stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, text=True)
+    proc = subprocess.run(
+        ["skopeo", "inspect", *extra, f"oci:{layout}:{tag}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)
 
@@ -28,7 +40,11 @@ def test_skopeo_reads_every_tag_with_the_same_digest(sample_image):
     layout, digest = sample_image
     for tag in ("v1.0.0", "latest"):
         assert skopeo_inspect(layout, tag)["Digest"] == digest
-    refs = {m["annotations"]["org.opencontainers.image.ref.name"]: m["digest"] for m in layout_index(layout)["manifests"] if "annotations" in m}
+    refs = {
+        m["annotations"]["org.opencontainers.image.ref.name"]: m["digest"]
+        for m in layout_index(layout)["manifests"]
+        if "annotations" in m
+    }
     assert refs == {"v1.0.0": digest, "latest": digest}
     assert json.loads((layout / "oci-layout").read_text()) == {"imageLayoutVersion": "1.0.0"}
 
@@ -71,7 +87,9 @@ def test_layers_are_ordered_and_owned_as_documented(sample_image):
     passwd, zoneinfo, ca, binary = listings
     assert passwd["home/goapp"].uid == 1001 and passwd["etc/passwd"].uid == 0
     assert passwd["tmp"].mode == 0o1777
-    assert "usr/share/zoneinfo/America/New_York" in zoneinfo and not any(n.startswith("usr/share/zoneinfo/right") for n in zoneinfo)
+    assert "usr/share/zoneinfo/America/New_York" in zoneinfo and not any(
+        n.startswith("usr/share/zoneinfo/right") for n in zoneinfo
+    )
     assert ca["etc/ssl/certs/ca-certificates.crt"].mode == 0o644
     assert binary["app"].mode == 0o555 and binary["app"].uid == 0
     assert "etc" in ca and "etc/ssl" in ca, "parent directories are listed"
@@ -83,8 +101,9 @@ def test_unpacked_image_runs_as_1001_with_zoneinfo_and_certificates(sample_image
     version = run_in_rootfs(rootfs, "--version")
     assert version.returncode == 0, version.stderr
     commit = subprocess.run(["git", "-C", str(SAMPLE), "rev-parse", "HEAD"], stdout=subprocess.PIPE, text=True).stdout
-    assert re.fullmatch(r"emergency-service v1\.0\.0 \(built \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ, commit (\w+)\)\n",
-                        version.stdout), version.stdout
+    assert re.fullmatch(
+        r"emergency-service v1\.0\.0 \(built \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ, commit (\w+)\)\n", version.stdout
+    ), version.stdout
     assert version.stdout.split("commit ")[1][:7] == (commit[:7] if commit else "unknow")
     check = run_in_rootfs(rootfs, "--selfcheck")
     assert check.returncode == 0, check.stdout + check.stderr
@@ -105,12 +124,15 @@ def test_without_the_zoneinfo_layer_the_binary_cannot_load_zones(sample_image, t
     assert report["status"] == "degraded" and "America/New_York" in report["error"]
 
 
-@pytest.mark.parametrize("fixture,greeting,extra_env", [
-    ("hello-root", "hello from the root", {}),
-    ("cmd-main", "hello from cmd", {}),
-    ("replace-sibling/service", "hello from a replaced sibling", {}),
-    ("vendored-service", "hello from vendor", {"GOFLAGS": "-mod=vendor", "GOPROXY": "off"}),
-])
+@pytest.mark.parametrize(
+    "fixture,greeting,extra_env",
+    [
+        ("hello-root", "hello from the root", {}),
+        ("cmd-main", "hello from cmd", {}),
+        ("replace-sibling/service", "hello from a replaced sibling", {}),
+        ("vendored-service", "hello from vendor", {"GOFLAGS": "-mod=vendor", "GOPROXY": "off"}),
+    ],
+)
 def test_fixture_services_build_and_run(fixture, greeting, extra_env, tmp_path):
     layout = tmp_path / "layout"
     digest, proc = build(FIXTURES / fixture, layout, "--version", "v2.3.4", env=extra_env)
@@ -129,7 +151,11 @@ def test_report_on_stderr_and_only_the_reference_on_stdout(tmp_path):
     assert "module example.com/fixtures/hello-root" in err and "main package ." in err
     for word in ("CA bundle", "zoneinfo", "binary /app", "passwd", digest, "compressed", "skopeo inspect"):
         assert word in err
-    assert set(r["annotations"]["org.opencontainers.image.ref.name"] for r in layout_index(layout)["manifests"] if "annotations" in r) == {"stable"}
+    assert set(
+        r["annotations"]["org.opencontainers.image.ref.name"]
+        for r in layout_index(layout)["manifests"]
+        if "annotations" in r
+    ) == {"stable"}
 
 
 def test_json_report(tmp_path):
@@ -139,7 +165,8 @@ def test_json_report(tmp_path):
     assert report["digest"].startswith("sha256:") and report["tags"] == ["dev", "latest"]
     assert [l["kind"] for l in report["layers"]] == ["passwd", "zoneinfo", "ca-certificates", "binary"]
     assert report["size"] == sum(l["size"] for l in report["layers"]) + report["config"]["size"] + len(
-        blob(tmp_path / "l", report["digest"]))
+        blob(tmp_path / "l", report["digest"])
+    )
     assert report["module"]["direct_dependencies"] == 0
 
 
@@ -149,13 +176,18 @@ def test_zstd_layers_are_read_by_skopeo_and_run(tmp_path):
     manifest, config = manifest_and_config(layout, digest)
     assert {l["mediaType"] for l in manifest["layers"]} == {"application/vnd.oci.image.layer.v1.tar+zstd"}
     import hashlib
+
     for layer, diff_id in zip(manifest["layers"], config["rootfs"]["diff_ids"]):
         raw = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(blob(layout, layer["digest"]))).read()
         assert "sha256:" + hashlib.sha256(raw).hexdigest() == diff_id
     # umoci 0.4 cannot read zstd; skopeo (independent) recompresses it, and the copy runs.
     converted = tmp_path / "gz"
-    proc = subprocess.run(["skopeo", "copy", "--dest-compress-format", "gzip", f"oci:{layout}:v1", f"oci:{converted}:v1"],
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.run(
+        ["skopeo", "copy", "--dest-compress-format", "gzip", f"oci:{layout}:v1", f"oci:{converted}:v1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stdout
     rootfs = unpack(converted, "v1", tmp_path / "bundle")
     assert json.loads(run_in_rootfs(rootfs, "--selfcheck").stdout)["status"] == "ok"
@@ -178,8 +210,17 @@ def test_version_commands():
 
 def test_cross_compiled_image_says_its_binary_was_not_run(tmp_path):
     layout = tmp_path / "arm"
-    proc = run_cli("build", str(FIXTURES / "hello-root"), "--output", str(layout), "--platform", "linux/arm64",
-                   "--version", "v1", "--json")
+    proc = run_cli(
+        "build",
+        str(FIXTURES / "hello-root"),
+        "--output",
+        str(layout),
+        "--platform",
+        "linux/arm64",
+        "--version",
+        "v1",
+        "--json",
+    )
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     # the production default packs the arm64 binary too; without qemu-aarch64-static it says that the packed binary
@@ -188,8 +229,10 @@ def test_cross_compiled_image_says_its_binary_was_not_run(tmp_path):
         assert report["binary"]["check"].endswith("(verified under qemu-aarch64-static)")
         assert "v1" in report["binary"]["check"]
     else:
-        assert report["binary"]["check"] == ("not verified: linux/arm64 does not run on this host (no "
-                                             "qemu-user-static for it); the UPX-packed binary is not verified")
+        assert report["binary"]["check"] == (
+            "not verified: linux/arm64 does not run on this host (no "
+            "qemu-user-static for it); the UPX-packed binary is not verified"
+        )
     assert report["binary"]["upx"]["size_after"] < report["binary"]["upx"]["size_before"]
     assert report["binary"]["upx"]["startup_seconds"] is None
     _, config = manifest_and_config(layout, report["digest"])

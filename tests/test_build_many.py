@@ -22,26 +22,28 @@ OK_A, BAD, OK_B = FIXTURES / "hello-root", FIXTURES / "compile-error", FIXTURES 
 
 def test_one_failing_service_does_not_stop_the_others(tmp_path):
     require("go")
-    proc = run_cli("build", str(OK_A), str(BAD), str(OK_B), "--upx", "off", "--version", "v3.0.0", "-j", "2",
-                   cwd=tmp_path)
-    assert proc.returncode == 3, proc.stderr                   # the worst: go build failed
+    proc = run_cli(
+        "build", str(OK_A), str(BAD), str(OK_B), "--upx", "off", "--version", "v3.0.0", "-j", "2", cwd=tmp_path
+    )
+    assert proc.returncode == 3, proc.stderr  # the worst: go build failed
     lines = proc.stdout.splitlines()
-    assert [line.split("@")[0] for line in lines] == ["hello-root", "cmd-main"]     # the order given
+    assert [line.split("@")[0] for line in lines] == ["hello-root", "cmd-main"]  # the order given
     for line, name in zip(lines, ("hello-root", "cmd-main")):
         digest = line.split("@")[1]
         assert layout_index(tmp_path / "dist" / "oci" / name)["manifests"][0]["digest"] == digest
     assert not (tmp_path / "dist" / "oci" / "compile-error").exists()
-    table = proc.stderr[proc.stderr.index("service "):]
+    table = proc.stderr[proc.stderr.index("service ") :]
     assert "compile-error  exit 3" in table and "undefined: undefinedFunction" in table
     assert "2 built, 1 failed" in table and "Traceback" not in proc.stderr
 
     # --json: one list, in the order given, the failure with its exit code; a missing directory fails alone
-    proc = run_cli("build", str(OK_B), str(tmp_path / "missing"), "--upx", "off", "--version", "v3.0.0", "--json",
-                   cwd=tmp_path)
+    proc = run_cli(
+        "build", str(OK_B), str(tmp_path / "missing"), "--upx", "off", "--version", "v3.0.0", "--json", cwd=tmp_path
+    )
     assert proc.returncode == 4, proc.stderr
     docs = json.loads(proc.stdout)
     assert [d["service"] for d in docs] == [str(OK_B), str(tmp_path / "missing")]
-    assert docs[0]["reference"] == lines[1]                    # same inputs, same digest as in the parallel run
+    assert docs[0]["reference"] == lines[1]  # same inputs, same digest as in the parallel run
     assert docs[1]["error"]["exit_code"] == 4 and "not found" in docs[1]["error"]["message"]
 
 
@@ -73,8 +75,11 @@ def _processes_under(path: Path) -> list[str]:
 
 
 def _snapshot(layout: Path) -> tuple[bytes, list[str], list[str]]:
-    return ((layout / "index.json").read_bytes(), sorted(os.listdir(layout / "blobs" / "sha256")),
-            sorted(os.listdir(layout.parent)))
+    return (
+        (layout / "index.json").read_bytes(),
+        sorted(os.listdir(layout / "blobs" / "sha256")),
+        sorted(os.listdir(layout.parent)),
+    )
 
 
 def test_ctrl_c_stops_every_child_and_leaves_every_layout_as_it_was(tmp_path):
@@ -85,8 +90,15 @@ def test_ctrl_c_stops_every_child_and_leaves_every_layout_as_it_was(tmp_path):
         services.append(tmp_path / name)
     args = ["build", *map(str, services), "--upx", "off", "-j", "2"]
     env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "xdg")}
-    first = subprocess.run([sys.executable, "-m", "ocibake", *args], cwd=tmp_path, env=env, text=True,
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=600)
+    first = subprocess.run(
+        [sys.executable, "-m", "ocibake", *args],
+        cwd=tmp_path,
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        timeout=600,
+    )
     assert first.returncode == 0, first.stderr
     layouts = [tmp_path / "dist" / "oci" / name for name in ("alpha", "beta")]
     before = [_snapshot(layout) for layout in layouts]
@@ -96,11 +108,19 @@ def test_ctrl_c_stops_every_child_and_leaves_every_layout_as_it_was(tmp_path):
         main = service / "main.go"
         main.write_text(main.read_text().replace("hello from the root", "hello again"))
     env["GOCACHE"] = str(tmp_path / "cold-gocache")
-    proc = subprocess.Popen([sys.executable, "-m", "ocibake", *args], cwd=tmp_path, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ocibake", *args],
+        cwd=tmp_path,
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and len({c for c in _processes_under(tmp_path)
-                                              if "/compile" in c or "go build" in c}) < 2:
+    while (
+        time.monotonic() < deadline
+        and len({c for c in _processes_under(tmp_path) if "/compile" in c or "go build" in c}) < 2
+    ):
         time.sleep(0.05)
     assert _processes_under(tmp_path), "go never started"
     time.sleep(0.5)
@@ -111,16 +131,35 @@ def test_ctrl_c_stops_every_child_and_leaves_every_layout_as_it_was(tmp_path):
     assert out == ""
     time.sleep(0.2)
     assert _processes_under(tmp_path) == []
-    assert [_snapshot(layout) for layout in layouts] == before     # index, blobs, no staging directory left
+    assert [_snapshot(layout) for layout in layouts] == before  # index, blobs, no staging directory left
 
 
 def test_push_prefix_pushes_each_service_to_its_repository_and_mounts_shared_blobs(plain_registry, tmp_path):
     reg = plain_registry
     env = reg_env(reg, tmp_path / "home")
-    proc = subprocess.run([sys.executable, "-m", "ocibake", "build", str(OK_A), str(OK_B), "--upx", "off",
-                           "--version", "v1.0.0", "--push", f"{reg.host}/many/", "--json"],
-                          cwd=tmp_path, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          timeout=600)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ocibake",
+            "build",
+            str(OK_A),
+            str(OK_B),
+            "--upx",
+            "off",
+            "--version",
+            "v1.0.0",
+            "--push",
+            f"{reg.host}/many/",
+            "--json",
+        ],
+        cwd=tmp_path,
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr
     docs = json.loads(proc.stdout)
     for doc, name in zip(docs, ("hello-root", "cmd-main")):

@@ -67,9 +67,12 @@ def test_upx_off_leaves_the_binary_as_go_built_it(tmp_path):
     rec = record(tmp_path / "off", d_off)
     assert rec["upx"] == {"mode": "off"}
     by_hand = tmp_path / "by-hand"
-    subprocess.run(["go", "build", "-trimpath", "-buildvcs=false", "-ldflags", rec["go"]["ldflags"], "-o",
-                    str(by_hand), "."], cwd=FIXTURES / "hello-root", env={**os.environ, **rec["go"]["env"]},
-                   check=True)
+    subprocess.run(
+        ["go", "build", "-trimpath", "-buildvcs=false", "-ldflags", rec["go"]["ldflags"], "-o", str(by_hand), "."],
+        cwd=FIXTURES / "hello-root",
+        env={**os.environ, **rec["go"]["env"]},
+        check=True,
+    )
     assert by_hand.read_bytes() == binary
 
 
@@ -81,7 +84,7 @@ def test_settings_file_sets_upx_and_a_flag_wins(tmp_path):
     assert record(tmp_path / "a", d)["upx"] == {"mode": "off"}
     d, _ = build(service, tmp_path / "b", "--upx", "1")
     assert record(tmp_path / "b", d)["upx"]["mode"] == "1"
-    (service / "ocibake.toml").write_text('[build]\nupx = 9\n')
+    (service / "ocibake.toml").write_text("[build]\nupx = 9\n")
     d, _ = build(service, tmp_path / "c")
     assert record(tmp_path / "c", d)["upx"]["args"][-1] == "-9"
 
@@ -97,8 +100,9 @@ def _path_without_upx(tmp_path: Path) -> str:
 
 def test_missing_upx_is_exit_3_before_the_build_and_nothing_is_written(tmp_path):
     out = tmp_path / "layout"
-    proc = run_cli("build", str(FIXTURES / "hello-root"), "--output", str(out),
-                   env={"PATH": _path_without_upx(tmp_path)})
+    proc = run_cli(
+        "build", str(FIXTURES / "hello-root"), "--output", str(out), env={"PATH": _path_without_upx(tmp_path)}
+    )
     assert proc.returncode == 3, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert lines[0] == "ocibake: error: UPX compression was asked for but `upx` was not found"
@@ -108,8 +112,15 @@ def test_missing_upx_is_exit_3_before_the_build_and_nothing_is_written(tmp_path)
     proc = run_cli("build", str(FIXTURES / "hello-root"), "--output", str(out), "--upx-bin", "/nonexistent/upx")
     assert proc.returncode == 3 and "`/nonexistent/upx` was not found" in proc.stderr
     # --upx off needs no upx
-    proc = run_cli("build", str(FIXTURES / "hello-root"), "--output", str(out), "--upx", "off",
-                   env={"PATH": _path_without_upx(tmp_path / "again")})
+    proc = run_cli(
+        "build",
+        str(FIXTURES / "hello-root"),
+        "--output",
+        str(out),
+        "--upx",
+        "off",
+        env={"PATH": _path_without_upx(tmp_path / "again")},
+    )
     assert proc.returncode == 0, proc.stderr
 
 
@@ -126,8 +137,9 @@ def test_toolchain_image_from_the_command_line(toolchain, toolchain_cache_env, t
     ref, cache = toolchain
     env = toolchain_cache_env
     out = tmp_path / "layout"
-    digest, proc = build(FIXTURES / "hello-root", out, "--toolchain", ref, "--upx", "fast", "--version", "v5.0.0",
-                         env=env)
+    digest, proc = build(
+        FIXTURES / "hello-root", out, "--toolchain", ref, "--upx", "fast", "--version", "v5.0.0", env=env
+    )
     rec = record(out, digest)
     assert rec["toolchain"]["kind"] == "image" and rec["toolchain"]["digest"].startswith("sha256:")
     assert rec["toolchain"]["go_version"] == rec["go"]["version"] and rec["go"]["version"].startswith("go1.")
@@ -135,9 +147,18 @@ def test_toolchain_image_from_the_command_line(toolchain, toolchain_cache_env, t
     toolchain_line = next(line for line in proc.stderr.splitlines() if line.startswith("toolchain "))
     assert f"{ref} = {rec['toolchain']['digest']}" in toolchain_line and "sandbox, no network" in toolchain_line
     # the same toolchain named by its digest instead of its tag makes the very same image
-    layout_dir = ref[len("oci:"):].rsplit(":", 1)[0]
-    same, _ = build(FIXTURES / "hello-root", tmp_path / "by-digest", "--toolchain",
-                    f"oci:{layout_dir}@{rec['toolchain']['digest']}", "--upx", "fast", "--version", "v5.0.0", env=env)
+    layout_dir = ref[len("oci:") :].rsplit(":", 1)[0]
+    same, _ = build(
+        FIXTURES / "hello-root",
+        tmp_path / "by-digest",
+        "--toolchain",
+        f"oci:{layout_dir}@{rec['toolchain']['digest']}",
+        "--upx",
+        "fast",
+        "--version",
+        "v5.0.0",
+        env=env,
+    )
     assert same == digest
     assert str(tmp_path) not in json.dumps(rec)
     rootfs = unpack(out, "v5.0.0", tmp_path / "bundle")
@@ -150,12 +171,22 @@ def test_toolchain_image_without_go_or_upx_from_the_command_line(toolchain, tool
     ref, cache = toolchain
     env = toolchain_cache_env
     no_go = ref.rsplit(":", 1)[0] + ":no-go"
-    proc = run_cli("build", str(FIXTURES / "hello-root"), "--output", str(tmp_path / "o"), "--toolchain", no_go,
-                   env=env)
+    proc = run_cli(
+        "build", str(FIXTURES / "hello-root"), "--output", str(tmp_path / "o"), "--toolchain", no_go, env=env
+    )
     assert proc.returncode == 3 and "has no `go` on its PATH" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "o").exists()
-    proc = run_cli("build", str(FIXTURES / "hello-root"), "--output", str(tmp_path / "o"), "--toolchain", ref,
-                   "--go", "/usr/bin/go", env=env)
+    proc = run_cli(
+        "build",
+        str(FIXTURES / "hello-root"),
+        "--output",
+        str(tmp_path / "o"),
+        "--toolchain",
+        ref,
+        "--go",
+        "/usr/bin/go",
+        env=env,
+    )
     assert proc.returncode == 4 and "--go and --upx-bin" in proc.stderr
 
 
@@ -170,15 +201,25 @@ def test_unknown_toolchain_reference_is_bad_input(reference, tmp_path):
 def test_cpu_level_settings_of_every_architecture_come_from_the_platform(tmp_path):
     """GOARM64=v9.0 in the environment would build for newer CPUs than linux/arm64 says: refused; go is always given
     the platform's level, recorded in the image."""
-    proc = run_cli("build", str(FIXTURES / "hello-root"), "--output", str(tmp_path / "o"), "--platform", "linux/arm64",
-                   "--upx", "off", env={"GOARM64": "v9.0"})
+    proc = run_cli(
+        "build",
+        str(FIXTURES / "hello-root"),
+        "--output",
+        str(tmp_path / "o"),
+        "--platform",
+        "linux/arm64",
+        "--upx",
+        "off",
+        env={"GOARM64": "v9.0"},
+    )
     assert proc.returncode == 4 and "GOARM64=v9.0 in the environment does not match" in proc.stderr
     digest, _ = build(FIXTURES / "hello-root", tmp_path / "a", "--platform", "linux/arm64", "--upx", "off")
     assert record(tmp_path / "a", digest)["go"]["env"]["GOARM64"] == "v8.0"
 
 
 def test_upx_for_an_architecture_it_cannot_pack_is_refused_before_the_build(tmp_path):
-    proc = run_cli("build", str(FIXTURES / "hello-root"), "--output", str(tmp_path / "o"), "--platform",
-                   "linux/riscv64", "-q")
+    proc = run_cli(
+        "build", str(FIXTURES / "hello-root"), "--output", str(tmp_path / "o"), "--platform", "linux/riscv64", "-q"
+    )
     assert proc.returncode == 4 and "UPX cannot pack linux/riscv64 binaries" in proc.stderr
     assert "--upx off" in proc.stderr and not (tmp_path / "o").exists()

@@ -93,15 +93,17 @@ def test_completion_of_option_values_and_paths():
     assert "plain,zstd" in _complete("ocibake build x --compression z", 4)
     assert {"plain,best-lzma", "plain,best"} <= set(_complete("ocibake build x --upx be", 4))
     assert _complete("ocibake build x --ca-bundle c", 4) == ["plain,certifi"]
-    assert "dir,serv" in _complete("ocibake build serv", 2)                 # the shell completes the directory
+    assert "dir,serv" in _complete("ocibake build serv", 2)  # the shell completes the directory
     assert "plain,clean" in _complete("ocibake cache c", 2)
 
 
 def test_usage_error_hint_names_the_command_that_was_run():
     proc = run_cli("build", "x", "--port")
     assert proc.returncode == 2
-    assert proc.stderr.splitlines() == ["ocibake: error: option '--port' requires an argument",
-                                        "  hint: see `ocibake build --help`"]
+    assert proc.stderr.splitlines() == [
+        "ocibake: error: option '--port' requires an argument",
+        "  hint: see `ocibake build --help`",
+    ]
 
 
 def test_choice_errors_stay_one_line():
@@ -120,6 +122,7 @@ def test_json_without_a_command_is_a_json_error():
 
 def test_verbose_in_a_cluster_of_short_flags():
     from ocibake.cli import asks_verbose
+
     assert asks_verbose(["-qv", "build", "x"]) and asks_verbose(["build", "--verbose"])
     assert not asks_verbose(["build", "x", "--", "-v"]) and not asks_verbose(["build", "--version", "v1"])
 
@@ -155,6 +158,7 @@ def test_every_command_accepts_every_option_it_declares():
     import click
 
     from ocibake.cli.group import COMMANDS, cli
+
     ctx = click.Context(cli)
     for name in COMMANDS:
         command = cli.get_command(ctx, name)

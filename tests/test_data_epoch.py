@@ -59,8 +59,9 @@ def test_two_commits_share_every_layer_but_the_binary(tmp_path):
 def test_source_date_epoch_moves_only_the_binary_layer(tmp_path):
     """Outside git: two SOURCE_DATE_EPOCHs, and two services (another name and port) share the data layers."""
     a, _ = build(FIXTURES / "hello-root", tmp_path / "a", "--upx", "off", env={"SOURCE_DATE_EPOCH": "1600000000"})
-    b, _ = build(FIXTURES / "cmd-main", tmp_path / "b", "--upx", "off", "--port", "9090",
-                 env={"SOURCE_DATE_EPOCH": "1700000000"})
+    b, _ = build(
+        FIXTURES / "cmd-main", tmp_path / "b", "--upx", "off", "--port", "9090", env={"SOURCE_DATE_EPOCH": "1700000000"}
+    )
     layers_a, _ = layer_digests(tmp_path / "a", a)
     layers_b, _ = layer_digests(tmp_path / "b", b)
     assert layers_a[:3] == layers_b[:3] and layers_a[3] != layers_b[3]

@@ -15,8 +15,16 @@ import pytest
 
 from conftest import SAMPLE, build, free_port, manifest_and_config, run_cli, sandbox_argv, unpack
 
-ENTRYPOINT = ["/usr/local/bin/dlv", "exec", "/app", "--headless", "--listen=:2345", "--api-version=2",
-              "--accept-multiclient", "--continue"]
+ENTRYPOINT = [
+    "/usr/local/bin/dlv",
+    "exec",
+    "/app",
+    "--headless",
+    "--listen=:2345",
+    "--api-version=2",
+    "--accept-multiclient",
+    "--continue",
+]
 
 
 @pytest.fixture(scope="module")
@@ -68,18 +76,22 @@ def test_development_image_runs_under_delve_which_answers_json_rpc(dev_image, tm
     layout, _ = dev_image
     rootfs = unpack(layout, "v1", tmp_path / "u")
     app = (rootfs / "app").read_bytes()
-    assert b".debug_info" in app and b".debug_line" in app          # DWARF kept for the debugger
+    assert b".debug_info" in app and b".debug_line" in app  # DWARF kept for the debugger
     # the image's own entrypoint; only the listen address is moved off 2345 (a shared machine may have it taken)
     dlv_port, app_port = free_port(), free_port()
     argv = [a if a != "--listen=:2345" else f"--listen=127.0.0.1:{dlv_port}" for a in ENTRYPOINT]
-    proc = subprocess.Popen([*sandbox_argv(rootfs, {"PORT": str(app_port)}), *argv], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [*sandbox_argv(rootfs, {"PORT": str(app_port)}), *argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         answer = json_rpc(dlv_port, "RPCServer.GetVersion")
         assert answer["error"] is None and answer["result"]["APIVersion"] == 2
         assert "1.27.2" in answer["result"]["DelveVersion"]
         deadline = time.monotonic() + 20
-        while True:          # --continue: the app runs without a debugger attached
+        while True:  # --continue: the app runs without a debugger attached
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{app_port}/health", timeout=2) as resp:
                     health = json.loads(resp.read())
@@ -95,31 +107,57 @@ def test_development_image_runs_under_delve_which_answers_json_rpc(dev_image, tm
 
 def test_delve_from_a_given_path_and_bad_development_settings(dev_image, dev_env, tmp_path):
     dlv = next(Path(dev_env["XDG_CACHE_HOME"]).glob("ocibake/delve/*/amd64/dlv"))
-    digest, _ = build(SAMPLE, tmp_path / "given", "--target", "development", "--version", "v1", "--delve", str(dlv),
-                      env=dev_env, timeout=600)
+    digest, _ = build(
+        SAMPLE,
+        tmp_path / "given",
+        "--target",
+        "development",
+        "--version",
+        "v1",
+        "--delve",
+        str(dlv),
+        env=dev_env,
+        timeout=600,
+    )
     _, config = manifest_and_config(tmp_path / "given", digest)
     record = json.loads(config["config"]["Labels"]["dev.ocibake.build-record"])
     assert record["layers"]["delve"]["source"] == "--delve"
     not_elf = tmp_path / "dlv.sh"
     not_elf.write_text("#!/bin/sh\n")
-    for args, message in ((["--delve", str(not_elf)], "is not an ELF executable"),
-                          (["--delve", str(tmp_path / "none")], "no such file"),
-                          (["--upx", "best"], "the development target is never packed"),
-                          (["--port", "2345"], "is Delve's port")):
-        proc = run_cli("build", str(SAMPLE), "--output", str(tmp_path / "o"), "--target", "development", *args,
-                       env=dev_env)
+    for args, message in (
+        (["--delve", str(not_elf)], "is not an ELF executable"),
+        (["--delve", str(tmp_path / "none")], "no such file"),
+        (["--upx", "best"], "the development target is never packed"),
+        (["--port", "2345"], "is Delve's port"),
+    ):
+        proc = run_cli(
+            "build", str(SAMPLE), "--output", str(tmp_path / "o"), "--target", "development", *args, env=dev_env
+        )
         assert proc.returncode == 4 and message in proc.stderr, proc.stderr
         assert not (tmp_path / "o").exists()
 
 
-def test_development_on_the_toolchain_image_has_the_go_toolchain_in_the_image(dev_image, dev_env, toolchain,
-                                                                              toolchain_cache_env, tmp_path):
+def test_development_on_the_toolchain_image_has_the_go_toolchain_in_the_image(
+    dev_image, dev_env, toolchain, toolchain_cache_env, tmp_path
+):
     """No --base: the development image sits on the toolchain image (as the original Dockerfile's development stage
     sat on golang), its PATH kept; the sandboxed toolchain has no network, so Delve comes from --delve."""
     ref, _ = toolchain
     dlv = next(Path(dev_env["XDG_CACHE_HOME"]).glob("ocibake/delve/*/amd64/dlv"))
-    digest, _ = build(SAMPLE, tmp_path / "o", "--target", "development", "--version", "v1", "--toolchain", ref,
-                      "--delve", str(dlv), env=toolchain_cache_env, timeout=900)
+    digest, _ = build(
+        SAMPLE,
+        tmp_path / "o",
+        "--target",
+        "development",
+        "--version",
+        "v1",
+        "--toolchain",
+        ref,
+        "--delve",
+        str(dlv),
+        env=toolchain_cache_env,
+        timeout=900,
+    )
     manifest, config = manifest_and_config(tmp_path / "o", digest)
     record = json.loads(config["config"]["Labels"]["dev.ocibake.build-record"])
     assert record["base"]["name"] == "oci:layout:go"
@@ -127,8 +165,14 @@ def test_development_on_the_toolchain_image_has_the_go_toolchain_in_the_image(de
     env = config["config"]["Env"]
     assert env[0].startswith("PATH=/usr/local/go/bin:") and "GOTOOLCHAIN=local" in env
     rootfs = unpack(tmp_path / "o", "v1", tmp_path / "u")
-    go = subprocess.run([*sandbox_argv(rootfs, {"HOME": "/tmp"}), "/usr/local/go/bin/go", "version"],
-                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=60)
+    go = subprocess.run(
+        [*sandbox_argv(rootfs, {"HOME": "/tmp"}), "/usr/local/go/bin/go", "version"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=60,
+    )
     assert go.returncode == 0 and go.stdout.startswith("go version go1."), go.stderr
-    assert (rootfs / "usr/local/bin/dlv").is_file() and [line.split(":")[0] for line in (rootfs / "etc/passwd").read_text().splitlines()] == [
-        "root", "nobody", "goapp"]
+    assert (rootfs / "usr/local/bin/dlv").is_file() and [
+        line.split(":")[0] for line in (rootfs / "etc/passwd").read_text().splitlines()
+    ] == ["root", "nobody", "goapp"]

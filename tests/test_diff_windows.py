@@ -36,8 +36,10 @@ def test_diff_verbose_shows_where_long_ldflags_differ(origin, tmp_path):
         ldflags = record["go"]["ldflags"]
         seen["ldflags"] = ldflags
         record["go"]["ldflags"] = ldflags[:-7] + "zzzzzzz"
-        config["config"]["Labels"]["dev.ocibake.build-record"] = json.dumps(record, sort_keys=True,
-                                                                            separators=(",", ":"))
+        config["config"]["Labels"]["dev.ocibake.build-record"] = json.dumps(
+            record, sort_keys=True, separators=(",", ":")
+        )
+
     rewrite_image(copy, "v1", config_edit=edit)
     assert len(seen["ldflags"]) > 80
     proc = run_cli("diff", "-v", f"oci:{layout}:v1", f"oci:{copy}:v1")

@@ -50,9 +50,15 @@ def test_a_full_disk_is_a_clear_error_and_leaves_the_layout_intact(plain_registr
         assert ocibake("push", str(src), f"{plain_registry.host}/diskfull/img", env=env).returncode == 0
     mnt = tmp_path / "mnt"
     mnt.mkdir()
-    proc = subprocess.run(["unshare", "--user", "--map-root-user", "--mount", sys.executable, "-c", INNER, str(mnt),
-                           plain_registry.host], cwd=REPO, env={**env, "OCIBAKE_REGISTRY_RETRIES": "0"},
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=120)
+    proc = subprocess.run(
+        ["unshare", "--user", "--map-root-user", "--mount", sys.executable, "-c", INNER, str(mnt), plain_registry.host],
+        cwd=REPO,
+        env={**env, "OCIBAKE_REGISTRY_RETRIES": "0"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
     assert result["first"] == 0, result["first_err"]

@@ -71,11 +71,34 @@ def test_the_image_answers_health_as_the_deployment_runs_it(sample_image, tmp_pa
     pod, container = deployment_container()
     rootfs = unpack(layout, "v1.0.0", tmp_path / "bundle")
     port = free_port()
-    argv = [require("bwrap"), "--unshare-user", "--uid", str(pod["securityContext"]["runAsUser"]),
-            "--gid", str(pod["securityContext"]["runAsGroup"]), "--unshare-pid", "--unshare-ipc", "--unshare-uts",
-            "--bind", str(rootfs), "/", "--proc", "/proc", "--dev", "/dev", "--remount-ro", "/", "--clearenv",
-            "--die-with-parent",
-            "--cap-drop", "ALL", "--setenv", "PORT", str(port), "/app"]
+    argv = [
+        require("bwrap"),
+        "--unshare-user",
+        "--uid",
+        str(pod["securityContext"]["runAsUser"]),
+        "--gid",
+        str(pod["securityContext"]["runAsGroup"]),
+        "--unshare-pid",
+        "--unshare-ipc",
+        "--unshare-uts",
+        "--bind",
+        str(rootfs),
+        "/",
+        "--proc",
+        "/proc",
+        "--dev",
+        "/dev",
+        "--remount-ro",
+        "/",
+        "--clearenv",
+        "--die-with-parent",
+        "--cap-drop",
+        "ALL",
+        "--setenv",
+        "PORT",
+        str(port),
+        "/app",
+    ]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 20
@@ -98,16 +121,29 @@ def test_resolve_pins_the_example_deployment(plain_registry, tmp_path):
     reg = plain_registry
     work = tmp_path / "work"
     shutil.copytree(SAMPLE, work / "services" / "emergency-service")
-    proc = run_cli("resolve", "-f", str(DEPLOYMENT.parent), "--push", f"{reg.host}/sos", "--version", "v1.0.0",
-                   "--upx", "off", cwd=work, env=reg_env(reg, tmp_path / "home"))
+    proc = run_cli(
+        "resolve",
+        "-f",
+        str(DEPLOYMENT.parent),
+        "--push",
+        f"{reg.host}/sos",
+        "--version",
+        "v1.0.0",
+        "--upx",
+        "off",
+        cwd=work,
+        env=reg_env(reg, tmp_path / "home"),
+    )
     assert proc.returncode == 0, proc.stderr
     digest = remote_digest(reg, "sos/emergency-service:v1.0.0")
-    expected = DEPLOYMENT.read_text().replace("ocibake://services/emergency-service",
-                                              f"{reg.host}/sos/emergency-service@{digest}")
+    expected = DEPLOYMENT.read_text().replace(
+        "ocibake://services/emergency-service", f"{reg.host}/sos/emergency-service@{digest}"
+    )
     assert proc.stdout == expected
 
 
 # ---- the CI examples, run ----
+
 
 def runner_bin(tmp_path: Path) -> Path:
     """A fresh Python for the 'runner': its pip finds ocibake (this checkout) and its dependencies already
@@ -124,20 +160,53 @@ def runner_bin(tmp_path: Path) -> Path:
 def run_as_ci(script: str, env: dict, workspace: Path) -> subprocess.CompletedProcess:
     """``script`` under bash -eo pipefail as uid 1001 in a user namespace, with /run (and so any Docker socket)
     replaced by an empty tmpfs, and no DOCKER_* variables."""
-    guard = ('test "$(id -u)" != 0 || { echo "running as root" >&2; exit 99; }\n'
-             '! command -v docker >/dev/null && ! test -e /var/run/docker.sock || { echo "docker here" >&2; exit 98; }\n')
-    argv = [require("bwrap"), "--unshare-user", "--uid", "1001", "--gid", "1001", "--bind", "/", "/",
-            "--tmpfs", "/run", "--proc", "/proc", "--dev", "/dev", "--die-with-parent", "--chdir", str(workspace),
-            "--clearenv", *[a for k, v in env.items() for a in ("--setenv", k, v)],
-            "/bin/bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", guard + script]
+    guard = (
+        'test "$(id -u)" != 0 || { echo "running as root" >&2; exit 99; }\n'
+        '! command -v docker >/dev/null && ! test -e /var/run/docker.sock || { echo "docker here" >&2; exit 98; }\n'
+    )
+    argv = [
+        require("bwrap"),
+        "--unshare-user",
+        "--uid",
+        "1001",
+        "--gid",
+        "1001",
+        "--bind",
+        "/",
+        "/",
+        "--tmpfs",
+        "/run",
+        "--proc",
+        "/proc",
+        "--dev",
+        "/dev",
+        "--die-with-parent",
+        "--chdir",
+        str(workspace),
+        "--clearenv",
+        *[a for k, v in env.items() for a in ("--setenv", k, v)],
+        "/bin/bash",
+        "--noprofile",
+        "--norc",
+        "-eo",
+        "pipefail",
+        "-c",
+        guard + script,
+    ]
     return subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=600)
 
 
 def ci_env(tmp_path: Path, reg, bin_dir: Path) -> dict:
     go = Path(require("go")).resolve().parent
-    return {"HOME": str(tmp_path / "home"), "PATH": f"{bin_dir}:{go}:/usr/bin:/bin",
-            "PIP_NO_INDEX": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1", "LANG": "C.UTF-8",
-            "OCIBAKE_REGISTRY_RETRIES": "1", **go_caches()}
+    return {
+        "HOME": str(tmp_path / "home"),
+        "PATH": f"{bin_dir}:{go}:/usr/bin:/bin",
+        "PIP_NO_INDEX": "1",
+        "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+        "LANG": "C.UTF-8",
+        "OCIBAKE_REGISTRY_RETRIES": "1",
+        **go_caches(),
+    }
 
 
 def workspace(tmp_path: Path) -> Path:
@@ -166,8 +235,12 @@ def github_expression(match: re.Match, context: dict) -> str:
 def test_the_github_workflow_runs_without_docker_or_root(basic_registry, tmp_path):
     reg = basic_registry
     workflow = load_all(GITHUB)[0]
-    context = {"vars.REGISTRY": f"{reg.host}/sos", "github.ref_name": "v1.0.0",
-               "secrets.REGISTRY_USER": USER, "secrets.REGISTRY_PASSWORD": PASSWORD}
+    context = {
+        "vars.REGISTRY": f"{reg.host}/sos",
+        "github.ref_name": "v1.0.0",
+        "secrets.REGISTRY_USER": USER,
+        "secrets.REGISTRY_PASSWORD": PASSWORD,
+    }
     job = workflow["jobs"]["image"]
     expand = lambda text: re.sub(r"\$\{\{(.*?)\}\}", lambda m: github_expression(m, context), str(text))  # noqa: E731
     ws = workspace(tmp_path)
@@ -175,7 +248,7 @@ def test_the_github_workflow_runs_without_docker_or_root(basic_registry, tmp_pat
     skipped, scripts = [], []
     for step in job["steps"]:
         if "uses" in step:
-            skipped.append(step["uses"])        # the test provides the checkout, go and python
+            skipped.append(step["uses"])  # the test provides the checkout, go and python
             continue
         step_env = " ".join(f"{k}={json.dumps(expand(v))}" for k, v in step.get("env", {}).items())
         scripts.append(f"( {'export ' + step_env + ';' if step_env else ''}\n{step['run']}\n)")
@@ -189,8 +262,12 @@ def test_the_github_workflow_runs_without_docker_or_root(basic_registry, tmp_pat
 def test_the_gitlab_job_runs_without_docker_or_root(basic_registry, tmp_path):
     reg = basic_registry
     job = load_all(GITLAB)[0]["build-image"]
-    predefined = {"CI_REGISTRY_IMAGE": f"{reg.host}/sos", "CI_REGISTRY_USER": USER, "CI_REGISTRY_PASSWORD": PASSWORD,
-                  "CI_COMMIT_REF_SLUG": "main"}
+    predefined = {
+        "CI_REGISTRY_IMAGE": f"{reg.host}/sos",
+        "CI_REGISTRY_USER": USER,
+        "CI_REGISTRY_PASSWORD": PASSWORD,
+        "CI_COMMIT_REF_SLUG": "main",
+    }
     variables = {k: re.sub(r"\$\{?(\w+)\}?", lambda m: predefined[m.group(1)], v) for k, v in job["variables"].items()}
     ws = workspace(tmp_path)
     env = {**ci_env(tmp_path, reg, runner_bin(tmp_path)), **predefined, **variables}

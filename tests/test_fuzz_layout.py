@@ -26,13 +26,44 @@ from registry_servers import write_layout
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck), database=None)
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-2**63, 2**63) | st.floats(allow_nan=False) | st.text(max_size=20)
-    | st.sampled_from(["sha256:" + "a" * 64, "application/vnd.oci.image.manifest.v1+json",
-                       "application/vnd.oci.image.index.v1+json", "org.opencontainers.image.ref.name"]),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(
-        st.sampled_from(["mediaType", "digest", "size", "annotations", "platform", "manifests", "layers", "config",
-                         "os", "architecture", "schemaVersion", "x"]), children, max_size=6),
-    max_leaves=25)
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=20)
+    | st.sampled_from(
+        [
+            "sha256:" + "a" * 64,
+            "application/vnd.oci.image.manifest.v1+json",
+            "application/vnd.oci.image.index.v1+json",
+            "org.opencontainers.image.ref.name",
+        ]
+    ),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(
+                [
+                    "mediaType",
+                    "digest",
+                    "size",
+                    "annotations",
+                    "platform",
+                    "manifests",
+                    "layers",
+                    "config",
+                    "os",
+                    "architecture",
+                    "schemaVersion",
+                    "x",
+                ]
+            ),
+            children,
+            max_size=6,
+        )
+    ),
+    max_leaves=25,
+)
 
 _BASE = Path(tempfile.mkdtemp(prefix="ocibake-fuzz-"))
 _GOOD = _BASE / "good"
@@ -104,8 +135,13 @@ def test_random_manifest_under_its_own_digest(value):
 def _good_tar() -> bytes:
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for name, kind in (("etc", tarfile.DIRTYPE), ("etc/passwd", tarfile.REGTYPE), ("bin", tarfile.DIRTYPE),
-                           ("bin/sh", tarfile.SYMTYPE), ("app", tarfile.REGTYPE)):
+        for name, kind in (
+            ("etc", tarfile.DIRTYPE),
+            ("etc/passwd", tarfile.REGTYPE),
+            ("bin", tarfile.DIRTYPE),
+            ("bin/sh", tarfile.SYMTYPE),
+            ("app", tarfile.REGTYPE),
+        ):
             info = tarfile.TarInfo(name)
             info.type = kind
             info.mode = 0o755
@@ -124,10 +160,14 @@ GOOD_TAR = _good_tar()
 
 
 @SETTINGS
-@given(st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255)), max_size=8), st.none() | st.integers(0, 6000),
-       st.booleans())
+@given(
+    st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255)), max_size=8),
+    st.none() | st.integers(0, 6000),
+    st.booleans(),
+)
 def test_damaged_layer_tars(edits, cut, gzipped):
     import gzip
+
     base = Path(tempfile.mkdtemp(dir=_BASE))
     raw = GOOD_TAR if not gzipped else gzip.compress(GOOD_TAR, mtime=0)
     data = mutate(raw, edits, cut)

@@ -18,12 +18,18 @@ GOLDEN_OCIBAKE = "0.1.0"
 # diff_ids (sha256 of the uncompressed tar) and gzip digests of the layers that do not depend on the binary. Their
 # files carry the fixed DATA_EPOCH (2026-01-01), not EPOCH, so these do not depend on the commit either.
 GOLDEN_LAYERS = {
-    "passwd": ("sha256:ae869f66a7599db7cd86ab0572dd426df072e4f07b61fde6bf351b118d268d82",
-               "sha256:4b2761a4908cb85faf2f50f251dd69966cdab19b1b0816f9ee1ad2f9a5e47680"),
-    "zoneinfo": ("sha256:cf383b249eafa29085baed498ea843ac63e2e16ceb47c028524d0d111d613ccc",
-                 "sha256:cb3188b8e6b1bcb2d32c740aafd62f6f1592a56e62df23823cabcf4b104c8ada"),
-    "ca-certificates": ("sha256:f82611b4f13cfecdc3602c40474b9795d3a06df62bd2031ab17c77380197b118",
-                        "sha256:379c703a36e14eeffaf4f0d9fd7614908d5e85fffd00c1334657a307073f6a9f"),
+    "passwd": (
+        "sha256:ae869f66a7599db7cd86ab0572dd426df072e4f07b61fde6bf351b118d268d82",
+        "sha256:4b2761a4908cb85faf2f50f251dd69966cdab19b1b0816f9ee1ad2f9a5e47680",
+    ),
+    "zoneinfo": (
+        "sha256:cf383b249eafa29085baed498ea843ac63e2e16ceb47c028524d0d111d613ccc",
+        "sha256:cb3188b8e6b1bcb2d32c740aafd62f6f1592a56e62df23823cabcf4b104c8ada",
+    ),
+    "ca-certificates": (
+        "sha256:f82611b4f13cfecdc3602c40474b9795d3a06df62bd2031ab17c77380197b118",
+        "sha256:379c703a36e14eeffaf4f0d9fd7614908d5e85fffd00c1334657a307073f6a9f",
+    ),
 }
 GOLDEN_BINARY_DIFF_ID = "sha256:535f2ee406c0801395013a367105aed8e222e8346eb40818e04896651f108688"
 GOLDEN_CONFIG = "sha256:15052c972334dc6b14151da41197d1ee22410040e71964a79d83106c12d8468e"
@@ -34,10 +40,16 @@ def make_fixed_image(tmp_path: Path):
     binary = tmp_path / "app"
     binary.write_bytes(b"\x7fELF not really a binary, but always the same bytes\n" * 1000)
     spec = BuildSpec(service_dir=tmp_path, name="golden", version="v1.0.0", output=tmp_path / "layout")
-    prov = Provenance(module=GoModule("example.com/golden", "1.21", (), 0, ()), package="./cmd/golden",
-                      git=GitInfo("0123456789abcdef0123456789abcdef01234567", EPOCH, False, "https://example.com/golden.git"),
-                      epoch=EPOCH, go_version="go1.21.13", ldflags="-s -w -buildid= -X main.Version=v1.0.0",
-                      toolchain={"kind": "local"}, upx=upx_setting("best-lzma", "upx 4.2.2"))
+    prov = Provenance(
+        module=GoModule("example.com/golden", "1.21", (), 0, ()),
+        package="./cmd/golden",
+        git=GitInfo("0123456789abcdef0123456789abcdef01234567", EPOCH, False, "https://example.com/golden.git"),
+        epoch=EPOCH,
+        go_version="go1.21.13",
+        ldflags="-s -w -buildid= -X main.Version=v1.0.0",
+        toolchain={"kind": "local"},
+        upx=upx_setting("best-lzma", "upx 4.2.2"),
+    )
     with LayoutWriter(spec.output) as writer:
         image, _ = assemble(spec, binary, prov, writer)
     return image

@@ -16,8 +16,15 @@ HTTP_MODULES = {"requests", "oras", "urllib3"}
 
 def lint_imports(cwd: Path, pythonpath: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(pythonpath)}
-    return subprocess.run([LINT_IMPORTS, "--no-cache"], cwd=cwd, env=env, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True, timeout=300)
+    return subprocess.run(
+        [LINT_IMPORTS, "--no-cache"],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_import_contracts_hold():
@@ -27,8 +34,9 @@ def test_import_contracts_hold():
 
 
 def _scratch_copy(tmp_path: Path) -> Path:
-    shutil.copytree(REPO / "src" / "ocibake", tmp_path / "src" / "ocibake",
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(
+        REPO / "src" / "ocibake", tmp_path / "src" / "ocibake", ignore=shutil.ignore_patterns("__pycache__")
+    )
     shutil.copy(REPO / "pyproject.toml", tmp_path / "pyproject.toml")
     return tmp_path
 
@@ -36,7 +44,9 @@ def _scratch_copy(tmp_path: Path) -> Path:
 def test_a_wrong_import_breaks_the_layers_contract(tmp_path):
     scratch = _scratch_copy(tmp_path)
     tar = scratch / "src" / "ocibake" / "oci" / "image.py"
-    tar.write_text(tar.read_text() + "\n\ndef _wrong():\n    from ocibake.build.spec import BuildSpec\n    return BuildSpec\n")
+    tar.write_text(
+        tar.read_text() + "\n\ndef _wrong():\n    from ocibake.build.spec import BuildSpec\n    return BuildSpec\n"
+    )
     proc = lint_imports(scratch, scratch / "src")
     assert proc.returncode != 0, proc.stdout
     assert "BROKEN" in proc.stdout and "ocibake.oci.image -> ocibake.build.spec" in proc.stdout
@@ -54,8 +64,14 @@ def test_http_outside_the_registry_package_breaks_a_contract(tmp_path):
 
 def imported_modules(*args: str, cwd: Path = REPO) -> tuple[set[str], subprocess.CompletedProcess]:
     """The top-level names of every module `python -X importtime -m ocibake ARGS` imported."""
-    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "ocibake", *args], cwd=cwd,
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "ocibake", *args],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=300,
+    )
     modules = set()
     for line in proc.stderr.splitlines():
         if line.startswith("import time:") and "|" in line:
@@ -66,11 +82,14 @@ def imported_modules(*args: str, cwd: Path = REPO) -> tuple[set[str], subprocess
 
 
 def test_build_without_push_imports_no_http_library(tmp_path):
-    modules, proc = imported_modules("build", str(FIXTURES / "hello-root"), "--output", str(tmp_path / "out"),
-                                     "--upx", "off")
+    modules, proc = imported_modules(
+        "build", str(FIXTURES / "hello-root"), "--output", str(tmp_path / "out"), "--upx", "off"
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "ocibake.build.bake" in modules and "ocibake.layers.tar" in modules
-    assert not {m.split(".")[0] for m in modules} & HTTP_MODULES, sorted(m for m in modules if m.split(".")[0] in HTTP_MODULES)
+    assert not {m.split(".")[0] for m in modules} & HTTP_MODULES, sorted(
+        m for m in modules if m.split(".")[0] in HTTP_MODULES
+    )
 
 
 def test_push_imports_the_http_client(tmp_path):
@@ -96,6 +115,7 @@ def test_help_and_version_load_only_the_command_line():
 
 def test_each_command_has_examples_in_its_help():
     from ocibake.cli.group import COMMANDS
+
     for command in COMMANDS:
         proc = run_cli(command, "--help")
         assert proc.returncode == 0, proc.stderr

@@ -18,8 +18,22 @@ HELLO = FIXTURES / "hello-root"
 
 
 def one(out: Path, platform: str, *args: str, env: dict | None = None) -> dict:
-    proc = run_cli("build", str(HELLO), "--output", str(out), "--platform", platform, "--version", "v1", "--upx",
-                   "off", "--json", *args, env=env, timeout=600)
+    proc = run_cli(
+        "build",
+        str(HELLO),
+        "--output",
+        str(out),
+        "--platform",
+        platform,
+        "--version",
+        "v1",
+        "--upx",
+        "off",
+        "--json",
+        *args,
+        env=env,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)
 
@@ -28,20 +42,34 @@ def one(out: Path, platform: str, *args: str, env: dict | None = None) -> dict:
 def built(tmp_path_factory) -> dict:
     base = tmp_path_factory.mktemp("index")
     both = one(base / "both", "linux/amd64,linux/arm64")
-    return {"base": base, "both": both, "amd64": one(base / "amd64", "linux/amd64"),
-            "arm64": one(base / "arm64", "linux/arm64")}
+    return {
+        "base": base,
+        "both": both,
+        "amd64": one(base / "amd64", "linux/amd64"),
+        "arm64": one(base / "arm64", "linux/arm64"),
+    }
 
 
 def test_index_of_two_layouts_equals_the_two_platform_run(built):
     base = built["base"]
-    proc = run_cli("index", "--output", str(base / "joined"), "--tag", "v1", "--tag", "latest",
-                   f"oci:{base / 'amd64'}:v1", f"oci:{base / 'arm64'}:v1")
+    proc = run_cli(
+        "index",
+        "--output",
+        str(base / "joined"),
+        "--tag",
+        "v1",
+        "--tag",
+        "latest",
+        f"oci:{base / 'amd64'}:v1",
+        f"oci:{base / 'arm64'}:v1",
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split("@")[1].split()[0] == built["both"]["digest"]
     raw = skopeo("inspect", "--raw", f"oci:{base / 'joined'}:latest")
     assert raw.returncode == 0 and len(json.loads(raw.stdout)["manifests"]) == 2
-    copied = skopeo("copy", "--quiet", "--override-arch", "arm64", f"oci:{base / 'joined'}:v1",
-                    f"oci:{base / 'arm-only'}:x")
+    copied = skopeo(
+        "copy", "--quiet", "--override-arch", "arm64", f"oci:{base / 'joined'}:v1", f"oci:{base / 'arm-only'}:x"
+    )
     assert copied.returncode == 0, copied.stderr
 
 
@@ -74,9 +102,11 @@ def test_index_of_images_pushed_by_digest_equals_the_two_platform_run(built, fre
 
 def test_index_refuses_bad_layout_children_and_writes_nothing(built, tmp_path):
     base = built["base"]
-    for images, message in (([f"oci:{base / 'amd64'}:v1", f"oci:{base / 'amd64'}:latest"], "two images for"),
-                            ([f"oci:{base / 'amd64'}:v1", f"oci:{base / 'both'}:v1"], "not a single image"),
-                            ([f"oci:{base / 'amd64'}:v1", f"oci:{tmp_path / 'none'}:v1"], "is not a directory")):
+    for images, message in (
+        ([f"oci:{base / 'amd64'}:v1", f"oci:{base / 'amd64'}:latest"], "two images for"),
+        ([f"oci:{base / 'amd64'}:v1", f"oci:{base / 'both'}:v1"], "not a single image"),
+        ([f"oci:{base / 'amd64'}:v1", f"oci:{tmp_path / 'none'}:v1"], "is not a directory"),
+    ):
         proc = run_cli("index", "--output", str(tmp_path / "o"), "--tag", "v1", *images)
         assert proc.returncode == 4 and message in proc.stderr, proc.stderr
         assert not (tmp_path / "o").exists()

@@ -19,13 +19,15 @@ def images(tmp_path_factory):
     """Two builds of hello-root that differ only in the CA bundle's bytes (one certificate line dropped)."""
     base = tmp_path_factory.mktemp("images")
     import certifi
+
     text = open(certifi.where()).read()
     pem = base / "ca.pem"
     first = text.index("-----BEGIN CERTIFICATE-----")
-    pem.write_text(text[first:])              # the same certificates, without certifi's leading comments
+    pem.write_text(text[first:])  # the same certificates, without certifi's leading comments
     a, _ = build(FIXTURES / "hello-root", base / "a", "--version", "v1", "--upx", "off", env=EPOCH)
-    b, _ = build(FIXTURES / "hello-root", base / "b", "--version", "v1", "--upx", "off", "--ca-bundle", str(pem),
-                 env=EPOCH)
+    b, _ = build(
+        FIXTURES / "hello-root", base / "b", "--version", "v1", "--upx", "off", "--ca-bundle", str(pem), env=EPOCH
+    )
     return base, a, b
 
 
@@ -97,11 +99,14 @@ def test_inspect_and_diff_read_images_from_the_registry(images, plain_registry, 
     assert other.returncode == 6 and other.stdout.startswith("different:")
 
 
-@pytest.mark.parametrize("args, message", [
-    (["inspect", "oci:{base}/a:nope"], "tag 'nope' is not in"),
-    (["inspect", "oci:{base}/missing:v1"], "is not a directory"),
-    (["diff", "oci:{base}/a:v1", "oci:{base}/a@sha256:" + "0" * 64], "is not in"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["inspect", "oci:{base}/a:nope"], "tag 'nope' is not in"),
+        (["inspect", "oci:{base}/missing:v1"], "is not a directory"),
+        (["diff", "oci:{base}/a:v1", "oci:{base}/a@sha256:" + "0" * 64], "is not in"),
+    ],
+)
 def test_bad_references_say_what_is_wrong(images, args, message):
     base, _, _ = images
     proc = run_cli(*[a.format(base=base) for a in args])
@@ -127,7 +132,7 @@ def test_a_layer_whose_bytes_do_not_match_its_digest_is_refused(images, tmp_path
     shutil.copytree(base / "a", copy)
     manifest = json.loads((copy / "blobs" / "sha256" / a[7:]).read_text())
     first, second = (copy / "blobs" / "sha256" / l["digest"][7:] for l in manifest["layers"][:2])
-    first.write_bytes(second.read_bytes())          # a readable layer, under another layer's name
+    first.write_bytes(second.read_bytes())  # a readable layer, under another layer's name
     proc = run_cli("inspect", f"oci:{copy}:v1")
     assert proc.returncode == 4, proc.stderr
     assert "does not match its digest" in proc.stderr and "Traceback" not in proc.stderr
@@ -135,8 +140,12 @@ def test_a_layer_whose_bytes_do_not_match_its_digest_is_refused(images, tmp_path
 
 def test_inspect_and_diff_of_layouts_import_no_http_library(images):
     from test_import_contracts import HTTP_MODULES, imported_modules
+
     base, a, _ = images
-    for args in (("inspect", f"oci:{base / 'a'}:v1", "--no-files"), ("diff", f"oci:{base / 'a'}:v1", f"oci:{base / 'b'}:v1")):
+    for args in (
+        ("inspect", f"oci:{base / 'a'}:v1", "--no-files"),
+        ("diff", f"oci:{base / 'a'}:v1", f"oci:{base / 'b'}:v1"),
+    ):
         modules, proc = imported_modules(*args)
         assert proc.returncode in (0, 6), proc.stderr[-2000:]
         assert not (modules & HTTP_MODULES), (args, modules & HTTP_MODULES)

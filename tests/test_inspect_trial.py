@@ -25,6 +25,7 @@ def test_a_layout_of_one_image_with_two_tags_and_a_referrer_is_inspected_without
 
 def test_a_layout_of_two_images_counts_images_tags_and_referrers(layout, tmp_path):
     import shutil
+
     path, _, _ = layout
     two = tmp_path / "two"
     shutil.copytree(path, two)
@@ -46,6 +47,7 @@ def test_text_inspect_shows_each_diff_id_and_the_users_readably(layout):
     path, _, _ = layout
     json_doc = run_cli("inspect", f"oci:{path}:v1", "--json", "--no-files")
     import json
+
     diff_ids = [l["diff_id"] for l in json.loads(json_doc.stdout)["layers"]]
     proc = run_cli("inspect", f"oci:{path}:v1", "--no-files")
     assert proc.returncode == 0, proc.stderr

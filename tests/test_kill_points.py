@@ -33,8 +33,8 @@ def processes() -> dict[int, tuple[int, int, str, str]]:
             stat = Path(f"/proc/{entry}/stat").read_text()
         except OSError:
             continue
-        comm = stat[stat.index("(") + 1:stat.rindex(")")]
-        fields = stat[stat.rindex(")") + 2:].split()
+        comm = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2 :].split()
         out[int(entry)] = (int(fields[1]), int(fields[2]), fields[0], comm)
     return out
 
@@ -48,16 +48,35 @@ def descendants(root: int, procs: dict) -> set[int]:
 
 
 def living(pids: set[int], pgids: set[int]) -> list[str]:
-    return [f"{pid} {comm}" for pid, (_, pgid, state, comm) in processes().items()
-            if (pid in pids or pgid in pgids) and state != "Z"]
+    return [
+        f"{pid} {comm}"
+        for pid, (_, pgid, state, comm) in processes().items()
+        if (pid in pids or pgid in pgids) and state != "Z"
+    ]
 
 
 def kill_build_at_random(layout: Path, rnd: random.Random, wait_for_go: bool, env: dict) -> tuple[bool, list[str]]:
     """Start a build, SIGKILL it at a random moment (after go started, or after the stage appeared); return (whether
     go was running, processes of the build still alive 3 s later)."""
-    proc = subprocess.Popen([sys.executable, "-m", "ocibake", "build", str(FIXTURES / "hello-root"), "--output",
-                             str(layout), "--version", "v2", "--upx", "off"], cwd=REPO, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "ocibake",
+            "build",
+            str(FIXTURES / "hello-root"),
+            "--output",
+            str(layout),
+            "--version",
+            "v2",
+            "--upx",
+            "off",
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 60
     go_seen = False
     while time.monotonic() < deadline and proc.poll() is None:
@@ -100,10 +119,18 @@ def test_sigkilled_builds_leave_no_process_and_no_stage(tmp_path):
     assert go_runs >= BUILD_KILLS // 2, "go was never caught running"
     new, _ = build(FIXTURES / "hello-root", layout, "--version", "v2", "--upx", "off")
     assert [p.name for p in layout.iterdir() if p.name.startswith(".")] == []
-    tags = {m["annotations"]["org.opencontainers.image.ref.name"]: m["digest"] for m in layout_index(layout)["manifests"] if "annotations" in m}
+    tags = {
+        m["annotations"]["org.opencontainers.image.ref.name"]: m["digest"]
+        for m in layout_index(layout)["manifests"]
+        if "annotations" in m
+    }
     assert tags["v1"] == good and tags["v2"] == new
-    inspect = subprocess.run(["skopeo", "inspect", "--format", "{{.Digest}}", f"oci:{layout}:v1"],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    inspect = subprocess.run(
+        ["skopeo", "inspect", "--format", "{{.Digest}}", f"oci:{layout}:v1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     assert inspect.stdout.strip() == good, inspect.stderr
 
 
@@ -117,8 +144,13 @@ def test_sigkilled_pushes_leave_the_earlier_push_intact(plain_registry, tmp_path
     earlier = skopeo_digest(plain_registry, "kills/app:v1")
     rnd = random.Random(10)
     for _ in range(PUSH_KILLS):
-        proc = subprocess.Popen([sys.executable, "-m", "ocibake", "push", str(new), repo, "--tag", "v2"], cwd=REPO,
-                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "ocibake", "push", str(new), repo, "--tag", "v2"],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         time.sleep(rnd.uniform(0.2, 1.2))
         proc.send_signal(signal.SIGKILL)
         proc.wait()

@@ -20,8 +20,14 @@ ROUNDS = 10
 
 
 def start(args: list[str], env: dict) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "ocibake", *args], cwd=REPO, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "ocibake", *args],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def reachable(layout: Path) -> set[str]:
@@ -41,12 +47,12 @@ def reachable(layout: Path) -> set[str]:
 def test_concurrent_builds_and_a_pull_keep_every_tag_and_blob(plain_registry, tmp_path):
     require("skopeo"), require("umoci"), require("go")
     env = base_env(tmp_path / "home")
-    for k in range(ROUNDS):       # one small image per round to pull, each with its own blobs
+    for k in range(ROUNDS):  # one small image per round to pull, each with its own blobs
         src = tmp_path / f"src{k}"
         write_layout(src, tags=(f"p{k}",), layer_sizes=(20_000,), seed=k)
         pushed = ocibake("push", str(src), f"{plain_registry.host}/conc/pulled", env=env)
         assert pushed.returncode == 0, pushed.stderr
-    layout = tmp_path / "out" / "layout"          # round 0: neither the layout nor its parent exists yet
+    layout = tmp_path / "out" / "layout"  # round 0: neither the layout nor its parent exists yet
     expected: dict[str, str] = {}
     for k in range(ROUNDS):
         common = ["--output", str(layout), "--upx", "off"]
@@ -54,8 +60,9 @@ def test_concurrent_builds_and_a_pull_keep_every_tag_and_blob(plain_registry, tm
             # "a" and "b" move every round (the old image's blobs become garbage); "cK" and "pK" accumulate
             "a": start(["build", str(FIXTURES / "hello-root"), *common, "--version", f"v{k}", "--tag", "a"], env),
             "b": start(["build", str(FIXTURES / "cmd-main"), *common, "--version", f"v{k}", "--tag", "b"], env),
-            f"c{k}": start(["build", str(FIXTURES / "hello-root"), *common, "--version", f"v{k}-c",
-                            "--tag", f"c{k}"], env),
+            f"c{k}": start(
+                ["build", str(FIXTURES / "hello-root"), *common, "--version", f"v{k}-c", "--tag", f"c{k}"], env
+            ),
             f"p{k}": start(["pull", f"{plain_registry.host}/conc/pulled:p{k}", str(layout)], env),
         }
         for tag, proc in procs.items():
@@ -66,11 +73,16 @@ def test_concurrent_builds_and_a_pull_keep_every_tag_and_blob(plain_registry, tm
         tags = {m["annotations"][REF]: m["digest"] for m in index["manifests"] if "annotations" in m}
         assert tags == expected, f"round {k}"
     for tag, digest in expected.items():
-        inspect = subprocess.run(["skopeo", "inspect", "--format", "{{.Digest}}", f"oci:{layout}:{tag}"],
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        inspect = subprocess.run(
+            ["skopeo", "inspect", "--format", "{{.Digest}}", f"oci:{layout}:{tag}"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         assert inspect.returncode == 0 and inspect.stdout.strip() == digest, inspect.stderr
-        stat = subprocess.run(["umoci", "stat", "--image", f"{layout}:{tag}"], stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True)
+        stat = subprocess.run(
+            ["umoci", "stat", "--image", f"{layout}:{tag}"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
         assert stat.returncode == 0, stat.stdout
     blobs = {}
     for p in (layout / "blobs" / "sha256").iterdir():

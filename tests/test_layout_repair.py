@@ -20,7 +20,7 @@ def test_repair_keeps_intact_images_and_drops_the_rest(tmp_path):
     index = json.loads((layout / "index.json").read_text())
     manifest = {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": other["manifest"], "size": 1}
     index["manifests"] += [
-        {**manifest, "annotations": {REF: "missing-blob"}},                # its manifest is not in this layout
+        {**manifest, "annotations": {REF: "missing-blob"}},  # its manifest is not in this layout
         {"mediaType": manifest["mediaType"], "size": "12", "annotations": {REF: "no-digest"}},
         {**index["manifests"][0], "size": "400", "annotations": {REF: "string-size"}},
     ]
@@ -38,13 +38,20 @@ def test_repair_keeps_intact_images_and_drops_the_rest(tmp_path):
     for tag in ("missing-blob", "no-digest", "string-size"):
         assert f"(tag {tag})" in repaired.stderr or tag == "no-digest", repaired.stderr
     assert "kept 2 entries, dropped 3" in repaired.stderr
-    tags = {m["annotations"][REF]: m["digest"] for m in json.loads((layout / "index.json").read_text())["manifests"]
-            if "annotations" in m}
+    tags = {
+        m["annotations"][REF]: m["digest"]
+        for m in json.loads((layout / "index.json").read_text())["manifests"]
+        if "annotations" in m
+    }
     assert tags == {"v1": good["manifest"], "latest": good["manifest"]}
     assert sorted(p.name for p in (layout / "blobs" / "sha256").iterdir()) == blobs_before
     assert run_cli("layout", "check", str(layout)).returncode == 0
-    inspect = subprocess.run(["skopeo", "inspect", "--format", "{{.Digest}}", f"oci:{layout}:v1"],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    inspect = subprocess.run(
+        ["skopeo", "inspect", "--format", "{{.Digest}}", f"oci:{layout}:v1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     assert inspect.stdout.strip() == good["manifest"], inspect.stderr
     build(FIXTURES / "hello-root", layout, "--version", "v2", "--upx", "off")
 
@@ -57,12 +64,18 @@ def test_a_writer_waits_for_the_lock_and_says_so(tmp_path):
     import time
 
     from conftest import REPO
+
     layout = tmp_path / "L"
     write_layout(layout, tags=("v1",), layer_sizes=(100,), seed=6)
     fd = os.open(layout, os.O_RDONLY | os.O_DIRECTORY)
     fcntl.flock(fd, fcntl.LOCK_EX)
-    proc = subprocess.Popen([sys.executable, "-m", "ocibake", "layout", "repair", str(layout)], cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ocibake", "layout", "repair", str(layout)],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     time.sleep(2.5)
     assert proc.poll() is None, "the repair did not wait for the lock"
     os.close(fd)

@@ -15,24 +15,40 @@ from conftest import FIXTURES, REPO, build, interrupt_build, layout_index, requi
 
 
 def tree_state(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "dir"
-            for p in sorted(root.rglob("*"))}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "dir"
+        for p in sorted(root.rglob("*"))
+    }
 
 
 def test_rebuilding_replaces_named_tags_and_keeps_other_images(tmp_path):
     layout = tmp_path / "layout"
     d1, _ = build(FIXTURES / "hello-root", layout, "--version", "v1")
     d2, _ = build(FIXTURES / "cmd-main", layout, "--version", "v2", "--name", "hello-root")
-    refs = {m["annotations"]["org.opencontainers.image.ref.name"]: m["digest"] for m in layout_index(layout)["manifests"] if "annotations" in m}
+    refs = {
+        m["annotations"]["org.opencontainers.image.ref.name"]: m["digest"]
+        for m in layout_index(layout)["manifests"]
+        if "annotations" in m
+    }
     assert refs == {"v1": d1, "v2": d2, "latest": d2}
     # skopeo still reads both images
     for tag, digest in (("v1", d1), ("latest", d2)):
-        out = subprocess.run(["skopeo", "inspect", "--format", "{{.Digest}}", f"oci:{layout}:{tag}"],
-                             stdout=subprocess.PIPE, text=True)
+        out = subprocess.run(
+            ["skopeo", "inspect", "--format", "{{.Digest}}", f"oci:{layout}:{tag}"], stdout=subprocess.PIPE, text=True
+        )
         assert out.stdout.strip() == digest
     # blobs only the replaced tag used are gone; v1's blobs are kept
-    d3, _ = build(FIXTURES / "cmd-main", layout, "--version", "v2", "--tag", "v1", "--source", "https://x.example/y",
-                  "--force-tags")     # v1 named hello-root v1: moving it to cmd-main v2 needs --force-tags
+    d3, _ = build(
+        FIXTURES / "cmd-main",
+        layout,
+        "--version",
+        "v2",
+        "--tag",
+        "v1",
+        "--source",
+        "https://x.example/y",
+        "--force-tags",
+    )  # v1 named hello-root v1: moving it to cmd-main v2 needs --force-tags
     blobs = {p.name for p in (layout / "blobs" / "sha256").iterdir()}
     assert d1.split(":")[1] not in blobs and d3.split(":")[1] in blobs and d2.split(":")[1] in blobs
     assert not [p for p in layout.iterdir() if p.name.startswith(".")]
@@ -51,8 +67,9 @@ def test_rebuilding_repairs_a_damaged_blob(tmp_path):
     flipped.write_bytes(bytes(data))
     build(FIXTURES / "hello-root", layout, "--version", "v2")
     for tag in ("v1", "v2"):
-        check = subprocess.run(["skopeo", "copy", f"oci:{layout}:{tag}", f"dir:{tmp_path / tag}"],
-                               stderr=subprocess.PIPE, text=True)
+        check = subprocess.run(
+            ["skopeo", "copy", f"oci:{layout}:{tag}", f"dir:{tmp_path / tag}"], stderr=subprocess.PIPE, text=True
+        )
         assert check.returncode == 0, check.stderr
 
 
@@ -60,8 +77,22 @@ def test_failed_build_leaves_the_layout_untouched(tmp_path):
     layout = tmp_path / "layout"
     build(FIXTURES / "hello-root", layout, "--version", "v1")
     before = tree_state(layout)
-    proc = subprocess.run([sys.executable, "-m", "ocibake", "build", str(FIXTURES / "compile-error"), "--output",
-                           str(layout), "--name", "hello-root"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ocibake",
+            "build",
+            str(FIXTURES / "compile-error"),
+            "--output",
+            str(layout),
+            "--name",
+            "hello-root",
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     assert proc.returncode == 3
     assert tree_state(layout) == before
 
@@ -73,9 +104,13 @@ def test_interrupted_build_leaves_the_layout_as_it_was(tmp_path):
     before = tree_state(layout)
     # A cold Go cache makes the build slow enough to interrupt it in the middle of `go build`.
     env = {**os.environ, "GOCACHE": str(tmp_path / "cold-cache")}
-    proc = interrupt_build([str(FIXTURES / "hello-root"), "--output", str(layout), "--version", "v2"], env,
-                           lambda: any(p.name.startswith(".ocibake-staging") for p in layout.iterdir()),
-                           signal.SIGINT, 0.5)
+    proc = interrupt_build(
+        [str(FIXTURES / "hello-root"), "--output", str(layout), "--version", "v2"],
+        env,
+        lambda: any(p.name.startswith(".ocibake-staging") for p in layout.iterdir()),
+        signal.SIGINT,
+        0.5,
+    )
     assert proc.returncode == 130, proc.stderr
     assert "interrupted" in proc.stderr and "Traceback" not in proc.stderr
     assert tree_state(layout) == before
@@ -84,7 +119,12 @@ def test_interrupted_build_leaves_the_layout_as_it_was(tmp_path):
 def test_new_layout_appears_whole_or_not_at_all(tmp_path):
     env = {**os.environ, "GOCACHE": str(tmp_path / "cold-cache")}
     layout = tmp_path / "fresh"
-    proc = interrupt_build([str(FIXTURES / "hello-root"), "--output", str(layout)], env,
-                           lambda: any(p.name.startswith(".fresh") for p in tmp_path.iterdir()), signal.SIGINT, 0)
+    proc = interrupt_build(
+        [str(FIXTURES / "hello-root"), "--output", str(layout)],
+        env,
+        lambda: any(p.name.startswith(".fresh") for p in tmp_path.iterdir()),
+        signal.SIGINT,
+        0,
+    )
     assert proc.returncode == 130
-    assert [p.name for p in tmp_path.iterdir() if p.name != "cold-cache"] == []   # go's cache may or may not exist
+    assert [p.name for p in tmp_path.iterdir() if p.name != "cold-cache"] == []  # go's cache may or may not exist

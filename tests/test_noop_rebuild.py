@@ -48,8 +48,9 @@ def test_noop_rebuild_same_digest_and_no_blob_rewritten(tmp_path):
     fourth, _ = build(FIXTURES / "hello-root", out, *args, env=env)
     assert fourth == first
     assert binary_blob.read_bytes() != bytes(data)
-    proc = subprocess.run(["skopeo", "inspect", f"oci:{out}:v2.0.0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          text=True)
+    proc = subprocess.run(
+        ["skopeo", "inspect", f"oci:{out}:v2.0.0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     assert proc.returncode == 0, proc.stderr
     assert layout_index(out)["manifests"][0]["digest"] == first
     # the cache holds good entries again: a build elsewhere takes all four from it and gets the same digest
@@ -60,12 +61,21 @@ def test_noop_rebuild_same_digest_and_no_blob_rewritten(tmp_path):
 def test_build_without_push_imports_no_registry_code(tmp_path):
     require("go")
     modules = tmp_path / "modules.json"
-    code = ("import json, sys\nfrom ocibake.cli import main\n"
-            f"rc = main(['build', {str(FIXTURES / 'hello-root')!r}, '--output', {str(tmp_path / 'o')!r}, "
-            "'--upx', 'off', '-q'])\n"
-            f"open({str(modules)!r}, 'w').write(json.dumps(sorted(sys.modules)))\nsys.exit(rc)\n")
-    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          text=True, env={**os.environ, "XDG_CACHE_HOME": str(tmp_path / "xdg")}, timeout=300)
+    code = (
+        "import json, sys\nfrom ocibake.cli import main\n"
+        f"rc = main(['build', {str(FIXTURES / 'hello-root')!r}, '--output', {str(tmp_path / 'o')!r}, "
+        "'--upx', 'off', '-q'])\n"
+        f"open({str(modules)!r}, 'w').write(json.dumps(sorted(sys.modules)))\nsys.exit(rc)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "XDG_CACHE_HOME": str(tmp_path / "xdg")},
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     loaded = json.loads(modules.read_text())
     assert "ocibake.build.bake" in loaded
@@ -79,6 +89,7 @@ def test_go_skips_the_link_of_an_unchanged_binary(tmp_path):
     link renames a new file into place); a source change relinks it."""
     require("go")
     import shutil
+
     service = tmp_path / "svc"
     shutil.copytree(FIXTURES / "hello-root", service)
     env = {"XDG_CACHE_HOME": str(tmp_path / "xdg")}

@@ -18,8 +18,20 @@ INDEX = "application/vnd.oci.image.index.v1+json"
 
 
 def build_platforms(out: Path, platforms: str, *args: str, env: dict | None = None) -> dict:
-    proc = run_cli("build", str(HELLO), "--output", str(out), "--platform", platforms, "--version", "v1", "--json",
-                   *args, env=env, timeout=600)
+    proc = run_cli(
+        "build",
+        str(HELLO),
+        "--output",
+        str(out),
+        "--platform",
+        platforms,
+        "--version",
+        "v1",
+        "--json",
+        *args,
+        env=env,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)
 
@@ -38,13 +50,17 @@ def test_two_platforms_make_one_index_that_every_tag_names(tmp_path):
     assert report["platforms"] == ["linux/amd64", "linux/arm64"]
     entries = layout_index(out)["manifests"]
     assert {e["annotations"]["org.opencontainers.image.ref.name"]: e["digest"] for e in entries} == {
-        "v1": report["digest"], "latest": report["digest"]}
+        "v1": report["digest"],
+        "latest": report["digest"],
+    }
     assert all(e["mediaType"] == INDEX for e in entries)
     raw = skopeo("inspect", "--raw", f"oci:{out}:v1")
     index = json.loads(raw.stdout)
     assert index["mediaType"] == INDEX
-    assert [m["platform"] for m in index["manifests"]] == [{"os": "linux", "architecture": "amd64"},
-                                                           {"os": "linux", "architecture": "arm64"}]
+    assert [m["platform"] for m in index["manifests"]] == [
+        {"os": "linux", "architecture": "amd64"},
+        {"os": "linux", "architecture": "arm64"},
+    ]
     for image, child in zip(report["images"], index["manifests"]):
         assert image["digest"] == child["digest"] and image["size"] > 0 and len(image["layers"]) == 4
         _, config = manifest_and_config(out, child["digest"])
@@ -53,7 +69,7 @@ def test_two_platforms_make_one_index_that_every_tag_names(tmp_path):
     assert report["images"][1]["binary"]["check"].endswith("(verified under qemu-aarch64-static)")
     arm = single_arch(out, "v1", "arm64", tmp_path / "arm")
     elf = (arm / "app").read_bytes()[:20]
-    assert elf[:4] == b"\x7fELF" and int.from_bytes(elf[18:20], "little") == 183       # EM_AARCH64
+    assert elf[:4] == b"\x7fELF" and int.from_bytes(elf[18:20], "little") == 183  # EM_AARCH64
     ran = subprocess.run(["qemu-aarch64-static", str(arm / "app"), "--version"], stdout=subprocess.PIPE, text=True)
     assert ran.returncode == 0 and " v1 " in ran.stdout
     # amd64: runs in a user namespace and answers its health check
@@ -85,17 +101,26 @@ def test_a_multi_platform_build_pushes_the_index_under_every_tag(fresh_registry,
         assert remote_digest(reg, f"sos/hello:{tag}") == report["digest"]
     raw = json.loads(skopeo("inspect", "--raw", *reg.skopeo_flags(), f"docker://{repo}:v1").stdout)
     assert [m["platform"]["architecture"] for m in raw["manifests"]] == ["amd64", "arm64"]
-    copied = skopeo("copy", "--quiet", "--override-arch", "arm64", *reg.skopeo_flags(prefix="src-"),
-                    f"docker://{repo}:v1", f"oci:{tmp_path / 'arm'}:arm64")
+    copied = skopeo(
+        "copy",
+        "--quiet",
+        "--override-arch",
+        "arm64",
+        *reg.skopeo_flags(prefix="src-"),
+        f"docker://{repo}:v1",
+        f"oci:{tmp_path / 'arm'}:arm64",
+    )
     assert copied.returncode == 0, copied.stderr
     _, config = manifest_and_config(tmp_path / "arm", layout_index(tmp_path / "arm")["manifests"][0]["digest"])
     assert config["architecture"] == "arm64"
 
 
 def test_bad_platform_lists_fail_before_anything_is_built(tmp_path):
-    for platforms, message in (("linux/amd64,linux/amd64", "names linux/amd64 twice"),
-                               ("linux/amd64,linux/sparc64", "Go does not build Linux binaries for 'sparc64'"),
-                               ("linux/amd64,", "platform must be os/arch")):
+    for platforms, message in (
+        ("linux/amd64,linux/amd64", "names linux/amd64 twice"),
+        ("linux/amd64,linux/sparc64", "Go does not build Linux binaries for 'sparc64'"),
+        ("linux/amd64,", "platform must be os/arch"),
+    ):
         proc = run_cli("build", str(HELLO), "--output", str(tmp_path / "o"), "--platform", platforms, "--upx", "off")
         assert proc.returncode == 4 and message in proc.stderr, proc.stderr
         assert "Traceback" not in proc.stderr and not (tmp_path / "o").exists()

@@ -60,14 +60,18 @@ def test_wrong_main_flag(tmp_path):
 def test_no_go_toolchain(tmp_path):
     out = tmp_path / "out"
     env = {"PATH": os.path.dirname(shutil.which("git") or "/usr/bin") + ":/nonexistent"}
-    proc = run_cli("build", str(FIXTURES / "hello-root"), "--output", str(out), "--go", str(tmp_path / "no-go"), env=env)
+    proc = run_cli(
+        "build", str(FIXTURES / "hello-root"), "--output", str(out), "--go", str(tmp_path / "no-go"), env=env
+    )
     assert_refused(proc, 3, "no Go toolchain")
     assert "install Go" in proc.stderr
     nothing_written(tmp_path, out)
 
 
-@pytest.mark.parametrize("flag,value", [("--version", "v1.0.0+build"), ("--version", "-v1"), ("--tag", "a b"),
-                                        ("--tag", "x" * 129), ("--tag", ".hidden")])
+@pytest.mark.parametrize(
+    "flag,value",
+    [("--version", "v1.0.0+build"), ("--version", "-v1"), ("--tag", "a b"), ("--tag", "x" * 129), ("--tag", ".hidden")],
+)
 def test_invalid_version_or_tag(tmp_path, flag, value):
     out = tmp_path / "out"
     proc = run_cli("build", str(FIXTURES / "hello-root"), "--output", str(out), f"{flag}={value}")
@@ -99,8 +103,13 @@ def test_output_not_writable(tmp_path):
     os.chown(parent, 65534, 65534)
     tmp_path.chmod(0o755)
     out = parent / "out"
-    proc = run_cli("build", str(FIXTURES / "hello-root"), "--output", str(out),
-                   prefix=["unshare", "--user", "--map-user=4242", "--map-group=4242"])
+    proc = run_cli(
+        "build",
+        str(FIXTURES / "hello-root"),
+        "--output",
+        str(out),
+        prefix=["unshare", "--user", "--map-user=4242", "--map-group=4242"],
+    )
     assert_refused(proc, 4, "not writable")
     assert not out.exists()
 
@@ -133,16 +142,19 @@ def test_bad_platform(tmp_path):
     assert_refused(run_cli("build", str(FIXTURES / "hello-root"), "--platform", "linux"), 4, "os/arch")
 
 
-@pytest.mark.parametrize("line, words", [
-    ("colour = 'blue'", ("unknown setting 'colour'",)),
-    ("versoin = 'v1'", ("unknown setting 'versoin'", "did you mean 'version'")),
-    ("port = 'abc'", ("port must be an integer, not a string",)),
-    ("upx = 11", ("unknown UPX mode '11'",)),
-    ("compression = 'lz4'", ("unknown compression 'lz4'",)),
-    ("platform = 'linux'", ("os/arch",)),
-    ("[buld]\nport = 1", ("unknown section [buld]", "did you mean [build]")),
-    ("port = 8081\n[build]\nport = 8082", ("port is set twice",)),
-])
+@pytest.mark.parametrize(
+    "line, words",
+    [
+        ("colour = 'blue'", ("unknown setting 'colour'",)),
+        ("versoin = 'v1'", ("unknown setting 'versoin'", "did you mean 'version'")),
+        ("port = 'abc'", ("port must be an integer, not a string",)),
+        ("upx = 11", ("unknown UPX mode '11'",)),
+        ("compression = 'lz4'", ("unknown compression 'lz4'",)),
+        ("platform = 'linux'", ("os/arch",)),
+        ("[buld]\nport = 1", ("unknown section [buld]", "did you mean [build]")),
+        ("port = 8081\n[build]\nport = 8082", ("port is set twice",)),
+    ],
+)
 def test_bad_settings_file(tmp_path, line, words):
     """Every error about a setting names the file it came from."""
     service = tmp_path / "svc"
@@ -160,15 +172,20 @@ def test_a_bad_value_of_a_flag_is_bad_input_like_the_same_value_in_the_file(tmp_
     nothing_written(tmp_path, out)
 
 
-@pytest.mark.parametrize("platform, words", [
-    ("windows/amd64", ("Linux images only",)),
-    ("linux/sparc", ("does not build Linux binaries", "sparc")),
-    ("linux/amd64/v9", ("unknown variant 'v9'",)),
-    ("linux/386/v2", ("unknown variant",)),
-])
+@pytest.mark.parametrize(
+    "platform, words",
+    [
+        ("windows/amd64", ("Linux images only",)),
+        ("linux/sparc", ("does not build Linux binaries", "sparc")),
+        ("linux/amd64/v9", ("unknown variant 'v9'",)),
+        ("linux/386/v2", ("unknown variant",)),
+    ],
+)
 def test_platforms_ocibake_cannot_build(tmp_path, platform, words):
     out = tmp_path / "out"
-    assert_refused(run_cli("build", str(FIXTURES / "hello-root"), "--platform", platform, "--output", str(out)), 4, *words)
+    assert_refused(
+        run_cli("build", str(FIXTURES / "hello-root"), "--platform", platform, "--output", str(out)), 4, *words
+    )
     nothing_written(tmp_path, out)
 
 
@@ -183,12 +200,28 @@ def test_cpu_level_from_the_environment_must_be_in_the_platform(tmp_path):
 
 def test_a_tag_named_twice_is_written_once(tmp_path):
     import json
+
     out = tmp_path / "out"
-    proc = run_cli("build", str(FIXTURES / "hello-root"), "--output", str(out), "--upx", "off",
-                   "--tag", "a", "--tag", "b", "--tag", "a")
+    proc = run_cli(
+        "build",
+        str(FIXTURES / "hello-root"),
+        "--output",
+        str(out),
+        "--upx",
+        "off",
+        "--tag",
+        "a",
+        "--tag",
+        "b",
+        "--tag",
+        "a",
+    )
     assert proc.returncode == 0, proc.stderr
-    names = [m["annotations"]["org.opencontainers.image.ref.name"]
-             for m in json.loads((out / "index.json").read_text())["manifests"] if "annotations" in m]
+    names = [
+        m["annotations"]["org.opencontainers.image.ref.name"]
+        for m in json.loads((out / "index.json").read_text())["manifests"]
+        if "annotations" in m
+    ]
     assert names == ["a", "b"]
 
 
@@ -196,11 +229,22 @@ def test_a_version_that_is_not_a_tag_needs_explicit_tags(tmp_path):
     proc = run_cli("build", str(FIXTURES / "hello-root"), "--output", str(tmp_path / "o"), "--version", "1.0.0+b5")
     assert_refused(proc, 4, "not a valid OCI tag")
     assert "--tag" in proc.stderr
-    proc = run_cli("build", str(FIXTURES / "hello-root"), "--output", str(tmp_path / "o"), "--version", "1.0.0+b5",
-                   "--tag", "1.0.0", "--upx", "off")
+    proc = run_cli(
+        "build",
+        str(FIXTURES / "hello-root"),
+        "--output",
+        str(tmp_path / "o"),
+        "--version",
+        "1.0.0+b5",
+        "--tag",
+        "1.0.0",
+        "--upx",
+        "off",
+    )
     assert proc.returncode == 0, proc.stderr
-    proc = run_cli("build", str(FIXTURES / "hello-root"), "--output", str(tmp_path / "p"), "--version", "v1 'x'",
-                   "--tag", "1.0.0")
+    proc = run_cli(
+        "build", str(FIXTURES / "hello-root"), "--output", str(tmp_path / "p"), "--version", "v1 'x'", "--tag", "1.0.0"
+    )
     assert_refused(proc, 4, "cannot be injected with -X")
 
 
@@ -208,11 +252,17 @@ def test_sigterm_cleans_up_like_ctrl_c(tmp_path):
     """`timeout` or a cancelled CI job: exit 143, no staging directory, no temporary build directory left."""
     import signal
     from conftest import interrupt_build
+
     tmpdir = tmp_path / "tmp"
     tmpdir.mkdir()
     env = {**os.environ, "GOCACHE": str(tmp_path / "cold-cache"), "TMPDIR": str(tmpdir)}
-    proc = interrupt_build([str(FIXTURES / "hello-root"), "--output", str(tmp_path / "fresh")], env,
-                           lambda: any(p.name.startswith(".fresh") for p in tmp_path.iterdir()), signal.SIGTERM, 0.3)
+    proc = interrupt_build(
+        [str(FIXTURES / "hello-root"), "--output", str(tmp_path / "fresh")],
+        env,
+        lambda: any(p.name.startswith(".fresh") for p in tmp_path.iterdir()),
+        signal.SIGTERM,
+        0.3,
+    )
     assert proc.returncode == 143, proc.stderr
     assert "terminated" in proc.stderr and "Traceback" not in proc.stderr
     assert [p.name for p in tmp_path.iterdir() if p.name not in ("cold-cache", "tmp")] == []
@@ -223,9 +273,10 @@ def test_stages_left_by_a_killed_build_are_removed_later(tmp_path):
     """SIGKILL leaves a staging directory behind; a later build into the same place removes it once its process is
     gone and it is an hour old, and never touches a live one."""
     from ocibake.oci.layout import LayoutWriter
-    dead = tmp_path / ".fresh.ocibake-999999999-abcd"       # no such pid
-    dead_work = tmp_path / ".fresh.ocibake-999999999-work-ijkl"     # its binary and go's temporary files
-    live = tmp_path / f".fresh.ocibake-{os.getpid()}-efgh"   # this process
+
+    dead = tmp_path / ".fresh.ocibake-999999999-abcd"  # no such pid
+    dead_work = tmp_path / ".fresh.ocibake-999999999-work-ijkl"  # its binary and go's temporary files
+    live = tmp_path / f".fresh.ocibake-{os.getpid()}-efgh"  # this process
     for d in (dead, dead_work, live):
         d.mkdir()
         os.utime(d, (0, 0))
@@ -241,21 +292,45 @@ def test_version_package_relative_to_the_module(tmp_path):
     (service / "internal" / "buildinfo").mkdir(parents=True)
     (service / "go.mod").write_text("module example.com/svc\n\ngo 1.21\n")
     (service / "internal" / "buildinfo" / "info.go").write_text(
-        'package buildinfo\n\nvar (\n\tVersion   = "dev"\n\tBuildDate = ""\n\tGitCommit = ""\n)\n')
+        'package buildinfo\n\nvar (\n\tVersion   = "dev"\n\tBuildDate = ""\n\tGitCommit = ""\n)\n'
+    )
     (service / "main.go").write_text(
         'package main\n\nimport (\n\t"fmt"\n\n\t"example.com/svc/internal/buildinfo"\n)\n\n'
-        'func main() { fmt.Println("svc", buildinfo.Version) }\n')
-    proc = run_cli("build", str(service), "--output", str(tmp_path / "a"), "--version", "v7", "--upx", "off",
-                   "--version-package", "./internal/buildinfo")
+        'func main() { fmt.Println("svc", buildinfo.Version) }\n'
+    )
+    proc = run_cli(
+        "build",
+        str(service),
+        "--output",
+        str(tmp_path / "a"),
+        "--version",
+        "v7",
+        "--upx",
+        "off",
+        "--version-package",
+        "./internal/buildinfo",
+    )
     assert proc.returncode == 0, proc.stderr
-    proc = run_cli("build", str(service), "--output", str(tmp_path / "b"), "--version", "v7", "--upx", "off",
-                   "--version-package", "buildinfo", "-q")
+    proc = run_cli(
+        "build",
+        str(service),
+        "--output",
+        str(tmp_path / "b"),
+        "--version",
+        "v7",
+        "--upx",
+        "off",
+        "--version-package",
+        "buildinfo",
+        "-q",
+    )
     assert_refused(proc, 3, "did not print the version")
     assert "full import path" in proc.stderr
     for missing in ("./internal/nope", "example.com/svc/internal/nope"):
         out = tmp_path / "c"
-        proc = run_cli("build", str(service), "--output", str(out), "--version", "v7", "--upx", "off",
-                       "--version-package", missing)
+        proc = run_cli(
+            "build", str(service), "--output", str(out), "--version", "v7", "--upx", "off", "--version-package", missing
+        )
         assert_refused(proc, 4, f"--version-package {missing}: no Go package")
         assert "go build" not in proc.stderr
         nothing_written(tmp_path, out)
@@ -264,6 +339,7 @@ def test_version_package_relative_to_the_module(tmp_path):
 def test_common_flags_also_work_before_the_command(tmp_path):
     """`ocibake --json build ...` and `ocibake -v push ...` as well as after the command."""
     import json
+
     proc = run_cli("--json", "build", str(tmp_path / "missing"))
     assert proc.returncode == 4
     assert json.loads(proc.stdout)["error"]["exit_code"] == 4

@@ -29,7 +29,7 @@ def test_repeated_push_stops_at_the_manifest(proxied_registry, tmp_path):
     assert again.returncode == 0, again.stderr
     report = json.loads(again.stdout)
     assert report["bytes_uploaded"] == 0 and report["references"] == [f"{proxy.host}/rt/app:v1@{info['manifest']}"]
-    sent = [r for r in _requests(proxy, start) if r != ("GET", "/v2/")]       # the version check (ping) aside
+    sent = [r for r in _requests(proxy, start) if r != ("GET", "/v2/")]  # the version check (ping) aside
     assert sent == [("HEAD", "/v2/rt/app/manifests/v1")], sent
 
 
@@ -58,7 +58,7 @@ def test_small_blobs_go_in_one_body_without_patch(proxied_registry, tmp_path):
     seen = [(s.method, s.path) for s in proxy.seen]
     assert not [p for m, p in seen if m == "PATCH"], seen
     posts = [p for m, p in seen if m == "POST"]
-    assert len(posts) == 3 and all("digest=sha256" in p for p in posts)       # two layers and the config
+    assert len(posts) == 3 and all("digest=sha256" in p for p in posts)  # two layers and the config
     blob_puts = [p for m, p in seen if m == "PUT" and "/blobs/uploads/" in p]
     assert len(blob_puts) == 3
 
@@ -87,6 +87,7 @@ def test_a_cut_monolithic_upload_is_retried_and_completes(proxied_registry, tmp_
             cuts.append((method, path))
             return ("cut", 100)
         return None
+
     proxy.fault = fault
     env = {**reg_env(reg, tmp_path / "home"), "OCIBAKE_REGISTRY_BACKOFF": "0.05"}
     proc = ocibake("push", str(layout), f"{proxy.host}/rt/cut", env=env)
@@ -113,6 +114,7 @@ def test_a_partial_digest_in_the_completion_response_is_a_lost_response(proxied_
                 answered.append(path)
                 return ("status", 201, {"Docker-Content-Digest": "sha256:12ab"})
             return None
+
         proxy.fault = fault
         proc = ocibake("push", str(layout), f"{proxy.host}/rt/partial{n}", env={**env, **extra})
         assert answered and proc.returncode == 0, proc.stderr

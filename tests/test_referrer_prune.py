@@ -22,8 +22,11 @@ def test_a_moved_tag_leaves_no_sbom_of_the_old_image(second_sbom, tmp_path):
     layout = tmp_path / "layout"
     build = ["build", str(FIXTURES / "hello-root"), "--upx", "off", "--output", str(layout), "--version", "v1"]
     assert run_cli(*build).returncode == 0
-    (old_sbom,) = [m for m in entries(layout) if "annotations" not in m or
-                   "org.opencontainers.image.ref.name" not in m["annotations"]]
+    (old_sbom,) = [
+        m
+        for m in entries(layout)
+        if "annotations" not in m or "org.opencontainers.image.ref.name" not in m["annotations"]
+    ]
     old_files = json.loads(blob(layout, old_sbom["digest"]).read_text())
     proc = run_cli(*build, "--port", "9090", "--sbom", second_sbom)
     assert proc.returncode == 0, proc.stderr

@@ -61,14 +61,18 @@ def test_connection_refused(tmp_path):
     assert proc.stderr.count("retry ") == 2 and "GET http://" not in proc.stderr
 
 
-@pytest.mark.parametrize("ref, words", [
-    ("127.0.0.1:5000/Upper/app", "repository 'Upper/app' is not a valid name"),
-    ("127.0.0.1:5000/x/app:-bad", "tag '-bad' is not valid"),
-    ("127.0.0.1:5000/x/app:a:b", "tag 'a:b' is not valid"),
-    ("127.0.0.1:5000/x//app", "not a valid"),
-    ("127.0.0.1:5000/x/app@sha256:abc", "digest 'sha256:abc' is not valid"),
-    ("http://127.0.0.1:5000/x/app", "not a URL"),
-    ("app-without-registry", "names no registry")])
+@pytest.mark.parametrize(
+    "ref, words",
+    [
+        ("127.0.0.1:5000/Upper/app", "repository 'Upper/app' is not a valid name"),
+        ("127.0.0.1:5000/x/app:-bad", "tag '-bad' is not valid"),
+        ("127.0.0.1:5000/x/app:a:b", "tag 'a:b' is not valid"),
+        ("127.0.0.1:5000/x//app", "not a valid"),
+        ("127.0.0.1:5000/x/app@sha256:abc", "digest 'sha256:abc' is not valid"),
+        ("http://127.0.0.1:5000/x/app", "not a URL"),
+        ("app-without-registry", "names no registry"),
+    ],
+)
 def test_invalid_reference(ref, words, tmp_path):
     layout = tmp_path / "layout"
     write_layout(layout, tags=("v1",))
@@ -82,7 +86,9 @@ def test_invalid_reference(ref, words, tmp_path):
 def test_invalid_tag_option(plain_registry, tmp_path):
     layout = tmp_path / "layout"
     write_layout(layout, tags=("v1",))
-    proc = ocibake("push", str(layout), f"{plain_registry.host}/x/app", "--tag", "bad tag", env=base_env(tmp_path / "h"))
+    proc = ocibake(
+        "push", str(layout), f"{plain_registry.host}/x/app", "--tag", "bad tag", env=base_env(tmp_path / "h")
+    )
     assert proc.returncode == 4 and "bad tag" in _error_line(proc.stderr)
 
 
@@ -116,7 +122,9 @@ def test_manifest_with_wrong_digest_is_refused(proxied_registry, tmp_path):
 
 
 def test_unknown_tag_on_pull(plain_registry, tmp_path):
-    proc = ocibake("pull", f"{plain_registry.host}/never/pushed:v9", str(tmp_path / "out"), env=base_env(tmp_path / "h"))
+    proc = ocibake(
+        "pull", f"{plain_registry.host}/never/pushed:v9", str(tmp_path / "out"), env=base_env(tmp_path / "h")
+    )
     assert proc.returncode == 5
     line = _error_line(proc.stderr)
     assert "404" in line and ("MANIFEST_UNKNOWN" in line or "NAME_UNKNOWN" in line)
@@ -136,6 +144,7 @@ def test_ca_cert_adds_to_the_system_trust_and_never_falls_back_to_http(tls_regis
     CA) instead of replacing it; a CA file that is not a certificate is bad input; a wrong CA is a TLS error, never a
     quiet retry over plain HTTP."""
     from registry_servers import make_ca
+
     reg = tls_registry
     layout = tmp_path / "layout"
     write_layout(layout, tags=("v1",))
@@ -146,19 +155,28 @@ def test_ca_cert_adds_to_the_system_trust_and_never_falls_back_to_http(tls_regis
 
     garbage = tmp_path / "garbage.pem"
     garbage.write_text("not a certificate\n")
-    proc = ocibake("push", str(layout), f"{reg.host}/trust/app2", "--ca-cert", str(garbage), "-v",
-                   env=base_env(tmp_path / "h"))
+    proc = ocibake(
+        "push", str(layout), f"{reg.host}/trust/app2", "--ca-cert", str(garbage), "-v", env=base_env(tmp_path / "h")
+    )
     assert proc.returncode == 4 and "is not a PEM CA certificate" in _error_line(proc.stderr)
     assert "http://" not in proc.stderr
 
-    proc = ocibake("push", str(layout), f"{reg.host}/trust/app3", "--ca-cert", str(other), "-v",
-                   env=base_env(tmp_path / "h"))
+    proc = ocibake(
+        "push", str(layout), f"{reg.host}/trust/app3", "--ca-cert", str(other), "-v", env=base_env(tmp_path / "h")
+    )
     assert proc.returncode == 5 and "TLS certificate not trusted" in _error_line(proc.stderr)
     assert "http://" not in proc.stderr and "signed neither by" in proc.stderr
 
 
-@pytest.mark.parametrize("reference", ["ci:hunter2secret@127.0.0.1:5000/x", "https://ci:hunter2secret@127.0.0.1:5000/x",
-                                       "docker://ci:hunter2secret@reg.example.com/x", "ci:hun/ter2secret@127.0.0.1:5000/x"])
+@pytest.mark.parametrize(
+    "reference",
+    [
+        "ci:hunter2secret@127.0.0.1:5000/x",
+        "https://ci:hunter2secret@127.0.0.1:5000/x",
+        "docker://ci:hunter2secret@reg.example.com/x",
+        "ci:hun/ter2secret@127.0.0.1:5000/x",
+    ],
+)
 def test_credentials_in_a_reference_are_refused_without_echoing_them(reference, tmp_path):
     layout = tmp_path / "layout"
     write_layout(layout, tags=("v1",))
@@ -179,6 +197,7 @@ def test_credentials_in_ocibake_registry_are_refused_without_echoing_them(tmp_pa
 def test_plain_http_only_for_loopback(tmp_path):
     """A non-loopback host is never tried over plain HTTP without --insecure (localhost.localdomain-like names too)."""
     from ocibake.registry.reference import is_loopback
+
     assert is_loopback("127.0.0.1:5000") and is_loopback("localhost:5000") and is_loopback("localhost")
     assert is_loopback("[::1]:5000")
     assert not is_loopback("registry.example.com") and not is_loopback("127.0.0.1.nip.io:5000")
@@ -195,6 +214,7 @@ class _NotARegistry(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
+
     do_HEAD = do_POST = do_GET
 
 
@@ -224,7 +244,9 @@ def test_pull_refuses_a_blob_with_the_wrong_digest(proxied_registry, tmp_path):
     env = base_env(tmp_path / "h")
     assert ocibake("push", str(layout), f"{proxy.host}/x/app", env=env).returncode == 0
     config = info["blobs"][-1]
-    proxy.fault = lambda m, p: ("status", 200, {"Docker-Content-Digest": config}) if m == "GET" and config in p else None
+    proxy.fault = lambda m, p: (
+        ("status", 200, {"Docker-Content-Digest": config}) if m == "GET" and config in p else None
+    )
     proc = ocibake("pull", f"{proxy.host}/x/app:v1", str(tmp_path / "out"), env=env)
     assert proc.returncode == 5 and "arrived as" in _error_line(proc.stderr), proc.stderr
     assert not (tmp_path / "out").exists()
@@ -232,11 +254,14 @@ def test_pull_refuses_a_blob_with_the_wrong_digest(proxied_registry, tmp_path):
 
 def test_login_and_toolchain_references_never_echo_credentials(tmp_path):
     from conftest import FIXTURES
+
     env = base_env(tmp_path / "h")
-    for argv, stdin in ((["login", "u:hunter2secret@127.0.0.1:1/x", "-u", "u", "--password-stdin"], "pw\n"),
-                        (["login", "https://u:hunter2secret@127.0.0.1:1", "-u", "u", "--password-stdin"], "pw\n"),
-                        (["build", str(FIXTURES / "hello-root"), "--toolchain", "u:hunter2secret@127.0.0.1:1"], None),
-                        (["build", str(FIXTURES / "hello-root"), "--toolchain", "//u:hunter2secret@127.0.0.1:1/x"], None)):
+    for argv, stdin in (
+        (["login", "u:hunter2secret@127.0.0.1:1/x", "-u", "u", "--password-stdin"], "pw\n"),
+        (["login", "https://u:hunter2secret@127.0.0.1:1", "-u", "u", "--password-stdin"], "pw\n"),
+        (["build", str(FIXTURES / "hello-root"), "--toolchain", "u:hunter2secret@127.0.0.1:1"], None),
+        (["build", str(FIXTURES / "hello-root"), "--toolchain", "//u:hunter2secret@127.0.0.1:1/x"], None),
+    ):
         proc = ocibake(*argv, "-v", env=env, stdin=stdin)
         assert proc.returncode == 4, (argv, proc.stderr)
         assert "hunter2secret" not in proc.stdout + proc.stderr and "credentials" in proc.stderr
@@ -244,10 +269,17 @@ def test_login_and_toolchain_references_never_echo_credentials(tmp_path):
 
 def test_json_output_stays_json_when_the_first_repository_fails(plain_registry, tmp_path):
     import json
+
     layout = tmp_path / "layout"
     write_layout(layout, tags=("v1",))
-    proc = ocibake("push", str(layout), f"127.0.0.1:{free_port()}/y", f"{plain_registry.host}/ok/c", "--json",
-                   env=base_env(tmp_path / "h"))
+    proc = ocibake(
+        "push",
+        str(layout),
+        f"127.0.0.1:{free_port()}/y",
+        f"{plain_registry.host}/ok/c",
+        "--json",
+        env=base_env(tmp_path / "h"),
+    )
     assert proc.returncode == 5
     doc = json.loads(proc.stdout)
     assert doc["references"] == [] and "cannot connect" in doc["error"]["message"]

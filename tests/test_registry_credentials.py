@@ -53,9 +53,11 @@ def test_credential_helper_programs(key, token_registry, tmp_path):
     bindir = tmp_path / "bin"
     bindir.mkdir()
     helper = bindir / "docker-credential-ocibaketest"
-    helper.write_text("#!/bin/sh\nread host\n"
-                      f"[ \"$host\" = \"{reg.host}\" ] || exit 1\n"
-                      f"echo '{{\"ServerURL\":\"{reg.host}\",\"Username\":\"{USER}\",\"Secret\":\"{PASSWORD}\"}}'\n")
+    helper.write_text(
+        "#!/bin/sh\nread host\n"
+        f'[ "$host" = "{reg.host}" ] || exit 1\n'
+        f'echo \'{{"ServerURL":"{reg.host}","Username":"{USER}","Secret":"{PASSWORD}"}}\'\n'
+    )
     helper.chmod(0o755)
     cfg = tmp_path / "dockercfg"
     cfg.mkdir()
@@ -77,21 +79,31 @@ def test_login_stores_into_docker_config_then_push_uses_it(mode, request, tmp_pa
     assert "asks for no credentials" not in proc.stderr
     config = tmp_path / "home" / ".docker" / "config.json"
     assert stat.S_IMODE(config.stat().st_mode) == 0o600
-    assert json.loads(config.read_text())["auths"][reg.host]["auth"] == \
-        base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+    assert (
+        json.loads(config.read_text())["auths"][reg.host]["auth"]
+        == base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+    )
     _push_ok(reg, tmp_path, env)
 
 
 def test_login_to_a_registry_without_auth_says_nothing_was_checked(plain_registry, tmp_path):
-    proc = ocibake("login", plain_registry.host, "-u", USER, "--password-stdin", env=base_env(tmp_path / "home"),
-                   stdin=PASSWORD + "\n")
+    proc = ocibake(
+        "login",
+        plain_registry.host,
+        "-u",
+        USER,
+        "--password-stdin",
+        env=base_env(tmp_path / "home"),
+        stdin=PASSWORD + "\n",
+    )
     assert proc.returncode == 0, proc.stderr
     assert "asks for no credentials" in proc.stderr and PASSWORD not in proc.stderr
 
 
 def test_username_with_password_stdin(basic_registry, tmp_path):
-    _push_ok(basic_registry, tmp_path, base_env(tmp_path / "home"), "-u", USER, "--password-stdin",
-             stdin=PASSWORD + "\n")
+    _push_ok(
+        basic_registry, tmp_path, base_env(tmp_path / "home"), "-u", USER, "--password-stdin", stdin=PASSWORD + "\n"
+    )
 
 
 def test_password_is_never_an_argument(basic_registry, tmp_path):
@@ -115,19 +127,33 @@ def test_no_secret_in_any_output_with_verbose(mode, request, tmp_path):
         return proc
 
     assert run("login", reg.host, "-u", USER, "--password-stdin", stdin=PASSWORD).returncode == 0
-    assert run("push", str(layout), f"{reg.host}/secret/app").returncode == 0          # from the stored config
-    assert run("push", str(layout), f"{reg.host}/secret/two", "--mount-from", "secret/app", env=envcreds).returncode == 0
-    assert run("push", str(layout), f"{reg.host}/secret/app", "--json", "-u", USER, "--password-stdin",
-               stdin=PASSWORD).returncode == 0
+    assert run("push", str(layout), f"{reg.host}/secret/app").returncode == 0  # from the stored config
+    assert (
+        run("push", str(layout), f"{reg.host}/secret/two", "--mount-from", "secret/app", env=envcreds).returncode == 0
+    )
+    assert (
+        run(
+            "push", str(layout), f"{reg.host}/secret/app", "--json", "-u", USER, "--password-stdin", stdin=PASSWORD
+        ).returncode
+        == 0
+    )
     assert run("pull", f"{reg.host}/secret/app:v1", str(tmp_path / "pulled"), env=envcreds).returncode == 0
-    assert run("pull", f"{reg.host}/secret/app:v1", str(tmp_path / "pulled2"), "--platform", "linux/arm64",
-               "--json").returncode == 0
+    assert (
+        run(
+            "pull", f"{reg.host}/secret/app:v1", str(tmp_path / "pulled2"), "--platform", "linux/arm64", "--json"
+        ).returncode
+        == 0
+    )
     # failures too: wrong password, and a missing tag
-    assert run("push", str(layout), f"{reg.host}/secret/app", "-u", USER, "--password-stdin",
-               stdin=PASSWORD + "x").returncode == 5
+    assert (
+        run(
+            "push", str(layout), f"{reg.host}/secret/app", "-u", USER, "--password-stdin", stdin=PASSWORD + "x"
+        ).returncode
+        == 5
+    )
     assert run("pull", f"{reg.host}/secret/app:nope", str(tmp_path / "p3"), env=envcreds).returncode == 5
     assert run("login", reg.host, "-u", USER, "--password-stdin", stdin=PASSWORD + "x").returncode == 5
-    assert any("> PUT" in text for _, _, text in outputs)          # -v really traced the requests
+    assert any("> PUT" in text for _, _, text in outputs)  # -v really traced the requests
     secrets = reg.secrets
     if mode == "token":
         assert reg.token_server.tokens

@@ -54,15 +54,19 @@ class Handler(socketserver.BaseRequestHandler):
             head += data
         line = head.split(b"\r\n", 1)[0].decode()
         if line.startswith("GET /v2/ "):
-            sock.sendall(b"HTTP/1.1 200 OK\r\nDocker-Distribution-API-Version: registry/2.0\r\n"
-                         b"Content-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}")
+            sock.sendall(
+                b"HTTP/1.1 200 OK\r\nDocker-Distribution-API-Version: registry/2.0\r\n"
+                b"Content-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}"
+            )
             return
         try:
             if server.mode == "headers":
                 sock.sendall(b"HTTP/1.1 200 OK\r\nX-Slow: ")
             elif server.mode == "body":
-                sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/vnd.oci.image.manifest.v1+json\r\n"
-                             b"Content-Length: 1000000\r\n\r\n{")
+                sock.sendall(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: application/vnd.oci.image.manifest.v1+json\r\n"
+                    b"Content-Length: 1000000\r\n\r\n{"
+                )
             while not server.stop.wait(1.0):
                 if server.mode != "silent":
                     sock.sendall(b"a")
@@ -78,8 +82,15 @@ def layout(tmp_path) -> Path:
 
 def run(args: list[str], env: dict) -> tuple[subprocess.CompletedProcess, float]:
     started = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "ocibake", *args], cwd=REPO, env=env, stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "ocibake", *args],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=300,
+    )
     return proc, time.monotonic() - started
 
 
@@ -95,9 +106,13 @@ def test_dripping_server_ends_push_and_pull_with_exit_5_in_under_two_minutes_by_
     headers, body = Dripping("headers"), Dripping("body")
     try:
         results: dict[str, tuple] = {}
-        threads = [threading.Thread(target=lambda k=k, a=a: results.__setitem__(k, run(a, env))) for k, a in (
-            ("push", ["push", str(layout), f"{headers.host}/drip/app"]),
-            ("pull", ["pull", f"{body.host}/drip/app:v1", str(tmp_path / "pulled")]))]
+        threads = [
+            threading.Thread(target=lambda k=k, a=a: results.__setitem__(k, run(a, env)))
+            for k, a in (
+                ("push", ["push", str(layout), f"{headers.host}/drip/app"]),
+                ("pull", ["pull", f"{body.host}/drip/app:v1", str(tmp_path / "pulled")]),
+            )
+        ]
         for t in threads:
             t.start()
         for t in threads:

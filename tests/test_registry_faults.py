@@ -39,6 +39,7 @@ def test_connection_cut_in_the_middle_of_a_blob_upload(proxied_registry, tmp_pat
             cuts.append(path)
             return ("cut", 200_000)
         return None
+
     proxy.fault = fault
     env = {**reg_env(reg, tmp_path / "home"), **STREAMED}
     proc = ocibake("push", str(layout), f"{proxy.host}/f/app", env=env)
@@ -60,6 +61,7 @@ def test_500_on_the_first_attempt_at_a_blob(proxied_registry, tmp_path):
             failed.append(path)
             return ("status", 500, {})
         return None
+
     proxy.fault = fault
     env = reg_env(reg, tmp_path / "home")
     proc = ocibake("push", str(layout), f"{proxy.host}/f/app", env=env)
@@ -79,6 +81,7 @@ def test_429_with_retry_after_is_honoured(proxied_registry, tmp_path):
             limited.append(path)
             return ("status", 429, {"Retry-After": "1"})
         return None
+
     proxy.fault = fault
     env = {**reg_env(reg, tmp_path / "home"), **STREAMED}
     proc = ocibake("push", str(layout), f"{proxy.host}/f/app", env=env)
@@ -98,6 +101,7 @@ def test_registry_stopped_and_restarted_between_two_blobs(proxied_registry, tmp_
             done.append(path)
             reg.stop()
             threading.Timer(1.0, reg.start).start()
+
     proxy.after = after
     env = {**reg_env(reg, tmp_path / "home"), "OCIBAKE_REGISTRY_BACKOFF": "0.3"}
     proc = ocibake("push", str(layout), f"{proxy.host}/f/app", "--json", env=env)
@@ -137,8 +141,12 @@ def test_connection_cut_on_every_upload_is_bounded(proxied_registry, tmp_path):
     layout = tmp_path / "layout"
     write_layout(layout, tags=("v1",))
     proxy.fault = lambda m, p: ("cut", 1000) if m == "PATCH" else None
-    env = {**reg_env(reg, tmp_path / "home"), "OCIBAKE_REGISTRY_RETRIES": "2", "OCIBAKE_REGISTRY_BACKOFF": "0.05",
-           **STREAMED}
+    env = {
+        **reg_env(reg, tmp_path / "home"),
+        "OCIBAKE_REGISTRY_RETRIES": "2",
+        "OCIBAKE_REGISTRY_BACKOFF": "0.05",
+        **STREAMED,
+    }
     proc = ocibake("push", str(layout), f"{proxy.host}/f/app", env=env, timeout=60)
     assert proc.returncode == 5, proc.stderr
     assert "connection error" in proc.stderr and "run the same command again" in proc.stderr
@@ -154,17 +162,24 @@ def test_sigterm_during_a_slow_upload_stops_at_once_and_leaves_no_tag(proxied_re
     import sys
     import time
     from regtools import REPO_ROOT
+
     reg, proxy = proxied_registry
     layout = tmp_path / "layout"
     info = write_layout(layout, tags=("v1",), layer_sizes=(40_000_000,))
-    proxy.fault = lambda m, p: ("slow", 2_000_000) if m == "PATCH" else None     # ~20 s for the blob
+    proxy.fault = lambda m, p: ("slow", 2_000_000) if m == "PATCH" else None  # ~20 s for the blob
     env = reg_env(reg, tmp_path / "home")
-    proc = subprocess.Popen([sys.executable, "-m", "ocibake", "push", str(layout), f"{proxy.host}/f/app"], env=env,
-                            cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ocibake", "push", str(layout), f"{proxy.host}/f/app"],
+        env=env,
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and not any(s.method == "POST" for s in proxy.seen):
         time.sleep(0.05)
-    time.sleep(1.0)                                    # the PATCH is streaming now
+    time.sleep(1.0)  # the PATCH is streaming now
     sent = time.monotonic()
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)

@@ -18,8 +18,9 @@ def test_push_then_skopeo_reads_the_same_digests(any_registry, tmp_path):
     env = reg_env(reg, tmp_path / "home")
     proc = ocibake("push", str(layout), f"{reg.host}/team/app-{reg.mode}", *reg_args(reg), env=env)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.splitlines() == [f"{reg.host}/team/app-{reg.mode}:{t}@{info['manifest']}"
-                                        for t in sorted(info["tags"])]
+    assert proc.stdout.splitlines() == [
+        f"{reg.host}/team/app-{reg.mode}:{t}@{info['manifest']}" for t in sorted(info["tags"])
+    ]
     assert "3 blob(s) uploaded" in proc.stderr
     for tag in info["tags"]:
         assert skopeo_digest(reg, f"team/app-{reg.mode}:{tag}") == info["manifest"]
@@ -27,8 +28,9 @@ def test_push_then_skopeo_reads_the_same_digests(any_registry, tmp_path):
     copied = tmp_path / "copied"
     assert skopeo_copy_back(reg, f"team/app-{reg.mode}:v1", copied, "v1") == info["manifest"]
     for digest in info["blobs"]:
-        assert (copied / "blobs" / "sha256" / digest[7:]).read_bytes() == \
-            (layout / "blobs" / "sha256" / digest[7:]).read_bytes()
+        assert (copied / "blobs" / "sha256" / digest[7:]).read_bytes() == (
+            layout / "blobs" / "sha256" / digest[7:]
+        ).read_bytes()
 
     # a re-push sends no blob bytes, and says so
     again = ocibake("push", str(layout), f"{reg.host}/team/app-{reg.mode}", "--json", *reg_args(reg), env=env)
@@ -45,8 +47,9 @@ def test_push_then_skopeo_reads_the_same_digests(any_registry, tmp_path):
     index = json.loads((pulled / "index.json").read_text())
     assert [m["digest"] for m in index["manifests"]] == [info["manifest"]]
     for digest in info["blobs"] + [info["manifest"]]:
-        assert (pulled / "blobs" / "sha256" / digest[7:]).read_bytes() == \
-            (layout / "blobs" / "sha256" / digest[7:]).read_bytes()
+        assert (pulled / "blobs" / "sha256" / digest[7:]).read_bytes() == (
+            layout / "blobs" / "sha256" / digest[7:]
+        ).read_bytes()
 
 
 def test_push_selected_tag_and_retag(plain_registry, tmp_path):
@@ -93,8 +96,9 @@ def test_index_pushed_whole_and_pulled_whole_or_per_platform(token_registry, tmp
     proc = ocibake("pull", f"{reg.host}/multi/app:multi", str(whole), env=env)
     assert proc.returncode == 0, proc.stderr
     assert json.loads((whole / "index.json").read_text())["manifests"][0]["digest"] == info["manifest"]
-    assert sorted(p.name for p in (whole / "blobs" / "sha256").iterdir()) == \
-        sorted(p.name for p in (layout / "blobs" / "sha256").iterdir())
+    assert sorted(p.name for p in (whole / "blobs" / "sha256").iterdir()) == sorted(
+        p.name for p in (layout / "blobs" / "sha256").iterdir()
+    )
 
     arm = tmp_path / "arm"
     proc = ocibake("pull", f"{reg.host}/multi/app:multi", str(arm), "--platform", "linux/arm64", env=env)
@@ -104,9 +108,12 @@ def test_index_pushed_whole_and_pulled_whole_or_per_platform(token_registry, tmp
     entry = json.loads((arm / "index.json").read_text())["manifests"]
     assert [m["digest"] for m in entry] == [arm_digest]
     from registry_servers import skopeo
+
     assert skopeo("inspect", "--format", "{{.Architecture}}", f"oci:{arm}:multi").stdout.strip() == "arm64"
 
-    missing = ocibake("pull", f"{reg.host}/multi/app:multi", str(tmp_path / "none"), "--platform", "linux/s390x", env=env)
+    missing = ocibake(
+        "pull", f"{reg.host}/multi/app:multi", str(tmp_path / "none"), "--platform", "linux/s390x", env=env
+    )
     assert missing.returncode == 4 and "linux/amd64" in missing.stderr and not (tmp_path / "none").exists()
 
 
@@ -118,8 +125,10 @@ def test_several_repositories_in_one_run_and_cross_repo_mount(token_registry, tm
     proc = ocibake("push", str(layout), f"{reg.host}/one/app", f"{reg.host}/two/app", "--json", env=env)
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
-    assert report["references"] == [f"{reg.host}/one/app:v1@{info['manifest']}",
-                                    f"{reg.host}/two/app:v1@{info['manifest']}"]
+    assert report["references"] == [
+        f"{reg.host}/one/app:v1@{info['manifest']}",
+        f"{reg.host}/two/app:v1@{info['manifest']}",
+    ]
     # the second repository mounts what the first one received instead of uploading it again
     assert report["blobs"] == {"uploaded": 3, "skipped": 0, "mounted": 3}
     for repo in ("one/app", "two/app"):
@@ -155,6 +164,7 @@ def test_token_expiring_during_a_long_push_is_refreshed(short_token_registry, tm
                 delayed.append(path)
                 return ("delay", 3.0)
             return None
+
         proxy.fault = fault
         env = reg_env(reg, tmp_path / "home")
         started = time.monotonic()
@@ -176,14 +186,21 @@ def test_a_bar_per_blob_on_a_terminal_and_a_line_per_blob_otherwise(plain_regist
     import sys
     from conftest import require
     from regtools import REPO_ROOT
+
     reg = plain_registry
     layout = tmp_path / "layout"
     write_layout(layout, tags=("v1",), layer_sizes=(8_000_000, 6_000_000, 4_000_000))
     env = reg_env(reg, tmp_path / "home")
     log = tmp_path / "tty.log"
     command = shlex.join([sys.executable, "-m", "ocibake", "push", str(layout), f"{reg.host}/tty/app"])
-    proc = subprocess.run([require("script"), "-qec", command, str(log)], env={**env, "TERM": "xterm"}, cwd=REPO_ROOT,
-                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120)
+    proc = subprocess.run(
+        [require("script"), "-qec", command, str(log)],
+        env={**env, "TERM": "xterm"},
+        cwd=REPO_ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        timeout=120,
+    )
     assert proc.returncode == 0, log.read_text(errors="replace")
     screen = log.read_text(errors="replace")
     finished = [line for line in screen.replace("\r", "").split("\n") if line.endswith("  uploaded")]
@@ -199,14 +216,21 @@ def test_a_bar_per_blob_on_a_terminal_and_a_line_per_blob_otherwise(plain_regist
 def test_a_failure_after_some_repositories_reports_those_that_completed(plain_registry, basic_registry, tmp_path):
     layout = tmp_path / "layout"
     info = write_layout(layout, tags=("v1",))
-    env = reg_env(plain_registry, tmp_path / "home")        # no credentials for the basic-auth registry
+    env = reg_env(plain_registry, tmp_path / "home")  # no credentials for the basic-auth registry
     proc = ocibake("push", str(layout), f"{plain_registry.host}/ok/app", f"{basic_registry.host}/no/app", env=env)
     assert proc.returncode == 5 and "UNAUTHORIZED" in proc.stderr
     assert proc.stdout.splitlines() == [f"{plain_registry.host}/ok/app:v1@{info['manifest']}"]
     assert "pushed before the failure: 1 tag(s)" in proc.stderr
     # with --json, stdout stays one JSON document; the repositories after the failing one are named as not tried
-    proc = ocibake("push", str(layout), f"{plain_registry.host}/ok/app", f"{basic_registry.host}/no/app",
-                   f"{plain_registry.host}/later/app", "--json", env=env)
+    proc = ocibake(
+        "push",
+        str(layout),
+        f"{plain_registry.host}/ok/app",
+        f"{basic_registry.host}/no/app",
+        f"{plain_registry.host}/later/app",
+        "--json",
+        env=env,
+    )
     assert proc.returncode == 5
     doc = json.loads(proc.stdout)
     assert doc["references"] == [f"{plain_registry.host}/ok/app:v1@{info['manifest']}"]
@@ -248,8 +272,9 @@ def test_pull_repairs_a_damaged_blob_and_names_the_platform(plain_registry, tmp_
     proc = ocibake("pull", f"{reg.host}/repair/app:v1", str(pulled), env=env)
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr.count("does not match its digest; downloading it again") == 2
-    check = subprocess.run(["skopeo", "copy", f"oci:{pulled}:v1", f"dir:{tmp_path / 'dir'}"], stderr=subprocess.PIPE,
-                           text=True)
+    check = subprocess.run(
+        ["skopeo", "copy", f"oci:{pulled}:v1", f"dir:{tmp_path / 'dir'}"], stderr=subprocess.PIPE, text=True
+    )
     assert check.returncode == 0, check.stderr
     again = ocibake("pull", f"{reg.host}/repair/app:v1", str(pulled), env=env)
     assert again.returncode == 0 and "downloading it again" not in again.stderr

@@ -14,11 +14,19 @@ COMMIT_DATE = "2024-03-01T10:20:30Z"
 
 
 def git(*args, cwd, env=None):
-    full = {**os.environ, "GIT_AUTHOR_DATE": COMMIT_DATE, "GIT_COMMITTER_DATE": COMMIT_DATE,
-            "GIT_AUTHOR_NAME": "a", "GIT_AUTHOR_EMAIL": "a@example.com", "GIT_COMMITTER_NAME": "a",
-            "GIT_COMMITTER_EMAIL": "a@example.com", **(env or {})}
-    subprocess.run(["git", "-c", "init.defaultBranch=main", *args], cwd=cwd, env=full, check=True,
-                   stdout=subprocess.DEVNULL)
+    full = {
+        **os.environ,
+        "GIT_AUTHOR_DATE": COMMIT_DATE,
+        "GIT_COMMITTER_DATE": COMMIT_DATE,
+        "GIT_AUTHOR_NAME": "a",
+        "GIT_AUTHOR_EMAIL": "a@example.com",
+        "GIT_COMMITTER_NAME": "a",
+        "GIT_COMMITTER_EMAIL": "a@example.com",
+        **(env or {}),
+    }
+    subprocess.run(
+        ["git", "-c", "init.defaultBranch=main", *args], cwd=cwd, env=full, check=True, stdout=subprocess.DEVNULL
+    )
 
 
 def test_two_checkouts_two_users_two_clocks_one_digest(tmp_path):
@@ -31,8 +39,9 @@ def test_two_checkouts_two_users_two_clocks_one_digest(tmp_path):
     git("add", ".", cwd=origin)
     git("commit", "-qm", "fixture", cwd=origin)
 
-    first_digest, first = build(origin, tmp_path / "out-a", "--version", "v1.2.3",
-                                env={"TZ": "UTC", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"})
+    first_digest, first = build(
+        origin, tmp_path / "out-a", "--version", "v1.2.3", env={"TZ": "UTC", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"}
+    )
 
     # The second build: another clone path made under umask 077, another user (uid 4242 in a user namespace),
     # another HOME and an empty Go build cache, another time zone and locale, and a clock years ahead.
@@ -40,17 +49,39 @@ def test_two_checkouts_two_users_two_clocks_one_digest(tmp_path):
     other.parent.mkdir(parents=True)
     home = tmp_path / "home"
     home.mkdir()
-    env = {**os.environ, "TZ": "Asia/Kathmandu", "LANG": "de_DE.UTF-8", "LC_ALL": "de_DE.UTF-8",
-           "HOME": str(home), "GOCACHE": str(home / "gocache"), "USER": "someone-else"}
+    env = {
+        **os.environ,
+        "TZ": "Asia/Kathmandu",
+        "LANG": "de_DE.UTF-8",
+        "LC_ALL": "de_DE.UTF-8",
+        "HOME": str(home),
+        "GOCACHE": str(home / "gocache"),
+        "USER": "someone-else",
+    }
     subprocess.run(["sh", "-c", f"umask 077 && git clone -q {origin} {other}"], check=True, env=env)
     assert (other / "main.go").stat().st_mode & 0o077 == 0
     out_b = tmp_path / "out-b"
     proc = subprocess.run(
-        ["unshare", "--user", "--map-user=4242", "--map-group=4242",
-         "faketime", "-f", "@2031-02-03 04:05:06",
-         "sh", "-c", f"umask 077 && id -u && date +%Y && exec {sys.executable} -m ocibake build {other} "
-                     f"--output {out_b} --version v1.2.3"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO, timeout=600)
+        [
+            "unshare",
+            "--user",
+            "--map-user=4242",
+            "--map-group=4242",
+            "faketime",
+            "-f",
+            "@2031-02-03 04:05:06",
+            "sh",
+            "-c",
+            f"umask 077 && id -u && date +%Y && exec {sys.executable} -m ocibake build {other} "
+            f"--output {out_b} --version v1.2.3",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr
     uid, year, ref = proc.stdout.split()
     assert (uid, year) == ("4242", "2031"), "the second build really ran as another user at another time"
@@ -74,6 +105,7 @@ def test_source_date_epoch_defaults_to_zero_outside_git_and_follows_the_environm
 
 def test_local_origin_paths_never_reach_the_image():
     from ocibake.build.project import public_source_url
+
     assert public_source_url("/home/me/src/app") == ""
     assert public_source_url("file:///srv/git/app.git") == ""
     assert public_source_url("https://ci:s3cret@git.example.com/app.git") == "https://git.example.com/app.git"

@@ -87,8 +87,7 @@ def project(tmp_path):
 
 
 def resolve(work, reg, home, *args: str, **kw) -> subprocess.CompletedProcess:
-    return run_cli("resolve", *args, "--upx", "off", cwd=work, env={**reg_env(reg, home), **kw.pop("env", {})},
-                   **kw)
+    return run_cli("resolve", *args, "--upx", "off", cwd=work, env={**reg_env(reg, home), **kw.pop("env", {})}, **kw)
 
 
 def test_a_directory_resolves_to_pushed_digests_and_nothing_else_changes(project, plain_registry, tmp_path):
@@ -99,15 +98,21 @@ def test_a_directory_resolves_to_pushed_digests_and_nothing_else_changes(project
     digests = {name: remote_digest(reg, f"sos/{name}:v1") for name in ("hello-root", "cmd-main")}
     hello, cmd = (f"{reg.host}/sos/{n}@{digests[n]}" for n in ("hello-root", "cmd-main"))
     # files in sorted order (app.yaml, config.yaml, jobs/job.yml), every byte but the references kept
-    expected = (DEPLOY.replace("ocibake://services/hello-root", hello).replace("ocibake://cmd-main", cmd)
-                + "---\n" + CONFIG + "---\n"
-                + JOB.replace("ocibake://services/hello-root", hello).replace("ocibake://services/cmd-main", cmd))
+    expected = (
+        DEPLOY.replace("ocibake://services/hello-root", hello).replace("ocibake://cmd-main", cmd)
+        + "---\n"
+        + CONFIG
+        + "---\n"
+        + JOB.replace("ocibake://services/hello-root", hello).replace("ocibake://services/cmd-main", cmd)
+    )
     assert out == expected
     assert "# the API: comments stay where they are" in out and "# a bare name means services/NAME" in out
     docs = documents(out)
     assert len(docs) == 4 and docs[2] == documents(CONFIG)[0]
-    images = [docs[0]["spec"]["template"]["spec"]["containers"][0]["image"],
-              docs[3]["spec"]["template"]["spec"]["initContainers"][0]["image"]]
+    images = [
+        docs[0]["spec"]["template"]["spec"]["containers"][0]["image"],
+        docs[3]["spec"]["template"]["spec"]["initContainers"][0]["image"],
+    ]
     assert images == [hello, hello]
     # each service was built once, though named twice
     assert proc.stderr.count("[hello-root] built ") == 1 and proc.stderr.count("[cmd-main] built ") == 1
@@ -123,8 +128,20 @@ def test_a_file_without_references_comes_back_unchanged_and_needs_no_registry(pr
     assert proc.stdout == CONFIG
 
 
-@pytest.mark.parametrize("case", ["unknown-path", "syntax-error", "build-fails", "push-fails", "no-push",
-                                  "missing-file", "empty-path", "folded-scalar", "anchor"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "unknown-path",
+        "syntax-error",
+        "build-fails",
+        "push-fails",
+        "no-push",
+        "missing-file",
+        "empty-path",
+        "folded-scalar",
+        "anchor",
+    ],
+)
 def test_bad_input_exits_non_zero_with_nothing_on_stdout(case, project, plain_registry, tmp_path):
     reg = plain_registry
     deploy = project / "deploy"
@@ -158,8 +175,15 @@ def test_bad_input_exits_non_zero_with_nothing_on_stdout(case, project, plain_re
     else:
         (deploy / "more.yaml").write_text("image: ocibake://\n")
         words = "names no service"
-    proc = resolve(project, reg, tmp_path / "home", "-f", "deploy", *push,
-                   env={"OCIBAKE_REGISTRY_RETRIES": "0"} if case == "push-fails" else {})
+    proc = resolve(
+        project,
+        reg,
+        tmp_path / "home",
+        "-f",
+        "deploy",
+        *push,
+        env={"OCIBAKE_REGISTRY_RETRIES": "0"} if case == "push-fails" else {},
+    )
     assert proc.returncode == code, proc.stderr
     assert proc.stdout == ""
     assert words in proc.stderr and "Traceback" not in proc.stderr
@@ -177,14 +201,31 @@ def test_sigterm_stops_before_any_push_and_prints_nothing(project, plain_registr
     import signal
     import sys
     from regtools import tag_exists
+
     reg = plain_registry
     # a cache of its own: with UPX's output cached by an earlier test, the long step would end before the signal
     env = {**reg_env(reg, tmp_path / "home"), "XDG_CACHE_HOME": str(tmp_path / "cache")}
-    proc = subprocess.Popen([sys.executable, "-m", "ocibake", "resolve", "-f", "deploy", "--push", f"{reg.host}/term",
-                             "--upx", "best-lzma"], cwd=project, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "ocibake",
+            "resolve",
+            "-f",
+            "deploy",
+            "--push",
+            f"{reg.host}/term",
+            "--upx",
+            "best-lzma",
+        ],
+        cwd=project,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     seen = []
-    for line in proc.stderr:             # wait until a long step (UPX) is under way
+    for line in proc.stderr:  # wait until a long step (UPX) is under way
         seen.append(line)
         if "compressing the binary" in line:
             proc.send_signal(signal.SIGTERM)

@@ -33,8 +33,14 @@ def make_layer(directory: Path, entries: list[tuple], compression: str = "gzip")
                 info.size = len(payload)
                 tar.addfile(info, io.BytesIO(payload))
                 continue
-            info.type = {"dir": tarfile.DIRTYPE, "symlink": tarfile.SYMTYPE, "hardlink": tarfile.LNKTYPE,
-                         "chr": tarfile.CHRTYPE, "blk": tarfile.BLKTYPE, "fifo": tarfile.FIFOTYPE}[kind]
+            info.type = {
+                "dir": tarfile.DIRTYPE,
+                "symlink": tarfile.SYMTYPE,
+                "hardlink": tarfile.LNKTYPE,
+                "chr": tarfile.CHRTYPE,
+                "blk": tarfile.BLKTYPE,
+                "fifo": tarfile.FIFOTYPE,
+            }[kind]
             if kind in ("symlink", "hardlink"):
                 info.linkname = payload
             if kind in ("chr", "blk"):
@@ -73,13 +79,33 @@ def env(tmp_path):
 
 def test_whiteouts_and_opaque_directories(env):
     tmp, blobs, cache = env
-    lower = make_layer(blobs, [("a", "dir"), ("a/x", "file", b"x"), ("a/y", "file", b"y"), ("b", "dir"),
-                               ("b/old", "file", b"old"), ("b/sub", "dir"), ("b/sub/deep", "file", b"d"),
-                               ("c", "file", b"c"), ("keep", "file", b"k")])
+    lower = make_layer(
+        blobs,
+        [
+            ("a", "dir"),
+            ("a/x", "file", b"x"),
+            ("a/y", "file", b"y"),
+            ("b", "dir"),
+            ("b/old", "file", b"old"),
+            ("b/sub", "dir"),
+            ("b/sub/deep", "file", b"d"),
+            ("c", "file", b"c"),
+            ("keep", "file", b"k"),
+        ],
+    )
     # The opaque marker comes after b/new: it still hides only the lower layer's entries.
-    upper = make_layer(blobs, [("a/.wh.x", "file"), ("b", "dir"), ("b/new", "file", b"new"),
-                               ("b/.wh..wh..opq", "file"), (".wh.c", "file"), ("d", "file", b"d")],
-                       compression="zstd")
+    upper = make_layer(
+        blobs,
+        [
+            ("a/.wh.x", "file"),
+            ("b", "dir"),
+            ("b/new", "file", b"new"),
+            ("b/.wh..wh..opq", "file"),
+            (".wh.c", "file"),
+            ("d", "file", b"d"),
+        ],
+        compression="zstd",
+    )
     root = unpack_image([lower, upper], cache)
     assert root.parent == cache / "rootfs" and root.name == chain_id([lower.diff_id, upper.diff_id]).split(":")[1]
     files = sorted(str(p.relative_to(root)) for p in root.rglob("*"))
@@ -91,10 +117,10 @@ def test_unpacked_once_then_cached(env):
     tmp, blobs, cache = env
     layer = make_layer(blobs, [("usr/bin/tool", "file", b"#!"), ("lib", "symlink", "usr/lib")], compression="none")
     first = unpack_image([layer], cache)
-    layer.path.unlink()                      # a second unpack would fail: it must not happen
+    layer.path.unlink()  # a second unpack would fail: it must not happen
     assert unpack_image([layer], cache) == first
     assert os.readlink(first / "lib") == "usr/lib" and (first / "usr/bin/tool").read_bytes() == b"#!"
-    assert [p.name for p in (cache / "rootfs").iterdir()] == [first.name]   # no temp dir left
+    assert [p.name for p in (cache / "rootfs").iterdir()] == [first.name]  # no temp dir left
 
 
 def test_cache_home_follows_xdg(monkeypatch, tmp_path):
@@ -109,20 +135,26 @@ ESCAPES = {
     "dot-dot": ([[("a", "dir"), ("a/../../VICTIM", "file", b"x")]], "'..'"),
     "symlink pointing out": ([[("link", "symlink", "../../../VICTIM")]], "symlink to"),
     # d/x -> .. is the root; d/y -> x/.. looks like d/ when read lexically but is the root's parent.
-    "write through a symlink chain": ([[("d", "dir"), ("d/x", "symlink", ".."), ("d/y", "symlink", "x/..")],
-                                       [("d/y/VICTIM", "file", b"x")]], "through a symlink"),
+    "write through a symlink chain": (
+        [[("d", "dir"), ("d/x", "symlink", ".."), ("d/y", "symlink", "x/..")], [("d/y/VICTIM", "file", b"x")]],
+        "through a symlink",
+    ),
     "hard link to an absolute path": ([[("hl", "hardlink", "/etc/passwd")]], "hard link"),
     "hard link climbing out": ([[("hl", "hardlink", "../../VICTIM")]], "hard link"),
     # s -> / is the root itself; s/etc/hostname must be the root's own (absent) file, never the host's.
-    "hard link through a symlink": ([[("s", "symlink", "/")], [("hl", "hardlink", "s/etc/hostname")]],
-                                    "not an earlier file"),
+    "hard link through a symlink": (
+        [[("s", "symlink", "/")], [("hl", "hardlink", "s/etc/hostname")]],
+        "not an earlier file",
+    ),
     "character device": ([[("dev/null", "chr")]], "device node"),
     "block device": ([[("dev/sda", "blk")]], "device node"),
     "fifo": ([[("pipe", "fifo")]], "FIFO"),
     # a whiteout of ".." would delete the root's parent: every other unpacked toolchain in the cache
     "whiteout of the parent": ([[("f", "file", b"1"), (".wh...", "file")]], "whiteout of the directory itself"),
-    "whiteout of the parent under a symlink": ([[("d", "dir"), ("d/s", "symlink", ".."), ("d/.wh...", "file")]],
-                                               "whiteout of the directory itself"),
+    "whiteout of the parent under a symlink": (
+        [[("d", "dir"), ("d/s", "symlink", ".."), ("d/.wh...", "file")]],
+        "whiteout of the directory itself",
+    ),
 }
 
 
@@ -139,7 +171,7 @@ def test_escapes_are_refused_and_nothing_is_written_outside(env, case):
     assert info.value.hint
     assert snapshot(tmp, cache) == before
     assert not any(p.name == "VICTIM" for p in tmp.rglob("*"))
-    assert list((cache / "rootfs").iterdir()) == []     # the half-unpacked temp dir is gone too
+    assert list((cache / "rootfs").iterdir()) == []  # the half-unpacked temp dir is gone too
 
 
 def test_absolute_symlinks_resolve_inside_the_root(env):
@@ -147,8 +179,14 @@ def test_absolute_symlinks_resolve_inside_the_root(env):
     tmp, blobs, cache = env
     host_passwd = Path("/etc/passwd").read_bytes()
     lower = make_layer(blobs, [("real", "dir"), ("etc", "symlink", "/real"), ("s", "symlink", "/")])
-    upper = make_layer(blobs, [("etc/passwd", "file", b"root:x:0:0::/:/bin/sh\n"), ("s/tmp/marker", "file", b"m"),
-                               ("hl", "hardlink", "s/real/passwd")])
+    upper = make_layer(
+        blobs,
+        [
+            ("etc/passwd", "file", b"root:x:0:0::/:/bin/sh\n"),
+            ("s/tmp/marker", "file", b"m"),
+            ("hl", "hardlink", "s/real/passwd"),
+        ],
+    )
     root = unpack_image([lower, upper], cache)
     assert (root / "real/passwd").read_bytes() == b"root:x:0:0::/:/bin/sh\n"
     assert (root / "tmp/marker").read_bytes() == b"m" and os.path.samefile(root / "hl", root / "real/passwd")
@@ -171,8 +209,15 @@ def test_digest_mismatch_is_refused(env):
 def test_nothing_unpacked_is_writable_by_group_or_others(env):
     """golang images ship /go/bin as 1777 and first on PATH: unpacked like that, any local user could swap `go`."""
     tmp, blobs, cache = env
-    layer = make_layer(blobs, [("go", "dir", b"", 0o1777), ("go/bin", "dir", b"", 0o1777),
-                               ("go/bin/go", "file", b"#!/bin/sh\n", 0o777), ("suid", "file", b"x", 0o4755)])
+    layer = make_layer(
+        blobs,
+        [
+            ("go", "dir", b"", 0o1777),
+            ("go/bin", "dir", b"", 0o1777),
+            ("go/bin/go", "file", b"#!/bin/sh\n", 0o777),
+            ("suid", "file", b"x", 0o4755),
+        ],
+    )
     root = unpack_image([layer], cache)
     for path in (root / "go", root / "go/bin", root / "go/bin/go", root / "suid"):
         assert path.stat().st_mode & 0o6022 == 0, (path, oct(path.stat().st_mode))

@@ -35,7 +35,7 @@ def busybox_root(tmp_path_factory) -> Path:
         (root / "bin" / applet).symlink_to("busybox")
     (root / "etc").mkdir()
     (root / "etc" / "passwd").write_text("root:x:0:0:root:/:/bin/sh\n")
-    (root / "usr").symlink_to("/")       # a top-level symlink, as merged-/usr images have
+    (root / "usr").symlink_to("/")  # a top-level symlink, as merged-/usr images have
     return root
 
 
@@ -62,31 +62,47 @@ def dirs(tmp_path: Path) -> tuple[Path, Path]:
 
 def sh(sandbox: Sandbox, root: Path, script: str, tmp_path: Path, network: bool = False, check=True):
     src, out = dirs(tmp_path) if not (tmp_path / "service").exists() else (tmp_path / "service", tmp_path / "out")
-    run = SandboxRun(rootfs=root, argv=["sh", "-c", script], env={"PATH": "/bin", "MARK": "m"},
-                     binds=[Bind(src, "/src"), Bind(out, "/out", writable=True)], cwd="/src", network=network)
+    run = SandboxRun(
+        rootfs=root,
+        argv=["sh", "-c", script],
+        env={"PATH": "/bin", "MARK": "m"},
+        binds=[Bind(src, "/src"), Bind(out, "/out", writable=True)],
+        cwd="/src",
+        network=network,
+    )
     if check:
         return sandbox.run(run, what="test").stdout
-    return subprocess.run(sandbox.argv(run, tmp_path / "stage"), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          text=True, env={})
+    return subprocess.run(
+        sandbox.argv(run, tmp_path / "stage"), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={}
+    )
 
 
 def test_only_the_image_and_the_binds_are_visible(sandbox, busybox_root, tmp_path):
     marker = tmp_path / "host-marker"
     marker.write_text("secret")
-    out = sh(sandbox, busybox_root, f"echo $(ls /); cat /etc/hostname {marker} /root/.bashrc /etc/passwd 2>&1; "
-                                    "ls /proc | grep -c '^[0-9]' ; id -u", tmp_path)
+    out = sh(
+        sandbox,
+        busybox_root,
+        f"echo $(ls /); cat /etc/hostname {marker} /root/.bashrc /etc/passwd 2>&1; ls /proc | grep -c '^[0-9]' ; id -u",
+        tmp_path,
+    )
     lines = out.splitlines()
     assert set(lines[0].split()) == {"bin", "etc", "usr", "src", "out", "proc", "dev", "tmp"}
-    assert "secret" not in out and "root:x:0:0:root:/:/bin/sh" in out       # the image's passwd, not the host's
+    assert "secret" not in out and "root:x:0:0:root:/:/bin/sh" in out  # the image's passwd, not the host's
     assert os.uname().nodename not in out.replace("root:x", "")
     assert "can't open '/etc/hostname'" in out and f"can't open '{marker}'" in out
-    assert int(lines[-2]) <= 4                            # own pid namespace: sh, ls, grep and little else
+    assert int(lines[-2]) <= 4  # own pid namespace: sh, ls, grep and little else
     assert lines[-1] == "0"
 
 
 def test_service_read_only_output_writable_root_read_only(sandbox, busybox_root, tmp_path):
-    out = sh(sandbox, busybox_root, "touch /src/new 2>&1; touch /bin/new 2>&1; touch /new 2>&1; "
-                                    "echo built > /out/app && echo ok; touch /tmp/scratch && echo tmp-ok", tmp_path)
+    out = sh(
+        sandbox,
+        busybox_root,
+        "touch /src/new 2>&1; touch /bin/new 2>&1; touch /new 2>&1; "
+        "echo built > /out/app && echo ok; touch /tmp/scratch && echo tmp-ok",
+        tmp_path,
+    )
     assert out.count("Read-only file system") == 3, out
     assert "ok" in out and "tmp-ok" in out
     assert (tmp_path / "out" / "app").read_text() == "built\n"
@@ -100,11 +116,16 @@ def test_no_setuid_file_survives_and_no_privileges_are_left(sandbox, busybox_roo
     for applet in ("chmod", "hostname"):
         if not (busybox_root / "bin" / applet).exists():
             (busybox_root / "bin" / applet).symlink_to("busybox")
-    out = sh(sandbox, busybox_root, "cp /bin/busybox /out/suid && chmod 6755 /out/suid && ls -l /out/suid; "
-                                    "mkdir /out/d && chmod 2775 /out/d; hostname; cat /proc/self/status", tmp_path)
-    assert "-rwsr-sr-x" in out, out                            # it did set the bits inside...
+    out = sh(
+        sandbox,
+        busybox_root,
+        "cp /bin/busybox /out/suid && chmod 6755 /out/suid && ls -l /out/suid; "
+        "mkdir /out/d && chmod 2775 /out/d; hostname; cat /proc/self/status",
+        tmp_path,
+    )
+    assert "-rwsr-sr-x" in out, out  # it did set the bits inside...
     for path in (tmp_path / "out" / "suid", tmp_path / "out" / "d"):
-        assert path.stat().st_mode & 0o6000 == 0, oct(path.stat().st_mode)   # ...and they are gone outside
+        assert path.stat().st_mode & 0o6000 == 0, oct(path.stat().st_mode)  # ...and they are gone outside
     status = dict(line.split(":", 1) for line in out.splitlines() if ":" in line and line.startswith(("Cap", "NoNew")))
     assert status["NoNewPrivs"].strip() == "1"
     if sandbox.backend() == "bwrap":
@@ -114,8 +135,13 @@ def test_no_setuid_file_survives_and_no_privileges_are_left(sandbox, busybox_roo
 
 def test_environment_is_exactly_what_was_given(sandbox, busybox_root, tmp_path):
     src, out = dirs(tmp_path)
-    run = SandboxRun(rootfs=busybox_root, argv=["env"], env={"PATH": "/bin", "GOCACHE": "/cache/go-build"},
-                     binds=[Bind(src, "/src")], cwd="/src")
+    run = SandboxRun(
+        rootfs=busybox_root,
+        argv=["env"],
+        env={"PATH": "/bin", "GOCACHE": "/cache/go-build"},
+        binds=[Bind(src, "/src")],
+        cwd="/src",
+    )
     # PWD is the one addition (bwrap sets it with --chdir; the unshare backend matches it)
     assert sorted(sandbox.run(run, what="env").stdout.split()) == ["GOCACHE=/cache/go-build", "PATH=/bin", "PWD=/src"]
 
@@ -130,8 +156,10 @@ def test_network_only_when_asked(sandbox, busybox_root, tmp_path):
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         port = server.server_address[1]
-        script = (f"printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 127.0.0.1 {port} | grep -q 'HTTP/1' "
-                  "&& echo REACHED || echo UNREACHABLE; ip -o link")
+        script = (
+            f"printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 127.0.0.1 {port} | grep -q 'HTTP/1' "
+            "&& echo REACHED || echo UNREACHABLE; ip -o link"
+        )
         closed = sh(sandbox, busybox_root, script, tmp_path)
         assert "UNREACHABLE" in closed and "REACHED\n" not in closed
         links = [l.split(":")[1].strip() for l in closed.splitlines() if l[:1].isdigit()]
@@ -153,12 +181,20 @@ def test_no_user_namespaces_is_a_clear_error(tmp_path):
     """Really without user namespaces: inside `unshare --user` with no uid mapping the kernel refuses a nested one
     (EPERM), exactly as on a host that forbids them. bwrap is taken off the list, so the unshare fallback is tried."""
     require("unshare")
-    code = ("import sys\nfrom ocibake.toolchain.sandbox import Sandbox\nfrom ocibake.errors import ToolchainError\n"
-            "try:\n    Sandbox(bwrap=None).backend()\nexcept ToolchainError as e:\n"
-            "    print(e.exit_code); print(e.message); print(e.hint); sys.exit(0)\nsys.exit('no error')\n")
-    proc = subprocess.run(["unshare", "--user", sys.executable, "-c", code], stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True, cwd=REPO, timeout=60,
-                          env={**os.environ, "PYTHONPATH": str(REPO / "src")})
+    code = (
+        "import sys\nfrom ocibake.toolchain.sandbox import Sandbox\nfrom ocibake.errors import ToolchainError\n"
+        "try:\n    Sandbox(bwrap=None).backend()\nexcept ToolchainError as e:\n"
+        "    print(e.exit_code); print(e.message); print(e.hint); sys.exit(0)\nsys.exit('no error')\n"
+    )
+    proc = subprocess.run(
+        ["unshare", "--user", sys.executable, "-c", code],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=REPO,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(REPO / "src")},
+    )
     assert proc.returncode == 0, proc.stdout
     code_line, message, hint = proc.stdout.splitlines()[:3]
     assert code_line == "3"
@@ -174,7 +210,7 @@ def test_bits_left_by_a_killed_run_are_cleared_before_the_next_one(sandbox, busy
     planted = out / "left"
     planted.write_bytes(b"x")
     planted.chmod(0o6777)
-    (out / ".ocibake-sandbox-running-999999999").touch()        # a process that is gone
+    (out / ".ocibake-sandbox-running-999999999").touch()  # a process that is gone
     listing = sh(sandbox, busybox_root, "ls -l /out/left", tmp_path)
     assert listing.startswith("-rwxr-xr-x"), listing
     assert not list(out.glob(".ocibake-sandbox-running-*"))
@@ -182,6 +218,7 @@ def test_bits_left_by_a_killed_run_are_cleared_before_the_next_one(sandbox, busy
 
 def test_directories_the_toolchain_locked_are_opened_and_cleaned(tmp_path):
     from ocibake.toolchain.sandbox import strip_privilege_bits
+
     locked = tmp_path / "d" / "locked"
     locked.mkdir(parents=True)
     (locked / "suid").write_bytes(b"x")

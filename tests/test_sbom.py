@@ -58,15 +58,19 @@ def test_the_sbom_is_valid_spdx_and_lists_go_the_main_module_its_deps_and_the_da
     assert doc["creationInfo"]["created"] == "2023-11-14T22:13:20Z"
     assert doc["documentNamespace"].endswith("sha256-" + digest[7:])
     by_id = {p["SPDXID"]: p for p in doc["packages"]}
-    go_version = subprocess.run(["go", "env", "GOVERSION"], stdout=subprocess.PIPE, text=True,
-                                cwd=FIXTURES / "vendored-service").stdout.strip()
+    go_version = subprocess.run(
+        ["go", "env", "GOVERSION"], stdout=subprocess.PIPE, text=True, cwd=FIXTURES / "vendored-service"
+    ).stdout.strip()
     assert by_id["SPDXRef-Go"]["versionInfo"] == go_version
     main = by_id["SPDXRef-Module-example.com-fixtures-vendored-service"]
-    assert "-trimpath=true" in main["annotations"][0]["comment"] and "CGO_ENABLED=0" in main["annotations"][0]["comment"]
+    assert (
+        "-trimpath=true" in main["annotations"][0]["comment"] and "CGO_ENABLED=0" in main["annotations"][0]["comment"]
+    )
     dep = next(p for p in doc["packages"] if p["name"] == "example.com/vendored/greet")
     assert dep["versionInfo"] == "v1.2.3"
     import certifi
     import tzdata
+
     assert by_id["SPDXRef-CA-Bundle"]["versionInfo"] == certifi.__version__
     assert by_id["SPDXRef-Zoneinfo"]["versionInfo"] == tzdata.IANA_VERSION
     assert len(by_id["SPDXRef-CA-Bundle"]["checksums"][0]["checksumValue"]) == 64
@@ -77,6 +81,7 @@ def test_the_build_information_matches_go_version_m(vendored, tmp_path):
     base, digest = vendored
     from ocibake.audit.image_source import open_layout_image
     from ocibake.audit.sbom_attach import build_info, entrypoint_binary
+
     image = open_layout_image(f"oci:{base / 'a'}@{digest}")
     binary = tmp_path / "app"
     binary.write_bytes(entrypoint_binary(image))
@@ -92,14 +97,20 @@ def test_dependency_checksums_and_replacements_become_spdx_checksums():
     from ocibake.audit.goinfo import parse_modinfo
     from ocibake.audit.sbom import spdx_document
     from ocibake.oci.image import Descriptor
-    info = parse_modinfo("go1.26.0", "path\texample.com/app\nmod\texample.com/app\t(devel)\t\n"
-                         "dep\tgolang.org/x/text\tv0.14.0\th1:ScX5w1eTa3QqT8oi6+ziP7dTV1S2+ALU0bI+0zXKWiQ=\n"
-                         "dep\texample.com/lib\tv1.0.0\t\n=>\t../lib\t(devel)\t\nbuild\t-trimpath=true\n")
-    doc = spdx_document("app", Descriptor("application/vnd.oci.image.manifest.v1+json", "sha256:" + "a" * 64, 1),
-                        info, None, 0)
+
+    info = parse_modinfo(
+        "go1.26.0",
+        "path\texample.com/app\nmod\texample.com/app\t(devel)\t\n"
+        "dep\tgolang.org/x/text\tv0.14.0\th1:ScX5w1eTa3QqT8oi6+ziP7dTV1S2+ALU0bI+0zXKWiQ=\n"
+        "dep\texample.com/lib\tv1.0.0\t\n=>\t../lib\t(devel)\t\nbuild\t-trimpath=true\n",
+    )
+    doc = spdx_document(
+        "app", Descriptor("application/vnd.oci.image.manifest.v1+json", "sha256:" + "a" * 64, 1), info, None, 0
+    )
     validate(doc)
     text = next(p for p in doc["packages"] if p["name"] == "golang.org/x/text")
     import base64
+
     h1 = base64.b64decode("ScX5w1eTa3QqT8oi6+ziP7dTV1S2+ALU0bI+0zXKWiQ=").hex()
     assert text["checksums"] == [{"algorithm": "SHA256", "checksumValue": h1}]
     assert text["comment"] == "go.sum h1:ScX5w1eTa3QqT8oi6+ziP7dTV1S2+ALU0bI+0zXKWiQ="
@@ -131,12 +142,14 @@ def test_upx_packed_binaries_get_an_sbom_too(tmp_path):
 
 def test_sbom_none_writes_no_referrer(tmp_path):
     build(FIXTURES / "hello-root", tmp_path / "o", "--version", "v1", "--upx", "off", "--sbom", "none")
-    assert [m["annotations"]["org.opencontainers.image.ref.name"] for m in layout_index(tmp_path / "o")["manifests"]] \
-        == ["v1", "latest"]
+    assert [
+        m["annotations"]["org.opencontainers.image.ref.name"] for m in layout_index(tmp_path / "o")["manifests"]
+    ] == ["v1", "latest"]
 
 
 def test_a_corrupted_sbom_blob_is_reported(vendored, tmp_path):
     import shutil
+
     base, digest = vendored
     copy = tmp_path / "copy"
     shutil.copytree(base / "a", copy)
@@ -153,8 +166,19 @@ def test_build_push_pushes_the_sbom_as_a_referrer_with_the_tag_fallback(plain_re
     `oras discover` and `ocibake inspect` find it."""
     reg = plain_registry
     env = {**reg_env(reg, tmp_path / "home"), **EPOCH}
-    proc = ocibake("build", str(FIXTURES / "hello-root"), "--output", str(tmp_path / "o"), "--version", "v1",
-                   "--upx", "off", "--push", f"{reg.host}/sbom/hello", env=env)
+    proc = ocibake(
+        "build",
+        str(FIXTURES / "hello-root"),
+        "--output",
+        str(tmp_path / "o"),
+        "--version",
+        "v1",
+        "--upx",
+        "off",
+        "--push",
+        f"{reg.host}/sbom/hello",
+        env=env,
+    )
     assert proc.returncode == 0, proc.stderr
     digest = proc.stdout.split("@")[-1].strip()
     assert f"tag {digest.replace(':', '-')}" in proc.stderr
@@ -180,7 +204,7 @@ def test_ocibake_push_takes_the_layouts_sbom_along(vendored, plain_registry, tmp
     found = oras("discover", "--plain-http", f"{reg.host}/sbom/pushed@{digest}", "--format", "json")
     assert found.returncode == 0, found.stderr
     assert [m["digest"] for m in json.loads(found.stdout)["manifests"]] == [referrer]
-    again = ocibake("push", str(base / "a"), f"{reg.host}/sbom/pushed", env=env)     # no duplicate entry
+    again = ocibake("push", str(base / "a"), f"{reg.host}/sbom/pushed", env=env)  # no duplicate entry
     assert again.returncode == 0, again.stderr
     found = oras("discover", "--plain-http", f"{reg.host}/sbom/pushed@{digest}", "--format", "json")
     assert [m["digest"] for m in json.loads(found.stdout)["manifests"]] == [referrer]

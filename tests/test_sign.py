@@ -15,14 +15,15 @@ from conftest_registry import *  # noqa: F401,F403  (registry fixtures)
 from regtools import ocibake, reg_env
 
 COSIGN = REPO / ".tools" / "trixie" / "usr" / "bin" / "cosign"
-KEY_PASSWORD = "k3y-pa55-" + os.urandom(4).hex()      # unique, so a leak is easy to find
+KEY_PASSWORD = "k3y-pa55-" + os.urandom(4).hex()  # unique, so a leak is easy to find
 
 
 def cosign(*args: str, env: dict, cwd=None) -> subprocess.CompletedProcess:
     if not COSIGN.is_file():
         pytest.fail(f"{COSIGN} is missing: run `bash scripts/install-debian-deps.sh` (tests never skip a missing tool)")
-    return subprocess.run([str(COSIGN), *args], env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          text=True, timeout=120)
+    return subprocess.run(
+        [str(COSIGN), *args], env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=120
+    )
 
 
 @pytest.fixture(scope="module")
@@ -81,6 +82,7 @@ def test_cosign_verifies_our_signature_and_rejects_it_for_another_digest(pushed,
     # the same signature manifest under the other image's .sig tag: cosign and ocibake both refuse it
     from ocibake.registry.artifacts import Remote
     from ocibake.oci.image import Blob
+
     with Remote(f"{reg.host}/signed/hello") as remote:
         data, media_type = remote.manifest(d1.replace(":", "-") + ".sig")
         remote.put_manifest(d2.replace(":", "-") + ".sig", Blob(media_type, data))
@@ -97,8 +99,16 @@ def test_a_cosign_signature_with_a_cosign_key_passes_ocibake_verify_and_a_wrong_
     env = env_for(reg, tmp_path / "home")
     made = cosign("generate-key-pair", env=env, cwd=tmp_path)
     assert made.returncode == 0, made.stderr
-    theirs = cosign("sign", "--key", str(tmp_path / "cosign.key"), "--tlog-upload=false", "--allow-insecure-registry",
-                    "--yes", ref3, env=env)
+    theirs = cosign(
+        "sign",
+        "--key",
+        str(tmp_path / "cosign.key"),
+        "--tlog-upload=false",
+        "--allow-insecure-registry",
+        "--yes",
+        ref3,
+        env=env,
+    )
     assert theirs.returncode == 0, theirs.stderr
     ok = ocibake("verify", ref3, "--key", str(tmp_path / "cosign.pub"), "--json", env=env)
     assert ok.returncode == 0, ok.stderr
@@ -108,12 +118,30 @@ def test_a_cosign_signature_with_a_cosign_key_passes_ocibake_verify_and_a_wrong_
     ours = tmp_path / "ours"
     ours.mkdir()
     assert ocibake("generate-key-pair", "--output-dir", str(ours), env=env).returncode == 0
-    signed = cosign("sign", "--key", str(ours / "cosign.key"), "--tlog-upload=false", "--allow-insecure-registry",
-                    "--yes", ref3, env=env)
+    signed = cosign(
+        "sign",
+        "--key",
+        str(ours / "cosign.key"),
+        "--tlog-upload=false",
+        "--allow-insecure-registry",
+        "--yes",
+        ref3,
+        env=env,
+    )
     assert signed.returncode == 0, signed.stderr
     assert ocibake("verify", ref3, "--key", str(ours / "cosign.pub"), env=env).returncode == 0
-    assert cosign("verify", "--key", str(ours / "cosign.pub"), "--insecure-ignore-tlog", "--allow-insecure-registry",
-                  ref3, env=env).returncode == 0
+    assert (
+        cosign(
+            "verify",
+            "--key",
+            str(ours / "cosign.pub"),
+            "--insecure-ignore-tlog",
+            "--allow-insecure-registry",
+            ref3,
+            env=env,
+        ).returncode
+        == 0
+    )
 
     other = tmp_path / "other"
     other.mkdir()
@@ -131,8 +159,13 @@ def test_unsigned_images_and_wrong_passwords_fail_clearly(pushed, tmp_path):
     assert ocibake("push", str(tmp_path / "l"), f"{reg.host}/signed/unsigned", "-t", "v9", env=env).returncode == 0
     none = ocibake("verify", f"{reg.host}/signed/unsigned:v9", "--key", str(tmp_path / "cosign.pub"), env=env)
     assert none.returncode == 7 and "no signature" in none.stderr
-    wrong = ocibake("sign", f"{reg.host}/signed/unsigned:v9", "--key", str(tmp_path / "cosign.key"),
-                    env={**env, "COSIGN_PASSWORD": "not-it"})
+    wrong = ocibake(
+        "sign",
+        f"{reg.host}/signed/unsigned:v9",
+        "--key",
+        str(tmp_path / "cosign.key"),
+        env={**env, "COSIGN_PASSWORD": "not-it"},
+    )
     assert wrong.returncode == 4 and "wrong password" in wrong.stderr and "not-it" not in wrong.stderr
     pub_as_key = ocibake("sign", f"{reg.host}/signed/unsigned:v9", "--key", str(tmp_path / "cosign.pub"), env=env)
     assert pub_as_key.returncode == 4 and "not an encrypted cosign private key" in pub_as_key.stderr
@@ -142,13 +175,33 @@ def test_build_sign_key_signs_what_it_pushes(plain_registry, tmp_path):
     reg = plain_registry
     env = env_for(reg, tmp_path / "home")
     assert ocibake("generate-key-pair", "--output-dir", str(tmp_path), env=env).returncode == 0
-    proc = ocibake("build", str(FIXTURES / "hello-root"), "--output", str(tmp_path / "o"), "--version", "v1",
-                   "--upx", "off", "--push", f"{reg.host}/signed/built", "--sign-key", str(tmp_path / "cosign.key"),
-                   env=env, timeout=300)
+    proc = ocibake(
+        "build",
+        str(FIXTURES / "hello-root"),
+        "--output",
+        str(tmp_path / "o"),
+        "--version",
+        "v1",
+        "--upx",
+        "off",
+        "--push",
+        f"{reg.host}/signed/built",
+        "--sign-key",
+        str(tmp_path / "cosign.key"),
+        env=env,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     digest = proc.stdout.splitlines()[-1].split("@")[1]
-    ok = cosign("verify", "--key", str(tmp_path / "cosign.pub"), "--insecure-ignore-tlog", "--allow-insecure-registry",
-                f"{reg.host}/signed/built@{digest}", env=env)
+    ok = cosign(
+        "verify",
+        "--key",
+        str(tmp_path / "cosign.pub"),
+        "--insecure-ignore-tlog",
+        "--allow-insecure-registry",
+        f"{reg.host}/signed/built@{digest}",
+        env=env,
+    )
     assert ok.returncode == 0, ok.stderr
     assert KEY_PASSWORD not in proc.stdout + proc.stderr
 

@@ -40,8 +40,9 @@ def test_sign_without_a_password_and_no_terminal_is_bad_input_naming_cosign_pass
 
 def test_a_pkcs8_encrypted_key_is_named_with_the_right_article(tmp_path):
     key = ec.generate_private_key(ec.SECP256R1())
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.BestAvailableEncryption(b"pw"))
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.BestAvailableEncryption(b"pw")
+    )
     (tmp_path / "other.key").write_bytes(pem)
     proc = ocibake("sign", "localhost:1/app:v1", "--key", str(tmp_path / "other.key"), env=KEY_ENV)
     assert proc.returncode == 4, proc.stderr

@@ -24,10 +24,17 @@ def build_on_a_terminal(args: list[str], env: dict | None = None, columns: int =
         import fcntl
         import struct
         import termios
+
         fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
-    proc = subprocess.Popen([sys.executable, "-m", "ocibake", "build", *args], cwd=REPO, stdout=subprocess.PIPE,
-                            stderr=slave, stdin=subprocess.DEVNULL, text=True,
-                            env={**os.environ, "TERM": "xterm", **(env or {})})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ocibake", "build", *args],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=slave,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        env={**os.environ, "TERM": "xterm", **(env or {})},
+    )
     os.close(slave)
     chunks: list[bytes] = []
 
@@ -35,11 +42,12 @@ def build_on_a_terminal(args: list[str], env: dict | None = None, columns: int =
         while True:
             try:
                 data = os.read(master, 65536)
-            except OSError:          # EIO: the child closed the terminal
+            except OSError:  # EIO: the child closed the terminal
                 return
             if not data:
                 return
             chunks.append(data)
+
     reader = threading.Thread(target=drain)
     reader.start()
     out = proc.stdout.read()
@@ -50,8 +58,9 @@ def build_on_a_terminal(args: list[str], env: dict | None = None, columns: int =
 
 
 def test_on_a_terminal_the_long_steps_count_seconds_in_place(tmp_path):
-    code, out, err = build_on_a_terminal([str(FIXTURES / "hello-root"), "--output", str(tmp_path / "l"),
-                                          "--version", "v1"])
+    code, out, err = build_on_a_terminal(
+        [str(FIXTURES / "hello-root"), "--output", str(tmp_path / "l"), "--version", "v1"]
+    )
     assert code == 0, err
     assert out.strip() == f"hello-root@{layout_index(tmp_path / 'l')['manifests'][0]['digest']}"
     lines = err.replace("\r\n", "\n").split("\n")
@@ -79,8 +88,9 @@ def test_on_a_pipe_each_step_is_one_plain_line(tmp_path):
 
 
 def test_quiet_on_a_terminal_prints_no_progress(tmp_path):
-    code, out, err = build_on_a_terminal([str(FIXTURES / "hello-root"), "--output", str(tmp_path / "l"),
-                                          "--version", "v1", "--upx", "off", "-q"])
+    code, out, err = build_on_a_terminal(
+        [str(FIXTURES / "hello-root"), "--output", str(tmp_path / "l"), "--version", "v1", "--upx", "off", "-q"]
+    )
     assert code == 0, err
     assert err == "" and out.startswith("hello-root@sha256:")
 
@@ -88,6 +98,7 @@ def test_quiet_on_a_terminal_prints_no_progress(tmp_path):
 def test_a_failed_step_says_how_long_it_ran_before_the_error(tmp_path):
     service = tmp_path / "svc"
     import shutil
+
     shutil.copytree(FIXTURES / "hello-root", service)
     (service / "main.go").write_text((service / "main.go").read_text() + "\nnot go\n")
     code, out, err = build_on_a_terminal([str(service), "--output", str(tmp_path / "l"), "--upx", "off"])
@@ -99,8 +110,9 @@ def test_a_failed_step_says_how_long_it_ran_before_the_error(tmp_path):
 
 
 def test_on_a_narrow_terminal_the_counting_line_fits_one_row(tmp_path):
-    code, _, err = build_on_a_terminal([str(FIXTURES / "hello-root"), "--output", str(tmp_path / "l"),
-                                        "--version", "v1"], columns=40)
+    code, _, err = build_on_a_terminal(
+        [str(FIXTURES / "hello-root"), "--output", str(tmp_path / "l"), "--version", "v1"], columns=40
+    )
     assert code == 0, err
     upx = next(line for line in err.replace("\r\n", "\n").split("\n") if "compressing the binary" in line)
     draws = [d.removesuffix("\x1b[K") for d in upx.split("\r") if d]

@@ -21,16 +21,18 @@ def tags_of(layout) -> dict[str, str]:
 def test_a_newer_build_of_the_same_image_moves_its_tags_and_says_so(tmp_path):
     layout = tmp_path / "L"
     d1, _ = build(FIXTURES / "hello-root", layout, "--version", "v1", "--upx", "off")
-    d2, proc = build(FIXTURES / "hello-root", layout, "--version", "v1", "--upx", "off", "--source",
-                     "https://example.com/changed")
+    d2, proc = build(
+        FIXTURES / "hello-root", layout, "--version", "v1", "--upx", "off", "--source", "https://example.com/changed"
+    )
     assert d1 != d2 and tags_of(layout) == {"v1": d2, "latest": d2}
     assert f"moved tag v1 from {d1[:19]} to {d2[:19]}" in proc.stderr
-    assert f"moved v1 (was {d1[:19]})" in proc.stderr          # in the report too
+    assert f"moved v1 (was {d1[:19]})" in proc.stderr  # in the report too
     # latest follows a new version of the same name
     d3, _ = build(FIXTURES / "hello-root", layout, "--version", "v2", "--upx", "off")
     assert tags_of(layout) == {"v1": d2, "v2": d3, "latest": d3}
-    again = run_cli("build", str(FIXTURES / "hello-root"), "--output", str(layout), "--version", "v1", "--upx", "off",
-                    "--json")
+    again = run_cli(
+        "build", str(FIXTURES / "hello-root"), "--output", str(layout), "--version", "v1", "--upx", "off", "--json"
+    )
     assert json.loads(again.stdout)["moved"] == {"v1": d2, "latest": d3}
 
 
@@ -61,6 +63,7 @@ def test_toml_output_is_relative_to_the_service_and_tags_without_the_version_war
 
 def test_pull_refuses_to_move_a_tag_to_an_image_of_another_name(plain_registry, tmp_path):
     from regtools import base_env, ocibake
+
     env = base_env(tmp_path / "home")
     other = tmp_path / "other"
     build(FIXTURES / "cmd-main", other, "--version", "v1", "--upx", "off")

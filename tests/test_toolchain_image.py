@@ -35,8 +35,11 @@ def sha256(path: Path) -> str:
 
 
 def go_build(tc, service: Path, out: Path, package: str = ".") -> Path:
-    tc.go_build(go_build_request(service_dir=service, package=package, output=out, platform=Platform("linux", "amd64"),
-                                 ld=LDFLAGS))
+    tc.go_build(
+        go_build_request(
+            service_dir=service, package=package, output=out, platform=Platform("linux", "amd64"), ld=LDFLAGS
+        )
+    )
     return out
 
 
@@ -81,8 +84,16 @@ def test_upx_in_the_image_matches_local_upx(toolchain, tmp_path):
 
 
 def _spec(service: Path, out: Path, **kw) -> BuildSpec:
-    return BuildSpec(service_dir=service, name=service.name, version="v2.0.0", output=out, source_date_epoch=0,
-                     source_url="https://example.invalid/src", upx="off", **kw)
+    return BuildSpec(
+        service_dir=service,
+        name=service.name,
+        version="v2.0.0",
+        output=out,
+        source_date_epoch=0,
+        source_url="https://example.invalid/src",
+        upx="off",
+        **kw,
+    )
 
 
 def test_image_built_with_the_toolchain_image_runs(toolchain, tmp_path):
@@ -113,16 +124,37 @@ def test_vendored_service_builds_with_no_network_at_all(toolchain, toolchain_cac
     env = {**os.environ, **toolchain_cache_env, "GOFLAGS": "-mod=vendor", "GOPROXY": "off", "SOURCE_DATE_EPOCH": "0"}
     digests = {}
     for name, extra in (("local", []), ("image", ["--toolchain", ref])):
-        proc = subprocess.run(["unshare", "--user", "--map-root-user", "--net", sys.executable, "-m", "ocibake",
-                               "build", str(svc), "--version", "v3.0.0", "--output", str(tmp_path / name), "--json",
-                               *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=300,
-                              env=env, cwd=REPO)
+        proc = subprocess.run(
+            [
+                "unshare",
+                "--user",
+                "--map-root-user",
+                "--net",
+                sys.executable,
+                "-m",
+                "ocibake",
+                "build",
+                str(svc),
+                "--version",
+                "v3.0.0",
+                "--output",
+                str(tmp_path / name),
+                "--json",
+                *extra,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=300,
+            env=env,
+            cwd=REPO,
+        )
         assert proc.returncode == 0, proc.stderr
         report = json.loads(proc.stdout)
         assert "v3.0.0" in report["binary"]["check"] and report["binary"]["upx"]["mode"] == "best-lzma"
         assert report["build_record"]["go"]["goflags"] == "-buildvcs=false -mod=vendor"
         digests[name] = report["layers"][-1]["digest"]
-    assert digests["local"] == digests["image"]          # the same (packed) binary layer
+    assert digests["local"] == digests["image"]  # the same (packed) binary layer
     rootfs = unpack(tmp_path / "image", "v3.0.0", tmp_path / "unpacked")
     assert health_check(rootfs)["greeting"] == "hello from vendor"
 
@@ -136,11 +168,14 @@ def test_image_without_go_is_a_clear_error(toolchain, tmp_path):
     assert info.value.exit_code == 3
 
 
-@pytest.mark.parametrize("reference, expected", [
-    ("oci:/nonexistent/ocibake-toolchain:go", "does not exist"),
-    ("golang", "unknown toolchain reference"),
-    ("docker:golang:1.21", "unknown toolchain reference"),
-])
+@pytest.mark.parametrize(
+    "reference, expected",
+    [
+        ("oci:/nonexistent/ocibake-toolchain:go", "does not exist"),
+        ("golang", "unknown toolchain reference"),
+        ("docker:golang:1.21", "unknown toolchain reference"),
+    ],
+)
 def test_unknown_references(reference, expected, tmp_path):
     with pytest.raises(InputError) as info:
         ImageToolchain(reference, cache=tmp_path).go_version(FIXTURES / "hello-root")
@@ -225,13 +260,24 @@ def test_cache_info_and_clean_even_with_a_read_only_module_cache(tmp_path):
     mod.mkdir(parents=True)
     (mod / "x.go").write_text("package m\n")
     for path in (mod / "x.go", mod, mod.parent):
-        path.chmod(0o444 if path.is_file() else 0o555)        # as go leaves its module cache
-    info = subprocess.run([sys.executable, "-m", "ocibake", "cache", "info", "--json"], env=env, cwd=REPO,
-                          stdout=subprocess.PIPE, text=True)
+        path.chmod(0o444 if path.is_file() else 0o555)  # as go leaves its module cache
+    info = subprocess.run(
+        [sys.executable, "-m", "ocibake", "cache", "info", "--json"],
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     parts = {p["name"]: p for p in json.loads(info.stdout)["parts"]}
     assert parts["toolchains"]["entries"] == 1 and parts["toolchains"]["size"] > 0
-    clean = subprocess.run([sys.executable, "-m", "ocibake", "cache", "clean"], env=env, cwd=REPO,
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    clean = subprocess.run(
+        [sys.executable, "-m", "ocibake", "cache", "clean"],
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     assert clean.returncode == 0, clean.stderr
     assert "freed" in clean.stderr and list((tmp_path / "ocibake").iterdir()) == []
 
@@ -246,6 +292,7 @@ def test_a_toolchain_that_leaves_a_symlink_as_the_binary_is_refused(toolchain, t
     evil.mkdir()
     os.symlink("/etc/hostname", evil / "app")
     from ocibake.toolchain.image import take_regular_file
+
     with pytest.raises(ToolchainError) as info:
         take_regular_file(evil / "app", output, "go build in test")
     assert "something other than a plain file" in info.value.message and not output.exists()
@@ -259,20 +306,21 @@ def test_every_part_of_the_cache_and_every_directory_above_it_must_be_private(to
     ref, _ = toolchain
     cache = tmp_path / "mine" / "ocibake"
     (cache / "rootfs").mkdir(parents=True)
-    (cache / "rootfs").chmod(0o777)                  # a part anyone could plant a toolchain in
+    (cache / "rootfs").chmod(0o777)  # a part anyone could plant a toolchain in
     with pytest.raises(InputError, match="rootfs/ may be written by group or others"):
         ImageToolchain(ref, cache=cache).prepare()
     (cache / "rootfs").chmod(0o700)
     open_parent = tmp_path / "open"
     (open_parent / "x" / "ocibake").mkdir(parents=True)
-    open_parent.chmod(0o777)                         # no sticky bit: x/ could be swapped
+    open_parent.chmod(0o777)  # no sticky bit: x/ could be swapped
     with pytest.raises(InputError, match="above it, may be written by others"):
         ImageToolchain(ref, cache=open_parent / "x" / "ocibake").prepare()
     fresh = tmp_path / "new" / "deeper" / "ocibake"
     old_umask = os.umask(0)
     try:
         from ocibake.toolchain.cache import private_cache
-        private_cache(fresh)                         # created private whatever the umask
+
+        private_cache(fresh)  # created private whatever the umask
     finally:
         os.umask(old_umask)
     assert all(p.stat().st_mode & 0o077 == 0 for p in (fresh, fresh.parent, fresh.parent.parent))

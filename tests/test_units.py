@@ -51,7 +51,12 @@ def test_main_package_search_order(tmp_path):
 
 def test_normalise_sorts_and_adds_parents():
     entries = normalise([Entry.file("/b/c/file", b"x"), Entry.file("/a", b"y")])
-    assert [(e.path, e.kind) for e in entries] == [("/a", "file"), ("/b", "dir"), ("/b/c", "dir"), ("/b/c/file", "file")]
+    assert [(e.path, e.kind) for e in entries] == [
+        ("/a", "file"),
+        ("/b", "dir"),
+        ("/b/c", "dir"),
+        ("/b/c/file", "file"),
+    ]
     with pytest.raises(ValueError):
         normalise([Entry.file("relative", b"")])
     with pytest.raises(ValueError):
@@ -85,8 +90,20 @@ def test_gzip_header_has_no_name_and_no_time(tmp_path):
     assert header[4:8] == b"\0\0\0\0", "MTIME is zero"
 
 
-@pytest.mark.parametrize("tag,ok", [("v1.0.0", True), ("latest", True), ("_x", True), ("v1+meta", False),
-                                    ("-x", False), (".x", False), ("a" * 128, True), ("a" * 129, False), ("", False)])
+@pytest.mark.parametrize(
+    "tag,ok",
+    [
+        ("v1.0.0", True),
+        ("latest", True),
+        ("_x", True),
+        ("v1+meta", False),
+        ("-x", False),
+        (".x", False),
+        ("a" * 128, True),
+        ("a" * 129, False),
+        ("", False),
+    ],
+)
 def test_tag_grammar(tag, ok):
     assert bool(TAG_RE.match(tag)) is ok
 
@@ -95,24 +112,26 @@ def test_parallel_gzip_bytes_do_not_depend_on_threads_and_gunzip_reads_them():
     import gzip
     import os
     from ocibake.layers.pgzip import BLOCK, ParallelGzipWriter
+
     data = os.urandom(BLOCK // 2) + b"go binaries repeat themselves " * 40000 + os.urandom(3)
     for size in (0, 1, BLOCK, 2 * BLOCK, len(data)):
         outputs = set()
         for threads in (1, 2, 3):
             out: list[bytes] = []
             w = ParallelGzipWriter(out.append, 6, threads)
-            for i in range(0, size, 7777):              # odd write sizes: block cuts depend on length only
-                w.write(data[i:min(i + 7777, size)])
+            for i in range(0, size, 7777):  # odd write sizes: block cuts depend on length only
+                w.write(data[i : min(i + 7777, size)])
             w.close()
             outputs.add(b"".join(out))
         assert len(outputs) == 1
         blob = outputs.pop()
         assert gzip.decompress(blob) == data[:size]
-        assert blob[:10] == b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"   # no name, no time
+        assert blob[:10] == b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"  # no name, no time
 
 
 def test_docker_hub_references_name_its_api_host_and_library_images():
     from ocibake.registry.reference import API_HOSTS, parse_reference
+
     ref = parse_reference("docker.io/alpine:3.20")
     assert (ref.registry, ref.repository, ref.tag) == ("docker.io", "library/alpine", "3.20")
     assert parse_reference("index.docker.io/team/app").repository == "team/app"
@@ -122,18 +141,22 @@ def test_docker_hub_references_name_its_api_host_and_library_images():
 
 def test_replace_targets_shown_to_the_sandbox_are_module_directories_only(tmp_path):
     from ocibake.build.project import local_replace_dirs, parse_go_mod
+
     svc = tmp_path / "svc"
     (svc / "vendor").mkdir(parents=True)
     (tmp_path / "lib").mkdir()
     (tmp_path / "lib" / "go.mod").write_text("module example.com/lib\n")
     (tmp_path / "nomod").mkdir()
-    mod = parse_go_mod("module example.com/svc\n\nreplace (\n\texample.com/lib => ../lib\n\texample.com/root => /\n"
-                       "\texample.com/gone => ../gone\n\texample.com/nomod => ../nomod\n\texample.com/x => example.com/y v1\n)\n")
+    mod = parse_go_mod(
+        "module example.com/svc\n\nreplace (\n\texample.com/lib => ../lib\n\texample.com/root => /\n"
+        "\texample.com/gone => ../gone\n\texample.com/nomod => ../nomod\n\texample.com/x => example.com/y v1\n)\n"
+    )
     assert local_replace_dirs(svc, mod) == ((tmp_path / "lib").resolve(),)
 
 
 def test_go_env_values_are_read_one_per_line_even_when_empty():
     from ocibake.toolchain.base import last_lines
+
     assert last_lines("go1.26.8\n\n", 2) == ["go1.26.8", ""]
     assert last_lines("go: downloading go1.22.0\ngo1.22.0\nnoregabi\n", 2) == ["go1.22.0", "noregabi"]
     assert last_lines("", 1) == [""]
@@ -141,7 +164,8 @@ def test_go_env_values_are_read_one_per_line_even_when_empty():
 
 def test_tokens_are_renewed_before_they_expire():
     from ocibake.registry.bearer import _refresh_after
+
     assert _refresh_after({"expires_in": 300}) == 270
     assert _refresh_after({"expires_in": 10}) == 8
-    assert _refresh_after({}) == 54                   # the distribution spec's default lifetime is 60 s
+    assert _refresh_after({}) == 54  # the distribution spec's default lifetime is 60 s
     assert _refresh_after({"expires_in": 2}) == 1

@@ -27,8 +27,22 @@ def plain_binary(tmp_path_factory) -> Path:
     require("upx")
     out = tmp_path_factory.mktemp("upx") / "app"
     env = dict(os.environ, CGO_ENABLED="0")
-    subprocess.run([go, "build", "-trimpath", "-buildvcs=false", "-ldflags", "-s -w -buildid= -X main.Version=v9.9.9",
-                    "-o", str(out), "."], cwd=FIXTURES / "hello-root", env=env, check=True)
+    subprocess.run(
+        [
+            go,
+            "build",
+            "-trimpath",
+            "-buildvcs=false",
+            "-ldflags",
+            "-s -w -buildid= -X main.Version=v9.9.9",
+            "-o",
+            str(out),
+            ".",
+        ],
+        cwd=FIXTURES / "hello-root",
+        env=env,
+        check=True,
+    )
     return out
 
 
@@ -66,7 +80,7 @@ def test_compressed_is_smaller_and_runs(plain_binary, tmp_path, mode):
 def test_compression_is_deterministic(plain_binary, tmp_path):
     a = copy(plain_binary, tmp_path / "a")
     b = copy(plain_binary, tmp_path / "b")
-    os.utime(b, (1, 1))                       # upx must not depend on the file's name or time
+    os.utime(b, (1, 1))  # upx must not depend on the file's name or time
     compress(LocalToolchain(), a, "best-lzma")
     compress(LocalToolchain(), b, "best-lzma")
     assert sha256(a) == sha256(b)

@@ -28,15 +28,14 @@ def packing_runs(log: Path) -> list[str]:
     binary, which runs once per image: a rebuild of the same image takes the SBOM already in the layout)."""
     if not log.exists():
         return []
-    return [line for line in log.read_text().splitlines()
-            if line.strip() != "--version" and not line.startswith("-d ")]
+    return [line for line in log.read_text().splitlines() if line.strip() != "--version" and not line.startswith("-d ")]
 
 
 def test_second_build_takes_upx_output_from_cache(tmp_path):
     require("go")
     wrapper, log = upx_wrapper(tmp_path)
     env = {"XDG_CACHE_HOME": str(tmp_path / "xdg")}
-    args = ("--upx-bin", str(wrapper), "--version", "v1.2.3")        # the default mode: best-lzma
+    args = ("--upx-bin", str(wrapper), "--version", "v1.2.3")  # the default mode: best-lzma
     first, p1 = build(FIXTURES / "hello-root", tmp_path / "a", *args, env=env)
     assert len(packing_runs(log)) == 1
     assert "--best --lzma" in packing_runs(log)[0]
@@ -55,7 +54,7 @@ def test_second_build_takes_upx_output_from_cache(tmp_path):
     assert third == first
     assert len(packing_runs(log)) == 2
     fourth, _ = build(FIXTURES / "hello-root", tmp_path / "d", *args, env=env)
-    assert fourth == first and len(packing_runs(log)) == 2      # the rebuilt entry is good again
+    assert fourth == first and len(packing_runs(log)) == 2  # the rebuilt entry is good again
     assert log.read_text().splitlines().count("--version") == 1, "upx --version is asked once per upx program"
 
     info = run_cli("cache", "info", "--json", env=env)
@@ -77,8 +76,9 @@ def test_cache_off_and_bad_bound(tmp_path):
         build(FIXTURES / "hello-root", tmp_path / out, "--upx-bin", str(wrapper), "--upx", "fast", env=env)
     assert len(packing_runs(log)) == 2
     env["OCIBAKE_UPX_CACHE_MIB"] = "lots"
-    proc = run_cli("build", str(FIXTURES / "hello-root"), "--output", str(tmp_path / "c"), "--upx-bin", str(wrapper),
-                   env=env)
+    proc = run_cli(
+        "build", str(FIXTURES / "hello-root"), "--output", str(tmp_path / "c"), "--upx-bin", str(wrapper), env=env
+    )
     assert proc.returncode == 4, proc.stderr
     assert "OCIBAKE_UPX_CACHE_MIB" in proc.stderr and "Traceback" not in proc.stderr
 

@@ -37,9 +37,13 @@ def host_goroot() -> Path:
 
 
 def go_version(goroot: Path) -> str:
-    return subprocess.run([str(goroot / "bin" / "go"), "env", "GOVERSION"], stdout=subprocess.PIPE, text=True,
-                          check=True, env={"PATH": "/usr/bin:/bin", "HOME": "/tmp", "GOTOOLCHAIN": "local"}
-                          ).stdout.strip()
+    return subprocess.run(
+        [str(goroot / "bin" / "go"), "env", "GOVERSION"],
+        stdout=subprocess.PIPE,
+        text=True,
+        check=True,
+        env={"PATH": "/usr/bin:/bin", "HOME": "/tmp", "GOTOOLCHAIN": "local"},
+    ).stdout.strip()
 
 
 def _mode(st: os.stat_result) -> int:
@@ -85,7 +89,9 @@ def upx_entries() -> list[Entry]:
 
 def base_entries(with_upx: bool) -> list[Entry]:
     entries = [
-        Entry.file("/etc/passwd", b"root:x:0:0:root:/root:/sbin/nologin\nnobody:x:65534:65534:nobody:/:/sbin/nologin\n"),
+        Entry.file(
+            "/etc/passwd", b"root:x:0:0:root:/root:/sbin/nologin\nnobody:x:65534:65534:nobody:/:/sbin/nologin\n"
+        ),
         Entry.file("/etc/group", b"root:x:0:\nnogroup:x:65534:\n"),
         Entry.dir("/tmp", mode=0o1777),
         Entry.dir("/root", mode=0o700),
@@ -93,8 +99,16 @@ def base_entries(with_upx: bool) -> list[Entry]:
     return entries + (upx_entries() if with_upx else [])
 
 
-def build_toolchain_image(dest: Path, *, with_go: bool = True, with_upx: bool = True, tag: str = "latest",
-                          compression: str = "gzip", goroot: Path | None = None, arch: str | None = None) -> str:
+def build_toolchain_image(
+    dest: Path,
+    *,
+    with_go: bool = True,
+    with_upx: bool = True,
+    tag: str = "latest",
+    compression: str = "gzip",
+    goroot: Path | None = None,
+    arch: str | None = None,
+) -> str:
     """Write the image into the OCI layout ``dest`` under ``tag``; return its manifest digest."""
     goroot = goroot or host_goroot()
     layer_contents = [("base", base_entries(with_upx))]
@@ -103,18 +117,29 @@ def build_toolchain_image(dest: Path, *, with_go: bool = True, with_upx: bool = 
         layer_contents.append(("goroot", goroot_entries(goroot)))
         env += [f"GOLANG_VERSION={go_version(goroot).removeprefix('go')}", "GOTOOLCHAIN=local"]
     import platform as host
+
     plat = Platform("linux", arch or HOST_ARCH.get(host.machine(), host.machine()))
     with LayoutWriter(dest) as writer:
         records = []
         for kind, entries in layer_contents:
             blob = write_layer(entries, writer.scratch_file(f"layer-{kind}-"), mtime=0, compression=compression)
             writer.add_blob_file(blob.path, blob.digest)
-            records.append(LayerRecord(Descriptor(blob.media_type, blob.digest, blob.size), blob.diff_id,
-                                       blob.uncompressed_size, f"ocibake tests: {kind}", kind))
-        image = make_image(platform=plat, layers=records, created=0,
-                           runtime=ImageConfig(user="0:0", entrypoint=(), env=tuple(env), exposed_ports=(),
-                                               working_dir="/"),
-                           annotations={"org.opencontainers.image.title": "ocibake-test-toolchain"})
+            records.append(
+                LayerRecord(
+                    Descriptor(blob.media_type, blob.digest, blob.size),
+                    blob.diff_id,
+                    blob.uncompressed_size,
+                    f"ocibake tests: {kind}",
+                    kind,
+                )
+            )
+        image = make_image(
+            platform=plat,
+            layers=records,
+            created=0,
+            runtime=ImageConfig(user="0:0", entrypoint=(), env=tuple(env), exposed_ports=(), working_dir="/"),
+            annotations={"org.opencontainers.image.title": "ocibake-test-toolchain"},
+        )
         writer.add_blob(image.config)
         writer.add_blob(image.manifest)
         writer.commit([(tag, Descriptor(OCI_MANIFEST, image.digest, len(image.manifest.data), platform=plat))])

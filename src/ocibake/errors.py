@@ -72,8 +72,14 @@ class RegistryError(OcibakeError):
 
     exit_code = 5
 
-    def __init__(self, message: str, hint: str | None = None, detail: str | None = None,
-                 status: int | None = None, code: str | None = None):
+    def __init__(
+        self,
+        message: str,
+        hint: str | None = None,
+        detail: str | None = None,
+        status: int | None = None,
+        code: str | None = None,
+    ):
         super().__init__(message, hint, detail)
         self.status = status
         self.code = code

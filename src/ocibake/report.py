@@ -12,8 +12,14 @@ from typing import TextIO
 from ocibake.build.bake import BuildResult
 from ocibake.units import human_size
 
-LAYER_TITLES = {"passwd": "passwd/group, /tmp", "zoneinfo": "zoneinfo", "ca-certificates": "CA bundle",
-                "binary": "binary /app", "base": "base image layer", "delve": "Delve /usr/local/bin/dlv"}
+LAYER_TITLES = {
+    "passwd": "passwd/group, /tmp",
+    "zoneinfo": "zoneinfo",
+    "ca-certificates": "CA bundle",
+    "binary": "binary /app",
+    "base": "base image layer",
+    "delve": "Delve /usr/local/bin/dlv",
+}
 
 
 def command_name() -> str:
@@ -40,12 +46,18 @@ def as_json(result: BuildResult) -> dict:
         "platform": str(image.platform),
         "size": image.compressed_size,
         "config": {"digest": image.config.digest, "size": len(image.config.data)},
-        "layers": [{"kind": l.kind, "digest": l.digest, "size": l.size, "uncompressed_size": l.uncompressed_size}
-                   for l in result.layers],
+        "layers": [
+            {"kind": l.kind, "digest": l.digest, "size": l.size, "uncompressed_size": l.uncompressed_size}
+            for l in result.layers
+        ],
         "binary": binary_json(result),
         "toolchain": result.toolchain,
-        "module": {"path": result.module.path, "go": result.module.go_version,
-                   "direct_dependencies": len(result.module.direct_deps), "main": result.package},
+        "module": {
+            "path": result.module.path,
+            "go": result.module.go_version,
+            "direct_dependencies": len(result.module.direct_deps),
+            "main": result.package,
+        },
         "build_record": result.record,
         "base": result.record.get("base"),
         "seconds": {k: round(v, 3) for k, v in result.seconds.items()},
@@ -58,11 +70,19 @@ def _ms(seconds: float | None) -> str:
 
 def binary_json(result: BuildResult) -> dict:
     app = result.binary
-    out = {"size": app.size, "check": app.final_check.line, "startup_seconds": app.check.seconds,
-           "upx": {"mode": app.upx.mode}}
+    out = {
+        "size": app.size,
+        "check": app.final_check.line,
+        "startup_seconds": app.check.seconds,
+        "upx": {"mode": app.upx.mode},
+    }
     if app.upx.mode != "off":
-        out["upx"].update(size_before=app.upx.size_before, size_after=app.upx.size_after,
-                          seconds=round(app.upx.seconds, 3), startup_seconds=app.upx_check.seconds)
+        out["upx"].update(
+            size_before=app.upx.size_before,
+            size_after=app.upx.size_after,
+            seconds=round(app.upx.seconds, 3),
+            startup_seconds=app.upx_check.seconds,
+        )
     return out
 
 
@@ -72,11 +92,15 @@ def binary_lines(result: BuildResult) -> list[str]:
     lines = [f"binary    {human_size(app.size)}; --version: {app.final_check.line}"]
     if app.upx.mode != "off":
         saved = app.upx.size_before - app.upx.size_after
-        lines.append(f"upx       {app.upx.mode}: {human_size(app.upx.size_before)} -> {human_size(app.upx.size_after)} "
-                     f"({app.upx.ratio:.0%}, {human_size(saved)} saved) in {app.upx.seconds:.1f}s")
+        lines.append(
+            f"upx       {app.upx.mode}: {human_size(app.upx.size_before)} -> {human_size(app.upx.size_after)} "
+            f"({app.upx.ratio:.0%}, {human_size(saved)} saved) in {app.upx.seconds:.1f}s"
+        )
         if app.check.ran and app.upx_check is not None and app.upx_check.ran:
-            lines.append(f"start-up  {_ms(app.check.seconds)} plain, {_ms(app.upx_check.seconds)} with UPX "
-                         f"(`--version`; UPX unpacks the binary in memory at every start; --upx off to skip)")
+            lines.append(
+                f"start-up  {_ms(app.check.seconds)} plain, {_ms(app.upx_check.seconds)} with UPX "
+                f"(`--version`; UPX unpacks the binary in memory at every start; --upx off to skip)"
+            )
         else:
             lines.append("start-up  not measured: the binary was not run here")
     return lines
@@ -99,8 +123,10 @@ def print_human(result: BuildResult, err: TextIO, push_repos: tuple[str, ...] = 
     w("\n")
     w(f"  {'layer':<22} {'compressed':>12} {'uncompressed':>13}  digest\n")
     for layer in result.layers:
-        w(f"  {LAYER_TITLES.get(layer.kind, layer.kind):<22} {human_size(layer.size):>12} "
-          f"{human_size(layer.uncompressed_size):>13}  {layer.digest[:19]}\n")
+        w(
+            f"  {LAYER_TITLES.get(layer.kind, layer.kind):<22} {human_size(layer.size):>12} "
+            f"{human_size(layer.uncompressed_size):>13}  {layer.digest[:19]}\n"
+        )
     secs = result.seconds
     upx_part = f", upx {secs['upx']:.2f}s" if result.binary.upx.mode != "off" else ""
     w(f"\ntook {secs['total']:.2f}s (go build {secs['go_build']:.2f}s{upx_part}, layers {secs['layers']:.2f}s)\n")
@@ -118,22 +144,36 @@ def next_commands(result: BuildResult, push_repos: tuple[str, ...] = ()) -> list
     lines = ["next:", f"  skopeo inspect {q('oci:' + ref)}"]
     if push_repos:
         plain = push_repos[0].split("/", 1)[0].startswith(("127.", "localhost", "[::1]"))
-        lines.append(f"  skopeo inspect {'--tls-verify=false ' if plain else ''}"
-                     f"{q('docker://' + push_repos[0] + ':' + tag)}   # once pushed")
+        lines.append(
+            f"  skopeo inspect {'--tls-verify=false ' if plain else ''}"
+            f"{q('docker://' + push_repos[0] + ':' + tag)}   # once pushed"
+        )
     else:
         lines.append(f"  {command_name()} push {q(str(result.layout))} REGISTRY/REPO {tags}")
     if ":" in str(result.layout):
         lines.append("  (skopeo and umoci cannot read a layout whose path holds ':'; copy or move it first)")
     if result.record.get("compression", "").startswith("zstd"):
-        lines.append("  (zstd layers: Docker before 23 and umoci 0.4 cannot read them; a docker-archive from "
-                     "`ocibake export` holds them uncompressed)")
+        lines.append(
+            "  (zstd layers: Docker before 23 and umoci 0.4 cannot read them; a docker-archive from "
+            "`ocibake export` holds them uncompressed)"
+        )
     archive = f"{result.name.replace('/', '-')}.tar"
-    lines.append(f"  {command_name()} export {q(ref)} {q('docker-archive:' + archive)}   # then: docker load < {q(archive)}")
+    lines.append(
+        f"  {command_name()} export {q(ref)} {q('docker-archive:' + archive)}   # then: docker load < {q(archive)}"
+    )
     return lines
 
 
-def print_result(result: BuildResult, *, out: TextIO, err: TextIO, json_output: bool, quiet: bool,
-                 pushed=None, archive: dict | None = None) -> None:
+def print_result(
+    result: BuildResult,
+    *,
+    out: TextIO,
+    err: TextIO,
+    json_output: bool,
+    quiet: bool,
+    pushed=None,
+    archive: dict | None = None,
+) -> None:
     """stdout: the reference (or, after --push, one REPO:TAG@DIGEST line per pushed tag), or all of it as JSON. The
     human report went to stderr already (print_human), before any push, so a failed push still leaves it."""
     if json_output:

@@ -55,7 +55,7 @@ def owner_gone(directory: Path) -> bool | None:
     except (OSError, ValueError):
         return None
     if f"{boot} {ns}" != _identity() or not pid_text.isdigit():
-        return None if boot == _identity().split()[0] else True     # another boot: every process of it is gone
+        return None if boot == _identity().split()[0] else True  # another boot: every process of it is gone
     return _start_time(int(pid_text)) != start
 
 
@@ -70,13 +70,13 @@ def remove_abandoned_stages(directory: Path, prefix: str) -> None:
     for name in names:
         if not name.startswith(prefix):
             continue
-        pid_text = name[len(prefix):].split("-", 1)[0]
+        pid_text = name[len(prefix) :].split("-", 1)[0]
         path = directory / name
         try:
             if not pid_text.isdigit() or path.is_symlink() or not path.is_dir():
                 continue
             gone = owner_gone(path)
-            if gone is None:    # no record: the old rule (process gone from this host, unchanged for an hour)
+            if gone is None:  # no record: the old rule (process gone from this host, unchanged for an hour)
                 gone = not alive(int(pid_text)) and now - path.lstat().st_mtime > ABANDONED_AFTER
             if gone:
                 force_rmtree(path)
@@ -96,6 +96,7 @@ def alive(pid: int) -> bool:
 
 def force_rmtree(path: Path) -> None:
     """rmtree that also removes directories a layer made read-only."""
+
     def onerror(func, p, exc):
         parent = os.path.dirname(p)
         try:
@@ -105,6 +106,7 @@ def force_rmtree(path: Path) -> None:
             func(p)
         except FileNotFoundError:
             pass
+
     if os.path.lexists(path):
         if os.path.isdir(path) and not os.path.islink(path):
             os.chmod(path, 0o700)

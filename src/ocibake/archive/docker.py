@@ -33,41 +33,57 @@ def write_docker_archive(layout: Layout, chosen: Sequence[Chosen], name: str, de
                 config_digest = manifest["config"]["digest"]
                 layers = manifest["layers"]
             except (KeyError, TypeError):
-                raise InputError(f"manifest {digest} in {layout.root} is not an image manifest",
-                                 hint="the layout is damaged; rebuild or re-pull it") from None
+                raise InputError(
+                    f"manifest {digest} in {layout.root} is not an image manifest",
+                    hint="the layout is damaged; rebuild or re-pull it",
+                ) from None
             config_bytes = layout.read_blob(config_digest)
             try:
                 diff_ids = json.loads(config_bytes)["rootfs"]["diff_ids"]
             except (ValueError, KeyError, TypeError):
-                raise InputError(f"config {config_digest} in {layout.root} has no rootfs.diff_ids",
-                                 hint="the layout is damaged; rebuild or re-pull it") from None
+                raise InputError(
+                    f"config {config_digest} in {layout.root} has no rootfs.diff_ids",
+                    hint="the layout is damaged; rebuild or re-pull it",
+                ) from None
             if len(diff_ids) != len(layers):
-                raise InputError(f"image {digest} in {layout.root} has {len(layers)} layers but "
-                                 f"{len(diff_ids)} diff_ids", hint="the layout is damaged; rebuild it")
+                raise InputError(
+                    f"image {digest} in {layout.root} has {len(layers)} layers but {len(diff_ids)} diff_ids",
+                    hint="the layout is damaged; rebuild it",
+                )
             config_name = f"{_hex(config_digest)}.json"
             entries[config_name] = Entry.file(f"/{config_name}", config_bytes)
             layer_names = []
             for layer, diff_id in zip(layers, diff_ids):
                 layer_name = f"{_hex(diff_id)}.tar"
                 if layer_name not in entries:
-                    path = uncompressed_layer(layout, layer["digest"], layer["mediaType"], diff_id,
-                                              staging.work / layer_name)
+                    path = uncompressed_layer(
+                        layout, layer["digest"], layer["mediaType"], diff_id, staging.work / layer_name
+                    )
                     entries[layer_name] = Entry.from_path(f"/{layer_name}", path)
                 layer_names.append(layer_name)
             tags = tuple(c.tag for c in group)
             images.append({"Config": config_name, "RepoTags": [f"{name}:{t}" for t in tags], "Layers": layer_names})
         entries["manifest.json"] = Entry.file("/manifest.json", canonical_json(images))
         size, file_digest = staging.write(entries.values())
-    return ArchiveResult("docker-archive", dest, size, file_digest,
-                         tuple((d, tuple(c.tag for c in g)) for d, g in by_manifest.items()),
-                         tuple(c.note for c in chosen if c.note))
+    return ArchiveResult(
+        "docker-archive",
+        dest,
+        size,
+        file_digest,
+        tuple((d, tuple(c.tag for c in g)) for d, g in by_manifest.items()),
+        tuple(c.note for c in chosen if c.note),
+    )
 
 
 def _json(layout: Layout, digest: str) -> dict:
     try:
         value = json.loads(layout.read_blob(digest))
     except ValueError:
-        raise InputError(f"blob {digest} in {layout.root} is not JSON", hint="the layout is damaged; rebuild it") from None
+        raise InputError(
+            f"blob {digest} in {layout.root} is not JSON", hint="the layout is damaged; rebuild it"
+        ) from None
     if not isinstance(value, dict):
-        raise InputError(f"blob {digest} in {layout.root} is not a JSON object", hint="the layout is damaged; rebuild it")
+        raise InputError(
+            f"blob {digest} in {layout.root} is not a JSON object", hint="the layout is damaged; rebuild it"
+        )
     return value

@@ -29,8 +29,13 @@ def default_name(layout: Layout, chosen: Sequence[Chosen]) -> str:
     return title if isinstance(title, str) and NAME_RE.match(title) else layout.root.resolve().name.lower()
 
 
-def export(layout_path: Path | str, tags: Sequence[str] | None, target: ArchiveTarget, name: str | None = None,
-           platform: Platform | None = None) -> ArchiveResult:
+def export(
+    layout_path: Path | str,
+    tags: Sequence[str] | None,
+    target: ArchiveTarget,
+    name: str | None = None,
+    platform: Platform | None = None,
+) -> ArchiveResult:
     """Write ``tags`` of the layout (None: all) to ``target``. ``name``: the repository in RepoTags (docker-archive);
     ``platform``: which image of a multi-platform tag a docker-archive holds (default: this host's)."""
     layout = Layout.open(layout_path)
@@ -39,6 +44,8 @@ def export(layout_path: Path | str, tags: Sequence[str] | None, target: ArchiveT
     chosen = choose(layout, tags, platform)
     name = name or default_name(layout, chosen)
     if not NAME_RE.match(name):
-        raise InputError(f"image name {name!r} is not a valid repository name",
-                         hint="name it with --name, e.g. --name emergency-service")
+        raise InputError(
+            f"image name {name!r} is not a valid repository name",
+            hint="name it with --name, e.g. --name emergency-service",
+        )
     return write_docker_archive(layout, chosen, name, target.path)

@@ -18,9 +18,13 @@ from ocibake.oci.media_types import OCI_INDEX, REF_NAME
 def write_oci_archive(layout: Layout, chosen: Sequence[Chosen], dest: Path) -> ArchiveResult:
     tops = [c.top.with_annotations({**c.top.annotations, REF_NAME: c.tag}) for c in chosen]
     digests = sorted(layout.reachable([c.top for c in chosen]))
-    entries = [Entry.file("/oci-layout", LAYOUT_BYTES),
-               Entry.file("/index.json", canonical_json({"schemaVersion": 2, "mediaType": OCI_INDEX,
-                                                         "manifests": [t.as_json() for t in tops]}))]
+    entries = [
+        Entry.file("/oci-layout", LAYOUT_BYTES),
+        Entry.file(
+            "/index.json",
+            canonical_json({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [t.as_json() for t in tops]}),
+        ),
+    ]
     entries += [Entry.from_path(f"/blobs/sha256/{d.split(':', 1)[1]}", verified_blob(layout, d)) for d in digests]
     with Staging(dest) as staging:
         size, file_digest = staging.write(entries)

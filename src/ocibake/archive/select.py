@@ -17,9 +17,9 @@ from ocibake.oci.platform import Platform, host_architecture
 @dataclass(frozen=True)
 class Chosen:
     tag: str
-    top: Descriptor          # what the tag names in the layout (a manifest or an index)
-    manifest: Descriptor     # the one single-platform manifest under it
-    note: str = ""           # how the platform was picked, when there was a choice
+    top: Descriptor  # what the tag names in the layout (a manifest or an index)
+    manifest: Descriptor  # the one single-platform manifest under it
+    note: str = ""  # how the platform was picked, when there was a choice
 
 
 def host_platform() -> Platform:
@@ -31,8 +31,10 @@ def choose(layout: Layout, tags: Sequence[str] | None, platform: Platform | None
     tagged = layout.tags()
     if tags is None:
         if not tagged:
-            raise InputError(f"{layout.root} has no tagged image",
-                             hint="name images in a layout with tags (ocibake build --tag, skopeo copy ... oci:DIR:TAG)")
+            raise InputError(
+                f"{layout.root} has no tagged image",
+                hint="name images in a layout with tags (ocibake build --tag, skopeo copy ... oci:DIR:TAG)",
+            )
         tags = list(tagged)
     chosen = []
     for tag in dict.fromkeys(tags):
@@ -43,33 +45,49 @@ def choose(layout: Layout, tags: Sequence[str] | None, platform: Platform | None
 
 
 def _matches(have: Platform | None, want: Platform) -> bool:
-    return (have is not None and have.os == want.os and have.architecture == want.architecture
-            and (not want.variant or have.variant == want.variant))
+    return (
+        have is not None
+        and have.os == want.os
+        and have.architecture == want.architecture
+        and (not want.variant or have.variant == want.variant)
+    )
 
 
 def pick_manifest(layout: Layout, top: Descriptor, tag: str, platform: Platform | None) -> tuple[Descriptor, str]:
     if top.media_type in MANIFEST_TYPES:
         if platform is not None and top.platform is not None and not _matches(top.platform, platform):
-            raise InputError(f"{tag} is a {top.platform} image, not {platform}",
-                             hint="drop --platform, or name a tag that holds that platform")
+            raise InputError(
+                f"{tag} is a {top.platform} image, not {platform}",
+                hint="drop --platform, or name a tag that holds that platform",
+            )
         return top, ""
     if top.media_type not in INDEX_TYPES:
-        raise InputError(f"{tag} in {layout.root} is a {top.media_type}, not an image",
-                         hint="name a tag whose entry is an image manifest or index")
+        raise InputError(
+            f"{tag} in {layout.root} is a {top.media_type}, not an image",
+            hint="name a tag whose entry is an image manifest or index",
+        )
     try:
         children = [Descriptor.from_json(m) for m in json.loads(layout.read_blob(top.digest)).get("manifests", [])]
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise InputError(f"the index of {tag} in {layout.root} cannot be read: {exc}",
-                         hint="the layout is damaged; rebuild or re-pull it") from None
-    images = [c for c in children if c.media_type in MANIFEST_TYPES + INDEX_TYPES and c.platform is not None
-              and c.platform.os != "unknown"]
+        raise InputError(
+            f"the index of {tag} in {layout.root} cannot be read: {exc}",
+            hint="the layout is damaged; rebuild or re-pull it",
+        ) from None
+    images = [
+        c
+        for c in children
+        if c.media_type in MANIFEST_TYPES + INDEX_TYPES and c.platform is not None and c.platform.os != "unknown"
+    ]
     names = ", ".join(str(c.platform) for c in images) or "none"
     want = platform or host_platform()
     match = next((c for c in images if _matches(c.platform, want)), None)
     if match is None:
-        raise InputError(f"{tag} holds no {want} image (platforms: {names})",
-                         hint="choose one with --platform OS/ARCH" if platform is None else
-                              "choose one of its platforms with --platform")
+        raise InputError(
+            f"{tag} holds no {want} image (platforms: {names})",
+            hint="choose one with --platform OS/ARCH"
+            if platform is None
+            else "choose one of its platforms with --platform",
+        )
     if match.media_type in INDEX_TYPES:
         return pick_manifest(layout, match, tag, platform)
     if len(images) == 1:

@@ -14,7 +14,7 @@ KINDS = ("docker-archive", "oci-archive")
 
 @dataclass(frozen=True)
 class ArchiveTarget:
-    kind: str          # "docker-archive" | "oci-archive"
+    kind: str  # "docker-archive" | "oci-archive"
     path: Path
 
     def __str__(self) -> str:
@@ -46,5 +46,7 @@ def parse_target(text: str, flag: str = "--output") -> ArchiveTarget:
         os.close(fd)
         os.unlink(probe)
     except OSError:
-        raise InputError(f"{flag} {text}: {parent} is not writable", hint=f"choose a writable place for {flag}") from None
+        raise InputError(
+            f"{flag} {text}: {parent} is not writable", hint=f"choose a writable place for {flag}"
+        ) from None
     return ArchiveTarget(kind, path)

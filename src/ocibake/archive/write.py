@@ -19,7 +19,7 @@ from ocibake.layers.tar import Entry, write_tar
 from ocibake.oci.layout import Layout
 from ocibake.oci.layout_check import open_blob
 
-ARCHIVE_MTIME = 0      # every entry's mtime: an archive of the same image is the same bytes on any day
+ARCHIVE_MTIME = 0  # every entry's mtime: an archive of the same image is the same bytes on any day
 CHUNK = 1 << 20
 
 
@@ -28,17 +28,20 @@ class ArchiveResult:
     kind: str
     path: Path
     size: int
-    digest: str                                   # sha256 of the archive file
-    images: tuple[tuple[str, tuple[str, ...]], ...]   # (manifest digest, tags)
+    digest: str  # sha256 of the archive file
+    images: tuple[tuple[str, tuple[str, ...]], ...]  # (manifest digest, tags)
     notes: tuple[str, ...] = field(default_factory=tuple)
 
     def summary(self) -> str:
         from ocibake.units import human_size
+
         tags = ", ".join(t for _, ts in self.images for t in ts)
         first = next((ts[0] for _, ts in self.images if ts), "TAG")
-        load = {"docker-archive": f"`docker load -i {self.path}` or `podman load -i {self.path}`",
-                "oci-archive": f"`skopeo copy oci-archive:{self.path}:{first} oci:DIR:{first}` (for docker or "
-                               f"podman, write a docker-archive)"}[self.kind]
+        load = {
+            "docker-archive": f"`docker load -i {self.path}` or `podman load -i {self.path}`",
+            "oci-archive": f"`skopeo copy oci-archive:{self.path}:{first} oci:DIR:{first}` (for docker or "
+            f"podman, write a docker-archive)",
+        }[self.kind]
         return f"wrote {self.kind}:{self.path} ({human_size(self.size)}; {tags}): load it with {load}"
 
 
@@ -65,16 +68,18 @@ class Staging:
         sha = hashlib.sha256()
         size = 0
         with open(self.tmp, "wb") as f:
-            class Sink:                       # hashes the archive as it is written: no second read
+
+            class Sink:  # hashes the archive as it is written: no second read
                 def write(self, b) -> int:
                     nonlocal size
                     sha.update(b)
                     size += len(b)
                     return f.write(b)
+
             write_tar(entries, Sink(), ARCHIVE_MTIME)
         umask = os.umask(0)
         os.umask(umask)
-        os.chmod(self.tmp, 0o644 & ~umask)          # as any new file: the user's umask decides who may read it
+        os.chmod(self.tmp, 0o644 & ~umask)  # as any new file: the user's umask decides who may read it
         os.replace(self.tmp, self.dest)
         return size, "sha256:" + sha.hexdigest()
 
@@ -89,11 +94,14 @@ def verified_blob(layout: Layout, digest: str) -> Path:
             for chunk in iter(lambda: f.read(CHUNK), b""):
                 h.update(chunk)
     except FileNotFoundError:
-        raise InputError(f"blob {digest} is missing from {layout.root}",
-                         hint="the layout is incomplete; rebuild or re-pull it") from None
+        raise InputError(
+            f"blob {digest} is missing from {layout.root}", hint="the layout is incomplete; rebuild or re-pull it"
+        ) from None
     if "sha256:" + h.hexdigest() != digest:
-        raise InputError(f"blob {digest} in {layout.root} does not match its digest",
-                         hint="the layout is damaged; rebuild or re-pull it")
+        raise InputError(
+            f"blob {digest} in {layout.root} does not match its digest",
+            hint="the layout is damaged; rebuild or re-pull it",
+        )
     return path
 
 
@@ -104,8 +112,10 @@ def _opener(media_type: str) -> Callable:
         return lambda f: zstandard.ZstdDecompressor().stream_reader(f)
     if media_type.endswith((".tar", "layer.v1.tar")):
         return lambda f: f
-    raise InputError(f"layer media type {media_type} cannot go into a docker-archive",
-                     hint="layers must be tar, tar+gzip or tar+zstd")
+    raise InputError(
+        f"layer media type {media_type} cannot go into a docker-archive",
+        hint="layers must be tar, tar+gzip or tar+zstd",
+    )
 
 
 def uncompressed_layer(layout: Layout, digest: str, media_type: str, diff_id: str, dest: Path) -> Path:
@@ -113,21 +123,26 @@ def uncompressed_layer(layout: Layout, digest: str, media_type: str, diff_id: st
     source = verified_blob(layout, digest)
     h = hashlib.sha256()
     try:
-        with open_blob(Path(layout.root), source) as raw, _opener(media_type)(raw) as stream, \
-                open(dest, "wb") as out:
+        with open_blob(Path(layout.root), source) as raw, _opener(media_type)(raw) as stream, open(dest, "wb") as out:
             for chunk in iter(lambda: stream.read(CHUNK), b""):
                 h.update(chunk)
                 out.write(chunk)
     except OSError as exc:
-        disk = disk_error(exc)      # ENOSPC, EROFS, EACCES...: the disk refused, the layout is not to blame
+        disk = disk_error(exc)  # ENOSPC, EROFS, EACCES...: the disk refused, the layout is not to blame
         if disk is not None:
             raise disk from None
-        raise InputError(f"layer {digest} in {layout.root} cannot be decompressed: {exc}",
-                         hint="the layout is damaged; rebuild or re-pull it") from None
+        raise InputError(
+            f"layer {digest} in {layout.root} cannot be decompressed: {exc}",
+            hint="the layout is damaged; rebuild or re-pull it",
+        ) from None
     except (EOFError, zstandard.ZstdError) as exc:
-        raise InputError(f"layer {digest} in {layout.root} cannot be decompressed: {exc}",
-                         hint="the layout is damaged; rebuild or re-pull it") from None
+        raise InputError(
+            f"layer {digest} in {layout.root} cannot be decompressed: {exc}",
+            hint="the layout is damaged; rebuild or re-pull it",
+        ) from None
     if "sha256:" + h.hexdigest() != diff_id:
-        raise InputError(f"layer {digest} in {layout.root} does not uncompress to its diff_id {diff_id}",
-                         hint="the image's config and layers disagree; rebuild it")
+        raise InputError(
+            f"layer {digest} in {layout.root} does not uncompress to its diff_id {diff_id}",
+            hint="the image's config and layers disagree; rebuild it",
+        )
     return dest

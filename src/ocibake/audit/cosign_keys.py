@@ -30,16 +30,18 @@ def _scrypt(password: bytes, salt: bytes, params: dict) -> bytes:
 
 def _pem(kind: str, der: bytes) -> bytes:
     body = base64.b64encode(der).decode()
-    lines = [body[i:i + 64] for i in range(0, len(body), 64)]
+    lines = [body[i : i + 64] for i in range(0, len(body), 64)]
     return ("-----BEGIN " + kind + "-----\n" + "\n".join(lines) + "\n-----END " + kind + "-----\n").encode()
 
 
 def _unpem(data: bytes, path: Path) -> tuple[str, bytes]:
     text = data.decode("ascii", errors="replace").strip()
     if not text.startswith("-----BEGIN ") or "-----END " not in text:
-        raise InputError(f"{path} is not a PEM file", hint="give the cosign.key written by `ocibake generate-key-pair` "
-                                                           "or `cosign generate-key-pair`")
-    kind = text.split("\n", 1)[0][len("-----BEGIN "):].rstrip("-")
+        raise InputError(
+            f"{path} is not a PEM file",
+            hint="give the cosign.key written by `ocibake generate-key-pair` or `cosign generate-key-pair`",
+        )
+    kind = text.split("\n", 1)[0][len("-----BEGIN ") :].rstrip("-")
     body = "".join(l for l in text.splitlines()[1:] if not l.startswith("-----"))
     try:
         return kind, base64.b64decode(body, validate=True)
@@ -48,13 +50,14 @@ def _unpem(data: bytes, path: Path) -> tuple[str, bytes]:
 
 
 def encrypt_private_key(key: ec.EllipticCurvePrivateKey, password: bytes) -> bytes:
-    der = key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption())
+    der = key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     salt, nonce = secrets.token_bytes(32), secrets.token_bytes(24)
     box = seal(der, nonce, _scrypt(password, salt, SCRYPT))
-    envelope = {"kdf": {"name": "scrypt", "params": SCRYPT, "salt": base64.b64encode(salt).decode()},
-                "cipher": {"name": "nacl/secretbox", "nonce": base64.b64encode(nonce).decode()},
-                "ciphertext": base64.b64encode(box).decode()}
+    envelope = {
+        "kdf": {"name": "scrypt", "params": SCRYPT, "salt": base64.b64encode(salt).decode()},
+        "cipher": {"name": "nacl/secretbox", "nonce": base64.b64encode(nonce).decode()},
+        "ciphertext": base64.b64encode(box).decode(),
+    }
     return _pem(PRIVATE_PEM_TYPES[0], json.dumps(envelope, separators=(",", ":")).encode())
 
 
@@ -74,7 +77,9 @@ def _write_atomic(path: Path, data: bytes, mode: int) -> None:
         raise
 
 
-def generate_key_pair(directory: Path, password: bytes, prefix: str = "cosign", force: bool = False) -> tuple[Path, Path]:
+def generate_key_pair(
+    directory: Path, password: bytes, prefix: str = "cosign", force: bool = False
+) -> tuple[Path, Path]:
     key_path, pub_path = directory / f"{prefix}.key", directory / f"{prefix}.pub"
     for p in (key_path, pub_path):
         if p.exists() and not force:
@@ -95,8 +100,10 @@ def load_private_key(path: Path, password: bytes) -> ec.EllipticCurvePrivateKey:
     kind, raw = _unpem(data, path)
     if kind not in PRIVATE_PEM_TYPES:
         article = "an" if kind.lower().startswith(("a", "e", "i", "o", "u")) else "a"
-        raise InputError(f"{path} holds {article} {kind.lower()}, not an encrypted cosign private key",
-                         hint="sign with cosign.key; cosign.pub is for verify")
+        raise InputError(
+            f"{path} holds {article} {kind.lower()}, not an encrypted cosign private key",
+            hint="sign with cosign.key; cosign.pub is for verify",
+        )
     try:
         envelope = json.loads(raw)
         kdf, cipher = envelope["kdf"], envelope["cipher"]
@@ -105,14 +112,20 @@ def load_private_key(path: Path, password: bytes) -> ec.EllipticCurvePrivateKey:
         secret = _scrypt(password, base64.b64decode(kdf["salt"]), kdf["params"])
         der = open_box(base64.b64decode(envelope["ciphertext"]), base64.b64decode(cipher["nonce"]), secret)
     except (ValueError, KeyError, TypeError):
-        raise InputError(f"{path} is not a cosign key file this version understands",
-                         hint="regenerate the key pair with `ocibake generate-key-pair`") from None
+        raise InputError(
+            f"{path} is not a cosign key file this version understands",
+            hint="regenerate the key pair with `ocibake generate-key-pair`",
+        ) from None
     if der is None:
-        raise InputError(f"cannot decrypt {path}: wrong password (or a damaged key file)",
-                         hint="set COSIGN_PASSWORD to the key's password, or type it at the prompt")
+        raise InputError(
+            f"cannot decrypt {path}: wrong password (or a damaged key file)",
+            hint="set COSIGN_PASSWORD to the key's password, or type it at the prompt",
+        )
     key = serialization.load_der_private_key(der, password=None)
     if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name != "secp256r1":
-        raise InputError(f"{path} is not an ECDSA P-256 key", hint="ocibake signs with ECDSA P-256 keys, as cosign makes")
+        raise InputError(
+            f"{path} is not an ECDSA P-256 key", hint="ocibake signs with ECDSA P-256 keys, as cosign makes"
+        )
     return key
 
 

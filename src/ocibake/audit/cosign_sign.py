@@ -34,9 +34,14 @@ def signature_tag(digest: str) -> str:
 
 def payload(repository: str, digest: str) -> bytes:
     """The simple-signing payload, as cosign writes it."""
-    doc = {"critical": {"identity": {"docker-reference": repository},
-                        "image": {"docker-manifest-digest": digest}, "type": SIGNATURE_TYPE},
-           "optional": None}
+    doc = {
+        "critical": {
+            "identity": {"docker-reference": repository},
+            "image": {"docker-manifest-digest": digest},
+            "type": SIGNATURE_TYPE,
+        },
+        "optional": None,
+    }
     return json.dumps(doc, separators=(",", ":")).encode()
 
 
@@ -47,8 +52,14 @@ def sign_payload(key: ec.EllipticCurvePrivateKey, data: bytes) -> str:
 def _config(layers: list[dict]) -> Blob:
     """The image config cosign gives a signature manifest (zero times, one diff_id per payload)."""
     zero = "0001-01-01T00:00:00Z"
-    doc = {"architecture": "", "config": {}, "created": zero, "history": [{"created": zero} for _ in layers],
-           "os": "", "rootfs": {"type": "layers", "diff_ids": [l["digest"] for l in layers]}}
+    doc = {
+        "architecture": "",
+        "config": {},
+        "created": zero,
+        "history": [{"created": zero} for _ in layers],
+        "os": "",
+        "rootfs": {"type": "layers", "diff_ids": [l["digest"] for l in layers]},
+    }
     return Blob(OCI_CONFIG, canonical_json(doc))
 
 
@@ -56,8 +67,12 @@ def sign_remote(remote, repository: str, digest: str, key: ec.EllipticCurvePriva
     """Add a signature of ``digest`` to its `.sig` manifest (kept signatures stay); -> the tag."""
     tag = signature_tag(digest)
     data = payload(repository, digest)
-    layer = {"mediaType": PAYLOAD_TYPE, "digest": sha256_digest(data), "size": len(data),
-             "annotations": {SIGNATURE_ANNOTATION: sign_payload(key, data)}}
+    layer = {
+        "mediaType": PAYLOAD_TYPE,
+        "digest": sha256_digest(data),
+        "size": len(data),
+        "annotations": {SIGNATURE_ANNOTATION: sign_payload(key, data)},
+    }
     layers: list[dict] = []
     existing = remote.manifest(tag)
     if existing is not None:
@@ -69,8 +84,12 @@ def sign_remote(remote, repository: str, digest: str, key: ec.EllipticCurvePriva
     config = _config(layers)
     blobs = [(config.digest, config.data), (layer["digest"], data)]
     remote.put_blobs(blobs)
-    manifest = {"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": config.descriptor().as_json(),
-                "layers": layers}
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": config.descriptor().as_json(),
+        "layers": layers,
+    }
     remote.put_manifest(tag, Blob(OCI_MANIFEST, canonical_json(manifest)))
     return tag
 
@@ -78,8 +97,8 @@ def sign_remote(remote, repository: str, digest: str, key: ec.EllipticCurvePriva
 @dataclass(frozen=True)
 class Verified:
     digest: str
-    signatures: int          # valid ones
-    identity: str            # docker-reference of the first valid one
+    signatures: int  # valid ones
+    identity: str  # docker-reference of the first valid one
 
 
 def verify_remote(remote, digest: str, key: ec.EllipticCurvePublicKey) -> Verified:
@@ -87,8 +106,10 @@ def verify_remote(remote, digest: str, key: ec.EllipticCurvePublicKey) -> Verifi
     tag = signature_tag(digest)
     got = remote.manifest(tag)
     if got is None:
-        raise SignatureError(f"no signature for {digest} (no tag {tag})",
-                             hint="sign it with `ocibake sign REF --key cosign.key` (or cosign sign)")
+        raise SignatureError(
+            f"no signature for {digest} (no tag {tag})",
+            hint="sign it with `ocibake sign REF --key cosign.key` (or cosign sign)",
+        )
     try:
         layers = [l for l in json.loads(got[0]).get("layers") or [] if l.get("mediaType") == PAYLOAD_TYPE]
     except ValueError:
@@ -119,9 +140,12 @@ def verify_remote(remote, digest: str, key: ec.EllipticCurvePublicKey) -> Verifi
     if not valid:
         why = "; ".join(dict.fromkeys(reasons)) or "the signature manifest holds no signature"
         other_digest = bool(reasons) and all(r.startswith("a valid signature is for another digest") for r in reasons)
-        hint = ("the signature was made for another image (its digest is named above): sign this one with "
-                f"`ocibake sign REPO@{digest} --key cosign.key`" if other_digest
-                else "check that the public key belongs to the key that signed this image")
+        hint = (
+            "the signature was made for another image (its digest is named above): sign this one with "
+            f"`ocibake sign REPO@{digest} --key cosign.key`"
+            if other_digest
+            else "check that the public key belongs to the key that signed this image"
+        )
         raise SignatureError(f"no valid signature for {digest}: {why}", hint=hint)
     return Verified(digest, valid, identity)
 

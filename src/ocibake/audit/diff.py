@@ -32,7 +32,7 @@ def _config_fields(config: dict) -> dict[str, object]:
     config = json.loads(json.dumps(config))
     labels = (config.get("config") or {}).get("Labels") or {}
     record = labels.pop(BUILD_RECORD_LABEL, None)
-    config.pop("rootfs", None)       # compared as layers
+    config.pop("rootfs", None)  # compared as layers
     fields = flatten(config)
     if record:
         try:
@@ -45,12 +45,11 @@ def _config_fields(config: dict) -> dict[str, object]:
 @dataclass(frozen=True)
 class FileChange:
     path: str
-    kind: str                                   # added | removed | changed
+    kind: str  # added | removed | changed
     fields: tuple[tuple[str, object, object], ...] = ()
 
     def as_json(self) -> dict:
-        return {"path": self.path, "kind": self.kind,
-                "fields": {name: {"a": a, "b": b} for name, a, b in self.fields}}
+        return {"path": self.path, "kind": self.kind, "fields": {name: {"a": a, "b": b} for name, a, b in self.fields}}
 
     def line(self) -> str:
         if self.kind != "changed":
@@ -79,8 +78,15 @@ class LayerPair:
         return self.diff_id_a == self.diff_id_b
 
     def as_json(self) -> dict:
-        return {"a": self.index_a, "b": self.index_b, "diff_id_a": self.diff_id_a, "diff_id_b": self.diff_id_b,
-                "created_by": self.created_by, "same": self.same, "files": [f.as_json() for f in self.files]}
+        return {
+            "a": self.index_a,
+            "b": self.index_b,
+            "diff_id_a": self.diff_id_a,
+            "diff_id_b": self.diff_id_b,
+            "created_by": self.created_by,
+            "same": self.same,
+            "files": [f.as_json() for f in self.files],
+        }
 
 
 @dataclass(frozen=True)
@@ -115,11 +121,17 @@ class ImageDiff:
         return "different: " + (", ".join(parts) if parts else "only the manifest bytes") + " differ"
 
     def as_json(self) -> dict:
-        return {"a": self.a, "b": self.b, "digest_a": self.digest_a, "digest_b": self.digest_b,
-                "identical": self.identical, "verdict": self.verdict(),
-                "config": [{"field": n, "a": a, "b": b} for n, a, b in self.config],
-                "manifest": [{"field": n, "a": a, "b": b} for n, a, b in self.manifest],
-                "layers": [p.as_json() for p in self.layers]}
+        return {
+            "a": self.a,
+            "b": self.b,
+            "digest_a": self.digest_a,
+            "digest_b": self.digest_b,
+            "identical": self.identical,
+            "verdict": self.verdict(),
+            "config": [{"field": n, "a": a, "b": b} for n, a, b in self.config],
+            "manifest": [{"field": n, "a": a, "b": b} for n, a, b in self.manifest],
+            "layers": [p.as_json() for p in self.layers],
+        }
 
 
 def compare_fields(a: dict, b: dict) -> tuple[tuple[str, object, object], ...]:
@@ -141,8 +153,11 @@ def compare_files(a: dict[str, FileEntry], b: dict[str, FileEntry]) -> tuple[Fil
         elif path not in a:
             changes.append(FileChange(path, "added"))
         else:
-            diffs = tuple((n, getattr(a[path], n), getattr(b[path], n)) for n in FILE_FIELDS
-                          if getattr(a[path], n) != getattr(b[path], n))
+            diffs = tuple(
+                (n, getattr(a[path], n), getattr(b[path], n))
+                for n in FILE_FIELDS
+                if getattr(a[path], n) != getattr(b[path], n)
+            )
             if diffs:
                 changes.append(FileChange(path, "changed", diffs))
     return tuple(changes)
@@ -189,9 +204,15 @@ def diff_images(a: OpenedImage, b: OpenedImage) -> ImageDiff:
         layers.append(LayerPair(i, j, da, db, kind, files))
     man_a = {k: v for k, v in flatten(a.manifest).items() if not k.startswith(("layers", "config"))}
     man_b = {k: v for k, v in flatten(b.manifest).items() if not k.startswith(("layers", "config"))}
-    return ImageDiff(a.reference, b.reference, a.digest, b.digest,
-                     compare_fields(_config_fields(a.config), _config_fields(b.config)), tuple(layers),
-                     compare_fields(man_a, man_b))
+    return ImageDiff(
+        a.reference,
+        b.reference,
+        a.digest,
+        b.digest,
+        compare_fields(_config_fields(a.config), _config_fields(b.config)),
+        tuple(layers),
+        compare_fields(man_a, man_b),
+    )
 
 
 def print_diff(d: ImageDiff, out: TextIO) -> None:
@@ -210,8 +231,9 @@ def print_diff(d: ImageDiff, out: TextIO) -> None:
     w("\nlayers\n")
     for p in d.layers:
         where = f"a[{'-' if p.index_a is None else p.index_a}] b[{'-' if p.index_b is None else p.index_b}]"
-        state = "same" if p.same else ("only in b" if p.index_a is None else "only in a" if p.index_b is None
-                                       else "differ")
+        state = (
+            "same" if p.same else ("only in b" if p.index_a is None else "only in a" if p.index_b is None else "differ")
+        )
         w(f"  {where} {state:<9} {p.created_by}\n")
         for f in p.files:
             w(f"      {f.line()}\n")

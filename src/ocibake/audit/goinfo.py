@@ -25,7 +25,7 @@ class Module:
 @dataclass(frozen=True)
 class BuildInfo:
     go_version: str
-    path: str                       # the main package
+    path: str  # the main package
     main: Module
     deps: tuple[Module, ...] = ()
     settings: tuple[tuple[str, str], ...] = field(default_factory=tuple)
@@ -70,22 +70,26 @@ def read_build_info(data: bytes) -> BuildInfo:
     while True:
         pos = data.find(MAGIC, pos)
         if pos < 0:
-            hint = ("it is UPX-packed: decompress it with `upx -d` first" if b"UPX!" in data[:4096]
-                    else "is it a Go binary built with Go 1.18 or later?")
+            hint = (
+                "it is UPX-packed: decompress it with `upx -d` first"
+                if b"UPX!" in data[:4096]
+                else "is it a Go binary built with Go 1.18 or later?"
+            )
             raise InputError("the binary carries no Go build information", hint=hint)
         if pos % 16 == 0:
             break
         pos += 1
     flags = data[pos + 15]
     if not flags & 0x2:
-        raise InputError("the binary's Go build information is in the pre-1.18 format",
-                         hint="rebuild it with Go 1.18 or later")
+        raise InputError(
+            "the binary's Go build information is in the pre-1.18 format", hint="rebuild it with Go 1.18 or later"
+        )
     p = pos + 32
     n, p = _varint(data, p)
-    version = data[p:p + n].decode()
+    version = data[p : p + n].decode()
     p += n
     n, p = _varint(data, p)
-    mod = data[p:p + n]
+    mod = data[p : p + n]
     if len(mod) >= 33 and mod[-17] == 0x0A:
         mod = mod[16:-16]
     return parse_modinfo(version, mod.decode(errors="replace"))

@@ -50,12 +50,12 @@ def parse_layout_ref(text: str) -> LayoutRef:
 class OpenedImage:
     """One image manifest and its config, read and verified, with the layout holding its blobs."""
 
-    reference: str                 # as the user gave it
+    reference: str  # as the user gave it
     layout: Layout
-    descriptor: Descriptor         # of the manifest
+    descriptor: Descriptor  # of the manifest
     manifest: dict
     config: dict
-    remote: str | None = None      # REGISTRY/REPO when the image came from a registry
+    remote: str | None = None  # REGISTRY/REPO when the image came from a registry
 
     @property
     def digest(self) -> str:
@@ -83,8 +83,9 @@ class OpenedImage:
         return self.layout.blob_path(digest)
 
 
-def read_image(reference: str, layout: Layout, desc: Descriptor, remote: str | None = None,
-               platform: str | None = None) -> OpenedImage:
+def read_image(
+    reference: str, layout: Layout, desc: Descriptor, remote: str | None = None, platform: str | None = None
+) -> OpenedImage:
     data = layout.read_blob(desc.digest)
     try:
         doc = json.loads(data)
@@ -92,25 +93,34 @@ def read_image(reference: str, layout: Layout, desc: Descriptor, remote: str | N
         raise InputError(f"{reference}: manifest {desc.digest[:19]} is not JSON", hint="the image is damaged") from None
     media_type = doc.get("mediaType") or desc.media_type
     if media_type in INDEX_TYPES:
-        children = [Descriptor.from_json(m) for m in doc.get("manifests") or []
-                    if m.get("mediaType") in MANIFEST_TYPES]
+        children = [Descriptor.from_json(m) for m in doc.get("manifests") or [] if m.get("mediaType") in MANIFEST_TYPES]
         if platform:
             children = [c for c in children if c.platform is not None and str(c.platform) == platform]
         if len(children) != 1:
             plats = ", ".join(str(c.platform) for c in children if c.platform) or "none"
-            raise InputError(f"{reference} is an index of {len(children)} images",
-                             hint=f"name one with --platform (platforms: {plats}) or by its digest")
+            raise InputError(
+                f"{reference} is an index of {len(children)} images",
+                hint=f"name one with --platform (platforms: {plats}) or by its digest",
+            )
         return read_image(reference, layout, children[0], remote)
     if media_type not in MANIFEST_TYPES:
-        raise InputError(f"{reference} is not an image (media type {media_type!r})",
-                         hint="give the reference of an image, not of an artifact")
+        raise InputError(
+            f"{reference} is not an image (media type {media_type!r})",
+            hint="give the reference of an image, not of an artifact",
+        )
     config_desc = doc.get("config") or {}
     try:
         config = json.loads(layout.read_blob(str(config_desc.get("digest", ""))))
     except ValueError:
         raise InputError(f"{reference}: its config is not JSON", hint="the image is damaged") from None
-    return OpenedImage(reference, layout, Descriptor(media_type, desc.digest, desc.size, desc.annotations,
-                                                     desc.platform), doc, config, remote)
+    return OpenedImage(
+        reference,
+        layout,
+        Descriptor(media_type, desc.digest, desc.size, desc.annotations, desc.platform),
+        doc,
+        config,
+        remote,
+    )
 
 
 def only_image(layout: Layout, path) -> Descriptor:
@@ -121,9 +131,11 @@ def only_image(layout: Layout, path) -> Descriptor:
     if len(images) == 1:
         return images[0]
     tags = sorted({t for d in manifests if (t := (d.annotations or {}).get("org.opencontainers.image.ref.name"))})
-    raise InputError(f"{path} holds {len(images)} images ({len(tags)} tag{'s' if len(tags) != 1 else ''}, "
-                     f"{len(referrers)} referrer{'s' if len(referrers) != 1 else ''}); name one with :TAG or @DIGEST",
-                     hint=f"tags here: {', '.join(tags) or 'none'}")
+    raise InputError(
+        f"{path} holds {len(images)} images ({len(tags)} tag{'s' if len(tags) != 1 else ''}, "
+        f"{len(referrers)} referrer{'s' if len(referrers) != 1 else ''}); name one with :TAG or @DIGEST",
+        hint=f"tags here: {', '.join(tags) or 'none'}",
+    )
 
 
 def open_layout_image(text: str, platform: str | None = None) -> OpenedImage:
@@ -153,22 +165,25 @@ def _is_referrer(layout: Layout, desc: Descriptor) -> bool:
 
 
 @contextmanager
-def open_image(text: str, registry_options: Callable[[], object] | None = None,
-               platform: str | None = None) -> Iterator[OpenedImage]:
+def open_image(
+    text: str, registry_options: Callable[[], object] | None = None, platform: str | None = None
+) -> Iterator[OpenedImage]:
     """An image from `oci:...` or a registry; a pulled one lives in a temporary layout until the block ends."""
     if text.startswith("oci:"):
         yield open_layout_image(text, platform)
         return
     from ocibake.registry.pull import pull
     from ocibake.registry.reference import parse_reference
+
     options = registry_options() if registry_options is not None else None
     try:
         ref = parse_reference(text, getattr(options, "environ", None))
     except InputError as exc:
         local = re.split(r"[:@]", text, maxsplit=1)[0]
         if local and Path(local).exists():
-            raise InputError(exc.message, hint=f"{local} exists here: for an OCI layout on disk write oci:{text}") \
-                from None
+            raise InputError(
+                exc.message, hint=f"{local} exists here: for an OCI layout on disk write oci:{text}"
+            ) from None
         raise
     tmp = Path(tempfile.mkdtemp(prefix="ocibake-inspect-"))
     try:

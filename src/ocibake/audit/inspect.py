@@ -16,21 +16,38 @@ from ocibake.units import human_size
 def config_summary(config: dict) -> dict:
     runtime = config.get("config") or {}
     labels = {k: v for k, v in (runtime.get("Labels") or {}).items() if k != BUILD_RECORD_LABEL}
-    return {"created": config.get("created"), "os": config.get("os"), "architecture": config.get("architecture"),
-            "variant": config.get("variant"), "user": runtime.get("User"), "entrypoint": runtime.get("Entrypoint"),
-            "cmd": runtime.get("Cmd"), "env": runtime.get("Env"), "working_dir": runtime.get("WorkingDir"),
-            "exposed_ports": sorted(runtime.get("ExposedPorts") or {}), "labels": labels}
+    return {
+        "created": config.get("created"),
+        "os": config.get("os"),
+        "architecture": config.get("architecture"),
+        "variant": config.get("variant"),
+        "user": runtime.get("User"),
+        "entrypoint": runtime.get("Entrypoint"),
+        "cmd": runtime.get("Cmd"),
+        "env": runtime.get("Env"),
+        "working_dir": runtime.get("WorkingDir"),
+        "exposed_ports": sorted(runtime.get("ExposedPorts") or {}),
+        "labels": labels,
+    }
 
 
 def remote_referrers(image: OpenedImage, registry_options: Callable[[], object] | None) -> tuple[list[dict], str]:
     from ocibake.registry.artifacts import Remote, fallback_tag
+
     with Remote(image.remote, registry_options() if registry_options else None) as remote:
         found, how = remote.referrers(image.digest)
         sig = remote.manifest(fallback_tag(image.digest) + ".sig")
         if sig is not None:
             from ocibake.oci.image import sha256_digest
-            found = found + [{"mediaType": sig[1], "digest": sha256_digest(sig[0]), "size": len(sig[0]),
-                              "artifactType": "cosign signature (tag " + fallback_tag(image.digest) + ".sig)"}]
+
+            found = found + [
+                {
+                    "mediaType": sig[1],
+                    "digest": sha256_digest(sig[0]),
+                    "size": len(sig[0]),
+                    "artifactType": "cosign signature (tag " + fallback_tag(image.digest) + ".sig)",
+                }
+            ]
     return found, how
 
 
@@ -42,6 +59,7 @@ def _remote_reader(remote, manifest_digest: str) -> Callable[[str], bytes]:
         if got is None:
             raise InputError(f"the registry lists referrer {digest[:19]} but has no such manifest")
         return got[0]
+
     return read
 
 
@@ -49,28 +67,40 @@ def sbom_summary(read_blob: Callable[[str], bytes], manifest_digest: str, image_
     """What an SBOM referrer says; its manifest and blob are checked against their digests (InputError if not)."""
     import json
     from ocibake.audit.sbom_attach import check_sbom
+
     try:
         manifest = json.loads(read_blob(manifest_digest))
         layer = (manifest.get("layers") or [{}])[0]
         doc = check_sbom(read_blob(str(layer.get("digest"))), image_digest)
     except InputError as exc:
-        raise InputError(f"the SBOM referrer {manifest_digest[:19]} is damaged: {exc.message}",
-                         hint="build the image again (or push it again) to write a fresh SBOM") from None
+        raise InputError(
+            f"the SBOM referrer {manifest_digest[:19]} is damaged: {exc.message}",
+            hint="build the image again (or push it again) to write a fresh SBOM",
+        ) from None
     packages = doc.get("packages") or []
     go = next((p.get("versionInfo") for p in packages if p.get("SPDXID") == "SPDXRef-Go"), None)
-    return {"spdx": doc.get("spdxVersion"), "packages": len(packages), "go": go,
-            "namespace": doc.get("documentNamespace")}
+    return {
+        "spdx": doc.get("spdxVersion"),
+        "packages": len(packages),
+        "go": go,
+        "namespace": doc.get("documentNamespace"),
+    }
 
 
-def inspect_image(image: OpenedImage, with_files: bool = True,
-                  registry_options: Callable[[], object] | None = None) -> dict:
+def inspect_image(
+    image: OpenedImage, with_files: bool = True, registry_options: Callable[[], object] | None = None
+) -> dict:
     history = [h for h in image.config.get("history") or [] if not h.get("empty_layer")]
     diff_ids = image.diff_ids()
     layers = []
     for i, desc in enumerate(image.layers()):
-        entry = {"digest": desc.digest, "size": desc.size, "media_type": desc.media_type,
-                 "diff_id": diff_ids[i] if i < len(diff_ids) else None,
-                 "created_by": history[i].get("created_by") if i < len(history) else None}
+        entry = {
+            "digest": desc.digest,
+            "size": desc.size,
+            "media_type": desc.media_type,
+            "diff_id": diff_ids[i] if i < len(diff_ids) else None,
+            "created_by": history[i].get("created_by") if i < len(history) else None,
+        }
         if with_files:
             entry["files"] = [f.as_json() for f in layer_files(image.blob_path(desc.digest), desc.media_type)]
         layers.append(entry)
@@ -78,6 +108,7 @@ def inspect_image(image: OpenedImage, with_files: bool = True,
         referrers, how = remote_referrers(image, registry_options)
         if any(r.get("artifactType") == SPDX_TYPE for r in referrers):
             from ocibake.registry.artifacts import Remote
+
             with Remote(image.remote, registry_options() if registry_options else None) as remote:
                 for r in referrers:
                     if r.get("artifactType") == SPDX_TYPE:
@@ -91,7 +122,9 @@ def inspect_image(image: OpenedImage, with_files: bool = True,
         "reference": image.reference,
         "digest": image.digest,
         "media_type": image.descriptor.media_type,
-        "size": image.descriptor.size + sum(l["size"] for l in layers) + int((image.manifest.get("config") or {}).get("size", 0)),
+        "size": image.descriptor.size
+        + sum(l["size"] for l in layers)
+        + int((image.manifest.get("config") or {}).get("size", 0)),
         "annotations": image.manifest.get("annotations") or {},
         "config": {"digest": (image.manifest.get("config") or {}).get("digest"), **config_summary(image.config)},
         "layers": layers,
@@ -143,10 +176,14 @@ def print_inspect(doc: dict, out: TextIO) -> None:
     else:
         go = record.get("go") or {}
         w(f"  ocibake {record.get('ocibake')}, target {record.get('target')}, {record.get('platform')}\n")
-        w(f"  module {record.get('module')} ({record.get('package')}), commit {record.get('commit')}"
-          f"{' (dirty)' if record.get('dirty') else ''}\n")
-        w(f"  go {go.get('version')}, SOURCE_DATE_EPOCH {record.get('source_date_epoch')}, "
-          f"upx {(record.get('upx') or {}).get('mode')}, toolchain {(record.get('toolchain') or {}).get('kind', '?')}\n")
+        w(
+            f"  module {record.get('module')} ({record.get('package')}), commit {record.get('commit')}"
+            f"{' (dirty)' if record.get('dirty') else ''}\n"
+        )
+        w(
+            f"  go {go.get('version')}, SOURCE_DATE_EPOCH {record.get('source_date_epoch')}, "
+            f"upx {(record.get('upx') or {}).get('mode')}, toolchain {(record.get('toolchain') or {}).get('kind', '?')}\n"
+        )
         for kind, layer in sorted((record.get("layers") or {}).items()):
             if layer:
                 w(f"  {kind}: {', '.join(f'{k} {record_value(v)}' for k, v in sorted(layer.items()))}\n")

@@ -14,13 +14,21 @@ import zstandard
 
 from ocibake.errors import InputError
 
-TYPES = {tarfile.REGTYPE: "file", tarfile.AREGTYPE: "file", tarfile.DIRTYPE: "dir", tarfile.SYMTYPE: "symlink",
-         tarfile.LNKTYPE: "hardlink", tarfile.CHRTYPE: "char", tarfile.BLKTYPE: "block", tarfile.FIFOTYPE: "fifo"}
+TYPES = {
+    tarfile.REGTYPE: "file",
+    tarfile.AREGTYPE: "file",
+    tarfile.DIRTYPE: "dir",
+    tarfile.SYMTYPE: "symlink",
+    tarfile.LNKTYPE: "hardlink",
+    tarfile.CHRTYPE: "char",
+    tarfile.BLKTYPE: "block",
+    tarfile.FIFOTYPE: "fifo",
+}
 
 
 @dataclass(frozen=True)
 class FileEntry:
-    path: str           # absolute, without a trailing slash
+    path: str  # absolute, without a trailing slash
     type: str
     size: int
     mode: int
@@ -28,7 +36,7 @@ class FileEntry:
     gid: int
     mtime: int
     link: str = ""
-    digest: str = ""    # sha256 of the content, for regular files
+    digest: str = ""  # sha256 of the content, for regular files
 
     def as_json(self) -> dict:
         d = asdict(self)
@@ -48,7 +56,7 @@ class _Hashing:
         self.h.update(data)
         return data
 
-    def seek(self, pos: int) -> None:      # only to rewind after the magic check
+    def seek(self, pos: int) -> None:  # only to rewind after the magic check
         self.f.seek(pos)
         self.h = hashlib.sha256()
 
@@ -71,10 +79,10 @@ def _open_stream(f: "_Hashing") -> BinaryIO:
     magic = f.read(4)
     f.seek(0)
     if magic[:2] == b"\x1f\x8b":
-        return gzip.GzipFile(fileobj=f, mode="rb")        # type: ignore[arg-type,return-value]
+        return gzip.GzipFile(fileobj=f, mode="rb")  # type: ignore[arg-type,return-value]
     if magic == b"\x28\xb5\x2f\xfd":
-        return zstandard.ZstdDecompressor().stream_reader(f, closefd=False)   # type: ignore[return-value]
-    return f                                              # type: ignore[return-value]
+        return zstandard.ZstdDecompressor().stream_reader(f, closefd=False)  # type: ignore[return-value]
+    return f  # type: ignore[return-value]
 
 
 def _clean(name: str) -> str:
@@ -89,7 +97,9 @@ def layer_files(path: Path, media_type: str = "") -> Iterator[FileEntry]:
     try:
         raw = _Hashing(path)
     except FileNotFoundError:
-        raise InputError(f"layer blob {path.name[:12]} is missing", hint="the layout is incomplete; re-pull it") from None
+        raise InputError(
+            f"layer blob {path.name[:12]} is missing", hint="the layout is incomplete; re-pull it"
+        ) from None
     try:
         stream = _open_stream(raw)
         with raw, stream, tarfile.open(fileobj=stream, mode="r|") as tar:
@@ -103,15 +113,27 @@ def layer_files(path: Path, media_type: str = "") -> Iterator[FileEntry]:
                             h.update(chunk)
                     digest = "sha256:" + h.hexdigest()
                 name = _clean(info.name)
-                yield FileEntry(path=name, type=TYPES.get(info.type, "other"), size=info.size if info.isreg() else 0,
-                                mode=info.mode & 0o7777, uid=info.uid, gid=info.gid, mtime=int(info.mtime),
-                                link=info.linkname, digest=digest)
+                yield FileEntry(
+                    path=name,
+                    type=TYPES.get(info.type, "other"),
+                    size=info.size if info.isreg() else 0,
+                    mode=info.mode & 0o7777,
+                    uid=info.uid,
+                    gid=info.gid,
+                    mtime=int(info.mtime),
+                    link=info.linkname,
+                    digest=digest,
+                )
             if raw.rest() != "sha256:" + path.name:
-                raise InputError(f"layer sha256:{path.name} does not match its digest",
-                                 hint="the blob is damaged; rebuild or re-pull the image")
+                raise InputError(
+                    f"layer sha256:{path.name} does not match its digest",
+                    hint="the blob is damaged; rebuild or re-pull the image",
+                )
     except (tarfile.TarError, OSError, EOFError, zstandard.ZstdError) as exc:
-        raise InputError(f"layer sha256:{path.name[:12]} is not a readable tar stream ({exc})",
-                         hint="the blob is damaged or not a layer") from None
+        raise InputError(
+            f"layer sha256:{path.name[:12]} is not a readable tar stream ({exc})",
+            hint="the blob is damaged or not a layer",
+        ) from None
 
 
 def read_file(path: Path, wanted: str) -> bytes | None:

@@ -48,17 +48,26 @@ class AuditResult:
         return f"NOT reproduced: the image is {self.digest}, the rebuild {self.rebuilt}"
 
     def as_json(self) -> dict:
-        return {"reference": self.reference, "digest": self.digest, "rebuilt": self.rebuilt,
-                "reproduced": self.reproduced, "verdict": self.verdict(), "warnings": list(self.warnings),
-                "probable_causes": list(self.causes), "diff": self.diff.as_json() if self.diff else None}
+        return {
+            "reference": self.reference,
+            "digest": self.digest,
+            "rebuilt": self.rebuilt,
+            "reproduced": self.reproduced,
+            "verdict": self.verdict(),
+            "warnings": list(self.warnings),
+            "probable_causes": list(self.causes),
+            "diff": self.diff.as_json() if self.diff else None,
+        }
 
 
 def require_record(image: OpenedImage) -> dict:
     record = image.build_record
     if record is None:
-        raise InputError(f"{image.reference} has no ocibake build record (label dev.ocibake.build-record), so its "
-                         "source revision, Go release, settings and toolchain cannot be checked",
-                         hint="audit works on images built by ocibake; `ocibake inspect` shows what the image holds")
+        raise InputError(
+            f"{image.reference} has no ocibake build record (label dev.ocibake.build-record), so its "
+            "source revision, Go release, settings and toolchain cannot be checked",
+            hint="audit works on images built by ocibake; `ocibake inspect` shows what the image holds",
+        )
     return record
 
 
@@ -77,11 +86,15 @@ def check_source(record: dict, source: Path) -> tuple[list[str], list[str]]:
     if wanted == "unknown":
         warnings.append("the image records no git commit: the source revision cannot be checked")
     elif not git.commit:
-        warnings.append(f"{source} is not a git checkout: cannot check that it is at commit {wanted[:12]}; it is "
-                        "rebuilt as that commit (the recorded commit and git facts are used)")
+        warnings.append(
+            f"{source} is not a git checkout: cannot check that it is at commit {wanted[:12]}; it is "
+            "rebuilt as that commit (the recorded commit and git facts are used)"
+        )
     elif git.commit != wanted:
-        raise InputError(f"{source} is at commit {git.commit[:12]}, but the image was built from {wanted[:12]}",
-                         hint=f"check out the recorded revision first: git -C {source} checkout {wanted}")
+        raise InputError(
+            f"{source} is at commit {git.commit[:12]}, but the image was built from {wanted[:12]}",
+            hint=f"check out the recorded revision first: git -C {source} checkout {wanted}",
+        )
     changed: list[str] = []
     if git.dirty:
         changed = changed_files(source)
@@ -93,9 +106,13 @@ def check_source(record: dict, source: Path) -> tuple[list[str], list[str]]:
 
 def changed_files(source: Path) -> list[str]:
     """Files with uncommitted changes under ``source``, relative to it."""
-    proc = subprocess.run(["git", "-c", "safe.directory=*", "-C", str(source), "diff", "HEAD", "--name-only",
-                           "--relative", "--", "."], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                          timeout=30)
+    proc = subprocess.run(
+        ["git", "-c", "safe.directory=*", "-C", str(source), "diff", "HEAD", "--name-only", "--relative", "--", "."],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        timeout=30,
+    )
     return sorted(line for line in proc.stdout.splitlines() if line) if proc.returncode == 0 else []
 
 
@@ -109,14 +126,13 @@ def _source_choice(kind: str, layer: dict | None, default: str, warnings: list[s
     return default
 
 
-def spec_from_record(image: OpenedImage, record: dict, source: Path, output: Path,
-                     warnings: list[str]) -> BuildSpec:
+def spec_from_record(image: OpenedImage, record: dict, source: Path, output: Path, warnings: list[str]) -> BuildSpec:
     annotations = image.manifest.get("annotations") or {}
     runtime = image.config.get("config") or {}
     ldflags = str((record.get("go") or {}).get("ldflags", ""))
     m = re.search(r"-X (\S+)\.Version=\S+ -X \S+\.BuildDate=\S+ -X \S+\.GitCommit=\S+", ldflags)
     version_package = m.group(1) if m else "main"
-    extra = tuple(ldflags[m.end():].split()) if m else ()
+    extra = tuple(ldflags[m.end() :].split()) if m else ()
     ports = sorted(runtime.get("ExposedPorts") or {})
     port = int(ports[0].split("/")[0]) if ports else 8080
     layers = record.get("layers") or {}
@@ -126,15 +142,25 @@ def spec_from_record(image: OpenedImage, record: dict, source: Path, output: Pat
     except ValueError as exc:
         raise InputError(f"the build record names an unknown platform: {exc}", hint="the record is damaged") from None
     return BuildSpec(
-        service_dir=source.resolve(), name=annotations.get("org.opencontainers.image.title") or source.name,
-        version=annotations.get("org.opencontainers.image.version", "dev"), tags=("audit",),
-        target=str(record.get("target", "production")), platform=platform,
+        service_dir=source.resolve(),
+        name=annotations.get("org.opencontainers.image.title") or source.name,
+        version=annotations.get("org.opencontainers.image.version", "dev"),
+        tags=("audit",),
+        target=str(record.get("target", "production")),
+        platform=platform,
         compression="zstd" if str(record.get("compression", "")).startswith("zstd") else "gzip",
-        main=record.get("package"), output=output, port=port, version_package=version_package,
+        main=record.get("package"),
+        output=output,
+        port=port,
+        version_package=version_package,
         ca_bundle=_source_choice("CA bundle", layers.get("ca-certificates"), "certifi", warnings),
         zoneinfo=_source_choice("zoneinfo", layers.get("zoneinfo"), "tzdata", warnings),
-        verify_binary=False, source_date_epoch=int(record.get("source_date_epoch") or 0),
-        source_url=annotations.get("org.opencontainers.image.source"), extra_ldflags=extra, upx=upx)
+        verify_binary=False,
+        source_date_epoch=int(record.get("source_date_epoch") or 0),
+        source_url=annotations.get("org.opencontainers.image.source"),
+        extra_ldflags=extra,
+        upx=upx,
+    )
 
 
 def check_toolchain(record: dict, toolchain, source: Path, warnings: list[str]) -> None:
@@ -143,8 +169,10 @@ def check_toolchain(record: dict, toolchain, source: Path, warnings: list[str]) 
     if recorded.get("kind") == "image":
         got = toolchain.describe()
         if got.get("kind") != "image":
-            raise InputError(f"the image was built in the toolchain image {recorded.get('digest')}",
-                             hint=f"pass it: --toolchain REGISTRY/REPO@{recorded.get('digest')} (or oci:DIR@...)")
+            raise InputError(
+                f"the image was built in the toolchain image {recorded.get('digest')}",
+                hint=f"pass it: --toolchain REGISTRY/REPO@{recorded.get('digest')} (or oci:DIR@...)",
+            )
         return
     local = toolchain.go_version(source)
     if wanted_go and local != wanted_go:
@@ -161,8 +189,10 @@ def audit(image: OpenedImage, source: Path, toolchain, log: Log = lambda s: None
     check_toolchain(record, toolchain, source, warnings)
     env_epoch = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
     if env_epoch and env_epoch != str(record.get("source_date_epoch")):
-        warnings.append(f"SOURCE_DATE_EPOCH={env_epoch} in the environment is ignored: the rebuild uses the recorded "
-                        f"{record.get('source_date_epoch')}")
+        warnings.append(
+            f"SOURCE_DATE_EPOCH={env_epoch} in the environment is ignored: the rebuild uses the recorded "
+            f"{record.get('source_date_epoch')}"
+        )
     tmp = Path(tempfile.mkdtemp(prefix="ocibake-audit-"))
     try:
         spec = spec_from_record(image, record, source, tmp / "rebuilt", warnings)
@@ -170,8 +200,10 @@ def audit(image: OpenedImage, source: Path, toolchain, log: Log = lambda s: None
             spec = dataclasses.replace(spec, recorded_git=recorded_git(record))
         for w in warnings:
             log(f"warning: {w}")
-        log(f"rebuilding {spec.name} {spec.version} from {source} ({record.get('commit', 'unknown')[:12]}) "
-            f"with the recorded settings")
+        log(
+            f"rebuilding {spec.name} {spec.version} from {source} ({record.get('commit', 'unknown')[:12]}) "
+            f"with the recorded settings"
+        )
         result = bake(spec, toolchain, log=log)
         if result.image.digest == image.digest:
             return AuditResult(image.reference, image.digest, result.image.digest, tuple(warnings))

@@ -21,7 +21,7 @@ class Artifact:
     """An artifact manifest and the blobs it names (the empty config and its layers)."""
 
     manifest: Blob
-    blobs: tuple[tuple[str, bytes], ...]        # (digest, bytes)
+    blobs: tuple[tuple[str, bytes], ...]  # (digest, bytes)
     artifact_type: str
 
     def descriptor(self) -> Descriptor:
@@ -32,8 +32,9 @@ class Artifact:
         return json.loads(self.manifest.data).get("annotations") or {}
 
 
-def make_artifact(artifact_type: str, subject: Descriptor, layer_type: str, data: bytes,
-                  annotations: dict[str, str]) -> Artifact:
+def make_artifact(
+    artifact_type: str, subject: Descriptor, layer_type: str, data: bytes, annotations: dict[str, str]
+) -> Artifact:
     layer = Blob(layer_type, data)
     empty = Blob(EMPTY_TYPE, EMPTY_JSON)
     manifest = {
@@ -45,8 +46,9 @@ def make_artifact(artifact_type: str, subject: Descriptor, layer_type: str, data
         "subject": Descriptor(subject.media_type, subject.digest, subject.size).as_json(),
         "annotations": dict(annotations),
     }
-    return Artifact(Blob(OCI_MANIFEST, canonical_json(manifest)),
-                    ((empty.digest, EMPTY_JSON), (layer.digest, data)), artifact_type)
+    return Artifact(
+        Blob(OCI_MANIFEST, canonical_json(manifest)), ((empty.digest, EMPTY_JSON), (layer.digest, data)), artifact_type
+    )
 
 
 def add_to_layout(root: Path, artifact: Artifact) -> Descriptor:
@@ -56,7 +58,7 @@ def add_to_layout(root: Path, artifact: Artifact) -> Descriptor:
         for _, data in artifact.blobs:
             writer.add_blob(Blob("", data))
         writer.add_blob(artifact.manifest)
-        writer.commit([], [desc])       # under the writers' lock, referrers whose image is gone are dropped too
+        writer.commit([], [desc])  # under the writers' lock, referrers whose image is gone are dropped too
     return desc
 
 
@@ -89,8 +91,12 @@ def layout_referrers(layout: Layout, digest: str) -> list[dict]:
             continue
         if (doc.get("subject") or {}).get("digest") != digest:
             continue
-        entry = {"mediaType": d.media_type, "digest": d.digest, "size": d.size,
-                 "artifactType": doc.get("artifactType") or (doc.get("config") or {}).get("mediaType", "")}
+        entry = {
+            "mediaType": d.media_type,
+            "digest": d.digest,
+            "size": d.size,
+            "artifactType": doc.get("artifactType") or (doc.get("config") or {}).get("mediaType", ""),
+        }
         if doc.get("annotations"):
             entry["annotations"] = doc["annotations"]
         found.append(entry)

@@ -40,10 +40,21 @@ def _h1_hex(sum_: str) -> str | None:
 
 def _module_package(mod: Module, spdx_id: str, purpose: str) -> dict:
     used = mod.replace or mod
-    pkg = {"SPDXID": spdx_id, "name": mod.path, "versionInfo": used.version or "NOASSERTION",
-           "downloadLocation": "NOASSERTION", "filesAnalyzed": False, "primaryPackagePurpose": purpose,
-           "externalRefs": [{"referenceCategory": "PACKAGE-MANAGER", "referenceType": "purl",
-                             "referenceLocator": _purl_golang(used.path, used.version)}]}
+    pkg = {
+        "SPDXID": spdx_id,
+        "name": mod.path,
+        "versionInfo": used.version or "NOASSERTION",
+        "downloadLocation": "NOASSERTION",
+        "filesAnalyzed": False,
+        "primaryPackagePurpose": purpose,
+        "externalRefs": [
+            {
+                "referenceCategory": "PACKAGE-MANAGER",
+                "referenceType": "purl",
+                "referenceLocator": _purl_golang(used.path, used.version),
+            }
+        ],
+    }
     checksum = _h1_hex(used.sum)
     if checksum:
         pkg["checksums"] = [{"algorithm": "SHA256", "checksumValue": checksum}]
@@ -55,10 +66,15 @@ def _module_package(mod: Module, spdx_id: str, purpose: str) -> dict:
 
 def _data_package(kind: str, record: dict, spdx_id: str, path: str) -> dict:
     source = record.get("source", "?")
-    pkg = {"SPDXID": spdx_id, "name": f"{kind} ({source})", "versionInfo": str(record.get("version") or "NOASSERTION"),
-           "downloadLocation": "NOASSERTION", "filesAnalyzed": False, "primaryPackagePurpose": "FILE",
-           "comment": f"{path} in the image, from {source}"
-                      + (f" {record['package']}" if record.get("package") else "")}
+    pkg = {
+        "SPDXID": spdx_id,
+        "name": f"{kind} ({source})",
+        "versionInfo": str(record.get("version") or "NOASSERTION"),
+        "downloadLocation": "NOASSERTION",
+        "filesAnalyzed": False,
+        "primaryPackagePurpose": "FILE",
+        "comment": f"{path} in the image, from {source}" + (f" {record['package']}" if record.get("package") else ""),
+    }
     if str(record.get("sha256", "")).startswith("sha256:"):
         pkg["checksums"] = [{"algorithm": "SHA256", "checksumValue": record["sha256"][7:]}]
     return pkg
@@ -69,20 +85,48 @@ def spdx_document(name: str, image: Descriptor, info: BuildInfo, record: dict | 
     hexdigest = image.digest.split(":", 1)[1]
     image_id, main_id, go_id = "SPDXRef-Image", _spdx_id("Module", info.main.path or info.path), "SPDXRef-Go"
     settings = "; ".join(f"{k}={v}" for k, v in info.settings)
-    image_pkg = {"SPDXID": image_id, "name": name, "versionInfo": image.digest, "downloadLocation": "NOASSERTION",
-                 "filesAnalyzed": False, "primaryPackagePurpose": "CONTAINER",
-                 "checksums": [{"algorithm": "SHA256", "checksumValue": hexdigest}],
-                 "externalRefs": [{"referenceCategory": "PACKAGE-MANAGER", "referenceType": "purl",
-                                   "referenceLocator": f"pkg:oci/{name.rsplit('/', 1)[-1]}@sha256%3A{hexdigest}"}]}
+    image_pkg = {
+        "SPDXID": image_id,
+        "name": name,
+        "versionInfo": image.digest,
+        "downloadLocation": "NOASSERTION",
+        "filesAnalyzed": False,
+        "primaryPackagePurpose": "CONTAINER",
+        "checksums": [{"algorithm": "SHA256", "checksumValue": hexdigest}],
+        "externalRefs": [
+            {
+                "referenceCategory": "PACKAGE-MANAGER",
+                "referenceType": "purl",
+                "referenceLocator": f"pkg:oci/{name.rsplit('/', 1)[-1]}@sha256%3A{hexdigest}",
+            }
+        ],
+    }
     main_pkg = _module_package(info.main, main_id, "APPLICATION")
     main_pkg["summary"] = f"main package {info.path}, built by {info.go_version}"
-    main_pkg["annotations"] = [{"annotationType": "OTHER", "annotator": TOOL, "annotationDate": created,
-                                "comment": f"go build settings: {settings}"}]
-    go_pkg = {"SPDXID": go_id, "name": "go", "versionInfo": info.go_version, "downloadLocation": "NOASSERTION",
-              "filesAnalyzed": False, "primaryPackagePurpose": "LIBRARY",
-              "externalRefs": [{"referenceCategory": "PACKAGE-MANAGER", "referenceType": "purl",
-                                "referenceLocator": f"pkg:golang/stdlib@{info.go_version.removeprefix('go')}"}],
-              "comment": "the Go release: standard library and runtime linked into the binary"}
+    main_pkg["annotations"] = [
+        {
+            "annotationType": "OTHER",
+            "annotator": TOOL,
+            "annotationDate": created,
+            "comment": f"go build settings: {settings}",
+        }
+    ]
+    go_pkg = {
+        "SPDXID": go_id,
+        "name": "go",
+        "versionInfo": info.go_version,
+        "downloadLocation": "NOASSERTION",
+        "filesAnalyzed": False,
+        "primaryPackagePurpose": "LIBRARY",
+        "externalRefs": [
+            {
+                "referenceCategory": "PACKAGE-MANAGER",
+                "referenceType": "purl",
+                "referenceLocator": f"pkg:golang/stdlib@{info.go_version.removeprefix('go')}",
+            }
+        ],
+        "comment": "the Go release: standard library and runtime linked into the binary",
+    }
     packages = [image_pkg, main_pkg, go_pkg]
     relationships = [
         {"spdxElementId": "SPDXRef-DOCUMENT", "relationshipType": "DESCRIBES", "relatedSpdxElement": image_id},
@@ -94,12 +138,15 @@ def spdx_document(name: str, image: Descriptor, info: BuildInfo, record: dict | 
         packages.append(_module_package(dep, dep_id, "LIBRARY"))
         relationships.append({"spdxElementId": main_id, "relationshipType": "DEPENDS_ON", "relatedSpdxElement": dep_id})
     layers = (record or {}).get("layers") or {}
-    for kind, path, spdx_id in (("ca-certificates", "/etc/ssl/certs/ca-certificates.crt", "SPDXRef-CA-Bundle"),
-                                ("zoneinfo", "/usr/share/zoneinfo", "SPDXRef-Zoneinfo")):
+    for kind, path, spdx_id in (
+        ("ca-certificates", "/etc/ssl/certs/ca-certificates.crt", "SPDXRef-CA-Bundle"),
+        ("zoneinfo", "/usr/share/zoneinfo", "SPDXRef-Zoneinfo"),
+    ):
         if layers.get(kind):
             packages.append(_data_package(kind, layers[kind], spdx_id, path))
-            relationships.append({"spdxElementId": image_id, "relationshipType": "CONTAINS",
-                                  "relatedSpdxElement": spdx_id})
+            relationships.append(
+                {"spdxElementId": image_id, "relationshipType": "CONTAINS", "relatedSpdxElement": spdx_id}
+            )
     return {
         "spdxVersion": "SPDX-2.3",
         "dataLicense": "CC0-1.0",

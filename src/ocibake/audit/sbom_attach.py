@@ -16,7 +16,7 @@ from ocibake.audit.referrers import Artifact, add_to_layout, stored_artifact
 from ocibake.audit.sbom import SPDX_TYPE, sbom_artifact
 from ocibake.errors import InputError
 
-Unpack = Callable[[Path], None]          # decompress a UPX-packed binary in place
+Unpack = Callable[[Path], None]  # decompress a UPX-packed binary in place
 
 
 def entrypoint_binary(image: OpenedImage) -> bytes:
@@ -65,7 +65,8 @@ def check_sbom(data: bytes, digest: str) -> dict:
     except ValueError:
         raise InputError("the SBOM blob is not JSON", hint="it is damaged; build the image again") from None
     if doc.get("spdxVersion") != "SPDX-2.3" or not str(doc.get("documentNamespace", "")).endswith(
-            "sha256-" + digest.split(":", 1)[-1]):
+        "sha256-" + digest.split(":", 1)[-1]
+    ):
         raise InputError("the SBOM does not describe this image", hint="it is damaged or belongs to another image")
     return doc
 

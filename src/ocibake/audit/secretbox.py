@@ -27,8 +27,8 @@ def _rounds(x: list[int]) -> list[int]:
         x[a] ^= _rotl(x[d] + x[c], 18)
 
     for _ in range(10):
-        qr(0, 4, 8, 12), qr(5, 9, 13, 1), qr(10, 14, 2, 6), qr(15, 3, 7, 11)      # columns
-        qr(0, 1, 2, 3), qr(5, 6, 7, 4), qr(10, 11, 8, 9), qr(15, 12, 13, 14)      # rows
+        qr(0, 4, 8, 12), qr(5, 9, 13, 1), qr(10, 14, 2, 6), qr(15, 3, 7, 11)  # columns
+        qr(0, 1, 2, 3), qr(5, 6, 7, 4), qr(10, 11, 8, 9), qr(15, 12, 13, 14)  # rows
     return x
 
 

@@ -44,10 +44,14 @@ def service_dir(source: Path, record: dict) -> Path:
     if len(matching) == 1:
         return matching[0]
     if matching:
-        raise InputError(f"{source} holds no go.mod, and several directories under it declare module {module}: "
-                         + ", ".join(str(d) for d in matching),
-                         hint="pass the service's directory with --source")
+        raise InputError(
+            f"{source} holds no go.mod, and several directories under it declare module {module}: "
+            + ", ".join(str(d) for d in matching),
+            hint="pass the service's directory with --source",
+        )
     named = ", ".join(f"{d} ({declared_module(d) or 'no module line'})" for d in candidates[:8])
-    raise InputError(f"{source} holds no go.mod, and no directory under it declares module {module or '(unrecorded)'}"
-                     + (f"; found: {named}" if named else ""),
-                     hint="pass the service's directory (the one holding go.mod) with --source")
+    raise InputError(
+        f"{source} holds no go.mod, and no directory under it declares module {module or '(unrecorded)'}"
+        + (f"; found: {named}" if named else ""),
+        hint="pass the service's directory (the one holding go.mod) with --source",
+    )

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 WIDTH = 80
-BEFORE = 24     # characters of common text kept before the first difference
+BEFORE = 24  # characters of common text kept before the first difference
 
 
 def as_text(value: object) -> str:

@@ -26,7 +26,7 @@ class BinaryCheck:
 
     line: str
     seconds: float | None = None
-    emulator: str = ""              # run under this emulator (not timed: emulated start-up says nothing)
+    emulator: str = ""  # run under this emulator (not timed: emulated start-up says nothing)
 
     @property
     def ran(self) -> bool:
@@ -36,11 +36,11 @@ class BinaryCheck:
 @dataclass(frozen=True)
 class AppBinary:
     path: Path
-    size: int                        # final size (after UPX, if any)
+    size: int  # final size (after UPX, if any)
     go_seconds: float
-    check: BinaryCheck               # the plain binary
+    check: BinaryCheck  # the plain binary
     upx: upx.UpxResult
-    upx_check: BinaryCheck | None    # the packed binary; None when UPX is off
+    upx_check: BinaryCheck | None  # the packed binary; None when UPX is off
 
     @property
     def final_check(self) -> BinaryCheck:
@@ -67,10 +67,20 @@ def _check(binary: Path, version: str, verify: bool, platform: Platform, version
     return BinaryCheck(line, seconds)
 
 
-def make_binary(request: GoBuild, toolchain: Toolchain, *, platform: Platform, version: str, upx_mode: str,
-                verify: bool, log: Callable[[str], None], version_package: str = "main",
-                go_line: str = "go build", upx_cache: upx.FileCache | None = None,
-                upx_version: str = "") -> AppBinary:
+def make_binary(
+    request: GoBuild,
+    toolchain: Toolchain,
+    *,
+    platform: Platform,
+    version: str,
+    upx_mode: str,
+    verify: bool,
+    log: Callable[[str], None],
+    version_package: str = "main",
+    go_line: str = "go build",
+    upx_cache: upx.FileCache | None = None,
+    upx_version: str = "",
+) -> AppBinary:
     """Build, check, compress and check again; every failure is a ToolchainError (exit 3). ``go_line``: the log
     line of the go build step (on a terminal it counts the seconds, see elapsed.py)."""
     started = time.monotonic()
@@ -92,5 +102,6 @@ def make_binary(request: GoBuild, toolchain: Toolchain, *, platform: Platform, v
         upx_check = _check(binary, version, verify, platform, version_package)
         if not upx_check.ran and not upx_check.emulator:
             upx_check = BinaryCheck(f"{upx_check.line}; the UPX-packed binary is not verified")
-    return AppBinary(path=binary, size=binary.stat().st_size, go_seconds=go_seconds, check=check, upx=packed,
-                     upx_check=upx_check)
+    return AppBinary(
+        path=binary, size=binary.stat().st_size, go_seconds=go_seconds, check=check, upx=packed, upx_check=upx_check
+    )

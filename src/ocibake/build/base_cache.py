@@ -26,6 +26,7 @@ _PULL_LOCK = threading.Lock()
 def base_reference(text: str):
     """The registry reference of a base; a bare name (alpine:3.20) is under $OCIBAKE_REGISTRY, else Docker Hub."""
     from ocibake.registry.reference import parse_reference
+
     environ = dict(os.environ)
     if not environ.get("OCIBAKE_REGISTRY", "").strip():
         environ["OCIBAKE_REGISTRY"] = "docker.io"
@@ -42,16 +43,22 @@ def _from_cache(store: Path, digest: str, name: str, platform: Platform, what: s
     try:
         image = image_from_layout(layout, digest, name, platform, what)
     except InputError:
-        return None         # something is missing or damaged: pull it again
+        return None  # something is missing or damaged: pull it again
     if any(not layer.path.is_file() or layer.path.stat().st_size != layer.size for layer in image.layers):
         return None
     return image
 
 
-def resolve_registry_base(ref: BaseRef, platform: Platform, options_factory: Callable[[], object],
-                          cache: Path | None = None, log: Callable[[str], None] = lambda s: None) -> BaseImage:
+def resolve_registry_base(
+    ref: BaseRef,
+    platform: Platform,
+    options_factory: Callable[[], object],
+    cache: Path | None = None,
+    log: Callable[[str], None] = lambda s: None,
+) -> BaseImage:
     from ocibake.registry.pull import pull
     from ocibake.registry.resolve import resolve_digest
+
     parsed = base_reference(ref.text)
     name = str(parsed.with_tag(parsed.tag))
     root = private_cache(cache or cache_home())
@@ -73,8 +80,10 @@ def resolve_registry_base(ref: BaseRef, platform: Platform, options_factory: Cal
             pull(f"{parsed.name}@{digest}", store, str(platform), options)
     except RegistryError as exc:
         if not parsed.digest:
-            exc.hint = (f"{exc.hint + '; ' if exc.hint else ''}a base pinned by digest (REF@sha256:...) is taken from "
-                        "the cache once pulled, with no registry")
+            exc.hint = (
+                f"{exc.hint + '; ' if exc.hint else ''}a base pinned by digest (REF@sha256:...) is taken from "
+                "the cache once pulled, with no registry"
+            )
         raise
     image = _from_cache(store, digest, name, platform, ref.text)
     if image is None:

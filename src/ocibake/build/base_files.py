@@ -27,9 +27,9 @@ BIN_DIRS = ("usr/local/bin", "usr/bin", "bin", "usr/sbin", "sbin")
 
 @dataclass(frozen=True)
 class BaseFiles:
-    paths: frozenset[str]                          # every path in the final filesystem, without a leading /
-    contents: dict = field(default_factory=dict)   # KEEP path -> bytes
-    sizes: dict = field(default_factory=dict)      # layer digest -> uncompressed size
+    paths: frozenset[str]  # every path in the final filesystem, without a leading /
+    contents: dict = field(default_factory=dict)  # KEEP path -> bytes
+    sizes: dict = field(default_factory=dict)  # layer digest -> uncompressed size
 
     def has(self, path: str) -> bool:
         return path.strip("/") in self.paths
@@ -74,8 +74,10 @@ class _Hashing:
 
 
 def _damaged(image: BaseImage, layer: BaseLayer, why: str) -> InputError:
-    return InputError(f"base {image.name}: layer {layer.digest[:19]} is damaged ({why})",
-                      hint="copy or pull the base again (a cached registry base: `ocibake cache clean`)")
+    return InputError(
+        f"base {image.name}: layer {layer.digest[:19]} is damaged ({why})",
+        hint="copy or pull the base again (a cached registry base: `ocibake cache clean`)",
+    )
 
 
 def _norm(name: str) -> str:

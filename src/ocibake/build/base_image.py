@@ -19,9 +19,11 @@ from ocibake.oci.media_types import INDEX_TYPES, MANIFEST_TYPES, REF_NAME
 from ocibake.oci.names import DIGEST_RE, refuse_credentials
 from ocibake.oci.platform import Platform
 
-REF_HINT = ("--base takes oci:DIR[:TAG] or oci:DIR@sha256:... (an OCI image layout, e.g. made with `skopeo copy "
-            "docker://alpine:3.20 oci:bases/alpine:3.20`) or a registry reference such as alpine:3.20 or "
-            "registry.example.com/base/alpine@sha256:...")
+REF_HINT = (
+    "--base takes oci:DIR[:TAG] or oci:DIR@sha256:... (an OCI image layout, e.g. made with `skopeo copy "
+    "docker://alpine:3.20 oci:bases/alpine:3.20`) or a registry reference such as alpine:3.20 or "
+    "registry.example.com/base/alpine@sha256:..."
+)
 
 # Layer media types a base may use, and what ocibake writes for them (the same bytes, an OCI name).
 LAYER_TYPES = {
@@ -35,9 +37,9 @@ LAYER_TYPES = {
 
 @dataclass(frozen=True)
 class BaseRef:
-    kind: str                  # "oci" | "registry"
-    text: str                  # as given
-    path: str = ""             # oci: the layout directory
+    kind: str  # "oci" | "registry"
+    text: str  # as given
+    path: str = ""  # oci: the layout directory
     tag: str | None = None
     digest: str | None = None
 
@@ -77,8 +79,8 @@ def parse_base_ref(text: str) -> BaseRef:
 
 @dataclass(frozen=True)
 class BaseLayer:
-    path: Path                 # the blob on disk (in the layout or the cache)
-    media_type: str            # as ocibake writes it (OCI)
+    path: Path  # the blob on disk (in the layout or the cache)
+    media_type: str  # as ocibake writes it (OCI)
     digest: str
     size: int
     diff_id: str
@@ -86,11 +88,11 @@ class BaseLayer:
 
 @dataclass(frozen=True)
 class BaseImage:
-    name: str                  # org.opencontainers.image.base.name
-    digest: str                # what the reference resolved to (an index or a manifest): pin it with name@digest
-    manifest_digest: str       # the platform's manifest: org.opencontainers.image.base.digest
+    name: str  # org.opencontainers.image.base.name
+    digest: str  # what the reference resolved to (an index or a manifest): pin it with name@digest
+    manifest_digest: str  # the platform's manifest: org.opencontainers.image.base.digest
     platform: Platform
-    config: dict               # the base's whole config document
+    config: dict  # the base's whole config document
     layers: tuple[BaseLayer, ...]
 
     @property
@@ -102,8 +104,12 @@ class BaseImage:
         return [h for h in self.config.get("history") or [] if isinstance(h, dict)]
 
     def record(self) -> dict:
-        return {"name": self.name, "digest": self.digest, "manifest": self.manifest_digest,
-                "layers": [layer.digest for layer in self.layers]}
+        return {
+            "name": self.name,
+            "digest": self.digest,
+            "manifest": self.manifest_digest,
+            "layers": [layer.digest for layer in self.layers],
+        }
 
 
 def platform_matches(have: dict, want: Platform) -> bool:
@@ -120,7 +126,9 @@ def _json(layout: Layout, digest: str, what: str) -> dict:
     try:
         doc = json.loads(layout.read_blob(digest))
     except ValueError:
-        raise InputError(f"base {what}: {digest} is not JSON", hint="the base image is damaged; copy it again") from None
+        raise InputError(
+            f"base {what}: {digest} is not JSON", hint="the base image is damaged; copy it again"
+        ) from None
     if not isinstance(doc, dict):
         raise InputError(f"base {what}: {digest} is not a JSON object", hint="the base image is damaged; copy it again")
     return doc
@@ -132,16 +140,32 @@ def image_from_layout(layout: Layout, digest: str, name: str, platform: Platform
     manifest_digest = digest
     if doc.get("mediaType") in INDEX_TYPES or isinstance(doc.get("manifests"), list):
         children = [c for c in doc.get("manifests") or [] if isinstance(c, dict)]
-        picks = [c for c in children if c.get("mediaType") in MANIFEST_TYPES
-                 and platform_matches(c.get("platform") or {}, platform)]
+        picks = [
+            c
+            for c in children
+            if c.get("mediaType") in MANIFEST_TYPES and platform_matches(c.get("platform") or {}, platform)
+        ]
         if not picks:
-            have = sorted({"/".join(p for p in (c.get("platform", {}).get("os", ""),
-                                                c.get("platform", {}).get("architecture", ""),
-                                                c.get("platform", {}).get("variant", "")) if p)
-                           for c in children if c.get("platform")})
-            raise InputError(f"base {what} has no image for {platform}",
-                             hint=f"platforms in it: {', '.join(have) or 'none'}; build for one of those, or use "
-                                  "a base that has this platform")
+            have = sorted(
+                {
+                    "/".join(
+                        p
+                        for p in (
+                            c.get("platform", {}).get("os", ""),
+                            c.get("platform", {}).get("architecture", ""),
+                            c.get("platform", {}).get("variant", ""),
+                        )
+                        if p
+                    )
+                    for c in children
+                    if c.get("platform")
+                }
+            )
+            raise InputError(
+                f"base {what} has no image for {platform}",
+                hint=f"platforms in it: {', '.join(have) or 'none'}; build for one of those, or use "
+                "a base that has this platform",
+            )
         manifest_digest = picks[0]["digest"]
         doc = _json(layout, manifest_digest, what)
     media_type = doc.get("mediaType") or "application/vnd.oci.image.manifest.v1+json"
@@ -150,26 +174,40 @@ def image_from_layout(layout: Layout, digest: str, name: str, platform: Platform
     config = _json(layout, doc["config"]["digest"], what)
     have = Platform(str(config.get("os", "")), str(config.get("architecture", "")), str(config.get("variant") or ""))
     if not platform_matches(have.as_json(), platform):
-        raise InputError(f"base {what} is a {have} image, not {platform}",
-                         hint="use a base for the platform being built (an index holding it, or a matching image)")
+        raise InputError(
+            f"base {what} is a {have} image, not {platform}",
+            hint="use a base for the platform being built (an index holding it, or a matching image)",
+        )
     diff_ids = (config.get("rootfs") or {}).get("diff_ids") or []
     descs = doc.get("layers") or []
     if len(diff_ids) != len(descs):
-        raise InputError(f"base {what}: the config lists {len(diff_ids)} layers, the manifest {len(descs)}",
-                         hint="the base image is damaged; copy it again")
+        raise InputError(
+            f"base {what}: the config lists {len(diff_ids)} layers, the manifest {len(descs)}",
+            hint="the base image is damaged; copy it again",
+        )
     layers = []
     for desc, diff_id in zip(descs, diff_ids):
         mt = LAYER_TYPES.get(desc.get("mediaType", ""))
         if mt is None:
-            raise InputError(f"base {what}: layer media type {desc.get('mediaType')!r} is not supported",
-                             hint=f"ocibake takes base layers of these types: {', '.join(sorted(LAYER_TYPES))}")
+            raise InputError(
+                f"base {what}: layer media type {desc.get('mediaType')!r} is not supported",
+                hint=f"ocibake takes base layers of these types: {', '.join(sorted(LAYER_TYPES))}",
+            )
         path = layout.blob_path(str(desc.get("digest", "")))
         if not path.is_file():
-            raise InputError(f"base {what}: layer {desc.get('digest')} is missing",
-                             hint="the base image is incomplete; copy it again")
+            raise InputError(
+                f"base {what}: layer {desc.get('digest')} is missing",
+                hint="the base image is incomplete; copy it again",
+            )
         layers.append(BaseLayer(path, mt, desc["digest"], int(desc.get("size", 0)), diff_id))
-    return BaseImage(name=name, digest=digest, manifest_digest=manifest_digest, platform=platform, config=config,
-                     layers=tuple(layers))
+    return BaseImage(
+        name=name,
+        digest=digest,
+        manifest_digest=manifest_digest,
+        platform=platform,
+        config=config,
+        layers=tuple(layers),
+    )
 
 
 def resolve_layout_base(ref: BaseRef, platform: Platform) -> BaseImage:
@@ -179,11 +217,16 @@ def resolve_layout_base(ref: BaseRef, platform: Platform) -> BaseImage:
         raise InputError(f"--base {ref.text}: {root} does not exist", hint=REF_HINT)
     layout = Layout.open(root)
     if ref.digest:
-        entries = [d for d in layout.manifests() if d.digest == ref.digest
-                   and (ref.tag is None or d.annotations.get(REF_NAME) == ref.tag)]
+        entries = [
+            d
+            for d in layout.manifests()
+            if d.digest == ref.digest and (ref.tag is None or d.annotations.get(REF_NAME) == ref.tag)
+        ]
         if not entries and not layout.blob_path(ref.digest).is_file():
-            raise InputError(f"--base {ref.text}: {ref.digest} is not in {root}",
-                             hint="the layout holds a different image than the one pinned; copy the pinned one")
+            raise InputError(
+                f"--base {ref.text}: {ref.digest} is not in {root}",
+                hint="the layout holds a different image than the one pinned; copy the pinned one",
+            )
         digest = ref.digest
     else:
         digest = layout.resolve(ref.tag).digest

@@ -27,8 +27,12 @@ class Base:
         return {BASE_NAME: self.image.name, BASE_DIGEST: self.image.manifest_digest}
 
 
-def resolve_base(text: str, platform: Platform, options_factory: Callable[[], object] | None,
-                 log: Callable[[str], None] = lambda s: None) -> Base:
+def resolve_base(
+    text: str,
+    platform: Platform,
+    options_factory: Callable[[], object] | None,
+    log: Callable[[str], None] = lambda s: None,
+) -> Base:
     """Resolve, fetch (registry bases: into the cache) and verify the base for ``platform``."""
     ref = parse_base_ref(text)
     if ref.kind == "oci":
@@ -36,6 +40,7 @@ def resolve_base(text: str, platform: Platform, options_factory: Callable[[], ob
     else:
         if options_factory is None:
             from ocibake.registry.options import RegistryOptions
+
             options_factory = RegistryOptions
         image = resolve_registry_base(ref, platform, options_factory, log=log)
     return Base(image, read_base_files(image))
@@ -60,6 +65,13 @@ def write_base_layers(base: Base, writer: LayoutWriter) -> list[LayerRecord]:
         target = writer.scratch_file("base-")
         shutil.copyfile(layer.path, target)
         writer.add_blob_file(target, layer.digest)
-        records.append(LayerRecord(Descriptor(layer.media_type, layer.digest, layer.size), layer.diff_id,
-                                   base.files.sizes.get(layer.digest, 0), f"base {base.image.name}", "base"))
+        records.append(
+            LayerRecord(
+                Descriptor(layer.media_type, layer.digest, layer.size),
+                layer.diff_id,
+                base.files.sizes.get(layer.digest, 0),
+                f"base {base.image.name}",
+                "base",
+            )
+        )
     return records

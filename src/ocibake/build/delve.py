@@ -25,16 +25,31 @@ DELVE_PACKAGE = f"{DELVE_MODULE}/cmd/dlv"
 
 
 # ELF e_machine of each GOARCH
-ELF_MACHINES = {"386": 3, "amd64": 62, "arm": 40, "arm64": 183, "ppc64le": 21, "ppc64": 21, "s390x": 22,
-                "riscv64": 243, "loong64": 258, "mips64le": 8, "mips64": 8, "mipsle": 8, "mips": 8}
+ELF_MACHINES = {
+    "386": 3,
+    "amd64": 62,
+    "arm": 40,
+    "arm64": 183,
+    "ppc64le": 21,
+    "ppc64": 21,
+    "s390x": 22,
+    "riscv64": 243,
+    "loong64": 258,
+    "mips64le": 8,
+    "mips64": 8,
+    "mipsle": 8,
+    "mips": 8,
+}
 ELF_NAMES = {v: k for k, v in ELF_MACHINES.items()}
 
 
 def check_delve_file(path: str, platform: Platform | None = None) -> Path:
     p = Path(path)
     if p.is_dir() or not p.is_file():
-        raise InputError(f"--delve {path}: {'a directory' if p.is_dir() else 'no such file'}",
-                         hint="give the path of a static dlv binary, or leave --delve out to have ocibake build one")
+        raise InputError(
+            f"--delve {path}: {'a directory' if p.is_dir() else 'no such file'}",
+            hint="give the path of a static dlv binary, or leave --delve out to have ocibake build one",
+        )
     with open(p, "rb") as f:
         header = f.read(20)
     if header[:4] != b"\x7fELF" or len(header) < 20:
@@ -42,29 +57,36 @@ def check_delve_file(path: str, platform: Platform | None = None) -> Path:
     machine = int.from_bytes(header[18:20], "little" if header[5] == 1 else "big")
     wanted = ELF_MACHINES.get(platform.architecture) if platform is not None else None
     if wanted is not None and machine != wanted:
-        raise InputError(f"--delve {path} is built for {ELF_NAMES.get(machine, f'ELF machine {machine}')}, "
-                         f"not {platform}",
-                         hint="give a dlv built with GOARCH for the image's platform (one --platform per --delve), "
-                              "or leave --delve out to have ocibake build one per platform")
+        raise InputError(
+            f"--delve {path} is built for {ELF_NAMES.get(machine, f'ELF machine {machine}')}, not {platform}",
+            hint="give a dlv built with GOARCH for the image's platform (one --platform per --delve), "
+            "or leave --delve out to have ocibake build one per platform",
+        )
     return p
 
 
 def _is_static(path: Path) -> bool:
     """No PT_INTERP program header: the binary needs no dynamic loader (it runs in any image)."""
-    out = subprocess.run(["file", "-b", str(path)], stdout=subprocess.PIPE, text=True).stdout \
-        if shutil.which("file") else ""
+    out = (
+        subprocess.run(["file", "-b", str(path)], stdout=subprocess.PIPE, text=True).stdout
+        if shutil.which("file")
+        else ""
+    )
     return "dynamically linked" not in out
 
 
-def delve_binary(spec_delve: str | None, platform: Platform, toolchain, log: Callable[[str], None],
-                 cache: Path | None = None) -> tuple[Path, dict]:
+def delve_binary(
+    spec_delve: str | None, platform: Platform, toolchain, log: Callable[[str], None], cache: Path | None = None
+) -> tuple[Path, dict]:
     """(dlv for ``platform``, facts for the build record)."""
     if spec_delve:
         path = check_delve_file(spec_delve, platform)
         if not _is_static(path):
-            raise InputError(f"--delve {spec_delve} is dynamically linked",
-                             hint="build it with CGO_ENABLED=0 (the image may have no C library), or leave --delve "
-                                  "out to have ocibake build one")
+            raise InputError(
+                f"--delve {spec_delve} is dynamically linked",
+                hint="build it with CGO_ENABLED=0 (the image may have no C library), or leave --delve "
+                "out to have ocibake build one",
+            )
         return path, {"source": "--delve", "version": "given"}
     root = private_cache(cache or cache_home())
     arch = "-".join(p for p in (platform.architecture, platform.variant) if p)
@@ -79,12 +101,21 @@ def delve_binary(spec_delve: str | None, platform: Platform, toolchain, log: Cal
         env = {**gobuild.go_env(platform), "GOFLAGS": "-mod=mod -buildvcs=false"}
         log(f"building Delve {DELVE_VERSION} for {platform} (once; cached in {target.parent})")
         try:
-            toolchain.go_build(GoBuild(service_dir=work, package=DELVE_PACKAGE, output=work / "dlv", env=env,
-                                       flags=("-trimpath", "-ldflags", "-s -w")))
+            toolchain.go_build(
+                GoBuild(
+                    service_dir=work,
+                    package=DELVE_PACKAGE,
+                    output=work / "dlv",
+                    env=env,
+                    flags=("-trimpath", "-ldflags", "-s -w"),
+                )
+            )
         except ToolchainError as exc:
             exc.message = f"building Delve {DELVE_VERSION} failed: {exc.message}"
-            exc.hint = ("Delve's module comes through the Go module proxy: allow the network (--network with a "
-                        "toolchain image, GOPROXY/GOFLAGS=-mod=mod locally), or give a static dlv with --delve PATH")
+            exc.hint = (
+                "Delve's module comes through the Go module proxy: allow the network (--network with a "
+                "toolchain image, GOPROXY/GOFLAGS=-mod=mod locally), or give a static dlv with --delve PATH"
+            )
             raise
         os.chmod(work / "dlv", 0o755)
         os.replace(work / "dlv", target)

@@ -14,7 +14,7 @@ import time
 from contextlib import contextmanager
 from typing import Callable, Iterator, TextIO
 
-TICK = 0.5          # seconds between redraws; the counter shows whole seconds
+TICK = 0.5  # seconds between redraws; the counter shows whole seconds
 
 
 def is_terminal(stream: TextIO) -> bool:
@@ -32,7 +32,7 @@ class LiveLog:
         self.live = live
         self.stream = stream or sys.stderr
         self.lock = threading.Lock()
-        self.drawn = False            # a step line is on the screen without its newline
+        self.drawn = False  # a step line is on the screen without its newline
 
     def __call__(self, line: str) -> None:
         with self.lock:
@@ -40,13 +40,13 @@ class LiveLog:
             self.log(line)
 
     def draw(self, text: str, final: bool = False) -> None:
-        if not final:                 # a line that wrapped could not be redrawn in place: keep it to one row
+        if not final:  # a line that wrapped could not be redrawn in place: keep it to one row
             try:
                 columns = os.get_terminal_size(self.stream.fileno()).columns
             except (OSError, ValueError, AttributeError):
                 columns = 0
-            if columns > 0:           # 0: the terminal does not say
-                text = text[:max(20, columns - 1)]
+            if columns > 0:  # 0: the terminal does not say
+                text = text[: max(20, columns - 1)]
         with self.lock:
             self.stream.write("\r" + text + "\033[K" + ("\n" if final else ""))
             self.stream.flush()
@@ -72,7 +72,7 @@ def long_step(log: Callable[[str], None], line: str) -> Iterator[None]:
         shown = 0
         while not stop.wait(TICK):
             seconds = int(time.monotonic() - started)
-            if seconds != shown:          # redrawn when the count changes
+            if seconds != shown:  # redrawn when the count changes
                 shown = seconds
                 log.draw(f"{line} ... {seconds}s")
 

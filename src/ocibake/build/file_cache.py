@@ -46,8 +46,10 @@ def mib_from_env(name: str, default_mib: int) -> int:
     if not text:
         return default_mib << 20
     if not text.isdigit():
-        raise InputError(f"{name}={text!r} is not a whole number of MiB",
-                         hint=f"set {name} to a size in MiB such as 512 (0 turns the cache off), or unset it")
+        raise InputError(
+            f"{name}={text!r} is not a whole number of MiB",
+            hint=f"set {name} to a size in MiB such as 512 (0 turns the cache off), or unset it",
+        )
     return int(text) << 20
 
 
@@ -119,12 +121,12 @@ class FileCache:
             self.drop(key)
             return None
         try:
-            os.chmod(tmp, stat.S_IMODE(os.stat(dest).st_mode))      # the file it replaces keeps its mode
+            os.chmod(tmp, stat.S_IMODE(os.stat(dest).st_mode))  # the file it replaces keeps its mode
         except FileNotFoundError:
             pass
         os.replace(tmp, dest)
         try:
-            os.utime(data)              # most recently used
+            os.utime(data)  # most recently used
         except OSError:
             pass
         return expected

@@ -16,8 +16,15 @@ from pathlib import Path
 from typing import Iterable
 
 from ocibake.build.file_cache import FileCache, file_sha256, make_key, mib_from_env
-from ocibake.layers.tar import MEDIA_TYPES, Entry, LayerBlob, compression_library, compression_setting, write_layer, \
-    write_tar
+from ocibake.layers.tar import (
+    MEDIA_TYPES,
+    Entry,
+    LayerBlob,
+    compression_library,
+    compression_setting,
+    write_layer,
+    write_tar,
+)
 from ocibake.oci.layout import LayoutWriter
 
 LAYER_CACHE_ENV = "OCIBAKE_LAYER_CACHE_MIB"
@@ -26,6 +33,7 @@ LAYER_CACHE_DEFAULT_MIB = 256
 
 def layer_cache() -> FileCache:
     from ocibake.toolchain.cache import cache_home, private_cache
+
     bound = mib_from_env(LAYER_CACHE_ENV, LAYER_CACHE_DEFAULT_MIB)
     return FileCache(private_cache(cache_home()) / "layers" if bound else cache_home() / "layers", bound)
 
@@ -53,16 +61,21 @@ def tar_digest(entries: Iterable[Entry], mtime: int) -> tuple[str, int]:
     return "sha256:" + sink.sha.hexdigest(), sink.size
 
 
-def layer_blob(entries: tuple[Entry, ...], kind: str, writer: LayoutWriter, *, mtime: int, compression: str,
-               cache: FileCache) -> tuple[LayerBlob, bool]:
+def layer_blob(
+    entries: tuple[Entry, ...], kind: str, writer: LayoutWriter, *, mtime: int, compression: str, cache: FileCache
+) -> tuple[LayerBlob, bool]:
     """The compressed layer for ``entries``: already in the layout, from the cache, or written now (and cached).
     Returns it and whether it was staged in ``writer`` (False: the layout's own blob file is used as it is)."""
     if not cache.enabled:
         blob = write_layer(entries, writer.scratch_file(f"layer-{kind}-"), mtime=mtime, compression=compression)
         return blob, True
     diff_id, usize = tar_digest(entries, mtime)
-    key = make_key(kind="layer", diff_id=diff_id, compression=compression_setting(compression),
-                   library=compression_library(compression))
+    key = make_key(
+        kind="layer",
+        diff_id=diff_id,
+        compression=compression_setting(compression),
+        library=compression_library(compression),
+    )
     known = cache.digest(key)
     if known is not None:
         existing = writer.blob_file(f"sha256:{known}")
@@ -79,5 +92,11 @@ def layer_blob(entries: tuple[Entry, ...], kind: str, writer: LayoutWriter, *, m
 
 
 def _blob(path: Path, hexdigest: str, diff_id: str, usize: int, compression: str) -> LayerBlob:
-    return LayerBlob(path=path, digest=f"sha256:{hexdigest}", size=path.stat().st_size, diff_id=diff_id,
-                     uncompressed_size=usize, media_type=MEDIA_TYPES[compression])
+    return LayerBlob(
+        path=path,
+        digest=f"sha256:{hexdigest}",
+        size=path.stat().st_size,
+        diff_id=diff_id,
+        uncompressed_size=usize,
+        media_type=MEDIA_TYPES[compression],
+    )

@@ -46,36 +46,67 @@ def workers(count: int) -> int:
     return max(1, min(count, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
 
 
-def bake_platforms(spec: BuildSpec, platforms: Sequence[Platform], toolchain: Toolchain, log: Log = lambda s: None,
-                   *, registry_options: Callable[[], object] | None = None,
-                   toolchain_ref: str | None = None) -> MultiResult:
+def bake_platforms(
+    spec: BuildSpec,
+    platforms: Sequence[Platform],
+    toolchain: Toolchain,
+    log: Log = lambda s: None,
+    *,
+    registry_options: Callable[[], object] | None = None,
+    toolchain_ref: str | None = None,
+) -> MultiResult:
     started = time.monotonic()
     specs = [replace(spec, platform=p, upx_skip_unsupported=True) for p in platforms]
     # every platform's checks (and its base) before anything is built; go env runs for each, so in parallel too
     with ThreadPoolExecutor(max_workers=workers(len(specs))) as pool:
-        preps = list(pool.map(lambda s: prepare(s, toolchain, _prefixed(log, s.platform),
-                                                registry_options=registry_options, toolchain_ref=toolchain_ref),
-                              specs))
+        preps = list(
+            pool.map(
+                lambda s: prepare(
+                    s,
+                    toolchain,
+                    _prefixed(log, s.platform),
+                    registry_options=registry_options,
+                    toolchain_ref=toolchain_ref,
+                ),
+                specs,
+            )
+        )
     if preps[0].git.dirty:
         log("warning: the service has uncommitted changes; the image records the commit, not your edits")
     moved: list = []
     with LayoutWriter(spec.output, log=log) as writer:
         with ThreadPoolExecutor(max_workers=workers(len(preps))) as pool:
             shared = SharedLayers()
-            images = list(pool.map(lambda p: build_into(p, toolchain, writer, _prefixed(log, p.spec.platform), shared),
-                                   preps))
-        index = platform_index([Descriptor(r.image.manifest.media_type, r.image.digest, len(r.image.manifest.data),
-                                           platform=r.image.platform) for r in images])
+            images = list(
+                pool.map(lambda p: build_into(p, toolchain, writer, _prefixed(log, p.spec.platform), shared), preps)
+            )
+        index = platform_index(
+            [
+                Descriptor(
+                    r.image.manifest.media_type, r.image.digest, len(r.image.manifest.data), platform=r.image.platform
+                )
+                for r in images
+            ]
+        )
         desc = writer.add_blob(index)
         tags = spec.effective_tags
-        jobs.check_cancelled()          # a run stopped by Ctrl-C commits no layout
-        writer.commit([(tag, desc) for tag in tags],
-                      check=lambda layout: moved.extend(refuse_unsafe_moves(layout, tags, desc.digest, spec.name,
-                                                                            spec.version, spec.force_tags)))
+        jobs.check_cancelled()  # a run stopped by Ctrl-C commits no layout
+        writer.commit(
+            [(tag, desc) for tag in tags],
+            check=lambda layout: moved.extend(
+                refuse_unsafe_moves(layout, tags, desc.digest, spec.name, spec.version, spec.force_tags)
+            ),
+        )
     for move in moved:
         log(move.line())
-    return MultiResult(spec.name, spec.output, tags, index, tuple(images),
-                       {"total": time.monotonic() - started, "workers": workers(len(preps))})
+    return MultiResult(
+        spec.name,
+        spec.output,
+        tags,
+        index,
+        tuple(images),
+        {"total": time.monotonic() - started, "workers": workers(len(preps))},
+    )
 
 
 def _prefixed(log: Log, platform: Platform) -> Log:

@@ -25,10 +25,10 @@ class GoModule:
 
 @dataclass(frozen=True)
 class GitInfo:
-    commit: str          # full hash, or "" when not in git
-    commit_time: int     # HEAD commit time (seconds), or 0
+    commit: str  # full hash, or "" when not in git
+    commit_time: int  # HEAD commit time (seconds), or 0
     dirty: bool
-    remote: str          # origin URL with any credentials removed, or ""
+    remote: str  # origin URL with any credentials removed, or ""
 
     @property
     def short(self) -> str:
@@ -104,8 +104,11 @@ def local_replace_dirs(service_dir: Path, module: GoModule) -> tuple[Path, ...]:
 def read_go_mod(service_dir: Path) -> GoModule:
     gomod = service_dir / "go.mod"
     if not gomod.is_file():
-        raise InputError(f"{service_dir} has no go.mod", hint="ocibake builds Go modules: run `go mod init MODULE` there, "
-                                                               "or point at the directory that holds go.mod")
+        raise InputError(
+            f"{service_dir} has no go.mod",
+            hint="ocibake builds Go modules: run `go mod init MODULE` there, "
+            "or point at the directory that holds go.mod",
+        )
     mod = parse_go_mod(gomod.read_text(errors="replace"))
     if not mod.path:
         raise InputError(f"{gomod} has no module line", hint="add `module example.com/NAME` at the top of go.mod")
@@ -126,12 +129,14 @@ def find_main_package(service_dir: Path, name: str, explicit: str | None) -> str
     """The main package as a ./relative Go package path."""
     if explicit:
         rel = explicit.removeprefix("./").rstrip("/") or "."
-        target = (service_dir / rel)
+        target = service_dir / rel
         if target.is_file() and target.suffix == ".go":
             target = target.parent
         if not target.is_dir() or not any(_is_main(p) for p in target.glob("*.go")):
-            raise InputError(f"--main {explicit}: no `package main` in {target}",
-                             hint="give the directory of the main package relative to the service, e.g. ./cmd/server")
+            raise InputError(
+                f"--main {explicit}: no `package main` in {target}",
+                hint="give the directory of the main package relative to the service, e.g. ./cmd/server",
+            )
         return "./" + target.relative_to(service_dir).as_posix() if target != service_dir else "."
     tried = []
     for pattern in MAIN_CANDIDATES:
@@ -146,16 +151,25 @@ def find_main_package(service_dir: Path, name: str, explicit: str | None) -> str
         if len(mains) == 1:
             return "./cmd/" + mains[0].name
         if len(mains) > 1:
-            raise InputError(f"{service_dir} has several main packages: {', '.join('cmd/' + m.name for m in mains)}",
-                             hint="pick one with --main ./cmd/NAME")
-    raise InputError(f"no main package found in {service_dir} (looked in {', '.join(tried)})",
-                     hint="pass --main ./path/to/main/package")
+            raise InputError(
+                f"{service_dir} has several main packages: {', '.join('cmd/' + m.name for m in mains)}",
+                hint="pick one with --main ./cmd/NAME",
+            )
+    raise InputError(
+        f"no main package found in {service_dir} (looked in {', '.join(tried)})",
+        hint="pass --main ./path/to/main/package",
+    )
 
 
 def _git(service_dir: Path, *args: str) -> str | None:
     try:
-        proc = subprocess.run(["git", "-c", "safe.directory=*", "-C", str(service_dir), *args],
-                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, timeout=30)
+        proc = subprocess.run(
+            ["git", "-c", "safe.directory=*", "-C", str(service_dir), *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            timeout=30,
+        )
     except (OSError, subprocess.TimeoutExpired):
         return None
     return proc.stdout.strip() if proc.returncode == 0 else None
@@ -170,7 +184,9 @@ def public_source_url(url: str) -> str:
         if parts.scheme not in ("http", "https", "ssh", "git", "git+ssh") or not parts.hostname:
             return ""
         host = parts.hostname + (f":{parts.port}" if parts.port else "")
-        user = f"{parts.username}@" if parts.scheme in ("ssh", "git+ssh") and parts.username and not parts.password else ""
+        user = (
+            f"{parts.username}@" if parts.scheme in ("ssh", "git+ssh") and parts.username and not parts.password else ""
+        )
         return urlunsplit((parts.scheme, user + host, parts.path, "", ""))
     # scp-like syntax: [user@]host:path (no password can be given in this form)
     match = re.match(r"^(?:[\w.-]+@)?[\w.-]+:(?!//)[^\s]+$", url)

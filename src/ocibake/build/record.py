@@ -32,9 +32,9 @@ class Provenance:
     go_version: str
     ldflags: str
     toolchain: dict
-    goflags: str = ""            # given to go explicitly (from ocibake's environment), so a GOENV file cannot differ
-    goexperiment: str = ""       # as `go env GOEXPERIMENT` says (the environment or a GOENV file)
-    gofips140: str = ""          # likewise (Go 1.24+; "" before)
+    goflags: str = ""  # given to go explicitly (from ocibake's environment), so a GOENV file cannot differ
+    goexperiment: str = ""  # as `go env GOEXPERIMENT` says (the environment or a GOENV file)
+    gofips140: str = ""  # likewise (Go 1.24+; "" before)
     upx: dict = field(default_factory=lambda: {"mode": "off"})
 
 

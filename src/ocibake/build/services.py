@@ -17,7 +17,7 @@ from typing import Callable, Sequence
 from ocibake.errors import OcibakeError
 from ocibake.toolchain import jobs
 
-GRACE_SECONDS = 10.0       # after SIGINT, how long programs get to clean up before SIGKILL
+GRACE_SECONDS = 10.0  # after SIGINT, how long programs get to clean up before SIGKILL
 INTERRUPTED = 130
 
 
@@ -25,8 +25,8 @@ INTERRUPTED = 130
 class Outcome:
     """What became of one service: its result (whatever the task returned) or the error that stopped it."""
 
-    service: str                      # as given on the command line
-    name: str                         # the image name (the service's directory name until its spec is known)
+    service: str  # as given on the command line
+    name: str  # the image name (the service's directory name until its spec is known)
     value: object = None
     error: BaseException | None = None
     seconds: float = 0.0
@@ -53,7 +53,7 @@ class Outcome:
             line = self.error.message.splitlines()[0] if self.error.message else type(self.error).__name__
             detail = [d.strip() for d in (self.error.detail or "").splitlines() if d.strip() and not d.startswith("#")]
             if len(line) > 100 and ": " in line:
-                line = line.split(": ", 1)[0]         # the command line itself is in the full error above
+                line = line.split(": ", 1)[0]  # the command line itself is in the full error above
             return f"{line}: {detail[0]}" if detail and len(detail[0]) < 160 else line
         if isinstance(self.error, KeyboardInterrupt):
             return "interrupted"
@@ -71,7 +71,7 @@ def _timed(task: Task) -> tuple[object, BaseException | None, float]:
     started = time.monotonic()
     try:
         value, error = task.run(), None
-    except BaseException as exc:     # kept as the service's outcome; an interrupt is re-raised by run_all's caller
+    except BaseException as exc:  # kept as the service's outcome; an interrupt is re-raised by run_all's caller
         value, error = None, exc
     return value, error, time.monotonic() - started
 
@@ -91,7 +91,7 @@ def run_all(tasks: Sequence[Task], limit: int) -> tuple[list[Outcome], BaseExcep
         try:
             while pending:
                 _, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
-        except BaseException as exc:          # Ctrl-C, SIGTERM: stop every child, let every thread unwind
+        except BaseException as exc:  # Ctrl-C, SIGTERM: stop every child, let every thread unwind
             interrupt = exc
             jobs.cancel_all()
             for f in futures:
@@ -106,7 +106,7 @@ def run_all(tasks: Sequence[Task], limit: int) -> tuple[list[Outcome], BaseExcep
                 continue
             outcomes[i].value, outcomes[i].error, outcomes[i].seconds = future.result()
             if interrupt is not None and outcomes[i].error is not None:
-                outcomes[i].error = KeyboardInterrupt()     # stopped by the interrupt, whatever it broke first
+                outcomes[i].error = KeyboardInterrupt()  # stopped by the interrupt, whatever it broke first
     finally:
         pool.shutdown(wait=True)
         jobs.reset()

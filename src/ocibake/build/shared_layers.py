@@ -35,8 +35,9 @@ class SharedLayers:
                 self._done[key] = make()
             return self._done[key]
 
-    def record(self, content: LayerContent, epoch: int, compression: str,
-               write: Callable[[], LayerRecord]) -> LayerRecord:
+    def record(
+        self, content: LayerContent, epoch: int, compression: str, write: Callable[[], LayerRecord]
+    ) -> LayerRecord:
         return self._once(_key(content, epoch, compression), write)
 
     def base_records(self, base, write: Callable[[], list[LayerRecord]]) -> list[LayerRecord]:

@@ -30,18 +30,18 @@ class BuildSpec:
     ca_bundle: str = "certifi"
     zoneinfo: str = "tzdata"
     verify_binary: bool = True
-    source_date_epoch: int | None = None   # None: git commit time, else 0
-    source_url: str | None = None          # org.opencontainers.image.source; default: git origin without credentials
+    source_date_epoch: int | None = None  # None: git commit time, else 0
+    source_url: str | None = None  # org.opencontainers.image.source; default: git origin without credentials
     extra_ldflags: tuple[str, ...] = field(default_factory=tuple)
-    upx: str | None = None                 # a mode of upx.UPX_MODES; None: the target's default
-    base: str | None = None                # --base: oci:DIR[:TAG|@sha256:...] or a registry reference
-    healthcheck: str | None = None         # --healthcheck CMD (a shell command); None: the target's default
+    upx: str | None = None  # a mode of upx.UPX_MODES; None: the target's default
+    base: str | None = None  # --base: oci:DIR[:TAG|@sha256:...] or a registry reference
+    healthcheck: str | None = None  # --healthcheck CMD (a shell command); None: the target's default
     no_healthcheck: bool = False
-    delve: str | None = None               # --delve PATH: a static dlv for the development target
-    upx_skip_unsupported: bool = False     # (several platforms) an architecture UPX cannot pack stays unpacked
+    delve: str | None = None  # --delve PATH: a static dlv for the development target
+    upx_skip_unsupported: bool = False  # (several platforms) an architecture UPX cannot pack stays unpacked
     asked_layers: frozenset[str] = frozenset()  # "ca-certificates", "zoneinfo": asked for even on a base that has them
-    force_tags: bool = False               # let tags move to an image of another name or version (tag_moves.py)
-    recorded_git: object | None = None     # (audit) a project.GitInfo to use instead of asking git: the image's record
+    force_tags: bool = False  # let tags move to an image of another name or version (tag_moves.py)
+    recorded_git: object | None = None  # (audit) a project.GitInfo to use instead of asking git: the image's record
 
     @property
     def effective_upx(self) -> str:

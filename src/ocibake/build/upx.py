@@ -25,11 +25,13 @@ UPX_MODES = ("off", "fast", "best", "best-lzma", "1", "2", "3", "4", "5", "6", "
 PRODUCTION_DEFAULT = "best-lzma"
 
 # Shown in --help for --upx.
-UPX_HELP = ("compress the binary with upx: best-lzma (upx --best --lzma: the production default, smallest binary and "
-            "image, a few seconds), fast (upx -1: a smaller binary but a bigger image, since packed bytes do not "
-            "gzip), 1-9 (upx -N), best (upx --best: NRV, about 10x slower than best-lzma and bigger on Go services), "
-            "or off. A packed binary unpacks itself in memory at every start (about 0.14 s for a 6 MiB service); the "
-            "report shows the bytes saved next to that cost")
+UPX_HELP = (
+    "compress the binary with upx: best-lzma (upx --best --lzma: the production default, smallest binary and "
+    "image, a few seconds), fast (upx -1: a smaller binary but a bigger image, since packed bytes do not "
+    "gzip), 1-9 (upx -N), best (upx --best: NRV, about 10x slower than best-lzma and bigger on Go services), "
+    "or off. A packed binary unpacks itself in memory at every start (about 0.14 s for a 6 MiB service); the "
+    "report shows the bytes saved next to that cost"
+)
 
 # The arguments every run gets: quiet (the report says what happened), no colour, keep no backup.
 _COMMON = ("-q", "--no-color", "--no-progress")
@@ -62,11 +64,11 @@ class UpxResult:
     """What compression did, for the report and the build record."""
 
     mode: str
-    args: tuple[str, ...]        # what upx was given (before the file name); () for off
+    args: tuple[str, ...]  # what upx was given (before the file name); () for off
     size_before: int
     size_after: int
     seconds: float
-    cached: bool = False         # taken from the UPX cache: upx did not run
+    cached: bool = False  # taken from the UPX cache: upx did not run
 
     @property
     def ratio(self) -> float:
@@ -79,8 +81,9 @@ class UpxResult:
     def report_line(self) -> str:
         if self.mode == "off":
             return f"upx off ({_mib(self.size_before)})"
-        return (f"upx {self.mode}: {_mib(self.size_before)} -> {_mib(self.size_after)} ({self.ratio:.0%}) "
-                + ("from the UPX cache" if self.cached else f"in {self.seconds:.1f}s"))
+        return f"upx {self.mode}: {_mib(self.size_before)} -> {_mib(self.size_after)} ({self.ratio:.0%}) " + (
+            "from the UPX cache" if self.cached else f"in {self.seconds:.1f}s"
+        )
 
 
 def _mib(n: int) -> str:
@@ -89,16 +92,27 @@ def _mib(n: int) -> str:
 
 # upx exception names -> what to tell the user. Checked in this order against upx's output.
 _REFUSALS: Sequence[tuple[str, str, str]] = (
-    ("AlreadyPackedException", "the binary is already packed with UPX",
-     "do not compress it twice: use --upx off, or build from an unpacked binary"),
-    ("NotCompressibleException", "UPX cannot make this binary smaller (NotCompressibleException)",
-     "use --upx off for this service"),
-    ("file is too small", "the binary is too small for UPX to compress",
-     "use --upx off for this service"),
-    ("UnknownExecutableFormatException", "UPX does not know this file format (UnknownExecutableFormatException)",
-     "UPX packs ELF, PE and Mach-O executables for the usual architectures; use --upx off for this platform"),
-    ("CantPackException", "UPX cannot pack this binary",
-     "UPX does not support every format and platform (e.g. some arm64/darwin builds); use --upx off"),
+    (
+        "AlreadyPackedException",
+        "the binary is already packed with UPX",
+        "do not compress it twice: use --upx off, or build from an unpacked binary",
+    ),
+    (
+        "NotCompressibleException",
+        "UPX cannot make this binary smaller (NotCompressibleException)",
+        "use --upx off for this service",
+    ),
+    ("file is too small", "the binary is too small for UPX to compress", "use --upx off for this service"),
+    (
+        "UnknownExecutableFormatException",
+        "UPX does not know this file format (UnknownExecutableFormatException)",
+        "UPX packs ELF, PE and Mach-O executables for the usual architectures; use --upx off for this platform",
+    ),
+    (
+        "CantPackException",
+        "UPX cannot pack this binary",
+        "UPX does not support every format and platform (e.g. some arm64/darwin builds); use --upx off",
+    ),
 )
 
 
@@ -119,8 +133,10 @@ UPX_ARCHES = ("amd64", "386", "arm", "arm64", "ppc64le", "mips", "mipsle")
 def check_platform(mode: str, architecture: str) -> None:
     """Before the build: a mode other than off for an architecture UPX cannot pack is bad input."""
     if upx_args(mode) is not None and architecture not in UPX_ARCHES:
-        raise InputError(f"UPX cannot pack linux/{architecture} binaries (--upx {mode})",
-                         hint=f"use --upx off for this platform; UPX packs {', '.join(UPX_ARCHES)}")
+        raise InputError(
+            f"UPX cannot pack linux/{architecture} binaries (--upx {mode})",
+            hint=f"use --upx off for this platform; UPX packs {', '.join(UPX_ARCHES)}",
+        )
 
 
 UPX_MAGIC = b"UPX!"
@@ -143,6 +159,7 @@ UPX_CACHE_DEFAULT_MIB = 512
 def upx_cache() -> FileCache:
     """The UPX output cache in ocibake's private cache (checked to be this user's alone)."""
     from ocibake.toolchain.cache import cache_home, private_cache
+
     bound = mib_from_env(UPX_CACHE_ENV, UPX_CACHE_DEFAULT_MIB)
     return FileCache(private_cache(cache_home()) / "upx" if bound else cache_home() / "upx", bound)
 
@@ -166,8 +183,14 @@ def compress(toolchain, binary: Path, mode: str, cache: FileCache | None = None,
         return UpxResult(mode="off", args=(), size_before=before, size_after=before, seconds=0.0)
     key = cache_key(binary, upx_version, args) if cache is not None and cache.enabled and upx_version else None
     if key is not None and cache.get(key, binary) and is_packed(binary):
-        return UpxResult(mode=str(mode).strip().lower(), args=args, size_before=before,
-                         size_after=os.stat(binary).st_size, seconds=0.0, cached=True)
+        return UpxResult(
+            mode=str(mode).strip().lower(),
+            args=args,
+            size_before=before,
+            size_after=os.stat(binary).st_size,
+            seconds=0.0,
+            cached=True,
+        )
     started = time.monotonic()
     try:
         toolchain.upx(binary, args)
@@ -179,9 +202,16 @@ def compress(toolchain, binary: Path, mode: str, cache: FileCache | None = None,
         raise ToolchainError(message, hint=hint, detail=exc.detail) from exc
     seconds = time.monotonic() - started
     if not is_packed(binary):
-        raise ToolchainError(f"upx exited 0 but the binary is not UPX-packed (no UPX header after `upx {' '.join(args)}`)",
-                             hint="check that --upx-bin (or upx on PATH) is a real upx, or use --upx off")
+        raise ToolchainError(
+            f"upx exited 0 but the binary is not UPX-packed (no UPX header after `upx {' '.join(args)}`)",
+            hint="check that --upx-bin (or upx on PATH) is a real upx, or use --upx off",
+        )
     if key is not None:
         cache.put(key, binary)
-    return UpxResult(mode=str(mode).strip().lower(), args=args, size_before=before, size_after=os.stat(binary).st_size,
-                     seconds=seconds)
+    return UpxResult(
+        mode=str(mode).strip().lower(),
+        args=args,
+        size_before=before,
+        size_after=os.stat(binary).st_size,
+        seconds=seconds,
+    )

@@ -25,7 +25,8 @@ def _terminate(signum, frame):
 
 
 def print_error(exc: OcibakeError, verbose: bool) -> None:
-    from ocibake.registry.redact import redact       # the last line of defence: no secret in any error
+    from ocibake.registry.redact import redact  # the last line of defence: no secret in any error
+
     print(f"ocibake: error: {redact(exc.message)}", file=sys.stderr)
     if exc.detail:
         detail = exc.detail if verbose or len(exc.detail) < 8000 else "...\n" + exc.detail[-8000:]
@@ -37,13 +38,25 @@ def print_error(exc: OcibakeError, verbose: bool) -> None:
 
 
 def _report_failure(exc: OcibakeError, argv: list[str], verbose: bool) -> int:
-    if "--json" in argv:           # stdout stays one JSON document, failure or not
+    if "--json" in argv:  # stdout stays one JSON document, failure or not
         import json
         from ocibake.registry.redact import redact
-        print(json.dumps({"references": list(exc.results), "error": {
-            "message": redact(exc.message), "hint": redact(exc.hint) if exc.hint else None,
-            "exit_code": exc.exit_code,
-            "status": getattr(exc, "status", None), "code": getattr(exc, "code", None)}}, indent=2))
+
+        print(
+            json.dumps(
+                {
+                    "references": list(exc.results),
+                    "error": {
+                        "message": redact(exc.message),
+                        "hint": redact(exc.hint) if exc.hint else None,
+                        "exit_code": exc.exit_code,
+                        "status": getattr(exc, "status", None),
+                        "code": getattr(exc, "code", None),
+                    },
+                },
+                indent=2,
+            )
+        )
     else:
         for line in exc.results:
             print(line)
@@ -56,8 +69,9 @@ def asks_verbose(argv: list[str]) -> bool:
     for arg in argv:
         if arg == "--":
             return False
-        if arg == "--verbose" or (arg.startswith("-") and not arg.startswith("--") and "v" in arg[1:]
-                                  and arg[1:].isalpha()):
+        if arg == "--verbose" or (
+            arg.startswith("-") and not arg.startswith("--") and "v" in arg[1:] and arg[1:].isalpha()
+        ):
             return True
     return False
 
@@ -89,8 +103,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except Exception as exc:  # a bug: say so briefly, the traceback only with -v
         from ocibake.errors import disk_error
+
         mapped = disk_error(exc) if isinstance(exc, OSError) else None
-        if mapped is not None:              # disk full, read-only, permission denied: not a bug
+        if mapped is not None:  # disk full, read-only, permission denied: not a bug
             mapped.__cause__ = exc
             return _report_failure(mapped, argv, verbose)
         if verbose:

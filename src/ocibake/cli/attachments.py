@@ -14,10 +14,18 @@ SBOM_CHOICES = ("spdx", "none")
 
 
 def attachment_options(f: Callable) -> Callable:
-    f = click.option("--sign-key", metavar="PATH",
-                     help="sign every pushed image with this cosign.key (password from COSIGN_PASSWORD or a prompt)")(f)
-    return click.option("--sbom", type=click.Choice(SBOM_CHOICES), default="spdx", show_default=True,
-                        help="write an SPDX 2.3 SBOM into the layout as a referrer of the image (pushed with it)")(f)
+    f = click.option(
+        "--sign-key",
+        metavar="PATH",
+        help="sign every pushed image with this cosign.key (password from COSIGN_PASSWORD or a prompt)",
+    )(f)
+    return click.option(
+        "--sbom",
+        type=click.Choice(SBOM_CHOICES),
+        default="spdx",
+        show_default=True,
+        help="write an SPDX 2.3 SBOM into the layout as a referrer of the image (pushed with it)",
+    )(f)
 
 
 def make_sbom(sbom: str, layout: Path, digest: str, name: str, toolchain, log: Callable[[str], None]):
@@ -25,6 +33,7 @@ def make_sbom(sbom: str, layout: Path, digest: str, name: str, toolchain, log: C
     if sbom == "none":
         return None
     from ocibake.audit.sbom_attach import attach_sbom
+
     artifact = attach_sbom(layout, digest, name, unpack=lambda path: toolchain.upx(path, ["-d", "-q"]))
     log(f"sbom      SPDX 2.3 {artifact.manifest.digest} (referrer of {digest[:19]}) in {layout}")
     return artifact
@@ -35,22 +44,28 @@ def signing_key(sign_key: str | None):
     if not sign_key:
         return None
     from ocibake.cli.sign import load_signing_key
+
     return load_signing_key(sign_key)
 
 
 def push_attachments(artifact, pushed, key, options, log: Callable[[str], None]) -> None:
     """Push the SBOM referrer next to every pushed image, then sign each image with ``key`` (when given)."""
     from ocibake.registry.artifacts import Remote
+
     repos = sorted({(t.repository, t.digest) for t in pushed.tags})
     for repo, digest in repos:
         with Remote(repo, options) as remote:
             if artifact is not None:
-                how = remote.put_referrer(artifact.manifest, artifact.blobs, digest, artifact.artifact_type,
-                                          artifact.annotations)
-                log(f"sbom      pushed to {repo} as a referrer of {digest[:19]} "
-                    f"({'referrers API' if how == 'api' else 'tag ' + digest.replace(':', '-')})")
+                how = remote.put_referrer(
+                    artifact.manifest, artifact.blobs, digest, artifact.artifact_type, artifact.annotations
+                )
+                log(
+                    f"sbom      pushed to {repo} as a referrer of {digest[:19]} "
+                    f"({'referrers API' if how == 'api' else 'tag ' + digest.replace(':', '-')})"
+                )
             if key is not None:
                 from ocibake.audit.cosign_sign import sign_remote
+
                 tag = sign_remote(remote, repo, digest, key)
                 log(f"signed    {repo}@{digest[:19]} (cosign signature, tag {tag})")
 
@@ -61,6 +76,7 @@ def push_layout_referrers(layout: Path, pushed, options, log: Callable[[str], No
     from ocibake.oci.image import Blob
     from ocibake.oci.layout import Layout
     from ocibake.registry.artifacts import Remote
+
     source = Layout.open(layout)
     for repo, digest in sorted({(t.repository, t.digest) for t in pushed.tags}):
         found = layout_referrers(source, digest)
@@ -71,7 +87,10 @@ def push_layout_referrers(layout: Path, pushed, options, log: Callable[[str], No
                 data = source.read_blob(entry["digest"])
                 doc = json.loads(data)
                 blobs = [(d["digest"], source.read_blob(d["digest"])) for d in [doc["config"], *doc.get("layers", [])]]
-                how = remote.put_referrer(Blob(entry["mediaType"], data), blobs, digest, entry["artifactType"],
-                                          entry.get("annotations"))
-                log(f"referrer  {entry['artifactType']} {entry['digest'][:19]} pushed to {repo} "
-                    f"({'referrers API' if how == 'api' else 'tag ' + digest.replace(':', '-')})")
+                how = remote.put_referrer(
+                    Blob(entry["mediaType"], data), blobs, digest, entry["artifactType"], entry.get("annotations")
+                )
+                log(
+                    f"referrer  {entry['artifactType']} {entry['digest'][:19]} pushed to {repo} "
+                    f"({'referrers API' if how == 'api' else 'tag ' + digest.replace(':', '-')})"
+                )

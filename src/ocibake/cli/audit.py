@@ -19,22 +19,40 @@ from ocibake.cli.inspect import options_factory
 from ocibake.cli.registry_options import registry_options
 
 
-@click.command(context_settings=CONTEXT, epilog=examples(
-    "ocibake audit registry.example.com/sos-app/emergency-service:v1.0.0 --source .",
-    "ocibake audit oci:dist/oci/emergency-service:v1.0.0 --source services/emergency-service --json",
-    "ocibake audit REG/app@sha256:... --source . --toolchain REG/golang@sha256:..."))
+@click.command(
+    context_settings=CONTEXT,
+    epilog=examples(
+        "ocibake audit registry.example.com/sos-app/emergency-service:v1.0.0 --source .",
+        "ocibake audit oci:dist/oci/emergency-service:v1.0.0 --source services/emergency-service --json",
+        "ocibake audit REG/app@sha256:... --source . --toolchain REG/golang@sha256:...",
+    ),
+)
 @click.argument("ref", metavar="REF")
 @click.option("--source", "source", required=True, metavar="DIR", help="the service's source (holding go.mod)")
-@click.option("--toolchain", metavar="REF",
-              help="the toolchain image the build record names (by digest); default: local programs")
+@click.option(
+    "--toolchain", metavar="REF", help="the toolchain image the build record names (by digest); default: local programs"
+)
 @click.option("--go", metavar="PATH", help="the go program to use with a local toolchain (default: go on PATH)")
 @click.option("--upx-bin", metavar="PATH", help="the upx program to use with a local toolchain (default: upx on PATH)")
 @click.option("--platform", help="os/arch[/variant]: the image to audit in an index")
 @output_options()
 @registry_options
-def audit(ref: str, source: str, toolchain: str | None, go: str | None, upx_bin: str | None, platform: str | None,
-          verbose: bool, quiet: bool, json_output: bool, insecure: bool, ca_cert: str | None, username: str | None,
-          password_stdin: bool, timeout: float | None = None) -> int:
+def audit(
+    ref: str,
+    source: str,
+    toolchain: str | None,
+    go: str | None,
+    upx_bin: str | None,
+    platform: str | None,
+    verbose: bool,
+    quiet: bool,
+    json_output: bool,
+    insecure: bool,
+    ca_cert: str | None,
+    username: str | None,
+    password_stdin: bool,
+    timeout: float | None = None,
+) -> int:
     """Rebuild an image from source and check it is the same (exit 0), or say why not (exit 6).
 
     Reads the image's build record, checks that DIR is at the recorded commit, rebuilds with the recorded settings
@@ -45,6 +63,7 @@ def audit(ref: str, source: str, toolchain: str | None, go: str | None, upx_bin:
     from ocibake.audit.rebuild import audit as run_audit
     from ocibake.errors import InputError
     from ocibake.toolchain.choose import make_toolchain
+
     out = output(verbose, quiet, json_output)
     source_dir = Path(source)
     if not source_dir.is_dir():

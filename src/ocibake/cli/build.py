@@ -19,68 +19,163 @@ from ocibake.cli.group import CONTEXT
 from ocibake.cli.registry_options import RegistryFlags, make_options, tls_options
 from ocibake.errors import OcibakeError, UsageError
 
-@click.command(context_settings=CONTEXT, epilog=examples(
-    "ocibake build services/emergency-service --version v1.0.0",
-    "ocibake build emergency-service --version v1.0.0 --upx off --platform linux/arm64",
-    "ocibake build services/emergency-service --version v1.0.0 --push registry.example.com/sos/emergency-service",
-    "ocibake build services/* --version v1.0.0 --jobs 2 --push registry.example.com/sos/"))
+
+@click.command(
+    context_settings=CONTEXT,
+    epilog=examples(
+        "ocibake build services/emergency-service --version v1.0.0",
+        "ocibake build emergency-service --version v1.0.0 --upx off --platform linux/arm64",
+        "ocibake build services/emergency-service --version v1.0.0 --push registry.example.com/sos/emergency-service",
+        "ocibake build services/* --version v1.0.0 --jobs 2 --push registry.example.com/sos/",
+    ),
+)
 @click.argument("services", metavar="SERVICE_DIR...", nargs=-1, required=True, shell_complete=paths("dir"))
-@click.option("-j", "--jobs", type=click.IntRange(min=1), metavar="N",
-              help="with several services: build this many at a time, and run at most N go/upx processes at once "
-                   "(default: the number of cores)")
-@click.option("--target", metavar="|".join(TARGETS), shell_complete=values(*TARGETS),
-              help="image recipe (default: production, FROM scratch; production-alpine: on --base with a health "
-                   "check; development: a debug build under Delve)")
-@click.option("--version", "image_version", metavar="VERSION",
-              help="version injected as main.Version and used as a tag (default: dev)")
+@click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="with several services: build this many at a time, and run at most N go/upx processes at once "
+    "(default: the number of cores)",
+)
+@click.option(
+    "--target",
+    metavar="|".join(TARGETS),
+    shell_complete=values(*TARGETS),
+    help="image recipe (default: production, FROM scratch; production-alpine: on --base with a health "
+    "check; development: a debug build under Delve)",
+)
+@click.option(
+    "--version",
+    "image_version",
+    metavar="VERSION",
+    help="version injected as main.Version and used as a tag (default: dev)",
+)
 @click.option("--name", metavar="NAME", help="image name (default: the directory name)")
 @click.option("--tag", multiple=True, metavar="TAG", help="tag to write (repeatable; default: VERSION and latest)")
-@click.option("--platform", metavar="OS/ARCH[/VARIANT],...",
-              shell_complete=values("linux/amd64", "linux/arm64", "linux/arm/v7", "linux/386", "linux/ppc64le",
-                                    "linux/s390x", "linux/riscv64"),
-              help="os/arch[/variant], or a comma-separated list for one image index (default: linux/amd64)")
-@click.option("--compression", metavar="|".join(COMPRESSIONS), shell_complete=values(*COMPRESSIONS),
-              help="layer compression: gzip (default, every runtime reads it) or zstd (smaller, slower to build)")
+@click.option(
+    "--platform",
+    metavar="OS/ARCH[/VARIANT],...",
+    shell_complete=values(
+        "linux/amd64", "linux/arm64", "linux/arm/v7", "linux/386", "linux/ppc64le", "linux/s390x", "linux/riscv64"
+    ),
+    help="os/arch[/variant], or a comma-separated list for one image index (default: linux/amd64)",
+)
+@click.option(
+    "--compression",
+    metavar="|".join(COMPRESSIONS),
+    shell_complete=values(*COMPRESSIONS),
+    help="layer compression: gzip (default, every runtime reads it) or zstd (smaller, slower to build)",
+)
 @click.option("--main", metavar="PKG", help="main package, when it is not cmd/main.go, cmd/NAME/main.go or main.go")
-@click.option("--output", metavar="DIR|docker-archive:FILE|oci-archive:FILE", shell_complete=paths("dir"),
-              help="OCI layout directory (default: dist/oci/NAME); or an archive file, written besides the layout")
+@click.option(
+    "--output",
+    metavar="DIR|docker-archive:FILE|oci-archive:FILE",
+    shell_complete=paths("dir"),
+    help="OCI layout directory (default: dist/oci/NAME); or an archive file, written besides the layout",
+)
 @click.option("--port", type=int, help="port the service listens on, for ExposedPorts (default: 8080)")
-@click.option("--version-package", metavar="PKG",
-              help="package holding Version, BuildDate and GitCommit for -X (default: main)")
-@click.option("--ca-bundle", metavar="SRC", shell_complete=values_or_paths(("certifi", "host", "none")), help="certifi (default, pinned), host, a PEM file, or none")
-@click.option("--zoneinfo", metavar="SRC", shell_complete=values_or_paths(("tzdata", "host", "none"), "dir"), help="tzdata (default, pinned), host, a zoneinfo directory, or none")
+@click.option(
+    "--version-package", metavar="PKG", help="package holding Version, BuildDate and GitCommit for -X (default: main)"
+)
+@click.option(
+    "--ca-bundle",
+    metavar="SRC",
+    shell_complete=values_or_paths(("certifi", "host", "none")),
+    help="certifi (default, pinned), host, a PEM file, or none",
+)
+@click.option(
+    "--zoneinfo",
+    metavar="SRC",
+    shell_complete=values_or_paths(("tzdata", "host", "none"), "dir"),
+    help="tzdata (default, pinned), host, a zoneinfo directory, or none",
+)
 @click.option("--source", metavar="URL", help="org.opencontainers.image.source (default: git origin)")
-@click.option("--no-verify", "verify", flag_value=False, default=None,
-              help="do not run the built binary with --version")
+@click.option(
+    "--no-verify", "verify", flag_value=False, default=None, help="do not run the built binary with --version"
+)
 @click.option("--upx", metavar="MODE", shell_complete=values(*UPX_MODES), help=UPX_HELP)
-@click.option("--base", metavar="REF",
-              help="base image: oci:DIR[:TAG|@sha256:...] (an OCI layout) or a registry reference (a bare name is on "
-                   "Docker Hub, or under $OCIBAKE_REGISTRY); pinned @sha256:... it builds offline once cached")
-@click.option("--healthcheck", metavar="CMD",
-              help="production-alpine: the health check's shell command (default: curl -f, else wget, of "
-                   "http://localhost:PORT/health)")
-@click.option("--no-healthcheck", "healthcheck_on", flag_value=False, default=None,
-              help="production-alpine: no health check in the config")
-@click.option("--delve", metavar="PATH", shell_complete=paths(),
-              help="development: a static dlv to put in the image (default: built from its Go module, cached)")
-@click.option("--toolchain", metavar="REF", shell_complete=values("local", "oci:"),
-              help="where go and upx run: local (default: programs on PATH), oci:DIR[:TAG] (an OCI layout) or a "
-                   "registry reference, ideally pinned @sha256:...; an image runs in a rootless sandbox")
-@click.option("--network", is_flag=True, default=None,
-              help="let go in the toolchain image reach the network (default: no network in the sandbox)")
-@click.option("--go", metavar="PATH", shell_complete=paths(), help="the go program to use with --toolchain local (default: go on PATH)")
-@click.option("--upx-bin", metavar="PATH", shell_complete=paths(), help="the upx program to use with --toolchain local (default: upx on PATH)")
-@click.option("--force-tags", is_flag=True, default=None,
-              help="let a tag move to an image of another name, or of another version than the tag names")
-@click.option("--push", multiple=True, is_flag=False, flag_value="", metavar="REPO",
-              help="after the build, push every tag to REPO (REGISTRY/NAME, or a bare NAME under $OCIBAKE_REGISTRY; "
-                   "without a value: $OCIBAKE_REGISTRY/IMAGE-NAME). Repeatable")
+@click.option(
+    "--base",
+    metavar="REF",
+    help="base image: oci:DIR[:TAG|@sha256:...] (an OCI layout) or a registry reference (a bare name is on "
+    "Docker Hub, or under $OCIBAKE_REGISTRY); pinned @sha256:... it builds offline once cached",
+)
+@click.option(
+    "--healthcheck",
+    metavar="CMD",
+    help="production-alpine: the health check's shell command (default: curl -f, else wget, of "
+    "http://localhost:PORT/health)",
+)
+@click.option(
+    "--no-healthcheck",
+    "healthcheck_on",
+    flag_value=False,
+    default=None,
+    help="production-alpine: no health check in the config",
+)
+@click.option(
+    "--delve",
+    metavar="PATH",
+    shell_complete=paths(),
+    help="development: a static dlv to put in the image (default: built from its Go module, cached)",
+)
+@click.option(
+    "--toolchain",
+    metavar="REF",
+    shell_complete=values("local", "oci:"),
+    help="where go and upx run: local (default: programs on PATH), oci:DIR[:TAG] (an OCI layout) or a "
+    "registry reference, ideally pinned @sha256:...; an image runs in a rootless sandbox",
+)
+@click.option(
+    "--network",
+    is_flag=True,
+    default=None,
+    help="let go in the toolchain image reach the network (default: no network in the sandbox)",
+)
+@click.option(
+    "--go",
+    metavar="PATH",
+    shell_complete=paths(),
+    help="the go program to use with --toolchain local (default: go on PATH)",
+)
+@click.option(
+    "--upx-bin",
+    metavar="PATH",
+    shell_complete=paths(),
+    help="the upx program to use with --toolchain local (default: upx on PATH)",
+)
+@click.option(
+    "--force-tags",
+    is_flag=True,
+    default=None,
+    help="let a tag move to an image of another name, or of another version than the tag names",
+)
+@click.option(
+    "--push",
+    multiple=True,
+    is_flag=False,
+    flag_value="",
+    metavar="REPO",
+    help="after the build, push every tag to REPO (REGISTRY/NAME, or a bare NAME under $OCIBAKE_REGISTRY; "
+    "without a value: $OCIBAKE_REGISTRY/IMAGE-NAME). Repeatable",
+)
 @attachment_options
 @tls_options
 @output_options()
-def build(services: tuple[str, ...], verbose: bool, quiet: bool, json_output: bool, insecure: bool,
-          ca_cert: str | None, jobs: int | None, sbom: str, sign_key: str | None, timeout: float | None,
-          **settings) -> int:
+def build(
+    services: tuple[str, ...],
+    verbose: bool,
+    quiet: bool,
+    json_output: bool,
+    insecure: bool,
+    ca_cert: str | None,
+    jobs: int | None,
+    sbom: str,
+    sign_key: str | None,
+    timeout: float | None,
+    **settings,
+) -> int:
     """Build Go services into OCI image layouts.
 
     Build SERVICE_DIR (a path, or a bare name meaning services/NAME) into an OCI image layout. Settings may also come
@@ -89,44 +184,71 @@ def build(services: tuple[str, ...], verbose: bool, quiet: bool, json_output: bo
     summary table. --push REGISTRY/PREFIX/ (ending in /) pushes each service to REGISTRY/PREFIX/NAME.
     """
     from ocibake.build.bake import bake
-    from ocibake.cli.build_spec import (Choices, make_toolchain, parse_platforms, push_repo_names, push_targets,
-                                        resolve_service_dir, spec_from_choices, toolchain_reference)
+    from ocibake.cli.build_spec import (
+        Choices,
+        make_toolchain,
+        parse_platforms,
+        push_repo_names,
+        push_targets,
+        resolve_service_dir,
+        spec_from_choices,
+        toolchain_reference,
+    )
     from ocibake.cli.settings import load_settings, target_settings
     from ocibake.report import print_human, print_result
+
     out = output(verbose, quiet, json_output)
     flags = {k: (None if v == () else (list(v) if isinstance(v, tuple) else v)) for k, v in settings.items()}
     registry = RegistryFlags(insecure=insecure, ca_cert=ca_cert, verbose=out.verbose, quiet=out.quiet, timeout=timeout)
     if len(services) > 1:
         from ocibake.cli.build_many import build_many
+
         return build_many(services, flags, registry, out, jobs, sbom=sbom, sign_key=sign_key)
     service_dir = resolve_service_dir(services[0])
     from ocibake.cli.export import archive_output, write_build_archive
+
     archive, flags, settings_file = archive_output(flags, load_settings(service_dir))
     choices = Choices(flags, target_settings(settings_file, flags.get("target")))
     spec = spec_from_choices(choices, service_dir)
     if not out.quiet and choices.flags.get("tag") is None and spec.tags and spec.version not in spec.tags:
-        print(f"ocibake: warning: the tags in {service_dir / 'ocibake.toml'} ({', '.join(spec.tags)}) do not include "
-              f"the version {spec.version}", file=sys.stderr)
+        print(
+            f"ocibake: warning: the tags in {service_dir / 'ocibake.toml'} ({', '.join(spec.tags)}) do not include "
+            f"the version {spec.version}",
+            file=sys.stderr,
+        )
     platforms = parse_platforms(choices.pick("platform", "linux/amd64"))
     targets = push_targets(choices, spec.name)
     toolchain = make_toolchain(choices, service_dir, registry, log_warnings=not out.quiet)
     if sign_key and not targets:
-        raise UsageError("--sign-key signs what --push pushes", hint="add --push REPO, or sign later with `ocibake sign`")
+        raise UsageError(
+            "--sign-key signs what --push pushes", hint="add --push REPO, or sign later with `ocibake sign`"
+        )
     from ocibake.cli.attachments import make_sbom, push_attachments, signing_key
+
     key = signing_key(sign_key)
     from ocibake.build.elapsed import LiveLog, is_terminal
+
     log = LiveLog(out.log, live=not out.quiet and is_terminal(sys.stderr))
     options = lambda: make_options(registry)  # noqa: E731
     if len(platforms) > 1:
         from ocibake.build.multi import bake_platforms
-        result = bake_platforms(spec, platforms, toolchain, log=log, registry_options=options,
-                                toolchain_ref=toolchain_reference(choices, service_dir))
+
+        result = bake_platforms(
+            spec,
+            platforms,
+            toolchain,
+            log=log,
+            registry_options=options,
+            toolchain_ref=toolchain_reference(choices, service_dir),
+        )
         if not out.json and not out.quiet:
             from ocibake.cli.build_platforms import print_platforms_human
+
             print_platforms_human(result, sys.stderr)
     else:
-        result = bake(spec, toolchain, log=log, registry_options=options,
-                      toolchain_ref=toolchain_reference(choices, service_dir))
+        result = bake(
+            spec, toolchain, log=log, registry_options=options, toolchain_ref=toolchain_reference(choices, service_dir)
+        )
         # the sbom line belongs with the build's lines, before the report's `next:` block
         sbom_artifact = make_sbom(sbom, spec.output, result.image.digest, spec.name, toolchain, out.log)
         if not out.json and not out.quiet:
@@ -139,23 +261,29 @@ def build(services: tuple[str, ...], verbose: bool, quiet: bool, json_output: bo
     if targets:
         from ocibake.registry.push import push_layout
         from ocibake.report import command_name
+
         try:
             pushed = push_layout(spec.output, targets, list(result.tags), make_options(registry))
             push_attachments(sbom_artifact, pushed, key, make_options(registry), out.log)
         except OcibakeError as exc:
             exc.results = (result.reference, *exc.results)
             tags = " ".join(f"-t {t}" for t in result.tags)
-            exc.hint = (f"{exc.hint + '; ' if exc.hint else ''}the image is built in {spec.output}: push it again "
-                        f"with `{command_name()} push {spec.output} {' '.join(targets)} {tags}`")
+            exc.hint = (
+                f"{exc.hint + '; ' if exc.hint else ''}the image is built in {spec.output}: push it again "
+                f"with `{command_name()} push {spec.output} {' '.join(targets)} {tags}`"
+            )
             raise
     if len(platforms) > 1:
         from ocibake.cli.build_platforms import print_platforms_result
-        if archive is not None:             # a docker-archive takes this host's platform from the index, and says so
+
+        if archive is not None:  # a docker-archive takes this host's platform from the index, and says so
             write_build_archive(archive, result, None, log=out.log)
-        print_platforms_result(result, out=sys.stdout, err=sys.stderr, json_output=out.json, quiet=out.quiet,
-                               pushed=pushed)
+        print_platforms_result(
+            result, out=sys.stdout, err=sys.stderr, json_output=out.json, quiet=out.quiet, pushed=pushed
+        )
         return 0
     written = write_build_archive(archive, result, spec.platform, log=out.log) if archive is not None else None
-    print_result(result, out=sys.stdout, err=sys.stderr, json_output=out.json, quiet=out.quiet, pushed=pushed,
-                 archive=written)
+    print_result(
+        result, out=sys.stdout, err=sys.stderr, json_output=out.json, quiet=out.quiet, pushed=pushed, archive=written
+    )
     return 0

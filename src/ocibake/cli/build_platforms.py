@@ -31,19 +31,25 @@ def print_platforms_human(result: MultiResult, err: TextIO) -> None:
     w(f"tags      {', '.join(result.tags)}  in {result.layout}\n")
     for r in result.images:
         image = r.image
-        w(f"\n{str(image.platform):<14} {image.digest}  {human_size(image.compressed_size)} compressed, "
-          f"{len(r.layers)} layers\n")
+        w(
+            f"\n{str(image.platform):<14} {image.digest}  {human_size(image.compressed_size)} compressed, "
+            f"{len(r.layers)} layers\n"
+        )
         w(f"  binary   {human_size(r.binary.size)}; --version: {r.binary.final_check.line}\n")
-        upx = r.upx_note or (f"upx {r.binary.upx.mode}: {human_size(r.binary.upx.size_before)} -> "
-                             f"{human_size(r.binary.upx.size_after)}" if r.binary.upx.mode != "off" else "upx off")
+        upx = r.upx_note or (
+            f"upx {r.binary.upx.mode}: {human_size(r.binary.upx.size_before)} -> {human_size(r.binary.upx.size_after)}"
+            if r.binary.upx.mode != "off"
+            else "upx off"
+        )
         w(f"  {upx}\n")
         for layer in r.layers:
             w(f"  {LAYER_TITLES.get(layer.kind, layer.kind):<22} {human_size(layer.size):>12}  {layer.digest[:19]}\n")
     w(f"\ntook {result.seconds['total']:.2f}s ({result.seconds['workers']} platform builds at a time)\n")
 
 
-def print_platforms_result(result: MultiResult, *, out: TextIO, err: TextIO, json_output: bool, quiet: bool,
-                           pushed=None) -> None:
+def print_platforms_result(
+    result: MultiResult, *, out: TextIO, err: TextIO, json_output: bool, quiet: bool, pushed=None
+) -> None:
     if json_output:
         doc = platforms_json(result)
         if pushed is not None:

@@ -12,8 +12,9 @@ from ocibake.cli.common import examples, output, output_options
 from ocibake.cli.group import CONTEXT
 
 
-@click.command(context_settings=CONTEXT, epilog=examples("ocibake cache info", "ocibake cache info --json",
-                                                         "ocibake cache clean"))
+@click.command(
+    context_settings=CONTEXT, epilog=examples("ocibake cache info", "ocibake cache info --json", "ocibake cache clean")
+)
 @click.argument("action", metavar="info|clean", type=click.Choice(["info", "clean"]))
 @output_options()
 def cache(action: str, verbose: bool, quiet: bool, json_output: bool) -> int:
@@ -25,6 +26,7 @@ def cache(action: str, verbose: bool, quiet: bool, json_output: bool) -> int:
     """
     from ocibake.toolchain import cache as cache_dir
     from ocibake.units import human_size
+
     out = output(verbose, quiet, json_output)
     where = cache_dir.cache_home()
     if action == "clean":
@@ -40,7 +42,9 @@ def cache(action: str, verbose: bool, quiet: bool, json_output: bool) -> int:
         return 0
     print(f"{where}")
     for part in parts:
-        print(f"  {part.name + '/':<12} {part.entries:>4} {'entry  ' if part.entries == 1 else 'entries'} "
-              f"{human_size(part.size):>12}  {part.what}")
+        print(
+            f"  {part.name + '/':<12} {part.entries:>4} {'entry  ' if part.entries == 1 else 'entries'} "
+            f"{human_size(part.size):>12}  {part.what}"
+        )
     print(f"  {'total':<12} {'':>12} {human_size(sum(p.size for p in parts)):>12}")
     return 0

@@ -26,17 +26,22 @@ class Output:
 
 def output_options(verbose_help: str = VERBOSE_HELP) -> Callable:
     """-v, -q and --json on a command; `ocibake -v push ...` sets them too (see output())."""
+
     def decorate(f: Callable) -> Callable:
         f = click.option("--json", "json_output", is_flag=True, help="print the result as JSON on stdout")(f)
         f = click.option("-q", "--quiet", is_flag=True, help="print only results (stdout) and errors")(f)
         return click.option("-v", "--verbose", is_flag=True, help=verbose_help)(f)
+
     return decorate
 
 
 def output(verbose: bool, quiet: bool, json_output: bool) -> Output:
-    top = (click.get_current_context().find_root().obj or {})
-    return Output(verbose=verbose or top.get("verbose", False), quiet=quiet or top.get("quiet", False),
-                  json=json_output or top.get("json", False))
+    top = click.get_current_context().find_root().obj or {}
+    return Output(
+        verbose=verbose or top.get("verbose", False),
+        quiet=quiet or top.get("quiet", False),
+        json=json_output or top.get("json", False),
+    )
 
 
 def examples(*lines: str) -> str:

@@ -13,8 +13,10 @@ from click.shell_completion import CompletionItem
 
 def values(*choices: str) -> Callable:
     """Complete one of `choices` (a fixed vocabulary such as --compression gzip|zstd)."""
+
     def complete(ctx, param, incomplete: str) -> list[CompletionItem]:
         return [CompletionItem(c) for c in choices if c.startswith(incomplete)]
+
     return complete
 
 
@@ -29,11 +31,14 @@ def values_or_paths(choices: Iterable[str], kind: str = "file") -> Callable:
     def complete(ctx, param, incomplete: str) -> list[CompletionItem]:
         words = [CompletionItem(c) for c in choices if c.startswith(incomplete)]
         return words or [CompletionItem(incomplete, type=kind)]
+
     return complete
 
 
 def paths(kind: str = "file") -> Callable:
     """Complete a path: kind "dir" for directories only, "file" for any path."""
+
     def complete(ctx, param, incomplete: str) -> list[CompletionItem]:
         return [CompletionItem(incomplete, type=kind)]
+
     return complete

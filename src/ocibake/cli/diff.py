@@ -17,22 +17,38 @@ from ocibake.cli.registry_options import registry_options
 DIFFERENT = 6
 
 
-@click.command(context_settings=CONTEXT, epilog=examples(
-    "ocibake diff oci:a:v1 oci:b:v1",
-    "ocibake diff registry.example.com/sos/app:v1.0.0 oci:dist/oci/app:v1.0.0 --json"))
+@click.command(
+    context_settings=CONTEXT,
+    epilog=examples(
+        "ocibake diff oci:a:v1 oci:b:v1",
+        "ocibake diff registry.example.com/sos/app:v1.0.0 oci:dist/oci/app:v1.0.0 --json",
+    ),
+)
 @click.argument("a", metavar="A")
 @click.argument("b", metavar="B")
 @click.option("--platform", help="os/arch[/variant]: the image to compare in an index")
 @output_options()
 @registry_options
-def diff(a: str, b: str, platform: str | None, verbose: bool, quiet: bool, json_output: bool, insecure: bool,
-         ca_cert: str | None, username: str | None, password_stdin: bool, timeout: float | None = None) -> int:
+def diff(
+    a: str,
+    b: str,
+    platform: str | None,
+    verbose: bool,
+    quiet: bool,
+    json_output: bool,
+    insecure: bool,
+    ca_cert: str | None,
+    username: str | None,
+    password_stdin: bool,
+    timeout: float | None = None,
+) -> int:
     """Show how two images differ; exit 0 when identical, 6 when not.
 
     A and B are registry references or OCI layouts (oci:DIR[:TAG|@DIGEST]).
     """
     from ocibake.audit.diff import diff_images, print_diff
     from ocibake.audit.image_source import open_image
+
     out = output(verbose, quiet, json_output)
     make = options_factory(out, insecure, ca_cert, username, password_stdin, timeout)
     with open_image(a, make, platform) as image_a, open_image(b, make, platform) as image_b:

@@ -36,6 +36,7 @@ def archive_output(flags: dict, settings: Mapping[str, object]):
     """The build's --output (or ocibake.toml's output) when it names an archive: (target, flags, settings) with the
     archive taken out, so the layout goes to its default place; (None, flags, settings) otherwise."""
     from ocibake.archive.target import is_archive, parse_target
+
     for where, source in (("flags", flags), ("settings", settings)):
         value = source.get("output")
         if value is None:
@@ -51,6 +52,7 @@ def archive_output(flags: dict, settings: Mapping[str, object]):
 def write_build_archive(target, result, platform, log) -> dict:
     """The build's archive, from its layout; returns what --json reports of it."""
     from ocibake.archive.export import export
+
     archive = export(result.layout, list(result.tags), target, name=result.name, platform=platform)
     for note in archive.notes:
         log(note)
@@ -59,22 +61,35 @@ def write_build_archive(target, result, platform, log) -> dict:
 
 
 def archive_json(result) -> dict:
-    return {"kind": result.kind, "path": str(result.path), "size": result.size, "sha256": result.digest,
-            "notes": list(result.notes), "images": [{"digest": d, "tags": list(t)} for d, t in result.images]}
+    return {
+        "kind": result.kind,
+        "path": str(result.path),
+        "size": result.size,
+        "sha256": result.digest,
+        "notes": list(result.notes),
+        "images": [{"digest": d, "tags": list(t)} for d, t in result.images],
+    }
 
 
-@click.command(context_settings=CONTEXT, epilog=examples(
-    "ocibake export dist/oci/emergency-service docker-archive:emergency.tar",
-    "ocibake export dist/oci/emergency-service:v1.0.0 oci-archive:emergency.oci.tar",
-    "ocibake export dist/oci/emergency-service:v1.0.0 docker-archive:e.tar --name sos/emergency --platform linux/arm64"))
+@click.command(
+    context_settings=CONTEXT,
+    epilog=examples(
+        "ocibake export dist/oci/emergency-service docker-archive:emergency.tar",
+        "ocibake export dist/oci/emergency-service:v1.0.0 oci-archive:emergency.oci.tar",
+        "ocibake export dist/oci/emergency-service:v1.0.0 docker-archive:e.tar --name sos/emergency --platform linux/arm64",
+    ),
+)
 @click.argument("layout", metavar="LAYOUT[:TAG]")
 @click.argument("destination", metavar="docker-archive:FILE|oci-archive:FILE")
-@click.option("--name", help="repository for RepoTags in a docker-archive (default: the image's title, else the "
-                             "layout directory's name)")
+@click.option(
+    "--name",
+    help="repository for RepoTags in a docker-archive (default: the image's title, else the layout directory's name)",
+)
 @click.option("--platform", help="the platform a docker-archive takes from a multi-platform tag (default: this host's)")
 @output_options()
-def export(layout: str, destination: str, name: str | None, platform: str | None, verbose: bool, quiet: bool,
-           json_output: bool) -> int:
+def export(
+    layout: str, destination: str, name: str | None, platform: str | None, verbose: bool, quiet: bool, json_output: bool
+) -> int:
     """Write images of an OCI layout to a docker-archive or oci-archive file.
 
     LAYOUT alone exports every tag; LAYOUT:TAG one. The file is written deterministically (the same image gives the
@@ -84,6 +99,7 @@ def export(layout: str, destination: str, name: str | None, platform: str | None
     from ocibake.archive.target import parse_target
     from ocibake.oci.names import NAME_RE
     from ocibake.oci.platform import Platform
+
     out = output(verbose, quiet, json_output)
     target = parse_target(destination, "destination")
     path, tag = split_layout_arg(layout)
@@ -91,8 +107,10 @@ def export(layout: str, destination: str, name: str | None, platform: str | None
         raise InputError(f"--name {name!r} is not a valid repository name", hint="e.g. --name sos/emergency-service")
     want = None
     if platform and target.kind == "oci-archive":
-        raise UsageError("--platform picks the image of a docker-archive; an oci-archive keeps every platform",
-                         hint="drop --platform, or write a docker-archive")
+        raise UsageError(
+            "--platform picks the image of a docker-archive; an oci-archive keeps every platform",
+            hint="drop --platform, or write a docker-archive",
+        )
     if platform:
         try:
             want = Platform.parse(platform)

@@ -65,18 +65,24 @@ def usage_error(exc: click.UsageError, argv: list[str] | None = None) -> UsageEr
     """click's usage error as ocibake's: one line, and a hint that names the help of the command that was run."""
     argv = argv or []
     command = command_in(argv)
-    before_command = (isinstance(exc, click.NoSuchOption) and command is not None and exc.option_name in argv
-                      and argv.index(exc.option_name) < argv.index(command))
+    before_command = (
+        isinstance(exc, click.NoSuchOption)
+        and command is not None
+        and exc.option_name in argv
+        and argv.index(exc.option_name) < argv.index(command)
+    )
     path = f"ocibake {command}" if command and not before_command else "ocibake"
     hint = f"see `{path} --help`"
     if isinstance(exc, click.NoSuchOption):
         message = f"unrecognized arguments: {exc.option_name}"
-        likely = sorted(p for p in exc.possibilities or () if p.startswith(exc.option_name)) or \
-            sorted(exc.possibilities or ())[:2]
+        likely = (
+            sorted(p for p in exc.possibilities or () if p.startswith(exc.option_name))
+            or sorted(exc.possibilities or ())[:2]
+        )
         if likely:
             hint = f"did you mean {' or '.join(likely)}? {hint}"
     else:
-        message = " ".join(exc.format_message().split()).rstrip(".")   # click's choice lists span lines
+        message = " ".join(exc.format_message().split()).rstrip(".")  # click's choice lists span lines
         if message.startswith("Got unexpected extra argument"):
             message = "unrecognized arguments: " + message.split("(", 1)[-1].rstrip(")")
         elif message.startswith("No such command"):
@@ -85,11 +91,15 @@ def usage_error(exc: click.UsageError, argv: list[str] | None = None) -> UsageEr
     return UsageError(message, hint=hint)
 
 
-@click.group(cls=LazyGroup, context_settings=CONTEXT, invoke_without_command=True,
-             help="Build reproducible OCI images of Go services without a container daemon.",
-             epilog="\b\nExamples:\n  ocibake build services/emergency-service --version v1.0.0\n"
-                    "  ocibake push dist/oci/emergency-service registry.example.com/sos/emergency-service -t v1.0.0\n"
-                    "  ocibake build --help")
+@click.group(
+    cls=LazyGroup,
+    context_settings=CONTEXT,
+    invoke_without_command=True,
+    help="Build reproducible OCI images of Go services without a container daemon.",
+    epilog="\b\nExamples:\n  ocibake build services/emergency-service --version v1.0.0\n"
+    "  ocibake push dist/oci/emergency-service registry.example.com/sos/emergency-service -t v1.0.0\n"
+    "  ocibake build --help",
+)
 @click.version_option(ocibake.__version__, "--version", prog_name="ocibake", message="%(prog)s %(version)s")
 @click.option("-v", "--verbose", is_flag=True, help="show more detail, and a traceback on internal errors")
 @click.option("-q", "--quiet", is_flag=True, help="print only results (stdout) and errors")
@@ -98,7 +108,7 @@ def usage_error(exc: click.UsageError, argv: list[str] | None = None) -> UsageEr
 def cli(ctx: click.Context, verbose: bool, quiet: bool, json_output: bool):
     ctx.obj = {"verbose": verbose, "quiet": quiet, "json": json_output}
     if ctx.invoked_subcommand is None:
-        if json_output:        # stdout stays one JSON document: the error, not the help text
+        if json_output:  # stdout stays one JSON document: the error, not the help text
             raise UsageError("no command given", hint=f"commands: {', '.join(COMMANDS)}; see `ocibake --help`")
         click.echo(ctx.get_help(), err=True)
         ctx.exit(2)

@@ -14,37 +14,66 @@ from ocibake.cli.group import CONTEXT
 from ocibake.cli.registry_options import RegistryFlags, make_options, registry_options
 
 
-def options_factory(out, insecure: bool, ca_cert: str | None, username: str | None = None,
-                    password_stdin: bool = False, timeout: float | None = None):
-    flags = RegistryFlags(insecure=insecure, ca_cert=ca_cert, username=username, password_stdin=password_stdin,
-                          verbose=out.verbose, quiet=True, timeout=timeout)
+def options_factory(
+    out,
+    insecure: bool,
+    ca_cert: str | None,
+    username: str | None = None,
+    password_stdin: bool = False,
+    timeout: float | None = None,
+):
+    flags = RegistryFlags(
+        insecure=insecure,
+        ca_cert=ca_cert,
+        username=username,
+        password_stdin=password_stdin,
+        verbose=out.verbose,
+        quiet=True,
+        timeout=timeout,
+    )
     made = []
 
     def make():
         if not made:
             made.append(make_options(flags))
         return made[0]
+
     return make
 
 
-@click.command(context_settings=CONTEXT, epilog=examples(
-    "ocibake inspect oci:dist/oci/emergency-service:v1.0.0",
-    "ocibake inspect registry.example.com/sos-app/emergency-service:v1.0.0 --json",
-    "ocibake inspect oci:dist/oci/emergency-service@sha256:... --no-files"))
+@click.command(
+    context_settings=CONTEXT,
+    epilog=examples(
+        "ocibake inspect oci:dist/oci/emergency-service:v1.0.0",
+        "ocibake inspect registry.example.com/sos-app/emergency-service:v1.0.0 --json",
+        "ocibake inspect oci:dist/oci/emergency-service@sha256:... --no-files",
+    ),
+)
 @click.argument("ref", metavar="REF")
 @click.option("--platform", help="os/arch[/variant]: the image to inspect in an index")
 @click.option("--no-files", "files", flag_value=False, default=True, help="do not list the files of each layer")
 @output_options()
 @registry_options
-def inspect(ref: str, platform: str | None, files: bool, verbose: bool, quiet: bool, json_output: bool,
-            insecure: bool, ca_cert: str | None, username: str | None, password_stdin: bool,
-            timeout: float | None = None) -> int:
+def inspect(
+    ref: str,
+    platform: str | None,
+    files: bool,
+    verbose: bool,
+    quiet: bool,
+    json_output: bool,
+    insecure: bool,
+    ca_cert: str | None,
+    username: str | None,
+    password_stdin: bool,
+    timeout: float | None = None,
+) -> int:
     """Show what an image is: config, layers and files, build record, referrers.
 
     REF is a registry reference (REGISTRY/REPO:TAG or @DIGEST) or an OCI layout, oci:DIR[:TAG|@DIGEST].
     """
     from ocibake.audit.image_source import open_image
     from ocibake.audit.inspect import inspect_image, print_inspect
+
     out = output(verbose, quiet, json_output)
     make = options_factory(out, insecure, ca_cert, username, password_stdin, timeout)
     with open_image(ref, make, platform) as image:

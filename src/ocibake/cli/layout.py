@@ -17,8 +17,12 @@ from ocibake.cli.group import CONTEXT
 from ocibake.errors import InputError
 
 
-@click.group(context_settings=CONTEXT, epilog=examples("ocibake layout check dist/oci/emergency-service",
-                                                       "ocibake layout repair dist/oci/emergency-service"))
+@click.group(
+    context_settings=CONTEXT,
+    epilog=examples(
+        "ocibake layout check dist/oci/emergency-service", "ocibake layout repair dist/oci/emergency-service"
+    ),
+)
 def layout() -> None:
     """Check or repair an OCI image layout."""
 
@@ -29,6 +33,7 @@ def layout() -> None:
 def check(directory: str, verbose: bool, quiet: bool, json_output: bool) -> int:
     """List the entries of DIR's index.json that cannot be read (exit 4 if any)."""
     from ocibake.oci.layout_repair import check as check_layout
+
     out = output(verbose, quiet, json_output)
     root = Path(directory)
     problems, total = check_layout(root)
@@ -37,9 +42,12 @@ def check(directory: str, verbose: bool, quiet: bool, json_output: bool) -> int:
     for p in problems:
         print(f"  {p.line()}", file=sys.stderr)
     if problems:
-        raise InputError(f"{root}: {len(problems)} of {total} index entries cannot be read"
-                         if total else f"{root}: {problems[0].line()}",
-                         hint=f"`ocibake layout repair {root}` keeps every intact image and drops the rest")
+        raise InputError(
+            f"{root}: {len(problems)} of {total} index entries cannot be read"
+            if total
+            else f"{root}: {problems[0].line()}",
+            hint=f"`ocibake layout repair {root}` keeps every intact image and drops the rest",
+        )
     if not out.quiet:
         print(f"{root}: {total} entries, all intact", file=sys.stderr)
     return 0
@@ -51,6 +59,7 @@ def check(directory: str, verbose: bool, quiet: bool, json_output: bool) -> int:
 def repair(directory: str, verbose: bool, quiet: bool, json_output: bool) -> int:
     """Drop from DIR's index.json every entry that cannot be read; keep every intact image and every blob."""
     from ocibake.oci.layout_repair import repair as repair_layout
+
     out = output(verbose, quiet, json_output)
     root = Path(directory)
     dropped, kept = repair_layout(root)

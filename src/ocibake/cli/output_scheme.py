@@ -24,8 +24,9 @@ def refuse_unknown_scheme(value: str, what: str = "--output", schemes: tuple[str
         return
     known = ", ".join(f"{s}:" for s in schemes)
     why = "this command cannot write" if m.group(1) in KNOWN_SCHEMES else "unknown output kind"
-    hint = (f"known kinds: {known}; " if known else "") + \
-        f"give a directory for an OCI layout (write ./{value} if the name really has a colon)"
+    hint = (
+        f"known kinds: {known}; " if known else ""
+    ) + f"give a directory for an OCI layout (write ./{value} if the name really has a colon)"
     if m.group(1) in KNOWN_SCHEMES:
         hint = f"write a layout here, then `ocibake export DIR {m.group(1)}:FILE`"
     raise InputError(f"{what} {value}: {why} {m.group(1)!r}", hint=hint)

@@ -21,38 +21,74 @@ from ocibake.errors import UsageError
 TRACE_HELP = "show every request (secrets redacted)"
 
 
-def _flags(out, insecure: bool, ca_cert: str | None, username: str | None, password_stdin: bool,
-           timeout: float | None = None) -> RegistryFlags:
-    return RegistryFlags(insecure=insecure, ca_cert=ca_cert, username=username, password_stdin=password_stdin,
-                         verbose=out.verbose, quiet=out.quiet, timeout=timeout)
+def _flags(
+    out, insecure: bool, ca_cert: str | None, username: str | None, password_stdin: bool, timeout: float | None = None
+) -> RegistryFlags:
+    return RegistryFlags(
+        insecure=insecure,
+        ca_cert=ca_cert,
+        username=username,
+        password_stdin=password_stdin,
+        verbose=out.verbose,
+        quiet=out.quiet,
+        timeout=timeout,
+    )
 
 
-@click.command(context_settings=CONTEXT, epilog=examples(
-    "ocibake push dist/oci/emergency-service registry.example.com/sos/emergency-service",
-    "ocibake push dist/oci/emergency-service registry.example.com/sos/emergency-service -t v1.0.0",
-    "ocibake push dist/oci/emergency-service registry.example.com/sos/emergency-service:stable -t v1.0.0"))
+@click.command(
+    context_settings=CONTEXT,
+    epilog=examples(
+        "ocibake push dist/oci/emergency-service registry.example.com/sos/emergency-service",
+        "ocibake push dist/oci/emergency-service registry.example.com/sos/emergency-service -t v1.0.0",
+        "ocibake push dist/oci/emergency-service registry.example.com/sos/emergency-service:stable -t v1.0.0",
+    ),
+)
 @click.argument("layout", metavar="LAYOUT", shell_complete=paths("dir"))
 @click.argument("repos", metavar="REPO...", nargs=-1, required=True)
-@click.option("-t", "--tag", "tags", multiple=True, metavar="TAG",
-              help="push only this tag of the layout (repeatable); with REPO:NEWTAG, the image to push as NEWTAG")
-@click.option("--mount-from", multiple=True, metavar="REPO",
-              help="try a cross-repository mount of blobs from REPO (same registry) first")
+@click.option(
+    "-t",
+    "--tag",
+    "tags",
+    multiple=True,
+    metavar="TAG",
+    help="push only this tag of the layout (repeatable); with REPO:NEWTAG, the image to push as NEWTAG",
+)
+@click.option(
+    "--mount-from",
+    multiple=True,
+    metavar="REPO",
+    help="try a cross-repository mount of blobs from REPO (same registry) first",
+)
 @output_options(TRACE_HELP)
 @registry_options
-def push(layout: str, repos: tuple[str, ...], tags: tuple[str, ...], mount_from: tuple[str, ...], verbose: bool,
-         quiet: bool, json_output: bool, insecure: bool, ca_cert: str | None, username: str | None,
-         password_stdin: bool, timeout: float | None) -> int:
+def push(
+    layout: str,
+    repos: tuple[str, ...],
+    tags: tuple[str, ...],
+    mount_from: tuple[str, ...],
+    verbose: bool,
+    quiet: bool,
+    json_output: bool,
+    insecure: bool,
+    ca_cert: str | None,
+    username: str | None,
+    password_stdin: bool,
+    timeout: float | None,
+) -> int:
     """Push the images of an OCI layout to a registry.
 
     Push LAYOUT's tagged images to each REPO (REGISTRY/NAME, or a bare NAME under $OCIBAKE_REGISTRY): blobs,
     manifests, then tags. All tags in the layout by default. Prints REPO:TAG@DIGEST per tag.
     """
     from ocibake.registry.push import push_layout
+
     out = output(verbose, quiet, json_output)
-    options = make_options(_flags(out, insecure, ca_cert, username, password_stdin, timeout),
-                           mount_from=tuple(mount_from))
+    options = make_options(
+        _flags(out, insecure, ca_cert, username, password_stdin, timeout), mount_from=tuple(mount_from)
+    )
     result = push_layout(Path(layout), list(repos), list(tags) or None, options)
     from ocibake.cli.attachments import push_layout_referrers
+
     push_layout_referrers(Path(layout), result, options, out.log)
     if out.json:
         print(json.dumps(result.as_json(), indent=2, sort_keys=True))
@@ -64,19 +100,37 @@ def push(layout: str, repos: tuple[str, ...], tags: tuple[str, ...], mount_from:
     return 0
 
 
-@click.command(context_settings=CONTEXT, epilog=examples(
-    "ocibake pull registry.example.com/sos/emergency-service:v1.0.0 dist/oci/emergency-service",
-    "ocibake pull registry.example.com/golang:1.21@sha256:... toolchains/go1.21 --platform linux/amd64"))
+@click.command(
+    context_settings=CONTEXT,
+    epilog=examples(
+        "ocibake pull registry.example.com/sos/emergency-service:v1.0.0 dist/oci/emergency-service",
+        "ocibake pull registry.example.com/golang:1.21@sha256:... toolchains/go1.21 --platform linux/amd64",
+    ),
+)
 @click.argument("ref", metavar="REF")
 @click.argument("dest", metavar="DIR", shell_complete=paths("dir"))
 @click.option("--platform", help="os/arch[/variant]: pull only that image out of an index")
-@click.option("--force-tags", is_flag=True,
-              help="let the tag move from an image of another name (or version) in DIR to the pulled one")
+@click.option(
+    "--force-tags",
+    is_flag=True,
+    help="let the tag move from an image of another name (or version) in DIR to the pulled one",
+)
 @output_options(TRACE_HELP)
 @registry_options
-def pull(ref: str, dest: str, platform: str | None, force_tags: bool, verbose: bool, quiet: bool, json_output: bool,
-         insecure: bool, ca_cert: str | None, username: str | None, password_stdin: bool,
-         timeout: float | None) -> int:
+def pull(
+    ref: str,
+    dest: str,
+    platform: str | None,
+    force_tags: bool,
+    verbose: bool,
+    quiet: bool,
+    json_output: bool,
+    insecure: bool,
+    ca_cert: str | None,
+    username: str | None,
+    password_stdin: bool,
+    timeout: float | None,
+) -> int:
     """Pull an image (or index) into an OCI layout.
 
     Pull REF into the OCI layout DIR, verifying every digest. An index is pulled whole, or only the image for
@@ -84,11 +138,16 @@ def pull(ref: str, dest: str, platform: str | None, force_tags: bool, verbose: b
     """
     from ocibake.cli.output_scheme import refuse_unknown_scheme
     from ocibake.registry.pull import pull as pull_image
-    refuse_unknown_scheme(dest, "DIR", schemes=())   # pull writes a layout; `ocibake export` makes archives
+
+    refuse_unknown_scheme(dest, "DIR", schemes=())  # pull writes a layout; `ocibake export` makes archives
     out = output(verbose, quiet, json_output)
-    result = pull_image(ref, Path(dest), platform, make_options(_flags(out, insecure, ca_cert, username,
-                                                                        password_stdin, timeout)),
-                        force_tags=force_tags)
+    result = pull_image(
+        ref,
+        Path(dest),
+        platform,
+        make_options(_flags(out, insecure, ca_cert, username, password_stdin, timeout)),
+        force_tags=force_tags,
+    )
     if out.json:
         print(json.dumps(result.as_json(), indent=2, sort_keys=True))
     else:
@@ -98,15 +157,28 @@ def pull(ref: str, dest: str, platform: str | None, force_tags: bool, verbose: b
     return 0
 
 
-@click.command(context_settings=CONTEXT, epilog=examples(
-    "echo \"$REGISTRY_PASSWORD\" | ocibake login registry.example.com -u ci-bot --password-stdin",
-    "ocibake login 127.0.0.1:5000 -u admin --password-stdin < password.txt",
-    "ocibake login registry.internal:5000 --ca-cert certs/internal-ca.pem -u ci-bot --password-stdin < token"))
+@click.command(
+    context_settings=CONTEXT,
+    epilog=examples(
+        'echo "$REGISTRY_PASSWORD" | ocibake login registry.example.com -u ci-bot --password-stdin',
+        "ocibake login 127.0.0.1:5000 -u admin --password-stdin < password.txt",
+        "ocibake login registry.internal:5000 --ca-cert certs/internal-ca.pem -u ci-bot --password-stdin < token",
+    ),
+)
 @click.argument("registry", metavar="REGISTRY")
 @output_options(TRACE_HELP)
 @registry_options
-def login(registry: str, verbose: bool, quiet: bool, json_output: bool, insecure: bool, ca_cert: str | None,
-          username: str | None, password_stdin: bool, timeout: float | None) -> int:
+def login(
+    registry: str,
+    verbose: bool,
+    quiet: bool,
+    json_output: bool,
+    insecure: bool,
+    ca_cert: str | None,
+    username: str | None,
+    password_stdin: bool,
+    timeout: float | None,
+) -> int:
     """Store registry credentials in docker's config.json.
 
     Check USER's password (from stdin) against REGISTRY and store it like `docker login` does (credential helper if
@@ -115,26 +187,39 @@ def login(registry: str, verbose: bool, quiet: bool, json_output: bool, insecure
     from ocibake.oci.names import refuse_credentials
     from ocibake.registry import credentials
     from ocibake.registry.login import check_login
+
     out = output(verbose, quiet, json_output)
     if not password_stdin:
-        raise UsageError("login reads the password from stdin",
-                         hint="echo \"$PASSWORD\" | ocibake login HOST -u USER --password-stdin")
+        raise UsageError(
+            "login reads the password from stdin", hint='echo "$PASSWORD" | ocibake login HOST -u USER --password-stdin'
+        )
     options = make_options(_flags(out, insecure, ca_cert, username, password_stdin, timeout))
     creds = options.credentials
     refuse_credentials(registry, "the registry name")
     registry = registry.strip()
     for prefix in ("https://", "http://"):
         if registry.startswith(prefix):
-            registry = registry[len(prefix):]
+            registry = registry[len(prefix) :]
     registry = registry.rstrip("/")
     asks = check_login(registry, creds, options)
     where = credentials.store(registry, creds)
     if out.json:
-        print(json.dumps({"registry": registry, "username": creds.username, "stored_in": where,
-                          "registry_asks_for_credentials": asks}))
+        print(
+            json.dumps(
+                {
+                    "registry": registry,
+                    "username": creds.username,
+                    "stored_in": where,
+                    "registry_asks_for_credentials": asks,
+                }
+            )
+        )
     elif not out.quiet:
         print(f"logged in to {registry} as {creds.username}; credentials stored in {where}", file=sys.stderr)
         if not asks:
-            print(f"note: {registry} asks for no credentials (anonymous access is allowed), so they were not "
-                  "checked; they are sent once it asks", file=sys.stderr)
+            print(
+                f"note: {registry} asks for no credentials (anonymous access is allowed), so they were not "
+                "checked; they are sent once it asks",
+                file=sys.stderr,
+            )
     return 0

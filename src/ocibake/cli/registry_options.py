@@ -26,40 +26,57 @@ class RegistryFlags:
     password_stdin: bool = False
     verbose: bool = False
     quiet: bool = False
-    timeout: float | None = None         # --timeout: seconds for the whole registry operation
+    timeout: float | None = None  # --timeout: seconds for the whole registry operation
 
 
-TIMEOUT_HELP = ("give up a registry operation (push, pull, login) after this many seconds in all (default: 300); a "
-                "request that makes no progress for 15 s is cut and retried")
+TIMEOUT_HELP = (
+    "give up a registry operation (push, pull, login) after this many seconds in all (default: 300); a "
+    "request that makes no progress for 15 s is cut and retried"
+)
 
 
 def timeout_option(f: Callable) -> Callable:
-    return click.option("--timeout", type=click.FloatRange(min=1, max=7 * 86400), metavar="SECONDS",
-                        help=TIMEOUT_HELP)(f)
+    return click.option("--timeout", type=click.FloatRange(min=1, max=7 * 86400), metavar="SECONDS", help=TIMEOUT_HELP)(
+        f
+    )
 
 
 def tls_options(f: Callable) -> Callable:
     """--insecure and --ca-cert, as `build` takes them for --push and registry toolchains."""
     f = timeout_option(f)
-    f = click.option("--ca-cert", metavar="PATH", shell_complete=paths(), help="registries: trust this CA (PEM) for TLS")(f)
-    return click.option("--insecure", is_flag=True,
-                        help="registries: allow plain HTTP and unverified TLS (plain HTTP is always allowed for "
-                             "localhost)")(f)
+    f = click.option(
+        "--ca-cert", metavar="PATH", shell_complete=paths(), help="registries: trust this CA (PEM) for TLS"
+    )(f)
+    return click.option(
+        "--insecure",
+        is_flag=True,
+        help="registries: allow plain HTTP and unverified TLS (plain HTTP is always allowed for localhost)",
+    )(f)
 
 
 def registry_options(f: Callable) -> Callable:
     """--insecure, --ca-cert, -u/--username and --password-stdin, as push, pull and login take them."""
     f = timeout_option(f)
     f = click.option("--password-stdin", is_flag=True, help="read the password (or token) from stdin")(f)
-    f = click.option("-u", "--username", metavar="USER", help="registry user (the password comes from --password-stdin)")(f)
-    f = click.option("--ca-cert", metavar="PATH", shell_complete=paths(), help="trust this CA (PEM) for the registry's TLS certificate")(f)
-    return click.option("--insecure", is_flag=True,
-                        help="allow plain HTTP and unverified TLS (plain HTTP is always allowed for "
-                             "localhost/127.0.0.1)")(f)
+    f = click.option(
+        "-u", "--username", metavar="USER", help="registry user (the password comes from --password-stdin)"
+    )(f)
+    f = click.option(
+        "--ca-cert",
+        metavar="PATH",
+        shell_complete=paths(),
+        help="trust this CA (PEM) for the registry's TLS certificate",
+    )(f)
+    return click.option(
+        "--insecure",
+        is_flag=True,
+        help="allow plain HTTP and unverified TLS (plain HTTP is always allowed for localhost/127.0.0.1)",
+    )(f)
 
 
 def explicit_credentials(flags: RegistryFlags):
     from ocibake.registry.credentials import Credentials
+
     if flags.password_stdin:
         if not flags.username:
             raise UsageError("--password-stdin needs --username", hint="ocibake login HOST -u USER --password-stdin")
@@ -69,11 +86,13 @@ def explicit_credentials(flags: RegistryFlags):
         if password.endswith("\r"):
             password = password[:-1]
         if not password:
-            raise InputError("no password on stdin", hint="pipe it in: echo \"$TOKEN\" | ocibake ... --password-stdin")
+            raise InputError("no password on stdin", hint='pipe it in: echo "$TOKEN" | ocibake ... --password-stdin')
         return Credentials(flags.username, password, "--username/--password-stdin")
     if flags.username:
-        raise UsageError("--username needs --password-stdin (passwords are never taken as arguments)",
-                         hint="echo \"$PASSWORD\" | ocibake ... -u USER --password-stdin")
+        raise UsageError(
+            "--username needs --password-stdin (passwords are never taken as arguments)",
+            hint='echo "$PASSWORD" | ocibake ... -u USER --password-stdin',
+        )
     return None
 
 
@@ -91,17 +110,26 @@ def make_options(flags: RegistryFlags, **extra):
     def trace(line: str) -> None:
         print_line(f"ocibake: {redact(line)}")
 
-    for key, name, conv in (("OCIBAKE_REGISTRY_RETRIES", "retries", int), ("OCIBAKE_REGISTRY_BACKOFF", "backoff", float),
-                            ("OCIBAKE_REGISTRY_MONOLITHIC_MAX", "monolithic_max", int)):
+    for key, name, conv in (
+        ("OCIBAKE_REGISTRY_RETRIES", "retries", int),
+        ("OCIBAKE_REGISTRY_BACKOFF", "backoff", float),
+        ("OCIBAKE_REGISTRY_MONOLITHIC_MAX", "monolithic_max", int),
+    ):
         if os.environ.get(key):
             try:
                 extra.setdefault(name, conv(os.environ[key]))
             except ValueError:
-                raise InputError(f"{key}={os.environ[key]!r} is not a number", hint="unset it, or give a number") from None
+                raise InputError(
+                    f"{key}={os.environ[key]!r} is not a number", hint="unset it, or give a number"
+                ) from None
     if flags.timeout is not None:
         extra.setdefault("timeout", float(flags.timeout))
-    return RegistryOptions(insecure=flags.insecure, ca_cert=Path(flags.ca_cert) if flags.ca_cert else None,
-                           credentials=explicit_credentials(flags), log=log,
-                           trace=trace if flags.verbose else None,
-                           progress_bar=not flags.quiet and sys.stderr.isatty() and os.environ.get("TERM") != "dumb",
-                           **extra)
+    return RegistryOptions(
+        insecure=flags.insecure,
+        ca_cert=Path(flags.ca_cert) if flags.ca_cert else None,
+        credentials=explicit_credentials(flags),
+        log=log,
+        trace=trace if flags.verbose else None,
+        progress_bar=not flags.quiet and sys.stderr.isatty() and os.environ.get("TERM") != "dumb",
+        **extra,
+    )

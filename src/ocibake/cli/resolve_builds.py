@@ -25,15 +25,18 @@ from ocibake.resolve.documents import Reference
 class Service:
     directory: Path
     spec: BuildSpec
-    repository: str              # where it is pushed (REGISTRY/REPO, or a bare name under $OCIBAKE_REGISTRY)
+    repository: str  # where it is pushed (REGISTRY/REPO, or a bare name under $OCIBAKE_REGISTRY)
     references: tuple[Reference, ...]
     choices: Choices
 
 
-def plan_services(references: Sequence[Reference], push_prefix: str | None, flags: Mapping[str, object]) -> list[Service]:
+def plan_services(
+    references: Sequence[Reference], push_prefix: str | None, flags: Mapping[str, object]
+) -> list[Service]:
     """One Service per distinct directory, checked; an unknown path names the file and line that gave it."""
     from ocibake.cli.settings import load_settings
     from ocibake.registry.reference import parse_reference
+
     by_dir: dict[Path, list[Reference]] = {}
     for ref in references:
         try:
@@ -41,8 +44,10 @@ def plan_services(references: Sequence[Reference], push_prefix: str | None, flag
         except InputError as exc:
             raise InputError(f"{ref.where()}: {ref.value}: {exc.message}", hint=exc.hint) from None
         if not (directory / "go.mod").is_file():
-            raise InputError(f"{ref.where()}: {ref.value}: {directory} holds no go.mod",
-                             hint="ocibake://PATH names a Go service's directory (the one holding go.mod)")
+            raise InputError(
+                f"{ref.where()}: {ref.value}: {directory} holds no go.mod",
+                hint="ocibake://PATH names a Go service's directory (the one holding go.mod)",
+            )
         by_dir.setdefault(directory, []).append(ref)
     services, outputs = [], {}
     for directory, refs in by_dir.items():
@@ -55,18 +60,26 @@ def plan_services(references: Sequence[Reference], push_prefix: str | None, flag
         repository = f"{push_prefix.rstrip('/')}/{spec.name}" if push_prefix else spec.name
         parse_reference(repository)
         if spec.output in outputs:
-            raise InputError(f"{refs[0].value} and {outputs[spec.output]} would both build into {spec.output}",
-                             hint="give the services different names (--name in ocibake.toml) or outputs")
+            raise InputError(
+                f"{refs[0].value} and {outputs[spec.output]} would both build into {spec.output}",
+                hint="give the services different names (--name in ocibake.toml) or outputs",
+            )
         outputs[spec.output] = refs[0].value
         services.append(Service(directory, spec, repository, tuple(refs), choices))
     return services
 
 
-def build_and_push(services: Sequence[Service], flags: Mapping[str, object], registry: RegistryFlags,
-                   log: Callable[[str], None], jobs: int) -> dict[str, str]:
+def build_and_push(
+    services: Sequence[Service],
+    flags: Mapping[str, object],
+    registry: RegistryFlags,
+    log: Callable[[str], None],
+    jobs: int,
+) -> dict[str, str]:
     """Build and push every service; returns ocibake://PATH (as written) -> REPO@sha256:DIGEST."""
     from ocibake.build.bake import bake
     from ocibake.registry.push import push_layout
+
     lock = threading.Lock()
     stop = threading.Event()
 
@@ -78,6 +91,7 @@ def build_and_push(services: Sequence[Service], flags: Mapping[str, object], reg
         def say(line: str) -> None:
             with lock:
                 log(prefix + line)
+
         try:
             toolchain = make_toolchain(service.choices, service.directory, registry, log_warnings=False)
             result = bake(service.spec, toolchain, log=say)
@@ -87,7 +101,7 @@ def build_and_push(services: Sequence[Service], flags: Mapping[str, object], reg
             pushed = push_layout(service.spec.output, service.repository, list(result.tags), make_options(registry))
         except OcibakeError as exc:
             exc.message = f"{service.references[0].value}: {exc.message}"
-            exc.results = ()          # nothing on stdout: the YAML is all or nothing
+            exc.results = ()  # nothing on stdout: the YAML is all or nothing
             raise
         say(pushed.summary())
         return service, f"{pushed.tags[0].repository}@{result.image.digest}"
@@ -97,7 +111,7 @@ def build_and_push(services: Sequence[Service], flags: Mapping[str, object], reg
         futures = [pool.submit(one, s) for s in services]
         try:
             done, pending = wait(futures, return_when=FIRST_EXCEPTION)
-        except BaseException:        # Ctrl-C, SIGTERM: start nothing more, push nothing more
+        except BaseException:  # Ctrl-C, SIGTERM: start nothing more, push nothing more
             stop.set()
             for f in futures:
                 f.cancel()

@@ -15,19 +15,32 @@ CONFIG_FILE = "ocibake.toml"
 
 # key in ocibake.toml -> (type, the build command's parameter name)
 KEYS = {
-    "name": (str, "name"), "version": (str, "image_version"), "tags": (list, "tag"), "target": (str, "target"),
-    "platform": (str, "platform"), "compression": (str, "compression"), "main": (str, "main"),
-    "output": (str, "output"), "port": (int, "port"), "version_package": (str, "version_package"),
-    "ca_bundle": (str, "ca_bundle"), "zoneinfo": (str, "zoneinfo"), "verify": (bool, "verify"),
-    "source": (str, "source"), "upx": (str, "upx"), "toolchain": (str, "toolchain"),
-    "network": (bool, "network"), "push": (list, "push"), "base": (str, "base"),
-    "healthcheck": (str, "healthcheck"), "delve": (str, "delve"),
+    "name": (str, "name"),
+    "version": (str, "image_version"),
+    "tags": (list, "tag"),
+    "target": (str, "target"),
+    "platform": (str, "platform"),
+    "compression": (str, "compression"),
+    "main": (str, "main"),
+    "output": (str, "output"),
+    "port": (int, "port"),
+    "version_package": (str, "version_package"),
+    "ca_bundle": (str, "ca_bundle"),
+    "zoneinfo": (str, "zoneinfo"),
+    "verify": (bool, "verify"),
+    "source": (str, "source"),
+    "upx": (str, "upx"),
+    "toolchain": (str, "toolchain"),
+    "network": (bool, "network"),
+    "push": (list, "push"),
+    "base": (str, "base"),
+    "healthcheck": (str, "healthcheck"),
+    "delve": (str, "delve"),
     "force_tags": (bool, "force_tags"),
 }
 
 TYPE_NAMES = {str: "a string", int: "an integer", bool: "true or false", list: "a list of strings"}
-TOML_TYPES = {str: "a string", int: "an integer", float: "a number", bool: "a boolean", list: "a list",
-              dict: "a table"}
+TOML_TYPES = {str: "a string", int: "an integer", float: "a number", bool: "a boolean", list: "a list", dict: "a table"}
 EXAMPLES = {str: '"value"', int: "8080", bool: "true", list: '["v1", "latest"]'}
 
 
@@ -65,14 +78,18 @@ def _entries(path: Path, data: dict) -> list[tuple[str, object]]:
         if name != "build":
             close = difflib.get_close_matches(name, ["build"], n=1)
             guess = " (did you mean [build]?)" if close else ""
-            raise InputError(f"{path}: unknown section [{name}]{guess}",
-                             hint="settings go at the top of the file, under [build], or under [target.NAME] for one target")
+            raise InputError(
+                f"{path}: unknown section [{name}]{guess}",
+                hint="settings go at the top of the file, under [build], or under [target.NAME] for one target",
+            )
         entries += [(_key(k), v) for k, v in table.items()]
     seen = set()
     for key, _ in entries:
         if key in seen:
-            raise InputError(f"{path}: {key} is set twice (at the top and under [build], or as {key} and its flag "
-                             f"spelling)", hint="keep one of them")
+            raise InputError(
+                f"{path}: {key} is set twice (at the top and under [build], or as {key} and its flag spelling)",
+                hint="keep one of them",
+            )
         seen.add(key)
     return entries
 
@@ -101,8 +118,10 @@ TARGET_TABLES = "__targets__"
 def _target_tables(path: Path, targets) -> dict:
     """[target.NAME] tables: settings that apply only when building that target."""
     if not isinstance(targets, dict) or not all(isinstance(t, dict) for t in targets.values()):
-        raise InputError(f"{path}: target must be a string or [target.NAME] tables",
-                         hint='e.g. target = "production", or [target.production-alpine] with base = "alpine:3.20"')
+        raise InputError(
+            f"{path}: target must be a string or [target.NAME] tables",
+            hint='e.g. target = "production", or [target.production-alpine] with base = "alpine:3.20"',
+        )
     out = {}
     for name, table in targets.items():
         if name not in TARGETS:
@@ -129,21 +148,30 @@ def _checked(path: Path, entries, where: str = "") -> dict:
             raise InputError(f"{path}: {where}{key} is a table, not a setting", hint="settings are key = value")
         if key not in KEYS:
             close = difflib.get_close_matches(key, KEYS, n=1)
-            raise InputError(f"{path}: {where}unknown setting {key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""),
-                             hint=f"known settings: {', '.join(sorted(KEYS))}")
+            raise InputError(
+                f"{path}: {where}unknown setting {key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""),
+                hint=f"known settings: {', '.join(sorted(KEYS))}",
+            )
         kind, dest = KEYS[key]
         if kind is list and isinstance(value, str):
             value = [value]
         if key == "upx" and isinstance(value, int) and not isinstance(value, bool):
-            value = str(value)      # upx = 9 means level 9
-        if (not isinstance(value, kind) or (kind is int and isinstance(value, bool))
-                or (kind is list and not all(isinstance(v, str) for v in value))):
-            raise InputError(f"{path}: {where}{key} must be {TYPE_NAMES[kind]}, not "
-                             f"{TOML_TYPES.get(type(value), type(value).__name__)}",
-                             hint=f"for example {key} = {EXAMPLES[kind]}")
+            value = str(value)  # upx = 9 means level 9
+        if (
+            not isinstance(value, kind)
+            or (kind is int and isinstance(value, bool))
+            or (kind is list and not all(isinstance(v, str) for v in value))
+        ):
+            raise InputError(
+                f"{path}: {where}{key} must be {TYPE_NAMES[kind]}, not "
+                f"{TOML_TYPES.get(type(value), type(value).__name__)}",
+                hint=f"for example {key} = {EXAMPLES[kind]}",
+            )
         if key == "tags" and not value:
-            raise InputError(f"{path}: tags = [] names no tag",
-                             hint="name at least one tag, or remove the line for the default tags (VERSION and latest)")
+            raise InputError(
+                f"{path}: tags = [] names no tag",
+                hint="name at least one tag, or remove the line for the default tags (VERSION and latest)",
+            )
         try:
             check_value(key, value)
         except InputError as exc:

@@ -22,28 +22,43 @@ def password(confirm: bool) -> bytes:
     if "COSIGN_PASSWORD" in os.environ:
         return os.environ["COSIGN_PASSWORD"].encode()
     if not sys.stdin.isatty():
-        raise InputError("no password: COSIGN_PASSWORD is not set and there is no terminal to ask on",
-                         hint="export COSIGN_PASSWORD=... (an empty value means no password), or run on a terminal")
-    return click.prompt("Password for the private key" if not confirm else "Enter password for private key",
-                        hide_input=True, confirmation_prompt=confirm, default="", show_default=False,
-                        err=True).encode()
+        raise InputError(
+            "no password: COSIGN_PASSWORD is not set and there is no terminal to ask on",
+            hint="export COSIGN_PASSWORD=... (an empty value means no password), or run on a terminal",
+        )
+    return click.prompt(
+        "Password for the private key" if not confirm else "Enter password for private key",
+        hide_input=True,
+        confirmation_prompt=confirm,
+        default="",
+        show_default=False,
+        err=True,
+    ).encode()
 
 
 def registry_only(ref: str) -> None:
     if ref.startswith(("oci:", "oci-archive:")):
-        raise InputError(f"{ref}: sign and verify work on registry references, not OCI layouts",
-                         hint="push the layout first (ocibake push DIR REGISTRY/REPO), then sign REGISTRY/REPO:TAG; "
-                              "`ocibake build --push --sign-key cosign.key` signs what it pushes")
+        raise InputError(
+            f"{ref}: sign and verify work on registry references, not OCI layouts",
+            hint="push the layout first (ocibake push DIR REGISTRY/REPO), then sign REGISTRY/REPO:TAG; "
+            "`ocibake build --push --sign-key cosign.key` signs what it pushes",
+        )
 
 
 def load_signing_key(path: str):
     from ocibake.audit.cosign_keys import load_private_key
+
     return load_private_key(Path(path), password(confirm=False))
 
 
-@click.command("generate-key-pair", context_settings=CONTEXT, epilog=examples(
-    "ocibake generate-key-pair",
-    "ocibake generate-key-pair --output-dir keys/   # password from COSIGN_PASSWORD, else a prompt"))
+@click.command(
+    "generate-key-pair",
+    context_settings=CONTEXT,
+    epilog=examples(
+        "ocibake generate-key-pair",
+        "ocibake generate-key-pair --output-dir keys/   # password from COSIGN_PASSWORD, else a prompt",
+    ),
+)
 @click.option("--output-dir", metavar="DIR", default=".", show_default=True, help="where to write the two files")
 @click.option("--force", is_flag=True, help="overwrite existing cosign.key and cosign.pub")
 @output_options()
@@ -53,6 +68,7 @@ def generate_key_pair(output_dir: str, force: bool, verbose: bool, quiet: bool, 
     The password comes from COSIGN_PASSWORD, else a prompt. cosign reads both files.
     """
     from ocibake.audit.cosign_keys import generate_key_pair as generate
+
     out = output(verbose, quiet, json_output)
     key, pub = generate(Path(output_dir), password(confirm=True), force=force)
     if out.json:
@@ -63,21 +79,36 @@ def generate_key_pair(output_dir: str, force: bool, verbose: bool, quiet: bool, 
     return 0
 
 
-@click.command(context_settings=CONTEXT, epilog=examples(
-    "ocibake sign registry.example.com/sos/emergency-service:v1.0.0 --key cosign.key",
-    "ocibake sign registry.example.com/sos/emergency-service@sha256:... --key cosign.key"))
+@click.command(
+    context_settings=CONTEXT,
+    epilog=examples(
+        "ocibake sign registry.example.com/sos/emergency-service:v1.0.0 --key cosign.key",
+        "ocibake sign registry.example.com/sos/emergency-service@sha256:... --key cosign.key",
+    ),
+)
 @click.argument("ref", metavar="REF")
 @click.option("--key", "key_path", required=True, metavar="PATH", help="cosign.key (encrypted private key)")
 @output_options()
 @registry_options
-def sign(ref: str, key_path: str, verbose: bool, quiet: bool, json_output: bool, insecure: bool,
-         ca_cert: str | None, username: str | None, password_stdin: bool, timeout: float | None = None) -> int:
+def sign(
+    ref: str,
+    key_path: str,
+    verbose: bool,
+    quiet: bool,
+    json_output: bool,
+    insecure: bool,
+    ca_cert: str | None,
+    username: str | None,
+    password_stdin: bool,
+    timeout: float | None = None,
+) -> int:
     """Sign an image in a registry, as `cosign sign --key` does.
 
     The signature goes to the tag sha256-<hex>.sig of REF's repository, where cosign looks for it.
     """
     from ocibake.audit.cosign_sign import resolve_digest, sign_remote
     from ocibake.registry.artifacts import Remote
+
     registry_only(ref)
     out = output(verbose, quiet, json_output)
     key = load_signing_key(key_path)
@@ -92,15 +123,29 @@ def sign(ref: str, key_path: str, verbose: bool, quiet: bool, json_output: bool,
     return 0
 
 
-@click.command(context_settings=CONTEXT, epilog=examples(
-    "ocibake verify registry.example.com/sos/emergency-service:v1.0.0 --key cosign.pub",
-    "ocibake verify registry.example.com/sos/emergency-service@sha256:... --key cosign.pub --json"))
+@click.command(
+    context_settings=CONTEXT,
+    epilog=examples(
+        "ocibake verify registry.example.com/sos/emergency-service:v1.0.0 --key cosign.pub",
+        "ocibake verify registry.example.com/sos/emergency-service@sha256:... --key cosign.pub --json",
+    ),
+)
 @click.argument("ref", metavar="REF")
 @click.option("--key", "key_path", required=True, metavar="PATH", help="cosign.pub (public key)")
 @output_options()
 @registry_options
-def verify(ref: str, key_path: str, verbose: bool, quiet: bool, json_output: bool, insecure: bool,
-           ca_cert: str | None, username: str | None, password_stdin: bool, timeout: float | None = None) -> int:
+def verify(
+    ref: str,
+    key_path: str,
+    verbose: bool,
+    quiet: bool,
+    json_output: bool,
+    insecure: bool,
+    ca_cert: str | None,
+    username: str | None,
+    password_stdin: bool,
+    timeout: float | None = None,
+) -> int:
     """Check an image's cosign signature with a public key (exit 7 when none is valid).
 
     A signature counts when it verifies with the key and its payload names REF's digest.
@@ -108,6 +153,7 @@ def verify(ref: str, key_path: str, verbose: bool, quiet: bool, json_output: boo
     from ocibake.audit.cosign_keys import load_public_key
     from ocibake.audit.cosign_sign import resolve_digest, verify_remote
     from ocibake.registry.artifacts import Remote
+
     registry_only(ref)
     out = output(verbose, quiet, json_output)
     key = load_public_key(Path(key_path))
@@ -115,8 +161,15 @@ def verify(ref: str, key_path: str, verbose: bool, quiet: bool, json_output: boo
         digest = resolve_digest(remote, remote.ref)
         result = verify_remote(remote, digest, key)
     if out.json:
-        print(json.dumps({"reference": f"{remote.ref.name}@{digest}", "valid_signatures": result.signatures,
-                          "identity": result.identity}))
+        print(
+            json.dumps(
+                {
+                    "reference": f"{remote.ref.name}@{digest}",
+                    "valid_signatures": result.signatures,
+                    "identity": result.identity,
+                }
+            )
+        )
     else:
         print(f"{remote.ref.name}@{digest}")
         out.log(f"verified: {result.signatures} valid signature(s) with {key_path}")

@@ -17,6 +17,9 @@ def binary_layer(binary: Path, description: str) -> LayerContent:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     size = binary.stat().st_size
-    return LayerContent(kind="binary", entries=(Entry.from_path(BINARY_PATH, binary, mode=0o555),),
-                        created_by=f"ocibake: {description}",
-                        record={"sha256": "sha256:" + h.hexdigest(), "size": size})
+    return LayerContent(
+        kind="binary",
+        entries=(Entry.from_path(BINARY_PATH, binary, mode=0o555),),
+        created_by=f"ocibake: {description}",
+        record={"sha256": "sha256:" + h.hexdigest(), "size": size},
+    )

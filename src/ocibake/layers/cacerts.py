@@ -14,8 +14,12 @@ from ocibake.layers.content import DATA_EPOCH, LayerContent
 from ocibake.layers.tar import Entry
 
 CA_PATH = "/etc/ssl/certs/ca-certificates.crt"
-HOST_BUNDLES = ("/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt", "/etc/ssl/cert.pem",
-                "/etc/ssl/ca-bundle.pem")
+HOST_BUNDLES = (
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+    "/etc/ssl/cert.pem",
+    "/etc/ssl/ca-bundle.pem",
+)
 
 
 def _sha256(path: Path) -> str:
@@ -32,23 +36,30 @@ def resolve_ca_source(choice: str) -> tuple[Path, dict] | None:
         return None
     if choice in ("certifi", "default", ""):
         import certifi
+
         path = Path(certifi.where())
         record = {"source": "certifi", "version": certifi.__version__}
     elif choice == "host":
         path = next((Path(p) for p in HOST_BUNDLES if Path(p).is_file()), None)
         if path is None:
-            raise InputError("--ca-bundle host: no CA bundle found on this host",
-                             hint=f"looked in {', '.join(HOST_BUNDLES)}; pass a PEM file path or use the default")
+            raise InputError(
+                "--ca-bundle host: no CA bundle found on this host",
+                hint=f"looked in {', '.join(HOST_BUNDLES)}; pass a PEM file path or use the default",
+            )
         record = {"source": "host", "path": str(path)}
     else:
         path = Path(choice)
         if not path.is_file():
-            raise InputError(f"--ca-bundle {choice}: {'not a file' if path.exists() else 'no such file'}",
-                             hint="pass a PEM bundle file, `host`, `none`, or leave it out for the pinned certifi bundle")
+            raise InputError(
+                f"--ca-bundle {choice}: {'not a file' if path.exists() else 'no such file'}",
+                hint="pass a PEM bundle file, `host`, `none`, or leave it out for the pinned certifi bundle",
+            )
         record = {"source": "file"}
     head = path.read_bytes()[:4096]
     if b"-----BEGIN CERTIFICATE-----" not in head:
-        raise InputError(f"CA bundle {path} holds no PEM certificate", hint="pass a PEM bundle (-----BEGIN CERTIFICATE-----)")
+        raise InputError(
+            f"CA bundle {path} holds no PEM certificate", hint="pass a PEM bundle (-----BEGIN CERTIFICATE-----)"
+        )
     record["sha256"] = _sha256(path)
     return path, record
 
@@ -59,5 +70,10 @@ def ca_layer(choice: str = "certifi") -> LayerContent | None:
         return None
     path, record = resolved
     label = record["source"] + (f" {record['version']}" if "version" in record else "")
-    return LayerContent(kind="ca-certificates", entries=(Entry.from_path(CA_PATH, path, mode=0o644),),
-                        created_by=f"ocibake: CA bundle {CA_PATH} ({label})", record=record, mtime=DATA_EPOCH)
+    return LayerContent(
+        kind="ca-certificates",
+        entries=(Entry.from_path(CA_PATH, path, mode=0o644),),
+        created_by=f"ocibake: CA bundle {CA_PATH} ({label})",
+        record=record,
+        mtime=DATA_EPOCH,
+    )

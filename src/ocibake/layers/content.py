@@ -16,11 +16,11 @@ from ocibake.layers.tar import Entry
 
 @dataclass(frozen=True)
 class LayerContent:
-    kind: str                       # "passwd", "ca-certificates", "zoneinfo", "binary"
+    kind: str  # "passwd", "ca-certificates", "zoneinfo", "binary"
     entries: tuple[Entry, ...]
-    created_by: str                 # history "created_by": what made this layer
+    created_by: str  # history "created_by": what made this layer
     record: dict = field(default_factory=dict)  # source, version, sha256: for the build record
-    mtime: int | None = None        # the files' mtime; None: SOURCE_DATE_EPOCH (the binary)
+    mtime: int | None = None  # the files' mtime; None: SOURCE_DATE_EPOCH (the binary)
 
     def mtime_for(self, source_epoch: int) -> int:
         return self.mtime if self.mtime is not None else source_epoch

@@ -52,6 +52,10 @@ def passwd_layer(users: tuple[User, ...] | None = None) -> LayerContent:
         Entry.dir("/tmp", mode=0o1777),
     )
     names = ", ".join(f"{u.name} {u.uid}:{u.gid}" for u in users)
-    return LayerContent(kind="passwd", entries=entries, created_by=f"ocibake: /etc/passwd, /etc/group ({names}), /tmp",
-                        record={"users": [{"name": u.name, "uid": u.uid, "gid": u.gid} for u in users]},
-                        mtime=DATA_EPOCH)
+    return LayerContent(
+        kind="passwd",
+        entries=entries,
+        created_by=f"ocibake: /etc/passwd, /etc/group ({names}), /tmp",
+        record={"users": [{"name": u.name, "uid": u.uid, "gid": u.gid} for u in users]},
+        mtime=DATA_EPOCH,
+    )

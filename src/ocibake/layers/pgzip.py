@@ -26,8 +26,14 @@ HEADER = b"\x1f\x8b\x08\x00" + b"\x00\x00\x00\x00" + b"\x00\xff"
 
 
 def _deflate(block: bytes, dictionary: bytes, level: int, last: bool) -> bytes:
-    comp = zlib.compressobj(level, zlib.DEFLATED, -zlib.MAX_WBITS, 8, zlib.Z_DEFAULT_STRATEGY,
-                            **({"zdict": dictionary} if dictionary else {}))
+    comp = zlib.compressobj(
+        level,
+        zlib.DEFLATED,
+        -zlib.MAX_WBITS,
+        8,
+        zlib.Z_DEFAULT_STRATEGY,
+        **({"zdict": dictionary} if dictionary else {}),
+    )
     return comp.compress(block) + comp.flush(zlib.Z_FINISH if last else zlib.Z_SYNC_FLUSH)
 
 

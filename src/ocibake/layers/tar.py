@@ -37,14 +37,14 @@ MEDIA_TYPES = {
 class Entry:
     """One file, directory or symlink in a layer. ``source`` opens the file's bytes; ``data`` holds small ones."""
 
-    path: str                      # absolute path in the image, e.g. "/etc/passwd"
-    kind: str = "file"             # "file" | "dir" | "symlink"
+    path: str  # absolute path in the image, e.g. "/etc/passwd"
+    kind: str = "file"  # "file" | "dir" | "symlink"
     mode: int = 0o644
     uid: int = 0
     gid: int = 0
     data: bytes | None = None
     source: Path | None = None
-    size: int = 0                  # size of source, when source is used
+    size: int = 0  # size of source, when source is used
     linkname: str = ""
 
     @staticmethod
@@ -69,9 +69,9 @@ class LayerBlob:
     """A compressed layer written to disk, with both of its digests."""
 
     path: Path
-    digest: str            # sha256 of the compressed bytes
-    size: int              # compressed size
-    diff_id: str           # sha256 of the uncompressed tar
+    digest: str  # sha256 of the compressed bytes
+    size: int  # compressed size
+    diff_id: str  # sha256 of the uncompressed tar
     uncompressed_size: int
     media_type: str
 
@@ -158,8 +158,7 @@ def write_layer(entries: Iterable[Entry], dest: Path, *, mtime: int, compression
             close = comp.close
         elif compression == "zstd":
             # One thread and a fixed level: zstd output then depends only on the input and the library version.
-            cctx = zstandard.ZstdCompressor(level=ZSTD_LEVEL, threads=0, write_checksum=False,
-                                            write_content_size=False)
+            cctx = zstandard.ZstdCompressor(level=ZSTD_LEVEL, threads=0, write_checksum=False, write_content_size=False)
             comp = cctx.stream_writer(compressed, closefd=False)
             uncompressed = _HashingWriter(comp.write)
             close = comp.close
@@ -170,9 +169,14 @@ def write_layer(entries: Iterable[Entry], dest: Path, *, mtime: int, compression
             raise ValueError(f"unknown compression {compression!r}")
         write_tar(entries, uncompressed, mtime)
         close()
-    return LayerBlob(path=dest, digest="sha256:" + compressed.sha.hexdigest(), size=compressed.size,
-                     diff_id="sha256:" + uncompressed.sha.hexdigest(), uncompressed_size=uncompressed.size,
-                     media_type=MEDIA_TYPES[compression])
+    return LayerBlob(
+        path=dest,
+        digest="sha256:" + compressed.sha.hexdigest(),
+        size=compressed.size,
+        diff_id="sha256:" + uncompressed.sha.hexdigest(),
+        uncompressed_size=uncompressed.size,
+        media_type=MEDIA_TYPES[compression],
+    )
 
 
 def compression_setting(compression: str) -> str:
@@ -188,6 +192,7 @@ def compression_library(compression: str) -> str:
     """The library that produced the compressed bytes. Compressed digests can differ between library versions
     (uncompressed diff_ids cannot), so reports name it when explaining a digest mismatch."""
     import zlib
+
     if compression == "gzip":
         return f"zlib {zlib.ZLIB_RUNTIME_VERSION}"
     if compression == "zstd":

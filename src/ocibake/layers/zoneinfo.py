@@ -52,8 +52,10 @@ def resolve_zoneinfo_source(choice: str) -> tuple[Path, dict] | None:
         except OSError:
             ok = False
         if not ok:
-            raise InputError(f"zoneinfo source {root} has no America/New_York TZif file",
-                             hint="pass a compiled zoneinfo tree (TZif files), `host`, or use the default")
+            raise InputError(
+                f"zoneinfo source {root} has no America/New_York TZif file",
+                hint="pass a compiled zoneinfo tree (TZif files), `host`, or use the default",
+            )
     return resolved
 
 
@@ -62,18 +64,23 @@ def _zoneinfo_root(choice: str) -> tuple[Path, dict] | None:
         return None
     if choice in ("tzdata", "default", ""):
         import tzdata
+
         root = Path(tzdata.__file__).parent / "zoneinfo"
         return root, {"source": "tzdata", "version": tzdata.IANA_VERSION, "package": tzdata.__version__}
     if choice == "host":
         root = Path("/usr/share/zoneinfo")
         if not root.is_dir():
-            raise InputError("--zoneinfo host: /usr/share/zoneinfo does not exist here",
-                             hint="install tzdata on the host, pass a zoneinfo directory, or use the default")
+            raise InputError(
+                "--zoneinfo host: /usr/share/zoneinfo does not exist here",
+                hint="install tzdata on the host, pass a zoneinfo directory, or use the default",
+            )
         return root, {"source": "host"}
     root = Path(choice)
     if not root.is_dir():
-        raise InputError(f"--zoneinfo {choice}: {'not a directory' if root.exists() else 'no such directory'}",
-                         hint="pass a zoneinfo directory, `host`, `none`, or leave it out for the pinned tzdata")
+        raise InputError(
+            f"--zoneinfo {choice}: {'not a directory' if root.exists() else 'no such directory'}",
+            hint="pass a zoneinfo directory, `host`, `none`, or leave it out for the pinned tzdata",
+        )
     return root, {"source": "directory"}
 
 
@@ -92,6 +99,10 @@ def zoneinfo_layer(choice: str = "tzdata") -> LayerContent | None:
         entries.append(Entry.file(f"{ZONEINFO_DIR}/{rel}", data, mode=0o644))
     record = dict(record, files=len(files), sha256="sha256:" + tree.hexdigest())
     label = record["source"] + (f" {record['version']}" if "version" in record else "")
-    return LayerContent(kind="zoneinfo", entries=tuple(entries),
-                        created_by=f"ocibake: zoneinfo {ZONEINFO_DIR} ({label}, {len(files)} zones)", record=record,
-                        mtime=DATA_EPOCH)
+    return LayerContent(
+        kind="zoneinfo",
+        entries=tuple(entries),
+        created_by=f"ocibake: zoneinfo {ZONEINFO_DIR} ({label}, {len(files)} zones)",
+        record=record,
+        mtime=DATA_EPOCH,
+    )

@@ -47,9 +47,13 @@ class Descriptor:
     @staticmethod
     def from_json(d: Mapping) -> "Descriptor":
         plat = d.get("platform")
-        return Descriptor(media_type=d["mediaType"], digest=d["digest"], size=int(d["size"]),
-                          annotations=dict(d.get("annotations") or {}),
-                          platform=Platform(plat["os"], plat["architecture"], plat.get("variant", "")) if plat else None)
+        return Descriptor(
+            media_type=d["mediaType"],
+            digest=d["digest"],
+            size=int(d["size"]),
+            annotations=dict(d.get("annotations") or {}),
+            platform=Platform(plat["os"], plat["architecture"], plat.get("variant", "")) if plat else None,
+        )
 
     def with_annotations(self, annotations: Mapping[str, str]) -> "Descriptor":
         return Descriptor(self.media_type, self.digest, self.size, dict(annotations), self.platform)
@@ -74,7 +78,7 @@ class Blob:
 class LayerRecord:
     """A layer as the config and manifest see it, plus what it is (for history and the report)."""
 
-    descriptor: Descriptor        # compressed blob
+    descriptor: Descriptor  # compressed blob
     diff_id: str
     uncompressed_size: int
     created_by: str
@@ -92,11 +96,15 @@ class ImageConfig:
     exposed_ports: tuple[str, ...] = ("8080/tcp",)
     working_dir: str = "/"
     labels: Mapping[str, str] = field(default_factory=dict)
-    healthcheck: Mapping | None = None          # Docker's Healthcheck object (Test, Interval...), when there is one
+    healthcheck: Mapping | None = None  # Docker's Healthcheck object (Test, Interval...), when there is one
 
     def as_json(self) -> dict:
-        d: dict = {"User": self.user, "Entrypoint": list(self.entrypoint), "Env": list(self.env),
-                   "WorkingDir": self.working_dir}
+        d: dict = {
+            "User": self.user,
+            "Entrypoint": list(self.entrypoint),
+            "Env": list(self.env),
+            "WorkingDir": self.working_dir,
+        }
         if self.cmd:
             d["Cmd"] = list(self.cmd)
         if self.exposed_ports:
@@ -124,14 +132,23 @@ class Image:
         return len(self.config.data) + len(self.manifest.data) + sum(l.descriptor.size for l in self.layers)
 
 
-def make_image(*, platform: Platform, layers: Sequence[LayerRecord], runtime: ImageConfig, created: int,
-               annotations: Mapping[str, str], base_history: Sequence[Mapping] = ()) -> Image:
+def make_image(
+    *,
+    platform: Platform,
+    layers: Sequence[LayerRecord],
+    runtime: ImageConfig,
+    created: int,
+    annotations: Mapping[str, str],
+    base_history: Sequence[Mapping] = (),
+) -> Image:
     """Assemble config and manifest for ``layers`` with every time set to ``created``. Layers of kind "base" come
     from a base image: their history is ``base_history`` (the base's own, as it was)."""
     created_s = rfc3339(created)
     history = [dict(h) for h in base_history] + [
         {"created": created_s, "created_by": layer.created_by, "comment": f"ocibake {layer.kind} layer"}
-        for layer in layers if layer.kind != "base"]
+        for layer in layers
+        if layer.kind != "base"
+    ]
     config = {
         "architecture": platform.architecture,
         "os": platform.os,
@@ -150,8 +167,12 @@ def make_image(*, platform: Platform, layers: Sequence[LayerRecord], runtime: Im
         "layers": [l.descriptor.as_json() for l in layers],
         "annotations": dict(annotations),
     }
-    return Image(platform=platform, config=config_blob, manifest=Blob(OCI_MANIFEST, canonical_json(manifest)),
-                 layers=tuple(layers))
+    return Image(
+        platform=platform,
+        config=config_blob,
+        manifest=Blob(OCI_MANIFEST, canonical_json(manifest)),
+        layers=tuple(layers),
+    )
 
 
 def make_index(manifests: Sequence[Descriptor], annotations: Mapping[str, str] | None = None) -> Blob:

@@ -20,14 +20,17 @@ def platform_index(children: Sequence[Descriptor]) -> Blob:
     seen: dict[str, str] = {}
     for child in children:
         if child.media_type not in MANIFEST_TYPES:
-            raise InputError(f"{child.digest} is a {child.media_type}, not an image manifest",
-                             hint="an index joins single-platform images")
+            raise InputError(
+                f"{child.digest} is a {child.media_type}, not an image manifest",
+                hint="an index joins single-platform images",
+            )
         if child.platform is None:
             raise InputError(f"image {child.digest} names no platform", hint="every image in an index needs one")
         key = str(child.platform)
         if key in seen:
-            raise InputError(f"two images for {key}: {seen[key][:19]} and {child.digest[:19]}",
-                             hint="give each platform once")
+            raise InputError(
+                f"two images for {key}: {seen[key][:19]} and {child.digest[:19]}", hint="give each platform once"
+            )
         seen[key] = child.digest
     plain = [Descriptor(c.media_type, c.digest, c.size, platform=c.platform) for c in children]
     return make_index(plain)

@@ -33,14 +33,20 @@ def layout_child(text: str) -> tuple[Layout, Descriptor]:
     layout = Layout.open(root)
     desc = layout.resolve(tag)
     if desc.media_type not in MANIFEST_TYPES:
-        raise InputError(f"{text} is a {desc.media_type}, not a single image",
-                         hint="an index joins single-platform images; give each platform's image")
+        raise InputError(
+            f"{text} is a {desc.media_type}, not a single image",
+            hint="an index joins single-platform images; give each platform's image",
+        )
     manifest = json.loads(layout.read_blob(desc.digest))
     config = json.loads(layout.read_blob(manifest["config"]["digest"]))
     for d in manifest.get("layers") or []:
         if not layout.blob_path(d["digest"]).is_file():
-            raise InputError(f"{text}: layer {d['digest'][:19]} is missing", hint="the layout is incomplete; rebuild it")
-    platform = Platform(str(config.get("os", "")), str(config.get("architecture", "")), str(config.get("variant") or ""))
+            raise InputError(
+                f"{text}: layer {d['digest'][:19]} is missing", hint="the layout is incomplete; rebuild it"
+            )
+    platform = Platform(
+        str(config.get("os", "")), str(config.get("architecture", "")), str(config.get("variant") or "")
+    )
     if not platform.os or not platform.architecture:
         raise InputError(f"{text}: its config names no platform", hint="an index joins images of known platforms")
     return layout, Descriptor(desc.media_type, desc.digest, desc.size, platform=platform)

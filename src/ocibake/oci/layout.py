@@ -47,15 +47,18 @@ def check_output_path(path: Path, flag: str = "--output") -> None:
     """Refuse, before any work, an output that could not become a layout (``flag``: how the user named it)."""
     if path.exists() or path.is_symlink():
         if not path.is_dir():
-            raise InputError(f"output {path} exists and is not a directory",
-                             hint=f"choose another {flag}, or remove the file")
+            raise InputError(
+                f"output {path} exists and is not a directory", hint=f"choose another {flag}, or remove the file"
+            )
         if not (path / LAYOUT_FILE).is_file() and any(path.iterdir()):
-            raise InputError(f"output {path} is a non-empty directory that is not an OCI layout",
-                             hint=f"choose an empty or new directory for {flag}, or an existing OCI layout")
+            raise InputError(
+                f"output {path} is a non-empty directory that is not an OCI layout",
+                hint=f"choose an empty or new directory for {flag}, or an existing OCI layout",
+            )
         if not _can_write_in(path):
             raise InputError(f"output {path} is not writable", hint=f"choose a writable {flag}")
         if (path / LAYOUT_FILE).is_file():
-            Layout.open(path)       # a damaged index.json is found now, before any work
+            Layout.open(path)  # a damaged index.json is found now, before any work
         return
     parent = path.parent
     while not parent.exists():
@@ -83,25 +86,33 @@ class Layout:
     def __init__(self, root: Path, index: dict, index_bytes: bytes = b""):
         self.root = root
         self.index = index
-        self.index_bytes = index_bytes      # index.json as read, so a writer can tell it would write the same
+        self.index_bytes = index_bytes  # index.json as read, so a writer can tell it would write the same
 
     @staticmethod
     def open(path: Path | str) -> "Layout":
         root = Path(path)
         if not root.is_dir():
-            raise InputError(f"{root} is not a directory", hint="pass the directory of an OCI image layout (e.g. dist/oci/NAME)")
+            raise InputError(
+                f"{root} is not a directory", hint="pass the directory of an OCI image layout (e.g. dist/oci/NAME)"
+            )
         if not (root / LAYOUT_FILE).is_file() or not (root / "index.json").is_file():
-            raise InputError(f"{root} is not an OCI image layout (no oci-layout or index.json)",
-                             hint="build one with `ocibake build`, or copy one with `skopeo copy ... oci:DIR:TAG`")
+            raise InputError(
+                f"{root} is not an OCI image layout (no oci-layout or index.json)",
+                hint="build one with `ocibake build`, or copy one with `skopeo copy ... oci:DIR:TAG`",
+            )
         if (root / "index.json").is_symlink():
-            raise InputError(f"{root}/index.json is a symlink; a layout's files must be inside it",
-                             hint=f"replace it by the file it points to, or move {root} aside")
+            raise InputError(
+                f"{root}/index.json is a symlink; a layout's files must be inside it",
+                hint=f"replace it by the file it points to, or move {root} aside",
+            )
         try:
             data = (root / "index.json").read_bytes()
             index = json.loads(data)
         except PermissionError:
-            raise InputError(f"{root}/index.json cannot be read: permission denied",
-                             hint="check the layout's permissions, or run as a user who may read it") from None
+            raise InputError(
+                f"{root}/index.json cannot be read: permission denied",
+                hint="check the layout's permissions, or run as a user who may read it",
+            ) from None
         except (OSError, ValueError) as exc:
             raise InputError(f"{root}/index.json is not valid JSON: {exc}", hint=repair_hint(root)) from exc
         check_index(root, index)
@@ -121,10 +132,14 @@ class Layout:
             manifests = self.manifests()
             if len(manifests) == 1:
                 return manifests[0]
-            raise InputError(f"{self.root} holds {len(manifests)} images; name one with :TAG",
-                             hint=f"tags here: {', '.join(sorted(tags)) or 'none'}")
+            raise InputError(
+                f"{self.root} holds {len(manifests)} images; name one with :TAG",
+                hint=f"tags here: {', '.join(sorted(tags)) or 'none'}",
+            )
         if tag not in tags:
-            raise InputError(f"tag {tag!r} is not in {self.root}", hint=f"tags here: {', '.join(sorted(tags)) or 'none'}")
+            raise InputError(
+                f"tag {tag!r} is not in {self.root}", hint=f"tags here: {', '.join(sorted(tags)) or 'none'}"
+            )
         return tags[tag]
 
     def blob_path(self, digest: str) -> Path:
@@ -151,10 +166,14 @@ class Layout:
             with open_blob(self.root, path) as f:
                 data = f.read()
         except FileNotFoundError:
-            raise InputError(f"blob {digest} is missing from {self.root}", hint="the layout is incomplete; rebuild or re-pull it") from None
+            raise InputError(
+                f"blob {digest} is missing from {self.root}", hint="the layout is incomplete; rebuild or re-pull it"
+            ) from None
         if sha256_digest(data) != digest:
-            raise InputError(f"blob {digest} in {self.root} does not match its digest",
-                             hint="the layout is damaged; rebuild or re-pull it")
+            raise InputError(
+                f"blob {digest} in {self.root} does not match its digest",
+                hint="the layout is damaged; rebuild or re-pull it",
+            )
         return data
 
     def reachable(self, roots: Iterable[Descriptor]) -> set[str]:
@@ -175,13 +194,20 @@ class Layout:
                     continue
                 except ValueError:
                     doc = None
-                children = (doc.get("manifests") or [], doc.get("layers") or [],
-                            [doc["config"]] if "config" in doc else []) if isinstance(doc, dict) else None
-                if children is None or not all(isinstance(c, list) for c in children) or \
-                        any(entry_problem(c) for group in children for c in group):
+                children = (
+                    (doc.get("manifests") or [], doc.get("layers") or [], [doc["config"]] if "config" in doc else [])
+                    if isinstance(doc, dict)
+                    else None
+                )
+                if (
+                    children is None
+                    or not all(isinstance(c, list) for c in children)
+                    or any(entry_problem(c) for group in children for c in group)
+                ):
                     # what it names is unknown: a cleanup relying on this must not run
-                    raise InputError(f"{d.digest} in {self.root} is not a valid manifest or index",
-                                     hint=repair_hint(self.root))
+                    raise InputError(
+                        f"{d.digest} in {self.root} is not a valid manifest or index", hint=repair_hint(self.root)
+                    )
                 for group in children:
                     stack.extend(Descriptor.from_json(c) for c in group)
         return seen
@@ -269,8 +295,12 @@ class LayoutWriter:
         self.add_blob_file(path, blob.digest)
         return blob.descriptor()
 
-    def commit(self, tagged: Sequence[tuple[str, Descriptor]], untagged: Sequence[Descriptor] = (),
-               check: Callable[["Layout"], None] | None = None) -> None:
+    def commit(
+        self,
+        tagged: Sequence[tuple[str, Descriptor]],
+        untagged: Sequence[Descriptor] = (),
+        check: Callable[["Layout"], None] | None = None,
+    ) -> None:
         """Move staged blobs in, then point each tag at its descriptor; other tags in the layout are kept.
 
         ``check`` is called with the layout as it is under the lock, before anything moves (it may refuse)."""
@@ -280,7 +310,7 @@ class LayoutWriter:
                 self._merge(tagged, untagged, new_entries, check)
             return
         with locked(self._where, self.log):
-            if (self.root / LAYOUT_FILE).is_file():       # another writer made it meanwhile: add to it
+            if (self.root / LAYOUT_FILE).is_file():  # another writer made it meanwhile: add to it
                 with locked(self.root, self.log):
                     self._merge(tagged, untagged, new_entries, check)
                 return
@@ -300,7 +330,7 @@ class LayoutWriter:
         for d in (self._stage, self._stage / "blobs", blob_dir):
             os.chmod(d, 0o755)
         (self._stage / OWNER_FILE).unlink()
-        if self.root.is_dir():      # an empty directory given as --output
+        if self.root.is_dir():  # an empty directory given as --output
             self.root.rmdir()
         os.replace(self._stage, self.root)
         self._done = True
@@ -313,8 +343,10 @@ class LayoutWriter:
         again = {d.digest for d in untagged}
         # A replaced entry's place is taken by its replacement, so a rebuild of the same images leaves index.json
         # entry for entry as it was; entries new to the layout go at the end.
-        fresh = {(d.annotations.get(REF_NAME), None if d.annotations.get(REF_NAME) else d.digest): d.as_json()
-                 for d in new_entries}
+        fresh = {
+            (d.annotations.get(REF_NAME), None if d.annotations.get(REF_NAME) else d.digest): d.as_json()
+            for d in new_entries
+        }
         manifests, replaced = [], []
         for m in old.index.get("manifests", []):
             ref = (m.get("annotations") or {}).get(REF_NAME)
@@ -336,12 +368,12 @@ class LayoutWriter:
         for digest, path in self._blobs.items():
             os.chmod(path, 0o644)
             os.replace(path, digest_path(self.root, digest))
-        orphans = orphaned_referrers(self.root, index["manifests"])      # an SBOM of an image no tag names now
+        orphans = orphaned_referrers(self.root, index["manifests"])  # an SBOM of an image no tag names now
         if orphans:
             index["manifests"] = [m for m in index["manifests"] if not any(m is o for o in orphans)]
             replaced += [Descriptor.from_json(m) for m in orphans]
         data = canonical_json(index)
-        if data != old.index_bytes:     # the same images again: index.json is left as it was
+        if data != old.index_bytes:  # the same images again: index.json is left as it was
             tmp_index = self._stage / "index.json"
             tmp_index.write_bytes(data)
             os.chmod(tmp_index, 0o644)
@@ -355,7 +387,7 @@ class LayoutWriter:
         """Delete blobs only the replaced tags used; blobs this code does not know about are never touched.
         Runs under the writers' lock, so no other writer's tag can come to need one of them meanwhile."""
         if {d.digest for d in replaced} <= added:
-            return          # the same images again: nothing became unused
+            return  # the same images again: nothing became unused
         try:
             layout = Layout.open(self.root)
             still_used = layout.reachable(layout.manifests())

@@ -20,8 +20,10 @@ DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 
 
 def repair_hint(root: Path) -> str:
-    return (f"run `ocibake layout repair {root}` (keeps every intact image, drops the rest), or move {root} aside "
-            "and write to another directory")
+    return (
+        f"run `ocibake layout repair {root}` (keeps every intact image, drops the rest), or move {root} aside "
+        "and write to another directory"
+    )
 
 
 def entry_problem(entry: object) -> str | None:
@@ -40,13 +42,17 @@ def entry_problem(entry: object) -> str | None:
     if size < 0:
         return "has a negative size"
     ann = entry.get("annotations")
-    if ann is not None and (not isinstance(ann, dict) or not all(isinstance(k, str) and isinstance(v, str)
-                                                                 for k, v in ann.items())):
+    if ann is not None and (
+        not isinstance(ann, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in ann.items())
+    ):
         return "has annotations that are not an object of strings"
     plat = entry.get("platform")
-    if plat is not None and (not isinstance(plat, dict) or not isinstance(plat.get("os"), str)
-                             or not isinstance(plat.get("architecture"), str)
-                             or not isinstance(plat.get("variant", ""), str)):
+    if plat is not None and (
+        not isinstance(plat, dict)
+        or not isinstance(plat.get("os"), str)
+        or not isinstance(plat.get("architecture"), str)
+        or not isinstance(plat.get("variant", ""), str)
+    ):
         return "has a platform that is not an object with os and architecture"
     return None
 
@@ -69,8 +75,11 @@ def check_blob_dirs(root: Path) -> None:
         except FileNotFoundError:
             return
         if not stat.S_ISDIR(st.st_mode):
-            raise InputError(f"{d} is {'a symlink' if stat.S_ISLNK(st.st_mode) else 'not a directory'}; a layout's "
-                             "blobs must be inside it", hint=f"replace {d} by a real directory, or move {root} aside")
+            raise InputError(
+                f"{d} is {'a symlink' if stat.S_ISLNK(st.st_mode) else 'not a directory'}; a layout's "
+                "blobs must be inside it",
+                hint=f"replace {d} by a real directory, or move {root} aside",
+            )
 
 
 def open_blob(root: Path, path: Path) -> BinaryIO:
@@ -80,19 +89,25 @@ def open_blob(root: Path, path: Path) -> BinaryIO:
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
     except OSError as exc:
-        if exc.errno == 40:     # ELOOP: the last component is a symlink
-            raise InputError(f"blob {path.name[:12]} in {root} is a symlink; a layout's blobs must be regular files "
-                             "inside it, nothing was read through it",
-                             hint=f"remove {path} (a later build or pull writes it again), or move {root} aside") from None
+        if exc.errno == 40:  # ELOOP: the last component is a symlink
+            raise InputError(
+                f"blob {path.name[:12]} in {root} is a symlink; a layout's blobs must be regular files "
+                "inside it, nothing was read through it",
+                hint=f"remove {path} (a later build or pull writes it again), or move {root} aside",
+            ) from None
         if isinstance(exc, PermissionError):
-            raise InputError(f"blob {path.name[:12]} in {root} cannot be read: permission denied",
-                             hint="check the layout's permissions") from None
+            raise InputError(
+                f"blob {path.name[:12]} in {root} cannot be read: permission denied",
+                hint="check the layout's permissions",
+            ) from None
         raise
     st = os.fstat(fd)
     if not stat.S_ISREG(st.st_mode):
         os.close(fd)
-        raise InputError(f"blob {path.name[:12]} in {root} is not a regular file",
-                         hint=f"remove {path} (a later build or pull writes it again), or move {root} aside")
+        raise InputError(
+            f"blob {path.name[:12]} in {root} is not a regular file",
+            hint=f"remove {path} (a later build or pull writes it again), or move {root} aside",
+        )
     os.set_blocking(fd, True)
     return os.fdopen(fd, "rb")
 

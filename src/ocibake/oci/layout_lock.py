@@ -34,11 +34,11 @@ def _stderr(line: str) -> None:
 def _open_lock(directory: Path) -> int:
     fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)     # probe: does this filesystem lock directories?
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)  # probe: does this filesystem lock directories?
         fcntl.flock(fd, fcntl.LOCK_UN)
         return fd
     except BlockingIOError:
-        return fd                                           # it does, and someone holds it
+        return fd  # it does, and someone holds it
     except OSError as exc:
         os.close(fd)
         if exc.errno not in (errno.EBADF, errno.ENOLCK, errno.EINVAL, errno.EOPNOTSUPP):
@@ -52,8 +52,10 @@ def locked(directory: Path, log: Callable[[str], None] | None = None, wait: floa
     try:
         fd = _open_lock(directory)
     except OSError as exc:
-        raise InputError(f"cannot lock {directory} for writing: {exc.strerror}",
-                         hint="check that the directory exists and that you may write in it") from None
+        raise InputError(
+            f"cannot lock {directory} for writing: {exc.strerror}",
+            hint="check that the directory exists and that you may write in it",
+        ) from None
     try:
         started = time.monotonic()
         told = False
@@ -64,13 +66,14 @@ def locked(directory: Path, log: Callable[[str], None] | None = None, wait: floa
             except BlockingIOError:
                 waited = time.monotonic() - started
                 if waited >= wait:
-                    raise InputError(f"{directory} stayed locked by another ocibake for {wait:.0f}s",
-                                     hint="another build, pull or repair is writing there; wait for it, or choose "
-                                          "another --output") from None
+                    raise InputError(
+                        f"{directory} stayed locked by another ocibake for {wait:.0f}s",
+                        hint="another build, pull or repair is writing there; wait for it, or choose another --output",
+                    ) from None
                 if not told and waited >= 1.0:
                     (log or _stderr)(f"waiting for another ocibake writing {directory}")
                     told = True
                 time.sleep(0.05)
         yield
     finally:
-        os.close(fd)        # releases the lock
+        os.close(fd)  # releases the lock

@@ -27,7 +27,7 @@ MAX_JSON = 4 << 20
 
 @dataclass(frozen=True)
 class Problem:
-    entry: int | None          # position in index.json (None: index.json itself)
+    entry: int | None  # position in index.json (None: index.json itself)
     tag: str | None
     reason: str
 
@@ -39,8 +39,10 @@ class Problem:
 
 def _read_index(root: Path) -> tuple[dict | None, str | None]:
     if (root / "index.json").is_symlink():
-        raise InputError(f"{root}/index.json is a symlink; a layout's files must be inside it",
-                         hint=f"replace it by the file it points to, or move {root} aside")
+        raise InputError(
+            f"{root}/index.json is a symlink; a layout's files must be inside it",
+            hint=f"replace it by the file it points to, or move {root} aside",
+        )
     try:
         index = json.loads((root / "index.json").read_bytes())
     except FileNotFoundError:
@@ -60,7 +62,7 @@ def _blob_problem(root: Path, desc: dict, seen: dict[str, str | None], depth: in
     digest = desc["digest"]
     if digest in seen:
         return seen[digest]
-    seen[digest] = None        # a cycle reads as intact here; depth bounds it anyway
+    seen[digest] = None  # a cycle reads as intact here; depth bounds it anyway
     reason = None
     try:
         with open_blob(root, digest_path(root, digest)) as f:
@@ -75,8 +77,9 @@ def _blob_problem(root: Path, desc: dict, seen: dict[str, str | None], depth: in
                         head += chunk
                 if "sha256:" + h.hexdigest() != digest:
                     reason = f"blob {digest[:19]} does not match its digest"
-                elif desc["mediaType"].endswith(("manifest.v1+json", "manifest.list.v2+json", "index.v1+json",
-                                                 "manifest.v2+json")):
+                elif desc["mediaType"].endswith(
+                    ("manifest.v1+json", "manifest.list.v2+json", "index.v1+json", "manifest.v2+json")
+                ):
                     reason = _document_problem(root, head, desc["mediaType"], seen, depth)
     except FileNotFoundError:
         reason = f"blob {digest[:19]} is missing"
@@ -91,8 +94,11 @@ def _document_problem(root: Path, data: bytes, media_type: str, seen: dict, dept
         return "indexes nested too deep"
     try:
         doc = json.loads(data)
-        children = (doc.get("manifests") if media_type in INDEX_TYPES or "manifests" in doc
-                    else [doc.get("config")] + list(doc.get("layers") or []))
+        children = (
+            doc.get("manifests")
+            if media_type in INDEX_TYPES or "manifests" in doc
+            else [doc.get("config")] + list(doc.get("layers") or [])
+        )
         if not isinstance(children, list):
             return "a manifest that is not an object with a list of descriptors"
     except (ValueError, AttributeError, TypeError):
@@ -115,8 +121,11 @@ def check(root: Path) -> tuple[list[Problem], int]:
     seen: dict[str, str | None] = {}
     entries = index.get("manifests", [])
     for i, entry in enumerate(entries):
-        tag = (entry.get("annotations") or {}).get(REF_NAME) if isinstance(entry, dict) and \
-            isinstance(entry.get("annotations"), dict) else None
+        tag = (
+            (entry.get("annotations") or {}).get(REF_NAME)
+            if isinstance(entry, dict) and isinstance(entry.get("annotations"), dict)
+            else None
+        )
         reason = entry_problem(entry) or _blob_problem(root, entry, seen)
         if reason:
             problems.append(Problem(i, tag if isinstance(tag, str) else None, reason))

@@ -21,9 +21,10 @@ def refuse_credentials(text: str, what: str) -> None:
     at = rest.find("@")
     if at < 0:
         return
-    before, after = rest[:at], rest[at + 1:]
+    before, after = rest[:at], rest[at + 1 :]
     digest_like = re.match(r"[a-z][a-z0-9]*(?:[+._-][a-z][a-z0-9]*)*:[A-Za-z0-9=_-]{32,}$", after)
     if "/" in after or ("/" not in before and not digest_like):
-        raise InputError(f"{what} holds credentials (USER:PASSWORD@HOST); they do not belong there, and are not "
-                         "shown here", hint="give REGISTRY/REPO, and the credentials with `ocibake login` or "
-                                            "OCIBAKE_USERNAME/OCIBAKE_PASSWORD")
+        raise InputError(
+            f"{what} holds credentials (USER:PASSWORD@HOST); they do not belong there, and are not shown here",
+            hint="give REGISTRY/REPO, and the credentials with `ocibake login` or OCIBAKE_USERNAME/OCIBAKE_PASSWORD",
+        )

@@ -5,8 +5,17 @@ from __future__ import annotations
 import platform as host_platform
 from dataclasses import dataclass
 
-HOST_ARCH = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64", "i686": "386",
-             "armv7l": "arm", "ppc64le": "ppc64le", "s390x": "s390x", "riscv64": "riscv64"}
+HOST_ARCH = {
+    "x86_64": "amd64",
+    "amd64": "amd64",
+    "aarch64": "arm64",
+    "arm64": "arm64",
+    "i686": "386",
+    "armv7l": "arm",
+    "ppc64le": "ppc64le",
+    "s390x": "s390x",
+    "riscv64": "riscv64",
+}
 
 
 @dataclass(frozen=True)
@@ -30,7 +39,6 @@ class Platform:
         if self.variant:
             d["variant"] = self.variant
         return d
-
 
 
 def host_architecture() -> str:

@@ -60,8 +60,9 @@ def tag_moves(layout: Layout, tags: Sequence[str], new_digest: str) -> list[TagM
     return moves
 
 
-def refuse_unsafe_moves(layout: Layout, tags: Sequence[str], new_digest: str | None, name: str, version: str,
-                        force: bool) -> list[TagMove]:
+def refuse_unsafe_moves(
+    layout: Layout, tags: Sequence[str], new_digest: str | None, name: str, version: str, force: bool
+) -> list[TagMove]:
     """Raise InputError for the first tag that would move to an image of another name or version; return the moves.
     ``new_digest`` None: the image is not built yet (the pre-check), so every existing tag counts as a move."""
     moves = tag_moves(layout, tags, new_digest or "")
@@ -75,7 +76,9 @@ def refuse_unsafe_moves(layout: Layout, tags: Sequence[str], new_digest: str | N
             why = f"version {version} (the tag names version {m.tag})"
         else:
             continue
-        raise InputError(f"tag {m.tag!r} in {layout.root} would move from {old} to {name} {version}: {why}; refused",
-                         hint="choose other tags or another --output, or pass --force-tags (force-tags = true in "
-                              "ocibake.toml) to move it")
+        raise InputError(
+            f"tag {m.tag!r} in {layout.root} would move from {old} to {name} {version}: {why}; refused",
+            hint="choose other tags or another --output, or pass --force-tags (force-tags = true in "
+            "ocibake.toml) to move it",
+        )
     return moves

@@ -50,35 +50,54 @@ class Remote:
     def manifest(self, ref: str) -> tuple[bytes, str] | None:
         """(bytes, media type) of the manifest ``ref`` (tag or digest), or None when the registry has none."""
         what = f"GET manifest {ref[:19] if ref.startswith('sha256:') else ref}"
-        resp = self.client.request("GET", f"/v2/{self.repo}/manifests/{ref}", scopes=self._scopes(), what=what,
-                                   headers={"Accept": ACCEPT}, repository=self.repo)
+        resp = self.client.request(
+            "GET",
+            f"/v2/{self.repo}/manifests/{ref}",
+            scopes=self._scopes(),
+            what=what,
+            headers={"Accept": ACCEPT},
+            repository=self.repo,
+        )
         if resp.status_code == 404:
             return None
         if resp.status_code != 200:
             raise self.client.error(what, resp, repository=self.repo)
-        data = resp.content[:MAX_DOC + 1]
+        data = resp.content[: MAX_DOC + 1]
         if ref.startswith("sha256:") and "sha256:" + hashlib.sha256(data).hexdigest() != ref:
-            raise RegistryError(f"registry {self.client.registry}: manifest {ref} arrived with another digest",
-                                code="DIGEST_INVALID", hint="the registry (or a proxy) served other bytes")
+            raise RegistryError(
+                f"registry {self.client.registry}: manifest {ref} arrived with another digest",
+                code="DIGEST_INVALID",
+                hint="the registry (or a proxy) served other bytes",
+            )
         return data, resp.headers.get("Content-Type", "").split(";")[0].strip()
 
     def blob(self, digest: str, max_size: int = 64 << 20) -> bytes:
         what = f"GET blob {digest[:19]}"
-        resp = self.client.request("GET", f"/v2/{self.repo}/blobs/{digest}", scopes=self._scopes(), what=what,
-                                   repository=self.repo)
+        resp = self.client.request(
+            "GET", f"/v2/{self.repo}/blobs/{digest}", scopes=self._scopes(), what=what, repository=self.repo
+        )
         if resp.status_code != 200:
             raise self.client.error(what, resp, repository=self.repo)
-        data = resp.content[:max_size + 1]
+        data = resp.content[: max_size + 1]
         if "sha256:" + hashlib.sha256(data).hexdigest() != digest:
-            raise RegistryError(f"registry {self.client.registry}: blob {digest} arrived with another digest",
-                                code="DIGEST_INVALID", hint="the registry (or a proxy) served other bytes")
+            raise RegistryError(
+                f"registry {self.client.registry}: blob {digest} arrived with another digest",
+                code="DIGEST_INVALID",
+                hint="the registry (or a proxy) served other bytes",
+            )
         return data
 
     def referrers(self, digest: str) -> tuple[list[dict], str]:
         """(descriptors, "api"|"tag"|"none"): the referrers API when the registry has it, else the fallback tag."""
         what = f"GET referrers {digest[:19]}"
-        resp = self.client.request("GET", f"/v2/{self.repo}/referrers/{digest}", scopes=self._scopes(), what=what,
-                                   headers={"Accept": OCI_INDEX}, repository=self.repo)
+        resp = self.client.request(
+            "GET",
+            f"/v2/{self.repo}/referrers/{digest}",
+            scopes=self._scopes(),
+            what=what,
+            headers={"Accept": OCI_INDEX},
+            repository=self.repo,
+        )
         if resp.status_code == 200 and resp.headers.get("Content-Type", "").startswith(OCI_INDEX):
             return list(resp.json().get("manifests") or []), "api"
         resp.close()
@@ -102,32 +121,50 @@ class Remote:
             progress.close()
 
     def put_manifest(self, ref: str, blob: Blob) -> str:
-        return _put_manifest(self.client, self.repo, ref, Descriptor(blob.media_type, blob.digest, len(blob.data)),
-                             blob.data)
+        return _put_manifest(
+            self.client, self.repo, ref, Descriptor(blob.media_type, blob.digest, len(blob.data)), blob.data
+        )
 
-    def put_referrer(self, manifest: Blob, blobs: Sequence[tuple[str, bytes]], subject: str,
-                     artifact_type: str, annotations: dict | None = None) -> str:
+    def put_referrer(
+        self,
+        manifest: Blob,
+        blobs: Sequence[tuple[str, bytes]],
+        subject: str,
+        artifact_type: str,
+        annotations: dict | None = None,
+    ) -> str:
         """Push an artifact whose manifest names ``subject``; without the referrers API, add it to the fallback tag's
         index too. -> "api" or "tag"."""
         self.put_blobs(blobs)
         what = f"PUT manifest {manifest.digest[:19]}"
-        resp = self.client.request("PUT", f"/v2/{self.repo}/manifests/{manifest.digest}", scopes=self._scopes(True),
-                                   what=what, headers={"Content-Type": manifest.media_type}, body=manifest.data,
-                                   repository=self.repo)
+        resp = self.client.request(
+            "PUT",
+            f"/v2/{self.repo}/manifests/{manifest.digest}",
+            scopes=self._scopes(True),
+            what=what,
+            headers={"Content-Type": manifest.media_type},
+            body=manifest.data,
+            repository=self.repo,
+        )
         if resp.status_code not in (200, 201):
             raise self.client.error(what, resp, repository=self.repo)
         if resp.headers.get("OCI-Subject") == subject:
             return "api"
-        entry = {"mediaType": manifest.media_type, "digest": manifest.digest, "size": len(manifest.data),
-                 "artifactType": artifact_type}
+        entry = {
+            "mediaType": manifest.media_type,
+            "digest": manifest.digest,
+            "size": len(manifest.data),
+            "artifactType": artifact_type,
+        }
         if annotations:
             entry["annotations"] = dict(annotations)
         existing = self.manifest(fallback_tag(subject))
         manifests = []
         if existing is not None:
             try:
-                manifests = [m for m in json.loads(existing[0]).get("manifests") or []
-                             if m.get("digest") != manifest.digest]
+                manifests = [
+                    m for m in json.loads(existing[0]).get("manifests") or [] if m.get("digest") != manifest.digest
+                ]
             except ValueError:
                 manifests = []
         index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests + [entry]}

@@ -35,12 +35,18 @@ def bearer_token(client, scopes: tuple[str, ...], force: bool = False) -> str:
         sep = "&" if "?" in realm else "?"
         url = f"{realm}{sep}{urllib.parse.urlencode(query)}"
         try:
-            resp = client._with_retries("token", lambda: client._send("GET", url, headers=headers,
-                                                                  verify=client.verify if realm.startswith("https") else True))
+            resp = client._with_retries(
+                "token",
+                lambda: client._send(
+                    "GET", url, headers=headers, verify=client.verify if realm.startswith("https") else True
+                ),
+            )
         except requests.exceptions.RequestException as exc:
-            raise RegistryError(f"registry {client.registry}: token server {urllib.parse.urlsplit(realm).netloc} "
-                                f"unreachable ({client._connection_reason(exc)})",
-                                hint="check the network path to the token server") from None
+            raise RegistryError(
+                f"registry {client.registry}: token server {urllib.parse.urlsplit(realm).netloc} "
+                f"unreachable ({client._connection_reason(exc)})",
+                hint="check the network path to the token server",
+            ) from None
         if resp.status_code != 200:
             raise client.error("getting a token", resp, code="UNAUTHORIZED" if resp.status_code in (401, 403) else None)
         try:

@@ -25,8 +25,14 @@ _WHOLE_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 class FileSlice:
     """A file region as a request body: known length (Content-Length, no chunked encoding), read from disk as sent."""
 
-    def __init__(self, path: Path, start: int, length: int, progress: Callable[[int], None],
-                 cancel: threading.Event | None = None):
+    def __init__(
+        self,
+        path: Path,
+        start: int,
+        length: int,
+        progress: Callable[[int], None],
+        cancel: threading.Event | None = None,
+    ):
         self.cancel = cancel
         # never through a symlink (checked when the push was planned, and again here: the file may have changed)
         self.f = os.fdopen(os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC), "rb")
@@ -40,7 +46,7 @@ class FileSlice:
 
     def read(self, n: int = -1) -> bytes:
         if self.cancel is not None and self.cancel.is_set():
-            raise Cancelled("upload cancelled")      # aborts the request at once, mid-body
+            raise Cancelled("upload cancelled")  # aborts the request at once, mid-body
         if self.left <= 0:
             return b""
         n = self.left if n is None or n < 0 else min(n, self.left)
@@ -60,8 +66,16 @@ class FileSlice:
         self.f.close()
 
 
-def _upload_blob(client: Client, repo: str, digest: str, size: int, path: Path, opts: RegistryOptions,
-                 progress: Progress, mount_from: Sequence[str]) -> tuple[str, int]:
+def _upload_blob(
+    client: Client,
+    repo: str,
+    digest: str,
+    size: int,
+    path: Path,
+    opts: RegistryOptions,
+    progress: Progress,
+    mount_from: Sequence[str],
+) -> tuple[str, int]:
     """-> ("skipped"|"mounted"|"uploaded", bytes sent)."""
     scopes = (f"repository:{repo}:pull,push",) + tuple(f"repository:{m}:pull" for m in mount_from)
     what = f"blob {digest[:19]}"
@@ -75,8 +89,9 @@ def _upload_blob(client: Client, repo: str, digest: str, size: int, path: Path, 
     not_mounted = []
     for source in mount_from:
         q = urllib.parse.urlencode({"mount": digest, "from": source})
-        resp = client.request("POST", f"/v2/{repo}/blobs/uploads/?{q}", scopes=scopes, what=f"mount {what}",
-                              repository=repo)
+        resp = client.request(
+            "POST", f"/v2/{repo}/blobs/uploads/?{q}", scopes=scopes, what=f"mount {what}", repository=repo
+        )
         if resp.status_code == 201:
             progress.done(f"  {digest[:19]}  {human_size(size):>10}  mounted from {source}", digest)
             return "mounted", 0
@@ -92,17 +107,24 @@ def _upload_blob(client: Client, repo: str, digest: str, size: int, path: Path, 
     if location is None and 0 < size <= opts.monolithic_max and not opts.chunk_size:
         tries = []
 
-        def whole(p: Path, n: int) -> FileSlice:      # the progress bar counts the first attempt
+        def whole(p: Path, n: int) -> FileSlice:  # the progress bar counts the first attempt
             tries.append(n)
             return FileSlice(p, 0, n, bar if len(tries) == 1 else (lambda k: None), client.cancel)
+
         if upload_small(client, repo, digest, size, path, scopes, what, whole):
             why = f" (not mountable from {', '.join(not_mounted)})" if not_mounted else ""
             progress.done(f"  {digest[:19]}  {human_size(size):>10}  uploaded{why}", digest)
             return "uploaded", size
     while True:
         if location is None:
-            resp = client.request("POST", f"/v2/{repo}/blobs/uploads/", scopes=scopes, what=f"start upload of {what}",
-                                  repository=repo, headers={"Content-Length": "0"})
+            resp = client.request(
+                "POST",
+                f"/v2/{repo}/blobs/uploads/",
+                scopes=scopes,
+                what=f"start upload of {what}",
+                repository=repo,
+                headers={"Content-Length": "0"},
+            )
             if resp.status_code != 202 or not resp.headers.get("Location"):
                 raise client.error(f"start upload of {what}", resp, repository=repo)
             location = resp.headers["Location"]
@@ -121,11 +143,20 @@ def _upload_blob(client: Client, repo: str, digest: str, size: int, path: Path, 
 
                 def body(start=start, length=length):
                     return FileSlice(path, start, length, lambda n: (bar(n), client.touch()), client.cancel)
+
                 headers = {"Content-Type": "application/octet-stream", "Content-Length": str(length)}
                 if start > 0 or chunk:
                     headers["Content-Range"] = f"{start}-{start + length - 1}"
-                resp = client.request("PATCH", location, scopes=scopes, what=f"upload {what}", headers=headers,
-                                      body=body, retries=0, repository=repo)
+                resp = client.request(
+                    "PATCH",
+                    location,
+                    scopes=scopes,
+                    what=f"upload {what}",
+                    headers=headers,
+                    body=body,
+                    retries=0,
+                    repository=repo,
+                )
                 if resp.status_code != 202:
                     if resp.status_code in (408, 429) or resp.status_code >= 500:
                         raise Retryable(f"HTTP {resp.status_code}", client._retry_after(resp))
@@ -134,8 +165,15 @@ def _upload_blob(client: Client, repo: str, digest: str, size: int, path: Path, 
                 sent_total += length
                 offset += length
             q = ("&" if "?" in location else "?") + urllib.parse.urlencode({"digest": digest})
-            resp = client.request("PUT", location + q, scopes=scopes, what=f"finish upload of {what}",
-                                  headers={"Content-Length": "0"}, retries=0, repository=repo)
+            resp = client.request(
+                "PUT",
+                location + q,
+                scopes=scopes,
+                what=f"finish upload of {what}",
+                headers={"Content-Length": "0"},
+                retries=0,
+                repository=repo,
+            )
             if resp.status_code in (408, 429) or resp.status_code >= 500:
                 raise Retryable(f"HTTP {resp.status_code}", client._retry_after(resp))
             if resp.status_code != 201:
@@ -145,15 +183,19 @@ def _upload_blob(client: Client, repo: str, digest: str, size: int, path: Path, 
             got = resp.headers.get("Docker-Content-Digest")
             if got and got != digest and not _WHOLE_DIGEST.match(got):
                 # a response cut short is a lost response, not a result: ask whether the blob is there
-                head = client.request("HEAD", f"/v2/{repo}/blobs/{digest}", scopes=scopes, what=f"HEAD {what}",
-                                      repository=repo)
+                head = client.request(
+                    "HEAD", f"/v2/{repo}/blobs/{digest}", scopes=scopes, what=f"HEAD {what}", repository=repo
+                )
                 head.close()
                 if head.status_code != 200:
                     raise Retryable(f"a partial answer ({got!r}) to the upload of {what}")
                 got = digest
             if got and got != digest:
-                raise RegistryError(f"registry {client.registry}: stored blob {digest} as {got}", code="DIGEST_INVALID",
-                                    hint=HINTS["DIGEST_INVALID"])
+                raise RegistryError(
+                    f"registry {client.registry}: stored blob {digest} as {got}",
+                    code="DIGEST_INVALID",
+                    hint=HINTS["DIGEST_INVALID"],
+                )
             why = f" (not mountable from {', '.join(not_mounted)})" if not_mounted else ""
             progress.done(f"  {digest[:19]}  {human_size(size):>10}  uploaded{why}", digest)
             return "uploaded", size
@@ -162,10 +204,17 @@ def _upload_blob(client: Client, repo: str, digest: str, size: int, path: Path, 
             if restarts > opts.retries:
                 if isinstance(exc, RegistryError):
                     raise
-                raise client.error(f"upload {what}", None, reason=exc.reason, repository=repo,
-                                   hint="the registry kept failing; run the same command again to resume") from None
+                raise client.error(
+                    f"upload {what}",
+                    None,
+                    reason=exc.reason,
+                    repository=repo,
+                    hint="the registry kept failing; run the same command again to resume",
+                ) from None
             delay = client._delay(restarts - 1, getattr(exc, "delay", None))
-            opts.log(f"  {what}: upload interrupted ({getattr(exc, 'reason', None) or 'connection error'}); "
-                     f"starting it again in {delay:.1f}s ({restarts}/{opts.retries})")
+            opts.log(
+                f"  {what}: upload interrupted ({getattr(exc, 'reason', None) or 'connection error'}); "
+                f"starting it again in {delay:.1f}s ({restarts}/{opts.retries})"
+            )
             client.pause(delay)
-            location = None   # a fresh upload session: the old one may hold a partial, unresumable write
+            location = None  # a fresh upload session: the old one may hold a partial, unresumable write

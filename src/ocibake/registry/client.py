@@ -42,7 +42,7 @@ class Client:
     """One registry host: scheme, TLS, auth state (basic header or bearer tokens per scope), retrying requests."""
 
     def __init__(self, registry: str, options: RegistryOptions, watchdog: Watchdog | None = None):
-        self.registry = registry                     # as the user wrote it: messages, credentials
+        self.registry = registry  # as the user wrote it: messages, credentials
         self.host = API_HOSTS.get(registry, registry)  # where the API answers
         self.opts = options
         self.watchdog = watchdog or Watchdog(options.timeout, options.stall_timeout)
@@ -52,17 +52,17 @@ class Client:
             self.session.mount(prefix, WatchedAdapter())
         self.session.headers["User-Agent"] = USER_AGENT
         if is_loopback(registry):
-            self.session.trust_env = False           # no proxy (and no .netrc) for loopback
+            self.session.trust_env = False  # no proxy (and no .netrc) for loopback
         # The system's CAs (plus --ca-cert), not only the certifi bundle requests would use (see trust.py).
         self.verify: bool | str = trust_store(options.ca_cert, options.environ)
         if options.insecure:
             urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
-        self.cancel = threading.Event()              # set to stop uploads in flight (Ctrl-C, SIGTERM)
+        self.cancel = threading.Event()  # set to stop uploads in flight (Ctrl-C, SIGTERM)
         self.base: str | None = None
-        self.challenge: tuple[str, dict] | None = None     # ("basic"|"bearer", params) from GET /v2/
+        self.challenge: tuple[str, dict] | None = None  # ("basic"|"bearer", params) from GET /v2/
         self.creds: Credentials | None = None
         self._creds_loaded = False
-        self.tokens: dict[str, tuple[str, float]] = {}      # scope -> (token, monotonic time to renew it)
+        self.tokens: dict[str, tuple[str, float]] = {}  # scope -> (token, monotonic time to renew it)
         self.lock = threading.Lock()
 
     # ---------------------------------------------------------------- logging
@@ -80,8 +80,16 @@ class Client:
                 self.trace(f"credentials for {self.registry} from {self.creds.source} (user {self.creds.username})")
         return self.creds
 
-    def error(self, what: str, resp: requests.Response | None = None, *, repository: str = "",
-              reason: str | None = None, code: str | None = None, hint: str | None = None) -> RegistryError:
+    def error(
+        self,
+        what: str,
+        resp: requests.Response | None = None,
+        *,
+        repository: str = "",
+        reason: str | None = None,
+        code: str | None = None,
+        hint: str | None = None,
+    ) -> RegistryError:
         status = resp.status_code if resp is not None else None
         message = ""
         if resp is not None:
@@ -104,35 +112,54 @@ class Client:
                 fix = "check the user and the password given on stdin"
             else:
                 fix = f"check them, or log in again with `ocibake login {self.registry} -u USER --password-stdin`"
-            hint = f"the registry refused the credentials for user {self.creds.username!r} from {self.creds.source}; {fix}"
+            hint = (
+                f"the registry refused the credentials for user {self.creds.username!r} from {self.creds.source}; {fix}"
+            )
         if hint is None and status in STATUS_CODES:
             hint = HINTS[STATUS_CODES[status]].format(registry=self.registry, repository=repository or "the repository")
         if hint is None and status is not None and status >= 500:
             hint = "the registry failed; try again later"
         if hint is None and status is not None and 400 <= status < 500:
-            hint = (f"the registry refused the request (HTTP {status}); run again with -v to see the requests, or ask "
-                    "its admins whether it accepts OCI images in this repository")
+            hint = (
+                f"the registry refused the request (HTTP {status}); run again with -v to see the requests, or ask "
+                "its admins whether it accepts OCI images in this repository"
+            )
         return RegistryError(redact(text), hint=redact(hint) if hint else None, status=status, code=code)
 
     # ---------------------------------------------------------------- transport
-    def _send(self, method: str, url: str, *, headers: dict | None = None, body=None, stream: bool = False,
-              allow_redirects: bool = True, verify=None) -> requests.Response:
+    def _send(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: dict | None = None,
+        body=None,
+        stream: bool = False,
+        allow_redirects: bool = True,
+        verify=None,
+    ) -> requests.Response:
         started = time.monotonic()
         self.trace(f"> {method} {url}")
         entry = self.watchdog.begin(self.registry)
         try:
-            resp = self.session.request(method, url, headers=headers, data=body, stream=stream,
-                                        timeout=(self.opts.connect_timeout, self.opts.read_timeout),
-                                        verify=self.verify if verify is None else verify,
-                                        allow_redirects=allow_redirects)
+            resp = self.session.request(
+                method,
+                url,
+                headers=headers,
+                data=body,
+                stream=stream,
+                timeout=(self.opts.connect_timeout, self.opts.read_timeout),
+                verify=self.verify if verify is None else verify,
+                allow_redirects=allow_redirects,
+            )
         except requests.exceptions.RequestException as exc:
             self.watchdog.end(entry)
-            why = self.watchdog.failure(entry, self.registry)       # RegistryError once the operation's deadline has passed
+            why = self.watchdog.failure(entry, self.registry)  # RegistryError once the operation's deadline has passed
             if why is not None:
                 raise requests.exceptions.ConnectionError(why) from exc
             raise
         why = self.watchdog.failure(entry, self.registry)
-        if why is not None:                 # cut by the watchdog: a response that ended early is no answer
+        if why is not None:  # cut by the watchdog: a response that ended early is no answer
             self.watchdog.end(entry)
             resp.close()
             raise requests.exceptions.ConnectionError(why)
@@ -143,6 +170,7 @@ class Client:
             def close_and_end():
                 self.watchdog.end(entry)
                 close()
+
             resp.close = close_and_end
         else:
             self.watchdog.end(entry)
@@ -163,16 +191,17 @@ class Client:
             return data
         except (urllib3.exceptions.HTTPError, requests.exceptions.RequestException, OSError) as exc:
             why = self.watchdog.current_failure(self.registry) or self._connection_reason(exc)
-            raise ConnectionLost(f"registry {self.registry}: reading a response failed: connection error ({why})",
-                                 hint="the registry is unreachable, too slow or dropped the connection; run the same "
-                                      "command again") from None
+            raise ConnectionLost(
+                f"registry {self.registry}: reading a response failed: connection error ({why})",
+                hint="the registry is unreachable, too slow or dropped the connection; run the same command again",
+            ) from None
         finally:
             resp.close()
 
     def _delay(self, attempt: int, hinted: float | None) -> float:
         if hinted is not None:
             return hinted
-        return min(self.opts.max_delay, self.opts.backoff * (2 ** attempt))
+        return min(self.opts.max_delay, self.opts.backoff * (2**attempt))
 
     def _retry_after(self, resp: requests.Response) -> float | None:
         value = resp.headers.get("Retry-After")
@@ -182,6 +211,7 @@ class Client:
             seconds = float(value)
         except ValueError:
             from email.utils import parsedate_to_datetime
+
             try:
                 seconds = parsedate_to_datetime(value).timestamp() - time.time()
             except (TypeError, ValueError):
@@ -192,10 +222,21 @@ class Client:
         text = str(exc)
         if text.startswith("stalled:"):
             return text
-        for key in ("Connection refused", "Name or service not known", "Temporary failure in name resolution",
-                    "timed out", "Connection reset", "Connection aborted", "RemoteDisconnected",
-                    "No route to host", "certificate verify failed", "wrong version number",
-                    "Max retries exceeded", "IncompleteRead", "Broken pipe"):
+        for key in (
+            "Connection refused",
+            "Name or service not known",
+            "Temporary failure in name resolution",
+            "timed out",
+            "Connection reset",
+            "Connection aborted",
+            "RemoteDisconnected",
+            "No route to host",
+            "certificate verify failed",
+            "wrong version number",
+            "Max retries exceeded",
+            "IncompleteRead",
+            "Broken pipe",
+        ):
             if key in text:
                 return key if key != "Max retries exceeded" else type(exc).__name__
         return type(exc).__name__
@@ -222,22 +263,31 @@ class Client:
                 if "certificate verify failed" in str(exc) or "CERTIFICATE_VERIFY_FAILED" in str(exc):
                     reason = self._tls_reason(exc)
                     if "mismatch" in reason.lower():
-                        hint = ("the certificate was issued for another name; use the host name or address it names "
-                                "(or --insecure to skip verification)")
+                        hint = (
+                            "the certificate was issued for another name; use the host name or address it names "
+                            "(or --insecure to skip verification)"
+                        )
                     elif self.opts.ca_cert:
-                        hint = (f"the certificate is signed neither by {self.opts.ca_cert} nor by a CA of "
-                                f"{system_bundle(os.environ)}; check the CA file")
+                        hint = (
+                            f"the certificate is signed neither by {self.opts.ca_cert} nor by a CA of "
+                            f"{system_bundle(os.environ)}; check the CA file"
+                        )
                     else:
-                        hint = (f"pass the registry's CA with --ca-cert PATH (trusted now: {self.verify}), or --insecure "
-                                "to skip verification")
-                    raise RegistryError(f"registry {self.registry}: TLS certificate not trusted ({reason})", hint=hint,
-                                        code="TLS") from None
-                continue      # not TLS at all: try plain HTTP when allowed
+                        hint = (
+                            f"pass the registry's CA with --ca-cert PATH (trusted now: {self.verify}), or --insecure "
+                            "to skip verification"
+                        )
+                    raise RegistryError(
+                        f"registry {self.registry}: TLS certificate not trusted ({reason})", hint=hint, code="TLS"
+                    ) from None
+                continue  # not TLS at all: try plain HTTP when allowed
             except requests.exceptions.RequestException as exc:
                 last_exc = exc
                 # An unknown host or a closed port is the same for plain HTTP: do not try (and retry) it again.
-                if isinstance(exc, requests.exceptions.ConnectionError) and \
-                        self._connection_reason(exc) in ("Name or service not known", "Connection refused"):
+                if isinstance(exc, requests.exceptions.ConnectionError) and self._connection_reason(exc) in (
+                    "Name or service not known",
+                    "Connection refused",
+                ):
                     break
                 continue
             self.verify = verify
@@ -246,24 +296,33 @@ class Client:
         if self.base is None or resp is None:
             reason = self._connection_reason(last_exc) if last_exc else "no answer"
             if last_exc is not None and isinstance(last_exc, requests.exceptions.SSLError) and not plain_ok:
-                raise RegistryError(f"registry {self.registry}: TLS handshake failed ({reason})",
-                                    hint="plain HTTP is used only for localhost/127.0.0.1 or with --insecure")
-            raise RegistryError(f"registry {self.registry}: cannot connect ({reason})",
-                                hint="check the host name and port, the network and any proxy")
+                raise RegistryError(
+                    f"registry {self.registry}: TLS handshake failed ({reason})",
+                    hint="plain HTTP is used only for localhost/127.0.0.1 or with --insecure",
+                )
+            raise RegistryError(
+                f"registry {self.registry}: cannot connect ({reason})",
+                hint="check the host name and port, the network and any proxy",
+            )
         api = resp.headers.get("Docker-Distribution-API-Version", "")
         challenge = resp.headers.get("WWW-Authenticate", "")
         if resp.status_code == 401 and challenge:
             scheme, _, _ = challenge.partition(" ")
             params = oras.auth.utils.parse_auth_header(challenge)
             self.challenge = (scheme.lower(), {"realm": params.realm, "service": params.service})
-        elif resp.status_code == 200 and (api.startswith("registry/2") or resp.headers.get("Content-Type", "").startswith("application/json")):
+        elif resp.status_code == 200 and (
+            api.startswith("registry/2") or resp.headers.get("Content-Type", "").startswith("application/json")
+        ):
             self.challenge = None
         else:
             self.base = None
-            raise RegistryError(f"registry {self.registry}: GET /v2/ answered HTTP {resp.status_code}, which is not "
-                                "the OCI distribution API", status=resp.status_code,
-                                hint="is this a registry? check the host and port (and the path: only HOST[:PORT] "
-                                     "belongs before the repository)")
+            raise RegistryError(
+                f"registry {self.registry}: GET /v2/ answered HTTP {resp.status_code}, which is not "
+                "the OCI distribution API",
+                status=resp.status_code,
+                hint="is this a registry? check the host and port (and the path: only HOST[:PORT] "
+                "belongs before the repository)",
+            )
         self.trace(f"{self.registry}: {self.base}, auth {self.challenge[0] if self.challenge else 'none'}")
 
     def pause(self, seconds: float) -> None:
@@ -286,8 +345,10 @@ class Client:
                 if resp.status_code in (408, 429) or resp.status_code >= 500:
                     hinted = self._retry_after(resp)
                     if hinted is not None and hinted > self.opts.max_retry_after:
-                        self.opts.log(f"  {what}: HTTP {resp.status_code}, and the registry asks to wait {hinted:.0f}s "
-                                      f"(more than {self.opts.max_retry_after:.0f}s): giving up; push again later")
+                        self.opts.log(
+                            f"  {what}: HTTP {resp.status_code}, and the registry asks to wait {hinted:.0f}s "
+                            f"(more than {self.opts.max_retry_after:.0f}s): giving up; push again later"
+                        )
                         return resp
                     if attempt >= retries:
                         return resp
@@ -297,12 +358,15 @@ class Client:
             except Retryable as r:
                 delay = self._delay(attempt, r.delay)
                 reason = r.reason
-            except (requests.exceptions.ConnectionError, requests.exceptions.Timeout,
-                    requests.exceptions.ChunkedEncodingError) as exc:
+            except (
+                requests.exceptions.ConnectionError,
+                requests.exceptions.Timeout,
+                requests.exceptions.ChunkedEncodingError,
+            ) as exc:
                 if isinstance(exc, requests.exceptions.SSLError) or attempt >= retries:
                     raise
                 if str(exc).startswith("stalled:"):
-                    stalls += 1             # a server that stalls once mostly stalls again: one more try only
+                    stalls += 1  # a server that stalls once mostly stalls again: one more try only
                     if stalls > STALL_RETRIES:
                         raise
                 if "Name or service not known" in str(exc) or "Temporary failure in name resolution" in str(exc):
@@ -330,36 +394,58 @@ class Client:
             return {"Authorization": f"Bearer {self._token(scopes, force)}"}
         return {}
 
-    def request(self, method: str, path_or_url: str, *, scopes: tuple[str, ...], what: str,
-                headers: dict | None = None, body: Callable[[], object] | bytes | None = None, stream: bool = False,
-                retries: int | None = None, repository: str = "") -> requests.Response:
+    def request(
+        self,
+        method: str,
+        path_or_url: str,
+        *,
+        scopes: tuple[str, ...],
+        what: str,
+        headers: dict | None = None,
+        body: Callable[[], object] | bytes | None = None,
+        stream: bool = False,
+        retries: int | None = None,
+        repository: str = "",
+    ) -> requests.Response:
         """An authenticated request with retries. ``body`` may be a factory, called afresh for every attempt."""
         self.ping()
         url = path_or_url if "://" in path_or_url else f"{self.base}{path_or_url}"
         refreshed = False
         while True:
+
             def attempt():
                 data = body() if callable(body) else body
                 try:
-                    return self._send(method, url, headers={**(headers or {}), **self._auth_header(scopes)},
-                                      body=data, stream=stream)
+                    return self._send(
+                        method, url, headers={**(headers or {}), **self._auth_header(scopes)}, body=data, stream=stream
+                    )
                 finally:
                     if hasattr(data, "close"):
                         data.close()
+
             try:
                 resp = self._with_retries(what, attempt, retries)
             except requests.exceptions.RequestException as exc:
-                raise ConnectionLost(f"registry {self.registry}: {what} failed: connection error "
-                                     f"({self._connection_reason(exc)})",
-                                    hint="the registry is unreachable or dropped the connection; run the same command "
-                                         "again to resume") from None
+                raise ConnectionLost(
+                    f"registry {self.registry}: {what} failed: connection error ({self._connection_reason(exc)})",
+                    hint="the registry is unreachable or dropped the connection; run the same command again to resume",
+                ) from None
             if resp.status_code == 401 and not refreshed and self.challenge is not None:
                 # an expired or under-scoped token: fetch a fresh one (with the scope the registry asked for)
                 refreshed = True
                 challenge = resp.headers.get("WWW-Authenticate", "")
                 if challenge.lower().startswith("bearer"):
-                    self.challenge = ("bearer", {**self.challenge[1], **{k: v for k, v in vars(
-                        oras.auth.utils.parse_auth_header(challenge)).items() if k in ("realm", "service") and v}})
+                    self.challenge = (
+                        "bearer",
+                        {
+                            **self.challenge[1],
+                            **{
+                                k: v
+                                for k, v in vars(oras.auth.utils.parse_auth_header(challenge)).items()
+                                if k in ("realm", "service") and v
+                            },
+                        },
+                    )
                     asked = oras.auth.utils.parse_auth_header(challenge).scope
                     if asked and asked not in scopes:
                         scopes = tuple(scopes) + (asked,)
@@ -381,7 +467,7 @@ class Clients:
     def __init__(self, options: RegistryOptions):
         self.options = options
         self.by_host: dict[str, Client] = {}
-        self.watchdog = Watchdog(options.timeout, options.stall_timeout)    # one deadline for the operation
+        self.watchdog = Watchdog(options.timeout, options.stall_timeout)  # one deadline for the operation
 
     def get(self, registry: str) -> Client:
         if registry not in self.by_host:

@@ -31,7 +31,7 @@ DOCKER_HUB_KEY = "https://index.docker.io/v1/"
 class Credentials:
     username: str
     password: str = field(repr=False)
-    source: str = "command line"    # where they came from, for messages (never the secret)
+    source: str = "command line"  # where they came from, for messages (never the secret)
 
     def basic(self) -> str:
         return base64.b64encode(f"{self.username}:{self.password}".encode()).decode()
@@ -65,8 +65,10 @@ def _read_json(path: Path) -> dict:
     except FileNotFoundError:
         return {}
     except (OSError, ValueError) as exc:
-        raise InputError(f"cannot read credentials file {path}: {type(exc).__name__}",
-                         hint="fix or remove the file, or pass --username with --password-stdin") from None
+        raise InputError(
+            f"cannot read credentials file {path}: {type(exc).__name__}",
+            hint="fix or remove the file, or pass --username with --password-stdin",
+        ) from None
     return data if isinstance(data, dict) else {}
 
 
@@ -79,8 +81,10 @@ def _from_auths(cfg: dict, registry: str, source: str) -> Credentials | None:
             try:
                 user, _, password = base64.b64decode(entry["auth"]).decode().partition(":")
             except (ValueError, UnicodeDecodeError):
-                raise InputError(f"the auth entry for {registry} in {source} is not base64 user:password",
-                                 hint=f"run `ocibake login {registry}` again") from None
+                raise InputError(
+                    f"the auth entry for {registry} in {source} is not base64 user:password",
+                    hint=f"run `ocibake login {registry}` again",
+                ) from None
             return Credentials(user, password, source)
         if entry.get("username") and entry.get("password"):
             return Credentials(entry["username"], entry["password"], source)
@@ -89,38 +93,49 @@ def _from_auths(cfg: dict, registry: str, source: str) -> Credentials | None:
 
 def _helper_get(helper: str, registry: str) -> Credentials | None:
     program = f"docker-credential-{helper}"
-    for server in ([DOCKER_HUB_KEY] if "docker.io" in _aliases(registry) else [registry, f"https://{registry}"]):
+    for server in [DOCKER_HUB_KEY] if "docker.io" in _aliases(registry) else [registry, f"https://{registry}"]:
         try:
-            proc = subprocess.run([program, "get"], input=server.encode(), stdout=subprocess.PIPE,
-                                  stderr=subprocess.DEVNULL, timeout=30)
+            proc = subprocess.run(
+                [program, "get"], input=server.encode(), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, timeout=30
+            )
         except FileNotFoundError:
-            raise InputError(f"credential helper {program} is not installed",
-                             hint=f"install it, or remove \"{helper}\" from {docker_config_path()}") from None
+            raise InputError(
+                f"credential helper {program} is not installed",
+                hint=f'install it, or remove "{helper}" from {docker_config_path()}',
+            ) from None
         except subprocess.TimeoutExpired:
-            raise InputError(f"credential helper {program} did not answer in 30 s", hint="is it waiting for a prompt?") from None
+            raise InputError(
+                f"credential helper {program} did not answer in 30 s", hint="is it waiting for a prompt?"
+            ) from None
         if proc.returncode != 0:
-            continue          # "credentials not found in native keychain": try the next form, then give up
+            continue  # "credentials not found in native keychain": try the next form, then give up
         try:
             payload = json.loads(proc.stdout)
             user, secret = payload["Username"], payload["Secret"]
         except (ValueError, KeyError, TypeError):
-            raise InputError(f"credential helper {program} answered something that is not its JSON",
-                             hint="check the helper with `echo HOST | docker-credential-... get`") from None
+            raise InputError(
+                f"credential helper {program} answered something that is not its JSON",
+                hint="check the helper with `echo HOST | docker-credential-... get`",
+            ) from None
         if secret:
             return Credentials(user, secret, f"credential helper {program}")
     return None
 
 
-def lookup(registry: str, explicit: Credentials | None = None,
-           environ: Mapping[str, str] | None = None) -> Credentials | None:
+def lookup(
+    registry: str, explicit: Credentials | None = None, environ: Mapping[str, str] | None = None
+) -> Credentials | None:
     env = os.environ if environ is None else environ
     if explicit is not None:
         return explicit
     if env.get("OCIBAKE_USERNAME") and env.get("OCIBAKE_PASSWORD") is not None:
         return Credentials(env["OCIBAKE_USERNAME"], env["OCIBAKE_PASSWORD"], "OCIBAKE_USERNAME/OCIBAKE_PASSWORD")
     if bool(env.get("OCIBAKE_USERNAME")) != bool(env.get("OCIBAKE_PASSWORD")):
-        have, missing = (("OCIBAKE_USERNAME", "OCIBAKE_PASSWORD") if env.get("OCIBAKE_USERNAME")
-                         else ("OCIBAKE_PASSWORD", "OCIBAKE_USERNAME"))
+        have, missing = (
+            ("OCIBAKE_USERNAME", "OCIBAKE_PASSWORD")
+            if env.get("OCIBAKE_USERNAME")
+            else ("OCIBAKE_PASSWORD", "OCIBAKE_USERNAME")
+        )
         raise InputError(f"{have} is set but {missing} is not", hint=f"set both, or unset {have}")
     if env.get("REGISTRY_AUTH_FILE"):
         path = Path(env["REGISTRY_AUTH_FILE"])
@@ -160,20 +175,25 @@ def store(registry: str, creds: Credentials, environ: Mapping[str, str] | None =
     path = docker_config_path(environ)
     cfg = _read_json(path)
     key = DOCKER_HUB_KEY if "docker.io" in _aliases(registry) else registry
-    helper = next((name for k, name in (cfg.get("credHelpers") or {}).items() if _host_of(k) in _aliases(registry)),
-                  None) or cfg.get("credsStore")
+    helper = next(
+        (name for k, name in (cfg.get("credHelpers") or {}).items() if _host_of(k) in _aliases(registry)), None
+    ) or cfg.get("credsStore")
     if helper:
         program = f"docker-credential-{helper}"
         payload = json.dumps({"ServerURL": key, "Username": creds.username, "Secret": creds.password}).encode()
         try:
-            proc = subprocess.run([program, "store"], input=payload, stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.DEVNULL, timeout=30)
+            proc = subprocess.run(
+                [program, "store"], input=payload, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30
+            )
         except (FileNotFoundError, subprocess.TimeoutExpired):
-            raise InputError(f"credential helper {program} is not usable",
-                             hint=f"install it, or remove \"{helper}\" from {path}") from None
+            raise InputError(
+                f"credential helper {program} is not usable", hint=f'install it, or remove "{helper}" from {path}'
+            ) from None
         if proc.returncode != 0:
-            raise InputError(f"credential helper {program} could not store the credentials (exit {proc.returncode})",
-                             hint="run it by hand to see why") from None
+            raise InputError(
+                f"credential helper {program} could not store the credentials (exit {proc.returncode})",
+                hint="run it by hand to see why",
+            ) from None
         cfg.setdefault("auths", {}).setdefault(key, {})
         cfg["auths"][key].pop("auth", None)
         where = f"credential helper {program}"
@@ -188,7 +208,7 @@ def store(registry: str, creds: Credentials, environ: Mapping[str, str] | None =
 
 
 def _write_private_json(path: Path, data: dict) -> None:
-    path = Path(os.path.realpath(path))      # a symlinked config.json is written through, as docker does
+    path = Path(os.path.realpath(path))  # a symlinked config.json is written through, as docker does
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     fd, tmp = tempfile.mkstemp(prefix=".config.json.", dir=path.parent)
     try:

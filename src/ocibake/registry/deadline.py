@@ -23,7 +23,7 @@ import urllib3.connectionpool
 
 from ocibake.errors import RegistryError
 
-_current = threading.local()          # .entry: the _Entry of the request running in this thread
+_current = threading.local()  # .entry: the _Entry of the request running in this thread
 
 
 class _Entry:
@@ -39,7 +39,7 @@ def _attach(conn) -> None:
     entry = getattr(_current, "entry", None)
     if entry is not None:
         entry.conn = conn
-        conn._ocibake_entry = entry         # a pooled connection belongs to the request that used it last
+        conn._ocibake_entry = entry  # a pooled connection belongs to the request that used it last
 
 
 class _HTTPConnection(urllib3.connection.HTTPConnection):
@@ -89,15 +89,17 @@ class Watchdog:
     def check(self, registry: str) -> None:
         """RegistryError once the operation's deadline has passed."""
         if time.monotonic() >= self.deadline:
-            raise RegistryError(f"registry {registry}: gave up after {self.timeout:.0f}s (the operation's deadline)",
-                                code="TIMEOUT",
-                                hint="the registry is too slow or not answering; for a slow link raise --timeout")
+            raise RegistryError(
+                f"registry {registry}: gave up after {self.timeout:.0f}s (the operation's deadline)",
+                code="TIMEOUT",
+                hint="the registry is too slow or not answering; for a slow link raise --timeout",
+            )
 
     def begin(self, registry: str) -> _Entry:
         self.check(registry)
         entry = _Entry()
         with self.lock:
-            old = getattr(_current, "entry", None)     # a thread runs one request at a time
+            old = getattr(_current, "entry", None)  # a thread runs one request at a time
             if old is not None:
                 self.entries.discard(old)
             _current.entry = entry

@@ -11,7 +11,7 @@ from ocibake.errors import RegistryError
 # --------------------------------------------------------------------------------------------------- errors
 HINTS = {
     "UNAUTHORIZED": "log in with `ocibake login {registry} -u USER --password-stdin`, or set OCIBAKE_USERNAME and "
-                    "OCIBAKE_PASSWORD",
+    "OCIBAKE_PASSWORD",
     "DENIED": "the account may not do this in {repository}; ask the registry's admins for push/pull rights",
     "NAME_UNKNOWN": "the repository {repository} does not exist on {registry} (or you may not see it)",
     "NAME_INVALID": "the registry refuses the repository name {repository}",

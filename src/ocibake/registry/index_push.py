@@ -38,17 +38,22 @@ def push_index(target: str, children: Sequence[str], options: RegistryOptions | 
         for text in children:
             child = parse_reference(text, opts.environ)
             if not child.digest:
-                raise InputError(f"{text}: give each image by digest (REPO@sha256:...)",
-                                 hint="push each platform's image by digest first (its `ocibake build --push` line)")
+                raise InputError(
+                    f"{text}: give each image by digest (REPO@sha256:...)",
+                    hint="push each platform's image by digest first (its `ocibake build --push` line)",
+                )
             if (child.registry, child.repository) != (ref.registry, ref.repository):
-                raise InputError(f"{text} is not in {ref.name}",
-                                 hint="an index's images must be in its repository; push them there first")
+                raise InputError(
+                    f"{text} is not in {ref.name}",
+                    hint="an index's images must be in its repository; push them there first",
+                )
             data, mt, digest = _get_manifest(client, ref.repository, child.digest, child.digest)
             if mt not in MANIFEST_TYPES:
                 raise InputError(f"{text} is a {mt}, not a single image", hint="an index joins single-platform images")
             config = _config(client, ref.repository, json.loads(data)["config"]["digest"])
-            platform = Platform(str(config.get("os", "")), str(config.get("architecture", "")),
-                                str(config.get("variant") or ""))
+            platform = Platform(
+                str(config.get("os", "")), str(config.get("architecture", "")), str(config.get("variant") or "")
+            )
             descs.append(Descriptor(mt, digest, len(data), platform=platform))
         index = platform_index(descs)
         got = _put_manifest(client, ref.repository, ref.tag, index.descriptor(), index.data)

@@ -17,17 +17,32 @@ from typing import Callable
 from ocibake.registry.client import Client
 from ocibake.registry.errors import ConnectionLost
 
-MONOLITHIC_MAX = 4 << 20        # the default bound (RegistryOptions.monolithic_max, $OCIBAKE_REGISTRY_MONOLITHIC_MAX)
+MONOLITHIC_MAX = 4 << 20  # the default bound (RegistryOptions.monolithic_max, $OCIBAKE_REGISTRY_MONOLITHIC_MAX)
 
 
-def upload_small(client: Client, repo: str, digest: str, size: int, path: Path, scopes: tuple[str, ...], what: str,
-                 body: Callable[[Path, int], object]) -> bool:
+def upload_small(
+    client: Client,
+    repo: str,
+    digest: str,
+    size: int,
+    path: Path,
+    scopes: tuple[str, ...],
+    what: str,
+    body: Callable[[Path, int], object],
+) -> bool:
     """True when the registry stored the blob (201 with this digest) in one POST, or in POST + PUT-with-body."""
     headers = {"Content-Type": "application/octet-stream", "Content-Length": str(size)}
     q = urllib.parse.urlencode({"digest": digest})
     try:
-        resp = client.request("POST", f"/v2/{repo}/blobs/uploads/?{q}", scopes=scopes, what=f"upload {what}",
-                              headers=headers, body=lambda: body(path, size), repository=repo)
+        resp = client.request(
+            "POST",
+            f"/v2/{repo}/blobs/uploads/?{q}",
+            scopes=scopes,
+            what=f"upload {what}",
+            headers=headers,
+            body=lambda: body(path, size),
+            repository=repo,
+        )
         resp.close()
         if resp.status_code == 201:
             return resp.headers.get("Docker-Content-Digest") in (None, digest)
@@ -36,8 +51,16 @@ def upload_small(client: Client, repo: str, digest: str, size: int, path: Path, 
             return False
         location = urllib.parse.urljoin(client.base + "/", location)
         sep = "&" if "?" in location else "?"
-        resp = client.request("PUT", f"{location}{sep}{q}", scopes=scopes, what=f"upload {what}", headers=headers,
-                              body=lambda: body(path, size), retries=0, repository=repo)
+        resp = client.request(
+            "PUT",
+            f"{location}{sep}{q}",
+            scopes=scopes,
+            what=f"upload {what}",
+            headers=headers,
+            body=lambda: body(path, size),
+            retries=0,
+            repository=repo,
+        )
         resp.close()
         return resp.status_code == 201 and resp.headers.get("Docker-Content-Digest") in (None, digest)
     except ConnectionLost:

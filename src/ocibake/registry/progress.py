@@ -17,7 +17,7 @@ def human_size(n: float) -> str:
     return units.human_size(n, decimals=1)
 
 
-_ACTIVE: "Progress | None" = None      # the terminal display that other log lines must print above
+_ACTIVE: "Progress | None" = None  # the terminal display that other log lines must print above
 
 
 def print_line(line: str) -> None:
@@ -44,8 +44,8 @@ class Progress:
         global _ACTIVE
         self.opts = opts
         self.lock = _PRINT_LOCK
-        self.bars: dict[str, list] = {}          # digest -> [bytes done, size], in the order they started
-        self.drawn = 0                           # bar lines on the screen now
+        self.bars: dict[str, list] = {}  # digest -> [bytes done, size], in the order they started
+        self.drawn = 0  # bar lines on the screen now
         self.last_draw = 0.0
         if opts.progress_bar:
             _ACTIVE = self
@@ -66,6 +66,7 @@ class Progress:
                 if now - self.last_draw >= 0.1:
                     self.last_draw = now
                     self._redraw()
+
         return update
 
     def done(self, line: str, digest: str | None = None) -> None:
@@ -95,14 +96,16 @@ class Progress:
 
     def _erase(self) -> None:
         if self.drawn:
-            sys.stderr.write(f"\033[{self.drawn}F\033[J")      # up to the first bar, clear to the end
+            sys.stderr.write(f"\033[{self.drawn}F\033[J")  # up to the first bar, clear to the end
             self.drawn = 0
 
     def _redraw(self) -> None:
         self._erase()
         for digest, (done, size) in self.bars.items():
             filled = int(self.WIDTH * done / size) if size else self.WIDTH
-            sys.stderr.write(f"  {digest[7:19]} [{'#' * filled}{'.' * (self.WIDTH - filled)}] "
-                             f"{human_size(done)}/{human_size(size)}\033[K\n")
+            sys.stderr.write(
+                f"  {digest[7:19]} [{'#' * filled}{'.' * (self.WIDTH - filled)}] "
+                f"{human_size(done)}/{human_size(size)}\033[K\n"
+            )
         self.drawn = len(self.bars)
         sys.stderr.flush()

@@ -43,20 +43,35 @@ class PullResult:
         return f"{self.reference}@{self.digest}"
 
     def as_json(self) -> dict:
-        return {"reference": self.reference, "digest": self.digest, "layout": str(self.layout), "tag": self.tag,
-                "blobs": {"downloaded": self.downloaded, "skipped": self.skipped},
-                "bytes_downloaded": self.bytes_downloaded, "seconds": round(self.seconds, 3)}
+        return {
+            "reference": self.reference,
+            "digest": self.digest,
+            "layout": str(self.layout),
+            "tag": self.tag,
+            "blobs": {"downloaded": self.downloaded, "skipped": self.skipped},
+            "bytes_downloaded": self.bytes_downloaded,
+            "seconds": round(self.seconds, 3),
+        }
 
     def summary(self) -> str:
-        return (f"pulled {self.reference}@{self.digest} into {self.layout}: {self.downloaded} blob(s) downloaded "
-                f"({human_size(self.bytes_downloaded)}), {self.skipped} already there, in {self.seconds:.2f}s")
+        return (
+            f"pulled {self.reference}@{self.digest} into {self.layout}: {self.downloaded} blob(s) downloaded "
+            f"({human_size(self.bytes_downloaded)}), {self.skipped} already there, in {self.seconds:.2f}s"
+        )
 
 
 def _get_manifest(client: Client, repo: str, ref: str, expect: str | None) -> tuple[bytes, str, str]:
     """-> (bytes, media type, digest), the digest checked against ``expect`` and Docker-Content-Digest."""
     what = f"GET manifest {ref if not ref.startswith('sha256:') else ref[:19]}"
-    resp = client.request("GET", f"/v2/{repo}/manifests/{ref}", scopes=(f"repository:{repo}:pull",), what=what,
-                          headers={"Accept": ACCEPT}, repository=repo, stream=True)
+    resp = client.request(
+        "GET",
+        f"/v2/{repo}/manifests/{ref}",
+        scopes=(f"repository:{repo}:pull",),
+        what=what,
+        headers={"Accept": ACCEPT},
+        repository=repo,
+        stream=True,
+    )
     if resp.status_code != 200:
         resp.content
         raise client.error(what, resp, repository=repo)
@@ -66,18 +81,25 @@ def _get_manifest(client: Client, repo: str, ref: str, expect: str | None) -> tu
     digest = "sha256:" + hashlib.sha256(data).hexdigest()
     header = resp.headers.get("Docker-Content-Digest")
     if (expect and digest != expect) or (header and header.startswith("sha256:") and header != digest):
-        raise RegistryError(f"registry {client.registry}: manifest {ref} has digest {digest}, expected "
-                            f"{expect or header}", code="DIGEST_INVALID",
-                            hint="the registry (or a proxy) served other bytes than it announced; nothing was written")
+        raise RegistryError(
+            f"registry {client.registry}: manifest {ref} has digest {digest}, expected {expect or header}",
+            code="DIGEST_INVALID",
+            hint="the registry (or a proxy) served other bytes than it announced; nothing was written",
+        )
     mt = resp.headers.get("Content-Type", "").split(";")[0].strip()
     try:
         doc_mt = json.loads(data).get("mediaType")
     except (ValueError, AttributeError):
-        raise RegistryError(f"registry {client.registry}: manifest {ref} is not JSON", code="MANIFEST_INVALID") from None
+        raise RegistryError(
+            f"registry {client.registry}: manifest {ref} is not JSON", code="MANIFEST_INVALID"
+        ) from None
     mt = doc_mt or mt
     if mt not in MANIFEST_TYPES + INDEX_TYPES:
-        raise RegistryError(f"registry {client.registry}: {ref} has media type {mt!r}", code="UNSUPPORTED",
-                            hint="ocibake pulls OCI/Docker image manifests and indexes")
+        raise RegistryError(
+            f"registry {client.registry}: {ref} has media type {mt!r}",
+            code="UNSUPPORTED",
+            hint="ocibake pulls OCI/Docker image manifests and indexes",
+        )
     return data, mt, digest
 
 
@@ -95,22 +117,31 @@ def _config_platform(writer: LayoutWriter, manifest: bytes) -> Platform | None:
         doc = json.loads(path.read_bytes())
         plat = Platform(doc["os"], doc["architecture"], doc.get("variant", "") or "")
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return None     # not an image config (an artifact): index.json simply names no platform
+        return None  # not an image config (an artifact): index.json simply names no platform
     return plat if plat.os and plat.architecture else None
 
 
 def get_config(client: Client, repo: str, digest: str) -> bytes:
     """An image config's bytes, checked against ``digest``."""
     what = f"GET config {digest[:19]}"
-    resp = client.request("GET", f"/v2/{repo}/blobs/{digest}", scopes=(f"repository:{repo}:pull",), what=what,
-                          stream=True, repository=repo)
+    resp = client.request(
+        "GET",
+        f"/v2/{repo}/blobs/{digest}",
+        scopes=(f"repository:{repo}:pull",),
+        what=what,
+        stream=True,
+        repository=repo,
+    )
     if resp.status_code != 200:
         resp.content
         raise client.error(what, resp, repository=repo)
     data = client.read_body(resp, MAX_CONFIG + 1)
     if "sha256:" + hashlib.sha256(data).hexdigest() != digest:
-        raise RegistryError(f"registry {client.registry}: config {digest} arrived with another digest",
-                            code="DIGEST_INVALID", hint="the registry (or a proxy) served other bytes; nothing was written")
+        raise RegistryError(
+            f"registry {client.registry}: config {digest} arrived with another digest",
+            code="DIGEST_INVALID",
+            hint="the registry (or a proxy) served other bytes; nothing was written",
+        )
     return data
 
 
@@ -125,17 +156,23 @@ def _require_platform(client: Client, repo: str, ref, manifest: dict, want: Plat
         doc = json.loads(data)
         have = Platform(doc.get("os", ""), doc.get("architecture", ""), doc.get("variant", "") or "")
     except (ValueError, AttributeError):
-        raise RegistryError(f"registry {client.registry}: the config of {ref} is not JSON", code="MANIFEST_INVALID") \
-            from None
+        raise RegistryError(
+            f"registry {client.registry}: the config of {ref} is not JSON", code="MANIFEST_INVALID"
+        ) from None
     if not _platform_matches({"platform": have.as_json()}, want):
-        raise InputError(f"{ref} is a single {have} image, not {want}; nothing was written",
-                         hint=f"drop --platform, or ask for --platform {have}")
+        raise InputError(
+            f"{ref} is a single {have} image, not {want}; nothing was written",
+            hint=f"drop --platform, or ask for --platform {have}",
+        )
 
 
 def _platform_matches(desc: dict, want: Platform) -> bool:
     p = desc.get("platform") or {}
-    return (p.get("os") == want.os and p.get("architecture") == want.architecture
-            and (not want.variant or p.get("variant", "") == want.variant))
+    return (
+        p.get("os") == want.os
+        and p.get("architecture") == want.architecture
+        and (not want.variant or p.get("variant", "") == want.variant)
+    )
 
 
 def _config_labels(writer: LayoutWriter, manifest: bytes) -> dict:
@@ -150,8 +187,13 @@ def _config_labels(writer: LayoutWriter, manifest: bytes) -> dict:
         return {}
 
 
-def pull(reference: str, dest: Path | str, platform: str | None = None,
-         options: RegistryOptions | None = None, force_tags: bool = False) -> PullResult:
+def pull(
+    reference: str,
+    dest: Path | str,
+    platform: str | None = None,
+    options: RegistryOptions | None = None,
+    force_tags: bool = False,
+) -> PullResult:
     """Pull REF into the OCI layout DIR (created or added to, atomically). Every digest is verified."""
     opts = options or RegistryOptions()
     started = time.monotonic()
@@ -168,7 +210,7 @@ def pull(reference: str, dest: Path | str, platform: str | None = None,
     clients = Clients(opts)
     client = clients.get(ref.registry)
     repo = ref.repository
-    docs: list[tuple[str, bytes, str]] = []         # (media type, bytes, digest) of manifests/indexes to store
+    docs: list[tuple[str, bytes, str]] = []  # (media type, bytes, digest) of manifests/indexes to store
     blobs: dict[str, int] = {}
     progress = Progress(opts)
     try:
@@ -178,8 +220,16 @@ def pull(reference: str, dest: Path | str, platform: str | None = None,
             children = json.loads(data).get("manifests") or []
             match = [c for c in children if _platform_matches(c, want)]
             if not match:
-                have = ", ".join(str(Platform(**{k: c.get("platform", {}).get(k, "") for k in ("os", "architecture", "variant")}))
-                                 for c in children if c.get("platform")) or "none"
+                have = (
+                    ", ".join(
+                        str(
+                            Platform(**{k: c.get("platform", {}).get(k, "") for k in ("os", "architecture", "variant")})
+                        )
+                        for c in children
+                        if c.get("platform")
+                    )
+                    or "none"
+                )
                 raise InputError(f"{ref} has no image for {want}", hint=f"platforms in it: {have}")
             c = Descriptor.from_json(match[0])
             # The index itself is kept as a blob (not in index.json), so a reference pinned to the index's digest
@@ -190,8 +240,10 @@ def pull(reference: str, dest: Path | str, platform: str | None = None,
         elif mt in MANIFEST_TYPES and want is not None:
             _require_platform(client, repo, ref, json.loads(data), want)
         if DOCKER_TYPES & {mt, top.media_type}:
-            opts.log(f"note: {ref} is a Docker-format image, stored as it is (its digest kept); skopeo 1.9 and umoci "
-                     "0.4 read only OCI manifests from a layout")
+            opts.log(
+                f"note: {ref} is a Docker-format image, stored as it is (its digest kept); skopeo 1.9 and umoci "
+                "0.4 read only OCI manifests from a layout"
+            )
         stack = [(mt, data, digest)]
         while stack:
             mt_, data_, digest_ = stack.pop()
@@ -207,15 +259,17 @@ def pull(reference: str, dest: Path | str, platform: str | None = None,
                 for d in [doc.get("config")] + list(doc.get("layers") or []):
                     if d:
                         if not DIGEST_RE.match(str(d.get("digest"))):
-                            raise RegistryError(f"registry {client.registry}: manifest names a bad digest",
-                                                code="MANIFEST_INVALID")
+                            raise RegistryError(
+                                f"registry {client.registry}: manifest names a bad digest", code="MANIFEST_INVALID"
+                            )
                         blobs[d["digest"]] = int(d["size"])
-        if existing is not None:       # a blob there that is a symlink (or not a file) is refused before any download
+        if existing is not None:  # a blob there that is a symlink (or not a file) is refused before any download
             for bdigest in blobs:
                 blob_is_regular(dest, existing.blob_path(bdigest))
         counts = {"downloaded": 0, "skipped": 0}
         received = [0]
         with LayoutWriter(dest, log=opts.log) as writer:
+
             def fetch(item):
                 bdigest, size = item
                 # a kept blob is staged as a hard link: safe from a concurrent writer's cleanup until the commit
@@ -228,8 +282,14 @@ def pull(reference: str, dest: Path | str, platform: str | None = None,
                 bar = progress.bar(bdigest, size)
                 what = f"GET blob {bdigest[:19]}"
                 for attempt in range(opts.retries + 1):
-                    resp = client.request("GET", f"/v2/{repo}/blobs/{bdigest}", scopes=(f"repository:{repo}:pull",),
-                                          what=what, stream=True, repository=repo)
+                    resp = client.request(
+                        "GET",
+                        f"/v2/{repo}/blobs/{bdigest}",
+                        scopes=(f"repository:{repo}:pull",),
+                        what=what,
+                        stream=True,
+                        repository=repo,
+                    )
                     if resp.status_code != 200:
                         resp.content
                         raise client.error(what, resp, repository=repo)
@@ -246,23 +306,27 @@ def pull(reference: str, dest: Path | str, platform: str | None = None,
                                 if n > size:
                                     break
                         why = client.watchdog.current_failure(client.registry)
-                        if why is not None:         # the body was cut short by the stall watchdog
+                        if why is not None:  # the body was cut short by the stall watchdog
                             raise requests.exceptions.ConnectionError(why)
                     except (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
                         if attempt >= opts.retries:
                             why = client.watchdog.current_failure(client.registry)
-                            raise RegistryError(f"registry {client.registry}: {what} failed: connection error "
-                                                f"({why or client._connection_reason(exc)})",
-                                                hint="run the same command again") from None
+                            raise RegistryError(
+                                f"registry {client.registry}: {what} failed: connection error "
+                                f"({why or client._connection_reason(exc)})",
+                                hint="run the same command again",
+                            ) from None
                         client.pause(client._delay(attempt, None))
                         continue
                     finally:
                         resp.close()
                     got = "sha256:" + h.hexdigest()
                     if got != bdigest or n != size:
-                        raise RegistryError(f"registry {client.registry}: blob {bdigest} arrived as {got} "
-                                            f"({n} of {size} bytes)", code="DIGEST_INVALID",
-                                            hint="the registry (or a proxy) served other bytes; nothing was written")
+                        raise RegistryError(
+                            f"registry {client.registry}: blob {bdigest} arrived as {got} ({n} of {size} bytes)",
+                            code="DIGEST_INVALID",
+                            hint="the registry (or a proxy) served other bytes; nothing was written",
+                        )
                     writer.add_blob_file(target, bdigest)
                     progress.done(f"  {bdigest[:19]}  {human_size(size):>10}  downloaded", bdigest)
                     return "downloaded", n
@@ -282,14 +346,22 @@ def pull(reference: str, dest: Path | str, platform: str | None = None,
                 name = labels.get(TITLE)
 
                 def check(layout: Layout) -> None:
-                    if isinstance(name, str):   # an image that names itself: its tag may not move across names
-                        refuse_unsafe_moves(layout, [tag], top.digest, name, str(labels.get(VERSION) or ""),
-                                            force_tags)
+                    if isinstance(name, str):  # an image that names itself: its tag may not move across names
+                        refuse_unsafe_moves(layout, [tag], top.digest, name, str(labels.get(VERSION) or ""), force_tags)
+
                 writer.commit([(tag, top)], check=check)
             else:
                 writer.commit([], [top])
     finally:
         progress.close()
         clients.close()
-    return PullResult(str(ref.with_tag(ref.tag)) if not ref.digest else ref.name, top.digest, dest, ref.tag,
-                      counts["downloaded"], counts["skipped"], received[0], time.monotonic() - started)
+    return PullResult(
+        str(ref.with_tag(ref.tag)) if not ref.digest else ref.name,
+        top.digest,
+        dest,
+        ref.tag,
+        counts["downloaded"],
+        counts["skipped"],
+        received[0],
+        time.monotonic() - started,
+    )

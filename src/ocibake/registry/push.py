@@ -25,7 +25,7 @@ from ocibake.registry.reference import has_registry, parse_reference
 
 @dataclass(frozen=True)
 class PushedTag:
-    repository: str   # registry/repo
+    repository: str  # registry/repo
     tag: str
     digest: str
 
@@ -46,41 +46,64 @@ class PushResult:
         return [str(t) for t in self.tags]
 
     def as_json(self) -> dict:
-        return {"references": self.lines(),
-                "tags": [{"repository": t.repository, "tag": t.tag, "digest": t.digest} for t in self.tags],
-                "blobs": {"uploaded": self.uploaded, "skipped": self.skipped, "mounted": self.mounted},
-                "bytes_uploaded": self.bytes_uploaded, "seconds": round(self.seconds, 3)}
+        return {
+            "references": self.lines(),
+            "tags": [{"repository": t.repository, "tag": t.tag, "digest": t.digest} for t in self.tags],
+            "blobs": {"uploaded": self.uploaded, "skipped": self.skipped, "mounted": self.mounted},
+            "bytes_uploaded": self.bytes_uploaded,
+            "seconds": round(self.seconds, 3),
+        }
 
     def summary(self) -> str:
         repos = sorted({t.repository for t in self.tags})
-        return (f"pushed {len(self.tags)} tag(s) to {', '.join(repos)}: {self.uploaded} blob(s) uploaded "
-                f"({human_size(self.bytes_uploaded)}), {self.skipped} skipped (already there), {self.mounted} mounted, "
-                f"in {self.seconds:.2f}s")
+        return (
+            f"pushed {len(self.tags)} tag(s) to {', '.join(repos)}: {self.uploaded} blob(s) uploaded "
+            f"({human_size(self.bytes_uploaded)}), {self.skipped} skipped (already there), {self.mounted} mounted, "
+            f"in {self.seconds:.2f}s"
+        )
 
 
 def _put_manifest(client: Client, repo: str, ref: str, desc: Descriptor, data: bytes) -> str:
     mt = _media_type(desc, data)
     scopes = (f"repository:{repo}:pull,push",)
     what = f"PUT manifest {ref}" if not ref.startswith("sha256:") else f"PUT manifest {ref[:19]}"
-    resp = client.request("PUT", f"/v2/{repo}/manifests/{ref}", scopes=scopes, what=what,
-                          headers={"Content-Type": mt}, body=data, repository=repo)
+    resp = client.request(
+        "PUT",
+        f"/v2/{repo}/manifests/{ref}",
+        scopes=scopes,
+        what=what,
+        headers={"Content-Type": mt},
+        body=data,
+        repository=repo,
+    )
     if resp.status_code not in (200, 201):
         raise client.error(what, resp, repository=repo)
     got = resp.headers.get("Docker-Content-Digest")
     if not got:
-        head = client.request("HEAD", f"/v2/{repo}/manifests/{ref}", scopes=scopes, what=f"HEAD manifest {ref}",
-                              headers={"Accept": mt}, repository=repo)
+        head = client.request(
+            "HEAD",
+            f"/v2/{repo}/manifests/{ref}",
+            scopes=scopes,
+            what=f"HEAD manifest {ref}",
+            headers={"Accept": mt},
+            repository=repo,
+        )
         got = head.headers.get("Docker-Content-Digest")
     if got != desc.digest:
-        raise RegistryError(f"registry {client.registry}: {repo}:{ref} is {got or 'of unknown digest'}, "
-                            f"not the pushed {desc.digest}", code="DIGEST_MISMATCH",
-                            hint="the registry rewrote the manifest (it may not support OCI media types); "
-                                 "nothing else was changed")
+        raise RegistryError(
+            f"registry {client.registry}: {repo}:{ref} is {got or 'of unknown digest'}, not the pushed {desc.digest}",
+            code="DIGEST_MISMATCH",
+            hint="the registry rewrote the manifest (it may not support OCI media types); nothing else was changed",
+        )
     return got
 
 
-def push_layout(layout_path: Path | str, repo: str | Sequence[str], tags: Sequence[str] | None = None,
-                options: RegistryOptions | None = None) -> PushResult:
+def push_layout(
+    layout_path: Path | str,
+    repo: str | Sequence[str],
+    tags: Sequence[str] | None = None,
+    options: RegistryOptions | None = None,
+) -> PushResult:
     """Push the images of an OCI layout to one or more repositories (REGISTRY/REPO, or a bare name with
     $OCIBAKE_REGISTRY). ``tags``: layout tags to push (default: all); REPO:TAG pushes one image as TAG (see
     select_tags).
@@ -107,7 +130,7 @@ def push_layout(layout_path: Path | str, repo: str | Sequence[str], tags: Sequen
     counts = {"uploaded": 0, "skipped": 0, "mounted": 0}
     sent = 0
     pushed: list[PushedTag] = []
-    done_repos: dict[str, list[str]] = {}           # registry -> repositories complete in this run
+    done_repos: dict[str, list[str]] = {}  # registry -> repositories complete in this run
     try:
         for ref, plan in plans:
             client = clients.get(ref.registry)
@@ -134,7 +157,7 @@ def push_layout(layout_path: Path | str, repo: str | Sequence[str], tags: Sequen
         exc.results = tuple(str(t) for t in pushed)
         done = {t.repository for t in pushed}
         failed_at = next((i for i, (ref, _) in enumerate(plans) if ref.name not in done), len(plans))
-        untried = [ref.name for ref, _ in plans[failed_at + 1:]]
+        untried = [ref.name for ref, _ in plans[failed_at + 1 :]]
         notes = []
         if pushed:
             notes.append(f"pushed before the failure: {len(pushed)} tag(s), on stdout")
@@ -146,39 +169,50 @@ def push_layout(layout_path: Path | str, repo: str | Sequence[str], tags: Sequen
     finally:
         progress.close()
         clients.close()
-    return PushResult(tuple(pushed), counts["uploaded"], counts["skipped"], counts["mounted"], sent,
-                      time.monotonic() - started)
+    return PushResult(
+        tuple(pushed), counts["uploaded"], counts["skipped"], counts["mounted"], sent, time.monotonic() - started
+    )
 
 
 def _mount_sources(ref, opts: RegistryOptions, done_here: list[str]) -> list[str]:
     """--mount-from repositories on ref's registry, then those this run already pushed to it."""
     sources = []
     for m in opts.mount_from:
-        mref = parse_reference(m if "/" in m and has_registry(m.split("/", 1)[0]) else f"{ref.registry}/{m}",
-                               opts.environ)
+        mref = parse_reference(
+            m if "/" in m and has_registry(m.split("/", 1)[0]) else f"{ref.registry}/{m}", opts.environ
+        )
         if mref.registry != ref.registry:
-            opts.log(f"warning: --mount-from {m} is on {mref.registry}, not {ref.registry}: blobs cannot be mounted "
-                     "across registries; uploading them")
+            opts.log(
+                f"warning: --mount-from {m} is on {mref.registry}, not {ref.registry}: blobs cannot be mounted "
+                "across registries; uploading them"
+            )
         elif mref.repository != ref.repository:
             sources.append(mref.repository)
     return list(dict.fromkeys(sources + [r for r in done_here if r != ref.repository]))
 
 
-def _upload_blobs(client: Client, ref, plan: _PushPlan, opts: RegistryOptions, progress: Progress,
-                  mount_from: list[str]) -> list[tuple[str, int]]:
+def _upload_blobs(
+    client: Client, ref, plan: _PushPlan, opts: RegistryOptions, progress: Progress, mount_from: list[str]
+) -> list[tuple[str, int]]:
     """Every blob of ``plan``, in parallel, biggest first; an interrupt cancels the uploads in flight."""
     opts.log(f"pushing {len(plan.blobs)} blob(s) to {ref.name}")
     items = sorted(plan.blobs.items(), key=lambda kv: -kv[1][0])
     if not items:
         return []
     # prime the token once, so parallel uploads share it
-    client.request("HEAD", f"/v2/{ref.repository}/blobs/{items[0][0]}",
-                   scopes=(f"repository:{ref.repository}:pull,push",) + tuple(f"repository:{m}:pull" for m in mount_from),
-                   what="HEAD blob", repository=ref.repository).close()
+    client.request(
+        "HEAD",
+        f"/v2/{ref.repository}/blobs/{items[0][0]}",
+        scopes=(f"repository:{ref.repository}:pull,push",) + tuple(f"repository:{m}:pull" for m in mount_from),
+        what="HEAD blob",
+        repository=ref.repository,
+    ).close()
     pool = ThreadPoolExecutor(max_workers=max(1, opts.jobs), thread_name_prefix="ocibake-push")
     try:
-        futures = [pool.submit(_upload_blob, client, ref.repository, d, size, path, opts, progress, mount_from)
-                   for d, (size, path) in items]
+        futures = [
+            pool.submit(_upload_blob, client, ref.repository, d, size, path, opts, progress, mount_from)
+            for d, (size, path) in items
+        ]
         return [f.result() for f in futures]
     except BaseException:
         client.cancel.set()

@@ -19,9 +19,9 @@ from ocibake.oci.names import TAG_RE
 
 @dataclass
 class _PushPlan:
-    blobs: dict[str, tuple[int, Path]] = field(default_factory=dict)        # digest -> (size, path)
+    blobs: dict[str, tuple[int, Path]] = field(default_factory=dict)  # digest -> (size, path)
     children: list[tuple[Descriptor, bytes]] = field(default_factory=list)  # manifests under an index (by digest)
-    tops: list[tuple[str, Descriptor, bytes]] = field(default_factory=list) # (tag, descriptor, bytes)
+    tops: list[tuple[str, Descriptor, bytes]] = field(default_factory=list)  # (tag, descriptor, bytes)
 
 
 def _media_type(desc: Descriptor, data: bytes) -> str:
@@ -35,13 +35,17 @@ def _media_type(desc: Descriptor, data: bytes) -> str:
 def _verified_bytes(layout: Layout, desc: Descriptor) -> bytes:
     path = layout.blob_path(desc.digest)
     try:
-        with open_blob(layout.root, path) as f:      # a regular file inside the layout, never through a symlink
+        with open_blob(layout.root, path) as f:  # a regular file inside the layout, never through a symlink
             data = f.read(desc.size + 1)
     except FileNotFoundError:
-        raise InputError(f"{desc.digest} is missing from {layout.root}", hint="the layout is incomplete; rebuild it") from None
+        raise InputError(
+            f"{desc.digest} is missing from {layout.root}", hint="the layout is incomplete; rebuild it"
+        ) from None
     if len(data) != desc.size or "sha256:" + hashlib.sha256(data).hexdigest() != desc.digest:
-        raise InputError(f"manifest {desc.digest} in {layout.root} does not match its digest or size; nothing was pushed",
-                         hint="the layout is damaged; rebuild or re-pull it")
+        raise InputError(
+            f"manifest {desc.digest} in {layout.root} does not match its digest or size; nothing was pushed",
+            hint="the layout is damaged; rebuild or re-pull it",
+        )
     return data
 
 
@@ -58,8 +62,9 @@ def _file_digest(root: Path, path: Path) -> tuple[str, int]:
     return "sha256:" + h.hexdigest(), size
 
 
-def plan_push(layout: Layout, tagged: Sequence[tuple[str, Descriptor]],
-              verified: dict[str, tuple[str, int]] | None = None) -> _PushPlan:
+def plan_push(
+    layout: Layout, tagged: Sequence[tuple[str, Descriptor]], verified: dict[str, tuple[str, int]] | None = None
+) -> _PushPlan:
     """Read and verify everything that will be pushed, before anything is sent (``verified`` caches blob hashes)."""
     verified = {} if verified is None else verified
     plan = _PushPlan()
@@ -78,12 +83,16 @@ def plan_push(layout: Layout, tagged: Sequence[tuple[str, Descriptor]],
                 try:
                     verified[blob.digest] = _file_digest(layout.root, path)
                 except FileNotFoundError:
-                    raise InputError(f"blob {blob.digest} is missing from {layout.root}; nothing was pushed",
-                                     hint="the layout is incomplete; rebuild or re-pull it") from None
+                    raise InputError(
+                        f"blob {blob.digest} is missing from {layout.root}; nothing was pushed",
+                        hint="the layout is incomplete; rebuild or re-pull it",
+                    ) from None
             digest, size = verified[blob.digest]
             if digest != blob.digest or size != blob.size:
-                raise InputError(f"blob {blob.digest} in {layout.root} does not match its digest or size; "
-                                 "nothing was pushed", hint="the layout is damaged; rebuild or re-pull it")
+                raise InputError(
+                    f"blob {blob.digest} in {layout.root} does not match its digest or size; nothing was pushed",
+                    hint="the layout is damaged; rebuild or re-pull it",
+                )
             plan.blobs[blob.digest] = (size, path)
 
     def walk(desc: Descriptor, data: bytes) -> None:
@@ -100,16 +109,20 @@ def plan_push(layout: Layout, tagged: Sequence[tuple[str, Descriptor]],
         elif mt in MANIFEST_TYPES:
             manifest(desc, data)
         else:
-            raise InputError(f"{desc.digest} in {layout.root} has media type {mt!r}, not a manifest or index",
-                             hint="ocibake pushes OCI/Docker image manifests and indexes")
+            raise InputError(
+                f"{desc.digest} in {layout.root} has media type {mt!r}, not a manifest or index",
+                hint="ocibake pushes OCI/Docker image manifests and indexes",
+            )
 
     for tag, desc in tagged:
         data = _verified_bytes(layout, desc)
         try:
             walk(desc, data)
         except (ValueError, TypeError, KeyError, AttributeError) as exc:
-            raise InputError(f"{desc.digest} in {layout.root} is not a valid manifest ({type(exc).__name__})",
-                             hint="the layout is damaged; rebuild it") from None
+            raise InputError(
+                f"{desc.digest} in {layout.root} is not a valid manifest ({type(exc).__name__})",
+                hint="the layout is damaged; rebuild it",
+            ) from None
         plan.tops.append((tag, desc, data))
     return plan
 
@@ -130,8 +143,10 @@ def select_tags(layout: Layout, tags: Sequence[str] | None, as_tag: str | None =
             raise InputError(f"tag {tag!r} is not valid", hint="tags are 1-128 letters, digits, '_', '.', '-'")
     if as_tag:
         if tags and len(tags) > 1:
-            raise InputError(f"REPO:{as_tag} pushes one image, and --tag names {len(tags)}",
-                             hint="give one --tag (the image to push as that tag), or drop :TAG from the repository")
+            raise InputError(
+                f"REPO:{as_tag} pushes one image, and --tag names {len(tags)}",
+                hint="give one --tag (the image to push as that tag), or drop :TAG from the repository",
+            )
         if tags:
             source = tags[0]
             if source not in available:
@@ -141,12 +156,16 @@ def select_tags(layout: Layout, tags: Sequence[str] | None, as_tag: str | None =
             return [(as_tag, available[as_tag])]
         if only is not None:
             return [(as_tag, Descriptor(only.media_type, only.digest, only.size, {}, only.platform))]
-        raise InputError(f"{layout.root} holds {len(manifests)} images; which one is {as_tag!r}?",
-                         hint=f"name it with --tag TAG ({here})")
+        raise InputError(
+            f"{layout.root} holds {len(manifests)} images; which one is {as_tag!r}?",
+            hint=f"name it with --tag TAG ({here})",
+        )
     if not tags:
         if not available:
-            raise InputError(f"{layout.root} has no tagged images" + (f" ({len(manifests)} untagged)" if manifests else ""),
-                             hint="push to REPO:TAG to give the image a tag")
+            raise InputError(
+                f"{layout.root} has no tagged images" + (f" ({len(manifests)} untagged)" if manifests else ""),
+                hint="push to REPO:TAG to give the image a tag",
+            )
         return sorted(available.items())
     out = []
     for tag in dict.fromkeys(tags):
@@ -155,6 +174,8 @@ def select_tags(layout: Layout, tags: Sequence[str] | None, as_tag: str | None =
         elif only is not None and not available:
             out.append((tag, Descriptor(only.media_type, only.digest, only.size, {}, only.platform)))
         else:
-            raise InputError(f"tag {tag!r} is not in {layout.root}; nothing was pushed",
-                             hint=f"{here}; to push an image under a new tag, push to REPO:NEWTAG --tag OLD")
+            raise InputError(
+                f"tag {tag!r} is not in {layout.root}; nothing was pushed",
+                hint=f"{here}; to push an image under a new tag, push to REPO:NEWTAG --tag OLD",
+            )
     return out

@@ -18,17 +18,22 @@ def tags_in_place(client: Client, repository: str, plan: _PushPlan) -> list[tupl
     """[(tag, digest)] when every tag of ``plan`` already names its manifest in ``repository``; else None."""
     if not plan.tops:
         return None
-    scopes = (f"repository:{repository}:pull,push",)       # the token serves the upload too, if one follows
+    scopes = (f"repository:{repository}:pull,push",)  # the token serves the upload too, if one follows
 
     def in_place(top) -> bool:
         tag, desc, data = top
-        resp = client.request("HEAD", f"/v2/{repository}/manifests/{tag}", scopes=scopes,
-                              what=f"HEAD manifest {tag}", headers={"Accept": _media_type(desc, data)},
-                              repository=repository)
+        resp = client.request(
+            "HEAD",
+            f"/v2/{repository}/manifests/{tag}",
+            scopes=scopes,
+            what=f"HEAD manifest {tag}",
+            headers={"Accept": _media_type(desc, data)},
+            repository=repository,
+        )
         resp.close()
         return resp.status_code == 200 and resp.headers.get("Docker-Content-Digest") == desc.digest
 
-    if not in_place(plan.tops[0]):           # the first answer also fetches the token the others share
+    if not in_place(plan.tops[0]):  # the first answer also fetches the token the others share
         return None
     rest = plan.tops[1:]
     if rest:

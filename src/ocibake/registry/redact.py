@@ -14,8 +14,13 @@ _PATTERNS = [
     (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}"), r"\1 ***"),
     (re.compile(r"(://)[^/@\s]+@"), r"\1***@"),
     (re.compile(r"(?<![\w./:-])[^\s/@'\":]+:[^\s/@'\"]+@(?!sha\d+:)(?=[\w.\[-])"), r"***@"),  # user:password@host
-    (re.compile(r"(?i)([?&](?:access_token|refresh_token|token|password|secret|sig|signature|x-amz-signature|"
-                r"x-amz-credential|x-amz-security-token|_state)=)[^&\s]+"), r"\1***"),
+    (
+        re.compile(
+            r"(?i)([?&](?:access_token|refresh_token|token|password|secret|sig|signature|x-amz-signature|"
+            r"x-amz-credential|x-amz-security-token|_state)=)[^&\s]+"
+        ),
+        r"\1***",
+    ),
     (re.compile(r"(?i)(\"(?:token|access_token|refresh_token|password|secret)\"\s*:\s*\")[^\"]*"), r"\1***"),
 ]
 

@@ -60,13 +60,17 @@ def parse_reference(text: str, environ=None) -> Reference:
     if "/" not in text or not has_registry(first):
         prefix = env.get("OCIBAKE_REGISTRY", "").strip().rstrip("/")
         if not prefix:
-            raise InputError(f"{original!r} names no registry",
-                             hint="write REGISTRY/REPO (e.g. registry.example.com/team/app), or set OCIBAKE_REGISTRY "
-                                  "to a registry/namespace prefix")
+            raise InputError(
+                f"{original!r} names no registry",
+                hint="write REGISTRY/REPO (e.g. registry.example.com/team/app), or set OCIBAKE_REGISTRY "
+                "to a registry/namespace prefix",
+            )
         refuse_credentials(prefix, "OCIBAKE_REGISTRY")
         if "://" in prefix or not has_registry(prefix.split("/", 1)[0]):
-            raise InputError(f"OCIBAKE_REGISTRY={prefix!r} is not a registry/namespace prefix",
-                             hint="set it to HOST[:PORT][/NAMESPACE], e.g. registry.example.com/team (no scheme)")
+            raise InputError(
+                f"OCIBAKE_REGISTRY={prefix!r} is not a registry/namespace prefix",
+                hint="set it to HOST[:PORT][/NAMESPACE], e.g. registry.example.com/team (no scheme)",
+            )
         text = f"{prefix}/{text}"
         first = text.split("/", 1)[0]
     registry, _, rest = text.partition("/")
@@ -74,7 +78,9 @@ def parse_reference(text: str, environ=None) -> Reference:
     try:
         parsed = oras.container.Container(rest, registry=registry)
     except ValueError:
-        raise InputError(f"{original!r} is not a valid image reference", hint="REGISTRY/REPO[:TAG][@sha256:DIGEST]") from None
+        raise InputError(
+            f"{original!r} is not a valid image reference", hint="REGISTRY/REPO[:TAG][@sha256:DIGEST]"
+        ) from None
     name = rest.split("@", 1)[0]
     head, _, last = name.rpartition("/")
     tag_given = ":" in last
@@ -83,12 +89,16 @@ def parse_reference(text: str, environ=None) -> Reference:
     if not HOST_RE.match(registry):
         raise InputError(f"{original!r}: {registry!r} is not a registry host", hint="HOST[:PORT]/REPO[:TAG]")
     if not NAME_RE.match(repository) or len(repository) > 255:
-        raise InputError(f"{original!r}: repository {repository!r} is not a valid name",
-                         hint="lowercase letters, digits and separators (. _ -), path components joined by /")
+        raise InputError(
+            f"{original!r}: repository {repository!r} is not a valid name",
+            hint="lowercase letters, digits and separators (. _ -), path components joined by /",
+        )
     tag = last.split(":", 1)[1] if tag_given else None
     if tag is not None and not TAG_RE.match(tag):
-        raise InputError(f"{original!r}: tag {tag!r} is not valid",
-                         hint="tags are 1-128 letters, digits, '_', '.', '-', not starting with '.' or '-'")
+        raise InputError(
+            f"{original!r}: tag {tag!r} is not valid",
+            hint="tags are 1-128 letters, digits, '_', '.', '-', not starting with '.' or '-'",
+        )
     digest = parsed.digest
     if digest is not None and not DIGEST_RE.match(digest):
         raise InputError(f"{original!r}: digest {digest!r} is not valid", hint="digests are sha256:<64 lowercase hex>")
@@ -100,6 +110,7 @@ def parse_reference(text: str, environ=None) -> Reference:
 
 def is_loopback(registry: str) -> bool:
     import ipaddress
+
     host = registry.rsplit(":", 1)[0] if not registry.startswith("[") else registry[1:].split("]")[0]
     if host == "localhost":
         return True

@@ -19,8 +19,12 @@ from typing import Mapping
 
 from ocibake.errors import InputError
 
-SYSTEM_BUNDLES = ("/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt", "/etc/ssl/cert.pem",
-                  "/etc/ssl/ca-bundle.pem")
+SYSTEM_BUNDLES = (
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+    "/etc/ssl/cert.pem",
+    "/etc/ssl/ca-bundle.pem",
+)
 _combined: dict[tuple[str, str], str] = {}
 _tmpdir: str | None = None
 
@@ -35,6 +39,7 @@ def system_bundle(environ: Mapping[str, str]) -> str:
         if candidate and os.path.isfile(candidate):
             return candidate
     import certifi
+
     return certifi.where()
 
 
@@ -43,19 +48,22 @@ def read_ca_cert(path: Path) -> bytes:
     try:
         data = Path(path).read_bytes()
     except FileNotFoundError:
-        raise InputError(f"--ca-cert {path} does not exist", hint="give the path of the registry's CA certificate (PEM)") \
-            from None
+        raise InputError(
+            f"--ca-cert {path} does not exist", hint="give the path of the registry's CA certificate (PEM)"
+        ) from None
     except OSError as exc:
-        raise InputError(f"--ca-cert {path} cannot be read: {exc.strerror}", hint="check the path and its permissions") \
-            from None
+        raise InputError(
+            f"--ca-cert {path} cannot be read: {exc.strerror}", hint="check the path and its permissions"
+        ) from None
     try:
         if b"-----BEGIN CERTIFICATE-----" not in data:
             raise ssl.SSLError("no PEM certificate")
         ssl.create_default_context(cadata=data.decode("ascii", errors="strict"))
     except (ssl.SSLError, UnicodeDecodeError, ValueError):
-        raise InputError(f"--ca-cert {path} is not a PEM CA certificate",
-                         hint="give the CA's certificate in PEM form (-----BEGIN CERTIFICATE-----), e.g. ca.crt") \
-            from None
+        raise InputError(
+            f"--ca-cert {path} is not a PEM CA certificate",
+            hint="give the CA's certificate in PEM form (-----BEGIN CERTIFICATE-----), e.g. ca.crt",
+        ) from None
     return data
 
 

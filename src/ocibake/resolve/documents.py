@@ -22,13 +22,13 @@ SUFFIXES = (".yaml", ".yml")
 @dataclass(frozen=True)
 class Reference:
     file: Path
-    line: int            # 0-based, in the file
-    column: int          # 0-based: where the scalar starts (its opening quote, if quoted)
-    value: str           # ocibake://PATH as written
+    line: int  # 0-based, in the file
+    column: int  # 0-based: where the scalar starts (its opening quote, if quoted)
+    value: str  # ocibake://PATH as written
 
     @property
     def path(self) -> str:
-        return self.value[len(SCHEME):]
+        return self.value[len(SCHEME) :]
 
     def where(self) -> str:
         return f"{self.file}:{self.line + 1}"
@@ -44,6 +44,7 @@ class YamlFile:
 
 def _yaml():
     from ruamel.yaml import YAML
+
     yaml = YAML(typ="rt")
     yaml.preserve_quotes = True
     return yaml
@@ -68,6 +69,7 @@ def collect_files(arguments: Iterable[str]) -> list[Path]:
 
 def read_file(path: Path) -> YamlFile:
     from ruamel.yaml.error import YAMLError
+
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -83,9 +85,11 @@ def read_file(path: Path) -> YamlFile:
     lines = text.splitlines(keepends=True)
     for ref in refs:
         if not ref.path.strip():
-            raise InputError(f"{ref.where()}: {ref.value!r} names no service",
-                             hint="write ocibake://PATH, the service's directory (e.g. ocibake://services/api)")
-        _locate(lines, ref)             # before anything is built: a folded scalar or an alias cannot be rewritten
+            raise InputError(
+                f"{ref.where()}: {ref.value!r} names no service",
+                hint="write ocibake://PATH, the service's directory (e.g. ocibake://services/api)",
+            )
+        _locate(lines, ref)  # before anything is built: a folded scalar or an alias cannot be rewritten
     return YamlFile(path, text, documents, refs)
 
 
@@ -94,15 +98,18 @@ def _locate(lines: list[str], ref: Reference) -> int:
     line = lines[ref.line] if ref.line < len(lines) else ""
     at = line.find(ref.value, ref.column)
     if at < 0 or at > ref.column + 1:
-        raise InputError(f"{ref.where()}: {ref.value!r} is not written as one plain or quoted scalar",
-                         hint="write each ocibake:// reference on one line, without a block scalar (>, |), an "
-                              "anchor or an alias; nothing was built")
+        raise InputError(
+            f"{ref.where()}: {ref.value!r} is not written as one plain or quoted scalar",
+            hint="write each ocibake:// reference on one line, without a block scalar (>, |), an "
+            "anchor or an alias; nothing was built",
+        )
     return at
 
 
 def _scan(node) -> Iterator[tuple[int, int, str]]:
     """(line, column, value) of every string starting with ocibake:// under ``node``."""
     from ruamel.yaml.comments import CommentedMap, CommentedSeq
+
     if isinstance(node, tuple):
         for doc in node:
             yield from _scan(doc)
@@ -131,13 +138,15 @@ def rewrite(yaml_file: YamlFile, replacements: Mapping[str, str]) -> str:
     for ref in sorted(yaml_file.references, key=lambda r: (r.line, r.column), reverse=True):
         line = lines[ref.line]
         at = _locate(lines, ref)
-        lines[ref.line] = line[:at] + replacements[ref.value] + line[at + len(ref.value):]
+        lines[ref.line] = line[:at] + replacements[ref.value] + line[at + len(ref.value) :]
     text = "".join(lines)
     expected = [_plain(d) for d in yaml_file.documents]
     got = [_plain(d) for d in _yaml().load_all(text)]
     if got != [_replaced(d, replacements) for d in expected]:
-        raise OcibakeError(f"rewriting the references in {yaml_file.path} changed more than the references",
-                           hint="write each ocibake:// reference as a plain or quoted scalar on one line")
+        raise OcibakeError(
+            f"rewriting the references in {yaml_file.path} changed more than the references",
+            hint="write each ocibake:// reference as a plain or quoted scalar on one line",
+        )
     return text
 
 

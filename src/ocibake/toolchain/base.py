@@ -15,10 +15,10 @@ from typing import Mapping, Protocol, Sequence
 class GoBuild:
     """One `go build` invocation, independent of where it runs."""
 
-    service_dir: Path            # the module root (holds go.mod)
-    package: str                 # the main package, relative to service_dir, e.g. "./cmd/api"
-    output: Path                 # host path where the binary must appear
-    env: Mapping[str, str]       # CGO_ENABLED, GOOS, GOARCH, GOARM/GOAMD64, GOFLAGS...
+    service_dir: Path  # the module root (holds go.mod)
+    package: str  # the main package, relative to service_dir, e.g. "./cmd/api"
+    output: Path  # host path where the binary must appear
+    env: Mapping[str, str]  # CGO_ENABLED, GOOS, GOARCH, GOARM/GOAMD64, GOFLAGS...
     flags: Sequence[str] = field(default_factory=tuple)  # -trimpath, -buildvcs=false, -ldflags ..., -gcflags ...
     local_modules: Sequence[Path] = field(default_factory=tuple)  # targets of `replace => ../dir` the build reads
 
@@ -28,7 +28,7 @@ class GoBuild:
 
 def last_lines(output: str, n: int) -> list[str]:
     """The last n lines of `go env K1 K2...` (go may print toolchain-switch chatter before them); "" where missing."""
-    text = output[:-1] if output.endswith("\n") else output      # one value per line; values may be empty
+    text = output[:-1] if output.endswith("\n") else output  # one value per line; values may be empty
     lines = [line.strip() for line in text.split("\n")]
     lines = lines[-n:] if len(lines) >= n else [""] * (n - len(lines)) + lines
     return lines

@@ -36,8 +36,10 @@ def private_cache(cache: Path) -> Path:
         private_mkdir(cache)
         real = cache.resolve()
     except OSError as exc:
-        raise InputError(f"cannot use the cache directory {cache}: {exc.strerror}",
-                         hint="set XDG_CACHE_HOME to a writable directory of yours") from None
+        raise InputError(
+            f"cannot use the cache directory {cache}: {exc.strerror}",
+            hint="set XDG_CACHE_HOME to a writable directory of yours",
+        ) from None
     for ancestor in real.parents:
         st = ancestor.stat()
         if st.st_uid not in (0, os.geteuid()):
@@ -61,9 +63,11 @@ def check_private_entry(path: Path, what: str) -> None:
 
 def _not_private(path: Path, why: str, chown: bool = False) -> None:
     fix = "`chown` it to yourself" if chown else f"`chmod go-w {path}`"
-    raise InputError(f"the cache is not private: {why}",
-                     hint=f"ocibake runs the toolchains it caches, so the cache must be yours alone: {fix}, "
-                          "`ocibake cache clean`, or set XDG_CACHE_HOME to a directory of yours")
+    raise InputError(
+        f"the cache is not private: {why}",
+        hint=f"ocibake runs the toolchains it caches, so the cache must be yours alone: {fix}, "
+        "`ocibake cache clean`, or set XDG_CACHE_HOME to a directory of yours",
+    )
 
 
 def private_mkdir(path: Path) -> Path:
@@ -82,13 +86,17 @@ def private_mkdir(path: Path) -> Path:
     return path
 
 
-PARTS = (("rootfs", "unpacked toolchain images"), ("toolchains", "go build and module caches, per toolchain"),
-         ("pulled", "toolchain images pulled from registries"), ("bases", "base images pulled from registries"),
-         ("delve", "Delve binaries built for the development target"),
-         ("upx", "UPX-packed binaries, by input digest, upx version and arguments"),
-         ("layers", "compressed layers, by uncompressed digest and compression setting"),
-         ("goenv", "`go env` answers, by go program, environment, go.mod and GOENV file"),
-         ("gobin", "the last binary built per service and platform, so go can skip an unneeded link"))
+PARTS = (
+    ("rootfs", "unpacked toolchain images"),
+    ("toolchains", "go build and module caches, per toolchain"),
+    ("pulled", "toolchain images pulled from registries"),
+    ("bases", "base images pulled from registries"),
+    ("delve", "Delve binaries built for the development target"),
+    ("upx", "UPX-packed binaries, by input digest, upx version and arguments"),
+    ("layers", "compressed layers, by uncompressed digest and compression setting"),
+    ("goenv", "`go env` answers, by go program, environment, go.mod and GOENV file"),
+    ("gobin", "the last binary built per service and platform, so go can skip an unneeded link"),
+)
 PART_NAMES = tuple(name for name, _ in PARTS)
 
 
@@ -116,12 +124,15 @@ def usage(cache: Path) -> list[CachePart]:
     out = []
     for name, what in PARTS:
         path = cache / name
-        entries = len([p for p in path.iterdir() if not p.name.startswith(".") and not p.name.endswith(".sha256")]
-                      ) if path.is_dir() else 0
+        entries = (
+            len([p for p in path.iterdir() if not p.name.startswith(".") and not p.name.endswith(".sha256")])
+            if path.is_dir()
+            else 0
+        )
         out.append(CachePart(name, what, entries, disk_usage(path) if path.is_dir() else 0))
     known = {name for name, _ in PARTS}
     others = [p for p in cache.iterdir() if p.name not in known] if cache.is_dir() else []
-    if others:      # left by another ocibake version, or put there by hand: `clean` removes it too, so count it
+    if others:  # left by another ocibake version, or put there by hand: `clean` removes it too, so count it
         size = sum(disk_usage(p) if p.is_dir() and not p.is_symlink() else p.lstat().st_size for p in others)
         out.append(CachePart("other", "entries ocibake does not use (removed by clean)", len(others), size))
     return out

@@ -25,10 +25,14 @@ class GroupGuard:
         read_end, self._write_end = os.pipe()
         try:
             self.proc: subprocess.Popen | None = subprocess.Popen(
-                ["sh", "-c", GUARD, "ocibake-guard", str(pgid)], stdin=read_end, stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL, process_group=pgid)
+                ["sh", "-c", GUARD, "ocibake-guard", str(pgid)],
+                stdin=read_end,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                process_group=pgid,
+            )
         except (OSError, subprocess.SubprocessError):
-            self.proc = None            # the program already ended (its group is gone): nothing to guard
+            self.proc = None  # the program already ended (its group is gone): nothing to guard
         finally:
             os.close(read_end)
 

@@ -10,14 +10,24 @@ from ocibake.toolchain.image_ref import parse_toolchain_ref
 from ocibake.toolchain.local import LocalToolchain
 
 
-def make_toolchain(reference: str | None, *, go: str | None = None, upx: str | None = None, network: bool = False,
-                   cache: Path | None = None, registry_options: Callable[[], object] | None = None):
+def make_toolchain(
+    reference: str | None,
+    *,
+    go: str | None = None,
+    upx: str | None = None,
+    network: bool = False,
+    cache: Path | None = None,
+    registry_options: Callable[[], object] | None = None,
+):
     """What the build command calls for --toolchain/--go/--upx-bin/--network: a LocalToolchain or an ImageToolchain."""
     ref = parse_toolchain_ref("local" if reference is None else reference)
     if ref.kind == "local":
         return LocalToolchain(go=go, upx=upx)
     if go or upx:
-        raise InputError("--go and --upx-bin choose programs on this host; they do not apply to --toolchain "
-                         f"{reference}", hint="drop them, or use --toolchain local")
-    from ocibake.toolchain.image import ImageToolchain      # the sandbox and unpacking: only when an image is named
+        raise InputError(
+            f"--go and --upx-bin choose programs on this host; they do not apply to --toolchain {reference}",
+            hint="drop them, or use --toolchain local",
+        )
+    from ocibake.toolchain.image import ImageToolchain  # the sandbox and unpacking: only when an image is named
+
     return ImageToolchain(reference, network=network, cache=cache, registry_options=registry_options)

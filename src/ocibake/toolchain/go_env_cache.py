@@ -55,9 +55,10 @@ def cache_key(go: str, service_dir: Path, env: Mapping[str, str], keys: Sequence
 
 def _path(key: str) -> Path | None:
     from ocibake.toolchain.cache import cache_home, private_cache
+
     try:
         return private_cache(cache_home()) / CACHE_PART / f"{key}.json"
-    except Exception:          # an unusable cache is not this feature's to report: go is asked instead
+    except Exception:  # an unusable cache is not this feature's to report: go is asked instead
         return None
 
 

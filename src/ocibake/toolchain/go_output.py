@@ -27,12 +27,17 @@ CACHE_PART = "gobin"
 
 def _slot(go: str, build: GoBuild) -> Path | None:
     from ocibake.toolchain.cache import cache_home, private_cache
-    material = {"go": go, "service": str(Path(build.service_dir).resolve()), "package": build.package,
-                "env": sorted(build.env.items())}
+
+    material = {
+        "go": go,
+        "service": str(Path(build.service_dir).resolve()),
+        "package": build.package,
+        "env": sorted(build.env.items()),
+    }
     key = hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
     try:
         return private_cache(cache_home()) / CACHE_PART / key
-    except Exception:       # an unusable cache only costs the link: build into the work directory
+    except Exception:  # an unusable cache only costs the link: build into the work directory
         return None
 
 

@@ -46,7 +46,7 @@ def source_layout(service_dir: Path, local_modules: Sequence[Path]) -> tuple[lis
     binds = []
     for d in dirs:
         if any(d != other and other in d.parents for other in dirs):
-            continue            # already inside another bind
+            continue  # already inside another bind
         rel = d.relative_to(top).as_posix()
         binds.append(Bind(d, "/src" + ("/" + rel if rel != "." else "")))
     rel = dirs[0].relative_to(top).as_posix()
@@ -61,8 +61,10 @@ def take_regular_file(produced: Path, dest: Path, what: str) -> None:
     except FileNotFoundError:
         raise ToolchainError(f"{what} finished but wrote no binary") from None
     if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
-        raise ToolchainError(f"{what} left {produced.name} as something other than a plain file (a link?); refused",
-                             hint="the toolchain image misbehaves; use a trusted image pinned by digest")
+        raise ToolchainError(
+            f"{what} left {produced.name} as something other than a plain file (a link?); refused",
+            hint="the toolchain image misbehaves; use a trusted image pinned by digest",
+        )
     os.replace(produced, dest)
 
 
@@ -79,15 +81,22 @@ def _env_dict(config: dict) -> dict[str, str]:
 class ImageToolchain:
     """go and upx from a toolchain image (implements the Toolchain protocol of toolchain.py)."""
 
-    def __init__(self, reference: str, *, network: bool = False, cache: Path | None = None,
-                 sandbox: Sandbox | None = None, registry_options: Callable[[], object] | None = None):
+    def __init__(
+        self,
+        reference: str,
+        *,
+        network: bool = False,
+        cache: Path | None = None,
+        sandbox: Sandbox | None = None,
+        registry_options: Callable[[], object] | None = None,
+    ):
         self.ref = parse_toolchain_ref(reference)
         if self.ref.kind == "local":
             raise InputError("ImageToolchain needs an image reference, not 'local'", hint="use LocalToolchain")
         self.network = network
         self.cache = cache or cache_home()
         self.sandbox = sandbox or Sandbox()
-        self._registry_options = registry_options     # made only when a registry is asked (it may read stdin)
+        self._registry_options = registry_options  # made only when a registry is asked (it may read stdin)
         self._image: ResolvedImage | None = None
         self._rootfs: Path | None = None
         self._versions: dict[str, str] = {}
@@ -96,7 +105,7 @@ class ImageToolchain:
     def prepare(self) -> Path:
         """Resolve, unpack (once, cached) and check the sandbox; return the rootfs. Called by every other method."""
         if self._rootfs is None:
-            self.sandbox.backend()          # fail early, before unpacking, when no sandbox can be made
+            self.sandbox.backend()  # fail early, before unpacking, when no sandbox can be made
             private_cache(self.cache)
             if self.ref.kind == "oci":
                 self._image = resolve_layout(self.ref)
@@ -109,11 +118,11 @@ class ImageToolchain:
     @property
     def digest(self) -> str:
         self.prepare()
-        return self._image.digest          # type: ignore[union-attr]
+        return self._image.digest  # type: ignore[union-attr]
 
     def _env(self) -> dict[str, str]:
         self.prepare()
-        env = _env_dict(self._image.config)     # type: ignore[union-attr]
+        env = _env_dict(self._image.config)  # type: ignore[union-attr]
         env.update({"HOME": "/tmp", "GOCACHE": "/cache/go-build", "GOMODCACHE": "/cache/mod", "GOTOOLCHAIN": "local"})
         if not self.network:
             env["GOPROXY"] = "off"
@@ -147,18 +156,33 @@ class ImageToolchain:
     def _require(self, name: str, hint: str) -> str:
         found = self.find_program(name)
         if not found:
-            raise ToolchainError(f"toolchain image {self.ref.text} ({self.digest[:19]}) has no `{name}` on its PATH "
-                                 f"({self._env()['PATH']})", hint=hint)
+            raise ToolchainError(
+                f"toolchain image {self.ref.text} ({self.digest[:19]}) has no `{name}` on its PATH "
+                f"({self._env()['PATH']})",
+                hint=hint,
+            )
         return found
 
     def _go(self) -> str:
-        return self._require("go", "use an image with Go installed and on the config's PATH (e.g. golang:1.21-alpine), "
-                                   "or --toolchain local")
+        return self._require(
+            "go",
+            "use an image with Go installed and on the config's PATH (e.g. golang:1.21-alpine), or --toolchain local",
+        )
 
-    def _run(self, argv: Sequence[str], *, binds: Sequence[Bind], cwd: str, env: dict[str, str], what: str,
-             timeout: float | None = None, shown_env: Mapping[str, str] | None = None):
-        run = SandboxRun(rootfs=self.prepare(), argv=list(argv), env=env, binds=tuple(binds), cwd=cwd,
-                         network=self.network)
+    def _run(
+        self,
+        argv: Sequence[str],
+        *,
+        binds: Sequence[Bind],
+        cwd: str,
+        env: dict[str, str],
+        what: str,
+        timeout: float | None = None,
+        shown_env: Mapping[str, str] | None = None,
+    ):
+        run = SandboxRun(
+            rootfs=self.prepare(), argv=list(argv), env=env, binds=tuple(binds), cwd=cwd, network=self.network
+        )
         return self.sandbox.run(run, what=what, timeout=timeout, shown_env=shown_env)
 
     # -- the Toolchain protocol --------------------------------------------------------------------------------
@@ -176,14 +200,21 @@ class ImageToolchain:
     def summary(self) -> str:
         """For the report (not the record: the sandbox backend does not change the bytes)."""
         backend = self.sandbox.backend()
-        return (f"{self.ref.text} = {self.digest}, in {'an' if backend[0] in 'aeiou' else 'a'} {backend} sandbox, "
-                f"{'with' if self.network else 'no'} network")
+        return (
+            f"{self.ref.text} = {self.digest}, in {'an' if backend[0] in 'aeiou' else 'a'} {backend} sandbox, "
+            f"{'with' if self.network else 'no'} network"
+        )
 
     def go_env(self, service_dir: Path, build_env: Mapping[str, str], keys: Sequence[str]) -> list[str]:
         go = self._go()
-        proc = self._run([go, "env", *keys],
-                         binds=[Bind(Path(service_dir), "/src"), Bind(self._cache_dir(), "/cache")],
-                         cwd="/src", env={**self._env(), **build_env}, what="go env", timeout=120)
+        proc = self._run(
+            [go, "env", *keys],
+            binds=[Bind(Path(service_dir), "/src"), Bind(self._cache_dir(), "/cache")],
+            cwd="/src",
+            env={**self._env(), **build_env},
+            what="go env",
+            timeout=120,
+        )
         values = last_lines(proc.stdout, len(keys))
         if "GOVERSION" in keys:
             self._versions["go"] = values[list(keys).index("GOVERSION")] or "unknown"
@@ -200,10 +231,18 @@ class ImageToolchain:
         out_dir = Path(tempfile.mkdtemp(prefix=".ocibake-out-", dir=output.parent))
         try:
             source_binds, cwd = source_layout(Path(build.service_dir), build.local_modules)
-            self._run(build.argv(go, f"/out/{output.name}"),
-                      binds=[*source_binds, Bind(out_dir, "/out", writable=True),
-                             Bind(self._cache_dir(), "/cache", writable=True)],
-                      cwd=cwd, env=env, what="go build", shown_env=build.env)
+            self._run(
+                build.argv(go, f"/out/{output.name}"),
+                binds=[
+                    *source_binds,
+                    Bind(out_dir, "/out", writable=True),
+                    Bind(self._cache_dir(), "/cache", writable=True),
+                ],
+                cwd=cwd,
+                env=env,
+                what="go build",
+                shown_env=build.env,
+            )
             take_regular_file(out_dir / output.name, output, f"go build in {self.ref.text}")
         finally:
             shutil.rmtree(out_dir, ignore_errors=True)
@@ -214,8 +253,14 @@ class ImageToolchain:
         work = Path(tempfile.mkdtemp(prefix=".ocibake-upx-", dir=binary.parent))
         try:
             shutil.copy2(binary, work / "app")
-            self._run([upx, *args, "/out/app"], binds=[Bind(work, "/out", writable=True)], cwd="/out",
-                      env=_env_dict(self._image.config), what="upx", timeout=900)   # type: ignore[union-attr]
+            self._run(
+                [upx, *args, "/out/app"],
+                binds=[Bind(work, "/out", writable=True)],
+                cwd="/out",
+                env=_env_dict(self._image.config),
+                what="upx",
+                timeout=900,
+            )  # type: ignore[union-attr]
             take_regular_file(work / "app", binary, f"upx in {self.ref.text}")
         finally:
             shutil.rmtree(work, ignore_errors=True)
@@ -223,8 +268,14 @@ class ImageToolchain:
     def upx_version(self) -> str:
         upx = self._require("upx", "use a toolchain image with upx installed, or --upx off")
         with tempfile.TemporaryDirectory(prefix="ocibake-upx-") as work:
-            proc = self._run([upx, "--version"], binds=[Bind(Path(work), "/out", writable=True)], cwd="/out",
-                             env=_env_dict(self._image.config), what="upx --version", timeout=60)  # type: ignore[union-attr]
+            proc = self._run(
+                [upx, "--version"],
+                binds=[Bind(Path(work), "/out", writable=True)],
+                cwd="/out",
+                env=_env_dict(self._image.config),
+                what="upx --version",
+                timeout=60,
+            )  # type: ignore[union-attr]
         lines = proc.stdout.strip().splitlines()
         self._versions["upx"] = lines[0] if lines else "unknown"
         return self._versions["upx"]

@@ -19,17 +19,19 @@ from ocibake.oci.platform import host_architecture
 from ocibake.toolchain.cache import private_mkdir
 from ocibake.toolchain.rootfs import LayerSource
 
-REF_HINT = ("use --toolchain local, oci:DIR[:TAG] for an OCI image layout on disk (e.g. made with "
-            "`skopeo copy docker://golang:1.21-alpine oci:toolchains/go1.21:latest`), or a registry reference such as "
-            "registry.example/golang:1.21-alpine@sha256:...")
+REF_HINT = (
+    "use --toolchain local, oci:DIR[:TAG] for an OCI image layout on disk (e.g. made with "
+    "`skopeo copy docker://golang:1.21-alpine oci:toolchains/go1.21:latest`), or a registry reference such as "
+    "registry.example/golang:1.21-alpine@sha256:..."
+)
 
 
 @dataclass(frozen=True)
 class ToolchainRef:
-    kind: str                  # "local" | "oci" | "registry"
-    text: str                  # as given
-    path: str = ""             # oci: the layout directory
-    tag: str | None = None     # oci: the tag, if any
+    kind: str  # "local" | "oci" | "registry"
+    text: str  # as given
+    path: str = ""  # oci: the layout directory
+    tag: str | None = None  # oci: the tag, if any
     digest: str | None = None  # oci: a pinned manifest digest, if any
 
 
@@ -50,7 +52,9 @@ def parse_toolchain_ref(text: str) -> ToolchainRef:
         if "@" in rest:
             rest, digest = rest.rsplit("@", 1)
             if not digest.startswith("sha256:") or len(digest) != 71:
-                raise InputError(f"toolchain reference {text!r} has an invalid digest", hint="digests look like sha256:<64 hex>")
+                raise InputError(
+                    f"toolchain reference {text!r} has an invalid digest", hint="digests look like sha256:<64 hex>"
+                )
         tag = None
         head, sep, tail = rest.rpartition(":")
         if sep and head and "/" not in tail:
@@ -66,7 +70,7 @@ def parse_toolchain_ref(text: str) -> ToolchainRef:
 
 @dataclass(frozen=True)
 class ResolvedImage:
-    digest: str                   # the manifest digest: what --toolchain is pinned to
+    digest: str  # the manifest digest: what --toolchain is pinned to
     config: dict
     layers: tuple[LayerSource, ...]
 
@@ -86,8 +90,10 @@ def resolve_layout(ref: ToolchainRef) -> ResolvedImage:
         if ref.tag:
             matches = [d for d in matches if d.annotations.get(REF_NAME) == ref.tag]
         if not matches:
-            raise InputError(f"toolchain {ref.text!r}: {ref.digest} is not in {root}",
-                             hint="the layout holds a different image than the one pinned; re-copy the pinned one")
+            raise InputError(
+                f"toolchain {ref.text!r}: {ref.digest} is not in {root}",
+                hint="the layout holds a different image than the one pinned; re-copy the pinned one",
+            )
         desc = matches[0]
     else:
         desc = layout.resolve(ref.tag)
@@ -95,11 +101,16 @@ def resolve_layout(ref: ToolchainRef) -> ResolvedImage:
     doc = json.loads(layout.read_blob(digest))
     if media_type in INDEX_TYPES or doc.get("manifests"):
         want = _host_platform()
-        picks = [m for m in doc.get("manifests", [])
-                 if (m.get("platform", {}).get("os"), m.get("platform", {}).get("architecture")) == want]
+        picks = [
+            m
+            for m in doc.get("manifests", [])
+            if (m.get("platform", {}).get("os"), m.get("platform", {}).get("architecture")) == want
+        ]
         if not picks:
-            raise InputError(f"toolchain {ref.text!r} has no image for {want[0]}/{want[1]}",
-                             hint="use a toolchain image built for this host's platform (it cross-compiles anyway)")
+            raise InputError(
+                f"toolchain {ref.text!r} has no image for {want[0]}/{want[1]}",
+                hint="use a toolchain image built for this host's platform (it cross-compiles anyway)",
+            )
         media_type, digest = picks[0]["mediaType"], picks[0]["digest"]
         doc = json.loads(layout.read_blob(digest))
     if media_type not in MANIFEST_TYPES:
@@ -108,15 +119,21 @@ def resolve_layout(ref: ToolchainRef) -> ResolvedImage:
     want = _host_platform()
     have = (config.get("os", ""), config.get("architecture", ""))
     if have != want:
-        raise InputError(f"toolchain {ref.text!r} is a {have[0]}/{have[1]} image; this host runs {want[0]}/{want[1]}",
-                         hint="use a toolchain image for this host's platform (go cross-compiles to any --platform)")
+        raise InputError(
+            f"toolchain {ref.text!r} is a {have[0]}/{have[1]} image; this host runs {want[0]}/{want[1]}",
+            hint="use a toolchain image for this host's platform (go cross-compiles to any --platform)",
+        )
     diff_ids = config.get("rootfs", {}).get("diff_ids", [])
     layer_descs = doc.get("layers", [])
     if len(diff_ids) != len(layer_descs):
-        raise InputError(f"toolchain {ref.text!r}: the config lists {len(diff_ids)} layers, the manifest "
-                         f"{len(layer_descs)}", hint="the image is damaged; re-copy it")
-    layers = tuple(LayerSource(layout.blob_path(l["digest"]), l["mediaType"], l["digest"], diff_id)
-                   for l, diff_id in zip(layer_descs, diff_ids))
+        raise InputError(
+            f"toolchain {ref.text!r}: the config lists {len(diff_ids)} layers, the manifest {len(layer_descs)}",
+            hint="the image is damaged; re-copy it",
+        )
+    layers = tuple(
+        LayerSource(layout.blob_path(l["digest"]), l["mediaType"], l["digest"], diff_id)
+        for l, diff_id in zip(layer_descs, diff_ids)
+    )
     return ResolvedImage(digest=digest, config=config, layers=layers)
 
 
@@ -134,8 +151,11 @@ def _pinned_in_cache(layout_dir: Path, digest: str) -> str | None:
     doc = json.loads(layout.read_blob(digest))
     if doc.get("manifests") is not None:
         want = _host_platform()
-        picks = [m["digest"] for m in doc["manifests"]
-                 if (m.get("platform", {}).get("os"), m.get("platform", {}).get("architecture")) == want]
+        picks = [
+            m["digest"]
+            for m in doc["manifests"]
+            if (m.get("platform", {}).get("os"), m.get("platform", {}).get("architecture")) == want
+        ]
         digest = picks[0] if picks else ""
     listed = {d.digest for d in layout.manifests()}
     return digest if digest in listed else None
@@ -146,6 +166,7 @@ def resolve_registry(ref: ToolchainRef, cache: Path, options=None) -> ResolvedIm
     from there. A reference pinned by digest that is already there is not pulled again."""
     from ocibake.registry.pull import pull
     from ocibake.registry.reference import parse_reference
+
     parsed = parse_reference(ref.text)
     dest = cache / "pulled"
     digest = _pinned_in_cache(dest, parsed.digest) if parsed.digest else None
@@ -156,8 +177,10 @@ def resolve_registry(ref: ToolchainRef, cache: Path, options=None) -> ResolvedIm
             result = pull(ref.text, dest, f"{os_name}/{arch}", options)
         except RegistryError as exc:
             if not parsed.digest:
-                exc.hint = (f"{exc.hint + '; ' if exc.hint else ''}a toolchain pinned by digest (REF@sha256:...) is "
-                            "taken from the cache once pulled, with no registry")
+                exc.hint = (
+                    f"{exc.hint + '; ' if exc.hint else ''}a toolchain pinned by digest (REF@sha256:...) is "
+                    "taken from the cache once pulled, with no registry"
+                )
             raise
         digest = result.digest
     return resolve_layout(ToolchainRef("oci", f"oci:{dest}@{digest}", path=str(dest), digest=digest))

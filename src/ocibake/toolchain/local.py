@@ -13,10 +13,14 @@ from ocibake.toolchain import go_env_cache, go_output
 from ocibake.toolchain.base import GoBuild, last_lines
 from ocibake.toolchain.process import run_tool
 
-GO_INSTALL_HINT = ("install Go (https://go.dev/doc/install, or `apt-get install golang-go`), put it on PATH or pass "
-                   "--go PATH, or build inside a toolchain image with --toolchain REF")
-UPX_INSTALL_HINT = ("install upx (`apt-get install upx-ucl`; on Debian 12 from bookworm-backports), pass --upx-bin PATH, "
-                    "or turn compression off with --upx off")
+GO_INSTALL_HINT = (
+    "install Go (https://go.dev/doc/install, or `apt-get install golang-go`), put it on PATH or pass "
+    "--go PATH, or build inside a toolchain image with --toolchain REF"
+)
+UPX_INSTALL_HINT = (
+    "install upx (`apt-get install upx-ucl`; on Debian 12 from bookworm-backports), pass --upx-bin PATH, "
+    "or turn compression off with --upx off"
+)
 
 
 def _missing(given: str | None) -> str:
@@ -48,8 +52,9 @@ class LocalToolchain:
         found = shutil.which(self._upx_arg or "upx") or (None if self._upx_arg else shutil.which("upx-ucl"))
         if not found:
             what = f"`{self._upx_arg}`" if self._upx_arg else "`upx`"
-            raise ToolchainError(f"UPX compression was asked for but {what} {_missing(self._upx_arg)}",
-                                 hint=UPX_INSTALL_HINT)
+            raise ToolchainError(
+                f"UPX compression was asked for but {what} {_missing(self._upx_arg)}", hint=UPX_INSTALL_HINT
+            )
         self._upx_checked = True
         return found
 
@@ -65,10 +70,16 @@ class LocalToolchain:
         cached = go_env_cache.lookup(key, len(keys))
         if cached is not None:
             return cached
-        proc = run_tool([self._go_path(), "env", *keys], cwd=service_dir, env=env,
-                        what="go env", timeout=120, hint="check the Go installation: run `go env` in the service directory")
+        proc = run_tool(
+            [self._go_path(), "env", *keys],
+            cwd=service_dir,
+            env=env,
+            what="go env",
+            timeout=120,
+            hint="check the Go installation: run `go env` in the service directory",
+        )
         values = last_lines(proc.stdout, len(keys))
-        if values and values[0].startswith(("go", "devel")):       # only a real answer is kept
+        if values and values[0].startswith(("go", "devel")):  # only a real answer is kept
             go_env_cache.store(key, values)
         return values
 
@@ -83,8 +94,13 @@ class LocalToolchain:
         try:
             # into a file kept between builds, so go skips the link when nothing changed (go_output.py)
             with go_output.kept_output(self._go_path(), build) as kept:
-                run_tool(build.argv(self._go_path(), str(kept or build.output)), cwd=build.service_dir, env=env,
-                         what="go build", shown_env=build.env)
+                run_tool(
+                    build.argv(self._go_path(), str(kept or build.output)),
+                    cwd=build.service_dir,
+                    env=env,
+                    what="go build",
+                    shown_env=build.env,
+                )
                 if kept is not None:
                     go_output.copy_out(kept, Path(build.output))
         finally:

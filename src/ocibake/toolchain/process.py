@@ -14,15 +14,27 @@ from ocibake.toolchain import jobs
 from ocibake.toolchain.child_guard import GroupGuard, signal_group
 
 
-def run_captured(argv: list[str], *, cwd: Path | None = None, env: dict | None = None,
-                 timeout: float | None = None) -> subprocess.CompletedProcess:
+def run_captured(
+    argv: list[str], *, cwd: Path | None = None, env: dict | None = None, timeout: float | None = None
+) -> subprocess.CompletedProcess:
     """subprocess.run with stdout and stderr together, except that when ocibake itself is interrupted or terminated
     the program (and all it started) gets SIGINT, as from Ctrl-C, and a few seconds to clean up (go removes its work
     directory on SIGINT, not on SIGTERM) before SIGKILL; and if ocibake is killed, they die too (child_guard.py).
     Each program holds a job slot while it runs (see jobs.py)."""
     # In a process group of its own, guarded: if ocibake is killed, the program and its children die too.
-    with jobs.slot(), subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                       stdin=subprocess.DEVNULL, text=True, process_group=0) as proc:
+    with (
+        jobs.slot(),
+        subprocess.Popen(
+            argv,
+            cwd=cwd,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            process_group=0,
+        ) as proc,
+    ):
         jobs.started(proc)
         guard = None
         try:
@@ -33,12 +45,12 @@ def run_captured(argv: list[str], *, cwd: Path | None = None, env: dict | None =
             out, _ = proc.communicate()
             raise subprocess.TimeoutExpired(argv, timeout or 0, output=out) from None
         except BaseException:
-            proc.send_signal(signal.SIGINT)      # go ends its own children and removes its work directory
+            proc.send_signal(signal.SIGINT)  # go ends its own children and removes its work directory
             try:
                 proc.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 pass
-            signal_group(proc, signal.SIGKILL)   # and whatever is left of the group
+            signal_group(proc, signal.SIGKILL)  # and whatever is left of the group
             proc.wait()
             raise
         finally:
@@ -57,9 +69,16 @@ def command_line(argv: Sequence[str], shown_env: Mapping[str, str] | None = None
     return f"{prefix} {shlex.join(argv)}" if prefix else shlex.join(argv)
 
 
-def run_tool(argv: Sequence[str], *, cwd: Path | None = None, env: Mapping[str, str] | None = None,
-             what: str, timeout: float | None = None, hint: str | None = None,
-             shown_env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess:
+def run_tool(
+    argv: Sequence[str],
+    *,
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    what: str,
+    timeout: float | None = None,
+    hint: str | None = None,
+    shown_env: Mapping[str, str] | None = None,
+) -> subprocess.CompletedProcess:
     """Run a toolchain program; a failure becomes a ToolchainError with the command line (with ``shown_env``) and
     its output."""
     try:
@@ -68,9 +87,13 @@ def run_tool(argv: Sequence[str], *, cwd: Path | None = None, env: Mapping[str, 
         raise ToolchainError(f"{what}: cannot run {argv[0]}: {exc.strerror}", hint=hint) from exc
     except subprocess.TimeoutExpired as exc:
         out = exc.stdout.decode(errors="replace") if isinstance(exc.stdout, bytes) else (exc.stdout or "")
-        raise ToolchainError(f"{what} timed out after {timeout:.0f}s: {command_line(argv, shown_env)}", detail=out.strip(),
-                             hint=hint) from exc
+        raise ToolchainError(
+            f"{what} timed out after {timeout:.0f}s: {command_line(argv, shown_env)}", detail=out.strip(), hint=hint
+        ) from exc
     if proc.returncode != 0:
-        raise ToolchainError(f"{what} failed (exit {proc.returncode}): {command_line(argv, shown_env)}",
-                             detail=proc.stdout.strip(), hint=hint)
+        raise ToolchainError(
+            f"{what} failed (exit {proc.returncode}): {command_line(argv, shown_env)}",
+            detail=proc.stdout.strip(),
+            hint=hint,
+        )
     return proc

@@ -58,8 +58,8 @@ class LayerSource:
 
     path: Path
     media_type: str
-    digest: str             # sha256 of the blob as stored (compressed)
-    diff_id: str | None     # sha256 of the uncompressed tar (from the image config); None: not checked
+    digest: str  # sha256 of the blob as stored (compressed)
+    diff_id: str | None  # sha256 of the uncompressed tar (from the image config); None: not checked
 
 
 def chain_id(diff_ids: Sequence[str]) -> str:
@@ -96,23 +96,28 @@ class _LayerStream:
     def __init__(self, layer: LayerSource):
         kind = _DECOMPRESSION.get(layer.media_type)
         if kind is None:
-            raise InputError(f"layer {layer.digest} has an unsupported media type {layer.media_type!r}",
-                             hint="toolchain image layers must be tar, tar+gzip or tar+zstd")
+            raise InputError(
+                f"layer {layer.digest} has an unsupported media type {layer.media_type!r}",
+                hint="toolchain image layers must be tar, tar+gzip or tar+zstd",
+            )
         self.layer = layer
-        try:       # a regular file, never read through a symlink (a layout from elsewhere must not read host files)
+        try:  # a regular file, never read through a symlink (a layout from elsewhere must not read host files)
             self._file = os.fdopen(os.open(layer.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC), "rb")
         except FileNotFoundError:
-            raise InputError(f"layer blob {layer.digest} is missing", hint="the image layout is incomplete; re-copy it") from None
+            raise InputError(
+                f"layer blob {layer.digest} is missing", hint="the image layout is incomplete; re-copy it"
+            ) from None
         except OSError as exc:
-            raise InputError(f"layer blob {layer.digest} cannot be read: "
-                             f"{'it is a symlink' if exc.errno == 40 else exc.strerror}",
-                             hint="a layout's blobs must be regular files inside it; re-copy the image") from None
+            raise InputError(
+                f"layer blob {layer.digest} cannot be read: {'it is a symlink' if exc.errno == 40 else exc.strerror}",
+                hint="a layout's blobs must be regular files inside it; re-copy the image",
+            ) from None
         if not stat.S_ISREG(os.fstat(self._file.fileno()).st_mode):
             self._file.close()
             raise InputError(f"layer blob {layer.digest} is not a regular file", hint="re-copy the image")
         self.compressed = _HashingReader(self._file)
         if kind == "gzip":
-            self._decomp = gzip.GzipFile(fileobj=self.compressed, mode="rb")   # type: ignore[arg-type]
+            self._decomp = gzip.GzipFile(fileobj=self.compressed, mode="rb")  # type: ignore[arg-type]
         elif kind == "zstd":
             self._decomp = zstandard.ZstdDecompressor().stream_reader(self.compressed, read_across_frames=True)
         else:
@@ -121,7 +126,7 @@ class _LayerStream:
 
     def members(self) -> Iterator[tuple[tarfile.TarInfo, tarfile.TarFile]]:
         try:
-            with tarfile.open(fileobj=self.tar_bytes, mode="r|") as tar:   # type: ignore[call-overload]
+            with tarfile.open(fileobj=self.tar_bytes, mode="r|") as tar:  # type: ignore[call-overload]
                 for member in tar:
                     yield member, tar
         except (tarfile.TarError, OSError, EOFError, zstandard.ZstdError) as exc:
@@ -136,11 +141,15 @@ class _LayerStream:
             raise InputError(f"layer {self.layer.digest} is not readable ({exc})", hint=BAD_LAYER_HINT) from exc
         got = "sha256:" + self.compressed.sha.hexdigest()
         if got != self.layer.digest:
-            raise InputError(f"layer blob {self.layer.digest} does not match its digest (got {got})", hint=BAD_LAYER_HINT)
+            raise InputError(
+                f"layer blob {self.layer.digest} does not match its digest (got {got})", hint=BAD_LAYER_HINT
+            )
         got = "sha256:" + self.tar_bytes.sha.hexdigest()
         if self.layer.diff_id and got != self.layer.diff_id:
-            raise InputError(f"layer {self.layer.digest} does not match its diff_id {self.layer.diff_id} (got {got})",
-                             hint=BAD_LAYER_HINT)
+            raise InputError(
+                f"layer {self.layer.digest} does not match its diff_id {self.layer.diff_id} (got {got})",
+                hint=BAD_LAYER_HINT,
+            )
 
     def close(self) -> None:
         self._file.close()
@@ -164,7 +173,7 @@ def entry_parts(layer: LayerSource, name: str) -> list[str]:
 def _symlink_escapes(parts: list[str], target: str) -> bool:
     """Does a relative symlink at ``parts`` point above the root (read lexically from where it stands)?"""
     if target.startswith("/"):
-        return False            # absolute targets mean the root's own paths, resolved inside the root
+        return False  # absolute targets mean the root's own paths, resolved inside the root
     depth = len(parts) - 1
     for comp in target.split("/"):
         if comp == "..":
@@ -194,14 +203,15 @@ def check_member(layer: LayerSource, member: tarfile.TarInfo) -> list[str]:
     if parts and parts[-1].startswith(WHITEOUT_PREFIX):
         if not (member.isreg() or member.isdir()):
             raise _refuse(layer, member.name, "is a whiteout that is not a plain file")
-        hidden = parts[-1][len(WHITEOUT_PREFIX):]
+        hidden = parts[-1][len(WHITEOUT_PREFIX) :]
         if parts[-1] != OPAQUE and hidden in ("", ".", ".."):
             raise _refuse(layer, member.name, "is a whiteout of the directory itself or its parent")
     return parts
 
 
-def resolve(root: Path, parts: Sequence[str], *, follow_last: bool, layer: LayerSource | None = None,
-            name: str = "") -> Path:
+def resolve(
+    root: Path, parts: Sequence[str], *, follow_last: bool, layer: LayerSource | None = None, name: str = ""
+) -> Path:
     """The host path of ``parts`` inside ``root``, following symlinks as the container would see them.
 
     Absolute symlink targets restart at the root; a `..` that would climb above the root is refused (never clamped),
@@ -273,7 +283,7 @@ def apply_layer(layer: LayerSource, root: Path, dir_modes: dict[str, tuple[int, 
                 for child in os.listdir(parent):
                     _remove(parent / child)
         else:
-            _remove(parent / parts[-1][len(WHITEOUT_PREFIX):])
+            _remove(parent / parts[-1][len(WHITEOUT_PREFIX) :])
 
     stream = _LayerStream(layer)
     try:
@@ -287,8 +297,14 @@ def apply_layer(layer: LayerSource, root: Path, dir_modes: dict[str, tuple[int, 
         stream.close()
 
 
-def _write_member(root: Path, parts: list[str], member: tarfile.TarInfo, tar: tarfile.TarFile, layer: LayerSource,
-                  dir_modes: dict[str, tuple[int, int]]) -> None:
+def _write_member(
+    root: Path,
+    parts: list[str],
+    member: tarfile.TarInfo,
+    tar: tarfile.TarFile,
+    layer: LayerSource,
+    dir_modes: dict[str, tuple[int, int]],
+) -> None:
     parent = resolve(root, parts[:-1], follow_last=True, layer=layer, name=member.name)
     if os.path.lexists(parent) and not os.path.isdir(parent):
         raise _refuse(layer, member.name, "has a parent that is not a directory")
@@ -303,7 +319,7 @@ def _write_member(root: Path, parts: list[str], member: tarfile.TarInfo, tar: ta
             if existing is not None:
                 _remove(dest)
             os.mkdir(dest, 0o755)
-        os.chmod(dest, 0o755)            # writable while unpacking; the real mode is applied at the end
+        os.chmod(dest, 0o755)  # writable while unpacking; the real mode is applied at the end
         dir_modes[str(dest)] = (mode, int(member.mtime))
         return
     if existing is not None:
@@ -358,7 +374,7 @@ def unpack_image(layers: Sequence[LayerSource], cache: Path | None = None) -> Pa
         try:
             os.rename(tmp, final)
         except OSError:
-            if not final.is_dir():     # not a concurrent unpack that finished first
+            if not final.is_dir():  # not a concurrent unpack that finished first
                 raise
             force_rmtree(tmp)
     except BaseException:

@@ -28,10 +28,12 @@ from ocibake.workdirs import alive
 from ocibake.errors import ToolchainError
 from ocibake.toolchain.process import command_line
 
-NO_SANDBOX_HINT = ("install bubblewrap (`apt-get install bubblewrap`) and allow unprivileged user namespaces "
-                   "(`sysctl -w user.max_user_namespaces=15000`; on Debian 10 and older also "
-                   "`kernel.unprivileged_userns_clone=1`; on Ubuntu 24.04+ `kernel.apparmor_restrict_unprivileged_userns=0` "
-                   "or an AppArmor profile for bwrap), or build with --toolchain local")
+NO_SANDBOX_HINT = (
+    "install bubblewrap (`apt-get install bubblewrap`) and allow unprivileged user namespaces "
+    "(`sysctl -w user.max_user_namespaces=15000`; on Debian 10 and older also "
+    "`kernel.unprivileged_userns_clone=1`; on Ubuntu 24.04+ `kernel.apparmor_restrict_unprivileged_userns=0` "
+    "or an AppArmor profile for bwrap), or build with --toolchain local"
+)
 DEV_NODES = ("null", "zero", "full", "random", "urandom")
 # Files of the host shown (read-only) only when network is allowed.
 NETWORK_FILES = ("/etc/resolv.conf", "/etc/hosts")
@@ -102,9 +104,25 @@ def _mount_plan(run: SandboxRun) -> list[tuple[str, str, str]]:
 
 
 def bwrap_argv(bwrap: str, run: SandboxRun) -> list[str]:
-    argv = [bwrap, "--unshare-user", "--uid", "0", "--gid", "0", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
-            "--hostname", HOSTNAME, "--unshare-cgroup-try", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
-            "--clearenv"]
+    argv = [
+        bwrap,
+        "--unshare-user",
+        "--uid",
+        "0",
+        "--gid",
+        "0",
+        "--unshare-pid",
+        "--unshare-ipc",
+        "--unshare-uts",
+        "--hostname",
+        HOSTNAME,
+        "--unshare-cgroup-try",
+        "--die-with-parent",
+        "--new-session",
+        "--cap-drop",
+        "ALL",
+        "--clearenv",
+    ]
     if not run.network:
         argv.append("--unshare-net")
     for key, value in sorted(run.env.items()):
@@ -119,16 +137,37 @@ def bwrap_argv(bwrap: str, run: SandboxRun) -> list[str]:
             argv += ["--ro-bind", src, target]
         else:
             argv += ["--bind", src, target]
-    argv += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--chmod", "1777", "/tmp", "--remount-ro", "/",
-             "--chdir", run.cwd, "--", *run.argv]
+    argv += [
+        "--proc",
+        "/proc",
+        "--dev",
+        "/dev",
+        "--tmpfs",
+        "/tmp",
+        "--chmod",
+        "1777",
+        "/tmp",
+        "--remount-ro",
+        "/",
+        "--chdir",
+        run.cwd,
+        "--",
+        *run.argv,
+    ]
     return argv
 
 
 def _locked_flags(path: str, skip: tuple[str, ...] = ()) -> str:
     """Mount flags a user namespace may not drop when remounting a bind."""
     flags = os.statvfs(path).f_flag
-    names = [(os.ST_NOSUID, "nosuid"), (os.ST_NODEV, "nodev"), (os.ST_NOEXEC, "noexec"),
-             (os.ST_NOATIME, "noatime"), (os.ST_NODIRATIME, "nodiratime"), (os.ST_RELATIME, "relatime")]
+    names = [
+        (os.ST_NOSUID, "nosuid"),
+        (os.ST_NODEV, "nodev"),
+        (os.ST_NOEXEC, "noexec"),
+        (os.ST_NOATIME, "noatime"),
+        (os.ST_NODIRATIME, "nodiratime"),
+        (os.ST_RELATIME, "relatime"),
+    ]
     return "".join(f",{name}" for bit, name in names if flags & bit and name not in skip)
 
 
@@ -142,8 +181,12 @@ def unshare_script(run: SandboxRun, stage: Path, unshare: str, tools: Mapping[st
     plan = _mount_plan(run)
     dirs = [t for kind, _, t in plan if kind in ("mkdir", "dir-ro", "dir-rw")]
     dirs += sorted({os.path.dirname(t) for kind, _, t in plan if kind.startswith("file")} - {"/"})
-    s = ["set -e", f"S={q(str(stage))}", f'{mount} -t tmpfs -o mode=0755 ocibake-root "$S"',
-         f'{mkdir} -p ' + " ".join(f'"$S"{q(d)}' for d in [*dirs, "/proc", "/dev", "/tmp"])]
+    s = [
+        "set -e",
+        f"S={q(str(stage))}",
+        f'{mount} -t tmpfs -o mode=0755 ocibake-root "$S"',
+        f"{mkdir} -p " + " ".join(f'"$S"{q(d)}' for d in [*dirs, "/proc", "/dev", "/tmp"]),
+    ]
     for kind, src, target in plan:
         t = f'"$S"{q(target)}'
         if kind == "symlink":
@@ -158,8 +201,10 @@ def unshare_script(run: SandboxRun, stage: Path, unshare: str, tools: Mapping[st
     for node in DEV_NODES:
         if os.path.exists(f"/dev/{node}"):
             s.append(f': > "$S/dev/{node}"; {mount} --bind /dev/{node} "$S/dev/{node}"')
-    s.append(f'{ln} -s /proc/self/fd "$S/dev/fd"; {ln} -s /proc/self/fd/0 "$S/dev/stdin"; '
-             f'{ln} -s /proc/self/fd/1 "$S/dev/stdout"; {ln} -s /proc/self/fd/2 "$S/dev/stderr"')
+    s.append(
+        f'{ln} -s /proc/self/fd "$S/dev/fd"; {ln} -s /proc/self/fd/0 "$S/dev/stdin"; '
+        f'{ln} -s /proc/self/fd/1 "$S/dev/stdout"; {ln} -s /proc/self/fd/2 "$S/dev/stderr"'
+    )
     s.append(f'{mount} -t tmpfs -o mode=1777,nosuid,nodev tmp "$S/tmp"')
     s.append(f'{mount} -o remount,ro,bind "$S"')
     if tools.get("hostname"):
@@ -168,14 +213,26 @@ def unshare_script(run: SandboxRun, stage: Path, unshare: str, tools: Mapping[st
     # No way to gain privileges through exec (unshare needs its capabilities to enter the root, so unlike bwrap
     # --cap-drop ALL they stay, within this user namespace only).
     drop = f"{tools['setpriv']} --no-new-privs -- " if tools.get("setpriv") else ""
-    s.append(f"exec {env} -i {env_args} {drop}{q(unshare)} --root=\"$S\" --wd={q(run.cwd)} -- "
-             + " ".join(q(a) for a in run.argv))
+    s.append(
+        f'exec {env} -i {env_args} {drop}{q(unshare)} --root="$S" --wd={q(run.cwd)} -- '
+        + " ".join(q(a) for a in run.argv)
+    )
     return "\n".join(s) + "\n"
 
 
 def unshare_argv(unshare: str, run: SandboxRun, stage: Path, tools: Mapping[str, str]) -> list[str]:
-    ns = ["--user", "--map-root-user", "--mount", "--propagation", "private", "--pid", "--fork", "--kill-child",
-          "--ipc", "--uts"]
+    ns = [
+        "--user",
+        "--map-root-user",
+        "--mount",
+        "--propagation",
+        "private",
+        "--pid",
+        "--fork",
+        "--kill-child",
+        "--ipc",
+        "--uts",
+    ]
     if not run.network:
         ns.append("--net")
     prefix = [tools["setpriv"], "--pdeathsig", "KILL", "--"] if tools.get("setpriv") else []
@@ -206,7 +263,7 @@ def strip_privilege_bits(root: Path) -> None:
                 continue
             mode = stat.S_IMODE(st.st_mode)
             if stat.S_ISDIR(st.st_mode):
-                mode |= 0o700          # a directory the walk cannot list or enter would hide what is inside
+                mode |= 0o700  # a directory the walk cannot list or enter would hide what is inside
             if mode & ~RISKY_BITS != stat.S_IMODE(st.st_mode):
                 os.chmod(path, mode & ~RISKY_BITS)
 
@@ -224,7 +281,7 @@ def _mark_running(directory: Path) -> Path:
     """A marker in a writable bind while the sandbox runs. A marker left by a process that is gone means that run was
     killed (SIGKILL) before it could clear the bits: clear them now, before the directory is used again."""
     for mark in directory.glob(RUNNING_MARK + "*"):
-        pid = mark.name[len(RUNNING_MARK):]
+        pid = mark.name[len(RUNNING_MARK) :]
         if pid.isdigit() and not alive(int(pid)):
             strip_privilege_bits(directory)
             mark.unlink(missing_ok=True)
@@ -245,8 +302,10 @@ class Sandbox:
     def __init__(self, bwrap: str | None = "bwrap", unshare: str | None = "unshare"):
         self.bwrap = shutil.which(bwrap) if bwrap else None
         self.unshare = shutil.which(unshare) if unshare else None
-        self._tools = {name: shutil.which(name, path=os.defpath + ":/usr/sbin:/sbin") or ""
-                       for name in ("sh", "mount", "mkdir", "ln", "env", "setpriv", "hostname")}
+        self._tools = {
+            name: shutil.which(name, path=os.defpath + ":/usr/sbin:/sbin") or ""
+            for name in ("sh", "mount", "mkdir", "ln", "env", "setpriv", "hostname")
+        }
 
     def backend(self) -> str:
         """ "bwrap" or "unshare", whichever can create a sandbox here; else a ToolchainError saying why."""
@@ -255,7 +314,9 @@ class Sandbox:
             Sandbox._probed[key] = self._probe()
         backend, why = Sandbox._probed[key]
         if not backend:
-            raise ToolchainError(f"cannot create a rootless sandbox for the toolchain image: {why}", hint=NO_SANDBOX_HINT)
+            raise ToolchainError(
+                f"cannot create a rootless sandbox for the toolchain image: {why}", hint=NO_SANDBOX_HINT
+            )
         return backend
 
     def _probe(self) -> tuple[str, str]:
@@ -265,23 +326,56 @@ class Sandbox:
             root.mkdir()
             candidates = []
             if self.bwrap:
-                candidates.append(("bwrap", [self.bwrap, "--unshare-user", "--unshare-pid", "--unshare-net",
-                                             "--die-with-parent", "--ro-bind", "/", "/", "--", "true"]))
+                candidates.append(
+                    (
+                        "bwrap",
+                        [
+                            self.bwrap,
+                            "--unshare-user",
+                            "--unshare-pid",
+                            "--unshare-net",
+                            "--die-with-parent",
+                            "--ro-bind",
+                            "/",
+                            "/",
+                            "--",
+                            "true",
+                        ],
+                    )
+                )
             else:
                 reasons.append("bubblewrap (bwrap) is not installed")
             if self.unshare:
                 if not all(self._tools[t] for t in ("sh", "mount", "mkdir", "ln", "env")):
                     reasons.append("unshare needs sh, mount, mkdir, ln and env, and some are missing")
                 else:
-                    candidates.append(("unshare", [self.unshare, "--user", "--map-root-user", "--mount", "--pid",
-                                                   "--fork", "--net", "--", self._tools["mount"], "-t", "tmpfs",
-                                                   "none", str(root)]))
+                    candidates.append(
+                        (
+                            "unshare",
+                            [
+                                self.unshare,
+                                "--user",
+                                "--map-root-user",
+                                "--mount",
+                                "--pid",
+                                "--fork",
+                                "--net",
+                                "--",
+                                self._tools["mount"],
+                                "-t",
+                                "tmpfs",
+                                "none",
+                                str(root),
+                            ],
+                        )
+                    )
             else:
                 reasons.append("unshare is not installed")
             for name, argv in candidates:
                 try:
-                    proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                          timeout=30, env={})
+                    proc = subprocess.run(
+                        argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=30, env={}
+                    )
                 except (OSError, subprocess.TimeoutExpired) as exc:
                     reasons.append(f"{name}: {exc}")
                     continue
@@ -293,23 +387,34 @@ class Sandbox:
 
     def argv(self, run: SandboxRun, stage: Path) -> list[str]:
         if self.backend() == "bwrap":
-            return bwrap_argv(self.bwrap, run)          # type: ignore[arg-type]
-        return unshare_argv(self.unshare, run, stage, self._tools)   # type: ignore[arg-type]
+            return bwrap_argv(self.bwrap, run)  # type: ignore[arg-type]
+        return unshare_argv(self.unshare, run, stage, self._tools)  # type: ignore[arg-type]
 
-    def run(self, run: SandboxRun, *, what: str, timeout: float | None = None,
-            shown_env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess:
+    def run(
+        self, run: SandboxRun, *, what: str, timeout: float | None = None, shown_env: Mapping[str, str] | None = None
+    ) -> subprocess.CompletedProcess:
         """Run and return the finished process (stdout and stderr together); a failure is a ToolchainError with the
         command (as run inside the sandbox) and its output."""
         with tempfile.TemporaryDirectory(prefix="ocibake-sandbox-") as stage:
             argv = self.argv(run, Path(stage))
             marks = [_mark_running(Path(b.source)) for b in run.binds if b.writable and Path(b.source).is_dir()]
             try:
-                proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                      timeout=timeout, env={}, stdin=subprocess.DEVNULL)
+                proc = subprocess.run(
+                    argv,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    text=True,
+                    timeout=timeout,
+                    env={},
+                    stdin=subprocess.DEVNULL,
+                )
             except subprocess.TimeoutExpired as exc:
                 out = exc.stdout.decode(errors="replace") if isinstance(exc.stdout, bytes) else (exc.stdout or "")
-                raise ToolchainError(f"{what} timed out after {timeout:.0f}s in the toolchain sandbox: "
-                                     f"{command_line(run.argv, shown_env)}", detail=out.strip()) from exc
+                raise ToolchainError(
+                    f"{what} timed out after {timeout:.0f}s in the toolchain sandbox: "
+                    f"{command_line(run.argv, shown_env)}",
+                    detail=out.strip(),
+                ) from exc
             finally:
                 for bind in run.binds:
                     if bind.writable:
@@ -319,9 +424,14 @@ class Sandbox:
         if proc.returncode != 0:
             hint = None
             if proc.returncode in (126, 127) or "execvp" in proc.stdout or "failed to execute" in proc.stdout:
-                hint = ("the program cannot start in the sandbox: a script whose interpreter the image lacks, or a "
-                        "binary for another architecture than this host's")
-            raise ToolchainError(f"{what} failed (exit {proc.returncode}) in the toolchain sandbox "
-                                 f"({self.backend()}): {command_line(run.argv, shown_env)}", detail=proc.stdout.strip(),
-                                 hint=hint)
+                hint = (
+                    "the program cannot start in the sandbox: a script whose interpreter the image lacks, or a "
+                    "binary for another architecture than this host's"
+                )
+            raise ToolchainError(
+                f"{what} failed (exit {proc.returncode}) in the toolchain sandbox "
+                f"({self.backend()}): {command_line(run.argv, shown_env)}",
+                detail=proc.stdout.strip(),
+                hint=hint,
+            )
         return proc

@@ -23,9 +23,9 @@ Log = Callable[[str], None]
 
 class Recipe:
     name = ""
-    strip = True                       # -s -w in ldflags
-    gcflags: tuple[str, ...] = ()      # extra go build flags
-    base = "none"                      # "none" | "optional" | "required"
+    strip = True  # -s -w in ldflags
+    gcflags: tuple[str, ...] = ()  # extra go build flags
+    base = "none"  # "none" | "optional" | "required"
 
     def check(self, spec: BuildSpec) -> None:
         """Refuse settings this target cannot honour, before anything is built."""
@@ -41,8 +41,9 @@ class Recipe:
         """Layers above the binary (after it is built)."""
         return []
 
-    def runtime(self, spec: BuildSpec, config: ImageConfig, base: BaseImage | None,
-                files: BaseFiles | None) -> tuple[ImageConfig, dict]:
+    def runtime(
+        self, spec: BuildSpec, config: ImageConfig, base: BaseImage | None, files: BaseFiles | None
+    ) -> tuple[ImageConfig, dict]:
         """The runtime config, and facts for the build record."""
         return inherit(config, base), {}
 
@@ -88,5 +89,9 @@ def inherit(config: ImageConfig, base: BaseImage | None) -> ImageConfig:
     rt = base.runtime
     env = [e for e in rt.get("Env") or [] if isinstance(e, str)]
     labels = {**{str(k): str(v) for k, v in (rt.get("Labels") or {}).items()}, **config.labels}
-    return replace(config, env=merge_env(env, config.env), labels=labels,
-                   working_dir=str(rt.get("WorkingDir") or config.working_dir))
+    return replace(
+        config,
+        env=merge_env(env, config.env),
+        labels=labels,
+        working_dir=str(rt.get("WorkingDir") or config.working_dir),
+    )

@@ -23,8 +23,16 @@ from ocibake.oci.image import ImageConfig
 
 DLV_PATH = "/usr/local/bin/dlv"
 DELVE_PORT = 2345
-ENTRYPOINT = (DLV_PATH, "exec", "/app", "--headless", f"--listen=:{DELVE_PORT}", "--api-version=2",
-              "--accept-multiclient", "--continue")
+ENTRYPOINT = (
+    DLV_PATH,
+    "exec",
+    "/app",
+    "--headless",
+    f"--listen=:{DELVE_PORT}",
+    "--api-version=2",
+    "--accept-multiclient",
+    "--continue",
+)
 
 
 class Development(Recipe):
@@ -35,11 +43,14 @@ class Development(Recipe):
 
     def check(self, spec: BuildSpec) -> None:
         if spec.upx not in (None, "off"):
-            raise InputError(f"--upx {spec.upx}: the development target is never packed (Delve reads the plain "
-                             "binary)", hint="drop --upx, or build --target production")
+            raise InputError(
+                f"--upx {spec.upx}: the development target is never packed (Delve reads the plain binary)",
+                hint="drop --upx, or build --target production",
+            )
         if spec.port == DELVE_PORT:
-            raise InputError(f"--port {DELVE_PORT} is Delve's port in the development image",
-                             hint="give the service another port")
+            raise InputError(
+                f"--port {DELVE_PORT} is Delve's port in the development image", hint="give the service another port"
+            )
         if spec.delve:
             check_delve_file(spec.delve)
 
@@ -53,13 +64,21 @@ class Development(Recipe):
     def top_layers(self, spec: BuildSpec, work: Path, toolchain, log: Log) -> list[LayerContent]:
         path, record = delve_binary(spec.delve, spec.platform, toolchain, log)
         entry = Entry.from_path(DLV_PATH, path, mode=0o555)
-        return [LayerContent(kind="delve", entries=(entry,), created_by=f"ocibake: Delve ({record['source']}) at "
-                                                                         f"{DLV_PATH}", record=record)]
+        return [
+            LayerContent(
+                kind="delve",
+                entries=(entry,),
+                created_by=f"ocibake: Delve ({record['source']}) at {DLV_PATH}",
+                record=record,
+            )
+        ]
 
-    def runtime(self, spec: BuildSpec, config: ImageConfig, base: BaseImage | None,
-                files: BaseFiles | None) -> tuple[ImageConfig, dict]:
-        config = replace(inherit(config, base), entrypoint=ENTRYPOINT,
-                         exposed_ports=(f"{spec.port}/tcp", f"{DELVE_PORT}/tcp"))
+    def runtime(
+        self, spec: BuildSpec, config: ImageConfig, base: BaseImage | None, files: BaseFiles | None
+    ) -> tuple[ImageConfig, dict]:
+        config = replace(
+            inherit(config, base), entrypoint=ENTRYPOINT, exposed_ports=(f"{spec.port}/tcp", f"{DELVE_PORT}/tcp")
+        )
         return config, {"debug": {"gcflags": "all=-N -l", "stripped": False, "delve_port": DELVE_PORT}}
 
 

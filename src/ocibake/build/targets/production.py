@@ -7,7 +7,7 @@ from ocibake.build.targets.common import Recipe
 
 class Production(Recipe):
     name = "production"
-    base = "optional"       # on scratch unless --base names an image
+    base = "optional"  # on scratch unless --base names an image
 
 
 PRODUCTION = Production()

@@ -27,9 +27,11 @@ def health_command(spec: BuildSpec, files: BaseFiles) -> str:
         return f"curl -f {url} || exit 1"
     if files.program("wget"):
         return f"wget -q -O /dev/null {url} || exit 1"
-    raise InputError("the base has neither curl nor wget for the health check",
-                     hint="give one with --healthcheck 'CMD', drop it with --no-healthcheck, or use a base with curl "
-                          "or wget (alpine, busybox)")
+    raise InputError(
+        "the base has neither curl nor wget for the health check",
+        hint="give one with --healthcheck 'CMD', drop it with --no-healthcheck, or use a base with curl "
+        "or wget (alpine, busybox)",
+    )
 
 
 def healthcheck(spec: BuildSpec, base: BaseImage, files: BaseFiles) -> dict | None:
@@ -38,8 +40,9 @@ def healthcheck(spec: BuildSpec, base: BaseImage, files: BaseFiles) -> dict | No
         return {"Test": ["NONE"]} if base.runtime.get("Healthcheck") else None
     command = spec.healthcheck if spec.healthcheck else health_command(spec, files)
     if not files.program("sh"):
-        raise InputError("the base has no /bin/sh to run the health check in",
-                         hint="use a base with a shell, or --no-healthcheck")
+        raise InputError(
+            "the base has no /bin/sh to run the health check in", hint="use a base with a shell, or --no-healthcheck"
+        )
     return {"Test": ["CMD-SHELL", command], **TIMINGS}
 
 
@@ -53,8 +56,9 @@ class ProductionAlpine(Recipe):
         if spec.healthcheck is not None and not spec.healthcheck.strip():
             raise InputError("--healthcheck is empty", hint="give a shell command, or --no-healthcheck")
 
-    def runtime(self, spec: BuildSpec, config: ImageConfig, base: BaseImage | None,
-                files: BaseFiles | None) -> tuple[ImageConfig, dict]:
+    def runtime(
+        self, spec: BuildSpec, config: ImageConfig, base: BaseImage | None, files: BaseFiles | None
+    ) -> tuple[ImageConfig, dict]:
         assert base is not None and files is not None
         check = healthcheck(spec, base, files)
         config = replace(inherit(config, base), healthcheck=check)
