@@ -21,7 +21,7 @@ RUNS = 3
 def run(*args: str) -> tuple[float, subprocess.CompletedProcess]:
     t0 = time.perf_counter()
     proc = subprocess.run(
-        [sys.executable, "-m", "ocibake", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO
+        [sys.executable, "-m", "ocibake", *args], check=False, capture_output=True, text=True, cwd=REPO
     )
     return time.perf_counter() - t0, proc
 

@@ -27,8 +27,8 @@ def ocibake(*args: str, work: Path) -> tuple[dict, dict]:
     t0 = time.monotonic()
     proc = subprocess.run(
         [sys.executable, str(REPO / "bench" / "measure.py"), str(stats), "--", *args, "--json"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        check=False,
+        capture_output=True,
         text=True,
         cwd=REPO,
     )
@@ -48,6 +48,7 @@ def floor_size(binary: Path) -> int:
     """gzip -9 of the binary, the CA bundle and the zone files (concatenated): no tar, no JSON."""
     import certifi
     import tzdata
+
     from ocibake.layers.zoneinfo import _zone_files
 
     zones = b"".join(p.read_bytes() for _, p in _zone_files(Path(tzdata.__file__).parent / "zoneinfo"))
@@ -57,7 +58,7 @@ def floor_size(binary: Path) -> int:
 def extract_binary(layout: Path, report: dict, dest: Path) -> Path:
     import tarfile
 
-    binary_layer = next(l for l in report["layers"] if l["kind"] == "binary")
+    binary_layer = next(layer for layer in report["layers"] if layer["kind"] == "binary")
     with tarfile.open(layout / "blobs" / "sha256" / binary_layer["digest"].split(":")[1]) as tar:
         member = tar.getmember("app")
         with tar.extractfile(member) as src, open(dest, "wb") as out:
@@ -72,8 +73,7 @@ def big_service(root: Path, megabytes: int) -> Path:
     svc.mkdir()
     (svc / "go.mod").write_text("module example.com/bench/big\n\ngo 1.21\n")
     with open(svc / "blob.bin", "wb") as f:
-        for _ in range(megabytes):
-            f.write(os.urandom(1 << 20))
+        f.writelines(os.urandom(1 << 20) for _ in range(megabytes))
     (svc / "main.go").write_text("""package main
 
 import (

@@ -77,7 +77,7 @@ def big_layout(root: Path, entries: int) -> None:
 def timed(args: list[str]) -> float:
     t0 = time.monotonic()
     proc = subprocess.run(
-        [sys.executable, "-m", "ocibake", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO
+        [sys.executable, "-m", "ocibake", *args], check=False, capture_output=True, text=True, cwd=REPO
     )
     if proc.returncode != 0:
         sys.exit(f"ocibake {' '.join(args[:2])} failed:\n{proc.stderr}")

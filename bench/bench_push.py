@@ -32,8 +32,8 @@ def measured(args: list[str], work: Path) -> tuple[subprocess.CompletedProcess, 
     stats = work / "stats.json"
     proc = subprocess.run(
         [sys.executable, str(REPO / "bench" / "measure.py"), str(stats), "--", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        check=False,
+        capture_output=True,
         text=True,
         cwd=REPO,
     )
@@ -54,8 +54,8 @@ def skopeo_copy(layout: Path, tag: str, dest: str) -> float:
             f"oci:{layout}:{tag}",
             f"docker://{dest}",
         ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        check=False,
+        capture_output=True,
         text=True,
     )
     if proc.returncode != 0:
@@ -137,9 +137,9 @@ def main() -> int:
                 str(layout),
                 "-q",
             ],
+            check=False,
             cwd=REPO,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            capture_output=True,
             text=True,
         )
         if build.returncode != 0:
@@ -179,7 +179,7 @@ def main() -> int:
         o, s = statistics.median(ours), statistics.median(theirs)
         rows = [
             ("sample image size", f"{size / 1e6:.1f} MB", ""),
-            ("first push, ocibake (median of %d)" % ROUNDS, f"{o:.3f} s", ""),
+            (f"first push, ocibake (median of {ROUNDS})", f"{o:.3f} s", ""),
             ("first push, skopeo copy (median)", f"{s:.3f} s", ""),
             ("ocibake / skopeo", f"{o / s:.2f}", "target <= 1.00 " + ("OK" if o <= s else "MISSED")),
             (

@@ -17,7 +17,6 @@ ko's base image holds the same passwd, zoneinfo and CA layers as ocibake's image
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import statistics
@@ -47,9 +46,7 @@ def tool(name: str) -> str:
 
 def run(argv: list[str], *, cwd: Path | None = None, env: dict | None = None) -> float:
     t0 = time.monotonic()
-    proc = subprocess.run(
-        argv, cwd=cwd, env={**os.environ, **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
+    proc = subprocess.run(argv, check=False, cwd=cwd, env={**os.environ, **(env or {})}, capture_output=True, text=True)
     seconds = time.monotonic() - t0
     if proc.returncode != 0:
         sys.exit(f"{' '.join(argv[:4])} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
@@ -69,8 +66,8 @@ def base_image(work: Path, registry_host: str) -> str:
     code = f"""
 import sys
 from pathlib import Path
-from ocibake.build.bake import base_layer_contents, write_layers
-from ocibake.build.spec import BuildSpec
+from ocibake.builder.bake import base_layer_contents, write_layers
+from ocibake.builder.spec import BuildSpec
 from ocibake.layers.passwd import APP_GID, APP_UID
 from ocibake.oci.image import Descriptor, ImageConfig, make_image
 from ocibake.oci.layout import LayoutWriter
@@ -234,12 +231,15 @@ def main() -> None:
             [
                 sys.executable,
                 "-c",
-                "import sys; from ocibake.cli import main; "
-                "import contextlib, io\nwith contextlib.redirect_stdout(io.StringIO()):\n"
-                "    main(['push', '--help'])\nimport ocibake.cli.registry, ocibake.registry.push\n"
-                "print(len(sys.modules), ' '.join(sorted(m for m in sys.modules "
-                "if m.split('.')[0] in ('oras', 'requests', 'urllib3'))))",
+                (
+                    "import sys; from ocibake.cli import main; "
+                    "import contextlib, io\nwith contextlib.redirect_stdout(io.StringIO()):\n"
+                    "    main(['push', '--help'])\nimport ocibake.cli.registry, ocibake.registry.push\n"
+                    "print(len(sys.modules), ' '.join(sorted(m for m in sys.modules "
+                    "if m.split('.')[0] in ('oras', 'requests', 'urllib3'))))"
+                ),
             ],
+            check=False,
             stdout=subprocess.PIPE,
             text=True,
             cwd=REPO,

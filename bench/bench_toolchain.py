@@ -8,6 +8,7 @@ both sides run the very same Go release. Usage: python bench/bench_toolchain.py
 
 from __future__ import annotations
 
+import contextlib
 import json
 import statistics
 import sys
@@ -19,11 +20,11 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "src"))
 sys.path.insert(0, str(REPO / "tests"))
 
-from ocibake.build.bake import bake  # noqa: E402
-from ocibake.toolchain.sandbox import Sandbox  # noqa: E402
-from ocibake.build.spec import BuildSpec  # noqa: E402
-from ocibake.toolchain.local import LocalToolchain  # noqa: E402
+from ocibake.builder.bake import bake  # noqa: E402
+from ocibake.builder.spec import BuildSpec  # noqa: E402
 from ocibake.toolchain.image import ImageToolchain  # noqa: E402
+from ocibake.toolchain.local import LocalToolchain  # noqa: E402
+from ocibake.toolchain.sandbox import Sandbox  # noqa: E402
 from toolchain_image_builder import build_toolchain_image  # noqa: E402
 
 SAMPLE = REPO / "services" / "emergency-service"
@@ -42,10 +43,8 @@ def timed_bake(toolchain, out: Path, upx: str = "off"):
 def config_differences(a: dict, b: dict, path: str = "") -> list[str]:
     """Where two JSON documents differ (the build record label is parsed, so the difference is named precisely)."""
     if isinstance(a, str) and isinstance(b, str) and a.startswith("{") and b.startswith("{"):
-        try:
+        with contextlib.suppress(ValueError):
             a, b = json.loads(a), json.loads(b)
-        except ValueError:
-            pass
     if isinstance(a, dict) and isinstance(b, dict):
         out = []
         for key in sorted(set(a) | set(b)):
@@ -59,7 +58,9 @@ def same_release_comparison(ref: str, cache: Path, work: Path) -> None:
     _, _, _, local = timed_bake(LocalToolchain(), work / "cmp-local", upx="best-lzma")
     _, _, _, image = timed_bake(ImageToolchain(ref, cache=cache), work / "cmp-image", upx="best-lzma")
     cfg_local, cfg_image = json.loads(local.image.config.data), json.loads(image.image.config.data)
-    same_layers = [l.descriptor.digest for l in local.image.layers] == [l.descriptor.digest for l in image.image.layers]
+    same_layers = [layer.descriptor.digest for layer in local.image.layers] == [
+        layer.descriptor.digest for layer in image.image.layers
+    ]
     print("\n  same source, same Go release, --upx best-lzma, local toolchain vs toolchain image:")
     print(
         f"    layers (binary included) identical: {'yes' if same_layers else 'NO'}; "
@@ -89,7 +90,7 @@ def main() -> None:
                 t0 = time.monotonic()
                 tc.prepare()
                 unpack = time.monotonic() - t0
-                cold, cold_go, _, _ = timed_bake(tc, work / "cold")
+                cold, _cold_go, _, _ = timed_bake(tc, work / "cold")
                 extra = f"one-off: unpack {unpack:.1f}s, first build (empty GOCACHE) {cold:.1f}s"
             else:
                 timed_bake(factory(), work / "warm")
@@ -107,7 +108,7 @@ def main() -> None:
             f"{make_image:.1f}s)\n"
         )
         print(f"  {'toolchain':<16} {'build':>8} {'x local':>8} {'go build':>9} {'x local':>8}  binary layer")
-        for label, total, go, digests, extra in rows:
+        for label, total, go, digests, _extra in rows:
             print(
                 f"  {label:<16} {total:>7.2f}s {total / local_total:>8.2f} {go:>8.2f}s {go / local_go:>8.2f}  "
                 f"{', '.join(d[:19] for d in sorted(digests))}"
@@ -124,7 +125,8 @@ def main() -> None:
             f"local build: {default:.2f}"
         )
         print(
-            f"  {'ok  ' if fallback <= 1.2 else 'MISS'} the unshare fallback (no bubblewrap) within 1.2x: {fallback:.2f}"
+            f"  {'ok  ' if fallback <= 1.2 else 'MISS'} the unshare fallback (no bubblewrap) within 1.2x: "
+            f"{fallback:.2f}"
         )
         same_release_comparison(ref, cache, work)
 

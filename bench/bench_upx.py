@@ -21,13 +21,13 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "src"))
 
-from ocibake.build.bake import bake  # noqa: E402
-from ocibake.build.gobuild import go_build_request, ldflags  # noqa: E402
-from ocibake.oci.image import Platform  # noqa: E402
+from ocibake.builder.bake import bake  # noqa: E402
+from ocibake.builder.gobuild import go_build_request, ldflags  # noqa: E402
+from ocibake.builder.spec import BuildSpec  # noqa: E402
+from ocibake.builder.upx import compress  # noqa: E402
 from ocibake.layers.tar import Entry, write_layer  # noqa: E402
-from ocibake.build.spec import BuildSpec  # noqa: E402
+from ocibake.oci.image import Platform  # noqa: E402
 from ocibake.toolchain.local import LocalToolchain  # noqa: E402
-from ocibake.build.upx import compress  # noqa: E402
 
 SAMPLE = REPO / "services" / "emergency-service"
 RUNS = 15

@@ -17,6 +17,9 @@ from pathlib import Path
 
 import pytest
 
+# fixtures shared by many modules: registries in every mode, and an audited image
+pytest_plugins = ["conftest_registry"]
+
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 SAMPLE = REPO / "services" / "emergency-service"
@@ -38,7 +41,7 @@ def run_cli(
     full_env.update(env or {})
     argv = [*(prefix or []), sys.executable, "-m", "ocibake", *args]
     return subprocess.run(
-        argv, cwd=cwd or REPO, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=timeout
+        argv, check=False, cwd=cwd or REPO, env=full_env, capture_output=True, text=True, timeout=timeout
     )
 
 
@@ -88,6 +91,7 @@ def unpack(layout: Path, tag: str, dest: Path) -> Path:
     require("umoci")
     proc = subprocess.run(
         ["umoci", "unpack", "--rootless", "--image", f"{layout}:{tag}", str(dest)],
+        check=False,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -128,8 +132,8 @@ def run_in_rootfs(
 ) -> subprocess.CompletedProcess:
     return subprocess.run(
         [*sandbox_argv(rootfs, env), "/app", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        check=False,
+        capture_output=True,
         text=True,
         timeout=timeout,
     )
@@ -193,3 +197,36 @@ def toolchain_cache_env(toolchain) -> dict:
     the toolchain is unpacked and its standard library compiled once."""
     _, cache = toolchain
     return {"XDG_CACHE_HOME": str(cache.parent)}
+
+
+COMMIT_DATE = "2024-03-01T10:20:30Z"
+
+
+def git(*args, cwd, env=None):
+    """git with a fixed author, committer and date, so commits (and image digests) are the same every run."""
+    full = {
+        **os.environ,
+        "GIT_AUTHOR_DATE": COMMIT_DATE,
+        "GIT_COMMITTER_DATE": COMMIT_DATE,
+        "GIT_AUTHOR_NAME": "a",
+        "GIT_AUTHOR_EMAIL": "a@example.com",
+        "GIT_COMMITTER_NAME": "a",
+        "GIT_COMMITTER_EMAIL": "a@example.com",
+        **(env or {}),
+    }
+    subprocess.run(
+        ["git", "-c", "init.defaultBranch=main", *args], cwd=cwd, env=full, check=True, stdout=subprocess.DEVNULL
+    )
+
+
+@pytest.fixture(scope="module")
+def origin(tmp_path_factory):
+    """hello-root as a git repository, and an image built from it: (source, layout, digest)."""
+    base = tmp_path_factory.mktemp("audit")
+    source = base / "hello"
+    shutil.copytree(FIXTURES / "hello-root", source)
+    git("init", "-q", cwd=source)
+    git("add", ".", cwd=source)
+    git("commit", "-qm", "fixture", cwd=source)
+    digest, _ = build(source, base / "image", "--version", "v1", "--upx", "off", "--sbom", "none")
+    return source, base / "image", digest

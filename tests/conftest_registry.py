@@ -11,20 +11,19 @@ import pytest
 from registry_servers import FaultProxy, Registry, start_registry
 
 __all__ = [
-    "plain_registry",
-    "basic_registry",
-    "tls_registry",
-    "token_registry",
     "any_registry",
+    "basic_registry",
     "fresh_registry",
+    "plain_registry",
     "proxied_registry",
     "short_token_registry",
+    "tls_registry",
+    "token_registry",
 ]
 
 
 def _started(tmp_path_factory, mode: str, **kw):
-    reg = start_registry(mode, tmp_path_factory.mktemp(f"registry-{mode}"), **kw)
-    return reg
+    return start_registry(mode, tmp_path_factory.mktemp(f"registry-{mode}"), **kw)
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,7 @@ fails the test (never a skip).
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import http.client
 import http.server
@@ -22,9 +23,9 @@ import subprocess
 import threading
 import time
 import urllib.parse
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
@@ -49,7 +50,7 @@ def free_port() -> int:
 
 
 def openssl(*args: str, cwd: Path) -> bytes:
-    proc = subprocess.run([require("openssl"), *args], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.run([require("openssl"), *args], check=False, cwd=cwd, capture_output=True)
     assert proc.returncode == 0, proc.stderr.decode()
     return proc.stdout
 
@@ -345,7 +346,7 @@ class Registry:
         config.write_text("\n".join(lines) + "\n")
         return config
 
-    def start(self) -> "Registry":
+    def start(self) -> Registry:
         binary = require("docker-registry")
         if not self.port:
             self.port = free_port()
@@ -459,7 +460,7 @@ class FaultProxy:
             def do_ANY(self):
                 proxy._handle(self)
 
-            do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_ANY
+            do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_ANY  # noqa: N815 http.server's names
 
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         self.httpd.daemon_threads = True
@@ -517,15 +518,10 @@ class FaultProxy:
             self._read_body(h, limit=action[1])
             self.seen.append(Seen(h.command, h.path, None))
             h.close_connection = True
-            try:
+            with contextlib.suppress(OSError):
                 h.connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             return
-        if action and action[0] == "slow":
-            body = self._read_slowly(h, action[1])
-        else:
-            body = self._read_body(h)
+        body = self._read_slowly(h, action[1]) if action and action[0] == "slow" else self._read_body(h)
         if action and action[0] == "status":
             self.seen.append(Seen(h.command, h.path, action[1]))
             err = json.dumps({"errors": [{"code": "UNKNOWN", "message": "injected fault"}]}).encode()
@@ -546,10 +542,8 @@ class FaultProxy:
             # the registry is down: the client sees its connection dropped
             self.seen.append(Seen(h.command, h.path, None))
             h.close_connection = True
-            try:
+            with contextlib.suppress(OSError):
                 h.connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             return
         self.seen.append(Seen(h.command, h.path, resp.status))
         out_headers = {k: v for k, v in resp.getheaders() if k.lower() not in HOP and k.lower() != "content-length"}
@@ -607,7 +601,7 @@ def write_layout(
                 "os": os_,
                 "created": "1970-01-01T00:00:00Z",
                 "config": {"Entrypoint": ["/app"]},
-                "rootfs": {"type": "layers", "diff_ids": [l["digest"] for l in layers]},
+                "rootfs": {"type": "layers", "diff_ids": [layer["digest"] for layer in layers]},
                 "history": [{"created": "1970-01-01T00:00:00Z", "created_by": "test"} for _ in layers],
             }
         )
@@ -645,6 +639,4 @@ def write_layout(
 
 
 def skopeo(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [require("skopeo"), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=timeout
-    )
+    return subprocess.run([require("skopeo"), *args], check=False, capture_output=True, text=True, timeout=timeout)

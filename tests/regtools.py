@@ -27,24 +27,26 @@ def base_env(home: Path) -> dict:
     return env
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def go_caches() -> dict:
     """The user's Go build and module caches, kept when HOME changes (a cold cache costs ~20 s per build)."""
     go = shutil.which("go")
     if not go:
         return {}
-    out = subprocess.run([go, "env", "GOCACHE", "GOMODCACHE"], stdout=subprocess.PIPE, text=True).stdout.split()
-    return dict(zip(("GOCACHE", "GOMODCACHE"), out)) if len(out) == 2 else {}
+    out = subprocess.run(
+        [go, "env", "GOCACHE", "GOMODCACHE"], check=False, stdout=subprocess.PIPE, text=True
+    ).stdout.split()
+    return dict(zip(("GOCACHE", "GOMODCACHE"), out, strict=True)) if len(out) == 2 else {}
 
 
 def ocibake(*args: str, env: dict, stdin: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "ocibake", *args],
+        check=False,
         cwd=REPO_ROOT,
         env=env,
         input=stdin,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        capture_output=True,
         text=True,
         timeout=timeout,
     )

@@ -20,7 +20,7 @@ REF_NAME = "org.opencontainers.image.ref.name"
 
 def skopeo(*args: str) -> subprocess.CompletedProcess:
     require("skopeo")
-    return subprocess.run(["skopeo", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=120)
+    return subprocess.run(["skopeo", *args], check=False, capture_output=True, text=True, timeout=120)
 
 
 def export(*args: str, **kw) -> subprocess.CompletedProcess:
@@ -44,8 +44,8 @@ def podman(store, *args: str, timeout: float = 120) -> subprocess.CompletedProce
             "file",
             *args,
         ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        check=False,
+        capture_output=True,
         text=True,
         timeout=timeout,
     )
@@ -65,7 +65,7 @@ def leftovers(directory) -> list[str]:
 
 @pytest.fixture(scope="module")
 def docker_archive(sample_image, tmp_path_factory):
-    layout, digest = sample_image
+    layout, _digest = sample_image
     path = tmp_path_factory.mktemp("archive") / "emergency.tar"
     proc = export(str(layout), f"docker-archive:{path}")
     assert proc.returncode == 0, proc.stderr
@@ -234,7 +234,7 @@ def _multi_platform_layout(tmp_path):
 def test_a_multi_platform_tag_gives_the_hosts_platform_or_platforms(tmp_path):
     from ocibake.oci.platform import host_architecture
 
-    multi, parts, index_digest = _multi_platform_layout(tmp_path)
+    multi, parts, _index_digest = _multi_platform_layout(tmp_path)
     host = tmp_path / "host.tar"
     proc = export(f"{multi}:v3", f"docker-archive:{host}")
     assert proc.returncode == 0, proc.stderr

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import glob
-
 import gzip
 import hashlib
 import io
@@ -15,25 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FIXTURES, build, require, run_cli
-from conftest_registry import *  # noqa: F401,F403  (registry fixtures)
-from test_reproducible import git
+from conftest import FIXTURES, build, git, require, run_cli
 
 # A real other Go release from Debian (scripts/install-debian-deps.sh): golang-1.19-go on Debian 12, golang-go on 13
 OTHER_GO = (sorted(glob.glob("/usr/lib/go-1.*/bin/go")) or ["/usr/lib/go-1.19/bin/go"])[0]
-
-
-@pytest.fixture(scope="module")
-def origin(tmp_path_factory):
-    """hello-root as a git repository, and an image built from it: (source, layout, digest)."""
-    base = tmp_path_factory.mktemp("audit")
-    source = base / "hello"
-    shutil.copytree(FIXTURES / "hello-root", source)
-    git("init", "-q", cwd=source)
-    git("add", ".", cwd=source)
-    git("commit", "-qm", "fixture", cwd=source)
-    digest, _ = build(source, base / "image", "--version", "v1", "--upx", "off", "--sbom", "none")
-    return source, base / "image", digest
 
 
 def clone(origin_source: Path, dest: Path) -> Path:
@@ -115,7 +99,7 @@ def test_a_changed_source_file_is_named(origin, tmp_path):
     assert proc.returncode == 6, proc.stderr
     assert "uncommitted changes (main.go)" in proc.stderr
     assert any(c.startswith("a changed source file") and "main.go" in c for c in doc["probable_causes"]), doc
-    assert "/app" in [f["path"] for l in doc["diff"]["layers"] for f in l["files"]]
+    assert "/app" in [f["path"] for layer in doc["diff"]["layers"] for f in layer["files"]]
 
 
 def test_a_different_go_release_is_named(origin, tmp_path):
@@ -144,7 +128,7 @@ def test_a_different_zoneinfo_version_is_named(origin, tmp_path):
     assert proc.returncode == 6, proc.stderr
     assert "zoneinfo came from a directory that is not recorded" in proc.stderr
     assert any(c.startswith("the zoneinfo data differs (version)") and "tzdata" in c for c in doc["probable_causes"])
-    changed = [f["path"] for l in doc["diff"]["layers"] for f in l["files"]]
+    changed = [f["path"] for layer in doc["diff"]["layers"] for f in layer["files"]]
     assert changed == ["/usr/share/zoneinfo/Europe/Berlin"]
 
 
@@ -279,3 +263,73 @@ def test_an_image_built_in_a_toolchain_image_is_audited_with_that_image(
     )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["rebuilt"] == digest
+
+
+# audit from an archive of the source, from a directory above the service, after a SOURCE_DATE_EPOCH mismatch
+
+
+def archive(source: Path, dest: Path) -> Path:
+    """`git archive HEAD` of ``source`` unpacked into ``dest``: the revision's files, no .git."""
+    data = subprocess.run(["git", "-C", str(source), "archive", "HEAD"], check=True, stdout=subprocess.PIPE).stdout
+    dest.mkdir(parents=True)
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        tar.extractall(dest, filter="data")
+    return dest
+
+
+def test_a_git_archive_of_the_recorded_revision_is_reproduced(origin, tmp_path):
+    source, layout, digest = origin
+    work = archive(source, tmp_path / "nogit")
+    proc, doc = audit(layout, work)
+    assert proc.returncode == 0, proc.stderr
+    assert "is not a git checkout" in proc.stderr and "recorded commit" in proc.stderr
+    assert doc["reproduced"] and doc["rebuilt"] == digest
+
+
+def test_a_source_above_the_service_finds_it_by_its_module(origin, tmp_path):
+    source, layout, digest = origin
+    repo = tmp_path / "repo"
+    archive(source, repo / "services" / "hello")
+    (repo / "tools" / "other").mkdir(parents=True)
+    (repo / "tools" / "other" / "go.mod").write_text("module example.com/other\n\ngo 1.22\n")
+    proc, doc = audit(layout, repo)
+    assert proc.returncode == 0, proc.stderr
+    assert f"using {repo / 'services' / 'hello'}" in proc.stderr
+    assert doc["rebuilt"] == digest
+
+
+def test_a_source_above_no_or_several_matching_services_names_the_candidates(origin, tmp_path):
+    source, layout, _ = origin
+    repo = tmp_path / "repo"
+    (repo / "tools" / "other").mkdir(parents=True)
+    (repo / "tools" / "other" / "go.mod").write_text("module example.com/other\n\ngo 1.22\n")
+    proc, _ = audit(layout, repo)
+    assert proc.returncode == 4, proc.stderr
+    assert "no directory under it declares module" in proc.stderr and "example.com/other" in proc.stderr
+    archive(source, repo / "a")
+    archive(source, repo / "b")
+    proc, _ = audit(layout, repo)
+    assert proc.returncode == 4, proc.stderr
+    assert "several directories" in proc.stderr and str(repo / "a") in proc.stderr and str(repo / "b") in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_a_source_date_epoch_mismatch_blames_the_build_date_not_a_source_file(origin, tmp_path):
+    source, layout, _ = origin
+    copy = tmp_path / "image"
+    shutil.copytree(layout, copy)
+
+    def edit(config):
+        record = record_of(config)
+        record["source_date_epoch"] += 3600
+        config["config"]["Labels"]["dev.ocibake.build-record"] = json.dumps(
+            record, sort_keys=True, separators=(",", ":")
+        )
+
+    rewrite_image(copy, "v1", config_edit=edit)
+    proc = run_cli("audit", f"oci:{copy}:v1", "--source", str(source), "--json", env={"SOURCE_DATE_EPOCH": "12345"})
+    assert proc.returncode == 6, proc.stderr
+    causes = json.loads(proc.stdout)["probable_causes"]
+    assert any("build date" in c and "not through a source change" in c for c in causes), causes
+    assert not any("a source file differs" in c or c.startswith("a changed source file") for c in causes), causes
+    assert "SOURCE_DATE_EPOCH=12345 in the environment is ignored" in proc.stderr

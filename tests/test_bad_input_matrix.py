@@ -14,10 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FIXTURES, REPO, build, require
-from conftest_registry import *  # noqa: F401,F403  (registry fixtures)
-from regtools import base_env, ocibake, tag_exists
+from conftest import FIXTURES, build, require
 from registry_servers import write_layout
+from regtools import base_env, ocibake, tag_exists
 
 HELLO = FIXTURES / "hello-root"
 REF = "org.opencontainers.image.ref.name"
@@ -184,7 +183,7 @@ ROWS = [
     (
         "build-output-foreign-dir",
         lambda w, c: (
-            (w / "d").mkdir() or (w / "d" / "x").write_text("x") and ["build", str(HELLO), "--output", str(w / "d")]
+            (w / "d").mkdir() or ((w / "d" / "x").write_text("x") and ["build", str(HELLO), "--output", str(w / "d")])
         ),
         4,
         "not an OCI layout",
@@ -457,7 +456,7 @@ def _source_blob(c: dict) -> Path:
 
 @pytest.mark.parametrize("row", ROWS, ids=[r[0] for r in ROWS])
 def test_bad_input(row, built, pulled_image, plain_registry, tmp_path):
-    name, setup, code, phrase = row
+    _name, setup, code, phrase = row
     w = tmp_path / "w"
     w.mkdir()
     ctx = {"built": built, "host": plain_registry.host, "pulled": pulled_image}
@@ -466,19 +465,21 @@ def test_bad_input(row, built, pulled_image, plain_registry, tmp_path):
     env = {**base_env(tmp_path / "home"), "OCIBAKE_REGISTRY_RETRIES": "0"}
     proc = subprocess.run(
         [sys.executable, "-m", "ocibake", *argv],
+        check=False,
         cwd=w,
         env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        capture_output=True,
         text=True,
         timeout=120,
     )
-    lines = [l for l in proc.stderr.splitlines() if l.strip()]
-    errors = [l for l in lines if l.startswith("ocibake: error:")]
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("ocibake: error:")]
     assert proc.returncode == code, proc.stderr
     assert "Traceback" not in proc.stderr and "internal error" not in proc.stderr, proc.stderr
     assert len(errors) == 1 and phrase in errors[0], proc.stderr
-    assert all(l.startswith(("ocibake: error:", "  hint:", "  entry", "ocibake: warning:")) for l in lines), proc.stderr
+    assert all(line.startswith(("ocibake: error:", "  hint:", "  entry", "ocibake: warning:")) for line in lines), (
+        proc.stderr
+    )
     assert snapshot(w) == before, "something changed on disk"
     if argv[0] == "push":
         repo = argv[2].split("/", 1)[1]

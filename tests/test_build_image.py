@@ -30,7 +30,7 @@ from conftest import (
 def skopeo_inspect(layout, tag, *extra):
     require("skopeo")
     proc = subprocess.run(
-        ["skopeo", "inspect", *extra, f"oci:{layout}:{tag}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        ["skopeo", "inspect", *extra, f"oci:{layout}:{tag}"], check=False, capture_output=True, text=True
     )
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)
@@ -100,7 +100,9 @@ def test_unpacked_image_runs_as_1001_with_zoneinfo_and_certificates(sample_image
     rootfs = unpack(layout, "v1.0.0", tmp_path / "bundle")
     version = run_in_rootfs(rootfs, "--version")
     assert version.returncode == 0, version.stderr
-    commit = subprocess.run(["git", "-C", str(SAMPLE), "rev-parse", "HEAD"], stdout=subprocess.PIPE, text=True).stdout
+    commit = subprocess.run(
+        ["git", "-C", str(SAMPLE), "rev-parse", "HEAD"], check=False, stdout=subprocess.PIPE, text=True
+    ).stdout
     assert re.fullmatch(
         r"emergency-service v1\.0\.0 \(built \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ, commit (\w+)\)\n", version.stdout
     ), version.stdout
@@ -125,7 +127,7 @@ def test_without_the_zoneinfo_layer_the_binary_cannot_load_zones(sample_image, t
 
 
 @pytest.mark.parametrize(
-    "fixture,greeting,extra_env",
+    ("fixture", "greeting", "extra_env"),
     [
         ("hello-root", "hello from the root", {}),
         ("cmd-main", "hello from cmd", {}),
@@ -135,7 +137,7 @@ def test_without_the_zoneinfo_layer_the_binary_cannot_load_zones(sample_image, t
 )
 def test_fixture_services_build_and_run(fixture, greeting, extra_env, tmp_path):
     layout = tmp_path / "layout"
-    digest, proc = build(FIXTURES / fixture, layout, "--version", "v2.3.4", env=extra_env)
+    digest, _proc = build(FIXTURES / fixture, layout, "--version", "v2.3.4", env=extra_env)
     assert skopeo_inspect(layout, "v2.3.4")["Digest"] == digest
     rootfs = unpack(layout, "v2.3.4", tmp_path / "bundle")
     health = health_check(rootfs)
@@ -151,11 +153,11 @@ def test_report_on_stderr_and_only_the_reference_on_stdout(tmp_path):
     assert "module example.com/fixtures/hello-root" in err and "main package ." in err
     for word in ("CA bundle", "zoneinfo", "binary /app", "passwd", digest, "compressed", "skopeo inspect"):
         assert word in err
-    assert set(
+    assert {
         r["annotations"]["org.opencontainers.image.ref.name"]
         for r in layout_index(layout)["manifests"]
         if "annotations" in r
-    ) == {"stable"}
+    } == {"stable"}
 
 
 def test_json_report(tmp_path):
@@ -163,8 +165,8 @@ def test_json_report(tmp_path):
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     assert report["digest"].startswith("sha256:") and report["tags"] == ["dev", "latest"]
-    assert [l["kind"] for l in report["layers"]] == ["passwd", "zoneinfo", "ca-certificates", "binary"]
-    assert report["size"] == sum(l["size"] for l in report["layers"]) + report["config"]["size"] + len(
+    assert [layer["kind"] for layer in report["layers"]] == ["passwd", "zoneinfo", "ca-certificates", "binary"]
+    assert report["size"] == sum(layer["size"] for layer in report["layers"]) + report["config"]["size"] + len(
         blob(tmp_path / "l", report["digest"])
     )
     assert report["module"]["direct_dependencies"] == 0
@@ -174,16 +176,17 @@ def test_zstd_layers_are_read_by_skopeo_and_run(tmp_path):
     layout = tmp_path / "z"
     digest, _ = build(FIXTURES / "hello-root", layout, "--compression", "zstd", "--version", "v1")
     manifest, config = manifest_and_config(layout, digest)
-    assert {l["mediaType"] for l in manifest["layers"]} == {"application/vnd.oci.image.layer.v1.tar+zstd"}
+    assert {layer["mediaType"] for layer in manifest["layers"]} == {"application/vnd.oci.image.layer.v1.tar+zstd"}
     import hashlib
 
-    for layer, diff_id in zip(manifest["layers"], config["rootfs"]["diff_ids"]):
+    for layer, diff_id in zip(manifest["layers"], config["rootfs"]["diff_ids"], strict=True):
         raw = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(blob(layout, layer["digest"]))).read()
         assert "sha256:" + hashlib.sha256(raw).hexdigest() == diff_id
     # umoci 0.4 cannot read zstd; skopeo (independent) recompresses it, and the copy runs.
     converted = tmp_path / "gz"
     proc = subprocess.run(
         ["skopeo", "copy", "--dest-compress-format", "gzip", f"oci:{layout}:v1", f"oci:{converted}:v1"],
+        check=False,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

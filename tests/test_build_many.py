@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 
 from conftest import FIXTURES, REPO, layout_index, require, run_cli
-from conftest_registry import *  # noqa: F401,F403  (registry fixtures)
 from regtools import reg_env, skopeo_digest
 
 OK_A, BAD, OK_B = FIXTURES / "hello-root", FIXTURES / "compile-error", FIXTURES / "cmd-main"
@@ -28,7 +27,7 @@ def test_one_failing_service_does_not_stop_the_others(tmp_path):
     assert proc.returncode == 3, proc.stderr  # the worst: go build failed
     lines = proc.stdout.splitlines()
     assert [line.split("@")[0] for line in lines] == ["hello-root", "cmd-main"]  # the order given
-    for line, name in zip(lines, ("hello-root", "cmd-main")):
+    for line, name in zip(lines, ("hello-root", "cmd-main"), strict=True):
         digest = line.split("@")[1]
         assert layout_index(tmp_path / "dist" / "oci" / name)["manifests"][0]["digest"] == digest
     assert not (tmp_path / "dist" / "oci" / "compile-error").exists()
@@ -92,11 +91,11 @@ def test_ctrl_c_stops_every_child_and_leaves_every_layout_as_it_was(tmp_path):
     env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "xdg")}
     first = subprocess.run(
         [sys.executable, "-m", "ocibake", *args],
+        check=False,
         cwd=tmp_path,
         env=env,
         text=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        capture_output=True,
         timeout=600,
     )
     assert first.returncode == 0, first.stderr
@@ -153,18 +152,18 @@ def test_push_prefix_pushes_each_service_to_its_repository_and_mounts_shared_blo
             f"{reg.host}/many/",
             "--json",
         ],
+        check=False,
         cwd=tmp_path,
         env=env,
         text=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        capture_output=True,
         timeout=600,
     )
     assert proc.returncode == 0, proc.stderr
     docs = json.loads(proc.stdout)
-    for doc, name in zip(docs, ("hello-root", "cmd-main")):
+    for doc, name in zip(docs, ("hello-root", "cmd-main"), strict=True):
         assert skopeo_digest(reg, f"many/{name}:v1.0.0") == doc["digest"]
-        assert [t["repository"] for t in doc["push"]["tags"]][0] == f"{reg.host}/many/{name}"
+        assert next(t["repository"] for t in doc["push"]["tags"]) == f"{reg.host}/many/{name}"
     # Whichever service is pushed second finds the passwd, zoneinfo and CA layers in the first one's repository:
     # mounted, not uploaded again (the two build in parallel, so either may finish first).
     assert sorted(d["push"]["blobs"]["mounted"] for d in docs) == [0, 3], [d["push"] for d in docs]

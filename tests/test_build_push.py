@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from conftest import FIXTURES
-from conftest_registry import *  # noqa: F401,F403  (registry fixtures)
 from registry_servers import free_port
 from regtools import base_env, ocibake, reg_args, reg_env, skopeo_digest
 
@@ -142,7 +141,7 @@ def test_unreachable_registry_keeps_the_built_layout_and_exits_5(tmp_path):
 def test_toolchain_image_from_a_registry_pinned_by_digest(toolchain, toolchain_cache_env, fresh_registry, tmp_path):
     """Push the test toolchain image to a registry, build with REGISTRY/REPO@sha256:..., then build again with the
     registry stopped: the pinned toolchain comes from the cache."""
-    ref, cache = toolchain
+    ref, _cache = toolchain
     reg = fresh_registry
     env = {**reg_env(reg, tmp_path / "home"), **toolchain_cache_env}
     layout = ref[len("oci:") :].rsplit(":", 1)[0]

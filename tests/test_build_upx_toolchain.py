@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from conftest import FIXTURES, build, health_check, manifest_and_config, require, run_cli, run_in_rootfs, unpack
-from ocibake.build.bake import BUILD_RECORD_LABEL
+from ocibake.builder.bake import BUILD_RECORD_LABEL
 
 UPX_MAGIC = b"UPX!"
 
@@ -134,7 +134,7 @@ def test_unknown_upx_mode_is_bad_input(tmp_path):
 
 def test_toolchain_image_from_the_command_line(toolchain, toolchain_cache_env, tmp_path):
     """--toolchain oci:DIR:TAG: go and upx run in the sandbox; the image runs; the record pins the toolchain."""
-    ref, cache = toolchain
+    ref, _cache = toolchain
     env = toolchain_cache_env
     out = tmp_path / "layout"
     digest, proc = build(
@@ -168,7 +168,7 @@ def test_toolchain_image_from_the_command_line(toolchain, toolchain_cache_env, t
 
 
 def test_toolchain_image_without_go_or_upx_from_the_command_line(toolchain, toolchain_cache_env, tmp_path):
-    ref, cache = toolchain
+    ref, _cache = toolchain
     env = toolchain_cache_env
     no_go = ref.rsplit(":", 1)[0] + ":no-go"
     proc = run_cli(

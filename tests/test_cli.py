@@ -71,20 +71,28 @@ def test_verbose_before_the_command_shows_a_traceback_for_a_bug(tmp_path):
 
 def test_shell_completion_through_click():
     env = {**os.environ, "_OCIBAKE_COMPLETE": "bash_source"}
-    proc = subprocess.run([sys.executable, "-m", "ocibake"], env=env, stdout=subprocess.PIPE, text=True, cwd=REPO)
+    proc = subprocess.run(
+        [sys.executable, "-m", "ocibake"], check=False, env=env, stdout=subprocess.PIPE, text=True, cwd=REPO
+    )
     assert proc.returncode == 0
     assert "_OCIBAKE_COMPLETE=bash_complete" in proc.stdout and "complete " in proc.stdout
     env = {**os.environ, "_OCIBAKE_COMPLETE": "bash_complete", "COMP_WORDS": "ocibake bu", "COMP_CWORD": "1"}
-    proc = subprocess.run([sys.executable, "-m", "ocibake"], env=env, stdout=subprocess.PIPE, text=True, cwd=REPO)
+    proc = subprocess.run(
+        [sys.executable, "-m", "ocibake"], check=False, env=env, stdout=subprocess.PIPE, text=True, cwd=REPO
+    )
     assert "plain,build" in proc.stdout.split()
     env.update(COMP_WORDS="ocibake build x --comp", COMP_CWORD="3")
-    proc = subprocess.run([sys.executable, "-m", "ocibake"], env=env, stdout=subprocess.PIPE, text=True, cwd=REPO)
+    proc = subprocess.run(
+        [sys.executable, "-m", "ocibake"], check=False, env=env, stdout=subprocess.PIPE, text=True, cwd=REPO
+    )
     assert "plain,--compression" in proc.stdout.split()
 
 
 def _complete(words: str, cword: int) -> list[str]:
     env = {**os.environ, "_OCIBAKE_COMPLETE": "bash_complete", "COMP_WORDS": words, "COMP_CWORD": str(cword)}
-    proc = subprocess.run([sys.executable, "-m", "ocibake"], env=env, stdout=subprocess.PIPE, text=True, cwd=REPO)
+    proc = subprocess.run(
+        [sys.executable, "-m", "ocibake"], check=False, env=env, stdout=subprocess.PIPE, text=True, cwd=REPO
+    )
     assert proc.returncode == 0
     return proc.stdout.split()
 

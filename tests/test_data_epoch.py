@@ -9,16 +9,17 @@ import json
 import shutil
 import tarfile
 
-from conftest import FIXTURES, blob, build, manifest_and_config
+from conftest import FIXTURES, blob, build, git, manifest_and_config
 from ocibake.layers.content import DATA_EPOCH
-from test_reproducible import git
 
 DATA_KINDS = ("passwd", "zoneinfo", "ca-certificates")
 
 
 def layer_digests(layout, digest) -> tuple[list[str], dict]:
     manifest, config = manifest_and_config(layout, digest)
-    return [l["digest"] for l in manifest["layers"]], json.loads(config["config"]["Labels"]["dev.ocibake.build-record"])
+    return [layer["digest"] for layer in manifest["layers"]], json.loads(
+        config["config"]["Labels"]["dev.ocibake.build-record"]
+    )
 
 
 def test_two_commits_share_every_layer_but_the_binary(tmp_path):

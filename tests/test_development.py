@@ -60,7 +60,7 @@ def json_rpc(port: int, method: str, timeout: float = 20) -> dict:
 
 def test_development_image_config_and_binary(dev_image):
     layout, digest = dev_image
-    manifest, config = manifest_and_config(layout, digest)
+    _manifest, config = manifest_and_config(layout, digest)
     runtime = config["config"]
     assert runtime["Entrypoint"] == ENTRYPOINT and runtime["User"] == "1001:1001"
     assert runtime["ExposedPorts"] == {"8080/tcp": {}, "2345/tcp": {}}
@@ -167,8 +167,8 @@ def test_development_on_the_toolchain_image_has_the_go_toolchain_in_the_image(
     rootfs = unpack(tmp_path / "o", "v1", tmp_path / "u")
     go = subprocess.run(
         [*sandbox_argv(rootfs, {"HOME": "/tmp"}), "/usr/local/go/bin/go", "version"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        check=False,
+        capture_output=True,
         text=True,
         timeout=60,
     )

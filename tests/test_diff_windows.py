@@ -6,9 +6,8 @@ import json
 import shutil
 
 from conftest import run_cli
-from test_audit import origin, record_of, rewrite_image  # noqa: F401  (origin is a fixture)
-
 from ocibake.audit.value_window import windows
+from test_audit import record_of, rewrite_image
 
 
 def test_windows_show_the_first_difference_with_ellipses_on_the_cut_sides():

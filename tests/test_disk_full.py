@@ -1,5 +1,6 @@
-"""A full disk is a clear one-line error (exit 4), not an internal error, and the layout stays as it was: a pull
-into a layout on a tiny tmpfs (mounted in a user and mount namespace of the test's own, no root needed) that fills up."""
+"""A full disk is a clear one-line error (exit 4), not an internal error, and the layout stays as it was: a
+pull into a layout on a tiny tmpfs (mounted in a user and mount namespace of the test's own, no root needed) that
+fills up."""
 
 from __future__ import annotations
 
@@ -8,9 +9,8 @@ import subprocess
 import sys
 
 from conftest import REPO, require
-from conftest_registry import *  # noqa: F401,F403  (registry fixtures)
-from regtools import base_env, ocibake
 from registry_servers import write_layout
+from regtools import base_env, ocibake
 
 INNER = r"""
 import hashlib, json, os, subprocess, sys
@@ -37,7 +37,8 @@ except OSError:
 before = snap()
 second = run("pull", f"{host}/diskfull/img:big", f"{d}/L")
 print(json.dumps({"first": first.returncode, "first_err": first.stderr, "code": second.returncode,
-                  "stderr": second.stderr, "same": snap() == before, "diff": sorted(set(snap().items()) ^ set(before.items()))}))
+                  "stderr": second.stderr, "same": snap() == before,
+                  "diff": sorted(set(snap().items()) ^ set(before.items()))}))
 """
 
 
@@ -52,10 +53,10 @@ def test_a_full_disk_is_a_clear_error_and_leaves_the_layout_intact(plain_registr
     mnt.mkdir()
     proc = subprocess.run(
         ["unshare", "--user", "--map-root-user", "--mount", sys.executable, "-c", INNER, str(mnt), plain_registry.host],
+        check=False,
         cwd=REPO,
         env={**env, "OCIBAKE_REGISTRY_RETRIES": "0"},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        capture_output=True,
         text=True,
         timeout=120,
     )
@@ -63,7 +64,7 @@ def test_a_full_disk_is_a_clear_error_and_leaves_the_layout_intact(plain_registr
     result = json.loads(proc.stdout)
     assert result["first"] == 0, result["first_err"]
     assert result["code"] == 4, result["stderr"]
-    errors = [l for l in result["stderr"].splitlines() if l.startswith("ocibake: error:")]
+    errors = [line for line in result["stderr"].splitlines() if line.startswith("ocibake: error:")]
     assert len(errors) == 1 and "no space left on device" in errors[0], result["stderr"]
     assert "internal error" not in result["stderr"] and "Traceback" not in result["stderr"]
     assert result["same"], result["diff"]

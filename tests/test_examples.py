@@ -6,7 +6,6 @@ never drift from the tool."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -16,11 +15,9 @@ import time
 import urllib.request
 from pathlib import Path
 
-import pytest
 from ruamel.yaml import YAML
 
 from conftest import REPO, SAMPLE, free_port, manifest_and_config, require, run_cli, unpack
-from conftest_registry import *  # noqa: F401,F403  (registry fixtures)
 from registry_servers import PASSWORD, USER
 from regtools import go_caches, reg_env, remote_digest, skopeo_digest
 
@@ -68,7 +65,7 @@ def test_the_deployment_agrees_with_the_image(sample_image):
 def test_the_image_answers_health_as_the_deployment_runs_it(sample_image, tmp_path):
     """uid/gid 1001 from the Deployment, a read-only root, no capabilities, nothing of the host: GET /health."""
     layout, _ = sample_image
-    pod, container = deployment_container()
+    pod, _container = deployment_container()
     rootfs = unpack(layout, "v1.0.0", tmp_path / "bundle")
     port = free_port()
     argv = [
@@ -193,7 +190,7 @@ def run_as_ci(script: str, env: dict, workspace: Path) -> subprocess.CompletedPr
         "-c",
         guard + script,
     ]
-    return subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=600)
+    return subprocess.run(argv, check=False, capture_output=True, text=True, timeout=600)
 
 
 def ci_env(tmp_path: Path, reg, bin_dir: Path) -> dict:

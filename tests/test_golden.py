@@ -6,11 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import ocibake
-from ocibake.build.bake import Provenance, assemble, upx_setting
+from ocibake.builder.bake import Provenance, assemble, upx_setting
+from ocibake.builder.project import GitInfo, GoModule
+from ocibake.builder.spec import BuildSpec
 from ocibake.oci.image import Platform
-from ocibake.build.project import GitInfo, GoModule
 from ocibake.oci.layout import LayoutWriter
-from ocibake.build.spec import BuildSpec
 
 EPOCH = 1700000000
 GOLDEN_OCIBAKE = "0.1.0"

@@ -18,6 +18,7 @@ def lint_imports(cwd: Path, pythonpath: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(pythonpath)}
     return subprocess.run(
         [LINT_IMPORTS, "--no-cache"],
+        check=False,
         cwd=cwd,
         env=env,
         stdout=subprocess.PIPE,
@@ -45,11 +46,11 @@ def test_a_wrong_import_breaks_the_layers_contract(tmp_path):
     scratch = _scratch_copy(tmp_path)
     tar = scratch / "src" / "ocibake" / "oci" / "image.py"
     tar.write_text(
-        tar.read_text() + "\n\ndef _wrong():\n    from ocibake.build.spec import BuildSpec\n    return BuildSpec\n"
+        tar.read_text() + "\n\ndef _wrong():\n    from ocibake.builder.spec import BuildSpec\n    return BuildSpec\n"
     )
     proc = lint_imports(scratch, scratch / "src")
     assert proc.returncode != 0, proc.stdout
-    assert "BROKEN" in proc.stdout and "ocibake.oci.image -> ocibake.build.spec" in proc.stdout
+    assert "BROKEN" in proc.stdout and "ocibake.oci.image -> ocibake.builder.spec" in proc.stdout
 
 
 def test_http_outside_the_registry_package_breaks_a_contract(tmp_path):
@@ -66,9 +67,9 @@ def imported_modules(*args: str, cwd: Path = REPO) -> tuple[set[str], subprocess
     """The top-level names of every module `python -X importtime -m ocibake ARGS` imported."""
     proc = subprocess.run(
         [sys.executable, "-X", "importtime", "-m", "ocibake", *args],
+        check=False,
         cwd=cwd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        capture_output=True,
         text=True,
         timeout=300,
     )
@@ -86,7 +87,7 @@ def test_build_without_push_imports_no_http_library(tmp_path):
         "build", str(FIXTURES / "hello-root"), "--output", str(tmp_path / "out"), "--upx", "off"
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "ocibake.build.bake" in modules and "ocibake.layers.tar" in modules
+    assert "ocibake.builder.bake" in modules and "ocibake.layers.tar" in modules
     assert not {m.split(".")[0] for m in modules} & HTTP_MODULES, sorted(
         m for m in modules if m.split(".")[0] in HTTP_MODULES
     )
@@ -120,5 +121,7 @@ def test_each_command_has_examples_in_its_help():
         proc = run_cli(command, "--help")
         assert proc.returncode == 0, proc.stderr
         assert "Examples:" in proc.stdout
-        examples = [l for l in proc.stdout.split("Examples:", 1)[1].splitlines() if l.strip().startswith("ocibake ")]
+        examples = [
+            line for line in proc.stdout.split("Examples:", 1)[1].splitlines() if line.strip().startswith("ocibake ")
+        ]
         assert len(examples) >= 2, proc.stdout

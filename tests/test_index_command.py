@@ -10,9 +10,8 @@ from pathlib import Path
 import pytest
 
 from conftest import FIXTURES, run_cli
-from conftest_registry import fresh_registry  # noqa: F401
-from regtools import ocibake, reg_env, remote_digest
 from registry_servers import skopeo
+from regtools import ocibake, reg_env, remote_digest
 
 HELLO = FIXTURES / "hello-root"
 

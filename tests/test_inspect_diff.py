@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 
 from conftest import FIXTURES, build, run_cli
-from conftest_registry import *  # noqa: F401,F403  (registry fixtures)
 from regtools import ocibake, reg_env
 
 EPOCH = {"SOURCE_DATE_EPOCH": "1700000000"}
@@ -20,7 +20,7 @@ def images(tmp_path_factory):
     base = tmp_path_factory.mktemp("images")
     import certifi
 
-    text = open(certifi.where()).read()
+    text = Path(certifi.where()).read_text()
     pem = base / "ca.pem"
     first = text.index("-----BEGIN CERTIFICATE-----")
     pem.write_text(text[first:])  # the same certificates, without certifi's leading comments
@@ -56,20 +56,20 @@ def test_inspect_lists_layers_files_owners_and_the_build_record(images):
 
 
 def test_diff_of_images_differing_in_one_file_prints_exactly_that_file(images):
-    base, a, b = images
+    base, _a, _b = images
     proc = run_cli("diff", f"oci:{base / 'a'}:v1", f"oci:{base / 'b'}:v1", "--json")
     assert proc.returncode == 6, proc.stderr
     doc = json.loads(proc.stdout)
     changed = [f for layer in doc["layers"] for f in layer["files"]]
     assert [f["path"] for f in changed] == ["/etc/ssl/certs/ca-certificates.crt"]
     assert set(changed[0]["fields"]) == {"digest", "size"}
-    assert [l["same"] for l in doc["layers"]] == [True, True, False, True]
+    assert [layer["same"] for layer in doc["layers"]] == [True, True, False, True]
     assert {c["field"] for c in doc["config"]} >= {"build-record.layers.ca-certificates.sha256"}
     assert doc["verdict"].startswith("different:")
 
     human = run_cli("diff", f"oci:{base / 'a'}:v1", f"oci:{base / 'b'}:v1")
     assert human.returncode == 6
-    file_lines = [l for l in human.stdout.splitlines() if l.startswith("      ")]
+    file_lines = [line for line in human.stdout.splitlines() if line.startswith("      ")]
     assert len(file_lines) == 1 and "/etc/ssl/certs/ca-certificates.crt: digest" in file_lines[0]
     assert human.stdout.strip().splitlines()[-1].startswith("different: ")
 
@@ -82,7 +82,7 @@ def test_diff_of_an_image_with_itself_is_identical(images):
 
 
 def test_inspect_and_diff_read_images_from_the_registry(images, plain_registry, tmp_path):
-    base, a, b = images
+    base, a, _b = images
     reg = plain_registry
     env = reg_env(reg, tmp_path / "home")
     assert ocibake("push", str(base / "a"), f"{reg.host}/audit/hello", "-t", "v1", env=env).returncode == 0
@@ -100,7 +100,7 @@ def test_inspect_and_diff_read_images_from_the_registry(images, plain_registry, 
 
 
 @pytest.mark.parametrize(
-    "args, message",
+    ("args", "message"),
     [
         (["inspect", "oci:{base}/a:nope"], "tag 'nope' is not in"),
         (["inspect", "oci:{base}/missing:v1"], "is not a directory"),
@@ -131,7 +131,7 @@ def test_a_layer_whose_bytes_do_not_match_its_digest_is_refused(images, tmp_path
     copy = tmp_path / "copy"
     shutil.copytree(base / "a", copy)
     manifest = json.loads((copy / "blobs" / "sha256" / a[7:]).read_text())
-    first, second = (copy / "blobs" / "sha256" / l["digest"][7:] for l in manifest["layers"][:2])
+    first, second = (copy / "blobs" / "sha256" / layer["digest"][7:] for layer in manifest["layers"][:2])
     first.write_bytes(second.read_bytes())  # a readable layer, under another layer's name
     proc = run_cli("inspect", f"oci:{copy}:v1")
     assert proc.returncode == 4, proc.stderr
@@ -141,7 +141,7 @@ def test_a_layer_whose_bytes_do_not_match_its_digest_is_refused(images, tmp_path
 def test_inspect_and_diff_of_layouts_import_no_http_library(images):
     from test_import_contracts import HTTP_MODULES, imported_modules
 
-    base, a, _ = images
+    base, _a, _ = images
     for args in (
         ("inspect", f"oci:{base / 'a'}:v1", "--no-files"),
         ("diff", f"oci:{base / 'a'}:v1", f"oci:{base / 'b'}:v1"),
@@ -149,3 +149,62 @@ def test_inspect_and_diff_of_layouts_import_no_http_library(images):
         modules, proc = imported_modules(*args)
         assert proc.returncode in (0, 6), proc.stderr[-2000:]
         assert not (modules & HTTP_MODULES), (args, modules & HTTP_MODULES)
+
+
+# inspect of a layout of one image with several tags and an SBOM, a path without oci:, diff_ids and users
+
+
+@pytest.fixture(scope="module")
+def layout(tmp_path_factory):
+    """hello-root built once (tags v1 and latest, an SBOM referrer): (layout, digest, build process)."""
+    out = tmp_path_factory.mktemp("inspect") / "oci"
+    digest, proc = build(FIXTURES / "hello-root", out, "--version", "v1", "--upx", "off")
+    return out, digest, proc
+
+
+def test_a_layout_of_one_image_with_two_tags_and_a_referrer_is_inspected_without_a_tag(layout):
+    path, digest, _ = layout
+    proc = run_cli("inspect", f"oci:{path}", "--no-files")
+    assert proc.returncode == 0, proc.stderr
+    assert f"digest      {digest}" in proc.stdout
+
+
+def test_a_layout_of_two_images_counts_images_tags_and_referrers(layout, tmp_path):
+    import shutil
+
+    path, _, _ = layout
+    two = tmp_path / "two"
+    shutil.copytree(path, two)
+    build(FIXTURES / "hello-root", two, "--version", "v2", "--tag", "v2", "--upx", "off")
+    proc = run_cli("inspect", f"oci:{two}", "--no-files")
+    assert proc.returncode == 4, proc.stderr
+    assert f"{two} holds 2 images (3 tags, 2 referrers)" in proc.stderr
+    assert "latest, v1, v2" in proc.stderr
+
+
+def test_a_layout_path_without_oci_prefix_is_hinted(layout):
+    path, _, _ = layout
+    proc = run_cli("inspect", f"{path}:v1")
+    assert proc.returncode == 4, proc.stderr
+    assert "names no registry" in proc.stderr and f"oci:{path}:v1" in proc.stderr
+
+
+def test_text_inspect_shows_each_diff_id_and_the_users_readably(layout):
+    path, _, _ = layout
+    json_doc = run_cli("inspect", f"oci:{path}:v1", "--json", "--no-files")
+    import json
+
+    diff_ids = [layer["diff_id"] for layer in json.loads(json_doc.stdout)["layers"]]
+    proc = run_cli("inspect", f"oci:{path}:v1", "--no-files")
+    assert proc.returncode == 0, proc.stderr
+    for d in diff_ids:
+        assert f"diff_id {d}" in proc.stdout
+    assert "passwd: mtime 2026-01-01T00:00:00Z, users root 0:0, goapp 1001:1001" in proc.stdout
+    assert "{'" not in proc.stdout and "[{" not in proc.stdout
+
+
+def test_the_build_report_prints_the_sbom_line_before_next(layout):
+    _, _, proc = layout
+    err = proc.stderr
+    assert "sbom      SPDX 2.3" in err and "next:" in err
+    assert err.index("sbom      SPDX 2.3") < err.index("next:")

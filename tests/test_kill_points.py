@@ -15,9 +15,8 @@ import time
 from pathlib import Path
 
 from conftest import FIXTURES, REPO, build, layout_index, require
-from conftest_registry import *  # noqa: F401,F403  (registry fixtures)
-from regtools import base_env, ocibake, skopeo_digest
 from registry_servers import write_layout
+from regtools import base_env, ocibake, skopeo_digest
 
 BUILD_KILLS = 15
 PUSH_KILLS = 10
@@ -127,8 +126,8 @@ def test_sigkilled_builds_leave_no_process_and_no_stage(tmp_path):
     assert tags["v1"] == good and tags["v2"] == new
     inspect = subprocess.run(
         ["skopeo", "inspect", "--format", "{{.Digest}}", f"oci:{layout}:v1"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        check=False,
+        capture_output=True,
         text=True,
     )
     assert inspect.stdout.strip() == good, inspect.stderr

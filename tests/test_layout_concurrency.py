@@ -11,9 +11,8 @@ import sys
 from pathlib import Path
 
 from conftest import FIXTURES, REPO, require
-from conftest_registry import *  # noqa: F401,F403  (registry fixtures)
-from regtools import base_env, ocibake
 from registry_servers import write_layout
+from regtools import base_env, ocibake
 
 REF = "org.opencontainers.image.ref.name"
 ROUNDS = 10
@@ -32,7 +31,7 @@ def start(args: list[str], env: dict) -> subprocess.Popen:
 
 def reachable(layout: Path) -> set[str]:
     seen: set[str] = set()
-    stack = [m for m in json.loads((layout / "index.json").read_text())["manifests"]]
+    stack = list(json.loads((layout / "index.json").read_text())["manifests"])
     while stack:
         d = stack.pop()
         if d["digest"] in seen:
@@ -75,13 +74,17 @@ def test_concurrent_builds_and_a_pull_keep_every_tag_and_blob(plain_registry, tm
     for tag, digest in expected.items():
         inspect = subprocess.run(
             ["skopeo", "inspect", "--format", "{{.Digest}}", f"oci:{layout}:{tag}"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            check=False,
+            capture_output=True,
             text=True,
         )
         assert inspect.returncode == 0 and inspect.stdout.strip() == digest, inspect.stderr
         stat = subprocess.run(
-            ["umoci", "stat", "--image", f"{layout}:{tag}"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+            ["umoci", "stat", "--image", f"{layout}:{tag}"],
+            check=False,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
         assert stat.returncode == 0, stat.stdout
     blobs = {}

@@ -48,8 +48,8 @@ def test_repair_keeps_intact_images_and_drops_the_rest(tmp_path):
     assert run_cli("layout", "check", str(layout)).returncode == 0
     inspect = subprocess.run(
         ["skopeo", "inspect", "--format", "{{.Digest}}", f"oci:{layout}:v1"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        check=False,
+        capture_output=True,
         text=True,
     )
     assert inspect.stdout.strip() == good["manifest"], inspect.stderr
@@ -79,6 +79,6 @@ def test_a_writer_waits_for_the_lock_and_says_so(tmp_path):
     time.sleep(2.5)
     assert proc.poll() is None, "the repair did not wait for the lock"
     os.close(fd)
-    out, err = proc.communicate(timeout=30)
+    _out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     assert f"waiting for another ocibake writing {layout}" in err

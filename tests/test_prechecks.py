@@ -69,7 +69,7 @@ def test_no_go_toolchain(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "flag,value",
+    ("flag", "value"),
     [("--version", "v1.0.0+build"), ("--version", "-v1"), ("--tag", "a b"), ("--tag", "x" * 129), ("--tag", ".hidden")],
 )
 def test_invalid_version_or_tag(tmp_path, flag, value):
@@ -143,7 +143,7 @@ def test_bad_platform(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "line, words",
+    ("line", "words"),
     [
         ("colour = 'blue'", ("unknown setting 'colour'",)),
         ("versoin = 'v1'", ("unknown setting 'versoin'", "did you mean 'version'")),
@@ -173,7 +173,7 @@ def test_a_bad_value_of_a_flag_is_bad_input_like_the_same_value_in_the_file(tmp_
 
 
 @pytest.mark.parametrize(
-    "platform, words",
+    ("platform", "words"),
     [
         ("windows/amd64", ("Linux images only",)),
         ("linux/sparc", ("does not build Linux binaries", "sparc")),
@@ -251,6 +251,7 @@ def test_a_version_that_is_not_a_tag_needs_explicit_tags(tmp_path):
 def test_sigterm_cleans_up_like_ctrl_c(tmp_path):
     """`timeout` or a cancelled CI job: exit 143, no staging directory, no temporary build directory left."""
     import signal
+
     from conftest import interrupt_build
 
     tmpdir = tmp_path / "tmp"

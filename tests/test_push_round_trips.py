@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 
-from conftest_registry import *  # noqa: F401,F403
 from registry_servers import write_layout
 from regtools import ocibake, reg_env, skopeo_digest
 
@@ -109,7 +108,7 @@ def test_a_partial_digest_in_the_completion_response_is_a_lost_response(proxied_
         info = write_layout(layout, tags=("v1",), layer_sizes=(300_000,))
         answered = []
 
-        def fault(method, path):
+        def fault(method, path, answered=answered):
             if method == "PUT" and "/blobs/uploads/" in path and not answered:
                 answered.append(path)
                 return ("status", 201, {"Docker-Content-Digest": "sha256:12ab"})

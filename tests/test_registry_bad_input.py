@@ -1,4 +1,5 @@
-"""Bad input and refusals: one line naming the registry, the status and the OCI code, with a hint; the right exit code."""
+"""Bad input and refusals: one line naming the registry, the status and the OCI code, with a hint; the right exit
+code."""
 
 from __future__ import annotations
 
@@ -7,13 +8,12 @@ import threading
 
 import pytest
 
-from conftest_registry import *  # noqa: F401,F403
 from registry_servers import PASSWORD, USER, free_port, write_layout
 from regtools import base_env, ocibake
 
 
 def _error_line(stderr: str) -> str:
-    lines = [l for l in stderr.splitlines() if l.startswith("ocibake: error:")]
+    lines = [line for line in stderr.splitlines() if line.startswith("ocibake: error:")]
     assert len(lines) == 1, stderr
     assert "Traceback" not in stderr
     return lines[0]
@@ -62,7 +62,7 @@ def test_connection_refused(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "ref, words",
+    ("ref", "words"),
     [
         ("127.0.0.1:5000/Upper/app", "repository 'Upper/app' is not a valid name"),
         ("127.0.0.1:5000/x/app:-bad", "tag '-bad' is not valid"),
@@ -98,7 +98,7 @@ def test_missing_layout(plain_registry, tmp_path):
 
 
 def test_blob_with_wrong_digest_is_refused_before_any_upload(proxied_registry, tmp_path):
-    reg, proxy = proxied_registry
+    _reg, proxy = proxied_registry
     layout = tmp_path / "layout"
     info = write_layout(layout, tags=("v1",))
     victim = layout / "blobs" / "sha256" / info["blobs"][1][7:]
@@ -112,7 +112,7 @@ def test_blob_with_wrong_digest_is_refused_before_any_upload(proxied_registry, t
 
 
 def test_manifest_with_wrong_digest_is_refused(proxied_registry, tmp_path):
-    reg, proxy = proxied_registry
+    _reg, proxy = proxied_registry
     layout = tmp_path / "layout"
     info = write_layout(layout, tags=("v1",))
     path = layout / "blobs" / "sha256" / info["manifest"][7:]
@@ -215,7 +215,7 @@ class _NotARegistry(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    do_HEAD = do_POST = do_GET
+    do_HEAD = do_POST = do_GET  # noqa: N815 http.server's names
 
 
 def test_a_server_that_speaks_no_registry_api(tmp_path):
@@ -238,7 +238,7 @@ def test_a_server_that_speaks_no_registry_api(tmp_path):
 
 def test_pull_refuses_a_blob_with_the_wrong_digest(proxied_registry, tmp_path):
     """A proxy that alters a blob in transit: pull fails with exit 5 and writes nothing."""
-    reg, proxy = proxied_registry
+    _reg, proxy = proxied_registry
     layout = tmp_path / "layout"
     info = write_layout(layout, tags=("v1",))
     env = base_env(tmp_path / "h")

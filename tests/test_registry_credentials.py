@@ -9,7 +9,6 @@ import stat
 
 import pytest
 
-from conftest_registry import *  # noqa: F401,F403
 from registry_servers import PASSWORD, USER, write_layout
 from regtools import base_env, ocibake, reg_args, reg_env
 
@@ -157,7 +156,7 @@ def test_no_secret_in_any_output_with_verbose(mode, request, tmp_path):
     secrets = reg.secrets
     if mode == "token":
         assert reg.token_server.tokens
-    for args, code, text in outputs:
+    for args, _code, text in outputs:
         for s in secrets:
             assert s not in text, f"secret leaked by {args}"
         assert "Authorization: Basic" not in text and "Bearer ey" not in text

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO
-from regtools import base_env
 from registry_servers import write_layout
+from regtools import base_env
 
 
 class Dripping(socketserver.ThreadingTCPServer):
@@ -84,10 +84,10 @@ def run(args: list[str], env: dict) -> tuple[subprocess.CompletedProcess, float]
     started = time.monotonic()
     proc = subprocess.run(
         [sys.executable, "-m", "ocibake", *args],
+        check=False,
         cwd=REPO,
         env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        capture_output=True,
         text=True,
         timeout=300,
     )
@@ -95,7 +95,7 @@ def run(args: list[str], env: dict) -> tuple[subprocess.CompletedProcess, float]
 
 
 def one_error(proc: subprocess.CompletedProcess) -> str:
-    errors = [l for l in proc.stderr.splitlines() if l.startswith("ocibake: error:")]
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("ocibake: error:")]
     assert len(errors) == 1 and "Traceback" not in proc.stderr, proc.stderr
     return errors[0]
 

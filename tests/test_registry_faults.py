@@ -6,10 +6,8 @@ from __future__ import annotations
 import json
 import threading
 
-from conftest_registry import *  # noqa: F401,F403
 from registry_servers import write_layout
 from regtools import ocibake, reg_env, skopeo_copy_back, skopeo_digest, tag_exists
-
 
 # Faults injected into PATCH requests test the streamed upload: small blobs otherwise go in one body, without PATCH
 # (registry/monolithic.py; its faults are tested in test_push_round_trips.py).
@@ -125,7 +123,7 @@ def test_registry_failing_for_good_exits_5_without_a_tag_then_a_second_push_comp
     env = {**reg_env(reg, tmp_path / "home"), **STREAMED}
     proc = ocibake("push", str(layout), f"{proxy.host}/f/app", env=env)
     assert proc.returncode == 5, proc.stderr
-    last = [l for l in proc.stderr.splitlines() if l.startswith("ocibake: error:")]
+    last = [line for line in proc.stderr.splitlines() if line.startswith("ocibake: error:")]
     assert len(last) == 1 and f"registry {proxy.host}" in last[0] and "503" in last[0], proc.stderr
     assert "Traceback" not in proc.stderr
     assert not tag_exists(reg, "f/app:v1")
@@ -161,6 +159,7 @@ def test_sigterm_during_a_slow_upload_stops_at_once_and_leaves_no_tag(proxied_re
     import subprocess
     import sys
     import time
+
     from regtools import REPO_ROOT
 
     reg, proxy = proxied_registry

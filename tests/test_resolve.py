@@ -10,7 +10,6 @@ import pytest
 from ruamel.yaml import YAML
 
 from conftest import FIXTURES, run_cli
-from conftest_registry import *  # noqa: F401,F403  (registry fixtures)
 from regtools import reg_env, remote_digest
 
 DEPLOY = """\
@@ -200,6 +199,7 @@ def test_help_names_the_scheme():
 def test_sigterm_stops_before_any_push_and_prints_nothing(project, plain_registry, tmp_path):
     import signal
     import sys
+
     from regtools import tag_exists
 
     reg = plain_registry

@@ -1,5 +1,6 @@
 """Unpacking toolchain layers: whiteouts applied, every escape refused with nothing written outside the cache,
-content-addressed caching, digests checked. Layers are hand-made tars (ocibake's own tar writer refuses bad paths itself)."""
+content-addressed caching, digests checked. Layers are hand-made tars (ocibake's own tar writer refuses bad paths
+itself)."""
 
 from __future__ import annotations
 
@@ -78,7 +79,7 @@ def env(tmp_path):
 
 
 def test_whiteouts_and_opaque_directories(env):
-    tmp, blobs, cache = env
+    _tmp, blobs, cache = env
     lower = make_layer(
         blobs,
         [
@@ -114,7 +115,7 @@ def test_whiteouts_and_opaque_directories(env):
 
 
 def test_unpacked_once_then_cached(env):
-    tmp, blobs, cache = env
+    _tmp, blobs, cache = env
     layer = make_layer(blobs, [("usr/bin/tool", "file", b"#!"), ("lib", "symlink", "usr/lib")], compression="none")
     first = unpack_image([layer], cache)
     layer.path.unlink()  # a second unpack would fail: it must not happen
@@ -176,7 +177,7 @@ def test_escapes_are_refused_and_nothing_is_written_outside(env, case):
 
 def test_absolute_symlinks_resolve_inside_the_root(env):
     """Container semantics: writing through `etc -> /etc` or `s -> /` lands in the root, never on the host."""
-    tmp, blobs, cache = env
+    _tmp, blobs, cache = env
     host_passwd = Path("/etc/passwd").read_bytes()
     lower = make_layer(blobs, [("real", "dir"), ("etc", "symlink", "/real"), ("s", "symlink", "/")])
     upper = make_layer(
@@ -194,7 +195,7 @@ def test_absolute_symlinks_resolve_inside_the_root(env):
 
 
 def test_digest_mismatch_is_refused(env):
-    tmp, blobs, cache = env
+    _tmp, blobs, cache = env
     layer = make_layer(blobs, [("f", "file", b"1")])
     bad = LayerSource(layer.path, layer.media_type, layer.digest, "sha256:" + "0" * 64)
     with pytest.raises(InputError, match="diff_id"):
@@ -208,7 +209,7 @@ def test_digest_mismatch_is_refused(env):
 
 def test_nothing_unpacked_is_writable_by_group_or_others(env):
     """golang images ship /go/bin as 1777 and first on PATH: unpacked like that, any local user could swap `go`."""
-    tmp, blobs, cache = env
+    _tmp, blobs, cache = env
     layer = make_layer(
         blobs,
         [

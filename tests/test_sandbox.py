@@ -73,7 +73,12 @@ def sh(sandbox: Sandbox, root: Path, script: str, tmp_path: Path, network: bool 
     if check:
         return sandbox.run(run, what="test").stdout
     return subprocess.run(
-        sandbox.argv(run, tmp_path / "stage"), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={}
+        sandbox.argv(run, tmp_path / "stage"),
+        check=False,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={},
     )
 
 
@@ -134,7 +139,7 @@ def test_no_setuid_file_survives_and_no_privileges_are_left(sandbox, busybox_roo
 
 
 def test_environment_is_exactly_what_was_given(sandbox, busybox_root, tmp_path):
-    src, out = dirs(tmp_path)
+    src, _out = dirs(tmp_path)
     run = SandboxRun(
         rootfs=busybox_root,
         argv=["env"],
@@ -162,7 +167,7 @@ def test_network_only_when_asked(sandbox, busybox_root, tmp_path):
         )
         closed = sh(sandbox, busybox_root, script, tmp_path)
         assert "UNREACHABLE" in closed and "REACHED\n" not in closed
-        links = [l.split(":")[1].strip() for l in closed.splitlines() if l[:1].isdigit()]
+        links = [line.split(":")[1].strip() for line in closed.splitlines() if line[:1].isdigit()]
         assert links == ["lo"], closed
         opened = sh(sandbox, busybox_root, script, tmp_path, network=True)
         assert "REACHED" in opened.replace("UNREACHABLE", "")
@@ -188,6 +193,7 @@ def test_no_user_namespaces_is_a_clear_error(tmp_path):
     )
     proc = subprocess.run(
         ["unshare", "--user", sys.executable, "-c", code],
+        check=False,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -206,7 +212,7 @@ def test_no_user_namespaces_is_a_clear_error(tmp_path):
 def test_bits_left_by_a_killed_run_are_cleared_before_the_next_one(sandbox, busybox_root, tmp_path):
     """A run killed with SIGKILL never reaches its clean-up: its marker stays, and the next run into the same
     directory clears the bits before the sandbox starts (here it sees the file without them)."""
-    src, out = dirs(tmp_path)
+    _src, out = dirs(tmp_path)
     planted = out / "left"
     planted.write_bytes(b"x")
     planted.chmod(0o6777)

@@ -11,7 +11,6 @@ import jsonschema
 import pytest
 
 from conftest import FIXTURES, REPO, build, layout_index, run_cli
-from conftest_registry import *  # noqa: F401,F403  (registry fixtures)
 from regtools import ocibake, reg_env
 
 SCHEMA = json.loads((REPO / "tests" / "data" / "spdx-schema-v2.3.json").read_text())
@@ -22,7 +21,7 @@ EPOCH = {"SOURCE_DATE_EPOCH": "1700000000"}
 def oras(*args: str) -> subprocess.CompletedProcess:
     if not ORAS.is_file():
         pytest.fail(f"{ORAS} is missing: run `bash scripts/install-debian-deps.sh` (tests never skip a missing tool)")
-    return subprocess.run([str(ORAS), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=60)
+    return subprocess.run([str(ORAS), *args], check=False, capture_output=True, text=True, timeout=60)
 
 
 def sbom_of(layout: Path, digest: str) -> tuple[dict, bytes, str]:
@@ -59,7 +58,7 @@ def test_the_sbom_is_valid_spdx_and_lists_go_the_main_module_its_deps_and_the_da
     assert doc["documentNamespace"].endswith("sha256-" + digest[7:])
     by_id = {p["SPDXID"]: p for p in doc["packages"]}
     go_version = subprocess.run(
-        ["go", "env", "GOVERSION"], stdout=subprocess.PIPE, text=True, cwd=FIXTURES / "vendored-service"
+        ["go", "env", "GOVERSION"], check=False, stdout=subprocess.PIPE, text=True, cwd=FIXTURES / "vendored-service"
     ).stdout.strip()
     assert by_id["SPDXRef-Go"]["versionInfo"] == go_version
     main = by_id["SPDXRef-Module-example.com-fixtures-vendored-service"]
@@ -87,10 +86,10 @@ def test_the_build_information_matches_go_version_m(vendored, tmp_path):
     binary.write_bytes(entrypoint_binary(image))
     out = subprocess.run(["go", "version", "-m", str(binary)], stdout=subprocess.PIPE, text=True, check=True).stdout
     info = build_info(image)
-    lines = [l.strip().split("\t") for l in out.splitlines()[1:]]
+    lines = [fields.strip().split("\t") for fields in out.splitlines()[1:]]
     assert out.split(": ", 1)[1].splitlines()[0] == info.go_version
-    assert [l[1:3] for l in lines if l[0] == "dep"] == [[d.path, d.version] for d in info.deps]
-    assert [l[1] for l in lines if l[0] == "build"] == [f"{k}={v}" for k, v in info.settings]
+    assert [fields[1:3] for fields in lines if fields[0] == "dep"] == [[d.path, d.version] for d in info.deps]
+    assert [fields[1] for fields in lines if fields[0] == "build"] == [f"{k}={v}" for k, v in info.settings]
 
 
 def test_dependency_checksums_and_replacements_become_spdx_checksums():
@@ -122,8 +121,8 @@ def test_two_builds_give_byte_identical_sboms_and_oras_discovers_them(vendored, 
     base, digest = vendored
     again, _ = build(FIXTURES / "vendored-service", tmp_path / "b", "--version", "v1", "--upx", "off", env=EPOCH)
     assert again == digest
-    m1, d1, r1 = sbom_of(base / "a", digest)
-    m2, d2, r2 = sbom_of(tmp_path / "b", digest)
+    _m1, d1, r1 = sbom_of(base / "a", digest)
+    _m2, d2, r2 = sbom_of(tmp_path / "b", digest)
     assert d1 == d2 and r1 == r2
     proc = oras("discover", "--oci-layout", f"{tmp_path / 'b'}:v1", "--format", "json")
     assert proc.returncode == 0, proc.stderr

@@ -9,9 +9,10 @@ import stat
 import subprocess
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from conftest import FIXTURES, REPO, build
-from conftest_registry import *  # noqa: F401,F403  (registry fixtures)
 from regtools import ocibake, reg_env
 
 COSIGN = REPO / ".tools" / "trixie" / "usr" / "bin" / "cosign"
@@ -22,7 +23,7 @@ def cosign(*args: str, env: dict, cwd=None) -> subprocess.CompletedProcess:
     if not COSIGN.is_file():
         pytest.fail(f"{COSIGN} is missing: run `bash scripts/install-debian-deps.sh` (tests never skip a missing tool)")
     return subprocess.run(
-        [str(COSIGN), *args], env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=120
+        [str(COSIGN), *args], check=False, env=env, cwd=cwd, capture_output=True, text=True, timeout=120
     )
 
 
@@ -64,7 +65,7 @@ def test_our_key_pair_is_cosigns_format(tmp_path):
 
 
 def test_cosign_verifies_our_signature_and_rejects_it_for_another_digest(pushed, tmp_path):
-    reg, base, [(ref1, d1), (ref2, d2), _] = pushed
+    reg, _base, [(ref1, d1), (ref2, d2), _] = pushed
     env = env_for(reg, tmp_path / "home")
     assert ocibake("generate-key-pair", "--output-dir", str(tmp_path), env=env).returncode == 0
     signed = ocibake("sign", ref1, "--key", str(tmp_path / "cosign.key"), env=env)
@@ -80,8 +81,8 @@ def test_cosign_verifies_our_signature_and_rejects_it_for_another_digest(pushed,
     assert mine.returncode == 0, mine.stderr
 
     # the same signature manifest under the other image's .sig tag: cosign and ocibake both refuse it
-    from ocibake.registry.artifacts import Remote
     from ocibake.oci.image import Blob
+    from ocibake.registry.artifacts import Remote
 
     with Remote(f"{reg.host}/signed/hello") as remote:
         data, media_type = remote.manifest(d1.replace(":", "-") + ".sig")
@@ -95,7 +96,7 @@ def test_cosign_verifies_our_signature_and_rejects_it_for_another_digest(pushed,
 
 
 def test_a_cosign_signature_with_a_cosign_key_passes_ocibake_verify_and_a_wrong_key_does_not(pushed, tmp_path):
-    reg, base, [_, _, (ref3, d3)] = pushed
+    reg, _base, [_, _, (ref3, _d3)] = pushed
     env = env_for(reg, tmp_path / "home")
     made = cosign("generate-key-pair", env=env, cwd=tmp_path)
     assert made.returncode == 0, made.stderr
@@ -152,10 +153,10 @@ def test_a_cosign_signature_with_a_cosign_key_passes_ocibake_verify_and_a_wrong_
 
 
 def test_unsigned_images_and_wrong_passwords_fail_clearly(pushed, tmp_path):
-    reg, base, _ = pushed
+    reg, _base, _ = pushed
     env = env_for(reg, tmp_path / "home")
     assert ocibake("generate-key-pair", "--output-dir", str(tmp_path), env=env).returncode == 0
-    digest, _ = build(FIXTURES / "hello-root", tmp_path / "l", "--version", "v9", "--upx", "off", "--sbom", "none")
+    _digest, _ = build(FIXTURES / "hello-root", tmp_path / "l", "--version", "v9", "--upx", "off", "--sbom", "none")
     assert ocibake("push", str(tmp_path / "l"), f"{reg.host}/signed/unsigned", "-t", "v9", env=env).returncode == 0
     none = ocibake("verify", f"{reg.host}/signed/unsigned:v9", "--key", str(tmp_path / "cosign.pub"), env=env)
     assert none.returncode == 7 and "no signature" in none.stderr
@@ -211,3 +212,44 @@ def test_no_password_and_no_terminal_is_bad_input(tmp_path):
     proc = ocibake("generate-key-pair", "--output-dir", str(tmp_path), env=env, stdin="")
     assert proc.returncode == 4 and "COSIGN_PASSWORD" in proc.stderr
     assert not (tmp_path / "cosign.key").exists()
+
+
+# sign and verify refuse OCI layout references, a missing password without a terminal, a key of another kind
+
+
+KEY_ENV = {**os.environ, "COSIGN_PASSWORD": "pw"}
+
+
+@pytest.fixture(scope="module")
+def keys(tmp_path_factory):
+    out = tmp_path_factory.mktemp("keys")
+    proc = ocibake("generate-key-pair", "--output-dir", str(out), env=KEY_ENV)
+    assert proc.returncode == 0, proc.stderr
+    return out
+
+
+@pytest.mark.parametrize(("command", "key"), [("sign", "cosign.key"), ("verify", "cosign.pub")])
+def test_sign_and_verify_refuse_an_oci_layout_in_one_line(keys, command, key):
+    proc = ocibake(command, "oci:dist/oci/emergency-service:v1.0.0", "--key", str(keys / key), env=KEY_ENV)
+    assert proc.returncode == 4, proc.stderr
+    first, *rest = proc.stderr.splitlines()
+    assert "sign and verify work on registry references" in first
+    assert len(rest) == 1 and "ocibake push" in rest[0] and "Traceback" not in proc.stderr
+
+
+def test_sign_without_a_password_and_no_terminal_is_bad_input_naming_cosign_password(keys):
+    env = {k: v for k, v in os.environ.items() if k != "COSIGN_PASSWORD"}
+    proc = ocibake("sign", "localhost:1/app:v1", "--key", str(keys / "cosign.key"), env=env, stdin="")
+    assert proc.returncode == 4, proc.stderr
+    assert "hint:" in proc.stderr and "COSIGN_PASSWORD" in proc.stderr.split("hint:", 1)[1]
+
+
+def test_a_pkcs8_encrypted_key_is_named_with_the_right_article(tmp_path):
+    key = ec.generate_private_key(ec.SECP256R1())
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.BestAvailableEncryption(b"pw")
+    )
+    (tmp_path / "other.key").write_bytes(pem)
+    proc = ocibake("sign", "localhost:1/app:v1", "--key", str(tmp_path / "other.key"), env=KEY_ENV)
+    assert proc.returncode == 4, proc.stderr
+    assert "holds an encrypted private key, not an encrypted cosign private key" in proc.stderr

@@ -9,7 +9,6 @@ import json
 import shutil
 
 from conftest import FIXTURES, build, layout_index, run_cli
-from conftest_registry import *  # noqa: F401,F403  (registry fixtures)
 
 REF = "org.opencontainers.image.ref.name"
 

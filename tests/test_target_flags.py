@@ -10,7 +10,7 @@ from conftest import FIXTURES, run_cli
 
 
 @pytest.mark.parametrize(
-    "target,flags,words",
+    ("target", "flags", "words"),
     [
         ("production", ["--healthcheck", "true"], "--healthcheck applies to --target production-alpine"),
         ("development", ["--no-healthcheck"], "--no-healthcheck applies to --target production-alpine"),

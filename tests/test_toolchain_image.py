@@ -14,17 +14,17 @@ from pathlib import Path
 import pytest
 
 from conftest import FIXTURES, REPO, health_check, manifest_and_config, run_in_rootfs, unpack
-from ocibake.build.bake import BUILD_RECORD_LABEL, bake
+from ocibake.builder.bake import BUILD_RECORD_LABEL, bake
+from ocibake.builder.gobuild import go_build_request
+from ocibake.builder.spec import BuildSpec
+from ocibake.builder.upx import compress
 from ocibake.errors import InputError, OcibakeError, ToolchainError
-from ocibake.build.gobuild import go_build_request
 from ocibake.oci.image import Platform
-from ocibake.toolchain.sandbox import Sandbox
-from ocibake.build.spec import BuildSpec
-from ocibake.toolchain.local import LocalToolchain
 from ocibake.toolchain.choose import make_toolchain
 from ocibake.toolchain.image import ImageToolchain
 from ocibake.toolchain.image_ref import parse_toolchain_ref
-from ocibake.build.upx import compress
+from ocibake.toolchain.local import LocalToolchain
+from ocibake.toolchain.sandbox import Sandbox
 from toolchain_image_builder import build_toolchain_image
 
 LDFLAGS = "-s -w -buildid= -X main.Version=v2.0.0"
@@ -50,7 +50,7 @@ def test_same_binary_as_the_local_toolchain(toolchain, tmp_path):
     a = go_build(image_tc, FIXTURES / "hello-root", tmp_path / "image-app")
     b = go_build(LocalToolchain(), FIXTURES / "hello-root", tmp_path / "local-app")
     assert sha256(a) == sha256(b)
-    out = subprocess.run([str(a), "--version"], stdout=subprocess.PIPE, text=True, timeout=30).stdout
+    out = subprocess.run([str(a), "--version"], check=False, stdout=subprocess.PIPE, text=True, timeout=30).stdout
     assert "v2.0.0" in out
     # the build record facts: pinned digest, no local path
     d = image_tc.describe()
@@ -80,7 +80,7 @@ def test_upx_in_the_image_matches_local_upx(toolchain, tmp_path):
     rb = compress(LocalToolchain(), b, "fast")
     assert ra.size_after == rb.size_after < ra.size_before and sha256(a) == sha256(b)
     assert tc.upx_version() == LocalToolchain().upx_version()
-    assert "v2.0.0" in subprocess.run([str(a), "--version"], stdout=subprocess.PIPE, text=True).stdout
+    assert "v2.0.0" in subprocess.run([str(a), "--version"], check=False, stdout=subprocess.PIPE, text=True).stdout
 
 
 def _spec(service: Path, out: Path, **kw) -> BuildSpec:
@@ -142,8 +142,8 @@ def test_vendored_service_builds_with_no_network_at_all(toolchain, toolchain_cac
                 "--json",
                 *extra,
             ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            check=False,
+            capture_output=True,
             text=True,
             timeout=300,
             env=env,
@@ -169,7 +169,7 @@ def test_image_without_go_is_a_clear_error(toolchain, tmp_path):
 
 
 @pytest.mark.parametrize(
-    "reference, expected",
+    ("reference", "expected"),
     [
         ("oci:/nonexistent/ocibake-toolchain:go", "does not exist"),
         ("golang", "unknown toolchain reference"),
@@ -263,6 +263,7 @@ def test_cache_info_and_clean_even_with_a_read_only_module_cache(tmp_path):
         path.chmod(0o444 if path.is_file() else 0o555)  # as go leaves its module cache
     info = subprocess.run(
         [sys.executable, "-m", "ocibake", "cache", "info", "--json"],
+        check=False,
         env=env,
         cwd=REPO,
         stdout=subprocess.PIPE,
@@ -272,10 +273,10 @@ def test_cache_info_and_clean_even_with_a_read_only_module_cache(tmp_path):
     assert parts["toolchains"]["entries"] == 1 and parts["toolchains"]["size"] > 0
     clean = subprocess.run(
         [sys.executable, "-m", "ocibake", "cache", "clean"],
+        check=False,
         env=env,
         cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        capture_output=True,
         text=True,
     )
     assert clean.returncode == 0, clean.stderr

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from ocibake.builder.project import find_main_package, parse_go_mod
 from ocibake.errors import InputError
 from ocibake.layers.tar import Entry, normalise, write_layer
-from ocibake.build.project import find_main_package, parse_go_mod
 from ocibake.oci.names import TAG_RE
 
 
@@ -57,9 +57,9 @@ def test_normalise_sorts_and_adds_parents():
         ("/b/c", "dir"),
         ("/b/c/file", "file"),
     ]
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="must be absolute and normalised"):
         normalise([Entry.file("relative", b"")])
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="must be absolute and normalised"):
         normalise([Entry.file("/a/../etc", b"")])
 
 
@@ -91,7 +91,7 @@ def test_gzip_header_has_no_name_and_no_time(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "tag,ok",
+    ("tag", "ok"),
     [
         ("v1.0.0", True),
         ("latest", True),
@@ -111,6 +111,7 @@ def test_tag_grammar(tag, ok):
 def test_parallel_gzip_bytes_do_not_depend_on_threads_and_gunzip_reads_them():
     import gzip
     import os
+
     from ocibake.layers.pgzip import BLOCK, ParallelGzipWriter
 
     data = os.urandom(BLOCK // 2) + b"go binaries repeat themselves " * 40000 + os.urandom(3)
@@ -140,7 +141,7 @@ def test_docker_hub_references_name_its_api_host_and_library_images():
 
 
 def test_replace_targets_shown_to_the_sandbox_are_module_directories_only(tmp_path):
-    from ocibake.build.project import local_replace_dirs, parse_go_mod
+    from ocibake.builder.project import local_replace_dirs, parse_go_mod
 
     svc = tmp_path / "svc"
     (svc / "vendor").mkdir(parents=True)

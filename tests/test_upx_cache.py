@@ -10,7 +10,7 @@ import stat
 from pathlib import Path
 
 from conftest import FIXTURES, build, require, run_cli
-from ocibake.build.file_cache import FileCache, make_key
+from ocibake.builder.file_cache import FileCache, make_key
 
 
 def upx_wrapper(tmp_path: Path) -> tuple[Path, Path]:
@@ -36,7 +36,7 @@ def test_second_build_takes_upx_output_from_cache(tmp_path):
     wrapper, log = upx_wrapper(tmp_path)
     env = {"XDG_CACHE_HOME": str(tmp_path / "xdg")}
     args = ("--upx-bin", str(wrapper), "--version", "v1.2.3")  # the default mode: best-lzma
-    first, p1 = build(FIXTURES / "hello-root", tmp_path / "a", *args, env=env)
+    first, _p1 = build(FIXTURES / "hello-root", tmp_path / "a", *args, env=env)
     assert len(packing_runs(log)) == 1
     assert "--best --lzma" in packing_runs(log)[0]
     second, p2 = build(FIXTURES / "hello-root", tmp_path / "b", *args, env=env)

@@ -19,8 +19,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "src"))
 
-from ocibake.oci.image import OCI_MANIFEST, Descriptor, ImageConfig, LayerRecord, Platform, make_image  # noqa: E402
 from ocibake.layers.tar import Entry, write_layer  # noqa: E402
+from ocibake.oci.image import OCI_MANIFEST, Descriptor, ImageConfig, LayerRecord, Platform, make_image  # noqa: E402
 from ocibake.oci.layout import LayoutWriter  # noqa: E402
 
 GOROOT_IN_IMAGE = "/usr/local/go"

@@ -9,7 +9,7 @@ import shutil
 import sys
 from typing import TextIO
 
-from ocibake.build.bake import BuildResult
+from ocibake.builder.bake import BuildResult
 from ocibake.units import human_size
 
 LAYER_TITLES = {
@@ -42,13 +42,18 @@ def as_json(result: BuildResult) -> dict:
         "digest": image.digest,
         "layout": str(result.layout),
         "tags": list(result.tags),
-        "moved": {tag: old for tag, old in result.moved},
+        "moved": dict(result.moved),
         "platform": str(image.platform),
         "size": image.compressed_size,
         "config": {"digest": image.config.digest, "size": len(image.config.data)},
         "layers": [
-            {"kind": l.kind, "digest": l.digest, "size": l.size, "uncompressed_size": l.uncompressed_size}
-            for l in result.layers
+            {
+                "kind": layer.kind,
+                "digest": layer.digest,
+                "size": layer.size,
+                "uncompressed_size": layer.uncompressed_size,
+            }
+            for layer in result.layers
         ],
         "binary": binary_json(result),
         "toolchain": result.toolchain,

@@ -5,8 +5,8 @@ and `podman save` write them, named by their diff_id so that a layer shared by t
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from ocibake.archive.select import Chosen
 from ocibake.archive.write import ArchiveResult, Staging, uncompressed_layer
@@ -53,7 +53,7 @@ def write_docker_archive(layout: Layout, chosen: Sequence[Chosen], name: str, de
             config_name = f"{_hex(config_digest)}.json"
             entries[config_name] = Entry.file(f"/{config_name}", config_bytes)
             layer_names = []
-            for layer, diff_id in zip(layers, diff_ids):
+            for layer, diff_id in zip(layers, diff_ids, strict=True):
                 layer_name = f"{_hex(diff_id)}.tar"
                 if layer_name not in entries:
                     path = uncompressed_layer(

@@ -4,8 +4,8 @@ command's --output docker-archive:FILE and for `ocibake export`)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from ocibake.archive.docker import write_docker_archive
 from ocibake.archive.oci import write_oci_archive

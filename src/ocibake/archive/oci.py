@@ -4,8 +4,8 @@ layout's; index.json names each tag with org.opencontainers.image.ref.name."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from ocibake.archive.select import Chosen
 from ocibake.archive.write import ArchiveResult, Staging, verified_blob

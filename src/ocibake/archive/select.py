@@ -4,8 +4,8 @@ platforms), the one platform a docker-archive can hold: --platform's, else this 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from ocibake.errors import InputError
 from ocibake.oci.image import Descriptor

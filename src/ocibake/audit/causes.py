@@ -94,8 +94,8 @@ def probable_causes(
         causes.append(
             "file modes differ: "
             + ", ".join(
-                f"{f.path} {dict((n, (a, b)) for n, a, b in f.fields)['mode'][0]:04o} in the image, "
-                f"{dict((n, (a, b)) for n, a, b in f.fields)['mode'][1]:04o} in the rebuild"
+                f"{f.path} { {n: (a, b) for n, a, b in f.fields}['mode'][0]:04o} in the image, "
+                f"{ {n: (a, b) for n, a, b in f.fields}['mode'][1]:04o} in the rebuild"
                 for f in modes[:5]
             )
         )
@@ -105,7 +105,7 @@ def probable_causes(
     times = [f for _, f in files if any(n == "mtime" for n, _, _ in f.fields)]
     created = [c for c in d.config if c[0] == "created"]
     if (times or created) and not epoch:
-        when = created[0] if created else ("mtime",) + next((a, b) for n, a, b in times[0].fields if n == "mtime")
+        when = created[0] if created else ("mtime", *next((a, b) for n, a, b in times[0].fields if n == "mtime"))
         causes.append(
             f"timestamps differ although the recorded SOURCE_DATE_EPOCH is the same: {when[1]} in the "
             f"image, {when[2]} in the rebuild (the image's times do not come from its recorded "

@@ -42,7 +42,7 @@ def _unpem(data: bytes, path: Path) -> tuple[str, bytes]:
             hint="give the cosign.key written by `ocibake generate-key-pair` or `cosign generate-key-pair`",
         )
     kind = text.split("\n", 1)[0][len("-----BEGIN ") :].rstrip("-")
-    body = "".join(l for l in text.splitlines()[1:] if not l.startswith("-----"))
+    body = "".join(line for line in text.splitlines()[1:] if not line.startswith("-----"))
     try:
         return kind, base64.b64decode(body, validate=True)
     except ValueError:

@@ -58,7 +58,7 @@ def _config(layers: list[dict]) -> Blob:
         "created": zero,
         "history": [{"created": zero} for _ in layers],
         "os": "",
-        "rootfs": {"type": "layers", "diff_ids": [l["digest"] for l in layers]},
+        "rootfs": {"type": "layers", "diff_ids": [layer["digest"] for layer in layers]},
     }
     return Blob(OCI_CONFIG, canonical_json(doc))
 
@@ -77,7 +77,9 @@ def sign_remote(remote, repository: str, digest: str, key: ec.EllipticCurvePriva
     existing = remote.manifest(tag)
     if existing is not None:
         try:
-            layers = [l for l in json.loads(existing[0]).get("layers") or [] if l.get("mediaType") == PAYLOAD_TYPE]
+            layers = [
+                layer for layer in json.loads(existing[0]).get("layers") or [] if layer.get("mediaType") == PAYLOAD_TYPE
+            ]
         except ValueError:
             layers = []
     layers.append(layer)
@@ -102,7 +104,8 @@ class Verified:
 
 
 def verify_remote(remote, digest: str, key: ec.EllipticCurvePublicKey) -> Verified:
-    """At least one signature in `sha256-<hex>.sig` verifies with ``key`` and names ``digest``; SignatureError if not."""
+    """At least one signature in `sha256-<hex>.sig` verifies with ``key`` and names ``digest``; SignatureError if
+    not."""
     tag = signature_tag(digest)
     got = remote.manifest(tag)
     if got is None:
@@ -111,7 +114,7 @@ def verify_remote(remote, digest: str, key: ec.EllipticCurvePublicKey) -> Verifi
             hint="sign it with `ocibake sign REF --key cosign.key` (or cosign sign)",
         )
     try:
-        layers = [l for l in json.loads(got[0]).get("layers") or [] if l.get("mediaType") == PAYLOAD_TYPE]
+        layers = [layer for layer in json.loads(got[0]).get("layers") or [] if layer.get("mediaType") == PAYLOAD_TYPE]
     except ValueError:
         raise SignatureError(f"the signature manifest {tag} is not JSON", hint="sign the image again") from None
     reasons, valid, identity = [], 0, ""

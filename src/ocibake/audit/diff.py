@@ -56,11 +56,7 @@ class FileChange:
             return f"{'+' if self.kind == 'added' else '-'} {self.path}"
         parts = []
         for name, a, b in self.fields:
-            if name == "mode":
-                a, b = f"{a:04o}" if isinstance(a, int) else a, f"{b:04o}" if isinstance(b, int) else b
-            if name == "digest":
-                a, b = str(a)[7:19], str(b)[7:19]
-            parts.append(f"{name} {a} -> {b}")
+            parts.append(f"{name} {_shown(name, a)} -> {_shown(name, b)}")
         return f"~ {self.path}: {', '.join(parts)}"
 
 
@@ -238,3 +234,12 @@ def print_diff(d: ImageDiff, out: TextIO) -> None:
         for f in p.files:
             w(f"      {f.line()}\n")
     w(f"\n{d.verdict()}\n")
+
+
+def _shown(field: str, value: object) -> str:
+    """A file field as a diff line shows it: modes in octal, digests by their first 12 hex digits."""
+    if field == "mode" and isinstance(value, int):
+        return f"{value:04o}"
+    if field == "digest":
+        return str(value)[7:19]
+    return str(value)

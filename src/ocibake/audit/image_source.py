@@ -7,10 +7,10 @@ import json
 import re
 import shutil
 import tempfile
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 from ocibake.errors import InputError
 from ocibake.oci.image import Descriptor

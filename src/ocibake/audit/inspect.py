@@ -3,7 +3,8 @@ mode, owner), the build record, and the referrers (SBOM, signatures) in the layo
 
 from __future__ import annotations
 
-from typing import Callable, TextIO
+from collections.abc import Callable
+from typing import TextIO
 
 from ocibake.audit.image_source import BUILD_RECORD_LABEL, OpenedImage
 from ocibake.audit.layer_files import layer_files
@@ -40,13 +41,14 @@ def remote_referrers(image: OpenedImage, registry_options: Callable[[], object] 
         if sig is not None:
             from ocibake.oci.image import sha256_digest
 
-            found = found + [
+            found = [
+                *found,
                 {
                     "mediaType": sig[1],
                     "digest": sha256_digest(sig[0]),
                     "size": len(sig[0]),
                     "artifactType": "cosign signature (tag " + fallback_tag(image.digest) + ".sig)",
-                }
+                },
             ]
     return found, how
 
@@ -66,6 +68,7 @@ def _remote_reader(remote, manifest_digest: str) -> Callable[[str], bytes]:
 def sbom_summary(read_blob: Callable[[str], bytes], manifest_digest: str, image_digest: str) -> dict:
     """What an SBOM referrer says; its manifest and blob are checked against their digests (InputError if not)."""
     import json
+
     from ocibake.audit.sbom_attach import check_sbom
 
     try:
@@ -123,7 +126,7 @@ def inspect_image(
         "digest": image.digest,
         "media_type": image.descriptor.media_type,
         "size": image.descriptor.size
-        + sum(l["size"] for l in layers)
+        + sum(layer["size"] for layer in layers)
         + int((image.manifest.get("config") or {}).get("size", 0)),
         "annotations": image.manifest.get("annotations") or {},
         "config": {"digest": (image.manifest.get("config") or {}).get("digest"), **config_summary(image.config)},
@@ -182,7 +185,8 @@ def print_inspect(doc: dict, out: TextIO) -> None:
         )
         w(
             f"  go {go.get('version')}, SOURCE_DATE_EPOCH {record.get('source_date_epoch')}, "
-            f"upx {(record.get('upx') or {}).get('mode')}, toolchain {(record.get('toolchain') or {}).get('kind', '?')}\n"
+            f"upx {(record.get('upx') or {}).get('mode')}, "
+            f"toolchain {(record.get('toolchain') or {}).get('kind', '?')}\n"
         )
         for kind, layer in sorted((record.get("layers") or {}).items()):
             if layer:

@@ -6,9 +6,10 @@ from __future__ import annotations
 import gzip
 import hashlib
 import tarfile
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import BinaryIO
 
 import zstandard
 
@@ -48,7 +49,7 @@ class _Hashing:
     """A file read through sha256: the layer's digest is checked as its files are listed."""
 
     def __init__(self, path: Path):
-        self.f = open(path, "rb")
+        self.f = open(path, "rb")  # noqa: SIM115 closed by close() / __exit__
         self.h = hashlib.sha256()
 
     def read(self, n: int = -1) -> bytes:
@@ -63,7 +64,7 @@ class _Hashing:
     def close(self) -> None:
         self.f.close()
 
-    def __enter__(self) -> "_Hashing":
+    def __enter__(self) -> _Hashing:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -75,7 +76,7 @@ class _Hashing:
         return "sha256:" + self.h.hexdigest()
 
 
-def _open_stream(f: "_Hashing") -> BinaryIO:
+def _open_stream(f: _Hashing) -> BinaryIO:
     magic = f.read(4)
     f.seek(0)
     if magic[:2] == b"\x1f\x8b":
@@ -109,7 +110,7 @@ def layer_files(path: Path, media_type: str = "") -> Iterator[FileEntry]:
                     h = hashlib.sha256()
                     src = tar.extractfile(info)
                     if src is not None:
-                        for chunk in iter(lambda: src.read(1 << 20), b""):
+                        for chunk in iter(lambda src=src: src.read(1 << 20), b""):
                             h.update(chunk)
                     digest = "sha256:" + h.hexdigest()
                 name = _clean(info.name)

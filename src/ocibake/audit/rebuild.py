@@ -11,17 +11,17 @@ import re
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from ocibake.audit.causes import probable_causes
 from ocibake.audit.diff import ImageDiff, diff_images
 from ocibake.audit.image_source import OpenedImage, open_layout_image
-from ocibake.build.bake import bake
 from ocibake.audit.source_dir import service_dir
-from ocibake.build.project import GitInfo, git_info
-from ocibake.build.spec import BuildSpec
+from ocibake.builder.bake import bake
+from ocibake.builder.project import GitInfo, git_info
+from ocibake.builder.spec import BuildSpec
 from ocibake.errors import InputError
 from ocibake.oci.platform import Platform
 
@@ -108,6 +108,7 @@ def changed_files(source: Path) -> list[str]:
     """Files with uncommitted changes under ``source``, relative to it."""
     proc = subprocess.run(
         ["git", "-c", "safe.directory=*", "-C", str(source), "diff", "HEAD", "--name-only", "--relative", "--", "."],
+        check=False,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import json
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from ocibake.audit.goinfo import BuildInfo, read_build_info
 from ocibake.audit.image_source import OpenedImage, open_layout_image

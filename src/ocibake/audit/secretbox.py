@@ -50,7 +50,7 @@ def xsalsa20_stream(key: bytes, nonce24: bytes, length: int) -> bytes:
     while len(out) < length:
         state = _state(subkey, nonce24[16:24] + struct.pack("<Q", counter))
         x = _rounds(state)
-        out += struct.pack("<16I", *((a + b) & M for a, b in zip(x, state)))
+        out += struct.pack("<16I", *((a + b) & M for a, b in zip(x, state, strict=True)))
         counter += 1
     return bytes(out[:length])
 
@@ -58,7 +58,7 @@ def xsalsa20_stream(key: bytes, nonce24: bytes, length: int) -> bytes:
 def seal(message: bytes, nonce: bytes, key: bytes) -> bytes:
     """secretbox.Seal: 16-byte Poly1305 tag, then the ciphertext."""
     stream = xsalsa20_stream(key, nonce, 32 + len(message))
-    cipher = bytes(a ^ b for a, b in zip(message, stream[32:]))
+    cipher = bytes(a ^ b for a, b in zip(message, stream[32:], strict=True))
     return Poly1305.generate_tag(stream[:32], cipher) + cipher
 
 
@@ -70,4 +70,4 @@ def open_box(box: bytes, nonce: bytes, key: bytes) -> bytes | None:
     stream = xsalsa20_stream(key, nonce, 32 + len(cipher))
     if not hmac.compare_digest(Poly1305.generate_tag(stream[:32], cipher), tag):
         return None
-    return bytes(a ^ b for a, b in zip(cipher, stream[32:]))
+    return bytes(a ^ b for a, b in zip(cipher, stream[32:], strict=True))

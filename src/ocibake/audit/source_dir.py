@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ocibake.build.project import parse_go_mod
+from ocibake.builder.project import parse_go_mod
 from ocibake.errors import InputError
 
 SKIP = {"vendor", "node_modules", "testdata", "dist", "__pycache__"}

@@ -1,8 +1,9 @@
 """The command line: `ocibake COMMAND ...` on click, and the one place where errors become exit codes.
 
 Exit codes: 0 ok, 1 a bug in ocibake, 2 usage, 3 toolchain (go, upx, the sandbox), 4 bad input, 5 registry,
-6 the images differ (diff, audit), 7 no valid signature (verify), 130 interrupted (Ctrl-C), 143 terminated (SIGTERM). Library code raises OcibakeError subclasses; only main() turns
-them into a one-line message with a hint on stderr (a traceback only with -v) and an exit code.
+6 the images differ (diff, audit), 7 no valid signature (verify), 130 interrupted (Ctrl-C), 143 terminated
+(SIGTERM). Library code raises OcibakeError subclasses; only main() turns them into a one-line message with a hint
+on stderr (a traceback only with -v) and an exit code.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import signal
 import sys
 import threading
 import traceback
-from typing import Sequence
+from collections.abc import Sequence
 
 from ocibake.errors import OcibakeError, UsageError
 
@@ -40,6 +41,7 @@ def print_error(exc: OcibakeError, verbose: bool) -> None:
 def _report_failure(exc: OcibakeError, argv: list[str], verbose: bool) -> int:
     if "--json" in argv:  # stdout stays one JSON document, failure or not
         import json
+
         from ocibake.registry.redact import redact
 
         print(
@@ -101,7 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 143
     except BrokenPipeError:
         return 1
-    except Exception as exc:  # a bug: say so briefly, the traceback only with -v
+    except Exception as exc:  # noqa: BLE001 a bug: say so briefly, the traceback only with -v
         from ocibake.errors import disk_error
 
         mapped = disk_error(exc) if isinstance(exc, OSError) else None
@@ -115,4 +117,4 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
-__all__ = ["main", "print_error", "Terminated", "UsageError"]
+__all__ = ["Terminated", "UsageError", "main", "print_error"]

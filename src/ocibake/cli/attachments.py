@@ -5,8 +5,8 @@ image. Logs go to stderr; stdout keeps only the build's references."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import click
 

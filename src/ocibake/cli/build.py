@@ -10,8 +10,8 @@ import sys
 
 import click
 
-from ocibake.build.spec import COMPRESSIONS, TARGETS
-from ocibake.build.upx import UPX_HELP, UPX_MODES
+from ocibake.builder.spec import COMPRESSIONS, TARGETS
+from ocibake.builder.upx import UPX_HELP, UPX_MODES
 from ocibake.cli.attachments import attachment_options
 from ocibake.cli.common import examples, output, output_options
 from ocibake.cli.completion import paths, values, values_or_paths
@@ -183,7 +183,7 @@ def build(
     dist/oci/NAME with its own ocibake.toml; stdout then has one line per image in the order given, and stderr one
     summary table. --push REGISTRY/PREFIX/ (ending in /) pushes each service to REGISTRY/PREFIX/NAME.
     """
-    from ocibake.build.bake import bake
+    from ocibake.builder.bake import bake
     from ocibake.cli.build_spec import (
         Choices,
         make_toolchain,
@@ -226,12 +226,12 @@ def build(
     from ocibake.cli.attachments import make_sbom, push_attachments, signing_key
 
     key = signing_key(sign_key)
-    from ocibake.build.elapsed import LiveLog, is_terminal
+    from ocibake.builder.elapsed import LiveLog, is_terminal
 
     log = LiveLog(out.log, live=not out.quiet and is_terminal(sys.stderr))
     options = lambda: make_options(registry)  # noqa: E731
     if len(platforms) > 1:
-        from ocibake.build.multi import bake_platforms
+        from ocibake.builder.multi import bake_platforms
 
         result = bake_platforms(
             spec,

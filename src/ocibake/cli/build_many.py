@@ -16,7 +16,7 @@ import sys
 import threading
 from pathlib import Path
 
-from ocibake.build.services import Outcome, Task, run_all, worst_exit_code
+from ocibake.builder.services import Outcome, Task, run_all, worst_exit_code
 from ocibake.cli.build_spec import (
     Choices,
     make_toolchain,
@@ -86,7 +86,7 @@ def build_many(
     sbom: str = "spdx",
     sign_key: str | None = None,
 ) -> int:
-    from ocibake.build.bake import bake
+    from ocibake.builder.bake import bake
     from ocibake.cli.attachments import make_sbom, signing_key
 
     check_flags(flags)

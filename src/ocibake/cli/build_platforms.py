@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import TextIO
 
-from ocibake.build.multi import MultiResult
+from ocibake.builder.multi import MultiResult
 from ocibake.report import LAYER_TITLES, as_json
 from ocibake.units import human_size
 
@@ -32,7 +32,7 @@ def print_platforms_human(result: MultiResult, err: TextIO) -> None:
     for r in result.images:
         image = r.image
         w(
-            f"\n{str(image.platform):<14} {image.digest}  {human_size(image.compressed_size)} compressed, "
+            f"\n{image.platform!s:<14} {image.digest}  {human_size(image.compressed_size)} compressed, "
             f"{len(r.layers)} layers\n"
         )
         w(f"  binary   {human_size(r.binary.size)}; --version: {r.binary.final_check.line}\n")

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
-from ocibake.build.spec import BuildSpec
-from ocibake.build.upx import upx_args
+from ocibake.builder.spec import BuildSpec
+from ocibake.builder.upx import upx_args
 from ocibake.cli.registry_options import RegistryFlags, make_options
 from ocibake.cli.settings import check_value
 from ocibake.errors import InputError

@@ -6,7 +6,7 @@ them already, and paths are left to the shell (click's "dir"/"file" items make b
 
 from __future__ import annotations
 
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 from click.shell_completion import CompletionItem
 

@@ -6,9 +6,8 @@ stdout carries only the archive written (`KIND:PATH`, or JSON with --json); the 
 from __future__ import annotations
 
 import json
-import sys
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import click
 
@@ -76,7 +75,8 @@ def archive_json(result) -> dict:
     epilog=examples(
         "ocibake export dist/oci/emergency-service docker-archive:emergency.tar",
         "ocibake export dist/oci/emergency-service:v1.0.0 oci-archive:emergency.oci.tar",
-        "ocibake export dist/oci/emergency-service:v1.0.0 docker-archive:e.tar --name sos/emergency --platform linux/arm64",
+        "ocibake export dist/oci/emergency-service:v1.0.0 docker-archive:e.tar --name sos/emergency "
+        "--platform linux/arm64",
     ),
 )
 @click.argument("layout", metavar="LAYOUT[:TAG]")

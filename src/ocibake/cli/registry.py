@@ -198,8 +198,7 @@ def login(
     refuse_credentials(registry, "the registry name")
     registry = registry.strip()
     for prefix in ("https://", "http://"):
-        if registry.startswith(prefix):
-            registry = registry[len(prefix) :]
+        registry = registry.removeprefix(prefix)
     registry = registry.rstrip("/")
     asks = check_login(registry, creds, options)
     where = credentials.store(registry, creds)

@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import click
 
 from ocibake.cli.completion import paths
-
 from ocibake.errors import InputError, UsageError
 
 
@@ -81,10 +80,8 @@ def explicit_credentials(flags: RegistryFlags):
         if not flags.username:
             raise UsageError("--password-stdin needs --username", hint="ocibake login HOST -u USER --password-stdin")
         password = sys.stdin.read()
-        if password.endswith("\n"):
-            password = password[:-1]
-        if password.endswith("\r"):
-            password = password[:-1]
+        password = password.removesuffix("\n")
+        password = password.removesuffix("\r")
         if not password:
             raise InputError("no password on stdin", hint='pipe it in: echo "$TOKEN" | ocibake ... --password-stdin')
         return Credentials(flags.username, password, "--username/--password-stdin")

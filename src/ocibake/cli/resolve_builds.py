@@ -9,12 +9,12 @@ once the running ones end.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
 
-from ocibake.build.spec import BuildSpec
+from ocibake.builder.spec import BuildSpec
 from ocibake.cli.build_spec import Choices, make_toolchain, resolve_service_dir, spec_from_choices
 from ocibake.cli.registry_options import RegistryFlags, make_options
 from ocibake.errors import InputError, OcibakeError
@@ -77,7 +77,7 @@ def build_and_push(
     jobs: int,
 ) -> dict[str, str]:
     """Build and push every service; returns ocibake://PATH (as written) -> REPO@sha256:DIGEST."""
-    from ocibake.build.bake import bake
+    from ocibake.builder.bake import bake
     from ocibake.registry.push import push_layout
 
     lock = threading.Lock()

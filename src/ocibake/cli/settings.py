@@ -6,10 +6,10 @@ import difflib
 import tomllib
 from pathlib import Path
 
+from ocibake.builder.spec import COMPRESSIONS, TARGETS
+from ocibake.builder.upx import upx_args
 from ocibake.errors import InputError
 from ocibake.oci.platform import Platform
-from ocibake.build.spec import COMPRESSIONS, TARGETS
-from ocibake.build.upx import upx_args
 
 CONFIG_FILE = "ocibake.toml"
 
@@ -143,7 +143,8 @@ def target_settings(settings: dict, flag_target: str | None) -> dict:
 
 def _checked(path: Path, entries, where: str = "") -> dict:
     out = {}
-    for key, value in entries:
+    for key, given in entries:
+        value = given
         if isinstance(value, dict):
             raise InputError(f"{path}: {where}{key} is a table, not a setting", hint="settings are key = value")
         if key not in KEYS:

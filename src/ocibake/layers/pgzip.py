@@ -16,8 +16,8 @@ import os
 import struct
 import zlib
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Callable
 
 BLOCK = 256 << 10
 WINDOW = 32 << 10

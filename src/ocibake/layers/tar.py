@@ -12,9 +12,10 @@ import hashlib
 import io
 import os
 import tarfile
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO, Callable, Iterable
+from typing import BinaryIO
 
 import zstandard
 
@@ -48,19 +49,19 @@ class Entry:
     linkname: str = ""
 
     @staticmethod
-    def file(path: str, data: bytes, mode: int = 0o644, uid: int = 0, gid: int = 0) -> "Entry":
+    def file(path: str, data: bytes, mode: int = 0o644, uid: int = 0, gid: int = 0) -> Entry:
         return Entry(path=path, data=data, size=len(data), mode=mode, uid=uid, gid=gid)
 
     @staticmethod
-    def from_path(path: str, source: Path, mode: int = 0o644, uid: int = 0, gid: int = 0) -> "Entry":
+    def from_path(path: str, source: Path, mode: int = 0o644, uid: int = 0, gid: int = 0) -> Entry:
         return Entry(path=path, source=source, size=source.stat().st_size, mode=mode, uid=uid, gid=gid)
 
     @staticmethod
-    def dir(path: str, mode: int = 0o755, uid: int = 0, gid: int = 0) -> "Entry":
+    def dir(path: str, mode: int = 0o755, uid: int = 0, gid: int = 0) -> Entry:
         return Entry(path=path, kind="dir", mode=mode, uid=uid, gid=gid)
 
     @staticmethod
-    def symlink(path: str, target: str) -> "Entry":
+    def symlink(path: str, target: str) -> Entry:
         return Entry(path=path, kind="symlink", mode=0o777, linkname=target)
 
 

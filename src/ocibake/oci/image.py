@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Mapping, Sequence
+from datetime import UTC, datetime
 
 from ocibake.oci.media_types import OCI_CONFIG, OCI_INDEX, OCI_MANIFEST
 from ocibake.oci.platform import Platform
@@ -25,7 +25,7 @@ def sha256_digest(data: bytes) -> str:
 
 
 def rfc3339(epoch: int) -> str:
-    return datetime.fromtimestamp(epoch, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.fromtimestamp(epoch, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ class Descriptor:
         return d
 
     @staticmethod
-    def from_json(d: Mapping) -> "Descriptor":
+    def from_json(d: Mapping) -> Descriptor:
         plat = d.get("platform")
         return Descriptor(
             media_type=d["mediaType"],
@@ -55,7 +55,7 @@ class Descriptor:
             platform=Platform(plat["os"], plat["architecture"], plat.get("variant", "")) if plat else None,
         )
 
-    def with_annotations(self, annotations: Mapping[str, str]) -> "Descriptor":
+    def with_annotations(self, annotations: Mapping[str, str]) -> Descriptor:
         return Descriptor(self.media_type, self.digest, self.size, dict(annotations), self.platform)
 
 
@@ -129,7 +129,7 @@ class Image:
 
     @property
     def compressed_size(self) -> int:
-        return len(self.config.data) + len(self.manifest.data) + sum(l.descriptor.size for l in self.layers)
+        return len(self.config.data) + len(self.manifest.data) + sum(layer.descriptor.size for layer in self.layers)
 
 
 def make_image(
@@ -154,7 +154,7 @@ def make_image(
         "os": platform.os,
         "created": created_s,
         "config": runtime.as_json(),
-        "rootfs": {"type": "layers", "diff_ids": [l.diff_id for l in layers]},
+        "rootfs": {"type": "layers", "diff_ids": [layer.diff_id for layer in layers]},
         "history": history,
     }
     if platform.variant:
@@ -164,7 +164,7 @@ def make_image(
         "schemaVersion": 2,
         "mediaType": OCI_MANIFEST,
         "config": config_blob.descriptor().as_json(),
-        "layers": [l.descriptor.as_json() for l in layers],
+        "layers": [layer.descriptor.as_json() for layer in layers],
         "annotations": dict(annotations),
     }
     return Image(

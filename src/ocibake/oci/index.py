@@ -6,7 +6,7 @@ multi-platform run writes is the one any other tool joining the same images in t
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from ocibake.errors import InputError
 from ocibake.oci.image import Blob, Descriptor, make_index

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from ocibake.errors import InputError
 from ocibake.oci.image import Blob, Descriptor

@@ -13,16 +13,16 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
 
-from ocibake.workdirs import OWNER_FILE, claim, remove_abandoned_stages
 from ocibake.errors import InputError
+from ocibake.oci.image import Blob, Descriptor, canonical_json, sha256_digest
 from ocibake.oci.layout_check import check_blob_dirs, check_index, entry_problem, open_blob, repair_hint
 from ocibake.oci.layout_lock import locked
-from ocibake.oci.image import Blob, Descriptor, canonical_json, sha256_digest
 from ocibake.oci.media_types import INDEX_TYPES, MANIFEST_TYPES, OCI_INDEX, REF_NAME
 from ocibake.oci.referrer_prune import orphaned_referrers
+from ocibake.workdirs import OWNER_FILE, claim, remove_abandoned_stages
 
 LAYOUT_FILE = "oci-layout"
 LAYOUT_BYTES = canonical_json({"imageLayoutVersion": "1.0.0"})
@@ -89,7 +89,7 @@ class Layout:
         self.index_bytes = index_bytes  # index.json as read, so a writer can tell it would write the same
 
     @staticmethod
-    def open(path: Path | str) -> "Layout":
+    def open(path: Path | str) -> Layout:
         root = Path(path)
         if not root.is_dir():
             raise InputError(
@@ -242,7 +242,7 @@ class LayoutWriter:
         self._blobs: dict[str, Path] = {}
         self._done = False
 
-    def __enter__(self) -> "LayoutWriter":
+    def __enter__(self) -> LayoutWriter:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -299,7 +299,7 @@ class LayoutWriter:
         self,
         tagged: Sequence[tuple[str, Descriptor]],
         untagged: Sequence[Descriptor] = (),
-        check: Callable[["Layout"], None] | None = None,
+        check: Callable[[Layout], None] | None = None,
     ) -> None:
         """Move staged blobs in, then point each tag at its descriptor; other tags in the layout are kept.
 

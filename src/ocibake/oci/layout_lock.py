@@ -17,9 +17,9 @@ import fcntl
 import os
 import sys
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
 
 from ocibake.errors import InputError
 
@@ -28,7 +28,7 @@ LOCK_WAIT = 300.0
 
 
 def _stderr(line: str) -> None:
-    print(f"ocibake: {line}", file=sys.stderr, flush=True)
+    print(f"ocibake: {line}", file=sys.stderr, flush=True)  # noqa: T201 a wait notice, before any report
 
 
 def _open_lock(directory: Path) -> int:

@@ -97,7 +97,7 @@ def _document_problem(root: Path, data: bytes, media_type: str, seen: dict, dept
         children = (
             doc.get("manifests")
             if media_type in INDEX_TYPES or "manifests" in doc
-            else [doc.get("config")] + list(doc.get("layers") or [])
+            else [doc.get("config"), *list(doc.get("layers") or [])]
         )
         if not isinstance(children, list):
             return "a manifest that is not an object with a list of descriptors"
@@ -138,7 +138,7 @@ def repair(root: Path) -> tuple[list[Problem], int]:
         raise InputError(f"{root} is not an OCI image layout (no oci-layout)", hint="pass the directory of a layout")
     with locked(root):
         problems, total = check(root)
-        index, why = _read_index(root)
+        index, _why = _read_index(root)
         if index is None:
             if (root / "index.json").exists():
                 os.replace(root / "index.json", root / "index.json.damaged")

@@ -25,7 +25,7 @@ class Platform:
     variant: str = ""
 
     @staticmethod
-    def parse(text: str) -> "Platform":
+    def parse(text: str) -> Platform:
         parts = text.strip().split("/")
         if len(parts) not in (2, 3) or not all(parts):
             raise ValueError(f"platform must be os/arch[/variant], got {text!r}")

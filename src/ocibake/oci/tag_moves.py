@@ -10,8 +10,8 @@ carries neither (a pulled image, say) moves freely.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from ocibake.errors import InputError
 from ocibake.oci.layout import Layout

@@ -7,8 +7,8 @@ from __future__ import annotations
 import hashlib
 import json
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from ocibake.errors import RegistryError
 from ocibake.oci.image import Blob, Descriptor, canonical_json
@@ -38,7 +38,7 @@ class Remote:
         self.clients = Clients(self.opts)
         self.client: Client = self.clients.get(ref.registry)
 
-    def __enter__(self) -> "Remote":
+    def __enter__(self) -> Remote:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -167,9 +167,9 @@ class Remote:
                 ]
             except ValueError:
                 manifests = []
-        index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests + [entry]}
+        index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [*manifests, entry]}
         self.put_manifest(fallback_tag(subject), Blob(OCI_INDEX, canonical_json(index)))
         return "tag"
 
 
-__all__ = ["Remote", "fallback_tag", "OCI_MANIFEST"]
+__all__ = ["OCI_MANIFEST", "Remote", "fallback_tag"]

@@ -8,8 +8,8 @@ import os
 import re
 import threading
 import urllib.parse
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 from ocibake.errors import RegistryError
 from ocibake.registry.client import Client
@@ -17,7 +17,6 @@ from ocibake.registry.errors import HINTS, Cancelled, ConnectionLost, Retryable
 from ocibake.registry.monolithic import upload_small
 from ocibake.registry.options import RegistryOptions
 from ocibake.registry.progress import Progress, human_size
-
 
 _WHOLE_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 
@@ -77,13 +76,13 @@ def _upload_blob(
     mount_from: Sequence[str],
 ) -> tuple[str, int]:
     """-> ("skipped"|"mounted"|"uploaded", bytes sent)."""
-    scopes = (f"repository:{repo}:pull,push",) + tuple(f"repository:{m}:pull" for m in mount_from)
+    scopes = (f"repository:{repo}:pull,push", *tuple(f"repository:{m}:pull" for m in mount_from))
     what = f"blob {digest[:19]}"
     resp = client.request("HEAD", f"/v2/{repo}/blobs/{digest}", scopes=scopes, what=f"HEAD {what}", repository=repo)
     if resp.status_code == 200:
         progress.done(f"  {digest[:19]}  {human_size(size):>10}  exists, skipped", digest)
         return "skipped", 0
-    if resp.status_code not in (404,):
+    if resp.status_code != 404:
         raise client.error(f"HEAD {what}", resp, repository=repo)
     location = None
     not_mounted = []
@@ -137,7 +136,7 @@ def _upload_blob(
             chunk = max(int(min_chunk), chunk or 0, 8 << 20)
         offset = 0
         try:
-            while offset < size or (size == 0 and offset == 0 and chunk is not None and False):
+            while offset < size:
                 length = size - offset if not chunk else min(chunk, size - offset)
                 start = offset
 

@@ -1,4 +1,5 @@
-"""The registry client: references, HTTP transport, authentication and errors. With reference.py, the only place that imports oras.
+"""The registry client: references, HTTP transport, authentication and errors. With reference.py, the only place that
+imports oras.
 
 From oras-py we use the reference grammar (``oras.container.Container``) and its WWW-Authenticate parser. The HTTP
 side is ours, for the reasons in DESIGN.md: every request has a timeout; retries (bounded, with backoff, honouring
@@ -15,7 +16,7 @@ import os
 import re
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import oras.auth.utils
 import requests
@@ -26,7 +27,7 @@ from ocibake.oci.media_types import DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_I
 from ocibake.registry import credentials as creds_mod
 from ocibake.registry.bearer import bearer_token
 from ocibake.registry.credentials import Credentials
-from ocibake.registry.deadline import WatchedAdapter, Watchdog
+from ocibake.registry.deadline import Watchdog, WatchedAdapter
 from ocibake.registry.errors import HINTS, STATUS_CODES, Cancelled, ConnectionLost, Retryable, _oci_error
 from ocibake.registry.options import RegistryOptions
 from ocibake.registry.redact import add_secret, redact
@@ -257,7 +258,9 @@ class Client:
         for scheme, verify in candidates + ([("http", True)] if plain_ok else []):
             url = f"{scheme}://{self.host}/v2/"
             try:
-                resp = self._with_retries(f"GET {url}", lambda: self._send("GET", url, verify=verify), retries=2)
+                resp = self._with_retries(
+                    f"GET {url}", lambda url=url, verify=verify: self._send("GET", url, verify=verify), retries=2
+                )
             except requests.exceptions.SSLError as exc:
                 last_exc = exc
                 if "certificate verify failed" in str(exc) or "CERTIFICATE_VERIFY_FAILED" in str(exc):
@@ -413,7 +416,7 @@ class Client:
         refreshed = False
         while True:
 
-            def attempt():
+            def attempt(scopes=scopes):
                 data = body() if callable(body) else body
                 try:
                     return self._send(
@@ -448,7 +451,7 @@ class Client:
                     )
                     asked = oras.auth.utils.parse_auth_header(challenge).scope
                     if asked and asked not in scopes:
-                        scopes = tuple(scopes) + (asked,)
+                        scopes = (*tuple(scopes), asked)
                     self.trace(f"{self.registry}: 401, refreshing the token")
                     resp.close()
                     self._token(scopes, force=True)

@@ -14,13 +14,14 @@ Secrets never appear in messages: errors name the file or helper, never its outp
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import subprocess
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
 
 from ocibake.errors import InputError
 
@@ -96,7 +97,12 @@ def _helper_get(helper: str, registry: str) -> Credentials | None:
     for server in [DOCKER_HUB_KEY] if "docker.io" in _aliases(registry) else [registry, f"https://{registry}"]:
         try:
             proc = subprocess.run(
-                [program, "get"], input=server.encode(), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, timeout=30
+                [program, "get"],
+                check=False,
+                input=server.encode(),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                timeout=30,
             )
         except FileNotFoundError:
             raise InputError(
@@ -183,7 +189,12 @@ def store(registry: str, creds: Credentials, environ: Mapping[str, str] | None =
         payload = json.dumps({"ServerURL": key, "Username": creds.username, "Secret": creds.password}).encode()
         try:
             proc = subprocess.run(
-                [program, "store"], input=payload, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30
+                [program, "store"],
+                check=False,
+                input=payload,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                timeout=30,
             )
         except (FileNotFoundError, subprocess.TimeoutExpired):
             raise InputError(
@@ -220,8 +231,6 @@ def _write_private_json(path: Path, data: dict) -> None:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        try:
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
-        except OSError:
-            pass
         raise

@@ -13,6 +13,7 @@ itself as the connection of the request running in its thread.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
@@ -153,7 +154,5 @@ class Watchdog:
                     continue
                 sock = getattr(entry.conn, "sock", None)
                 if sock is not None:
-                    try:
+                    with contextlib.suppress(OSError):
                         sock.shutdown(socket.SHUT_RDWR)
-                    except OSError:
-                        pass

@@ -7,7 +7,6 @@ import requests
 
 from ocibake.errors import RegistryError
 
-
 # --------------------------------------------------------------------------------------------------- errors
 HINTS = {
     "UNAUTHORIZED": "log in with `ocibake login {registry} -u USER --password-stdin`, or set OCIBAKE_USERNAME and "

@@ -8,7 +8,7 @@ single image and name a platform; no platform twice. Nothing is written before a
 from __future__ import annotations
 
 import json
-from typing import Sequence
+from collections.abc import Sequence
 
 from ocibake.errors import InputError
 from ocibake.oci.image import Blob, Descriptor

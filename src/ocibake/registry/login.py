@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from ocibake.errors import InputError
 from ocibake.registry.client import Client
-from ocibake.registry.options import RegistryOptions
 from ocibake.registry.credentials import Credentials
+from ocibake.registry.options import RegistryOptions
 from ocibake.registry.redact import add_secret
 from ocibake.registry.reference import parse_reference
 

@@ -11,8 +11,8 @@ the blob's) returns None, and the caller uploads the usual way from a fresh sess
 from __future__ import annotations
 
 import urllib.parse
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from ocibake.registry.client import Client
 from ocibake.registry.errors import ConnectionLost

@@ -5,7 +5,8 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from ocibake import units
 
@@ -17,7 +18,7 @@ def human_size(n: float) -> str:
     return units.human_size(n, decimals=1)
 
 
-_ACTIVE: "Progress | None" = None  # the terminal display that other log lines must print above
+_ACTIVE: Progress | None = None  # the terminal display that other log lines must print above
 
 
 def print_line(line: str) -> None:
@@ -41,7 +42,7 @@ class Progress:
     WIDTH = 30
 
     def __init__(self, opts: RegistryOptions):
-        global _ACTIVE
+        global _ACTIVE  # noqa: PLW0603 one per process, on purpose
         self.opts = opts
         self.lock = _PRINT_LOCK
         self.bars: dict[str, list] = {}  # digest -> [bytes done, size], in the order they started
@@ -87,7 +88,7 @@ class Progress:
             self._redraw()
 
     def close(self) -> None:
-        global _ACTIVE
+        global _ACTIVE  # noqa: PLW0603 one per process, on purpose
         with self.lock:
             self._erase()
             sys.stderr.flush()

@@ -14,15 +14,15 @@ import requests
 
 from ocibake.errors import InputError, RegistryError
 from ocibake.oci.image import Blob, Descriptor
-from ocibake.oci.media_types import DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, INDEX_TYPES, MANIFEST_TYPES
-from ocibake.oci.platform import Platform
-from ocibake.oci.names import DIGEST_RE
 from ocibake.oci.layout import Layout, LayoutWriter, check_output_path
 from ocibake.oci.layout_check import blob_is_regular
+from ocibake.oci.media_types import DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, INDEX_TYPES, MANIFEST_TYPES
+from ocibake.oci.names import DIGEST_RE
+from ocibake.oci.platform import Platform
 from ocibake.oci.tag_moves import TITLE, VERSION, refuse_unsafe_moves
-from ocibake.registry.progress import Progress, human_size
 from ocibake.registry.client import ACCEPT, Client, Clients
 from ocibake.registry.options import RegistryOptions
+from ocibake.registry.progress import Progress, human_size
 from ocibake.registry.reference import parse_reference
 
 MAX_MANIFEST = 4 << 20
@@ -73,7 +73,7 @@ def _get_manifest(client: Client, repo: str, ref: str, expect: str | None) -> tu
         stream=True,
     )
     if resp.status_code != 200:
-        resp.content
+        _ = resp.content  # read the error body before it is reported
         raise client.error(what, resp, repository=repo)
     data = client.read_body(resp, MAX_MANIFEST + 1)
     if len(data) > MAX_MANIFEST:
@@ -133,7 +133,7 @@ def get_config(client: Client, repo: str, digest: str) -> bytes:
         repository=repo,
     )
     if resp.status_code != 200:
-        resp.content
+        _ = resp.content  # read the error body before it is reported
         raise client.error(what, resp, repository=repo)
     data = client.read_body(resp, MAX_CONFIG + 1)
     if "sha256:" + hashlib.sha256(data).hexdigest() != digest:
@@ -256,7 +256,7 @@ def pull(
                     cdata, cmt, cdigest = _get_manifest(client, repo, child["digest"], child["digest"])
                     stack.append((cmt, cdata, cdigest))
             else:
-                for d in [doc.get("config")] + list(doc.get("layers") or []):
+                for d in [doc.get("config"), *list(doc.get("layers") or [])]:
                     if d:
                         if not DIGEST_RE.match(str(d.get("digest"))):
                             raise RegistryError(
@@ -291,7 +291,7 @@ def pull(
                         repository=repo,
                     )
                     if resp.status_code != 200:
-                        resp.content
+                        _ = resp.content  # read the error body before it is reported
                         raise client.error(what, resp, repository=repo)
                     h = hashlib.sha256()
                     n = 0
@@ -336,7 +336,7 @@ def pull(
                 for kind, n in pool.map(fetch, sorted(blobs.items(), key=lambda kv: -kv[1])):
                     counts[kind] += 1
                     received[0] += n
-            for mt_, data_, digest_ in docs:
+            for mt_, data_, _digest in docs:
                 writer.add_blob(Blob(mt_, data_))
             if top.media_type in MANIFEST_TYPES and top.platform is None:
                 top = Descriptor(top.media_type, top.digest, top.size, {}, _config_platform(writer, data))

@@ -6,10 +6,10 @@ digest the registry reports must equal the local one. Everything is read and ver
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 from ocibake.errors import InputError, OcibakeError, RegistryError
 from ocibake.oci.image import Descriptor
@@ -203,7 +203,7 @@ def _upload_blobs(
     client.request(
         "HEAD",
         f"/v2/{ref.repository}/blobs/{items[0][0]}",
-        scopes=(f"repository:{ref.repository}:pull,push",) + tuple(f"repository:{m}:pull" for m in mount_from),
+        scopes=(f"repository:{ref.repository}:pull,push", *tuple(f"repository:{m}:pull" for m in mount_from)),
         what="HEAD blob",
         repository=ref.repository,
     ).close()

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 from ocibake.errors import InputError
 from ocibake.oci.image import Descriptor
@@ -72,7 +72,7 @@ def plan_push(
 
     def manifest(desc: Descriptor, data: bytes) -> None:
         doc = json.loads(data)
-        for d in [doc.get("config")] + list(doc.get("layers") or []):
+        for d in [doc.get("config"), *list(doc.get("layers") or [])]:
             if not d:
                 continue
             blob = Descriptor.from_json(d)

@@ -27,7 +27,7 @@ class Reference:
     def name(self) -> str:
         return f"{self.registry}/{self.repository}"
 
-    def with_tag(self, tag: str | None) -> "Reference":
+    def with_tag(self, tag: str | None) -> Reference:
         return Reference(self.registry, self.repository, tag, None)
 
     def __str__(self) -> str:

@@ -14,8 +14,8 @@ import os
 import shutil
 import ssl
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 from ocibake.errors import InputError
 
@@ -83,7 +83,7 @@ def trust_store(ca_cert: Path | None, environ: Mapping[str, str] | None = None) 
 
 
 def _private_dir() -> str:
-    global _tmpdir
+    global _tmpdir  # noqa: PLW0603 one per process, on purpose
     if _tmpdir is None:
         _tmpdir = tempfile.mkdtemp(prefix="ocibake-trust-")
         atexit.register(shutil.rmtree, _tmpdir, True)

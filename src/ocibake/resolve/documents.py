@@ -9,9 +9,9 @@ parsed again and must equal the original documents with only the references repl
 from __future__ import annotations
 
 import io
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, Mapping
 
 from ocibake.errors import InputError, OcibakeError
 

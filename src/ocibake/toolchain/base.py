@@ -6,9 +6,10 @@ rootless sandbox made from an OCI image. The build stage sees only this protocol
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Protocol, Sequence
+from typing import Protocol
 
 
 @dataclass(frozen=True)
@@ -28,10 +29,9 @@ class GoBuild:
 
 def last_lines(output: str, n: int) -> list[str]:
     """The last n lines of `go env K1 K2...` (go may print toolchain-switch chatter before them); "" where missing."""
-    text = output[:-1] if output.endswith("\n") else output  # one value per line; values may be empty
+    text = output.removesuffix("\n")  # one value per line; values may be empty
     lines = [line.strip() for line in text.split("\n")]
-    lines = lines[-n:] if len(lines) >= n else [""] * (n - len(lines)) + lines
-    return lines
+    return lines[-n:] if len(lines) >= n else [""] * (n - len(lines)) + lines
 
 
 class Toolchain(Protocol):

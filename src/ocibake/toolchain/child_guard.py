@@ -10,6 +10,7 @@ ends the guard with it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -38,10 +39,8 @@ class GroupGuard:
 
     def release(self) -> None:
         """The program has ended: let the guard go without killing anything."""
-        try:
+        with contextlib.suppress(OSError):
             os.write(self._write_end, b"\n")
-        except OSError:
-            pass
         os.close(self._write_end)
         if self.proc is not None:
             self.proc.wait()
@@ -52,10 +51,8 @@ def signal_group(proc: subprocess.Popen, sig: int) -> None:
     try:
         os.killpg(proc.pid, sig)
     except (ProcessLookupError, PermissionError):
-        try:
+        with contextlib.suppress(ProcessLookupError):
             proc.send_signal(sig)
-        except ProcessLookupError:
-            pass
 
 
-__all__ = ["GroupGuard", "signal_group", "signal"]
+__all__ = ["GroupGuard", "signal", "signal_group"]

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from ocibake.errors import InputError
 from ocibake.toolchain.image_ref import parse_toolchain_ref

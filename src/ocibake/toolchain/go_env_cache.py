@@ -13,8 +13,10 @@ import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
+
+from ocibake.errors import OcibakeError
 
 CACHE_PART = "goenv"
 
@@ -58,7 +60,7 @@ def _path(key: str) -> Path | None:
 
     try:
         return private_cache(cache_home()) / CACHE_PART / f"{key}.json"
-    except Exception:  # an unusable cache is not this feature's to report: go is asked instead
+    except (OcibakeError, OSError):  # an unusable cache is not this feature's to report: go is asked instead
         return None
 
 

@@ -16,10 +16,11 @@ import hashlib
 import json
 import os
 import shutil
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
+from ocibake.errors import OcibakeError
 from ocibake.toolchain.base import GoBuild
 
 CACHE_PART = "gobin"
@@ -37,7 +38,7 @@ def _slot(go: str, build: GoBuild) -> Path | None:
     key = hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
     try:
         return private_cache(cache_home()) / CACHE_PART / key
-    except Exception:  # an unusable cache only costs the link: build into the work directory
+    except (OcibakeError, OSError):  # an unusable cache only costs the link: build into the work directory
         return None
 
 

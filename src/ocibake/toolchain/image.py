@@ -22,8 +22,8 @@ import os
 import shutil
 import stat
 import tempfile
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
 
 from ocibake.errors import InputError, ToolchainError
 from ocibake.toolchain.base import GoBuild, last_lines

@@ -63,7 +63,7 @@ def parse_toolchain_ref(text: str) -> ToolchainRef:
             raise InputError(f"toolchain reference {text!r} names no directory", hint=REF_HINT)
         return ToolchainRef("oci", text, path=rest, tag=tag, digest=digest)
     first = text.split("/", 1)[0]
-    if "/" in text and ("." in first or ":" in first or first == "localhost") or "@sha256:" in text:
+    if ("/" in text and ("." in first or ":" in first or first == "localhost")) or "@sha256:" in text:
         return ToolchainRef("registry", text)
     raise InputError(f"unknown toolchain reference {text!r}", hint=REF_HINT)
 
@@ -131,8 +131,8 @@ def resolve_layout(ref: ToolchainRef) -> ResolvedImage:
             hint="the image is damaged; re-copy it",
         )
     layers = tuple(
-        LayerSource(layout.blob_path(l["digest"]), l["mediaType"], l["digest"], diff_id)
-        for l, diff_id in zip(layer_descs, diff_ids)
+        LayerSource(layout.blob_path(layer["digest"]), layer["mediaType"], layer["digest"], diff_id)
+        for layer, diff_id in zip(layer_descs, diff_ids, strict=True)
     )
     return ResolvedImage(digest=digest, config=config, layers=layers)
 

@@ -14,8 +14,8 @@ from __future__ import annotations
 import signal
 import subprocess
 import threading
-from contextlib import contextmanager
-from typing import Iterator
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 
 _lock = threading.Lock()
 _slots: threading.Semaphore | None = None
@@ -25,7 +25,7 @@ _cancelled = threading.Event()
 
 def set_limit(n: int | None) -> None:
     """At most ``n`` toolchain processes at a time from now on (None: no limit)."""
-    global _slots
+    global _slots  # noqa: PLW0603 one per process, on purpose
     _slots = threading.BoundedSemaphore(n) if n else None
 
 
@@ -64,10 +64,8 @@ def finished(proc: subprocess.Popen) -> None:
 
 
 def _interrupt(proc: subprocess.Popen) -> None:
-    try:
+    with suppress(OSError):
         proc.send_signal(signal.SIGINT)
-    except OSError:
-        pass
 
 
 def cancel_all() -> None:
@@ -85,10 +83,8 @@ def kill_all() -> None:
     with _lock:
         live = list(_live)
     for proc in live:
-        try:
+        with suppress(OSError):
             proc.kill()
-        except OSError:
-            pass
 
 
 def reset() -> None:

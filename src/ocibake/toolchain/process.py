@@ -3,11 +3,12 @@ that carry the command line and the program's own output."""
 
 from __future__ import annotations
 
+import contextlib
 import shlex
 import signal
 import subprocess
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 from ocibake.errors import ToolchainError
 from ocibake.toolchain import jobs
@@ -46,10 +47,8 @@ def run_captured(
             raise subprocess.TimeoutExpired(argv, timeout or 0, output=out) from None
         except BaseException:
             proc.send_signal(signal.SIGINT)  # go ends its own children and removes its work directory
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                pass
             signal_group(proc, signal.SIGKILL)  # and whatever is left of the group
             proc.wait()
             raise

@@ -23,15 +23,16 @@ import shutil
 import stat
 import tarfile
 import tempfile
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Iterator, Sequence
+from typing import BinaryIO
 
 import zstandard
 
-from ocibake.workdirs import force_rmtree, remove_abandoned_stages
 from ocibake.errors import InputError
 from ocibake.toolchain.cache import cache_home, check_private_entry, private_mkdir
+from ocibake.workdirs import force_rmtree, remove_abandoned_stages
 
 WHITEOUT_PREFIX = ".wh."
 OPAQUE = ".wh..wh..opq"
@@ -329,7 +330,7 @@ def _write_member(
         os.symlink(member.linkname, dest)
     elif member.islnk():
         target = resolve(root, entry_parts(layer, member.linkname), follow_last=False, layer=layer, name=member.name)
-        if not os.path.lexists(target) or os.path.isdir(target) and not os.path.islink(target):
+        if not os.path.lexists(target) or (os.path.isdir(target) and not os.path.islink(target)):
             raise _refuse(layer, member.name, f"is a hard link to {member.linkname!r}, which is not an earlier file")
         os.link(target, dest, follow_symlinks=False)
         return
@@ -357,7 +358,7 @@ def unpack_layers(layers: Sequence[LayerSource], root: Path) -> None:
 
 def unpack_image(layers: Sequence[LayerSource], cache: Path | None = None) -> Path:
     """The unpacked rootfs of ``layers`` under ``cache``/rootfs/<chain id>, unpacked now unless it already is."""
-    diff_ids = [l.diff_id or l.digest for l in layers]
+    diff_ids = [layer.diff_id or layer.digest for layer in layers]
     key = chain_id(diff_ids).split(":", 1)[-1] if layers else hashlib.sha256(b"").hexdigest()
     base = (cache or cache_home()) / "rootfs"
     final = base / key

@@ -5,8 +5,8 @@ What the command sees: a read-only root made of the image's top-level entries bo
 binds it was given (read-only unless marked writable). Nothing else of the host is visible. It has its own user
 (mapped to uid/gid 0 inside), mount, pid, ipc and uts namespaces, and its own network namespace with only a loopback
 device unless ``network=True``; with network, the host's /etc/resolv.conf and /etc/hosts are bound read-only so name
-resolution works, and nothing else. The environment is exactly what the caller passes, plus PWD. The sandbox dies with ocibake
-(bwrap --die-with-parent; unshare --kill-child under setpriv --pdeathsig).
+resolution works, and nothing else. The environment is exactly what the caller passes, plus PWD. The sandbox dies with
+ocibake (bwrap --die-with-parent; unshare --kill-child under setpriv --pdeathsig).
 
 Which backend works is found once per process by running `true` in each; if neither can create a user namespace the
 error says why and what to do.
@@ -20,13 +20,14 @@ import shutil
 import stat
 import subprocess
 import tempfile
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import ClassVar
 
-from ocibake.workdirs import alive
 from ocibake.errors import ToolchainError
 from ocibake.toolchain.process import command_line
+from ocibake.workdirs import alive
 
 NO_SANDBOX_HINT = (
     "install bubblewrap (`apt-get install bubblewrap`) and allow unprivileged user namespaces "
@@ -198,9 +199,11 @@ def unshare_script(run: SandboxRun, stage: Path, unshare: str, tools: Mapping[st
             s.append(f"{mount} --rbind -o {flags} {q(src)} {t}")
     s.append(f'{mount} -t proc -o nosuid,nodev,noexec proc "$S/proc"')
     s.append(f'{mount} -t tmpfs -o mode=0755,nosuid dev "$S/dev"')
-    for node in DEV_NODES:
-        if os.path.exists(f"/dev/{node}"):
-            s.append(f': > "$S/dev/{node}"; {mount} --bind /dev/{node} "$S/dev/{node}"')
+    s.extend(
+        f': > "$S/dev/{node}"; {mount} --bind /dev/{node} "$S/dev/{node}"'
+        for node in DEV_NODES
+        if os.path.exists(f"/dev/{node}")
+    )
     s.append(
         f'{ln} -s /proc/self/fd "$S/dev/fd"; {ln} -s /proc/self/fd/0 "$S/dev/stdin"; '
         f'{ln} -s /proc/self/fd/1 "$S/dev/stdout"; {ln} -s /proc/self/fd/2 "$S/dev/stderr"'
@@ -297,7 +300,7 @@ class Sandbox:
     to take the fallback path).
     """
 
-    _probed: dict[tuple, tuple[str, str]] = {}
+    _probed: ClassVar[dict[tuple, tuple[str, str]]] = {}  # which backend works, probed once per process
 
     def __init__(self, bwrap: str | None = "bwrap", unshare: str | None = "unshare"):
         self.bwrap = shutil.which(bwrap) if bwrap else None
@@ -374,7 +377,13 @@ class Sandbox:
             for name, argv in candidates:
                 try:
                     proc = subprocess.run(
-                        argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=30, env={}
+                        argv,
+                        check=False,
+                        stdout=subprocess.PIPE,
+                        stderr=subprocess.STDOUT,
+                        text=True,
+                        timeout=30,
+                        env={},
                     )
                 except (OSError, subprocess.TimeoutExpired) as exc:
                     reasons.append(f"{name}: {exc}")
@@ -401,6 +410,7 @@ class Sandbox:
             try:
                 proc = subprocess.run(
                     argv,
+                    check=False,
                     stdout=subprocess.PIPE,
                     stderr=subprocess.STDOUT,
                     text=True,

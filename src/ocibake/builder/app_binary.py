@@ -9,13 +9,13 @@ report says so.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
-from ocibake.build import gobuild, upx
-from ocibake.build.elapsed import long_step
-from ocibake.build.emulation import emulator
+from ocibake.builder import gobuild, upx
+from ocibake.builder.elapsed import long_step
+from ocibake.builder.emulation import emulator
 from ocibake.oci.platform import Platform
 from ocibake.toolchain.base import GoBuild, Toolchain
 

@@ -36,7 +36,7 @@ class GitInfo:
 
 
 def _strip_comment(line: str) -> tuple[str, str]:
-    code, sep, comment = line.partition("//")
+    code, _sep, comment = line.partition("//")
     return code.strip(), comment.strip()
 
 
@@ -165,6 +165,7 @@ def _git(service_dir: Path, *args: str) -> str | None:
     try:
         proc = subprocess.run(
             ["git", "-c", "safe.directory=*", "-C", str(service_dir), *args],
+            check=False,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             text=True,

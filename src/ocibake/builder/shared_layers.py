@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 from ocibake.layers.content import LayerContent
 from ocibake.oci.image import LayerRecord

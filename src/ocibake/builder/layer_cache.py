@@ -12,10 +12,10 @@ rewritten), nothing is written at all: a no-op rebuild leaves every blob file, a
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
-from ocibake.build.file_cache import FileCache, file_sha256, make_key, mib_from_env
+from ocibake.builder.file_cache import FileCache, file_sha256, make_key, mib_from_env
 from ocibake.layers.tar import (
     MEDIA_TYPES,
     Entry,

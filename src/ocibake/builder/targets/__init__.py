@@ -6,10 +6,10 @@ binary, which layers go on top of it (Delve), and the runtime config. bake.py ru
 
 from __future__ import annotations
 
-from ocibake.build.targets.common import Recipe
-from ocibake.build.targets.development import DEVELOPMENT
-from ocibake.build.targets.production import PRODUCTION
-from ocibake.build.targets.production_alpine import PRODUCTION_ALPINE
+from ocibake.builder.targets.common import Recipe
+from ocibake.builder.targets.development import DEVELOPMENT
+from ocibake.builder.targets.production import PRODUCTION
+from ocibake.builder.targets.production_alpine import PRODUCTION_ALPINE
 from ocibake.errors import InputError
 
 RECIPES: dict[str, Recipe] = {r.name: r for r in (PRODUCTION, PRODUCTION_ALPINE, DEVELOPMENT)}

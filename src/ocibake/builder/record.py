@@ -6,9 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import ocibake
-from ocibake.build import gobuild, upx
-from ocibake.build.project import GitInfo, GoModule
-from ocibake.build.spec import BuildSpec
+from ocibake.builder import gobuild, upx
+from ocibake.builder.project import GitInfo, GoModule
+from ocibake.builder.spec import BuildSpec
 from ocibake.layers.content import LayerContent
 from ocibake.layers.passwd import APP_GID, APP_UID
 from ocibake.layers.tar import compression_setting

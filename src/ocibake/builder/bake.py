@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable
 
-from ocibake.build import gobuild, layer_cache, upx
-from ocibake.build.app_binary import AppBinary, make_binary
-from ocibake.build.project import GitInfo, GoModule, find_main_package, git_info, local_replace_dirs, read_go_mod
-from ocibake.build.record import (
+from ocibake.builder import gobuild, layer_cache, upx
+from ocibake.builder.app_binary import AppBinary, make_binary
+from ocibake.builder.base_image import BaseImage
+from ocibake.builder.base_layers import Base, base_history, resolve_base, write_base_layers
+from ocibake.builder.project import GitInfo, GoModule, find_main_package, git_info, local_replace_dirs, read_go_mod
+from ocibake.builder.record import (
     BUILD_RECORD_LABEL,
     Provenance,
     build_record,
@@ -21,17 +23,14 @@ from ocibake.build.record import (
     source_date_epoch,
     upx_setting,
 )
-from ocibake.build.base_image import BaseImage
-from ocibake.build.base_layers import Base, base_history, resolve_base, write_base_layers
-from ocibake.build.shared_layers import SharedLayers
-from ocibake.build.spec import BuildSpec
-from ocibake.build.targets import Recipe, recipe_for
-from ocibake.build.targets.common import support_layers
+from ocibake.builder.shared_layers import SharedLayers
+from ocibake.builder.spec import BuildSpec
+from ocibake.builder.targets import Recipe, recipe_for
+from ocibake.builder.targets.common import support_layers
 from ocibake.errors import InputError, ToolchainError
 from ocibake.layers.binary import binary_layer
 from ocibake.layers.cacerts import resolve_ca_source
 from ocibake.layers.content import LayerContent
-from ocibake.layers.tar import write_layer
 from ocibake.layers.zoneinfo import resolve_zoneinfo_source
 from ocibake.oci.image import Descriptor, Image, LayerRecord, make_image, rfc3339
 from ocibake.oci.layout import Layout, LayoutWriter, check_output_path

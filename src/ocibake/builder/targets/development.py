@@ -11,11 +11,11 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from ocibake.build.base_files import BaseFiles
-from ocibake.build.base_image import BaseImage
-from ocibake.build.delve import check_delve_file, delve_binary
-from ocibake.build.spec import BuildSpec
-from ocibake.build.targets.common import Log, Recipe, inherit
+from ocibake.builder.base_files import BaseFiles
+from ocibake.builder.base_image import BaseImage
+from ocibake.builder.delve import check_delve_file, delve_binary
+from ocibake.builder.spec import BuildSpec
+from ocibake.builder.targets.common import Log, Recipe, inherit
 from ocibake.errors import InputError
 from ocibake.layers.content import LayerContent
 from ocibake.layers.tar import Entry

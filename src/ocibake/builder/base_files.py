@@ -15,7 +15,7 @@ from typing import BinaryIO
 
 import zstandard
 
-from ocibake.build.base_image import BaseImage, BaseLayer
+from ocibake.builder.base_image import BaseImage, BaseLayer
 from ocibake.errors import InputError
 
 KEEP = ("etc/passwd", "etc/group")

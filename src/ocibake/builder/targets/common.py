@@ -4,13 +4,13 @@ and a runtime config that inherits the base's (Env, WorkingDir, Labels) with oci
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable
 
-from ocibake.build.base_files import BaseFiles
-from ocibake.build.base_image import BaseImage
-from ocibake.build.spec import BuildSpec
+from ocibake.builder.base_files import BaseFiles
+from ocibake.builder.base_image import BaseImage
+from ocibake.builder.spec import BuildSpec
 from ocibake.layers.cacerts import ca_layer
 from ocibake.layers.content import LayerContent
 from ocibake.layers.passwd import passwd_layer
@@ -50,11 +50,8 @@ class Recipe:
 
 def support_layers(spec: BuildSpec, files: BaseFiles | None) -> tuple[list[LayerContent], dict]:
     if files is None:
-        contents = [passwd_layer()]
-        for maybe in (zoneinfo_layer(spec.zoneinfo), ca_layer(spec.ca_bundle)):
-            if maybe is not None:
-                contents.append(maybe)
-        return contents, {}
+        optional = (zoneinfo_layer(spec.zoneinfo), ca_layer(spec.ca_bundle))
+        return [passwd_layer(), *(layer for layer in optional if layer is not None)], {}
     contents = [passwd_layer_on_base(files.text("etc/passwd"), files.text("etc/group"))]
     skipped = {}
     if files.zoneinfo and "zoneinfo" not in spec.asked_layers:

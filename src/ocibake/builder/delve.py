@@ -10,10 +10,10 @@ import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
-from ocibake.build import gobuild
+from ocibake.builder import gobuild
 from ocibake.errors import InputError, ToolchainError
 from ocibake.oci.platform import Platform
 from ocibake.toolchain.base import GoBuild
@@ -68,7 +68,7 @@ def check_delve_file(path: str, platform: Platform | None = None) -> Path:
 def _is_static(path: Path) -> bool:
     """No PT_INTERP program header: the binary needs no dynamic loader (it runs in any image)."""
     out = (
-        subprocess.run(["file", "-b", str(path)], stdout=subprocess.PIPE, text=True).stdout
+        subprocess.run(["file", "-b", str(path)], check=False, stdout=subprocess.PIPE, text=True).stdout
         if shutil.which("file")
         else ""
     )

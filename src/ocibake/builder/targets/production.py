@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ocibake.build.targets.common import Recipe
+from ocibake.builder.targets.common import Recipe
 
 
 class Production(Recipe):

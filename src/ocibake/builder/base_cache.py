@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
-from ocibake.build.base_image import BaseImage, BaseRef, image_from_layout
+from ocibake.builder.base_image import BaseImage, BaseRef, image_from_layout
 from ocibake.errors import InputError, RegistryError
 from ocibake.oci.layout import Layout
 from ocibake.oci.platform import Platform
 from ocibake.toolchain.cache import cache_home, private_cache, private_mkdir
-
 
 _PULL_LOCK = threading.Lock()
 

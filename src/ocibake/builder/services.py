@@ -10,9 +10,9 @@ once every thread has finished.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 from ocibake.errors import OcibakeError
 from ocibake.toolchain import jobs
@@ -71,7 +71,7 @@ def _timed(task: Task) -> tuple[object, BaseException | None, float]:
     started = time.monotonic()
     try:
         value, error = task.run(), None
-    except BaseException as exc:  # kept as the service's outcome; an interrupt is re-raised by run_all's caller
+    except BaseException as exc:  # noqa: BLE001 kept as the service's outcome; an interrupt is re-raised by run_all's caller
         value, error = None, exc
     return value, error, time.monotonic() - started
 
@@ -91,7 +91,7 @@ def run_all(tasks: Sequence[Task], limit: int) -> tuple[list[Outcome], BaseExcep
         try:
             while pending:
                 _, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
-        except BaseException as exc:  # Ctrl-C, SIGTERM: stop every child, let every thread unwind
+        except BaseException as exc:  # noqa: BLE001 Ctrl-C, SIGTERM: stop every child, let every thread unwind
             interrupt = exc
             jobs.cancel_all()
             for f in futures:

@@ -5,20 +5,20 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Sequence
 
-from ocibake.build.bake import BuildResult, build_into, prepare
-from ocibake.build.shared_layers import SharedLayers
-from ocibake.build.spec import BuildSpec
+from ocibake.builder.bake import BuildResult, build_into, prepare
+from ocibake.builder.shared_layers import SharedLayers
+from ocibake.builder.spec import BuildSpec
 from ocibake.oci.image import Blob, Descriptor
 from ocibake.oci.index import platform_index
 from ocibake.oci.layout import LayoutWriter
+from ocibake.oci.platform import Platform
 from ocibake.oci.tag_moves import refuse_unsafe_moves
 from ocibake.toolchain import jobs
-from ocibake.oci.platform import Platform
 from ocibake.toolchain.base import Toolchain
 
 Log = Callable[[str], None]

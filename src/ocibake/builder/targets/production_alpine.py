@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from ocibake.build.base_files import BaseFiles
-from ocibake.build.base_image import BaseImage
-from ocibake.build.spec import BuildSpec
-from ocibake.build.targets.common import Recipe, inherit
+from ocibake.builder.base_files import BaseFiles
+from ocibake.builder.base_image import BaseImage
+from ocibake.builder.spec import BuildSpec
+from ocibake.builder.targets.common import Recipe, inherit
 from ocibake.errors import InputError
 from ocibake.oci.image import ImageConfig
 
@@ -38,7 +38,7 @@ def healthcheck(spec: BuildSpec, base: BaseImage, files: BaseFiles) -> dict | No
     if spec.no_healthcheck:
         # an inherited health check is switched off explicitly, as `HEALTHCHECK NONE` does
         return {"Test": ["NONE"]} if base.runtime.get("Healthcheck") else None
-    command = spec.healthcheck if spec.healthcheck else health_command(spec, files)
+    command = spec.healthcheck or health_command(spec, files)
     if not files.program("sh"):
         raise InputError(
             "the base has no /bin/sh to run the health check in", hint="use a base with a shell, or --no-healthcheck"

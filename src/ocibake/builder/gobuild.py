@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 from ocibake.errors import InputError, ToolchainError
 from ocibake.oci.image import rfc3339
@@ -199,6 +199,7 @@ def verify_binary(
     try:
         proc = subprocess.run(
             argv,
+            check=False,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

@@ -186,7 +186,7 @@ def image_from_layout(layout: Layout, digest: str, name: str, platform: Platform
             hint="the base image is damaged; copy it again",
         )
     layers = []
-    for desc, diff_id in zip(descs, diff_ids):
+    for desc, diff_id in zip(descs, diff_ids, strict=True):
         mt = LAYER_TYPES.get(desc.get("mediaType", ""))
         if mt is None:
             raise InputError(

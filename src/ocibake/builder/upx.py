@@ -14,11 +14,11 @@ from __future__ import annotations
 import os
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
-from ocibake.build.file_cache import FileCache, file_sha256, make_key, mib_from_env
+from ocibake.builder.file_cache import FileCache, file_sha256, make_key, mib_from_env
 from ocibake.errors import InputError, ToolchainError
 
 UPX_MODES = ("off", "fast", "best", "best-lzma", "1", "2", "3", "4", "5", "6", "7", "8", "9")

@@ -15,6 +15,7 @@ Keys are 64 hex characters, made with ``make_key`` from whatever the stored file
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import json
@@ -23,9 +24,9 @@ import re
 import stat
 import tempfile
 import threading
-from contextlib import contextmanager
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Iterator
 
 from ocibake.errors import InputError
 
@@ -106,7 +107,7 @@ class FileCache:
         with self._lock(exclusive=False):
             try:
                 expected = digest_file.read_text().strip()
-                src = open(data, "rb")
+                src = open(data, "rb")  # noqa: SIM115 closed by the `with` below, once the open is known to work
             except OSError:
                 return None
             h = hashlib.sha256()
@@ -120,15 +121,11 @@ class FileCache:
             tmp.unlink(missing_ok=True)
             self.drop(key)
             return None
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.chmod(tmp, stat.S_IMODE(os.stat(dest).st_mode))  # the file it replaces keeps its mode
-        except FileNotFoundError:
-            pass
         os.replace(tmp, dest)
-        try:
+        with contextlib.suppress(OSError):
             os.utime(data)  # most recently used
-        except OSError:
-            pass
         return expected
 
     def put(self, key: str, source: Path) -> bool:
@@ -158,10 +155,8 @@ class FileCache:
         except BaseException:
             for name in (tmp_name, locals().get("dtmp_name")):
                 if name:
-                    try:
+                    with suppress(OSError):
                         os.unlink(name)
-                    except OSError:
-                        pass
             raise
         return True
 

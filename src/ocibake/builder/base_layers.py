@@ -4,12 +4,12 @@ verified once, its layers copied into the output layout as they are (OCI media t
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
-from ocibake.build.base_cache import resolve_registry_base
-from ocibake.build.base_files import BaseFiles, read_base_files
-from ocibake.build.base_image import BaseImage, parse_base_ref, resolve_layout_base
+from ocibake.builder.base_cache import resolve_registry_base
+from ocibake.builder.base_files import BaseFiles, read_base_files
+from ocibake.builder.base_image import BaseImage, parse_base_ref, resolve_layout_base
 from ocibake.oci.image import Descriptor, LayerRecord, rfc3339
 from ocibake.oci.layout import LayoutWriter
 from ocibake.oci.platform import Platform
