@@ -66,7 +66,7 @@ def base_image(work: Path, registry_host: str) -> str:
     code = f"""
 import sys
 from pathlib import Path
-from ocibake.builder.bake import base_layer_contents, write_layers
+from ocibake.builder.assembly import base_layer_contents, write_layers
 from ocibake.builder.spec import BuildSpec
 from ocibake.layers.passwd import APP_GID, APP_UID
 from ocibake.oci.image import Descriptor, ImageConfig, make_image

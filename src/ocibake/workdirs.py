@@ -13,7 +13,9 @@ from __future__ import annotations
 import os
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
+from types import TracebackType
 
 ABANDONED_AFTER = 3600.0
 OWNER_FILE = ".ocibake-owner"
@@ -97,7 +99,11 @@ def alive(pid: int) -> bool:
 def force_rmtree(path: Path) -> None:
     """rmtree that also removes directories a layer made read-only."""
 
-    def onerror(func, p, exc):
+    def onerror(
+        func: Callable[[str], object],
+        p: str,
+        exc: tuple[type[BaseException], BaseException, TracebackType],
+    ) -> None:
         parent = os.path.dirname(p)
         try:
             os.chmod(parent, 0o700)

@@ -16,6 +16,7 @@ from pathlib import Path
 from ocibake.builder import gobuild, upx
 from ocibake.builder.elapsed import long_step
 from ocibake.builder.emulation import emulator
+from ocibake.builder.file_cache import FileCache
 from ocibake.oci.platform import Platform
 from ocibake.toolchain.base import GoBuild, Toolchain
 
@@ -78,7 +79,7 @@ def make_binary(
     log: Callable[[str], None],
     version_package: str = "main",
     go_line: str = "go build",
-    upx_cache: upx.FileCache | None = None,
+    upx_cache: FileCache | None = None,
     upx_version: str = "",
 ) -> AppBinary:
     """Build, check, compress and check again; every failure is a ToolchainError (exit 3). ``go_line``: the log

@@ -12,6 +12,7 @@ import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ocibake.builder.base_image import BaseImage, BaseRef, image_from_layout
 from ocibake.errors import InputError, RegistryError
@@ -19,10 +20,14 @@ from ocibake.oci.layout import Layout
 from ocibake.oci.platform import Platform
 from ocibake.toolchain.cache import cache_home, private_cache, private_mkdir
 
+if TYPE_CHECKING:
+    from ocibake.registry.options import RegistryOptions
+    from ocibake.registry.reference import Reference
+
 _PULL_LOCK = threading.Lock()
 
 
-def base_reference(text: str):
+def base_reference(text: str) -> Reference:
     """The registry reference of a base; a bare name (alpine:3.20) is under $OCIBAKE_REGISTRY, else Docker Hub."""
     from ocibake.registry.reference import parse_reference
 
@@ -51,7 +56,7 @@ def _from_cache(store: Path, digest: str, name: str, platform: Platform, what: s
 def resolve_registry_base(
     ref: BaseRef,
     platform: Platform,
-    options_factory: Callable[[], object],
+    options_factory: Callable[[], RegistryOptions],
     cache: Path | None = None,
     log: Callable[[str], None] = lambda s: None,
 ) -> BaseImage:

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
 import tarfile
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import Protocol
 
 import zstandard
 
@@ -28,8 +29,8 @@ BIN_DIRS = ("usr/local/bin", "usr/bin", "bin", "usr/sbin", "sbin")
 @dataclass(frozen=True)
 class BaseFiles:
     paths: frozenset[str]  # every path in the final filesystem, without a leading /
-    contents: dict = field(default_factory=dict)  # KEEP path -> bytes
-    sizes: dict = field(default_factory=dict)  # layer digest -> uncompressed size
+    contents: dict[str, bytes] = field(default_factory=dict)  # KEEP path -> bytes
+    sizes: dict[str, int] = field(default_factory=dict)  # layer digest -> uncompressed size
 
     def has(self, path: str) -> bool:
         return path.strip("/") in self.paths
@@ -54,10 +55,14 @@ class BaseFiles:
         return f"{ZONEINFO}UTC" in self.paths or any(p.startswith(ZONEINFO + "Etc/") for p in self.paths)
 
 
-class _Hashing:
+class _Readable(Protocol):
+    def read(self, n: int = -1, /) -> bytes: ...
+
+
+class _Hashing(io.RawIOBase):
     """A read-only stream that hashes what is read through it."""
 
-    def __init__(self, raw: BinaryIO):
+    def __init__(self, raw: _Readable):
         self.raw = raw
         self.sha = hashlib.sha256()
         self.size = 0
@@ -92,46 +97,61 @@ def read_base_files(image: BaseImage) -> BaseFiles:
     contents: dict[str, bytes] = {}
     sizes: dict[str, int] = {}
     for layer in image.layers:
-        with open(layer.path, "rb") as raw_file:
-            raw = _Hashing(raw_file)
-            try:
-                if layer.media_type.endswith("gzip"):
-                    stream = gzip.GzipFile(fileobj=raw, mode="rb")
-                elif layer.media_type.endswith("zstd"):
-                    stream = zstandard.ZstdDecompressor().stream_reader(raw)
-                else:
-                    stream = raw
-                tar_in = _Hashing(stream)
-                added: set[str] = set()
-                with tarfile.open(fileobj=tar_in, mode="r|") as tar:
-                    for member in tar:
-                        name = _norm(member.name)
-                        head, _, base = name.rpartition("/")
-                        if base == ".wh..wh..opq":
-                            prefix = f"{head}/" if head else ""
-                            paths.difference_update({p for p in paths if p.startswith(prefix) and p not in added})
-                            continue
-                        if base.startswith(".wh."):
-                            gone = f"{head}/{base[4:]}" if head else base[4:]
-                            paths.difference_update({p for p in paths if p == gone or p.startswith(gone + "/")})
-                            contents.pop(gone, None)
-                            continue
-                        if not name:
-                            continue
-                        paths.add(name)
-                        added.add(name)
-                        if name in KEEP:
-                            if member.isfile() and member.size <= MAX_KEEP:
-                                contents[name] = tar.extractfile(member).read()
-                            else:
-                                contents.pop(name, None)
-                tar_in.drain()
-                raw.drain()
-            except (OSError, EOFError, tarfile.TarError, zstandard.ZstdError) as exc:
-                raise _damaged(image, layer, f"cannot be read: {exc}") from None
-        if f"sha256:{raw.sha.hexdigest()}" != layer.digest or raw.size != layer.size:
-            raise _damaged(image, layer, "its bytes do not match its digest")
-        if f"sha256:{tar_in.sha.hexdigest()}" != layer.diff_id:
-            raise _damaged(image, layer, "its content does not match the config's diff_id")
-        sizes[layer.digest] = tar_in.size
+        sizes[layer.digest] = _read_layer(image, layer, paths, contents)
     return BaseFiles(frozenset(paths), contents, sizes)
+
+
+def _read_layer(image: BaseImage, layer: BaseLayer, paths: set[str], contents: dict[str, bytes]) -> int:
+    """Apply ``layer`` to ``paths`` and ``contents``, checking its digest and diff_id; returns its uncompressed
+    size."""
+    with open(layer.path, "rb") as raw_file:
+        raw = _Hashing(raw_file)
+        try:
+            tar_in = _Hashing(_decompressed(layer, raw))
+            added: set[str] = set()
+            with tarfile.open(fileobj=tar_in, mode="r|") as tar:
+                for member in tar:
+                    _apply_member(tar, member, paths, contents, added)
+            tar_in.drain()
+            raw.drain()
+        except (OSError, EOFError, tarfile.TarError, zstandard.ZstdError) as exc:
+            raise _damaged(image, layer, f"cannot be read: {exc}") from None
+    if f"sha256:{raw.sha.hexdigest()}" != layer.digest or raw.size != layer.size:
+        raise _damaged(image, layer, "its bytes do not match its digest")
+    if f"sha256:{tar_in.sha.hexdigest()}" != layer.diff_id:
+        raise _damaged(image, layer, "its content does not match the config's diff_id")
+    return tar_in.size
+
+
+def _decompressed(layer: BaseLayer, raw: _Hashing) -> _Readable:
+    if layer.media_type.endswith("gzip"):
+        return gzip.GzipFile(fileobj=raw, mode="rb")
+    if layer.media_type.endswith("zstd"):
+        # zstandard's stub asks for IO[bytes]; any object with read() will do
+        return zstandard.ZstdDecompressor().stream_reader(raw)  # type: ignore[arg-type]
+    return raw
+
+
+def _apply_member(
+    tar: tarfile.TarFile, member: tarfile.TarInfo, paths: set[str], contents: dict[str, bytes], added: set[str]
+) -> None:
+    """One entry of a layer: a whiteout hides what lower layers put there (``added``: this layer's own paths),
+    anything else is a path, and the files of KEEP are read."""
+    name = _norm(member.name)
+    head, _, base = name.rpartition("/")
+    if base == ".wh..wh..opq":
+        prefix = f"{head}/" if head else ""
+        paths.difference_update({p for p in paths if p.startswith(prefix) and p not in added})
+    elif base.startswith(".wh."):
+        gone = f"{head}/{base[4:]}" if head else base[4:]
+        paths.difference_update({p for p in paths if p == gone or p.startswith(gone + "/")})
+        contents.pop(gone, None)
+    elif name:
+        paths.add(name)
+        added.add(name)
+        if name in KEEP:
+            kept = tar.extractfile(member) if member.isfile() and member.size <= MAX_KEEP else None
+            if kept is not None:
+                contents[name] = kept.read()
+            else:
+                contents.pop(name, None)

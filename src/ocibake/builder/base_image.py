@@ -10,8 +10,10 @@ blobs stay byte for byte the same), so an image ocibake writes never mixes the t
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ocibake.errors import InputError
 from ocibake.oci.layout import Layout
@@ -92,18 +94,18 @@ class BaseImage:
     digest: str  # what the reference resolved to (an index or a manifest): pin it with name@digest
     manifest_digest: str  # the platform's manifest: org.opencontainers.image.base.digest
     platform: Platform
-    config: dict  # the base's whole config document
+    config: dict[str, Any]  # the base's whole config document
     layers: tuple[BaseLayer, ...]
 
     @property
-    def runtime(self) -> dict:
+    def runtime(self) -> dict[str, Any]:
         return self.config.get("config") or {}
 
     @property
-    def history(self) -> list[dict]:
+    def history(self) -> list[dict[str, Any]]:
         return [h for h in self.config.get("history") or [] if isinstance(h, dict)]
 
-    def record(self) -> dict:
+    def record(self) -> dict[str, str | list[str]]:
         return {
             "name": self.name,
             "digest": self.digest,
@@ -112,7 +114,7 @@ class BaseImage:
         }
 
 
-def platform_matches(have: dict, want: Platform) -> bool:
+def platform_matches(have: Mapping[str, Any], want: Platform) -> bool:
     if (have.get("os"), have.get("architecture")) != (want.os, want.architecture):
         return False
     variant = have.get("variant", "") or ""
@@ -122,7 +124,7 @@ def platform_matches(have: dict, want: Platform) -> bool:
     return variant == want.variant
 
 
-def _json(layout: Layout, digest: str, what: str) -> dict:
+def _json(layout: Layout, digest: str, what: str) -> dict[str, Any]:
     try:
         doc = json.loads(layout.read_blob(digest))
     except ValueError:
@@ -136,38 +138,7 @@ def _json(layout: Layout, digest: str, what: str) -> dict:
 
 def image_from_layout(layout: Layout, digest: str, name: str, platform: Platform, what: str) -> BaseImage:
     """The image for ``platform`` that ``digest`` (an index or a manifest blob in ``layout``) names."""
-    doc = _json(layout, digest, what)
-    manifest_digest = digest
-    if doc.get("mediaType") in INDEX_TYPES or isinstance(doc.get("manifests"), list):
-        children = [c for c in doc.get("manifests") or [] if isinstance(c, dict)]
-        picks = [
-            c
-            for c in children
-            if c.get("mediaType") in MANIFEST_TYPES and platform_matches(c.get("platform") or {}, platform)
-        ]
-        if not picks:
-            have = sorted(
-                {
-                    "/".join(
-                        p
-                        for p in (
-                            c.get("platform", {}).get("os", ""),
-                            c.get("platform", {}).get("architecture", ""),
-                            c.get("platform", {}).get("variant", ""),
-                        )
-                        if p
-                    )
-                    for c in children
-                    if c.get("platform")
-                }
-            )
-            raise InputError(
-                f"base {what} has no image for {platform}",
-                hint=f"platforms in it: {', '.join(have) or 'none'}; build for one of those, or use "
-                "a base that has this platform",
-            )
-        manifest_digest = picks[0]["digest"]
-        doc = _json(layout, manifest_digest, what)
+    manifest_digest, doc = _platform_manifest(layout, digest, platform, what)
     media_type = doc.get("mediaType") or "application/vnd.oci.image.manifest.v1+json"
     if media_type not in MANIFEST_TYPES or not isinstance(doc.get("config"), dict):
         raise InputError(f"base {what} is a {media_type}, not an image", hint=REF_HINT)
@@ -178,36 +149,82 @@ def image_from_layout(layout: Layout, digest: str, name: str, platform: Platform
             f"base {what} is a {have} image, not {platform}",
             hint="use a base for the platform being built (an index holding it, or a matching image)",
         )
-    diff_ids = (config.get("rootfs") or {}).get("diff_ids") or []
-    descs = doc.get("layers") or []
-    if len(diff_ids) != len(descs):
-        raise InputError(
-            f"base {what}: the config lists {len(diff_ids)} layers, the manifest {len(descs)}",
-            hint="the base image is damaged; copy it again",
-        )
-    layers = []
-    for desc, diff_id in zip(descs, diff_ids, strict=True):
-        mt = LAYER_TYPES.get(desc.get("mediaType", ""))
-        if mt is None:
-            raise InputError(
-                f"base {what}: layer media type {desc.get('mediaType')!r} is not supported",
-                hint=f"ocibake takes base layers of these types: {', '.join(sorted(LAYER_TYPES))}",
-            )
-        path = layout.blob_path(str(desc.get("digest", "")))
-        if not path.is_file():
-            raise InputError(
-                f"base {what}: layer {desc.get('digest')} is missing",
-                hint="the base image is incomplete; copy it again",
-            )
-        layers.append(BaseLayer(path, mt, desc["digest"], int(desc.get("size", 0)), diff_id))
     return BaseImage(
         name=name,
         digest=digest,
         manifest_digest=manifest_digest,
         platform=platform,
         config=config,
-        layers=tuple(layers),
+        layers=_layers(layout, doc, config, what),
     )
+
+
+def _platform_manifest(layout: Layout, digest: str, platform: Platform, what: str) -> tuple[str, dict[str, Any]]:
+    """(digest, document) of the manifest for ``platform``: ``digest``'s own, or the one an index picks."""
+    doc = _json(layout, digest, what)
+    if not (doc.get("mediaType") in INDEX_TYPES or isinstance(doc.get("manifests"), list)):
+        return digest, doc
+    children = [c for c in doc.get("manifests") or [] if isinstance(c, dict)]
+    picks = [
+        c
+        for c in children
+        if c.get("mediaType") in MANIFEST_TYPES and platform_matches(c.get("platform") or {}, platform)
+    ]
+    if not picks:
+        raise InputError(
+            f"base {what} has no image for {platform}",
+            hint=f"platforms in it: {', '.join(_platform_names(children)) or 'none'}; build for one of those, or use "
+            "a base that has this platform",
+        )
+    manifest_digest: str = picks[0]["digest"]
+    return manifest_digest, _json(layout, manifest_digest, what)
+
+
+def _platform_names(children: list[dict[str, Any]]) -> list[str]:
+    """os/architecture[/variant] of every child of an index that names its platform, sorted."""
+    return sorted(
+        {
+            "/".join(
+                p
+                for p in (
+                    c.get("platform", {}).get("os", ""),
+                    c.get("platform", {}).get("architecture", ""),
+                    c.get("platform", {}).get("variant", ""),
+                )
+                if p
+            )
+            for c in children
+            if c.get("platform")
+        }
+    )
+
+
+def _layers(layout: Layout, manifest: dict[str, Any], config: dict[str, Any], what: str) -> tuple[BaseLayer, ...]:
+    """The manifest's layers with the config's diff_ids, each a blob present in ``layout``."""
+    diff_ids = (config.get("rootfs") or {}).get("diff_ids") or []
+    descs = manifest.get("layers") or []
+    if len(diff_ids) != len(descs):
+        raise InputError(
+            f"base {what}: the config lists {len(diff_ids)} layers, the manifest {len(descs)}",
+            hint="the base image is damaged; copy it again",
+        )
+    return tuple(_layer(layout, desc, diff_id, what) for desc, diff_id in zip(descs, diff_ids, strict=True))
+
+
+def _layer(layout: Layout, desc: dict[str, Any], diff_id: str, what: str) -> BaseLayer:
+    mt = LAYER_TYPES.get(desc.get("mediaType", ""))
+    if mt is None:
+        raise InputError(
+            f"base {what}: layer media type {desc.get('mediaType')!r} is not supported",
+            hint=f"ocibake takes base layers of these types: {', '.join(sorted(LAYER_TYPES))}",
+        )
+    path = layout.blob_path(str(desc.get("digest", "")))
+    if not path.is_file():
+        raise InputError(
+            f"base {what}: layer {desc.get('digest')} is missing",
+            hint="the base image is incomplete; copy it again",
+        )
+    return BaseLayer(path, mt, desc["digest"], int(desc.get("size", 0)), diff_id)
 
 
 def resolve_layout_base(ref: BaseRef, platform: Platform) -> BaseImage:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from ocibake.builder.base_cache import resolve_registry_base
 from ocibake.builder.base_files import BaseFiles, read_base_files
@@ -13,6 +14,9 @@ from ocibake.builder.base_image import BaseImage, parse_base_ref, resolve_layout
 from ocibake.oci.image import Descriptor, LayerRecord, rfc3339
 from ocibake.oci.layout import LayoutWriter
 from ocibake.oci.platform import Platform
+
+if TYPE_CHECKING:
+    from ocibake.registry.options import RegistryOptions
 
 BASE_NAME = "org.opencontainers.image.base.name"
 BASE_DIGEST = "org.opencontainers.image.base.digest"
@@ -30,7 +34,7 @@ class Base:
 def resolve_base(
     text: str,
     platform: Platform,
-    options_factory: Callable[[], object] | None,
+    options_factory: Callable[[], RegistryOptions] | None,
     log: Callable[[str], None] = lambda s: None,
 ) -> Base:
     """Resolve, fetch (registry bases: into the cache) and verify the base for ``platform``."""
@@ -46,7 +50,7 @@ def resolve_base(
     return Base(image, read_base_files(image))
 
 
-def base_history(base: Base, epoch: int) -> list[dict]:
+def base_history(base: Base, epoch: int) -> list[dict[str, Any]]:
     """The base's history when it covers its layers (every entry given a `created`: umoci needs one), else one entry
     per base layer."""
     history = [dict(h) for h in base.image.history]

@@ -16,7 +16,7 @@ from pathlib import Path
 from ocibake.builder import gobuild
 from ocibake.errors import InputError, ToolchainError
 from ocibake.oci.platform import Platform
-from ocibake.toolchain.base import GoBuild
+from ocibake.toolchain.base import GoBuild, Toolchain
 from ocibake.toolchain.cache import cache_home, private_cache, private_mkdir
 
 DELVE_MODULE = "github.com/go-delve/delve"
@@ -76,8 +76,12 @@ def _is_static(path: Path) -> bool:
 
 
 def delve_binary(
-    spec_delve: str | None, platform: Platform, toolchain, log: Callable[[str], None], cache: Path | None = None
-) -> tuple[Path, dict]:
+    spec_delve: str | None,
+    platform: Platform,
+    toolchain: Toolchain,
+    log: Callable[[str], None],
+    cache: Path | None = None,
+) -> tuple[Path, dict[str, str | bool]]:
     """(dlv for ``platform``, facts for the build record)."""
     if spec_delve:
         path = check_delve_file(spec_delve, platform)
@@ -91,7 +95,11 @@ def delve_binary(
     root = private_cache(cache or cache_home())
     arch = "-".join(p for p in (platform.architecture, platform.variant) if p)
     target = root / "delve" / DELVE_VERSION / arch / "dlv"
-    record = {"source": f"{DELVE_PACKAGE}@{DELVE_VERSION}", "version": DELVE_VERSION, "cgo": False}
+    record: dict[str, str | bool] = {
+        "source": f"{DELVE_PACKAGE}@{DELVE_VERSION}",
+        "version": DELVE_VERSION,
+        "cgo": False,
+    }
     if target.is_file():
         return target, record
     private_mkdir(target.parent)

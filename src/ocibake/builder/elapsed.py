@@ -62,7 +62,7 @@ class LiveLog:
 @contextmanager
 def long_step(log: Callable[[str], None], line: str) -> Iterator[None]:
     """Log ``line`` for a step that may take long; on a live log, count the seconds on it until the step ends."""
-    if not getattr(log, "live", False):
+    if not (isinstance(log, LiveLog) and log.live):
         log(line)
         yield
         return

@@ -35,7 +35,7 @@ _KEY_RE = re.compile(r"^[0-9a-f]{64}$")
 LOCK_NAME = ".lock"
 
 
-def make_key(**material) -> str:
+def make_key(**material: object) -> str:
     """A cache key from the inputs an entry depends on (JSON-serialisable values)."""
     text = json.dumps(material, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
@@ -168,7 +168,7 @@ class FileCache:
 
     def entries(self) -> list[tuple[str, int, float]]:
         """(key, size, last use) of every finished entry."""
-        out = []
+        out: list[tuple[str, int, float]] = []
         try:
             names = os.listdir(self.root)
         except OSError:

@@ -41,11 +41,11 @@ def layer_cache() -> FileCache:
 class _Hasher:
     """A write-only sink that hashes and counts (the tar stream, not kept)."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.sha = hashlib.sha256()
         self.size = 0
 
-    def write(self, b) -> int:
+    def write(self, b: bytes) -> int:
         self.sha.update(b)
         self.size += len(b)
         return len(b)

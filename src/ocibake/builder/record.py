@@ -3,7 +3,9 @@ auditor rebuilds from), the OCI annotations and labels, and the runtime config. 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import ocibake
 from ocibake.builder import gobuild, upx
@@ -31,14 +33,14 @@ class Provenance:
     epoch: int
     go_version: str
     ldflags: str
-    toolchain: dict
+    toolchain: dict[str, str | bool]  # what the toolchain says about itself (Toolchain.describe)
     goflags: str = ""  # given to go explicitly (from ocibake's environment), so a GOENV file cannot differ
     goexperiment: str = ""  # as `go env GOEXPERIMENT` says (the environment or a GOENV file)
     gofips140: str = ""  # likewise (Go 1.24+; "" before)
-    upx: dict = field(default_factory=lambda: {"mode": "off"})
+    upx: dict[str, str | list[str]] = field(default_factory=lambda: {"mode": "off"})
 
 
-def upx_setting(mode: str, version: str) -> dict:
+def upx_setting(mode: str, version: str) -> dict[str, str | list[str]]:
     """The UPX part of the build record: the setting and the upx that applied it, never sizes or times."""
     args = upx.full_args(mode)
     return {"mode": "off"} if args is None else {"mode": mode, "args": list(args), "version": version}
@@ -58,13 +60,13 @@ def oci_annotations(spec: BuildSpec, prov: Provenance) -> dict[str, str]:
     }
 
 
-def runtime_config(spec: BuildSpec, prov: Provenance, record: dict) -> ImageConfig:
+def runtime_config(spec: BuildSpec, prov: Provenance, record: Mapping[str, Any]) -> ImageConfig:
     labels = dict(oci_annotations(spec, prov))
     labels[BUILD_RECORD_LABEL] = canonical_json(record).decode()
     return ImageConfig(user=f"{APP_UID}:{APP_GID}", exposed_ports=(f"{spec.port}/tcp",), labels=labels)
 
 
-def build_record(spec: BuildSpec, prov: Provenance, contents: list[LayerContent]) -> dict:
+def build_record(spec: BuildSpec, prov: Provenance, contents: list[LayerContent]) -> dict[str, Any]:
     """What an auditor needs to rebuild this image bit for bit. No host paths, users or clocks."""
     return {
         "ocibake": ocibake.__version__,

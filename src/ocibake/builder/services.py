@@ -86,7 +86,9 @@ def run_all(tasks: Sequence[Task], limit: int) -> tuple[list[Outcome], BaseExcep
     interrupt: BaseException | None = None
     pool = ThreadPoolExecutor(max_workers=min(limit, len(tasks)) or 1, thread_name_prefix="service")
     try:
-        futures: dict[Future, int] = {pool.submit(_timed, t): i for i, t in enumerate(tasks)}
+        futures: dict[Future[tuple[object, BaseException | None, float]], int] = {
+            pool.submit(_timed, t): i for i, t in enumerate(tasks)
+        }
         pending = set(futures)
         try:
             while pending:

@@ -7,9 +7,13 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections.abc import Callable
+from typing import Generic, TypeVar
 
+from ocibake.builder.base_layers import Base
 from ocibake.layers.content import LayerContent
 from ocibake.oci.image import LayerRecord
+
+T = TypeVar("T")
 
 
 def _key(content: LayerContent, epoch: int, compression: str) -> str:
@@ -21,13 +25,15 @@ def _key(content: LayerContent, epoch: int, compression: str) -> str:
     return h.hexdigest()
 
 
-class SharedLayers:
+class _Once(Generic[T]):
+    """Each key's value made once, by the first thread that asks for it; the others wait for that one."""
+
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._locks: dict[str, threading.Lock] = {}
-        self._done: dict[str, object] = {}
+        self._done: dict[str, T] = {}
 
-    def _once(self, key: str, make: Callable[[], object]):
+    def get(self, key: str, make: Callable[[], T]) -> T:
         with self._lock:
             lock = self._locks.setdefault(key, threading.Lock())
         with lock:
@@ -35,10 +41,16 @@ class SharedLayers:
                 self._done[key] = make()
             return self._done[key]
 
+
+class SharedLayers:
+    def __init__(self) -> None:
+        self._layers: _Once[LayerRecord] = _Once()
+        self._bases: _Once[list[LayerRecord]] = _Once()
+
     def record(
         self, content: LayerContent, epoch: int, compression: str, write: Callable[[], LayerRecord]
     ) -> LayerRecord:
-        return self._once(_key(content, epoch, compression), write)
+        return self._layers.get(_key(content, epoch, compression), write)
 
-    def base_records(self, base, write: Callable[[], list[LayerRecord]]) -> list[LayerRecord]:
-        return self._once(f"base\0{base.image.manifest_digest}", write)
+    def base_records(self, base: Base, write: Callable[[], list[LayerRecord]]) -> list[LayerRecord]:
+        return self._bases.get(base.image.manifest_digest, write)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ocibake.builder.project import GitInfo
 from ocibake.oci.platform import Platform
 
 TARGETS = ("production", "production-alpine", "development")
@@ -41,7 +42,7 @@ class BuildSpec:
     upx_skip_unsupported: bool = False  # (several platforms) an architecture UPX cannot pack stays unpacked
     asked_layers: frozenset[str] = frozenset()  # "ca-certificates", "zoneinfo": asked for even on a base that has them
     force_tags: bool = False  # let tags move to an image of another name or version (tag_moves.py)
-    recorded_git: object | None = None  # (audit) a project.GitInfo to use instead of asking git: the image's record
+    recorded_git: GitInfo | None = None  # (audit) to use instead of asking git: what the image's record says
 
     @property
     def effective_upx(self) -> str:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from ocibake.builder.file_cache import FileCache, file_sha256, make_key, mib_from_env
 from ocibake.errors import InputError, ToolchainError
+from ocibake.toolchain.base import Toolchain
 
 UPX_MODES = ("off", "fast", "best", "best-lzma", "1", "2", "3", "4", "5", "6", "7", "8", "9")
 PRODUCTION_DEFAULT = "best-lzma"
@@ -74,7 +75,7 @@ class UpxResult:
     def ratio(self) -> float:
         return self.size_after / self.size_before if self.size_before else 1.0
 
-    def record(self) -> dict:
+    def record(self) -> dict[str, str | list[str]]:
         """For the build record: the setting, not the timing (the record must not depend on the clock)."""
         return {"mode": self.mode, "args": list(self.args)}
 
@@ -169,7 +170,9 @@ def cache_key(binary: Path, upx_version: str, args: Sequence[str]) -> str:
     return make_key(kind="upx", input=file_sha256(binary), upx=upx_version, args=list(args))
 
 
-def compress(toolchain, binary: Path, mode: str, cache: FileCache | None = None, upx_version: str = "") -> UpxResult:
+def compress(
+    toolchain: Toolchain, binary: Path, mode: str, cache: FileCache | None = None, upx_version: str = ""
+) -> UpxResult:
     """Compress ``binary`` in place with ``toolchain.upx`` as ``mode`` says; ``off`` leaves it untouched.
 
     With a ``cache`` (and the ``upx_version`` that would run), a binary packed before with the same upx and arguments
@@ -182,7 +185,7 @@ def compress(toolchain, binary: Path, mode: str, cache: FileCache | None = None,
     if args is None:
         return UpxResult(mode="off", args=(), size_before=before, size_after=before, seconds=0.0)
     key = cache_key(binary, upx_version, args) if cache is not None and cache.enabled and upx_version else None
-    if key is not None and cache.get(key, binary) and is_packed(binary):
+    if cache is not None and key is not None and cache.get(key, binary) and is_packed(binary):
         return UpxResult(
             mode=str(mode).strip().lower(),
             args=args,
@@ -206,7 +209,7 @@ def compress(toolchain, binary: Path, mode: str, cache: FileCache | None = None,
             f"upx exited 0 but the binary is not UPX-packed (no UPX header after `upx {' '.join(args)}`)",
             hint="check that --upx-bin (or upx on PATH) is a real upx, or use --upx off",
         )
-    if key is not None:
+    if cache is not None and key is not None:
         cache.put(key, binary)
     return UpxResult(
         mode=str(mode).strip().lower(),

@@ -30,7 +30,17 @@ def _sha256(path: Path) -> str:
     return "sha256:" + h.hexdigest()
 
 
-def resolve_ca_source(choice: str) -> tuple[Path, dict] | None:
+def _host_bundle() -> Path:
+    found = next((Path(p) for p in HOST_BUNDLES if Path(p).is_file()), None)
+    if found is None:
+        raise InputError(
+            "--ca-bundle host: no CA bundle found on this host",
+            hint=f"looked in {', '.join(HOST_BUNDLES)}; pass a PEM file path or use the default",
+        )
+    return found
+
+
+def resolve_ca_source(choice: str) -> tuple[Path, dict[str, str]] | None:
     """Return (bundle path, record) for `certifi` (default), `host`, a path, or None for `none`."""
     if choice == "none":
         return None
@@ -40,12 +50,7 @@ def resolve_ca_source(choice: str) -> tuple[Path, dict] | None:
         path = Path(certifi.where())
         record = {"source": "certifi", "version": certifi.__version__}
     elif choice == "host":
-        path = next((Path(p) for p in HOST_BUNDLES if Path(p).is_file()), None)
-        if path is None:
-            raise InputError(
-                "--ca-bundle host: no CA bundle found on this host",
-                hint=f"looked in {', '.join(HOST_BUNDLES)}; pass a PEM file path or use the default",
-            )
+        path = _host_bundle()
         record = {"source": "host", "path": str(path)}
     else:
         path = Path(choice)

@@ -10,6 +10,7 @@ caches share them.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from ocibake.layers.tar import Entry
 
@@ -19,7 +20,7 @@ class LayerContent:
     kind: str  # "passwd", "ca-certificates", "zoneinfo", "binary"
     entries: tuple[Entry, ...]
     created_by: str  # history "created_by": what made this layer
-    record: dict = field(default_factory=dict)  # source, version, sha256: for the build record
+    record: dict[str, Any] = field(default_factory=dict)  # source, version, sha256: for the build record (JSON)
     mtime: int | None = None  # the files' mtime; None: SOURCE_DATE_EPOCH (the binary)
 
     def mtime_for(self, source_epoch: int) -> int:

@@ -18,6 +18,10 @@ import zlib
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer
 
 BLOCK = 256 << 10
 WINDOW = 32 << 10
@@ -45,7 +49,7 @@ class ParallelGzipWriter:
         self._level = level
         self._threads = max(1, threads or min(4, os.cpu_count() or 1))
         self._pool = ThreadPoolExecutor(max_workers=self._threads, thread_name_prefix="ocibake-gzip")
-        self._pending: deque[Future] = deque()
+        self._pending: deque[Future[bytes]] = deque()
         self._buffer = bytearray()
         self._previous_tail = b""
         self._crc = 0
@@ -56,7 +60,7 @@ class ParallelGzipWriter:
     def writable(self) -> bool:
         return True
 
-    def write(self, data) -> int:
+    def write(self, data: ReadableBuffer) -> int:
         data = bytes(data)
         self._crc = zlib.crc32(data, self._crc)
         self._size += len(data)

@@ -40,7 +40,7 @@ def _zone_files(root: Path) -> list[tuple[str, Path]]:
     return sorted(found)
 
 
-def resolve_zoneinfo_source(choice: str) -> tuple[Path, dict] | None:
+def resolve_zoneinfo_source(choice: str) -> tuple[Path, dict[str, str]] | None:
     """Return (zoneinfo root, record) for `tzdata` (default), `host`, a directory, or None for `none`. Cheap: the tree
     is only checked for a compiled America/New_York here, and read by zoneinfo_layer."""
     resolved = _zoneinfo_root(choice)
@@ -59,7 +59,7 @@ def resolve_zoneinfo_source(choice: str) -> tuple[Path, dict] | None:
     return resolved
 
 
-def _zoneinfo_root(choice: str) -> tuple[Path, dict] | None:
+def _zoneinfo_root(choice: str) -> tuple[Path, dict[str, str]] | None:
     if choice == "none":
         return None
     if choice in ("tzdata", "default", ""):
@@ -97,12 +97,11 @@ def zoneinfo_layer(choice: str = "tzdata") -> LayerContent | None:
         data = path.read_bytes()
         tree.update(rel.encode() + b"\0" + hashlib.sha256(data).digest())
         entries.append(Entry.file(f"{ZONEINFO_DIR}/{rel}", data, mode=0o644))
-    record = dict(record, files=len(files), sha256="sha256:" + tree.hexdigest())
     label = record["source"] + (f" {record['version']}" if "version" in record else "")
     return LayerContent(
         kind="zoneinfo",
         entries=tuple(entries),
         created_by=f"ocibake: zoneinfo {ZONEINFO_DIR} ({label}, {len(files)} zones)",
-        record=record,
+        record={**record, "files": len(files), "sha256": "sha256:" + tree.hexdigest()},
         mtime=DATA_EPOCH,
     )

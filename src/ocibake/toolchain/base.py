@@ -37,7 +37,7 @@ def last_lines(output: str, n: int) -> list[str]:
 class Toolchain(Protocol):
     """What bake.py needs from a toolchain."""
 
-    def describe(self) -> dict:
+    def describe(self) -> dict[str, str | bool]:
         """Facts for the build record: kind, go version, image digest..."""
 
     def summary(self) -> str:

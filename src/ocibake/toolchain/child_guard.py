@@ -25,7 +25,7 @@ class GroupGuard:
         self.pgid = pgid
         read_end, self._write_end = os.pipe()
         try:
-            self.proc: subprocess.Popen | None = subprocess.Popen(
+            self.proc: subprocess.Popen[bytes] | None = subprocess.Popen(
                 ["sh", "-c", GUARD, "ocibake-guard", str(pgid)],
                 stdin=read_end,
                 stdout=subprocess.DEVNULL,
@@ -46,7 +46,7 @@ class GroupGuard:
             self.proc.wait()
 
 
-def signal_group(proc: subprocess.Popen, sig: int) -> None:
+def signal_group(proc: subprocess.Popen[str], sig: int) -> None:
     """``sig`` to the program and everything it started (its own process group)."""
     try:
         os.killpg(proc.pid, sig)

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ocibake.errors import InputError
 from ocibake.toolchain.image_ref import parse_toolchain_ref
 from ocibake.toolchain.local import LocalToolchain
+
+if TYPE_CHECKING:
+    from ocibake.registry.options import RegistryOptions
+    from ocibake.toolchain.image import ImageToolchain
 
 
 def make_toolchain(
@@ -17,8 +22,8 @@ def make_toolchain(
     upx: str | None = None,
     network: bool = False,
     cache: Path | None = None,
-    registry_options: Callable[[], object] | None = None,
-):
+    registry_options: Callable[[], RegistryOptions] | None = None,
+) -> LocalToolchain | ImageToolchain:
     """What the build command calls for --toolchain/--go/--upx-bin/--network: a LocalToolchain or an ImageToolchain."""
     ref = parse_toolchain_ref("local" if reference is None else reference)
     if ref.kind == "local":
@@ -30,4 +35,4 @@ def make_toolchain(
         )
     from ocibake.toolchain.image import ImageToolchain  # the sandbox and unpacking: only when an image is named
 
-    return ImageToolchain(reference, network=network, cache=cache, registry_options=registry_options)
+    return ImageToolchain(ref.text, network=network, cache=cache, registry_options=registry_options)

@@ -21,7 +21,7 @@ from ocibake.errors import OcibakeError
 CACHE_PART = "goenv"
 
 
-def _file_id(path: Path) -> list:
+def _file_id(path: Path) -> list[str | int | None]:
     try:
         st = os.stat(path)
     except OSError:

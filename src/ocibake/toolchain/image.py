@@ -21,9 +21,11 @@ from __future__ import annotations
 import os
 import shutil
 import stat
+import subprocess
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from ocibake.errors import InputError, ToolchainError
 from ocibake.toolchain.base import GoBuild, last_lines
@@ -31,6 +33,9 @@ from ocibake.toolchain.cache import cache_home, check_private_entry, private_cac
 from ocibake.toolchain.image_ref import ResolvedImage, parse_toolchain_ref, resolve_layout, resolve_registry
 from ocibake.toolchain.rootfs import resolve, unpack_image
 from ocibake.toolchain.sandbox import Bind, Sandbox, SandboxRun
+
+if TYPE_CHECKING:
+    from ocibake.registry.options import RegistryOptions
 
 # Module download settings passed into the sandbox when it has network (--network), as the local toolchain sees them.
 NETWORK_GO_ENV = ("GOPROXY", "GOSUMDB", "GOPRIVATE", "GONOPROXY", "GONOSUMDB", "GOINSECURE")
@@ -68,7 +73,7 @@ def take_regular_file(produced: Path, dest: Path, what: str) -> None:
     os.replace(produced, dest)
 
 
-def _env_dict(config: dict) -> dict[str, str]:
+def _env_dict(config: Mapping[str, Any]) -> dict[str, str]:
     env = {}
     for item in (config.get("config") or {}).get("Env") or []:
         key, sep, value = item.partition("=")
@@ -88,7 +93,7 @@ class ImageToolchain:
         network: bool = False,
         cache: Path | None = None,
         sandbox: Sandbox | None = None,
-        registry_options: Callable[[], object] | None = None,
+        registry_options: Callable[[], RegistryOptions] | None = None,
     ):
         self.ref = parse_toolchain_ref(reference)
         if self.ref.kind == "local":
@@ -97,32 +102,37 @@ class ImageToolchain:
         self.cache = cache or cache_home()
         self.sandbox = sandbox or Sandbox()
         self._registry_options = registry_options  # made only when a registry is asked (it may read stdin)
-        self._image: ResolvedImage | None = None
-        self._rootfs: Path | None = None
+        self._unpacked: tuple[ResolvedImage, Path] | None = None  # the image and its rootfs, once prepared
         self._versions: dict[str, str] = {}
 
     # -- preparation -------------------------------------------------------------------------------------------
     def prepare(self) -> Path:
         """Resolve, unpack (once, cached) and check the sandbox; return the rootfs. Called by every other method."""
-        if self._rootfs is None:
+        return self._prepared()[1]
+
+    def _prepared(self) -> tuple[ResolvedImage, Path]:
+        if self._unpacked is None:
             self.sandbox.backend()  # fail early, before unpacking, when no sandbox can be made
             private_cache(self.cache)
             if self.ref.kind == "oci":
-                self._image = resolve_layout(self.ref)
+                image = resolve_layout(self.ref)
             else:
                 options = self._registry_options() if self._registry_options else None
-                self._image = resolve_registry(self.ref, self.cache, options)
-            self._rootfs = unpack_image(self._image.layers, self.cache)
-        return self._rootfs
+                image = resolve_registry(self.ref, self.cache, options)
+            self._unpacked = (image, unpack_image(image.layers, self.cache))
+        return self._unpacked
+
+    @property
+    def image(self) -> ResolvedImage:
+        """The resolved toolchain image (prepared first)."""
+        return self._prepared()[0]
 
     @property
     def digest(self) -> str:
-        self.prepare()
-        return self._image.digest  # type: ignore[union-attr]
+        return self.image.digest
 
     def _env(self) -> dict[str, str]:
-        self.prepare()
-        env = _env_dict(self._image.config)  # type: ignore[union-attr]
+        env = _env_dict(self.image.config)
         env.update({"HOME": "/tmp", "GOCACHE": "/cache/go-build", "GOMODCACHE": "/cache/mod", "GOTOOLCHAIN": "local"})
         if not self.network:
             env["GOPROXY"] = "off"
@@ -179,18 +189,18 @@ class ImageToolchain:
         what: str,
         timeout: float | None = None,
         shown_env: Mapping[str, str] | None = None,
-    ):
+    ) -> subprocess.CompletedProcess[str]:
         run = SandboxRun(
             rootfs=self.prepare(), argv=list(argv), env=env, binds=tuple(binds), cwd=cwd, network=self.network
         )
         return self.sandbox.run(run, what=what, timeout=timeout, shown_env=shown_env)
 
     # -- the Toolchain protocol --------------------------------------------------------------------------------
-    def describe(self) -> dict:
+    def describe(self) -> dict[str, str | bool]:
         """For the build record: no local paths, so the record is the same on every machine."""
         # Only what decides the bytes: how the image was named (a tag, a mirror's host name, an index digest) is in
         # the report, so the same toolchain gives the same record whatever it is called on this machine.
-        d = {"kind": "image", "digest": self.digest, "network": self.network}
+        d: dict[str, str | bool] = {"kind": "image", "digest": self.digest, "network": self.network}
         if self._versions.get("go"):
             d["go_version"] = self._versions["go"]
         if self._versions.get("upx"):
@@ -257,10 +267,10 @@ class ImageToolchain:
                 [upx, *args, "/out/app"],
                 binds=[Bind(work, "/out", writable=True)],
                 cwd="/out",
-                env=_env_dict(self._image.config),
+                env=_env_dict(self.image.config),
                 what="upx",
                 timeout=900,
-            )  # type: ignore[union-attr]
+            )
             take_regular_file(work / "app", binary, f"upx in {self.ref.text}")
         finally:
             shutil.rmtree(work, ignore_errors=True)
@@ -272,10 +282,10 @@ class ImageToolchain:
                 [upx, "--version"],
                 binds=[Bind(Path(work), "/out", writable=True)],
                 cwd="/out",
-                env=_env_dict(self._image.config),
+                env=_env_dict(self.image.config),
                 what="upx --version",
                 timeout=60,
-            )  # type: ignore[union-attr]
+            )
         lines = proc.stdout.strip().splitlines()
         self._versions["upx"] = lines[0] if lines else "unknown"
         return self._versions["upx"]

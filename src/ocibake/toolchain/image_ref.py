@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from ocibake.errors import InputError, RegistryError
 from ocibake.oci.layout import Layout
@@ -18,6 +19,9 @@ from ocibake.oci.names import refuse_credentials
 from ocibake.oci.platform import host_architecture
 from ocibake.toolchain.cache import private_mkdir
 from ocibake.toolchain.rootfs import LayerSource
+
+if TYPE_CHECKING:
+    from ocibake.registry.options import RegistryOptions
 
 REF_HINT = (
     "use --toolchain local, oci:DIR[:TAG] for an OCI image layout on disk (e.g. made with "
@@ -35,8 +39,9 @@ class ToolchainRef:
     digest: str | None = None  # oci: a pinned manifest digest, if any
 
 
-def parse_toolchain_ref(text: str) -> ToolchainRef:
-    """``local``, ``oci:DIR[:TAG]``, ``oci:DIR@sha256:HEX`` or a registry reference; anything else is an InputError."""
+def parse_toolchain_ref(text: str | None) -> ToolchainRef:
+    """``local`` (or None), ``oci:DIR[:TAG]``, ``oci:DIR@sha256:HEX`` or a registry reference; anything else is an
+    InputError."""
     if text is None or text.strip() == "local":
         return ToolchainRef("local", "local")
     text = text.strip()
@@ -71,7 +76,7 @@ def parse_toolchain_ref(text: str) -> ToolchainRef:
 @dataclass(frozen=True)
 class ResolvedImage:
     digest: str  # the manifest digest: what --toolchain is pinned to
-    config: dict
+    config: dict[str, Any]  # the image's config document
     layers: tuple[LayerSource, ...]
 
 
@@ -161,7 +166,7 @@ def _pinned_in_cache(layout_dir: Path, digest: str) -> str | None:
     return digest if digest in listed else None
 
 
-def resolve_registry(ref: ToolchainRef, cache: Path, options=None) -> ResolvedImage:
+def resolve_registry(ref: ToolchainRef, cache: Path, options: RegistryOptions | None = None) -> ResolvedImage:
     """Pull the image for this host's platform into CACHE/pulled (an OCI layout; every digest verified), then read it
     from there. A reference pinned by digest that is already there is not pulled again."""
     from ocibake.registry.pull import pull

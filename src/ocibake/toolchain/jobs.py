@@ -19,7 +19,7 @@ from contextlib import contextmanager, suppress
 
 _lock = threading.Lock()
 _slots: threading.Semaphore | None = None
-_live: set[subprocess.Popen] = set()
+_live: set[subprocess.Popen[str]] = set()
 _cancelled = threading.Event()
 
 
@@ -51,19 +51,19 @@ def slot() -> Iterator[None]:
         sem.release()
 
 
-def started(proc: subprocess.Popen) -> None:
+def started(proc: subprocess.Popen[str]) -> None:
     with _lock:
         _live.add(proc)
     if _cancelled.is_set():
         _interrupt(proc)
 
 
-def finished(proc: subprocess.Popen) -> None:
+def finished(proc: subprocess.Popen[str]) -> None:
     with _lock:
         _live.discard(proc)
 
 
-def _interrupt(proc: subprocess.Popen) -> None:
+def _interrupt(proc: subprocess.Popen[str]) -> None:
     with suppress(OSError):
         proc.send_signal(signal.SIGINT)
 

@@ -58,7 +58,7 @@ class LocalToolchain:
         self._upx_checked = True
         return found
 
-    def describe(self) -> dict:
+    def describe(self) -> dict[str, str | bool]:
         return {"kind": "local"}
 
     def summary(self) -> str:

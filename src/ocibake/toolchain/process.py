@@ -16,8 +16,8 @@ from ocibake.toolchain.child_guard import GroupGuard, signal_group
 
 
 def run_captured(
-    argv: list[str], *, cwd: Path | None = None, env: dict | None = None, timeout: float | None = None
-) -> subprocess.CompletedProcess:
+    argv: list[str], *, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float | None = None
+) -> subprocess.CompletedProcess[str]:
     """subprocess.run with stdout and stderr together, except that when ocibake itself is interrupted or terminated
     the program (and all it started) gets SIGINT, as from Ctrl-C, and a few seconds to clean up (go removes its work
     directory on SIGINT, not on SIGTERM) before SIGKILL; and if ocibake is killed, they die too (child_guard.py).
@@ -68,6 +68,13 @@ def command_line(argv: Sequence[str], shown_env: Mapping[str, str] | None = None
     return f"{prefix} {shlex.join(argv)}" if prefix else shlex.join(argv)
 
 
+def timeout_output(exc: subprocess.TimeoutExpired) -> str:
+    """What a timed-out program printed before it was stopped: bytes from subprocess.run, text from run_captured
+    (typeshed types ``stdout`` as bytes only; ``output`` is the same attribute, untyped)."""
+    output: str | bytes | None = exc.output
+    return output.decode(errors="replace") if isinstance(output, bytes) else (output or "")
+
+
 def run_tool(
     argv: Sequence[str],
     *,
@@ -77,7 +84,7 @@ def run_tool(
     timeout: float | None = None,
     hint: str | None = None,
     shown_env: Mapping[str, str] | None = None,
-) -> subprocess.CompletedProcess:
+) -> subprocess.CompletedProcess[str]:
     """Run a toolchain program; a failure becomes a ToolchainError with the command line (with ``shown_env``) and
     its output."""
     try:
@@ -85,9 +92,10 @@ def run_tool(
     except OSError as exc:
         raise ToolchainError(f"{what}: cannot run {argv[0]}: {exc.strerror}", hint=hint) from exc
     except subprocess.TimeoutExpired as exc:
-        out = exc.stdout.decode(errors="replace") if isinstance(exc.stdout, bytes) else (exc.stdout or "")
         raise ToolchainError(
-            f"{what} timed out after {timeout:.0f}s: {command_line(argv, shown_env)}", detail=out.strip(), hint=hint
+            f"{what} timed out after {timeout:.0f}s: {command_line(argv, shown_env)}",
+            detail=timeout_output(exc).strip(),
+            hint=hint,
         ) from exc
     if proc.returncode != 0:
         raise ToolchainError(

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
 import os
 import shutil
 import stat
@@ -26,7 +27,7 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Protocol
 
 import zstandard
 
@@ -71,10 +72,14 @@ def chain_id(diff_ids: Sequence[str]) -> str:
     return chain
 
 
-class _HashingReader:
-    """Hashes everything read through it."""
+class _Readable(Protocol):
+    def read(self, n: int = -1, /) -> bytes: ...
 
-    def __init__(self, raw: BinaryIO):
+
+class _HashingReader(io.RawIOBase):
+    """Hashes everything read through it (a read-only file object that cannot seek)."""
+
+    def __init__(self, raw: _Readable):
         self._raw = raw
         self.sha = hashlib.sha256()
 
@@ -117,17 +122,22 @@ class _LayerStream:
             self._file.close()
             raise InputError(f"layer blob {layer.digest} is not a regular file", hint="re-copy the image")
         self.compressed = _HashingReader(self._file)
+        self._decomp: _Readable
         if kind == "gzip":
-            self._decomp = gzip.GzipFile(fileobj=self.compressed, mode="rb")  # type: ignore[arg-type]
+            self._decomp = gzip.GzipFile(fileobj=self.compressed, mode="rb")
         elif kind == "zstd":
-            self._decomp = zstandard.ZstdDecompressor().stream_reader(self.compressed, read_across_frames=True)
+            # zstandard's stub asks for IO[bytes]; any object with read() will do
+            self._decomp = zstandard.ZstdDecompressor().stream_reader(
+                self.compressed,  # type: ignore[arg-type]
+                read_across_frames=True,
+            )
         else:
             self._decomp = self.compressed
         self.tar_bytes = _HashingReader(self._decomp)
 
     def members(self) -> Iterator[tuple[tarfile.TarInfo, tarfile.TarFile]]:
         try:
-            with tarfile.open(fileobj=self.tar_bytes, mode="r|") as tar:  # type: ignore[call-overload]
+            with tarfile.open(fileobj=self.tar_bytes, mode="r|") as tar:
                 for member in tar:
                     yield member, tar
         except (tarfile.TarError, OSError, EOFError, zstandard.ZstdError) as exc:

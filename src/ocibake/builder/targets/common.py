@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from ocibake.builder.base_files import BaseFiles
 from ocibake.builder.base_image import BaseImage
@@ -17,6 +18,7 @@ from ocibake.layers.passwd import passwd_layer
 from ocibake.layers.passwd_base import passwd_layer_on_base
 from ocibake.layers.zoneinfo import zoneinfo_layer
 from ocibake.oci.image import ImageConfig
+from ocibake.toolchain.base import Toolchain
 
 Log = Callable[[str], None]
 
@@ -33,27 +35,27 @@ class Recipe:
     def default_base(self, spec: BuildSpec, toolchain_ref: str | None) -> str | None:
         return spec.base
 
-    def layers(self, spec: BuildSpec, files: BaseFiles | None) -> tuple[list[LayerContent], dict]:
+    def layers(self, spec: BuildSpec, files: BaseFiles | None) -> tuple[list[LayerContent], dict[str, Any]]:
         """The layers under the binary, and what the build record says about the ones left out."""
         return support_layers(spec, files)
 
-    def top_layers(self, spec: BuildSpec, work: Path, toolchain, log: Log) -> list[LayerContent]:
+    def top_layers(self, spec: BuildSpec, work: Path, toolchain: Toolchain, log: Log) -> list[LayerContent]:
         """Layers above the binary (after it is built)."""
         return []
 
     def runtime(
         self, spec: BuildSpec, config: ImageConfig, base: BaseImage | None, files: BaseFiles | None
-    ) -> tuple[ImageConfig, dict]:
+    ) -> tuple[ImageConfig, dict[str, Any]]:
         """The runtime config, and facts for the build record."""
         return inherit(config, base), {}
 
 
-def support_layers(spec: BuildSpec, files: BaseFiles | None) -> tuple[list[LayerContent], dict]:
+def support_layers(spec: BuildSpec, files: BaseFiles | None) -> tuple[list[LayerContent], dict[str, Any]]:
     if files is None:
         optional = (zoneinfo_layer(spec.zoneinfo), ca_layer(spec.ca_bundle))
         return [passwd_layer(), *(layer for layer in optional if layer is not None)], {}
     contents = [passwd_layer_on_base(files.text("etc/passwd"), files.text("etc/group"))]
-    skipped = {}
+    skipped: dict[str, str] = {}
     if files.zoneinfo and "zoneinfo" not in spec.asked_layers:
         skipped["zoneinfo"] = "the base has /usr/share/zoneinfo"
     elif (layer := zoneinfo_layer(spec.zoneinfo)) is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from ocibake.builder.base_files import BaseFiles
 from ocibake.builder.base_image import BaseImage
@@ -20,6 +21,7 @@ from ocibake.errors import InputError
 from ocibake.layers.content import LayerContent
 from ocibake.layers.tar import Entry
 from ocibake.oci.image import ImageConfig
+from ocibake.toolchain.base import Toolchain
 
 DLV_PATH = "/usr/local/bin/dlv"
 DELVE_PORT = 2345
@@ -61,7 +63,7 @@ class Development(Recipe):
             return toolchain_ref
         return None
 
-    def top_layers(self, spec: BuildSpec, work: Path, toolchain, log: Log) -> list[LayerContent]:
+    def top_layers(self, spec: BuildSpec, work: Path, toolchain: Toolchain, log: Log) -> list[LayerContent]:
         path, record = delve_binary(spec.delve, spec.platform, toolchain, log)
         entry = Entry.from_path(DLV_PATH, path, mode=0o555)
         return [
@@ -75,7 +77,7 @@ class Development(Recipe):
 
     def runtime(
         self, spec: BuildSpec, config: ImageConfig, base: BaseImage | None, files: BaseFiles | None
-    ) -> tuple[ImageConfig, dict]:
+    ) -> tuple[ImageConfig, dict[str, Any]]:
         config = replace(
             inherit(config, base), entrypoint=ENTRYPOINT, exposed_ports=(f"{spec.port}/tcp", f"{DELVE_PORT}/tcp")
         )

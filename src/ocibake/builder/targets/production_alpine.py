@@ -9,6 +9,7 @@ out where the base has them (unless asked for with --ca-bundle/--zoneinfo); the 
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 from ocibake.builder.base_files import BaseFiles
 from ocibake.builder.base_image import BaseImage
@@ -34,7 +35,8 @@ def health_command(spec: BuildSpec, files: BaseFiles) -> str:
     )
 
 
-def healthcheck(spec: BuildSpec, base: BaseImage, files: BaseFiles) -> dict | None:
+def healthcheck(spec: BuildSpec, base: BaseImage, files: BaseFiles) -> dict[str, list[str] | int] | None:
+    """Docker's Healthcheck object for the config (Test and the timings), or None for none."""
     if spec.no_healthcheck:
         # an inherited health check is switched off explicitly, as `HEALTHCHECK NONE` does
         return {"Test": ["NONE"]} if base.runtime.get("Healthcheck") else None
@@ -58,7 +60,7 @@ class ProductionAlpine(Recipe):
 
     def runtime(
         self, spec: BuildSpec, config: ImageConfig, base: BaseImage | None, files: BaseFiles | None
-    ) -> tuple[ImageConfig, dict]:
+    ) -> tuple[ImageConfig, dict[str, Any]]:
         assert base is not None and files is not None
         check = healthcheck(spec, base, files)
         config = replace(inherit(config, base), healthcheck=check)
