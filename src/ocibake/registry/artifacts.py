@@ -7,8 +7,9 @@ from __future__ import annotations
 import hashlib
 import json
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from ocibake.errors import RegistryError
 from ocibake.oci.image import Blob, Descriptor, canonical_json
@@ -41,7 +42,7 @@ class Remote:
     def __enter__(self) -> Remote:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.clients.close()
 
     def _scopes(self, push: bool = False) -> tuple[str, ...]:
@@ -87,7 +88,7 @@ class Remote:
             )
         return data
 
-    def referrers(self, digest: str) -> tuple[list[dict], str]:
+    def referrers(self, digest: str) -> tuple[list[dict[str, Any]], str]:
         """(descriptors, "api"|"tag"|"none"): the referrers API when the registry has it, else the fallback tag."""
         what = f"GET referrers {digest[:19]}"
         resp = self.client.request(
@@ -131,7 +132,7 @@ class Remote:
         blobs: Sequence[tuple[str, bytes]],
         subject: str,
         artifact_type: str,
-        annotations: dict | None = None,
+        annotations: Mapping[str, str] | None = None,
     ) -> str:
         """Push an artifact whose manifest names ``subject``; without the referrers API, add it to the fallback tag's
         index too. -> "api" or "tag"."""

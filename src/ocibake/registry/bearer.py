@@ -6,28 +6,33 @@ from __future__ import annotations
 
 import time
 import urllib.parse
+from typing import TYPE_CHECKING, Any
 
 import requests
 
 from ocibake.errors import RegistryError
 from ocibake.registry.redact import add_secret
+from ocibake.registry.retry import connection_reason
+
+if TYPE_CHECKING:
+    from ocibake.registry.client import Client
 
 
-def bearer_token(client, scopes: tuple[str, ...], force: bool = False) -> str:
+def bearer_token(client: Client, scopes: tuple[str, ...], force: bool = False) -> str:
     """A token for ``scopes`` from ``client``'s cache, or a new one (always new with ``force``, after a 401)."""
     key = " ".join(scopes)
     with client.lock:
         cached = client.tokens.get(key)
         if not force and cached is not None and time.monotonic() < cached[1]:
             return cached[0]
-        assert client.challenge is not None
-        params = client.challenge[1]
-        realm = params.get("realm")
+        challenge = client.challenge
+        assert challenge is not None
+        realm = challenge.realm
         if not realm:
             raise RegistryError(f"registry {client.registry}: bearer challenge without a realm", code="UNAUTHORIZED")
         query = [("scope", s) for s in scopes]
-        if params.get("service"):
-            query.insert(0, ("service", params["service"]))
+        if challenge.service:
+            query.insert(0, ("service", challenge.service))
         creds = client._credentials()
         headers = {"Authorization": f"Basic {creds.basic()}"} if creds else {}
         if creds:
@@ -44,24 +49,30 @@ def bearer_token(client, scopes: tuple[str, ...], force: bool = False) -> str:
         except requests.exceptions.RequestException as exc:
             raise RegistryError(
                 f"registry {client.registry}: token server {urllib.parse.urlsplit(realm).netloc} "
-                f"unreachable ({client._connection_reason(exc)})",
+                f"unreachable ({connection_reason(exc)})",
                 hint="check the network path to the token server",
             ) from None
         if resp.status_code != 200:
             raise client.error("getting a token", resp, code="UNAUTHORIZED" if resp.status_code in (401, 403) else None)
-        try:
-            doc = resp.json()
-            token = doc.get("token") or doc.get("access_token")
-        except ValueError:
-            token = None
-        if not token:
+        doc = _token_document(resp)
+        token = doc.get("token") or doc.get("access_token")
+        if not token or not isinstance(token, str):
             raise RegistryError(f"registry {client.registry}: the token server answered no token", code="UNAUTHORIZED")
         add_secret(token)
         client.tokens[key] = (token, time.monotonic() + _refresh_after(doc))
         return token
 
 
-def _refresh_after(doc: dict) -> float:
+def _token_document(resp: requests.Response) -> dict[str, Any]:
+    """The token server's JSON answer; {} when it is not a JSON object."""
+    try:
+        doc = resp.json()
+    except ValueError:
+        return {}
+    return doc if isinstance(doc, dict) else {}
+
+
+def _refresh_after(doc: dict[str, Any]) -> float:
     """Seconds a token may be used before asking for a new one: its lifetime (60 s when the server does not say, as
     the distribution spec suggests) less a margin, so no request starts with a token about to expire."""
     try:

@@ -1,10 +1,9 @@
-"""The registry client: references, HTTP transport, authentication and errors. With reference.py, the only place that
-imports oras.
+"""The registry client: HTTP transport, authentication and errors, one Client per registry host.
 
-From oras-py we use the reference grammar (``oras.container.Container``) and its WWW-Authenticate parser. The HTTP
-side is ours, for the reasons in DESIGN.md: every request has a timeout; retries (bounded, with backoff, honouring
-Retry-After) only on connection errors, 408, 429 and 5xx; bearer tokens are fetched per repository scope and
-refreshed on 401; basic credentials are sent up front. Pushing (push.py) and pulling (pull.py) share this client.
+From oras-py we use the reference grammar (reference.py) and its WWW-Authenticate parser (ping.py). The HTTP side is
+ours, for the reasons in DESIGN.md: every request has a timeout; retries (bounded, with backoff, honouring
+Retry-After) only on connection errors, 408, 429 and 5xx (retry.py); bearer tokens are fetched per repository scope
+and refreshed on 401; basic credentials are sent up front. Pushing (push.py) and pulling (pull.py) share this client.
 
 Secrets (passwords, basic headers, tokens) are registered with ``redact.add_secret`` and scrubbed from every message
 and trace.
@@ -12,13 +11,13 @@ and trace.
 
 from __future__ import annotations
 
-import os
-import re
 import threading
 import time
-from collections.abc import Callable
+import urllib.parse
+from collections.abc import Callable, Iterator, Mapping
+from functools import partial
+from typing import Protocol
 
-import oras.auth.utils
 import requests
 import urllib3
 
@@ -28,15 +27,28 @@ from ocibake.registry import credentials as creds_mod
 from ocibake.registry.bearer import bearer_token
 from ocibake.registry.credentials import Credentials
 from ocibake.registry.deadline import Watchdog, WatchedAdapter
-from ocibake.registry.errors import HINTS, STATUS_CODES, Cancelled, ConnectionLost, Retryable, _oci_error
+from ocibake.registry.errors import HINTS, STATUS_CODES, Cancelled, ConnectionLost, _oci_error
 from ocibake.registry.options import RegistryOptions
+from ocibake.registry.ping import Challenge, challenge_of, connect, parse_www_authenticate
 from ocibake.registry.redact import add_secret, redact
 from ocibake.registry.reference import API_HOSTS, is_loopback
-from ocibake.registry.trust import system_bundle, trust_store
+from ocibake.registry.retry import connection_reason, with_retries
+from ocibake.registry.trust import trust_store
 
-STALL_RETRIES = 1
 ACCEPT = ", ".join((OCI_INDEX, OCI_MANIFEST, DOCKER_MANIFEST_LIST, DOCKER_MANIFEST))
 USER_AGENT = "ocibake"
+
+
+class StreamBody(Protocol):
+    """A request body read from disk as it is sent: its length known up front, closed after each attempt."""
+
+    def __len__(self) -> int: ...
+
+    def __iter__(self) -> Iterator[bytes]: ...
+
+    def read(self, n: int | None = -1) -> bytes: ...
+
+    def close(self) -> None: ...
 
 
 class Client:
@@ -60,7 +72,7 @@ class Client:
             urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
         self.cancel = threading.Event()  # set to stop uploads in flight (Ctrl-C, SIGTERM)
         self.base: str | None = None
-        self.challenge: tuple[str, dict] | None = None  # ("basic"|"bearer", params) from GET /v2/
+        self.challenge: Challenge | None = None  # from GET /v2/
         self.creds: Credentials | None = None
         self._creds_loaded = False
         self.tokens: dict[str, tuple[str, float]] = {}  # scope -> (token, monotonic time to renew it)
@@ -133,11 +145,11 @@ class Client:
         method: str,
         url: str,
         *,
-        headers: dict | None = None,
-        body=None,
+        headers: Mapping[str, str] | None = None,
+        body: StreamBody | bytes | None = None,
         stream: bool = False,
         allow_redirects: bool = True,
-        verify=None,
+        verify: bool | str | None = None,
     ) -> requests.Response:
         started = time.monotonic()
         self.trace(f"> {method} {url}")
@@ -166,13 +178,7 @@ class Client:
             raise requests.exceptions.ConnectionError(why)
         if stream:
             # the body is read later: watched until it is closed (progress reported with touch())
-            close = resp.close
-
-            def close_and_end():
-                self.watchdog.end(entry)
-                close()
-
-            resp.close = close_and_end
+            _end_watch_on_close(resp, lambda: self.watchdog.end(entry))
         else:
             self.watchdog.end(entry)
         self.trace(f"< {resp.status_code} {method} {url} ({(time.monotonic() - started) * 1000:.0f} ms)")
@@ -185,13 +191,13 @@ class Client:
     def read_body(self, resp: requests.Response, limit: int) -> bytes:
         """Up to ``limit`` bytes of a streamed response; a connection lost or cut meanwhile is a RegistryError."""
         try:
-            data = resp.raw.read(limit, decode_content=True)
+            data: bytes = resp.raw.read(limit, decode_content=True)
             why = self.watchdog.current_failure(self.registry)
             if why is not None:
                 raise requests.exceptions.ConnectionError(why)
             return data
         except (urllib3.exceptions.HTTPError, requests.exceptions.RequestException, OSError) as exc:
-            why = self.watchdog.current_failure(self.registry) or self._connection_reason(exc)
+            why = self.watchdog.current_failure(self.registry) or connection_reason(exc)
             raise ConnectionLost(
                 f"registry {self.registry}: reading a response failed: connection error ({why})",
                 hint="the registry is unreachable, too slow or dropped the connection; run the same command again",
@@ -199,195 +205,41 @@ class Client:
         finally:
             resp.close()
 
-    def _delay(self, attempt: int, hinted: float | None) -> float:
-        if hinted is not None:
-            return hinted
-        return min(self.opts.max_delay, self.opts.backoff * (2**attempt))
-
-    def _retry_after(self, resp: requests.Response) -> float | None:
-        value = resp.headers.get("Retry-After")
-        if not value:
-            return None
-        try:
-            seconds = float(value)
-        except ValueError:
-            from email.utils import parsedate_to_datetime
-
-            try:
-                seconds = parsedate_to_datetime(value).timestamp() - time.time()
-            except (TypeError, ValueError):
-                return None
-        return max(0.0, seconds)
-
-    def _connection_reason(self, exc: Exception) -> str:
-        text = str(exc)
-        if text.startswith("stalled:"):
-            return text
-        for key in (
-            "Connection refused",
-            "Name or service not known",
-            "Temporary failure in name resolution",
-            "timed out",
-            "Connection reset",
-            "Connection aborted",
-            "RemoteDisconnected",
-            "No route to host",
-            "certificate verify failed",
-            "wrong version number",
-            "Max retries exceeded",
-            "IncompleteRead",
-            "Broken pipe",
-        ):
-            if key in text:
-                return key if key != "Max retries exceeded" else type(exc).__name__
-        return type(exc).__name__
-
-    def ping(self) -> None:
-        """GET /v2/: pick the scheme, learn the auth challenge, prove it speaks the registry API."""
+    def ping(self) -> str:
+        """GET /v2/ once (ping.py): pick the scheme, learn the auth challenge, prove it speaks the registry API.
+        -> the base URL (scheme://host) of every request."""
         if self.base is not None:
-            return
-        candidates: list[tuple[str, bool | str]] = [("https", self.verify)]
-        # Plain HTTP for loopback or --insecure, and only when the server does not speak TLS at all: a certificate
-        # that fails verification is an error, never a reason to try without TLS (--ca-cert is checked up front).
-        plain_ok = self.opts.insecure or is_loopback(self.registry)
-        if self.opts.insecure:
-            candidates = [("https", False)]
-            self.opts.log(f"warning: TLS certificates of {self.registry} are not verified (--insecure)")
-        last_exc: Exception | None = None
-        resp = None
-        for scheme, verify in candidates + ([("http", True)] if plain_ok else []):
-            url = f"{scheme}://{self.host}/v2/"
-            try:
-                resp = self._with_retries(
-                    f"GET {url}", lambda url=url, verify=verify: self._send("GET", url, verify=verify), retries=2
-                )
-            except requests.exceptions.SSLError as exc:
-                last_exc = exc
-                if "certificate verify failed" in str(exc) or "CERTIFICATE_VERIFY_FAILED" in str(exc):
-                    reason = self._tls_reason(exc)
-                    if "mismatch" in reason.lower():
-                        hint = (
-                            "the certificate was issued for another name; use the host name or address it names "
-                            "(or --insecure to skip verification)"
-                        )
-                    elif self.opts.ca_cert:
-                        hint = (
-                            f"the certificate is signed neither by {self.opts.ca_cert} nor by a CA of "
-                            f"{system_bundle(os.environ)}; check the CA file"
-                        )
-                    else:
-                        hint = (
-                            f"pass the registry's CA with --ca-cert PATH (trusted now: {self.verify}), or --insecure "
-                            "to skip verification"
-                        )
-                    raise RegistryError(
-                        f"registry {self.registry}: TLS certificate not trusted ({reason})", hint=hint, code="TLS"
-                    ) from None
-                continue  # not TLS at all: try plain HTTP when allowed
-            except requests.exceptions.RequestException as exc:
-                last_exc = exc
-                # An unknown host or a closed port is the same for plain HTTP: do not try (and retry) it again.
-                if isinstance(exc, requests.exceptions.ConnectionError) and self._connection_reason(exc) in (
-                    "Name or service not known",
-                    "Connection refused",
-                ):
-                    break
-                continue
-            self.verify = verify
-            self.base = f"{scheme}://{self.host}"
-            break
-        if self.base is None or resp is None:
-            reason = self._connection_reason(last_exc) if last_exc else "no answer"
-            if last_exc is not None and isinstance(last_exc, requests.exceptions.SSLError) and not plain_ok:
-                raise RegistryError(
-                    f"registry {self.registry}: TLS handshake failed ({reason})",
-                    hint="plain HTTP is used only for localhost/127.0.0.1 or with --insecure",
-                )
-            raise RegistryError(
-                f"registry {self.registry}: cannot connect ({reason})",
-                hint="check the host name and port, the network and any proxy",
-            )
-        api = resp.headers.get("Docker-Distribution-API-Version", "")
-        challenge = resp.headers.get("WWW-Authenticate", "")
-        if resp.status_code == 401 and challenge:
-            scheme, _, _ = challenge.partition(" ")
-            params = oras.auth.utils.parse_auth_header(challenge)
-            self.challenge = (scheme.lower(), {"realm": params.realm, "service": params.service})
-        elif resp.status_code == 200 and (
-            api.startswith("registry/2") or resp.headers.get("Content-Type", "").startswith("application/json")
-        ):
-            self.challenge = None
-        else:
-            self.base = None
-            raise RegistryError(
-                f"registry {self.registry}: GET /v2/ answered HTTP {resp.status_code}, which is not "
-                "the OCI distribution API",
-                status=resp.status_code,
-                hint="is this a registry? check the host and port (and the path: only HOST[:PORT] "
-                "belongs before the repository)",
-            )
-        self.trace(f"{self.registry}: {self.base}, auth {self.challenge[0] if self.challenge else 'none'}")
+            return self.base
+        scheme, verify, resp = connect(self)
+        self.verify = verify
+        self.challenge = challenge_of(self.registry, resp)
+        self.base = f"{scheme}://{self.host}"
+        self.trace(f"{self.registry}: {self.base}, auth {self.challenge.scheme if self.challenge else 'none'}")
+        return self.base
+
+    def absolute_url(self, location: str) -> str:
+        """A path or URL the registry answered with (an upload's Location) as an absolute URL."""
+        return urllib.parse.urljoin(self.ping() + "/", location)
 
     def pause(self, seconds: float) -> None:
         """Sleep before a retry, unless the operation is being cancelled."""
         if self.cancel.wait(seconds):
             raise Cancelled("cancelled")
 
-    def _tls_reason(self, exc: Exception) -> str:
-        m = re.search(r"certificate verify failed: (.+?)(?: \(_ssl\.c|['\"]\)|$)", str(exc))
-        return m.group(1).strip().rstrip(".") if m else "certificate verify failed"
-
-    def _with_retries(self, what: str, attempt_fn: Callable[[], requests.Response], retries: int | None = None):
-        """Call ``attempt_fn`` until it returns a non-retryable response; retry connection errors, 408, 429, 5xx."""
-        retries = self.opts.retries if retries is None else retries
-        attempt = 0
-        stalls = 0
-        while True:
-            try:
-                resp = attempt_fn()
-                if resp.status_code in (408, 429) or resp.status_code >= 500:
-                    hinted = self._retry_after(resp)
-                    if hinted is not None and hinted > self.opts.max_retry_after:
-                        self.opts.log(
-                            f"  {what}: HTTP {resp.status_code}, and the registry asks to wait {hinted:.0f}s "
-                            f"(more than {self.opts.max_retry_after:.0f}s): giving up; push again later"
-                        )
-                        return resp
-                    if attempt >= retries:
-                        return resp
-                    resp.close()
-                    raise Retryable(f"HTTP {resp.status_code}", hinted)
-                return resp
-            except Retryable as r:
-                delay = self._delay(attempt, r.delay)
-                reason = r.reason
-            except (
-                requests.exceptions.ConnectionError,
-                requests.exceptions.Timeout,
-                requests.exceptions.ChunkedEncodingError,
-            ) as exc:
-                if isinstance(exc, requests.exceptions.SSLError) or attempt >= retries:
-                    raise
-                if str(exc).startswith("stalled:"):
-                    stalls += 1  # a server that stalls once mostly stalls again: one more try only
-                    if stalls > STALL_RETRIES:
-                        raise
-                if "Name or service not known" in str(exc) or "Temporary failure in name resolution" in str(exc):
-                    raise
-                delay = self._delay(attempt, None)
-                reason = self._connection_reason(exc)
-            attempt += 1
-            self.opts.log(f"  {what}: {reason}; retry {attempt}/{retries} in {delay:.1f}s")
-            self.pause(delay)
+    def _with_retries(
+        self, what: str, attempt_fn: Callable[[], requests.Response], retries: int | None = None
+    ) -> requests.Response:
+        """retry.with_retries() with this client's options, its waits cut short by a cancel."""
+        return with_retries(what, attempt_fn, self.opts, self.pause, retries)
 
     # ---------------------------------------------------------------- auth
     def _token(self, scopes: tuple[str, ...], force: bool = False) -> str:
         return bearer_token(self, scopes, force)
 
-    def _auth_header(self, scopes: tuple[str, ...], force: bool = False) -> dict:
+    def _auth_header(self, scopes: tuple[str, ...], force: bool = False) -> dict[str, str]:
         if self.challenge is None:
             return {}
-        kind = self.challenge[0]
+        kind = self.challenge.scheme
         if kind == "basic":
             creds = self._credentials()
             if creds is None:
@@ -404,61 +256,68 @@ class Client:
         *,
         scopes: tuple[str, ...],
         what: str,
-        headers: dict | None = None,
-        body: Callable[[], object] | bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        body: Callable[[], StreamBody] | bytes | None = None,
         stream: bool = False,
         retries: int | None = None,
         repository: str = "",
     ) -> requests.Response:
         """An authenticated request with retries. ``body`` may be a factory, called afresh for every attempt."""
-        self.ping()
-        url = path_or_url if "://" in path_or_url else f"{self.base}{path_or_url}"
+        base = self.ping()
+        url = path_or_url if "://" in path_or_url else f"{base}{path_or_url}"
         refreshed = False
         while True:
-
-            def attempt(scopes=scopes):
-                data = body() if callable(body) else body
-                try:
-                    return self._send(
-                        method, url, headers={**(headers or {}), **self._auth_header(scopes)}, body=data, stream=stream
-                    )
-                finally:
-                    if hasattr(data, "close"):
-                        data.close()
-
+            attempt = partial(self._attempt, method, url, scopes, headers, body, stream)
             try:
                 resp = self._with_retries(what, attempt, retries)
             except requests.exceptions.RequestException as exc:
                 raise ConnectionLost(
-                    f"registry {self.registry}: {what} failed: connection error ({self._connection_reason(exc)})",
+                    f"registry {self.registry}: {what} failed: connection error ({connection_reason(exc)})",
                     hint="the registry is unreachable or dropped the connection; run the same command again to resume",
                 ) from None
             if resp.status_code == 401 and not refreshed and self.challenge is not None:
-                # an expired or under-scoped token: fetch a fresh one (with the scope the registry asked for)
                 refreshed = True
-                challenge = resp.headers.get("WWW-Authenticate", "")
-                if challenge.lower().startswith("bearer"):
-                    self.challenge = (
-                        "bearer",
-                        {
-                            **self.challenge[1],
-                            **{
-                                k: v
-                                for k, v in vars(oras.auth.utils.parse_auth_header(challenge)).items()
-                                if k in ("realm", "service") and v
-                            },
-                        },
-                    )
-                    asked = oras.auth.utils.parse_auth_header(challenge).scope
-                    if asked and asked not in scopes:
-                        scopes = (*tuple(scopes), asked)
-                    self.trace(f"{self.registry}: 401, refreshing the token")
-                    resp.close()
-                    self._token(scopes, force=True)
+                renewed = self._renew_token(resp, scopes)
+                if renewed is not None:
+                    scopes = renewed
                     continue
-                if self.challenge[0] == "basic" and self._credentials() is not None:
-                    pass  # the credentials were sent and refused: report it
-            return resp
+            return resp  # a 401 still (basic credentials refused, or the fresh token too) is the caller's to report
+
+    def _attempt(
+        self,
+        method: str,
+        url: str,
+        scopes: tuple[str, ...],
+        headers: Mapping[str, str] | None,
+        body: Callable[[], StreamBody] | bytes | None,
+        stream: bool,
+    ) -> requests.Response:
+        """One try of request(): a fresh body from its factory, the auth header as it is now."""
+        data = body() if callable(body) else body
+        try:
+            return self._send(
+                method, url, headers={**(headers or {}), **self._auth_header(scopes)}, body=data, stream=stream
+            )
+        finally:
+            if data is not None and not isinstance(data, bytes):
+                data.close()
+
+    def _renew_token(self, resp: requests.Response, scopes: tuple[str, ...]) -> tuple[str, ...] | None:
+        """After a 401 that asks for a bearer token (the one sent expired, or lacks a scope): a fresh token, with the
+        scope the registry asked for -> the scopes to try again with; None when the 401 asks for no bearer token."""
+        challenge = resp.headers.get("WWW-Authenticate", "")
+        if self.challenge is None or not challenge.lower().startswith("bearer"):
+            return None
+        asked = parse_www_authenticate(challenge)
+        self.challenge = Challenge(
+            "bearer", realm=asked.realm or self.challenge.realm, service=asked.service or self.challenge.service
+        )
+        if asked.scope and asked.scope not in scopes:
+            scopes = (*scopes, asked.scope)
+        self.trace(f"{self.registry}: 401, refreshing the token")
+        resp.close()
+        self._token(scopes, force=True)
+        return scopes
 
     def close(self) -> None:
         self.session.close()
@@ -481,3 +340,14 @@ class Clients:
         for c in self.by_host.values():
             c.close()
         self.watchdog.close()
+
+
+def _end_watch_on_close(resp: requests.Response, end_watch: Callable[[], None]) -> None:
+    """Make ``resp.close()`` end the watch of its request first: the watchdog follows a streamed body until then."""
+    close = resp.close
+
+    def close_and_end() -> None:
+        end_watch()
+        close()
+
+    resp.close = close_and_end  # type: ignore[method-assign]  # requests.Response has no hook for its close()

@@ -22,6 +22,7 @@ import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ocibake.errors import InputError
 
@@ -60,7 +61,7 @@ def _aliases(registry: str) -> set[str]:
     return {host}
 
 
-def _read_json(path: Path) -> dict:
+def _read_json(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text())
     except FileNotFoundError:
@@ -73,7 +74,7 @@ def _read_json(path: Path) -> dict:
     return data if isinstance(data, dict) else {}
 
 
-def _from_auths(cfg: dict, registry: str, source: str) -> Credentials | None:
+def _from_auths(cfg: dict[str, Any], registry: str, source: str) -> Credentials | None:
     names = _aliases(registry)
     for key, entry in (cfg.get("auths") or {}).items():
         if _host_of(key) not in names or not isinstance(entry, dict):
@@ -218,7 +219,7 @@ def store(registry: str, creds: Credentials, environ: Mapping[str, str] | None =
     return where
 
 
-def _write_private_json(path: Path, data: dict) -> None:
+def _write_private_json(path: Path, data: dict[str, Any]) -> None:
     path = Path(os.path.realpath(path))  # a symlinked config.json is written through, as docker does
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     fd, tmp = tempfile.mkstemp(prefix=".config.json.", dir=path.parent)

@@ -17,6 +17,7 @@ import contextlib
 import socket
 import threading
 import time
+from typing import Any
 
 import requests.adapters
 import urllib3.connection
@@ -24,39 +25,51 @@ import urllib3.connectionpool
 
 from ocibake.errors import RegistryError
 
-_current = threading.local()  # .entry: the _Entry of the request running in this thread
-
 
 class _Entry:
     __slots__ = ("conn", "last", "reason")
 
     def __init__(self) -> None:
-        self.conn = None
+        self.conn: _WatchedConnection | None = None
         self.last = time.monotonic()
         self.reason: str | None = None
 
 
-def _attach(conn) -> None:
-    entry = getattr(_current, "entry", None)
+class _Current(threading.local):
+    entry: _Entry | None = None  # the request running in this thread
+
+
+_current = _Current()
+
+
+def _attach(conn: _WatchedConnection) -> None:
+    entry = _current.entry
     if entry is not None:
         entry.conn = conn
         conn._ocibake_entry = entry  # a pooled connection belongs to the request that used it last
 
 
 class _HTTPConnection(urllib3.connection.HTTPConnection):
-    def request(self, *args, **kwargs):
+    _ocibake_entry: _Entry | None = None
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
         _attach(self)
         return super().request(*args, **kwargs)
 
 
 class _HTTPSConnection(urllib3.connection.HTTPSConnection):
-    def connect(self):
+    _ocibake_entry: _Entry | None = None
+
+    def connect(self) -> None:
         _attach(self)
         return super().connect()
 
-    def request(self, *args, **kwargs):
+    def request(self, *args: Any, **kwargs: Any) -> None:
         _attach(self)
         return super().request(*args, **kwargs)
+
+
+_WatchedConnection = _HTTPConnection | _HTTPSConnection
 
 
 class _HTTPPool(urllib3.connectionpool.HTTPConnectionPool):
@@ -70,7 +83,7 @@ class _HTTPSPool(urllib3.connectionpool.HTTPSConnectionPool):
 class WatchedAdapter(requests.adapters.HTTPAdapter):
     """requests' adapter with connections the watchdog can find (and shut down)."""
 
-    def init_poolmanager(self, *args, **kwargs):
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         super().init_poolmanager(*args, **kwargs)
         self.poolmanager.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
 
@@ -100,7 +113,7 @@ class Watchdog:
         self.check(registry)
         entry = _Entry()
         with self.lock:
-            old = getattr(_current, "entry", None)  # a thread runs one request at a time
+            old = _current.entry  # a thread runs one request at a time
             if old is not None:
                 self.entries.discard(old)
             _current.entry = entry
@@ -112,14 +125,14 @@ class Watchdog:
 
     def touch(self) -> None:
         """The request running in this thread made progress (bytes sent or received)."""
-        entry = getattr(_current, "entry", None)
+        entry = _current.entry
         if entry is not None:
             entry.last = time.monotonic()
 
     def end(self, entry: _Entry) -> None:
         with self.lock:
             self.entries.discard(entry)
-        if getattr(_current, "entry", None) is entry:
+        if _current.entry is entry:
             _current.entry = None
 
     def failure(self, entry: _Entry, registry: str) -> str | None:
@@ -130,7 +143,7 @@ class Watchdog:
 
     def current_failure(self, registry: str) -> str | None:
         """failure() of the request running in this thread (its streamed body was being read)."""
-        entry = getattr(_current, "entry", None)
+        entry = _current.entry
         return self.failure(entry, registry) if entry is not None else None
 
     def close(self) -> None:
@@ -150,9 +163,9 @@ class Watchdog:
                     entry.reason = f"stalled: no progress for {self.stall_timeout:.0f}s"
                 else:
                     continue
-                if getattr(entry.conn, "_ocibake_entry", None) is not entry:
+                if entry.conn is None or entry.conn._ocibake_entry is not entry:
                     continue
-                sock = getattr(entry.conn, "sock", None)
+                sock = entry.conn.sock
                 if sock is not None:
                     with contextlib.suppress(OSError):
                         sock.shutdown(socket.SHUT_RDWR)

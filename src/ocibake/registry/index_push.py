@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from typing import Any
 
 from ocibake.errors import InputError
 from ocibake.oci.image import Blob, Descriptor
@@ -16,17 +17,20 @@ from ocibake.oci.index import platform_index
 from ocibake.oci.media_types import MANIFEST_TYPES
 from ocibake.oci.platform import Platform
 from ocibake.registry.client import Client, Clients
+from ocibake.registry.manifests import get_config, get_manifest
 from ocibake.registry.options import RegistryOptions
-from ocibake.registry.pull import _get_manifest, get_config
 from ocibake.registry.push import PushedTag, _put_manifest
 from ocibake.registry.reference import parse_reference
 
 
-def _config(client: Client, repo: str, digest: str) -> dict:
-    return json.loads(get_config(client, repo, digest))
+def _config(client: Client, repo: str, digest: str) -> dict[str, Any]:
+    config: dict[str, Any] = json.loads(get_config(client, repo, digest))
+    return config
 
 
-def push_index(target: str, children: Sequence[str], options: RegistryOptions | None = None) -> tuple[Blob, list]:
+def push_index(
+    target: str, children: Sequence[str], options: RegistryOptions | None = None
+) -> tuple[Blob, list[PushedTag]]:
     opts = options or RegistryOptions()
     ref = parse_reference(target, opts.environ)
     if not ref.tag or ref.digest:
@@ -34,7 +38,7 @@ def push_index(target: str, children: Sequence[str], options: RegistryOptions | 
     clients = Clients(opts)
     try:
         client = clients.get(ref.registry)
-        descs = []
+        descs: list[Descriptor] = []
         for text in children:
             child = parse_reference(text, opts.environ)
             if not child.digest:
@@ -47,7 +51,7 @@ def push_index(target: str, children: Sequence[str], options: RegistryOptions | 
                     f"{text} is not in {ref.name}",
                     hint="an index's images must be in its repository; push them there first",
                 )
-            data, mt, digest = _get_manifest(client, ref.repository, child.digest, child.digest)
+            data, mt, digest = get_manifest(client, ref.repository, child.digest, child.digest)
             if mt not in MANIFEST_TYPES:
                 raise InputError(f"{text} is a {mt}, not a single image", hint="an index joins single-platform images")
             config = _config(client, ref.repository, json.loads(data)["config"]["digest"])

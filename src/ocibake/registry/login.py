@@ -25,7 +25,7 @@ def check_login(registry: str, credentials: Credentials, options: RegistryOption
         client.ping()
         if client.challenge is None:
             return False
-        if client.challenge[0] == "bearer":
+        if client.challenge.scheme == "bearer":
             client._token(())
             return True
         resp = client.request("GET", "/v2/", scopes=(), what="login")

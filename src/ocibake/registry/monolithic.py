@@ -14,7 +14,7 @@ import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 
-from ocibake.registry.client import Client
+from ocibake.registry.client import Client, StreamBody
 from ocibake.registry.errors import ConnectionLost
 
 MONOLITHIC_MAX = 4 << 20  # the default bound (RegistryOptions.monolithic_max, $OCIBAKE_REGISTRY_MONOLITHIC_MAX)
@@ -28,7 +28,7 @@ def upload_small(
     path: Path,
     scopes: tuple[str, ...],
     what: str,
-    body: Callable[[Path, int], object],
+    body: Callable[[Path, int], StreamBody],
 ) -> bool:
     """True when the registry stored the blob (201 with this digest) in one POST, or in POST + PUT-with-body."""
     headers = {"Content-Type": "application/octet-stream", "Content-Length": str(size)}
@@ -49,7 +49,7 @@ def upload_small(
         location = resp.headers.get("Location")
         if resp.status_code != 202 or not location:
             return False
-        location = urllib.parse.urljoin(client.base + "/", location)
+        location = client.absolute_url(location)
         sep = "&" if "?" in location else "?"
         resp = client.request(
             "PUT",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,4 +34,4 @@ class RegistryOptions:
     log: Callable[[str], None] = _noop  # progress lines (stderr)
     trace: Callable[[str], None] | None = None  # -v: one line per request (redacted)
     progress_bar: bool = False  # stderr is a terminal
-    environ: dict | None = None  # for tests: the environment to read credentials from
+    environ: Mapping[str, str] | None = None  # for tests: the environment to read credentials from

@@ -45,7 +45,7 @@ class Progress:
         global _ACTIVE  # noqa: PLW0603 one per process, on purpose
         self.opts = opts
         self.lock = _PRINT_LOCK
-        self.bars: dict[str, list] = {}  # digest -> [bytes done, size], in the order they started
+        self.bars: dict[str, list[int]] = {}  # digest -> [bytes done, size], in the order they started
         self.drawn = 0  # bar lines on the screen now
         self.last_draw = 0.0
         if opts.progress_bar:

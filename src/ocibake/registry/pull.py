@@ -6,9 +6,11 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -20,12 +22,12 @@ from ocibake.oci.media_types import DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, INDEX
 from ocibake.oci.names import DIGEST_RE
 from ocibake.oci.platform import Platform
 from ocibake.oci.tag_moves import TITLE, VERSION, refuse_unsafe_moves
-from ocibake.registry.client import ACCEPT, Client, Clients
+from ocibake.registry.client import Client, Clients
+from ocibake.registry.manifests import MAX_CONFIG, get_blob, get_config, get_manifest
 from ocibake.registry.options import RegistryOptions
 from ocibake.registry.progress import Progress, human_size
-from ocibake.registry.reference import parse_reference
-
-MAX_MANIFEST = 4 << 20
+from ocibake.registry.reference import Reference, parse_reference
+from ocibake.registry.retry import backoff_delay, connection_reason
 
 
 @dataclass(frozen=True)
@@ -42,7 +44,7 @@ class PullResult:
     def line(self) -> str:
         return f"{self.reference}@{self.digest}"
 
-    def as_json(self) -> dict:
+    def as_json(self) -> dict[str, Any]:
         return {
             "reference": self.reference,
             "digest": self.digest,
@@ -60,51 +62,7 @@ class PullResult:
         )
 
 
-def _get_manifest(client: Client, repo: str, ref: str, expect: str | None) -> tuple[bytes, str, str]:
-    """-> (bytes, media type, digest), the digest checked against ``expect`` and Docker-Content-Digest."""
-    what = f"GET manifest {ref if not ref.startswith('sha256:') else ref[:19]}"
-    resp = client.request(
-        "GET",
-        f"/v2/{repo}/manifests/{ref}",
-        scopes=(f"repository:{repo}:pull",),
-        what=what,
-        headers={"Accept": ACCEPT},
-        repository=repo,
-        stream=True,
-    )
-    if resp.status_code != 200:
-        _ = resp.content  # read the error body before it is reported
-        raise client.error(what, resp, repository=repo)
-    data = client.read_body(resp, MAX_MANIFEST + 1)
-    if len(data) > MAX_MANIFEST:
-        raise RegistryError(f"registry {client.registry}: manifest {ref} is larger than 4 MiB", code="MANIFEST_INVALID")
-    digest = "sha256:" + hashlib.sha256(data).hexdigest()
-    header = resp.headers.get("Docker-Content-Digest")
-    if (expect and digest != expect) or (header and header.startswith("sha256:") and header != digest):
-        raise RegistryError(
-            f"registry {client.registry}: manifest {ref} has digest {digest}, expected {expect or header}",
-            code="DIGEST_INVALID",
-            hint="the registry (or a proxy) served other bytes than it announced; nothing was written",
-        )
-    mt = resp.headers.get("Content-Type", "").split(";")[0].strip()
-    try:
-        doc_mt = json.loads(data).get("mediaType")
-    except (ValueError, AttributeError):
-        raise RegistryError(
-            f"registry {client.registry}: manifest {ref} is not JSON", code="MANIFEST_INVALID"
-        ) from None
-    mt = doc_mt or mt
-    if mt not in MANIFEST_TYPES + INDEX_TYPES:
-        raise RegistryError(
-            f"registry {client.registry}: {ref} has media type {mt!r}",
-            code="UNSUPPORTED",
-            hint="ocibake pulls OCI/Docker image manifests and indexes",
-        )
-    return data, mt, digest
-
-
 DOCKER_TYPES = {DOCKER_MANIFEST, DOCKER_MANIFEST_LIST}
-MAX_CONFIG = 4 << 20
 
 
 def _config_platform(writer: LayoutWriter, manifest: bytes) -> Platform | None:
@@ -121,31 +79,7 @@ def _config_platform(writer: LayoutWriter, manifest: bytes) -> Platform | None:
     return plat if plat.os and plat.architecture else None
 
 
-def get_config(client: Client, repo: str, digest: str) -> bytes:
-    """An image config's bytes, checked against ``digest``."""
-    what = f"GET config {digest[:19]}"
-    resp = client.request(
-        "GET",
-        f"/v2/{repo}/blobs/{digest}",
-        scopes=(f"repository:{repo}:pull",),
-        what=what,
-        stream=True,
-        repository=repo,
-    )
-    if resp.status_code != 200:
-        _ = resp.content  # read the error body before it is reported
-        raise client.error(what, resp, repository=repo)
-    data = client.read_body(resp, MAX_CONFIG + 1)
-    if "sha256:" + hashlib.sha256(data).hexdigest() != digest:
-        raise RegistryError(
-            f"registry {client.registry}: config {digest} arrived with another digest",
-            code="DIGEST_INVALID",
-            hint="the registry (or a proxy) served other bytes; nothing was written",
-        )
-    return data
-
-
-def _require_platform(client: Client, repo: str, ref, manifest: dict, want: Platform) -> None:
+def _require_platform(client: Client, repo: str, ref: Reference, manifest: dict[str, Any], want: Platform) -> None:
     """--platform with a single image (no index): its config must say that platform."""
     config = manifest.get("config") or {}
     digest = str(config.get("digest", ""))
@@ -166,7 +100,7 @@ def _require_platform(client: Client, repo: str, ref, manifest: dict, want: Plat
         )
 
 
-def _platform_matches(desc: dict, want: Platform) -> bool:
+def _platform_matches(desc: Mapping[str, Any], want: Platform) -> bool:
     p = desc.get("platform") or {}
     return (
         p.get("os") == want.os
@@ -175,7 +109,7 @@ def _platform_matches(desc: dict, want: Platform) -> bool:
     )
 
 
-def _config_labels(writer: LayoutWriter, manifest: bytes) -> dict:
+def _config_labels(writer: LayoutWriter, manifest: bytes) -> dict[str, Any]:
     """The labels of a single image's config (staged or in the layout); {} when there are none or no config."""
     try:
         path = writer.blob_file(json.loads(manifest)["config"]["digest"])
@@ -194,174 +128,251 @@ def pull(
     options: RegistryOptions | None = None,
     force_tags: bool = False,
 ) -> PullResult:
-    """Pull REF into the OCI layout DIR (created or added to, atomically). Every digest is verified."""
+    """Pull REF into the OCI layout DIR (created or added to, atomically). Every digest is verified.
+
+    Three stages: resolve (the manifests, verified, and the blobs they name), fetch (the blobs not in the layout
+    yet, staged), commit (everything moves into the layout and the tag points at the image, at once)."""
     opts = options or RegistryOptions()
     started = time.monotonic()
     ref = parse_reference(reference, opts.environ)
     dest = Path(dest)
     check_output_path(dest, flag="DIR")
-    want = None
-    if platform:
-        try:
-            want = Platform.parse(platform)
-        except ValueError as exc:
-            raise InputError(str(exc), hint="for example --platform linux/arm64") from None
+    want = _wanted_platform(platform)
     existing = Layout.open(dest) if (dest / "oci-layout").is_file() else None
     clients = Clients(opts)
     client = clients.get(ref.registry)
-    repo = ref.repository
-    docs: list[tuple[str, bytes, str]] = []  # (media type, bytes, digest) of manifests/indexes to store
-    blobs: dict[str, int] = {}
     progress = Progress(opts)
     try:
-        data, mt, digest = _get_manifest(client, repo, ref.digest or ref.tag or "latest", ref.digest)
-        top = Descriptor(mt, digest, len(data))
-        if mt in INDEX_TYPES and want is not None:
-            children = json.loads(data).get("manifests") or []
-            match = [c for c in children if _platform_matches(c, want)]
-            if not match:
-                have = (
-                    ", ".join(
-                        str(
-                            Platform(**{k: c.get("platform", {}).get(k, "") for k in ("os", "architecture", "variant")})
-                        )
-                        for c in children
-                        if c.get("platform")
-                    )
-                    or "none"
-                )
-                raise InputError(f"{ref} has no image for {want}", hint=f"platforms in it: {have}")
-            c = Descriptor.from_json(match[0])
-            # The index itself is kept as a blob (not in index.json), so a reference pinned to the index's digest
-            # can later be resolved from the layout without the registry.
-            docs.append((mt, data, digest))
-            data, mt, digest = _get_manifest(client, repo, c.digest, c.digest)
-            top = Descriptor(mt, digest, len(data), {}, c.platform)
-        elif mt in MANIFEST_TYPES and want is not None:
-            _require_platform(client, repo, ref, json.loads(data), want)
-        if DOCKER_TYPES & {mt, top.media_type}:
-            opts.log(
-                f"note: {ref} is a Docker-format image, stored as it is (its digest kept); skopeo 1.9 and umoci "
-                "0.4 read only OCI manifests from a layout"
-            )
-        stack = [(mt, data, digest)]
-        while stack:
-            mt_, data_, digest_ = stack.pop()
-            docs.append((mt_, data_, digest_))
-            doc = json.loads(data_)
-            if mt_ in INDEX_TYPES:
-                for child in doc.get("manifests") or []:
-                    if child.get("mediaType") not in MANIFEST_TYPES + INDEX_TYPES:
-                        continue
-                    cdata, cmt, cdigest = _get_manifest(client, repo, child["digest"], child["digest"])
-                    stack.append((cmt, cdata, cdigest))
-            else:
-                for d in [doc.get("config"), *list(doc.get("layers") or [])]:
-                    if d:
-                        if not DIGEST_RE.match(str(d.get("digest"))):
-                            raise RegistryError(
-                                f"registry {client.registry}: manifest names a bad digest", code="MANIFEST_INVALID"
-                            )
-                        blobs[d["digest"]] = int(d["size"])
+        image = _resolve(client, ref, want, opts)
         if existing is not None:  # a blob there that is a symlink (or not a file) is refused before any download
-            for bdigest in blobs:
-                blob_is_regular(dest, existing.blob_path(bdigest))
-        counts = {"downloaded": 0, "skipped": 0}
-        received = [0]
+            for digest in image.blobs:
+                blob_is_regular(dest, existing.blob_path(digest))
         with LayoutWriter(dest, log=opts.log) as writer:
-
-            def fetch(item):
-                bdigest, size = item
-                # a kept blob is staged as a hard link: safe from a concurrent writer's cleanup until the commit
-                if existing is not None and existing.has_intact_blob(bdigest, size) and writer.keep_blob(bdigest):
-                    progress.done(f"  {bdigest[:19]}  {human_size(size):>10}  already in the layout", bdigest)
-                    return "skipped", 0
-                if existing is not None and existing.blob_path(bdigest).exists():
-                    opts.log(f"note: blob {bdigest[:19]} in {dest} does not match its digest; downloading it again")
-                target = writer.scratch_file("blob-")
-                bar = progress.bar(bdigest, size)
-                what = f"GET blob {bdigest[:19]}"
-                for attempt in range(opts.retries + 1):
-                    resp = client.request(
-                        "GET",
-                        f"/v2/{repo}/blobs/{bdigest}",
-                        scopes=(f"repository:{repo}:pull",),
-                        what=what,
-                        stream=True,
-                        repository=repo,
-                    )
-                    if resp.status_code != 200:
-                        _ = resp.content  # read the error body before it is reported
-                        raise client.error(what, resp, repository=repo)
-                    h = hashlib.sha256()
-                    n = 0
-                    try:
-                        with open(target, "wb") as f:
-                            for chunk in resp.iter_content(64 << 10):
-                                client.touch()
-                                h.update(chunk)
-                                f.write(chunk)
-                                n += len(chunk)
-                                bar(len(chunk))
-                                if n > size:
-                                    break
-                        why = client.watchdog.current_failure(client.registry)
-                        if why is not None:  # the body was cut short by the stall watchdog
-                            raise requests.exceptions.ConnectionError(why)
-                    except (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
-                        if attempt >= opts.retries:
-                            why = client.watchdog.current_failure(client.registry)
-                            raise RegistryError(
-                                f"registry {client.registry}: {what} failed: connection error "
-                                f"({why or client._connection_reason(exc)})",
-                                hint="run the same command again",
-                            ) from None
-                        client.pause(client._delay(attempt, None))
-                        continue
-                    finally:
-                        resp.close()
-                    got = "sha256:" + h.hexdigest()
-                    if got != bdigest or n != size:
-                        raise RegistryError(
-                            f"registry {client.registry}: blob {bdigest} arrived as {got} ({n} of {size} bytes)",
-                            code="DIGEST_INVALID",
-                            hint="the registry (or a proxy) served other bytes; nothing was written",
-                        )
-                    writer.add_blob_file(target, bdigest)
-                    progress.done(f"  {bdigest[:19]}  {human_size(size):>10}  downloaded", bdigest)
-                    return "downloaded", n
-                raise AssertionError("unreachable")
-
-            with ThreadPoolExecutor(max_workers=max(1, opts.jobs)) as pool:
-                for kind, n in pool.map(fetch, sorted(blobs.items(), key=lambda kv: -kv[1])):
-                    counts[kind] += 1
-                    received[0] += n
-            for mt_, data_, _digest in docs:
-                writer.add_blob(Blob(mt_, data_))
-            if top.media_type in MANIFEST_TYPES and top.platform is None:
-                top = Descriptor(top.media_type, top.digest, top.size, {}, _config_platform(writer, data))
-            if ref.tag or not ref.digest:
-                tag = ref.tag or "latest"
-                labels = _config_labels(writer, data) if top.media_type in MANIFEST_TYPES else {}
-                name = labels.get(TITLE)
-
-                def check(layout: Layout) -> None:
-                    if isinstance(name, str):  # an image that names itself: its tag may not move across names
-                        refuse_unsafe_moves(layout, [tag], top.digest, name, str(labels.get(VERSION) or ""), force_tags)
-
-                writer.commit([(tag, top)], check=check)
-            else:
-                writer.commit([], [top])
+            fetch = _BlobFetch(client, ref.repository, opts, progress, writer, existing, dest)
+            downloaded, skipped, received = _fetch_blobs(fetch, image.blobs)
+            _commit(writer, ref, image, force_tags)
     finally:
         progress.close()
         clients.close()
     return PullResult(
         str(ref.with_tag(ref.tag)) if not ref.digest else ref.name,
-        top.digest,
+        image.top.digest,
         dest,
         ref.tag,
-        counts["downloaded"],
-        counts["skipped"],
-        received[0],
+        downloaded,
+        skipped,
+        received,
         time.monotonic() - started,
     )
+
+
+def _wanted_platform(platform: str | None) -> Platform | None:
+    if not platform:
+        return None
+    try:
+        return Platform.parse(platform)
+    except ValueError as exc:
+        raise InputError(str(exc), hint="for example --platform linux/arm64") from None
+
+
+# --------------------------------------------------------------------------------------------------- resolve
+_Doc = tuple[str, bytes, str]  # a manifest or index: (media type, bytes, digest)
+
+
+@dataclass(frozen=True)
+class _Image:
+    """What a reference resolved to: the manifest or index the tag points at (``top``, its bytes ``data``), every
+    manifest and index to store (``docs``, with the index a --platform image was picked from), and every blob they
+    name (digest -> size)."""
+
+    top: Descriptor
+    data: bytes
+    docs: list[_Doc]
+    blobs: dict[str, int]
+
+
+def _resolve(client: Client, ref: Reference, want: Platform | None, opts: RegistryOptions) -> _Image:
+    docs: list[_Doc] = []
+    top, data = _pick(client, ref, want, docs)
+    if top.media_type in DOCKER_TYPES:
+        opts.log(
+            f"note: {ref} is a Docker-format image, stored as it is (its digest kept); skopeo 1.9 and umoci "
+            "0.4 read only OCI manifests from a layout"
+        )
+    blobs = _walk(client, ref.repository, (top.media_type, data, top.digest), docs)
+    return _Image(top, data, docs, blobs)
+
+
+def _pick(client: Client, ref: Reference, want: Platform | None, docs: list[_Doc]) -> tuple[Descriptor, bytes]:
+    """The manifest or index REF names; with --platform, the image of that platform (its index kept in ``docs``)."""
+    repo = ref.repository
+    data, mt, digest = get_manifest(client, repo, ref.digest or ref.tag or "latest", ref.digest)
+    if mt in INDEX_TYPES and want is not None:
+        child = _child_for(ref, json.loads(data).get("manifests") or [], want)
+        # The index itself is kept as a blob (not in index.json), so a reference pinned to the index's digest
+        # can later be resolved from the layout without the registry.
+        docs.append((mt, data, digest))
+        data, mt, digest = get_manifest(client, repo, child.digest, child.digest)
+        return Descriptor(mt, digest, len(data), {}, child.platform), data
+    if mt in MANIFEST_TYPES and want is not None:
+        _require_platform(client, repo, ref, json.loads(data), want)
+    return Descriptor(mt, digest, len(data)), data
+
+
+def _child_for(ref: Reference, children: list[dict[str, Any]], want: Platform) -> Descriptor:
+    """The first image of an index's ``children`` for platform ``want``."""
+    match = [c for c in children if _platform_matches(c, want)]
+    if not match:
+        have = (
+            ", ".join(
+                str(Platform(**{k: c.get("platform", {}).get(k, "") for k in ("os", "architecture", "variant")}))
+                for c in children
+                if c.get("platform")
+            )
+            or "none"
+        )
+        raise InputError(f"{ref} has no image for {want}", hint=f"platforms in it: {have}")
+    return Descriptor.from_json(match[0])
+
+
+def _walk(client: Client, repo: str, first: _Doc, docs: list[_Doc]) -> dict[str, int]:
+    """``first`` and every manifest and index under it (fetched and verified), added to ``docs`` -> the blobs they
+    name (digest -> size)."""
+    blobs: dict[str, int] = {}
+    stack = [first]
+    while stack:
+        mt, data, digest = stack.pop()
+        docs.append((mt, data, digest))
+        doc = json.loads(data)
+        if mt in INDEX_TYPES:
+            for child in doc.get("manifests") or []:
+                if child.get("mediaType") not in MANIFEST_TYPES + INDEX_TYPES:
+                    continue
+                cdata, cmt, cdigest = get_manifest(client, repo, child["digest"], child["digest"])
+                stack.append((cmt, cdata, cdigest))
+        else:
+            for d in [doc.get("config"), *list(doc.get("layers") or [])]:
+                if d:
+                    if not DIGEST_RE.match(str(d.get("digest"))):
+                        raise RegistryError(
+                            f"registry {client.registry}: manifest names a bad digest", code="MANIFEST_INVALID"
+                        )
+                    blobs[d["digest"]] = int(d["size"])
+    return blobs
+
+
+# --------------------------------------------------------------------------------------------------- fetch
+@dataclass(frozen=True)
+class _BlobFetch:
+    """Where blobs come from (``client``, ``repo``) and go (``writer`` stages them for ``dest``)."""
+
+    client: Client
+    repo: str
+    opts: RegistryOptions
+    progress: Progress
+    writer: LayoutWriter
+    existing: Layout | None
+    dest: Path
+
+
+def _fetch_blobs(fetch: _BlobFetch, blobs: dict[str, int]) -> tuple[int, int, int]:
+    """Every blob, in parallel, biggest first -> (downloaded, already in the layout, bytes downloaded)."""
+    counts = {"downloaded": 0, "skipped": 0}
+    received = 0
+    with ThreadPoolExecutor(max_workers=max(1, fetch.opts.jobs)) as pool:
+        for kind, n in pool.map(lambda item: _fetch_blob(fetch, *item), sorted(blobs.items(), key=lambda kv: -kv[1])):
+            counts[kind] += 1
+            received += n
+    return counts["downloaded"], counts["skipped"], received
+
+
+def _fetch_blob(fetch: _BlobFetch, digest: str, size: int) -> tuple[str, int]:
+    """-> ("skipped"|"downloaded", bytes downloaded)."""
+    existing = fetch.existing
+    # a kept blob is staged as a hard link: safe from a concurrent writer's cleanup until the commit
+    if existing is not None and existing.has_intact_blob(digest, size) and fetch.writer.keep_blob(digest):
+        fetch.progress.done(f"  {digest[:19]}  {human_size(size):>10}  already in the layout", digest)
+        return "skipped", 0
+    if existing is not None and existing.blob_path(digest).exists():
+        fetch.opts.log(f"note: blob {digest[:19]} in {fetch.dest} does not match its digest; downloading it again")
+    target = fetch.writer.scratch_file("blob-")
+    bar = fetch.progress.bar(digest, size)
+    n = _download(fetch, digest, size, target, bar)
+    fetch.writer.add_blob_file(target, digest)
+    fetch.progress.done(f"  {digest[:19]}  {human_size(size):>10}  downloaded", digest)
+    return "downloaded", n
+
+
+def _download(fetch: _BlobFetch, digest: str, size: int, target: Path, bar: Callable[[int], None]) -> int:
+    """GET the blob into ``target``, again from the start after a lost connection (within the retry budget) -> its
+    size, once its digest and size are checked."""
+    client = fetch.client
+    what = f"GET blob {digest[:19]}"
+    for attempt in range(fetch.opts.retries + 1):
+        resp = get_blob(client, fetch.repo, digest, what)
+        try:
+            got, n = _save_body(client, resp, target, size, bar)
+        except (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
+            if attempt >= fetch.opts.retries:
+                why = client.watchdog.current_failure(client.registry)
+                raise RegistryError(
+                    f"registry {client.registry}: {what} failed: connection error ({why or connection_reason(exc)})",
+                    hint="run the same command again",
+                ) from None
+            client.pause(backoff_delay(fetch.opts, attempt, None))
+            continue
+        finally:
+            resp.close()
+        if got != digest or n != size:
+            raise RegistryError(
+                f"registry {client.registry}: blob {digest} arrived as {got} ({n} of {size} bytes)",
+                code="DIGEST_INVALID",
+                hint="the registry (or a proxy) served other bytes; nothing was written",
+            )
+        return n
+    raise AssertionError("unreachable")
+
+
+def _save_body(
+    client: Client, resp: requests.Response, target: Path, size: int, bar: Callable[[int], None]
+) -> tuple[str, int]:
+    """The streamed body into ``target`` (no further than one chunk past ``size``) -> (its digest, its length).
+    A body the watchdog cut short raises ConnectionError, as a dropped connection does."""
+    h = hashlib.sha256()
+    n = 0
+    with open(target, "wb") as f:
+        for chunk in resp.iter_content(64 << 10):
+            client.touch()
+            h.update(chunk)
+            f.write(chunk)
+            n += len(chunk)
+            bar(len(chunk))
+            if n > size:
+                break
+    why = client.watchdog.current_failure(client.registry)
+    if why is not None:  # the body was cut short by the stall watchdog
+        raise requests.exceptions.ConnectionError(why)
+    return "sha256:" + h.hexdigest(), n
+
+
+# --------------------------------------------------------------------------------------------------- commit
+def _commit(writer: LayoutWriter, ref: Reference, image: _Image, force_tags: bool) -> None:
+    """The manifests and indexes join the staged blobs; REF's tag (none when pulled by digest alone) points at the
+    image. An image that names itself (a title label) may not take a tag from an image of another name."""
+    for mt, data, _digest in image.docs:
+        writer.add_blob(Blob(mt, data))
+    top = image.top
+    if top.media_type in MANIFEST_TYPES and top.platform is None:
+        top = Descriptor(top.media_type, top.digest, top.size, {}, _config_platform(writer, image.data))
+    if not ref.tag and ref.digest:
+        writer.commit([], [top])
+        return
+    tag = ref.tag or "latest"
+    labels = _config_labels(writer, image.data) if top.media_type in MANIFEST_TYPES else {}
+    name = labels.get(TITLE)
+
+    def check(layout: Layout) -> None:
+        if isinstance(name, str):  # an image that names itself: its tag may not move across names
+            refuse_unsafe_moves(layout, [tag], top.digest, name, str(labels.get(VERSION) or ""), force_tags)
+
+    writer.commit([(tag, top)], check=check)

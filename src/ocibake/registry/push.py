@@ -8,8 +8,9 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ocibake.errors import InputError, OcibakeError, RegistryError
 from ocibake.oci.image import Descriptor
@@ -20,7 +21,7 @@ from ocibake.registry.options import RegistryOptions
 from ocibake.registry.progress import Progress, human_size
 from ocibake.registry.push_plan import _media_type, _PushPlan, plan_push, select_tags
 from ocibake.registry.push_skip import tags_in_place
-from ocibake.registry.reference import has_registry, parse_reference
+from ocibake.registry.reference import Reference, has_registry, parse_reference
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,7 @@ class PushResult:
     def lines(self) -> list[str]:
         return [str(t) for t in self.tags]
 
-    def as_json(self) -> dict:
+    def as_json(self) -> dict[str, Any]:
         return {
             "references": self.lines(),
             "tags": [{"repository": t.repository, "tag": t.tag, "digest": t.digest} for t in self.tags],
@@ -115,6 +116,35 @@ def push_layout(
     """
     opts = options or RegistryOptions()
     started = time.monotonic()
+    refs = _targets(repo, opts)
+    layout = Layout.open(layout_path)
+    verified: dict[str, tuple[str, int]] = {}
+    plans = [(ref, plan_push(layout, select_tags(layout, tags, ref.tag), verified)) for ref in refs]
+    progress = Progress(opts)
+    clients = Clients(opts)
+    tally = _Tally()
+    try:
+        for ref, plan in plans:
+            _push_repository(clients.get(ref.registry), ref, plan, opts, progress, tally)
+    except OcibakeError as exc:
+        _note_partial_push(exc, tally.pushed, [ref for ref, _ in plans])
+        raise
+    finally:
+        progress.close()
+        clients.close()
+    counts = tally.counts
+    return PushResult(
+        tuple(tally.pushed),
+        counts["uploaded"],
+        counts["skipped"],
+        counts["mounted"],
+        tally.sent,
+        time.monotonic() - started,
+    )
+
+
+def _targets(repo: str | Sequence[str], opts: RegistryOptions) -> list[Reference]:
+    """The repositories to push to, each REGISTRY/REPO[:TAG] (never a digest)."""
     repos = [repo] if isinstance(repo, str) else list(repo)
     if not repos:
         raise InputError("no repository to push to", hint="ocibake push LAYOUT REGISTRY/REPO")
@@ -122,59 +152,62 @@ def push_layout(
     for r in refs:
         if r.digest:
             raise InputError(f"{r}: push to a repository or tag, not a digest", hint="drop the @sha256:... part")
-    layout = Layout.open(layout_path)
-    verified: dict[str, tuple[str, int]] = {}
-    plans = [(ref, plan_push(layout, select_tags(layout, tags, ref.tag), verified)) for ref in refs]
-    progress = Progress(opts)
-    clients = Clients(opts)
-    counts = {"uploaded": 0, "skipped": 0, "mounted": 0}
-    sent = 0
-    pushed: list[PushedTag] = []
-    done_repos: dict[str, list[str]] = {}  # registry -> repositories complete in this run
-    try:
-        for ref, plan in plans:
-            client = clients.get(ref.registry)
-            client.ping()
-            in_place = tags_in_place(client, ref.repository, plan)
-            if in_place is not None:
-                opts.log(f"{ref.name}: every tag already names this image; nothing to send")
-                counts["skipped"] += len(plan.blobs)
-                pushed.extend(PushedTag(ref.name, tag, digest) for tag, digest in in_place)
-                done_repos.setdefault(ref.registry, []).append(ref.repository)
-                continue
-            mount_from = _mount_sources(ref, opts, done_repos.get(ref.registry, []))
-            outcomes = _upload_blobs(client, ref, plan, opts, progress, mount_from)
-            for kind, n in outcomes:
-                counts[kind] += 1
-                sent += n
-            for desc, data in plan.children:
-                _put_manifest(client, ref.repository, desc.digest, desc, data)
-            for tag, desc, data in plan.tops:
-                digest = _put_manifest(client, ref.repository, tag, desc, data)
-                pushed.append(PushedTag(ref.name, tag, digest))
-            done_repos.setdefault(ref.registry, []).append(ref.repository)
-    except OcibakeError as exc:
-        exc.results = tuple(str(t) for t in pushed)
-        done = {t.repository for t in pushed}
-        failed_at = next((i for i, (ref, _) in enumerate(plans) if ref.name not in done), len(plans))
-        untried = [ref.name for ref, _ in plans[failed_at + 1 :]]
-        notes = []
-        if pushed:
-            notes.append(f"pushed before the failure: {len(pushed)} tag(s), on stdout")
-        if untried:
-            notes.append(f"not tried: {', '.join(untried)}")
-        if notes:
-            exc.hint = "; ".join(([exc.hint] if exc.hint else []) + notes)
-        raise
-    finally:
-        progress.close()
-        clients.close()
-    return PushResult(
-        tuple(pushed), counts["uploaded"], counts["skipped"], counts["mounted"], sent, time.monotonic() - started
-    )
+    return refs
 
 
-def _mount_sources(ref, opts: RegistryOptions, done_here: list[str]) -> list[str]:
+@dataclass
+class _Tally:
+    """What a push did so far: blobs by outcome, bytes sent, tags pushed, and per registry the repositories done
+    (later repositories on that registry mount their blobs)."""
+
+    counts: dict[str, int] = field(default_factory=lambda: {"uploaded": 0, "skipped": 0, "mounted": 0})
+    sent: int = 0
+    pushed: list[PushedTag] = field(default_factory=list)
+    done_repos: dict[str, list[str]] = field(default_factory=dict)
+
+
+def _push_repository(
+    client: Client, ref: Reference, plan: _PushPlan, opts: RegistryOptions, progress: Progress, tally: _Tally
+) -> None:
+    """One repository: nothing when every tag already names its image; else blobs, child manifests, then tags."""
+    client.ping()
+    in_place = tags_in_place(client, ref.repository, plan)
+    if in_place is not None:
+        opts.log(f"{ref.name}: every tag already names this image; nothing to send")
+        tally.counts["skipped"] += len(plan.blobs)
+        tally.pushed.extend(PushedTag(ref.name, tag, digest) for tag, digest in in_place)
+        tally.done_repos.setdefault(ref.registry, []).append(ref.repository)
+        return
+    mount_from = _mount_sources(ref, opts, tally.done_repos.get(ref.registry, []))
+    outcomes = _upload_blobs(client, ref, plan, opts, progress, mount_from)
+    for kind, n in outcomes:
+        tally.counts[kind] += 1
+        tally.sent += n
+    for desc, data in plan.children:
+        _put_manifest(client, ref.repository, desc.digest, desc, data)
+    for tag, desc, data in plan.tops:
+        digest = _put_manifest(client, ref.repository, tag, desc, data)
+        tally.pushed.append(PushedTag(ref.name, tag, digest))
+    tally.done_repos.setdefault(ref.registry, []).append(ref.repository)
+
+
+def _note_partial_push(exc: OcibakeError, pushed: list[PushedTag], refs: list[Reference]) -> None:
+    """A push failed: the tags pushed before go along as results (printed on stdout), and the hint names them and
+    the repositories not tried."""
+    exc.results = tuple(str(t) for t in pushed)
+    done = {t.repository for t in pushed}
+    failed_at = next((i for i, ref in enumerate(refs) if ref.name not in done), len(refs))
+    untried = [ref.name for ref in refs[failed_at + 1 :]]
+    notes = []
+    if pushed:
+        notes.append(f"pushed before the failure: {len(pushed)} tag(s), on stdout")
+    if untried:
+        notes.append(f"not tried: {', '.join(untried)}")
+    if notes:
+        exc.hint = "; ".join(([exc.hint] if exc.hint else []) + notes)
+
+
+def _mount_sources(ref: Reference, opts: RegistryOptions, done_here: list[str]) -> list[str]:
     """--mount-from repositories on ref's registry, then those this run already pushed to it."""
     sources = []
     for m in opts.mount_from:
@@ -192,7 +225,7 @@ def _mount_sources(ref, opts: RegistryOptions, done_here: list[str]) -> list[str
 
 
 def _upload_blobs(
-    client: Client, ref, plan: _PushPlan, opts: RegistryOptions, progress: Progress, mount_from: list[str]
+    client: Client, ref: Reference, plan: _PushPlan, opts: RegistryOptions, progress: Progress, mount_from: list[str]
 ) -> list[tuple[str, int]]:
     """Every blob of ``plan``, in parallel, biggest first; an interrupt cancels the uploads in flight."""
     opts.log(f"pushing {len(plan.blobs)} blob(s) to {ref.name}")

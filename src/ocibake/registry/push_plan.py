@@ -66,65 +66,77 @@ def plan_push(
     layout: Layout, tagged: Sequence[tuple[str, Descriptor]], verified: dict[str, tuple[str, int]] | None = None
 ) -> _PushPlan:
     """Read and verify everything that will be pushed, before anything is sent (``verified`` caches blob hashes)."""
-    verified = {} if verified is None else verified
-    plan = _PushPlan()
-    seen_children: set[str] = set()
-
-    def manifest(desc: Descriptor, data: bytes) -> None:
-        doc = json.loads(data)
-        for d in [doc.get("config"), *list(doc.get("layers") or [])]:
-            if not d:
-                continue
-            blob = Descriptor.from_json(d)
-            if blob.digest in plan.blobs:
-                continue
-            path = layout.blob_path(blob.digest)
-            if blob.digest not in verified:
-                try:
-                    verified[blob.digest] = _file_digest(layout.root, path)
-                except FileNotFoundError:
-                    raise InputError(
-                        f"blob {blob.digest} is missing from {layout.root}; nothing was pushed",
-                        hint="the layout is incomplete; rebuild or re-pull it",
-                    ) from None
-            digest, size = verified[blob.digest]
-            if digest != blob.digest or size != blob.size:
-                raise InputError(
-                    f"blob {blob.digest} in {layout.root} does not match its digest or size; nothing was pushed",
-                    hint="the layout is damaged; rebuild or re-pull it",
-                )
-            plan.blobs[blob.digest] = (size, path)
-
-    def walk(desc: Descriptor, data: bytes) -> None:
-        mt = _media_type(desc, data)
-        if mt in INDEX_TYPES:
-            for child in json.loads(data).get("manifests") or []:
-                cd = Descriptor.from_json(child)
-                if cd.digest in seen_children:
-                    continue
-                seen_children.add(cd.digest)
-                cdata = _verified_bytes(layout, cd)
-                walk(cd, cdata)
-                plan.children.append((cd, cdata))
-        elif mt in MANIFEST_TYPES:
-            manifest(desc, data)
-        else:
-            raise InputError(
-                f"{desc.digest} in {layout.root} has media type {mt!r}, not a manifest or index",
-                hint="ocibake pushes OCI/Docker image manifests and indexes",
-            )
-
+    planner = _Planner(layout, {} if verified is None else verified)
     for tag, desc in tagged:
         data = _verified_bytes(layout, desc)
         try:
-            walk(desc, data)
+            planner.walk(desc, data)
         except (ValueError, TypeError, KeyError, AttributeError) as exc:
             raise InputError(
                 f"{desc.digest} in {layout.root} is not a valid manifest ({type(exc).__name__})",
                 hint="the layout is damaged; rebuild it",
             ) from None
-        plan.tops.append((tag, desc, data))
-    return plan
+        planner.plan.tops.append((tag, desc, data))
+    return planner.plan
+
+
+@dataclass
+class _Planner:
+    """Walks the manifests and indexes under the tags being pushed, filling ``plan``; every blob is hashed once
+    (``verified``: digest -> (computed digest, size)), every child manifest planned once."""
+
+    layout: Layout
+    verified: dict[str, tuple[str, int]]
+    plan: _PushPlan = field(default_factory=_PushPlan)
+    seen_children: set[str] = field(default_factory=set)
+
+    def walk(self, desc: Descriptor, data: bytes) -> None:
+        mt = _media_type(desc, data)
+        if mt in INDEX_TYPES:
+            for child in json.loads(data).get("manifests") or []:
+                cd = Descriptor.from_json(child)
+                if cd.digest in self.seen_children:
+                    continue
+                self.seen_children.add(cd.digest)
+                cdata = _verified_bytes(self.layout, cd)
+                self.walk(cd, cdata)
+                self.plan.children.append((cd, cdata))
+        elif mt in MANIFEST_TYPES:
+            self.add_blobs(data)
+        else:
+            raise InputError(
+                f"{desc.digest} in {self.layout.root} has media type {mt!r}, not a manifest or index",
+                hint="ocibake pushes OCI/Docker image manifests and indexes",
+            )
+
+    def add_blobs(self, manifest: bytes) -> None:
+        """The config and layers of an image manifest, each checked against its digest and size."""
+        doc = json.loads(manifest)
+        for d in [doc.get("config"), *list(doc.get("layers") or [])]:
+            if not d:
+                continue
+            blob = Descriptor.from_json(d)
+            if blob.digest in self.plan.blobs:
+                continue
+            path = self.layout.blob_path(blob.digest)
+            digest, size = self._hash(blob.digest, path)
+            if digest != blob.digest or size != blob.size:
+                raise InputError(
+                    f"blob {blob.digest} in {self.layout.root} does not match its digest or size; nothing was pushed",
+                    hint="the layout is damaged; rebuild or re-pull it",
+                )
+            self.plan.blobs[blob.digest] = (size, path)
+
+    def _hash(self, digest: str, path: Path) -> tuple[str, int]:
+        if digest not in self.verified:
+            try:
+                self.verified[digest] = _file_digest(self.layout.root, path)
+            except FileNotFoundError:
+                raise InputError(
+                    f"blob {digest} is missing from {self.layout.root}; nothing was pushed",
+                    hint="the layout is incomplete; rebuild or re-pull it",
+                ) from None
+        return self.verified[digest]
 
 
 def select_tags(layout: Layout, tags: Sequence[str] | None, as_tag: str | None = None) -> list[tuple[str, Descriptor]]:

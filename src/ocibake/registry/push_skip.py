@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
+from ocibake.oci.image import Descriptor
 from ocibake.registry.client import Client
 from ocibake.registry.push_plan import _media_type, _PushPlan
 
@@ -20,7 +21,7 @@ def tags_in_place(client: Client, repository: str, plan: _PushPlan) -> list[tupl
         return None
     scopes = (f"repository:{repository}:pull,push",)  # the token serves the upload too, if one follows
 
-    def in_place(top) -> bool:
+    def in_place(top: tuple[str, Descriptor, bytes]) -> bool:
         tag, desc, data = top
         resp = client.request(
             "HEAD",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import oras.container
@@ -48,7 +49,7 @@ def has_registry(first: str) -> bool:
     return "." in first or ":" in first or first == "localhost" or first.startswith("[")
 
 
-def parse_reference(text: str, environ=None) -> Reference:
+def parse_reference(text: str, environ: Mapping[str, str] | None = None) -> Reference:
     """REGISTRY/REPO[:TAG][@DIGEST]; a bare REPO gets the $OCIBAKE_REGISTRY prefix (like KO_DOCKER_REPO)."""
     env = os.environ if environ is None else environ
     original = text
@@ -76,7 +77,7 @@ def parse_reference(text: str, environ=None) -> Reference:
     registry, _, rest = text.partition("/")
     # oras' grammar splits name, tag and digest; we check each part against the distribution spec ourselves
     try:
-        parsed = oras.container.Container(rest, registry=registry)
+        digest = _oras_digest(rest, registry)
     except ValueError:
         raise InputError(
             f"{original!r} is not a valid image reference", hint="REGISTRY/REPO[:TAG][@sha256:DIGEST]"
@@ -99,13 +100,18 @@ def parse_reference(text: str, environ=None) -> Reference:
             f"{original!r}: tag {tag!r} is not valid",
             hint="tags are 1-128 letters, digits, '_', '.', '-', not starting with '.' or '-'",
         )
-    digest = parsed.digest
     if digest is not None and not DIGEST_RE.match(digest):
         raise InputError(f"{original!r}: digest {digest!r} is not valid", hint="digests are sha256:<64 lowercase hex>")
     registry = registry.lower() if not registry.startswith("[") else registry
     if registry in DOCKER_HUB and "/" not in repository:
         repository = f"library/{repository}"
     return Reference(registry, repository, tag, digest)
+
+
+def _oras_digest(rest: str, registry: str) -> str | None:
+    """The digest of REPO[:TAG][@DIGEST] by oras-py's reference grammar; ValueError when the grammar refuses it."""
+    digest = oras.container.Container(rest, registry=registry).digest
+    return None if digest is None else str(digest)
 
 
 def is_loopback(registry: str) -> bool:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from ocibake.registry.client import Clients
+from ocibake.registry.manifests import get_manifest
 from ocibake.registry.options import RegistryOptions
-from ocibake.registry.pull import _get_manifest
 from ocibake.registry.reference import Reference
 
 
@@ -14,7 +14,7 @@ def resolve_digest(ref: Reference, options: RegistryOptions | None = None) -> st
     clients = Clients(opts)
     try:
         client = clients.get(ref.registry)
-        _, _, digest = _get_manifest(client, ref.repository, ref.digest or ref.tag or "latest", ref.digest)
+        _, _, digest = get_manifest(client, ref.repository, ref.digest or ref.tag or "latest", ref.digest)
         return digest
     finally:
         clients.close()

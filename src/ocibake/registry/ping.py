@@ -1,0 +1,148 @@
+"""The first request to a registry, GET /v2/: which scheme it answers on, whether it speaks the distribution API, and
+how it wants to be authenticated.
+
+HTTPS is tried first; plain HTTP only for a loopback host or with --insecure, and only when the server does not speak
+TLS at all: a certificate that fails verification is an error with a hint, never a reason to drop TLS. The 401
+challenge is parsed with oras-py's WWW-Authenticate parser (wrapped here with types); the client keeps it and the
+bearer tokens it leads to (bearer.py).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import oras.auth.utils
+import requests
+
+from ocibake.errors import RegistryError
+from ocibake.registry.reference import is_loopback
+from ocibake.registry.retry import connection_reason
+from ocibake.registry.trust import system_bundle
+
+if TYPE_CHECKING:
+    from ocibake.registry.client import Client
+
+
+@dataclass(frozen=True)
+class AuthParams:
+    """The parameters of a WWW-Authenticate challenge that token authentication uses."""
+
+    realm: str | None = None
+    service: str | None = None
+    scope: str | None = None
+
+
+@dataclass(frozen=True)
+class Challenge:
+    """How a registry asks to be authenticated: ``scheme`` "basic" or "bearer" (lowercase), and for bearer tokens
+    the token server (``realm``) and the ``service`` to ask it for."""
+
+    scheme: str
+    realm: str | None = None
+    service: str | None = None
+
+
+def parse_www_authenticate(header: str) -> AuthParams:
+    """realm, service and scope of a WWW-Authenticate header, by oras-py's parser."""
+    parsed = oras.auth.utils.parse_auth_header(header)
+    return AuthParams(realm=parsed.realm, service=parsed.service, scope=parsed.scope)
+
+
+def connect(client: Client) -> tuple[str, bool | str, requests.Response]:
+    """GET /v2/ on the first scheme that answers -> (scheme, the TLS verification that worked, the response).
+
+    RegistryError when the certificate is not trusted, or when no scheme answers."""
+    candidates: list[tuple[str, bool | str]] = [("https", client.verify)]
+    # Plain HTTP for loopback or --insecure, and only when the server does not speak TLS at all: a certificate
+    # that fails verification is an error, never a reason to try without TLS (--ca-cert is checked up front).
+    plain_ok = client.opts.insecure or is_loopback(client.registry)
+    if client.opts.insecure:
+        candidates = [("https", False)]
+        client.opts.log(f"warning: TLS certificates of {client.registry} are not verified (--insecure)")
+    last_exc: Exception | None = None
+    for scheme, verify in candidates + ([("http", True)] if plain_ok else []):
+        url = f"{scheme}://{client.host}/v2/"
+        try:
+            return scheme, verify, _get(client, url, verify)
+        except requests.exceptions.SSLError as exc:
+            last_exc = exc
+            if "certificate verify failed" in str(exc) or "CERTIFICATE_VERIFY_FAILED" in str(exc):
+                raise _untrusted(client, exc) from None
+            continue  # not TLS at all: try plain HTTP when allowed
+        except requests.exceptions.RequestException as exc:
+            last_exc = exc
+            # An unknown host or a closed port is the same for plain HTTP: do not try (and retry) it again.
+            if isinstance(exc, requests.exceptions.ConnectionError) and connection_reason(exc) in (
+                "Name or service not known",
+                "Connection refused",
+            ):
+                break
+            continue
+    raise _unreachable(client.registry, last_exc, plain_ok)
+
+
+def challenge_of(registry: str, resp: requests.Response) -> Challenge | None:
+    """The auth challenge of GET /v2/'s answer (None: no authentication asked); RegistryError when the answer is not
+    the distribution API's."""
+    api = resp.headers.get("Docker-Distribution-API-Version", "")
+    challenge = resp.headers.get("WWW-Authenticate", "")
+    if resp.status_code == 401 and challenge:
+        scheme, _, _ = challenge.partition(" ")
+        params = parse_www_authenticate(challenge)
+        return Challenge(scheme.lower(), realm=params.realm, service=params.service)
+    if resp.status_code == 200 and (
+        api.startswith("registry/2") or resp.headers.get("Content-Type", "").startswith("application/json")
+    ):
+        return None
+    raise RegistryError(
+        f"registry {registry}: GET /v2/ answered HTTP {resp.status_code}, which is not the OCI distribution API",
+        status=resp.status_code,
+        hint="is this a registry? check the host and port (and the path: only HOST[:PORT] belongs before the "
+        "repository)",
+    )
+
+
+def _get(client: Client, url: str, verify: bool | str) -> requests.Response:
+    return client._with_retries(f"GET {url}", lambda: client._send("GET", url, verify=verify), retries=2)
+
+
+def _untrusted(client: Client, exc: Exception) -> RegistryError:
+    """The certificate failed verification: say why, and what to trust instead."""
+    reason = _tls_reason(exc)
+    if "mismatch" in reason.lower():
+        hint = (
+            "the certificate was issued for another name; use the host name or address it names "
+            "(or --insecure to skip verification)"
+        )
+    elif client.opts.ca_cert:
+        hint = (
+            f"the certificate is signed neither by {client.opts.ca_cert} nor by a CA of "
+            f"{system_bundle(os.environ)}; check the CA file"
+        )
+    else:
+        hint = (
+            f"pass the registry's CA with --ca-cert PATH (trusted now: {client.verify}), or --insecure "
+            "to skip verification"
+        )
+    return RegistryError(f"registry {client.registry}: TLS certificate not trusted ({reason})", hint=hint, code="TLS")
+
+
+def _unreachable(registry: str, last_exc: Exception | None, plain_ok: bool) -> RegistryError:
+    reason = connection_reason(last_exc) if last_exc else "no answer"
+    if last_exc is not None and isinstance(last_exc, requests.exceptions.SSLError) and not plain_ok:
+        return RegistryError(
+            f"registry {registry}: TLS handshake failed ({reason})",
+            hint="plain HTTP is used only for localhost/127.0.0.1 or with --insecure",
+        )
+    return RegistryError(
+        f"registry {registry}: cannot connect ({reason})",
+        hint="check the host name and port, the network and any proxy",
+    )
+
+
+def _tls_reason(exc: Exception) -> str:
+    m = re.search(r"certificate verify failed: (.+?)(?: \(_ssl\.c|['\"]\)|$)", str(exc))
+    return m.group(1).strip().rstrip(".") if m else "certificate verify failed"
