@@ -11,7 +11,9 @@ import json
 import os
 import secrets
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -23,7 +25,8 @@ PRIVATE_PEM_TYPES = ("ENCRYPTED SIGSTORE PRIVATE KEY", "ENCRYPTED COSIGN PRIVATE
 SCRYPT = {"N": 32768, "r": 8, "p": 1}
 
 
-def _scrypt(password: bytes, salt: bytes, params: dict) -> bytes:
+def _scrypt(password: bytes, salt: bytes, params: Mapping[str, Any]) -> bytes:
+    """``params``: N, r and p as SCRYPT holds them, or as a key file's JSON does."""
     n, r, p = int(params["N"]), int(params["r"]), int(params["p"])
     return hashlib.scrypt(password, salt=salt, n=n, r=r, p=p, dklen=32, maxmem=128 * r * n * p + (64 << 20))
 

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
@@ -17,9 +19,28 @@ from ocibake.errors import InputError, OcibakeError
 from ocibake.oci.image import Blob, canonical_json, sha256_digest
 from ocibake.oci.media_types import OCI_CONFIG, OCI_MANIFEST
 
+if TYPE_CHECKING:
+    from ocibake.registry.reference import Reference
+
 PAYLOAD_TYPE = "application/vnd.dev.cosign.simplesigning.v1+json"
 SIGNATURE_ANNOTATION = "dev.cosignproject.cosign/signature"
 SIGNATURE_TYPE = "cosign container image signature"
+
+
+class SignatureRepository(Protocol):
+    """The repository signatures are read from and written to (registry/artifacts.py's Remote)."""
+
+    def manifest(self, ref: str) -> tuple[bytes, str] | None:
+        """(bytes, media type) of the manifest ``ref`` (tag or digest), or None when there is none."""
+
+    def blob(self, digest: str) -> bytes:
+        """The blob's bytes, checked against ``digest``."""
+
+    def put_blobs(self, blobs: Sequence[tuple[str, bytes]]) -> None:
+        """Upload (digest, bytes) pairs."""
+
+    def put_manifest(self, ref: str, blob: Blob) -> str:
+        """Store the manifest ``blob`` under the tag or digest ``ref``."""
 
 
 class SignatureError(OcibakeError):
@@ -49,7 +70,7 @@ def sign_payload(key: ec.EllipticCurvePrivateKey, data: bytes) -> str:
     return base64.b64encode(key.sign(data, ec.ECDSA(hashes.SHA256()))).decode()
 
 
-def _config(layers: list[dict]) -> Blob:
+def _config(layers: list[dict[str, Any]]) -> Blob:
     """The image config cosign gives a signature manifest (zero times, one diff_id per payload)."""
     zero = "0001-01-01T00:00:00Z"
     doc = {
@@ -63,17 +84,18 @@ def _config(layers: list[dict]) -> Blob:
     return Blob(OCI_CONFIG, canonical_json(doc))
 
 
-def sign_remote(remote, repository: str, digest: str, key: ec.EllipticCurvePrivateKey) -> str:
+def sign_remote(remote: SignatureRepository, repository: str, digest: str, key: ec.EllipticCurvePrivateKey) -> str:
     """Add a signature of ``digest`` to its `.sig` manifest (kept signatures stay); -> the tag."""
     tag = signature_tag(digest)
     data = payload(repository, digest)
+    data_digest = sha256_digest(data)
     layer = {
         "mediaType": PAYLOAD_TYPE,
-        "digest": sha256_digest(data),
+        "digest": data_digest,
         "size": len(data),
         "annotations": {SIGNATURE_ANNOTATION: sign_payload(key, data)},
     }
-    layers: list[dict] = []
+    layers: list[dict[str, Any]] = []
     existing = remote.manifest(tag)
     if existing is not None:
         try:
@@ -84,7 +106,7 @@ def sign_remote(remote, repository: str, digest: str, key: ec.EllipticCurvePriva
             layers = []
     layers.append(layer)
     config = _config(layers)
-    blobs = [(config.digest, config.data), (layer["digest"], data)]
+    blobs = [(config.digest, config.data), (data_digest, data)]
     remote.put_blobs(blobs)
     manifest = {
         "schemaVersion": 2,
@@ -103,7 +125,7 @@ class Verified:
     identity: str  # docker-reference of the first valid one
 
 
-def verify_remote(remote, digest: str, key: ec.EllipticCurvePublicKey) -> Verified:
+def verify_remote(remote: SignatureRepository, digest: str, key: ec.EllipticCurvePublicKey) -> Verified:
     """At least one signature in `sha256-<hex>.sig` verifies with ``key`` and names ``digest``; SignatureError if
     not."""
     tag = signature_tag(digest)
@@ -153,7 +175,7 @@ def verify_remote(remote, digest: str, key: ec.EllipticCurvePublicKey) -> Verifi
     return Verified(digest, valid, identity)
 
 
-def resolve_digest(remote, reference) -> str:
+def resolve_digest(remote: SignatureRepository, reference: Reference) -> str:
     """The manifest digest REF names (a tag is resolved through the registry)."""
     if reference.digest:
         return reference.digest

@@ -5,8 +5,9 @@ added, removed or changed (content digest, size, mode, uid/gid, mtime, link targ
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TextIO
+from typing import Any, TextIO
 
 from ocibake.audit.image_source import BUILD_RECORD_LABEL, OpenedImage
 from ocibake.audit.layer_files import FileEntry, layer_files
@@ -15,7 +16,7 @@ from ocibake.audit.value_window import windows
 FILE_FIELDS = ("type", "digest", "size", "mode", "uid", "gid", "mtime", "link")
 
 
-def flatten(value, prefix: str = "") -> dict[str, object]:
+def flatten(value: object, prefix: str = "") -> dict[str, object]:
     out: dict[str, object] = {}
     if isinstance(value, dict) and value:
         for k, v in value.items():
@@ -28,7 +29,7 @@ def flatten(value, prefix: str = "") -> dict[str, object]:
     return out
 
 
-def _config_fields(config: dict) -> dict[str, object]:
+def _config_fields(config: dict[str, Any]) -> dict[str, object]:
     config = json.loads(json.dumps(config))
     labels = (config.get("config") or {}).get("Labels") or {}
     record = labels.pop(BUILD_RECORD_LABEL, None)
@@ -48,7 +49,7 @@ class FileChange:
     kind: str  # added | removed | changed
     fields: tuple[tuple[str, object, object], ...] = ()
 
-    def as_json(self) -> dict:
+    def as_json(self) -> dict[str, Any]:
         return {"path": self.path, "kind": self.kind, "fields": {name: {"a": a, "b": b} for name, a, b in self.fields}}
 
     def line(self) -> str:
@@ -73,7 +74,7 @@ class LayerPair:
     def same(self) -> bool:
         return self.diff_id_a == self.diff_id_b
 
-    def as_json(self) -> dict:
+    def as_json(self) -> dict[str, Any]:
         return {
             "a": self.index_a,
             "b": self.index_b,
@@ -116,7 +117,7 @@ class ImageDiff:
             parts.append(f"{len(self.manifest)} manifest field(s)")
         return "different: " + (", ".join(parts) if parts else "only the manifest bytes") + " differ"
 
-    def as_json(self) -> dict:
+    def as_json(self) -> dict[str, Any]:
         return {
             "a": self.a,
             "b": self.b,
@@ -130,7 +131,7 @@ class ImageDiff:
         }
 
 
-def compare_fields(a: dict, b: dict) -> tuple[tuple[str, object, object], ...]:
+def compare_fields(a: Mapping[str, object], b: Mapping[str, object]) -> tuple[tuple[str, object, object], ...]:
     return tuple((k, a.get(k), b.get(k)) for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k))
 
 

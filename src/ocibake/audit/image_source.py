@@ -11,12 +11,16 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from ocibake.errors import InputError
 from ocibake.oci.image import Descriptor
 from ocibake.oci.layout import Layout
 from ocibake.oci.media_types import INDEX_TYPES, MANIFEST_TYPES
 from ocibake.oci.names import DIGEST_RE
+
+if TYPE_CHECKING:
+    from ocibake.registry.options import RegistryOptions
 
 BUILD_RECORD_LABEL = "dev.ocibake.build-record"
 
@@ -53,8 +57,8 @@ class OpenedImage:
     reference: str  # as the user gave it
     layout: Layout
     descriptor: Descriptor  # of the manifest
-    manifest: dict
-    config: dict
+    manifest: dict[str, Any]
+    config: dict[str, Any]
     remote: str | None = None  # REGISTRY/REPO when the image came from a registry
 
     @property
@@ -62,7 +66,7 @@ class OpenedImage:
         return self.descriptor.digest
 
     @property
-    def build_record(self) -> dict | None:
+    def build_record(self) -> dict[str, Any] | None:
         labels = (self.config.get("config") or {}).get("Labels") or {}
         text = labels.get(BUILD_RECORD_LABEL)
         if not text:
@@ -123,7 +127,7 @@ def read_image(
     )
 
 
-def only_image(layout: Layout, path) -> Descriptor:
+def only_image(layout: Layout, path: Path) -> Descriptor:
     """The layout's one image (however many tags name it; referrers are not images), else InputError."""
     manifests = layout.manifests()
     referrers = {d.digest for d in manifests if _is_referrer(layout, d)}
@@ -166,7 +170,7 @@ def _is_referrer(layout: Layout, desc: Descriptor) -> bool:
 
 @contextmanager
 def open_image(
-    text: str, registry_options: Callable[[], object] | None = None, platform: str | None = None
+    text: str, registry_options: Callable[[], RegistryOptions] | None = None, platform: str | None = None
 ) -> Iterator[OpenedImage]:
     """An image from `oci:...` or a registry; a pulled one lives in a temporary layout until the block ends."""
     if text.startswith("oci:"):
@@ -177,7 +181,7 @@ def open_image(
 
     options = registry_options() if registry_options is not None else None
     try:
-        ref = parse_reference(text, getattr(options, "environ", None))
+        ref = parse_reference(text, options.environ if options is not None else None)
     except InputError as exc:
         local = re.split(r"[:@]", text, maxsplit=1)[0]
         if local and Path(local).exists():

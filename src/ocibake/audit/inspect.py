@@ -4,7 +4,7 @@ mode, owner), the build record, and the referrers (SBOM, signatures) in the layo
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from ocibake.audit.image_source import BUILD_RECORD_LABEL, OpenedImage
 from ocibake.audit.layer_files import layer_files
@@ -13,8 +13,14 @@ from ocibake.audit.sbom import SPDX_TYPE
 from ocibake.errors import InputError
 from ocibake.units import human_size
 
+if TYPE_CHECKING:
+    from ocibake.registry.artifacts import Remote
+    from ocibake.registry.options import RegistryOptions
 
-def config_summary(config: dict) -> dict:
+OptionsFactory = Callable[[], "RegistryOptions"]  # made only when a registry is asked (it may read a password)
+
+
+def config_summary(config: dict[str, Any]) -> dict[str, Any]:
     runtime = config.get("config") or {}
     labels = {k: v for k, v in (runtime.get("Labels") or {}).items() if k != BUILD_RECORD_LABEL}
     return {
@@ -32,12 +38,20 @@ def config_summary(config: dict) -> dict:
     }
 
 
-def remote_referrers(image: OpenedImage, registry_options: Callable[[], object] | None) -> tuple[list[dict], str]:
+def _options(registry_options: OptionsFactory | None) -> RegistryOptions | None:
+    return registry_options() if registry_options else None
+
+
+def remote_referrers(
+    remote_name: str, digest: str, registry_options: OptionsFactory | None
+) -> tuple[list[dict[str, Any]], str]:
+    """The referrers the registry lists for ``digest`` (and how it found them), with cosign's signature tag as one
+    more."""
     from ocibake.registry.artifacts import Remote, fallback_tag
 
-    with Remote(image.remote, registry_options() if registry_options else None) as remote:
-        found, how = remote.referrers(image.digest)
-        sig = remote.manifest(fallback_tag(image.digest) + ".sig")
+    with Remote(remote_name, _options(registry_options)) as remote:
+        found, how = remote.referrers(digest)
+        sig = remote.manifest(fallback_tag(digest) + ".sig")
         if sig is not None:
             from ocibake.oci.image import sha256_digest
 
@@ -47,13 +61,13 @@ def remote_referrers(image: OpenedImage, registry_options: Callable[[], object] 
                     "mediaType": sig[1],
                     "digest": sha256_digest(sig[0]),
                     "size": len(sig[0]),
-                    "artifactType": "cosign signature (tag " + fallback_tag(image.digest) + ".sig)",
+                    "artifactType": "cosign signature (tag " + fallback_tag(digest) + ".sig)",
                 },
             ]
     return found, how
 
 
-def _remote_reader(remote, manifest_digest: str) -> Callable[[str], bytes]:
+def _remote_reader(remote: Remote, manifest_digest: str) -> Callable[[str], bytes]:
     def read(digest: str) -> bytes:
         if digest != manifest_digest:
             return remote.blob(digest)
@@ -65,7 +79,7 @@ def _remote_reader(remote, manifest_digest: str) -> Callable[[str], bytes]:
     return read
 
 
-def sbom_summary(read_blob: Callable[[str], bytes], manifest_digest: str, image_digest: str) -> dict:
+def sbom_summary(read_blob: Callable[[str], bytes], manifest_digest: str, image_digest: str) -> dict[str, Any]:
     """What an SBOM referrer says; its manifest and blob are checked against their digests (InputError if not)."""
     import json
 
@@ -90,14 +104,12 @@ def sbom_summary(read_blob: Callable[[str], bytes], manifest_digest: str, image_
     }
 
 
-def inspect_image(
-    image: OpenedImage, with_files: bool = True, registry_options: Callable[[], object] | None = None
-) -> dict:
+def _layer_entries(image: OpenedImage, with_files: bool) -> list[dict[str, Any]]:
     history = [h for h in image.config.get("history") or [] if not h.get("empty_layer")]
     diff_ids = image.diff_ids()
     layers = []
     for i, desc in enumerate(image.layers()):
-        entry = {
+        entry: dict[str, Any] = {
             "digest": desc.digest,
             "size": desc.size,
             "media_type": desc.media_type,
@@ -107,20 +119,34 @@ def inspect_image(
         if with_files:
             entry["files"] = [f.as_json() for f in layer_files(image.blob_path(desc.digest), desc.media_type)]
         layers.append(entry)
-    if image.remote:
-        referrers, how = remote_referrers(image, registry_options)
-        if any(r.get("artifactType") == SPDX_TYPE for r in referrers):
-            from ocibake.registry.artifacts import Remote
+    return layers
 
-            with Remote(image.remote, registry_options() if registry_options else None) as remote:
-                for r in referrers:
-                    if r.get("artifactType") == SPDX_TYPE:
-                        r["sbom"] = sbom_summary(_remote_reader(remote, r["digest"]), r["digest"], image.digest)
-    else:
-        referrers, how = layout_referrers(image.layout, image.digest), "layout"
+
+def _referrers(image: OpenedImage, registry_options: OptionsFactory | None) -> tuple[list[dict[str, Any]], str]:
+    """The image's referrers, each SBOM among them summarised, and where they were found ("layout", or how the
+    registry listed them)."""
+    if not image.remote:
+        referrers = layout_referrers(image.layout, image.digest)
         for r in referrers:
             if r.get("artifactType") == SPDX_TYPE:
                 r["sbom"] = sbom_summary(image.layout.read_blob, r["digest"], image.digest)
+        return referrers, "layout"
+    referrers, how = remote_referrers(image.remote, image.digest, registry_options)
+    if any(r.get("artifactType") == SPDX_TYPE for r in referrers):
+        from ocibake.registry.artifacts import Remote
+
+        with Remote(image.remote, _options(registry_options)) as remote:
+            for r in referrers:
+                if r.get("artifactType") == SPDX_TYPE:
+                    r["sbom"] = sbom_summary(_remote_reader(remote, r["digest"]), r["digest"], image.digest)
+    return referrers, how
+
+
+def inspect_image(
+    image: OpenedImage, with_files: bool = True, registry_options: OptionsFactory | None = None
+) -> dict[str, Any]:
+    layers = _layer_entries(image, with_files)
+    referrers, how = _referrers(image, registry_options)
     return {
         "reference": image.reference,
         "digest": image.digest,
@@ -148,11 +174,11 @@ def record_value(value: object) -> str:
     return str(value)
 
 
-def _owner(f: dict) -> str:
+def _owner(f: dict[str, Any]) -> str:
     return f"{f['uid']}:{f['gid']}"
 
 
-def print_inspect(doc: dict, out: TextIO) -> None:
+def print_inspect(doc: dict[str, Any], out: TextIO) -> None:
     w = out.write
     cfg = doc["config"]
     plat = "/".join(p for p in (cfg["os"], cfg["architecture"], cfg.get("variant")) if p)

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
 import tarfile
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO, Any
 
 import zstandard
 
@@ -39,14 +40,14 @@ class FileEntry:
     link: str = ""
     digest: str = ""  # sha256 of the content, for regular files
 
-    def as_json(self) -> dict:
+    def as_json(self) -> dict[str, Any]:
         d = asdict(self)
         d["mode"] = f"{self.mode:04o}"
         return d
 
 
 class _Hashing:
-    """A file read through sha256: the layer's digest is checked as its files are listed."""
+    """A read-only file read through sha256: the layer's digest is checked as its files are listed."""
 
     def __init__(self, path: Path):
         self.f = open(path, "rb")  # noqa: SIM115 closed by close() / __exit__
@@ -61,13 +62,19 @@ class _Hashing:
         self.f.seek(pos)
         self.h = hashlib.sha256()
 
+    def tell(self) -> int:
+        return self.f.tell()
+
+    def write(self, data: bytes) -> int:
+        raise io.UnsupportedOperation("a layer blob is read, never written")
+
     def close(self) -> None:
         self.f.close()
 
     def __enter__(self) -> _Hashing:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def rest(self) -> str:
@@ -76,14 +83,18 @@ class _Hashing:
         return "sha256:" + self.h.hexdigest()
 
 
-def _open_stream(f: _Hashing) -> BinaryIO:
+TarStream = _Hashing | gzip.GzipFile | zstandard.ZstdDecompressionReader
+
+
+def _open_stream(f: _Hashing) -> TarStream:
     magic = f.read(4)
     f.seek(0)
     if magic[:2] == b"\x1f\x8b":
-        return gzip.GzipFile(fileobj=f, mode="rb")  # type: ignore[arg-type,return-value]
+        return gzip.GzipFile(fileobj=f, mode="rb")
     if magic == b"\x28\xb5\x2f\xfd":
-        return zstandard.ZstdDecompressor().stream_reader(f, closefd=False)  # type: ignore[return-value]
-    return f  # type: ignore[return-value]
+        # zstandard's stub asks for IO[bytes]; the decompressor only ever calls read() on its source
+        return zstandard.ZstdDecompressor().stream_reader(f, closefd=False)  # type: ignore[arg-type]
+    return f
 
 
 def _clean(name: str) -> str:
@@ -91,6 +102,15 @@ def _clean(name: str) -> str:
         name = name[2:]
     name = name.strip("/")
     return "/" + name if name not in ("", ".") else "/"
+
+
+def _content_digest(src: IO[bytes] | None) -> str:
+    """The sha256 of a regular file's content, read in chunks."""
+    h = hashlib.sha256()
+    if src is not None:
+        for chunk in iter(lambda: src.read(1 << 20), b""):
+            h.update(chunk)
+    return "sha256:" + h.hexdigest()
 
 
 def layer_files(path: Path, media_type: str = "") -> Iterator[FileEntry]:
@@ -105,14 +125,7 @@ def layer_files(path: Path, media_type: str = "") -> Iterator[FileEntry]:
         stream = _open_stream(raw)
         with raw, stream, tarfile.open(fileobj=stream, mode="r|") as tar:
             for info in tar:
-                digest = ""
-                if info.isreg():
-                    h = hashlib.sha256()
-                    src = tar.extractfile(info)
-                    if src is not None:
-                        for chunk in iter(lambda src=src: src.read(1 << 20), b""):
-                            h.update(chunk)
-                    digest = "sha256:" + h.hexdigest()
+                digest = _content_digest(tar.extractfile(info)) if info.isreg() else ""
                 name = _clean(info.name)
                 yield FileEntry(
                     path=name,

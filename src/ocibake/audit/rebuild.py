@@ -14,6 +14,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from ocibake.audit.causes import probable_causes
 from ocibake.audit.diff import ImageDiff, diff_images
@@ -24,6 +25,9 @@ from ocibake.builder.project import GitInfo, git_info
 from ocibake.builder.spec import BuildSpec
 from ocibake.errors import InputError
 from ocibake.oci.platform import Platform
+
+if TYPE_CHECKING:
+    from ocibake.toolchain.base import Toolchain
 
 Log = Callable[[str], None]
 
@@ -47,7 +51,7 @@ class AuditResult:
             return f"reproduced: the rebuild from source is {self.rebuilt}, the same image"
         return f"NOT reproduced: the image is {self.digest}, the rebuild {self.rebuilt}"
 
-    def as_json(self) -> dict:
+    def as_json(self) -> dict[str, Any]:
         return {
             "reference": self.reference,
             "digest": self.digest,
@@ -60,7 +64,7 @@ class AuditResult:
         }
 
 
-def require_record(image: OpenedImage) -> dict:
+def require_record(image: OpenedImage) -> dict[str, Any]:
     record = image.build_record
     if record is None:
         raise InputError(
@@ -71,12 +75,12 @@ def require_record(image: OpenedImage) -> dict:
     return record
 
 
-def recorded_git(record: dict) -> GitInfo:
+def recorded_git(record: dict[str, Any]) -> GitInfo:
     """The git facts the image records, for rebuilding a source that is not a git checkout (an archive)."""
     return GitInfo(str(record.get("commit")), int(record.get("source_date_epoch") or 0), bool(record.get("dirty")), "")
 
 
-def check_source(record: dict, source: Path) -> tuple[list[str], list[str]]:
+def check_source(record: dict[str, Any], source: Path) -> tuple[list[str], list[str]]:
     """(warnings, changed files) for the source tree; InputError when it is at another revision."""
     if not (source / "go.mod").is_file():
         raise InputError(f"{source} holds no go.mod", hint="pass the service's directory (the one holding go.mod)")
@@ -117,17 +121,19 @@ def changed_files(source: Path) -> list[str]:
     return sorted(line for line in proc.stdout.splitlines() if line) if proc.returncode == 0 else []
 
 
-def _source_choice(kind: str, layer: dict | None, default: str, warnings: list[str]) -> str:
+def _source_choice(kind: str, layer: dict[str, Any] | None, default: str, warnings: list[str]) -> str:
     if not layer:
         return "none"
     source = layer.get("source")
     if source in (default, "host"):
-        return source
+        return str(source)
     warnings.append(f"the {kind} came from a {source} that is not recorded; the rebuild uses the pinned {default}")
     return default
 
 
-def spec_from_record(image: OpenedImage, record: dict, source: Path, output: Path, warnings: list[str]) -> BuildSpec:
+def spec_from_record(
+    image: OpenedImage, record: dict[str, Any], source: Path, output: Path, warnings: list[str]
+) -> BuildSpec:
     annotations = image.manifest.get("annotations") or {}
     runtime = image.config.get("config") or {}
     ldflags = str((record.get("go") or {}).get("ldflags", ""))
@@ -164,7 +170,7 @@ def spec_from_record(image: OpenedImage, record: dict, source: Path, output: Pat
     )
 
 
-def check_toolchain(record: dict, toolchain, source: Path, warnings: list[str]) -> None:
+def check_toolchain(record: dict[str, Any], toolchain: Toolchain, source: Path, warnings: list[str]) -> None:
     recorded = record.get("toolchain") or {}
     wanted_go = str((record.get("go") or {}).get("version", ""))
     if recorded.get("kind") == "image":
@@ -180,7 +186,7 @@ def check_toolchain(record: dict, toolchain, source: Path, warnings: list[str]) 
         warnings.append(f"the local go is {local}, the image was built with {wanted_go}: the rebuild will differ")
 
 
-def audit(image: OpenedImage, source: Path, toolchain, log: Log = lambda s: None) -> AuditResult:
+def audit(image: OpenedImage, source: Path, toolchain: Toolchain, log: Log = lambda s: None) -> AuditResult:
     record = require_record(image)
     found = service_dir(source, record)
     if found != source:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ocibake.errors import InputError
 from ocibake.oci.image import Blob, Descriptor, canonical_json
@@ -28,8 +29,10 @@ class Artifact:
         return Descriptor(OCI_MANIFEST, self.manifest.digest, len(self.manifest.data))
 
     @property
-    def annotations(self) -> dict:
-        return json.loads(self.manifest.data).get("annotations") or {}
+    def annotations(self) -> dict[str, str]:
+        manifest: dict[str, Any] = json.loads(self.manifest.data)
+        annotations: dict[str, str] = manifest.get("annotations") or {}
+        return annotations
 
 
 def make_artifact(
@@ -79,9 +82,9 @@ def stored_artifact(root: Path, subject: str, artifact_type: str) -> Artifact | 
     return None
 
 
-def layout_referrers(layout: Layout, digest: str) -> list[dict]:
+def layout_referrers(layout: Layout, digest: str) -> list[dict[str, Any]]:
     """Descriptors (as the referrers API answers them) of the manifests in ``layout`` whose subject is ``digest``."""
-    found = []
+    found: list[dict[str, Any]] = []
     for d in layout.manifests():
         if d.media_type != OCI_MANIFEST:
             continue

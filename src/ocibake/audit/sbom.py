@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import re
+from typing import Any
 
 import ocibake
 from ocibake.audit.goinfo import BuildInfo, Module
@@ -17,6 +18,12 @@ from ocibake.oci.image import Descriptor, canonical_json, rfc3339
 SPDX_TYPE = "application/spdx+json"
 NAMESPACE = "https://spdx.ocibake.dev/images"
 TOOL = f"Tool: ocibake-{ocibake.__version__}"
+IMAGE_ID = "SPDXRef-Image"
+GO_ID = "SPDXRef-Go"
+DATA_LAYERS = (  # (build record layer, where it is in the image, SPDX id)
+    ("ca-certificates", "/etc/ssl/certs/ca-certificates.crt", "SPDXRef-CA-Bundle"),
+    ("zoneinfo", "/usr/share/zoneinfo", "SPDXRef-Zoneinfo"),
+)
 
 
 def _spdx_id(*parts: str) -> str:
@@ -38,22 +45,24 @@ def _h1_hex(sum_: str) -> str | None:
     return raw.hex() if len(raw) == 32 else None
 
 
-def _module_package(mod: Module, spdx_id: str, purpose: str) -> dict:
+def _purl(locator: str) -> dict[str, str]:
+    return {"referenceCategory": "PACKAGE-MANAGER", "referenceType": "purl", "referenceLocator": locator}
+
+
+def _relationship(element: str, kind: str, related: str) -> dict[str, str]:
+    return {"spdxElementId": element, "relationshipType": kind, "relatedSpdxElement": related}
+
+
+def _module_package(mod: Module, spdx_id: str, purpose: str) -> dict[str, Any]:
     used = mod.replace or mod
-    pkg = {
+    pkg: dict[str, Any] = {
         "SPDXID": spdx_id,
         "name": mod.path,
         "versionInfo": used.version or "NOASSERTION",
         "downloadLocation": "NOASSERTION",
         "filesAnalyzed": False,
         "primaryPackagePurpose": purpose,
-        "externalRefs": [
-            {
-                "referenceCategory": "PACKAGE-MANAGER",
-                "referenceType": "purl",
-                "referenceLocator": _purl_golang(used.path, used.version),
-            }
-        ],
+        "externalRefs": [_purl(_purl_golang(used.path, used.version))],
     }
     checksum = _h1_hex(used.sum)
     if checksum:
@@ -64,9 +73,9 @@ def _module_package(mod: Module, spdx_id: str, purpose: str) -> dict:
     return pkg
 
 
-def _data_package(kind: str, record: dict, spdx_id: str, path: str) -> dict:
+def _data_package(kind: str, record: dict[str, Any], spdx_id: str, path: str) -> dict[str, Any]:
     source = record.get("source", "?")
-    pkg = {
+    pkg: dict[str, Any] = {
         "SPDXID": spdx_id,
         "name": f"{kind} ({source})",
         "versionInfo": str(record.get("version") or "NOASSERTION"),
@@ -80,30 +89,26 @@ def _data_package(kind: str, record: dict, spdx_id: str, path: str) -> dict:
     return pkg
 
 
-def spdx_document(name: str, image: Descriptor, info: BuildInfo, record: dict | None, epoch: int) -> dict:
-    created = rfc3339(epoch)
+def _image_package(name: str, image: Descriptor) -> dict[str, Any]:
     hexdigest = image.digest.split(":", 1)[1]
-    image_id, main_id, go_id = "SPDXRef-Image", _spdx_id("Module", info.main.path or info.path), "SPDXRef-Go"
-    settings = "; ".join(f"{k}={v}" for k, v in info.settings)
-    image_pkg = {
-        "SPDXID": image_id,
+    return {
+        "SPDXID": IMAGE_ID,
         "name": name,
         "versionInfo": image.digest,
         "downloadLocation": "NOASSERTION",
         "filesAnalyzed": False,
         "primaryPackagePurpose": "CONTAINER",
         "checksums": [{"algorithm": "SHA256", "checksumValue": hexdigest}],
-        "externalRefs": [
-            {
-                "referenceCategory": "PACKAGE-MANAGER",
-                "referenceType": "purl",
-                "referenceLocator": f"pkg:oci/{name.rsplit('/', 1)[-1]}@sha256%3A{hexdigest}",
-            }
-        ],
+        "externalRefs": [_purl(f"pkg:oci/{name.rsplit('/', 1)[-1]}@sha256%3A{hexdigest}")],
     }
-    main_pkg = _module_package(info.main, main_id, "APPLICATION")
-    main_pkg["summary"] = f"main package {info.path}, built by {info.go_version}"
-    main_pkg["annotations"] = [
+
+
+def _main_package(info: BuildInfo, main_id: str, created: str) -> dict[str, Any]:
+    """The main module, with the go build settings as an annotation."""
+    settings = "; ".join(f"{k}={v}" for k, v in info.settings)
+    pkg = _module_package(info.main, main_id, "APPLICATION")
+    pkg["summary"] = f"main package {info.path}, built by {info.go_version}"
+    pkg["annotations"] = [
         {
             "annotationType": "OTHER",
             "annotator": TOOL,
@@ -111,55 +116,75 @@ def spdx_document(name: str, image: Descriptor, info: BuildInfo, record: dict | 
             "comment": f"go build settings: {settings}",
         }
     ]
-    go_pkg = {
-        "SPDXID": go_id,
+    return pkg
+
+
+def _go_package(info: BuildInfo) -> dict[str, Any]:
+    return {
+        "SPDXID": GO_ID,
         "name": "go",
         "versionInfo": info.go_version,
         "downloadLocation": "NOASSERTION",
         "filesAnalyzed": False,
         "primaryPackagePurpose": "LIBRARY",
-        "externalRefs": [
-            {
-                "referenceCategory": "PACKAGE-MANAGER",
-                "referenceType": "purl",
-                "referenceLocator": f"pkg:golang/stdlib@{info.go_version.removeprefix('go')}",
-            }
-        ],
+        "externalRefs": [_purl(f"pkg:golang/stdlib@{info.go_version.removeprefix('go')}")],
         "comment": "the Go release: standard library and runtime linked into the binary",
     }
-    packages = [image_pkg, main_pkg, go_pkg]
+
+
+_Graph = tuple[list[dict[str, Any]], list[dict[str, str]]]  # SPDX packages and the relationships that place them
+
+
+def _go_packages(info: BuildInfo, created: str) -> _Graph:
+    """The main module, the Go release and every dependency, in the image."""
+    main_id = _spdx_id("Module", info.main.path or info.path)
+    packages = [_main_package(info, main_id, created), _go_package(info)]
     relationships = [
-        {"spdxElementId": "SPDXRef-DOCUMENT", "relationshipType": "DESCRIBES", "relatedSpdxElement": image_id},
-        {"spdxElementId": image_id, "relationshipType": "CONTAINS", "relatedSpdxElement": main_id},
-        {"spdxElementId": main_id, "relationshipType": "DEPENDS_ON", "relatedSpdxElement": go_id},
+        _relationship(IMAGE_ID, "CONTAINS", main_id),
+        _relationship(main_id, "DEPENDS_ON", GO_ID),
     ]
     for dep in sorted(info.deps, key=lambda m: m.path):
         dep_id = _spdx_id("Module", dep.path, (dep.replace or dep).version)
         packages.append(_module_package(dep, dep_id, "LIBRARY"))
-        relationships.append({"spdxElementId": main_id, "relationshipType": "DEPENDS_ON", "relatedSpdxElement": dep_id})
+        relationships.append(_relationship(main_id, "DEPENDS_ON", dep_id))
+    return packages, relationships
+
+
+def _data_packages(record: dict[str, Any] | None) -> _Graph:
+    """The CA bundle and the zoneinfo data the build record names, in the image."""
     layers = (record or {}).get("layers") or {}
-    for kind, path, spdx_id in (
-        ("ca-certificates", "/etc/ssl/certs/ca-certificates.crt", "SPDXRef-CA-Bundle"),
-        ("zoneinfo", "/usr/share/zoneinfo", "SPDXRef-Zoneinfo"),
-    ):
+    packages: list[dict[str, Any]] = []
+    relationships: list[dict[str, str]] = []
+    for kind, path, spdx_id in DATA_LAYERS:
         if layers.get(kind):
             packages.append(_data_package(kind, layers[kind], spdx_id, path))
-            relationships.append(
-                {"spdxElementId": image_id, "relationshipType": "CONTAINS", "relatedSpdxElement": spdx_id}
-            )
+            relationships.append(_relationship(IMAGE_ID, "CONTAINS", spdx_id))
+    return packages, relationships
+
+
+def spdx_document(
+    name: str, image: Descriptor, info: BuildInfo, record: dict[str, Any] | None, epoch: int
+) -> dict[str, Any]:
+    created = rfc3339(epoch)
+    go_packages, go_relationships = _go_packages(info, created)
+    data_packages, data_relationships = _data_packages(record)
     return {
         "spdxVersion": "SPDX-2.3",
         "dataLicense": "CC0-1.0",
         "SPDXID": "SPDXRef-DOCUMENT",
         "name": f"{name}@{image.digest}",
-        "documentNamespace": f"{NAMESPACE}/{name}/sha256-{hexdigest}",
+        "documentNamespace": f"{NAMESPACE}/{name}/sha256-{image.digest.split(':', 1)[1]}",
         "creationInfo": {"created": created, "creators": [TOOL]},
-        "documentDescribes": [image_id],
-        "packages": packages,
-        "relationships": relationships,
+        "documentDescribes": [IMAGE_ID],
+        "packages": [_image_package(name, image), *go_packages, *data_packages],
+        "relationships": [
+            _relationship("SPDXRef-DOCUMENT", "DESCRIBES", IMAGE_ID),
+            *go_relationships,
+            *data_relationships,
+        ],
     }
 
 
-def sbom_artifact(name: str, image: Descriptor, info: BuildInfo, record: dict | None, epoch: int) -> Artifact:
+def sbom_artifact(name: str, image: Descriptor, info: BuildInfo, record: dict[str, Any] | None, epoch: int) -> Artifact:
     doc = canonical_json(spdx_document(name, image, info, record, epoch))
     return make_artifact(SPDX_TYPE, image, SPDX_TYPE, doc, {"org.opencontainers.image.created": rfc3339(epoch)})

@@ -8,6 +8,7 @@ import json
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from ocibake.audit.goinfo import BuildInfo, read_build_info
 from ocibake.audit.image_source import OpenedImage, open_layout_image
@@ -58,10 +59,10 @@ def attach_sbom(layout: Path, digest: str, name: str, unpack: Unpack | None = No
     return artifact
 
 
-def check_sbom(data: bytes, digest: str) -> dict:
+def check_sbom(data: bytes, digest: str) -> dict[str, Any]:
     """Parse a stored SBOM blob and check it describes the image ``digest``."""
     try:
-        doc = json.loads(data)
+        doc: dict[str, Any] = json.loads(data)
     except ValueError:
         raise InputError("the SBOM blob is not JSON", hint="it is damaged; build the image again") from None
     if doc.get("spdxVersion") != "SPDX-2.3" or not str(doc.get("documentNamespace", "")).endswith(

@@ -10,6 +10,9 @@ from cryptography.hazmat.primitives.poly1305 import Poly1305
 
 SIGMA = (0x61707865, 0x3320646E, 0x79622D32, 0x6B206574)
 M = 0xFFFFFFFF
+# The quarter-rounds of a Salsa20 double round on the 4x4 state: down the columns, then along the rows.
+COLUMNS = ((0, 4, 8, 12), (5, 9, 13, 1), (10, 14, 2, 6), (15, 3, 7, 11))
+ROWS = ((0, 1, 2, 3), (5, 6, 7, 4), (10, 11, 8, 9), (15, 12, 13, 14))
 
 
 def _rotl(v: int, c: int) -> int:
@@ -27,8 +30,8 @@ def _rounds(x: list[int]) -> list[int]:
         x[a] ^= _rotl(x[d] + x[c], 18)
 
     for _ in range(10):
-        qr(0, 4, 8, 12), qr(5, 9, 13, 1), qr(10, 14, 2, 6), qr(15, 3, 7, 11)  # columns
-        qr(0, 1, 2, 3), qr(5, 6, 7, 4), qr(10, 11, 8, 9), qr(15, 12, 13, 14)  # rows
+        for a, b, c, d in COLUMNS + ROWS:
+            qr(a, b, c, d)
     return x
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from ocibake.builder.project import parse_go_mod
 from ocibake.errors import InputError
@@ -34,7 +35,7 @@ def declared_module(directory: Path) -> str:
         return ""
 
 
-def service_dir(source: Path, record: dict) -> Path:
+def service_dir(source: Path, record: dict[str, Any]) -> Path:
     """``source`` when it holds go.mod; else the single directory under it declaring the recorded module."""
     if (source / "go.mod").is_file():
         return source

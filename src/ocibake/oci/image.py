@@ -11,6 +11,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from ocibake.oci.media_types import OCI_CONFIG, OCI_INDEX, OCI_MANIFEST
 from ocibake.oci.platform import Platform
@@ -36,8 +37,8 @@ class Descriptor:
     annotations: Mapping[str, str] = field(default_factory=dict)
     platform: Platform | None = None
 
-    def as_json(self) -> dict:
-        d: dict = {"mediaType": self.media_type, "digest": self.digest, "size": self.size}
+    def as_json(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"mediaType": self.media_type, "digest": self.digest, "size": self.size}
         if self.annotations:
             d["annotations"] = dict(self.annotations)
         if self.platform:
@@ -45,7 +46,7 @@ class Descriptor:
         return d
 
     @staticmethod
-    def from_json(d: Mapping) -> Descriptor:
+    def from_json(d: Mapping[str, Any]) -> Descriptor:
         plat = d.get("platform")
         return Descriptor(
             media_type=d["mediaType"],
@@ -70,8 +71,10 @@ class Blob:
     def digest(self) -> str:
         return sha256_digest(self.data)
 
-    def descriptor(self, **kw) -> Descriptor:
-        return Descriptor(self.media_type, self.digest, len(self.data), **kw)
+    def descriptor(
+        self, *, annotations: Mapping[str, str] | None = None, platform: Platform | None = None
+    ) -> Descriptor:
+        return Descriptor(self.media_type, self.digest, len(self.data), annotations or {}, platform)
 
 
 @dataclass(frozen=True)
@@ -96,10 +99,11 @@ class ImageConfig:
     exposed_ports: tuple[str, ...] = ("8080/tcp",)
     working_dir: str = "/"
     labels: Mapping[str, str] = field(default_factory=dict)
-    healthcheck: Mapping | None = None  # Docker's Healthcheck object (Test, Interval...), when there is one
+    # Docker's Healthcheck object (Test, Interval...), when there is one
+    healthcheck: Mapping[str, object] | None = None
 
-    def as_json(self) -> dict:
-        d: dict = {
+    def as_json(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
             "User": self.user,
             "Entrypoint": list(self.entrypoint),
             "Env": list(self.env),
@@ -139,12 +143,12 @@ def make_image(
     runtime: ImageConfig,
     created: int,
     annotations: Mapping[str, str],
-    base_history: Sequence[Mapping] = (),
+    base_history: Sequence[Mapping[str, object]] = (),
 ) -> Image:
     """Assemble config and manifest for ``layers`` with every time set to ``created``. Layers of kind "base" come
     from a base image: their history is ``base_history`` (the base's own, as it was)."""
     created_s = rfc3339(created)
-    history = [dict(h) for h in base_history] + [
+    history: list[dict[str, object]] = [dict(h) for h in base_history] + [
         {"created": created_s, "created_by": layer.created_by, "comment": f"ocibake {layer.kind} layer"}
         for layer in layers
         if layer.kind != "base"
@@ -176,7 +180,7 @@ def make_image(
 
 
 def make_index(manifests: Sequence[Descriptor], annotations: Mapping[str, str] | None = None) -> Blob:
-    index: dict = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [m.as_json() for m in manifests]}
+    index: dict[str, Any] = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [m.as_json() for m in manifests]}
     if annotations:
         index["annotations"] = dict(annotations)
     return Blob(OCI_INDEX, canonical_json(index))

@@ -15,11 +15,13 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 from ocibake.errors import InputError
 from ocibake.oci.image import Blob, Descriptor, canonical_json, sha256_digest
 from ocibake.oci.layout_check import check_blob_dirs, check_index, entry_problem, open_blob, repair_hint
 from ocibake.oci.layout_lock import locked
+from ocibake.oci.layout_merge import merged_index
 from ocibake.oci.media_types import INDEX_TYPES, MANIFEST_TYPES, OCI_INDEX, REF_NAME
 from ocibake.oci.referrer_prune import orphaned_referrers
 from ocibake.workdirs import OWNER_FILE, claim, remove_abandoned_stages
@@ -83,7 +85,7 @@ def _can_write_in(directory: Path) -> bool:
 class Layout:
     """A read view of an existing OCI layout."""
 
-    def __init__(self, root: Path, index: dict, index_bytes: bytes = b""):
+    def __init__(self, root: Path, index: dict[str, Any], index_bytes: bytes = b""):
         self.root = root
         self.index = index
         self.index_bytes = index_bytes  # index.json as read, so a writer can tell it would write the same
@@ -245,7 +247,7 @@ class LayoutWriter:
     def __enter__(self) -> LayoutWriter:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         for work in self._work:
             shutil.rmtree(work, ignore_errors=True)
         if not self._done:
@@ -335,32 +337,17 @@ class LayoutWriter:
         os.replace(self._stage, self.root)
         self._done = True
 
-    def _merge(self, tagged, untagged, new_entries: list[Descriptor], check) -> None:
+    def _merge(
+        self,
+        tagged: Sequence[tuple[str, Descriptor]],
+        untagged: Sequence[Descriptor],
+        new_entries: list[Descriptor],
+        check: Callable[[Layout], None] | None,
+    ) -> None:
         old = Layout.open(self.root)
         if check is not None:
             check(old)
-        names = {tag for tag, _ in tagged}
-        again = {d.digest for d in untagged}
-        # A replaced entry's place is taken by its replacement, so a rebuild of the same images leaves index.json
-        # entry for entry as it was; entries new to the layout go at the end.
-        fresh = {
-            (d.annotations.get(REF_NAME), None if d.annotations.get(REF_NAME) else d.digest): d.as_json()
-            for d in new_entries
-        }
-        manifests, replaced = [], []
-        for m in old.index.get("manifests", []):
-            ref = (m.get("annotations") or {}).get(REF_NAME)
-            if ref in names or (ref is None and m.get("digest") in again):
-                replaced.append(Descriptor.from_json(m))
-                take = fresh.pop((ref, None if ref else m.get("digest")), None)
-                if take is not None:
-                    manifests.append(take)
-            else:
-                manifests.append(m)
-        index = dict(old.index)
-        index["manifests"] = manifests + list(fresh.values())
-        index.setdefault("schemaVersion", 2)
-        index["mediaType"] = OCI_INDEX
+        index, replaced = merged_index(old.index, tagged, untagged, new_entries)
         blob_dir = self.root / "blobs" / "sha256"
         blob_dir.mkdir(parents=True, exist_ok=True)
         # A staged blob was hashed as it was written, so it always replaces the file on disk: a blob damaged since

@@ -14,6 +14,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ocibake.errors import InputError
 from ocibake.oci.image import canonical_json
@@ -37,7 +38,7 @@ class Problem:
         return f"entry {self.entry}" + (f" (tag {self.tag})" if self.tag else "") + f": {self.reason}"
 
 
-def _read_index(root: Path) -> tuple[dict | None, str | None]:
+def _read_index(root: Path) -> tuple[dict[str, Any] | None, str | None]:
     if (root / "index.json").is_symlink():
         raise InputError(
             f"{root}/index.json is a symlink; a layout's files must be inside it",
@@ -54,10 +55,10 @@ def _read_index(root: Path) -> tuple[dict | None, str | None]:
     return index, None
 
 
-def _blob_problem(root: Path, desc: dict, seen: dict[str, str | None], depth: int = 0) -> str | None:
+def _blob_problem(root: Path, desc: object, seen: dict[str, str | None], depth: int = 0) -> str | None:
     """Why the blob ``desc`` names, or anything under it, cannot be read (None: intact). ``seen`` caches results."""
     problem = entry_problem(desc)
-    if problem:
+    if problem or not isinstance(desc, dict):  # entry_problem() finds one in anything but a dict
         return f"a descriptor {problem}"
     digest = desc["digest"]
     if digest in seen:
@@ -89,7 +90,7 @@ def _blob_problem(root: Path, desc: dict, seen: dict[str, str | None], depth: in
     return reason
 
 
-def _document_problem(root: Path, data: bytes, media_type: str, seen: dict, depth: int) -> str | None:
+def _document_problem(root: Path, data: bytes, media_type: str, seen: dict[str, str | None], depth: int) -> str | None:
     if depth > 8:
         return "indexes nested too deep"
     try:
@@ -117,7 +118,7 @@ def check(root: Path) -> tuple[list[Problem], int]:
     index, why = _read_index(root)
     if index is None:
         return [Problem(None, None, why or "unreadable")], 0
-    problems = []
+    problems: list[Problem] = []
     seen: dict[str, str | None] = {}
     entries = index.get("manifests", [])
     for i, entry in enumerate(entries):

@@ -34,7 +34,7 @@ class Platform:
     def __str__(self) -> str:
         return "/".join(p for p in (self.os, self.architecture, self.variant) if p)
 
-    def as_json(self) -> dict:
+    def as_json(self) -> dict[str, str]:
         d = {"os": self.os, "architecture": self.architecture}
         if self.variant:
             d["variant"] = self.variant

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from ocibake.oci.layout_check import open_blob
 from ocibake.oci.media_types import INDEX_TYPES, REF_NAME
 
 
-def _document(root: Path, digest: str) -> dict | None:
+def _document(root: Path, digest: str) -> dict[str, Any] | None:
     try:
         with open_blob(root, root / "blobs" / "sha256" / digest.split(":", 1)[-1]) as f:
             doc = json.loads(f.read())
@@ -23,7 +24,7 @@ def _document(root: Path, digest: str) -> dict | None:
     return doc if isinstance(doc, dict) else None
 
 
-def orphaned_referrers(root: Path, entries: list[dict]) -> list[dict]:
+def orphaned_referrers(root: Path, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The untagged entries of ``entries`` whose manifest's subject is neither an entry nor a child of an index
     entry (repeated, so a signature of an orphaned SBOM goes too). Entries that cannot be read are kept."""
     subjects: dict[int, str] = {}
@@ -36,11 +37,7 @@ def orphaned_referrers(root: Path, entries: list[dict]) -> list[dict]:
             subjects[i] = subject["digest"]
     if not subjects:
         return []
-    children: set[str] = set()
-    for m in entries:
-        if m.get("mediaType") in INDEX_TYPES:
-            doc = _document(root, str(m.get("digest", "")))
-            children.update(c.get("digest") for c in (doc or {}).get("manifests") or [] if isinstance(c, dict))
+    children = _index_children(root, entries)
     orphans: set[int] = set()
     while True:
         live = {m.get("digest") for i, m in enumerate(entries) if i not in orphans} | children
@@ -49,3 +46,15 @@ def orphaned_referrers(root: Path, entries: list[dict]) -> list[dict]:
             break
         orphans |= more
     return [entries[i] for i in sorted(orphans)]
+
+
+def _index_children(root: Path, entries: list[dict[str, Any]]) -> set[str]:
+    """The digests the index entries of ``entries`` list as their manifests."""
+    children: set[str] = set()
+    for m in entries:
+        if m.get("mediaType") in INDEX_TYPES:
+            doc = _document(root, str(m.get("digest", "")))
+            for child in (doc or {}).get("manifests") or []:
+                if isinstance(child, dict) and isinstance(child.get("digest"), str):
+                    children.add(child["digest"])
+    return children

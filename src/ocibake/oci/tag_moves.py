@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from ocibake.errors import InputError
 from ocibake.oci.layout import Layout
@@ -34,7 +35,7 @@ class TagMove:
         return f"moved tag {self.tag} from {self.old_digest[:19]} to {self.new_digest[:19]}"
 
 
-def _labels(layout: Layout, digest: str, media_type: str) -> dict:
+def _labels(layout: Layout, digest: str, media_type: str) -> dict[str, Any]:
     """The config labels of a single image in the layout ({} when there are none or they cannot be read)."""
     if media_type not in MANIFEST_TYPES:
         return {}
