@@ -7,10 +7,13 @@ import os
 import shlex
 import shutil
 import sys
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from ocibake.builder.bake import BuildResult
 from ocibake.units import human_size
+
+if TYPE_CHECKING:
+    from ocibake.registry.push import PushResult
 
 LAYER_TITLES = {
     "passwd": "passwd/group, /tmp",
@@ -34,7 +37,7 @@ def command_name() -> str:
     return shlex.quote(argv0)
 
 
-def as_json(result: BuildResult) -> dict:
+def as_json(result: BuildResult) -> dict[str, object]:
     image = result.image
     return {
         "name": result.name,
@@ -73,22 +76,17 @@ def _ms(seconds: float | None) -> str:
     return f"{seconds * 1000:.0f} ms" if seconds is not None else "?"
 
 
-def binary_json(result: BuildResult) -> dict:
+def binary_json(result: BuildResult) -> dict[str, object]:
     app = result.binary
-    out = {
-        "size": app.size,
-        "check": app.final_check.line,
-        "startup_seconds": app.check.seconds,
-        "upx": {"mode": app.upx.mode},
-    }
+    upx: dict[str, object] = {"mode": app.upx.mode}
     if app.upx.mode != "off":
-        out["upx"].update(
+        upx.update(
             size_before=app.upx.size_before,
             size_after=app.upx.size_after,
             seconds=round(app.upx.seconds, 3),
-            startup_seconds=app.upx_check.seconds,
+            startup_seconds=app.upx_check.seconds if app.upx_check is not None else None,
         )
-    return out
+    return {"size": app.size, "check": app.final_check.line, "startup_seconds": app.check.seconds, "upx": upx}
 
 
 def binary_lines(result: BuildResult) -> list[str]:
@@ -176,8 +174,8 @@ def print_result(
     err: TextIO,
     json_output: bool,
     quiet: bool,
-    pushed=None,
-    archive: dict | None = None,
+    pushed: PushResult | None = None,
+    archive: dict[str, object] | None = None,
 ) -> None:
     """stdout: the reference (or, after --push, one REPO:TAG@DIGEST line per pushed tag), or all of it as JSON. The
     human report went to stderr already (print_human), before any push, so a failed push still leaves it."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from ocibake.archive.select import Chosen
 from ocibake.archive.write import ArchiveResult, Staging, uncompressed_layer
@@ -75,7 +76,8 @@ def write_docker_archive(layout: Layout, chosen: Sequence[Chosen], name: str, de
     )
 
 
-def _json(layout: Layout, digest: str) -> dict:
+def _json(layout: Layout, digest: str) -> dict[str, Any]:
+    """A JSON object from the layout (an image config or manifest): its fields are read as the OCI spec says."""
     try:
         value = json.loads(layout.read_blob(digest))
     except ValueError:

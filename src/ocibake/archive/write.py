@@ -11,6 +11,8 @@ import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import TracebackType
+from typing import IO, Protocol
 
 import zstandard
 
@@ -59,7 +61,7 @@ class Staging:
     def __enter__(self) -> Staging:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         shutil.rmtree(self.work, ignore_errors=True)
         self.tmp.unlink(missing_ok=True)
 
@@ -70,7 +72,7 @@ class Staging:
         with open(self.tmp, "wb") as f:
 
             class Sink:  # hashes the archive as it is written: no second read
-                def write(self, b) -> int:
+                def write(self, b: bytes, /) -> int:
                     nonlocal size
                     sha.update(b)
                     size += len(b)
@@ -105,7 +107,19 @@ def verified_blob(layout: Layout, digest: str) -> Path:
     return path
 
 
-def _opener(media_type: str) -> Callable:
+class _LayerReader(Protocol):
+    """A layer's uncompressed bytes, read in chunks inside a `with` block."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+    def __enter__(self) -> _LayerReader: ...
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None, /
+    ) -> object: ...
+
+
+def _opener(media_type: str) -> Callable[[IO[bytes]], _LayerReader]:
     if media_type.endswith(("+gzip", ".gzip")):
         return lambda f: gzip.GzipFile(fileobj=f, mode="rb")
     if media_type.endswith("+zstd"):

@@ -13,6 +13,8 @@ import sys
 import threading
 import traceback
 from collections.abc import Sequence
+from types import FrameType
+from typing import NoReturn
 
 from ocibake.errors import OcibakeError, UsageError
 
@@ -21,7 +23,7 @@ class Terminated(BaseException):
     """SIGTERM (a CI job cancelled, `timeout`): unwinds like Ctrl-C, so temporary files and staged blobs go away."""
 
 
-def _terminate(signum, frame):
+def _terminate(signum: int, frame: FrameType | None) -> NoReturn:
     raise Terminated()
 
 

@@ -7,13 +7,24 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
+
+from ocibake.cli.common import CommandT
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePrivateKey
+
+    from ocibake.audit.referrers import Artifact
+    from ocibake.registry.options import RegistryOptions
+    from ocibake.registry.push import PushResult
+    from ocibake.toolchain.base import Toolchain
 
 SBOM_CHOICES = ("spdx", "none")
 
 
-def attachment_options(f: Callable) -> Callable:
+def attachment_options(f: CommandT) -> CommandT:
     f = click.option(
         "--sign-key",
         metavar="PATH",
@@ -28,7 +39,9 @@ def attachment_options(f: Callable) -> Callable:
     )(f)
 
 
-def make_sbom(sbom: str, layout: Path, digest: str, name: str, toolchain, log: Callable[[str], None]):
+def make_sbom(
+    sbom: str, layout: Path, digest: str, name: str, toolchain: Toolchain, log: Callable[[str], None]
+) -> Artifact | None:
     """The SBOM artifact, written into ``layout`` as a referrer of ``digest``; None with --sbom none."""
     if sbom == "none":
         return None
@@ -39,7 +52,7 @@ def make_sbom(sbom: str, layout: Path, digest: str, name: str, toolchain, log: C
     return artifact
 
 
-def signing_key(sign_key: str | None):
+def signing_key(sign_key: str | None) -> EllipticCurvePrivateKey | None:
     """The --sign-key, decrypted before the build starts (a wrong password fails at once, not after the push)."""
     if not sign_key:
         return None
@@ -48,7 +61,13 @@ def signing_key(sign_key: str | None):
     return load_signing_key(sign_key)
 
 
-def push_attachments(artifact, pushed, key, options, log: Callable[[str], None]) -> None:
+def push_attachments(
+    artifact: Artifact | None,
+    pushed: PushResult,
+    key: EllipticCurvePrivateKey | None,
+    options: RegistryOptions,
+    log: Callable[[str], None],
+) -> None:
     """Push the SBOM referrer next to every pushed image, then sign each image with ``key`` (when given)."""
     from ocibake.registry.artifacts import Remote
 
@@ -70,7 +89,9 @@ def push_attachments(artifact, pushed, key, options, log: Callable[[str], None])
                 log(f"signed    {repo}@{digest[:19]} (cosign signature, tag {tag})")
 
 
-def push_layout_referrers(layout: Path, pushed, options, log: Callable[[str], None]) -> None:
+def push_layout_referrers(
+    layout: Path, pushed: PushResult, options: RegistryOptions, log: Callable[[str], None]
+) -> None:
     """`ocibake push`: the referrers (SBOMs) the layout holds for the pushed images go along, as referrers."""
     from ocibake.audit.referrers import layout_referrers
     from ocibake.oci.image import Blob

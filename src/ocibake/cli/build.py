@@ -7,6 +7,8 @@ with --json; logs and the human report go to stderr.
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import click
 
@@ -16,8 +18,11 @@ from ocibake.cli.attachments import attachment_options
 from ocibake.cli.common import examples, output, output_options
 from ocibake.cli.completion import paths, values, values_or_paths
 from ocibake.cli.group import CONTEXT
-from ocibake.cli.registry_options import RegistryFlags, make_options, tls_options
-from ocibake.errors import OcibakeError, UsageError
+from ocibake.cli.registry_options import RegistryFlags, tls_options
+
+if TYPE_CHECKING:
+    from ocibake.cli.build_plan import BuildPlan
+    from ocibake.cli.settings import Value
 
 
 @click.command(
@@ -174,7 +179,7 @@ def build(
     sbom: str,
     sign_key: str | None,
     timeout: float | None,
-    **settings,
+    **settings: Value | tuple[str, ...] | None,
 ) -> int:
     """Build Go services into OCI image layouts.
 
@@ -183,106 +188,50 @@ def build(
     dist/oci/NAME with its own ocibake.toml; stdout then has one line per image in the order given, and stderr one
     summary table. --push REGISTRY/PREFIX/ (ending in /) pushes each service to REGISTRY/PREFIX/NAME.
     """
-    from ocibake.builder.bake import bake
-    from ocibake.cli.build_spec import (
-        Choices,
-        make_toolchain,
-        parse_platforms,
-        push_repo_names,
-        push_targets,
-        resolve_service_dir,
-        spec_from_choices,
-        toolchain_reference,
-    )
-    from ocibake.cli.settings import load_settings, target_settings
-    from ocibake.report import print_human, print_result
-
     out = output(verbose, quiet, json_output)
-    flags = {k: (None if v == () else (list(v) if isinstance(v, tuple) else v)) for k, v in settings.items()}
+    flags = flag_values(settings)
     registry = RegistryFlags(insecure=insecure, ca_cert=ca_cert, verbose=out.verbose, quiet=out.quiet, timeout=timeout)
     if len(services) > 1:
         from ocibake.cli.build_many import build_many
 
         return build_many(services, flags, registry, out, jobs, sbom=sbom, sign_key=sign_key)
-    service_dir = resolve_service_dir(services[0])
-    from ocibake.cli.export import archive_output, write_build_archive
+    from ocibake.cli.build_plan import plan_build
 
-    archive, flags, settings_file = archive_output(flags, load_settings(service_dir))
-    choices = Choices(flags, target_settings(settings_file, flags.get("target")))
-    spec = spec_from_choices(choices, service_dir)
-    if not out.quiet and choices.flags.get("tag") is None and spec.tags and spec.version not in spec.tags:
-        print(
-            f"ocibake: warning: the tags in {service_dir / 'ocibake.toml'} ({', '.join(spec.tags)}) do not include "
-            f"the version {spec.version}",
-            file=sys.stderr,
-        )
-    platforms = parse_platforms(choices.pick("platform", "linux/amd64"))
-    targets = push_targets(choices, spec.name)
-    toolchain = make_toolchain(choices, service_dir, registry, log_warnings=not out.quiet)
-    if sign_key and not targets:
-        raise UsageError(
-            "--sign-key signs what --push pushes", hint="add --push REPO, or sign later with `ocibake sign`"
-        )
-    from ocibake.cli.attachments import make_sbom, push_attachments, signing_key
+    plan = plan_build(services[0], flags, registry, out, sign_key)
+    if len(plan.platforms) > 1:
+        from ocibake.cli.build_platforms import run_platforms
 
-    key = signing_key(sign_key)
-    from ocibake.builder.elapsed import LiveLog, is_terminal
+        return run_platforms(plan, sbom)
+    return run_single_platform(plan, sbom)
 
-    log = LiveLog(out.log, live=not out.quiet and is_terminal(sys.stderr))
-    options = lambda: make_options(registry)  # noqa: E731
-    if len(platforms) > 1:
-        from ocibake.builder.multi import bake_platforms
 
-        result = bake_platforms(
-            spec,
-            platforms,
-            toolchain,
-            log=log,
-            registry_options=options,
-            toolchain_ref=toolchain_reference(choices, service_dir),
-        )
-        if not out.json and not out.quiet:
-            from ocibake.cli.build_platforms import print_platforms_human
+def flag_values(given: Mapping[str, Value | tuple[str, ...] | None]) -> dict[str, Value | None]:
+    """click's values as settings: a repeatable flag as a list, None when it was not given."""
+    return {k: (None if v == () else (list(v) if isinstance(v, tuple) else v)) for k, v in given.items()}
 
-            print_platforms_human(result, sys.stderr)
-    else:
-        result = bake(
-            spec, toolchain, log=log, registry_options=options, toolchain_ref=toolchain_reference(choices, service_dir)
-        )
-        # the sbom line belongs with the build's lines, before the report's `next:` block
-        sbom_artifact = make_sbom(sbom, spec.output, result.image.digest, spec.name, toolchain, out.log)
-        if not out.json and not out.quiet:
-            print_human(result, sys.stderr, tuple(push_repo_names(targets)))
-    if len(platforms) > 1:
-        sbom_artifact = None
-        if sbom != "none":
-            out.log("sbom      not written: SBOMs are made for single-platform builds for now")
-    pushed = None
-    if targets:
-        from ocibake.registry.push import push_layout
-        from ocibake.report import command_name
 
-        try:
-            pushed = push_layout(spec.output, targets, list(result.tags), make_options(registry))
-            push_attachments(sbom_artifact, pushed, key, make_options(registry), out.log)
-        except OcibakeError as exc:
-            exc.results = (result.reference, *exc.results)
-            tags = " ".join(f"-t {t}" for t in result.tags)
-            exc.hint = (
-                f"{exc.hint + '; ' if exc.hint else ''}the image is built in {spec.output}: push it again "
-                f"with `{command_name()} push {spec.output} {' '.join(targets)} {tags}`"
-            )
-            raise
-    if len(platforms) > 1:
-        from ocibake.cli.build_platforms import print_platforms_result
+def run_single_platform(plan: BuildPlan, sbom: str) -> int:
+    """Build one image (and its SBOM), push it with --push, write the archive --output names; stdout: its reference,
+    or one REPO:TAG@DIGEST line per pushed tag, or the JSON report."""
+    from ocibake.builder.bake import bake
+    from ocibake.cli.attachments import make_sbom
+    from ocibake.cli.build_plan import push_built
+    from ocibake.cli.build_spec import push_repo_names
+    from ocibake.cli.export import write_build_archive
+    from ocibake.report import print_human, print_result
 
-        if archive is not None:  # a docker-archive takes this host's platform from the index, and says so
-            write_build_archive(archive, result, None, log=out.log)
-        print_platforms_result(
-            result, out=sys.stdout, err=sys.stderr, json_output=out.json, quiet=out.quiet, pushed=pushed
-        )
-        return 0
-    written = write_build_archive(archive, result, spec.platform, log=out.log) if archive is not None else None
+    spec, out = plan.spec, plan.out
+    result = bake(
+        spec, plan.toolchain, log=plan.log, registry_options=plan.registry_options, toolchain_ref=plan.toolchain_ref
+    )
+    # the sbom line belongs with the build's lines, before the report's `next:` block
+    sbom_artifact = make_sbom(sbom, spec.output, result.image.digest, spec.name, plan.toolchain, out.log)
+    if not out.json and not out.quiet:
+        print_human(result, sys.stderr, tuple(push_repo_names(plan.targets)))
+    pushed = push_built(plan, result, sbom_artifact)
+    written = (
+        write_build_archive(plan.archive, result, spec.platform, log=out.log) if plan.archive is not None else None
+    )
     print_result(
         result, out=sys.stdout, err=sys.stderr, json_output=out.json, quiet=out.quiet, pushed=pushed, archive=written
     )

@@ -1,17 +1,23 @@
-"""The report of a multi-platform build: the index and every platform's image (size, layers, binary check, UPX), on
-stderr for people, the index reference (or one REPO:TAG@DIGEST line per pushed tag) on stdout, or all of it as JSON."""
+"""A multi-platform build (`--platform A,B`): its run, and its report: the index and every platform's image (size,
+layers, binary check, UPX) on stderr for people, the index reference (or one REPO:TAG@DIGEST line per pushed tag) on
+stdout, or all of it as JSON."""
 
 from __future__ import annotations
 
 import json
-from typing import TextIO
+import sys
+from typing import TYPE_CHECKING, TextIO
 
 from ocibake.builder.multi import MultiResult
 from ocibake.report import LAYER_TITLES, as_json
 from ocibake.units import human_size
 
+if TYPE_CHECKING:
+    from ocibake.cli.build_plan import BuildPlan
+    from ocibake.registry.push import PushResult
 
-def platforms_json(result: MultiResult) -> dict:
+
+def platforms_json(result: MultiResult) -> dict[str, object]:
     return {
         "name": result.name,
         "reference": result.reference,
@@ -48,7 +54,13 @@ def print_platforms_human(result: MultiResult, err: TextIO) -> None:
 
 
 def print_platforms_result(
-    result: MultiResult, *, out: TextIO, err: TextIO, json_output: bool, quiet: bool, pushed=None
+    result: MultiResult,
+    *,
+    out: TextIO,
+    err: TextIO,
+    json_output: bool,
+    quiet: bool,
+    pushed: PushResult | None = None,
 ) -> None:
     if json_output:
         doc = platforms_json(result)
@@ -59,3 +71,30 @@ def print_platforms_result(
     if pushed is not None and not quiet:
         err.write(pushed.summary() + "\n")
     out.write("\n".join(pushed.lines() if pushed is not None else [result.reference]) + "\n")
+
+
+def run_platforms(plan: BuildPlan, sbom: str) -> int:
+    """Build one image per platform and the index that joins them, push them with --push, write the archive --output
+    names; stdout: the index's reference, or one REPO:TAG@DIGEST line per pushed tag, or the JSON report."""
+    from ocibake.builder.multi import bake_platforms
+    from ocibake.cli.build_plan import push_built
+    from ocibake.cli.export import write_build_archive
+
+    out = plan.out
+    result = bake_platforms(
+        plan.spec,
+        plan.platforms,
+        plan.toolchain,
+        log=plan.log,
+        registry_options=plan.registry_options,
+        toolchain_ref=plan.toolchain_ref,
+    )
+    if not out.json and not out.quiet:
+        print_platforms_human(result, sys.stderr)
+    if sbom != "none":
+        out.log("sbom      not written: SBOMs are made for single-platform builds for now")
+    pushed = push_built(plan, result, None)
+    if plan.archive is not None:  # a docker-archive takes this host's platform from the index, and says so
+        write_build_archive(plan.archive, result, None, log=out.log)
+    print_platforms_result(result, out=sys.stdout, err=sys.stderr, json_output=out.json, quiet=out.quiet, pushed=pushed)
+    return 0

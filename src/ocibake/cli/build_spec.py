@@ -8,16 +8,22 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 
 from ocibake.builder.spec import BuildSpec
 from ocibake.builder.upx import upx_args
 from ocibake.cli.registry_options import RegistryFlags, make_options
-from ocibake.cli.settings import check_value
+from ocibake.cli.settings import Flags, Value, check_value, text, texts
 from ocibake.errors import InputError
 from ocibake.oci.names import NAME_RE, TAG_RE
 from ocibake.oci.platform import Platform
+
+if TYPE_CHECKING:
+    from ocibake.toolchain.base import Toolchain
+
+T = TypeVar("T")
 
 
 def resolve_service_dir(arg: str) -> Path:
@@ -58,56 +64,56 @@ def validate_version(value: str) -> str:
 class Choices:
     """The build's settings: a flag if given, else ocibake.toml, else the default."""
 
-    def __init__(self, flags: Mapping[str, object], settings: Mapping[str, object]):
+    def __init__(self, flags: Flags, settings: Mapping[str, Value]):
         self.flags = flags
         self.settings = settings
 
-    def pick(self, key: str, default):
+    def value(self, key: str) -> Value | None:
+        """The flag if given, else the file's setting; None when neither says."""
         value = self.flags.get(key)
-        if value is None:
-            value = self.settings.get(key)
+        return self.settings.get(key) if value is None else value
+
+    def text(self, key: str, default: str) -> str:
+        value = self.optional_text(key)
         return default if value is None else value
+
+    def optional_text(self, key: str) -> str | None:
+        return None if self.value(key) is None else self._typed(key, str)
+
+    def number(self, key: str, default: int) -> int:
+        return default if self.value(key) is None else self._typed(key, int)
+
+    def switch(self, key: str, default: bool) -> bool:
+        return default if self.value(key) is None else self._typed(key, bool)
+
+    def texts(self, key: str) -> list[str]:
+        """A list setting (tags, push targets); empty when neither a flag nor the file gives one."""
+        value = texts(self.flags, key)
+        if value is None:
+            value = texts(self.settings, key)
+        return [] if value is None else value
+
+    def _typed(self, key: str, kind: type[T]) -> T:
+        """The value, which click and the file's checks gave the setting's type."""
+        value = self.value(key)
+        if not isinstance(value, kind):
+            raise TypeError(f"{key} is {value!r}, not {kind.__name__}")
+        return value
 
 
 def spec_from_choices(choices: Choices, service_dir: Path) -> BuildSpec:
-    pick = choices.pick
-    name = pick("name", service_dir.name.lower())
-    if not NAME_RE.match(name) or len(name) > 255:
-        raise InputError(
-            f"image name {name!r} is not a valid repository name",
-            hint="use lowercase letters, digits and separators (. _ -), path components joined by /, "
-            "e.g. --name emergency-service or --name sos-app/emergency-service",
-        )
-    # Tags are written in the order given, each once.
-    tags = tuple(
-        dict.fromkeys(
-            _from_file(choices, "tag", service_dir, lambda: [validate_tag(t, "tag") for t in pick("tag", [])])
-        )
-    )
-    version = pick("image_version", "dev")
-    if tags:
-        _from_file(choices, "image_version", service_dir, lambda: validate_version(version))  # only safe in -ldflags
-    else:
-        try:
-            _from_file(choices, "image_version", service_dir, lambda: validate_tag(version, "version"))
-        except InputError as exc:
-            raise InputError(
-                exc.message,
-                hint=f"{exc.hint}; or name the tags with --tag, and the version may then "
-                "hold other characters (e.g. v1.0.0+build.5)",
-            ) from None
-    platform = parse_platforms(pick("platform", "linux/amd64"))[0]
-    compression, target, port = pick("compression", "gzip"), pick("target", "production"), pick("port", 8080)
+    """The frozen spec of one service's build; every setting is checked before anything is built."""
+    name = image_name(choices, service_dir)
+    tags, version = tags_and_version(choices, service_dir)
+    platform = parse_platforms(choices.text("platform", "linux/amd64"))[0]
+    compression, target = choices.text("compression", "gzip"), choices.text("target", "production")
+    port = choices.number("port", 8080)
     for key, value in (("compression", compression), ("target", target), ("port", port)):
         check_value(key, value)
     output = output_dir(choices, service_dir, name)
-    epoch_text = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
-    if epoch_text and not epoch_text.isdigit():
-        raise InputError(
-            f"SOURCE_DATE_EPOCH={epoch_text!r} is not a number of seconds",
-            hint="set it to a Unix time such as $(git log -1 --format=%ct), or unset it",
-        )
-    check_target_flags(target, pick)
+    epoch = source_date_epoch()
+    check_target_flags(target, choices)
+    healthcheck = choices.optional_text("healthcheck")
     return BuildSpec(
         service_dir=service_dir,
         name=name,
@@ -116,27 +122,73 @@ def spec_from_choices(choices: Choices, service_dir: Path) -> BuildSpec:
         target=target,
         platform=platform,
         compression=compression,
-        main=pick("main", None),
+        main=choices.optional_text("main"),
         output=output.absolute(),
         port=port,
-        version_package=pick("version_package", "main"),
-        ca_bundle=pick("ca_bundle", "certifi"),
-        zoneinfo=pick("zoneinfo", "tzdata"),
-        verify_binary=pick("verify", True),
-        source_url=pick("source", None),
-        source_date_epoch=int(epoch_text) if epoch_text else None,
-        upx=upx_mode(pick("upx", None)),
+        version_package=choices.text("version_package", "main"),
+        ca_bundle=choices.text("ca_bundle", "certifi"),
+        zoneinfo=choices.text("zoneinfo", "tzdata"),
+        verify_binary=choices.switch("verify", True),
+        source_url=choices.optional_text("source"),
+        source_date_epoch=epoch,
+        upx=upx_mode(choices.optional_text("upx")),
         base=base_choice(choices, service_dir),
-        healthcheck=None if pick("healthcheck", None) == "none" else pick("healthcheck", None),
-        no_healthcheck=not pick("healthcheck_on", True) or pick("healthcheck", None) == "none",
-        delve=pick("delve", None),
+        healthcheck=None if healthcheck == "none" else healthcheck,
+        no_healthcheck=not choices.switch("healthcheck_on", True) or healthcheck == "none",
+        delve=choices.optional_text("delve"),
         asked_layers=frozenset(
             kind
             for kind, key in (("ca-certificates", "ca_bundle"), ("zoneinfo", "zoneinfo"))
             if choices.flags.get(key) is not None or choices.settings.get(key)
         ),
-        force_tags=bool(pick("force_tags", False)),
+        force_tags=choices.switch("force_tags", False),
     )
+
+
+def image_name(choices: Choices, service_dir: Path) -> str:
+    """--name, or `name` in ocibake.toml, or the directory's name in lower case; a valid repository name."""
+    name = choices.text("name", service_dir.name.lower())
+    if not NAME_RE.match(name) or len(name) > 255:
+        raise InputError(
+            f"image name {name!r} is not a valid repository name",
+            hint="use lowercase letters, digits and separators (. _ -), path components joined by /, "
+            "e.g. --name emergency-service or --name sos-app/emergency-service",
+        )
+    return name
+
+
+def tags_and_version(choices: Choices, service_dir: Path) -> tuple[tuple[str, ...], str]:
+    """The tags (in the order given, each once) and the version. Without tags the version is a tag too; with them
+    it need only be safe in -ldflags."""
+    tags = tuple(
+        dict.fromkeys(
+            _from_file(choices, "tag", service_dir, lambda: [validate_tag(t, "tag") for t in choices.texts("tag")])
+        )
+    )
+    version = choices.text("image_version", "dev")
+    if tags:
+        _from_file(choices, "image_version", service_dir, lambda: validate_version(version))
+        return tags, version
+    try:
+        _from_file(choices, "image_version", service_dir, lambda: validate_tag(version, "version"))
+    except InputError as exc:
+        raise InputError(
+            exc.message,
+            hint=f"{exc.hint}; or name the tags with --tag, and the version may then "
+            "hold other characters (e.g. v1.0.0+build.5)",
+        ) from None
+    return tags, version
+
+
+def source_date_epoch() -> int | None:
+    """SOURCE_DATE_EPOCH from the environment; None when unset (the build then takes the commit time)."""
+    epoch_text = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    if epoch_text and not epoch_text.isdigit():
+        raise InputError(
+            f"SOURCE_DATE_EPOCH={epoch_text!r} is not a number of seconds",
+            hint="set it to a Unix time such as $(git log -1 --format=%ct), or unset it",
+        )
+    return int(epoch_text) if epoch_text else None
 
 
 # setting -> (the target it belongs to, its flag)
@@ -147,11 +199,11 @@ TARGET_ONLY = {
 }
 
 
-def check_target_flags(target: str, pick) -> None:
+def check_target_flags(target: str, choices: Choices) -> None:
     """A setting of another target is refused, not ignored: `--target production --healthcheck ...` would otherwise
     build an image without the health check its author asked for."""
     for key, (owner, flag) in TARGET_ONLY.items():
-        if owner != target and pick(key, None) is not None:
+        if owner != target and choices.value(key) is not None:
             raise InputError(
                 f"{flag} applies to --target {owner}, not {target}",
                 hint=f"add --target {owner}, or leave {flag} out (in ocibake.toml, put it under [target.{owner}])",
@@ -176,15 +228,21 @@ def parse_platforms(text: str) -> tuple[Platform, ...]:
 
 def base_choice(choices: Choices, service_dir: Path) -> str | None:
     """--base, or `base` in ocibake.toml (an oci: path there is relative to the service, like the toolchain's)."""
-    reference = choices.flags.get("base")
-    if reference is None and choices.settings.get("base"):
-        reference = str(choices.settings["base"])
+    return _reference_choice(choices, "base", service_dir)
+
+
+def _reference_choice(choices: Choices, key: str, service_dir: Path) -> str | None:
+    """An image reference from a flag as given, or from ocibake.toml, where an oci: path is relative to the service
+    (like every path in that file)."""
+    reference = text(choices.flags, key)
+    if reference is None and choices.settings.get(key):
+        reference = str(choices.settings[key])
         if reference.startswith("oci:") and not Path(reference[4:]).is_absolute():
             reference = f"oci:{service_dir / reference[4:]}"
     return reference
 
 
-def _from_file(choices: Choices, key: str, service_dir: Path, check):
+def _from_file(choices: Choices, key: str, service_dir: Path, check: Callable[[], T]) -> T:
     """Run ``check``; when the value came from ocibake.toml (no flag), its error names the file."""
     try:
         return check()
@@ -199,18 +257,18 @@ def output_dir(choices: Choices, service_dir: Path, name: str) -> Path:
     like every path in that file), or dist/oci/NAME; a `scheme:` that is not a known output is refused."""
     from ocibake.cli.output_scheme import refuse_unknown_scheme
 
-    flag = choices.flags.get("output")
+    flag = text(choices.flags, "output")
     if flag is not None:
-        refuse_unknown_scheme(str(flag), "--output")
+        refuse_unknown_scheme(flag, "--output")
         return Path(flag)
-    setting = choices.settings.get("output")
+    setting = text(choices.settings, "output")
     if setting is not None:
         refuse_unknown_scheme(str(setting), f"{service_dir / 'ocibake.toml'}: output")
         return service_dir / setting  # an absolute path stays as it is
     return Path(f"dist/oci/{name}")
 
 
-def upx_mode(value) -> str | None:
+def upx_mode(value: str | None) -> str | None:
     """--upx or `upx = ...` in ocibake.toml (a string, or an integer level), checked now; None: the target's."""
     if value is None:
         return None
@@ -219,17 +277,17 @@ def upx_mode(value) -> str | None:
     return text
 
 
-def make_toolchain(choices: Choices, service_dir: Path, registry: RegistryFlags, log_warnings: bool):
+def make_toolchain(choices: Choices, service_dir: Path, registry: RegistryFlags, log_warnings: bool) -> Toolchain:
     from ocibake.toolchain.choose import make_toolchain as make
     from ocibake.toolchain.local import LocalToolchain
 
-    network = choices.pick("network", False)
+    network = choices.switch("network", False)
     reference = toolchain_reference(choices, service_dir)
-    toolchain = make(
+    toolchain: Toolchain = make(
         reference,
-        go=choices.flags.get("go"),
-        upx=choices.flags.get("upx_bin"),
-        network=bool(network),
+        go=text(choices.flags, "go"),
+        upx=text(choices.flags, "upx_bin"),
+        network=network,
         registry_options=lambda: make_options(registry),
     )
     if network and isinstance(toolchain, LocalToolchain) and log_warnings:
@@ -242,21 +300,14 @@ def make_toolchain(choices: Choices, service_dir: Path, registry: RegistryFlags,
 
 
 def toolchain_reference(choices: Choices, service_dir: Path) -> str | None:
-    reference = choices.flags.get("toolchain")
-    if reference is None and choices.settings.get("toolchain"):
-        reference = str(choices.settings["toolchain"])
-        # an oci: path in ocibake.toml is relative to the service, like everything else in that file
-        if reference.startswith("oci:") and not Path(reference[4:]).is_absolute():
-            reference = f"oci:{service_dir / reference[4:]}"
-    return reference
+    """--toolchain, or `toolchain` in ocibake.toml; None: the local toolchain."""
+    return _reference_choice(choices, "toolchain", service_dir)
 
 
 def push_targets(choices: Choices, name: str) -> list[str]:
     """The repositories --push names (checked now, before the build); an empty --push means the image name, and a
     prefix ending in / means PREFIX/NAME."""
-    given = choices.flags.get("push")
-    if given is None:
-        given = choices.settings.get("push", [])
+    given = choices.texts("push")
     targets = [value.strip() + name if value.strip().endswith("/") else value.strip() or name for value in given]
     if not targets:
         return []
@@ -272,7 +323,7 @@ def push_targets(choices: Choices, name: str) -> list[str]:
     return targets
 
 
-def push_repo_names(targets: list[str]) -> list[str]:
+def push_repo_names(targets: Sequence[str]) -> list[str]:
     if not targets:
         return []
     from ocibake.registry.reference import parse_reference

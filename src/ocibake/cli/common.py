@@ -5,8 +5,12 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import click
+
+# a command function being decorated with click options (the decorator returns it, options attached)
+CommandT = TypeVar("CommandT", bound=Callable[..., Any])
 
 VERBOSE_HELP = "show more detail, and a traceback on internal errors"
 
@@ -24,10 +28,10 @@ class Output:
             print(line, file=sys.stderr, flush=True)
 
 
-def output_options(verbose_help: str = VERBOSE_HELP) -> Callable:
+def output_options(verbose_help: str = VERBOSE_HELP) -> Callable[[CommandT], CommandT]:
     """-v, -q and --json on a command; `ocibake -v push ...` sets them too (see output())."""
 
-    def decorate(f: Callable) -> Callable:
+    def decorate(f: CommandT) -> CommandT:
         f = click.option("--json", "json_output", is_flag=True, help="print the result as JSON on stdout")(f)
         f = click.option("-q", "--quiet", is_flag=True, help="print only results (stdout) and errors")(f)
         return click.option("-v", "--verbose", is_flag=True, help=verbose_help)(f)

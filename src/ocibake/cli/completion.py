@@ -8,19 +8,23 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
+import click
 from click.shell_completion import CompletionItem
 
+# click's shell_complete callback: (context, parameter, the word typed so far) -> the completions
+Completer = Callable[[click.Context, click.Parameter, str], list[CompletionItem]]
 
-def values(*choices: str) -> Callable:
+
+def values(*choices: str) -> Completer:
     """Complete one of `choices` (a fixed vocabulary such as --compression gzip|zstd)."""
 
-    def complete(ctx, param, incomplete: str) -> list[CompletionItem]:
+    def complete(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[CompletionItem]:
         return [CompletionItem(c) for c in choices if c.startswith(incomplete)]
 
     return complete
 
 
-def values_or_paths(choices: Iterable[str], kind: str = "file") -> Callable:
+def values_or_paths(choices: Iterable[str], kind: str = "file") -> Completer:
     """Complete a keyword (certifi, host, none...) while the word can still be one, else a path of the given kind.
 
     One answer holds either words or a path request, never both: click's bash script drops the words when a "file"
@@ -28,17 +32,17 @@ def values_or_paths(choices: Iterable[str], kind: str = "file") -> Callable:
     """
     choices = tuple(choices)
 
-    def complete(ctx, param, incomplete: str) -> list[CompletionItem]:
+    def complete(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[CompletionItem]:
         words = [CompletionItem(c) for c in choices if c.startswith(incomplete)]
         return words or [CompletionItem(incomplete, type=kind)]
 
     return complete
 
 
-def paths(kind: str = "file") -> Callable:
+def paths(kind: str = "file") -> Completer:
     """Complete a path: kind "dir" for directories only, "file" for any path."""
 
-    def complete(ctx, param, incomplete: str) -> list[CompletionItem]:
+    def complete(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[CompletionItem]:
         return [CompletionItem(incomplete, type=kind)]
 
     return complete

@@ -6,8 +6,10 @@ stdout carries only the archive written (`KIND:PATH`, or JSON with --json); the 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -15,6 +17,14 @@ from ocibake.cli.common import examples, output, output_options
 from ocibake.cli.group import CONTEXT
 from ocibake.errors import InputError, UsageError
 from ocibake.oci.names import TAG_RE
+
+if TYPE_CHECKING:
+    from ocibake.archive.target import ArchiveTarget
+    from ocibake.archive.write import ArchiveResult
+    from ocibake.builder.bake import BuildResult
+    from ocibake.builder.multi import MultiResult
+    from ocibake.cli.settings import Flags, ServiceSettings
+    from ocibake.oci.platform import Platform
 
 OUTPUT_METAVAR = "DIR|docker-archive:FILE|oci-archive:FILE"
 
@@ -31,24 +41,30 @@ def split_layout_arg(text: str) -> tuple[Path, str | None]:
     return Path(text), None
 
 
-def archive_output(flags: dict, settings: Mapping[str, object]):
+def archive_output(flags: Flags, settings: ServiceSettings) -> tuple[ArchiveTarget | None, Flags, ServiceSettings]:
     """The build's --output (or ocibake.toml's output) when it names an archive: (target, flags, settings) with the
     archive taken out, so the layout goes to its default place; (None, flags, settings) otherwise."""
     from ocibake.archive.target import is_archive, parse_target
 
-    for where, source in (("flags", flags), ("settings", settings)):
-        value = source.get("output")
-        if value is None:
-            continue
-        if not is_archive(str(value)):
+    flag = flags.get("output")
+    if flag is not None:
+        if not is_archive(str(flag)):
             return None, flags, settings
-        target = parse_target(str(value), "--output" if where == "flags" else "output in ocibake.toml")
-        rest = {k: v for k, v in source.items() if k != "output"}
-        return (target, rest, settings) if where == "flags" else (target, flags, rest)
-    return None, flags, settings
+        rest = {k: v for k, v in flags.items() if k != "output"}
+        return parse_target(str(flag), "--output"), rest, settings
+    setting = settings.common.get("output")
+    if setting is None or not is_archive(str(setting)):
+        return None, flags, settings
+    common = {k: v for k, v in settings.common.items() if k != "output"}
+    return parse_target(str(setting), "output in ocibake.toml"), flags, replace(settings, common=common)
 
 
-def write_build_archive(target, result, platform, log) -> dict:
+def write_build_archive(
+    target: ArchiveTarget,
+    result: BuildResult | MultiResult,
+    platform: Platform | None,
+    log: Callable[[str], None],
+) -> dict[str, object]:
     """The build's archive, from its layout; returns what --json reports of it."""
     from ocibake.archive.export import export
 
@@ -59,7 +75,7 @@ def write_build_archive(target, result, platform, log) -> dict:
     return archive_json(archive)
 
 
-def archive_json(result) -> dict:
+def archive_json(result: ArchiveResult) -> dict[str, object]:
     return {
         "kind": result.kind,
         "path": str(result.path),

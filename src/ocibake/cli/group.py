@@ -44,7 +44,10 @@ class LazyGroup(click.Group):
             return None
         module, _, attr = COMMANDS[name][0].partition(":")
         # __import__ rather than importlib.import_module: the same import, and `python -X importtime` shows it
-        return getattr(__import__(module, fromlist=[attr]), attr)
+        command = getattr(__import__(module, fromlist=[attr]), attr)
+        if not isinstance(command, click.Command):
+            raise TypeError(f"{COMMANDS[name][0]} is not a click command")
+        return command
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         with formatter.section("Commands"):
@@ -105,7 +108,7 @@ def usage_error(exc: click.UsageError, argv: list[str] | None = None) -> UsageEr
 @click.option("-q", "--quiet", is_flag=True, help="print only results (stdout) and errors")
 @click.option("--json", "json_output", is_flag=True, help="print the result as JSON on stdout")
 @click.pass_context
-def cli(ctx: click.Context, verbose: bool, quiet: bool, json_output: bool):
+def cli(ctx: click.Context, verbose: bool, quiet: bool, json_output: bool) -> None:
     ctx.obj = {"verbose": verbose, "quiet": quiet, "json": json_output}
     if ctx.invoked_subcommand is None:
         if json_output:  # stdout stays one JSON document: the error, not the help text

@@ -54,9 +54,7 @@ def index(
     from ocibake.cli.common import output as make_output
 
     out = make_output(verbose, quiet, json_output)
-    if bool(push_to) == bool(output):
-        raise UsageError("give one of --push REPO:TAG or --output DIR", hint="see `ocibake index --help`")
-    if push_to:
+    if push_to and not output:
         from ocibake.registry.index_push import push_index
 
         flags = RegistryFlags(
@@ -70,13 +68,15 @@ def index(
         )
         blob, pushed = push_index(push_to, images, make_options(flags))
         lines = [str(p) for p in pushed]
-    else:
+    elif output and not push_to:
         if not tags:
             raise UsageError("--output needs at least one --tag", hint="e.g. --output dist/oci/app --tag v1")
         from ocibake.oci.index_layout import write_index_layout
 
         blob = write_index_layout(Path(output).absolute(), tags, images)
         lines = [f"{output}:{t}@{blob.digest}" for t in tags]
+    else:
+        raise UsageError("give one of --push REPO:TAG or --output DIR", hint="see `ocibake index --help`")
     if out.json:
         print(
             json.dumps({"digest": blob.digest, "references": lines, "size": len(blob.data)}, indent=2, sort_keys=True)

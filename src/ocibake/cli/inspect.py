@@ -6,22 +6,28 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import click
 
-from ocibake.cli.common import examples, output, output_options
+from ocibake.cli.common import Output, examples, output, output_options
 from ocibake.cli.group import CONTEXT
 from ocibake.cli.registry_options import RegistryFlags, make_options, registry_options
 
+if TYPE_CHECKING:
+    from ocibake.registry.options import RegistryOptions
+
 
 def options_factory(
-    out,
+    out: Output,
     insecure: bool,
     ca_cert: str | None,
     username: str | None = None,
     password_stdin: bool = False,
     timeout: float | None = None,
-):
+) -> Callable[[], RegistryOptions]:
+    """RegistryOptions made on first use, then the same ones: a local image never asks for credentials."""
     flags = RegistryFlags(
         insecure=insecure,
         ca_cert=ca_cert,
@@ -31,9 +37,9 @@ def options_factory(
         quiet=True,
         timeout=timeout,
     )
-    made = []
+    made: list[RegistryOptions] = []
 
-    def make():
+    def make() -> RegistryOptions:
         if not made:
             made.append(make_options(flags))
         return made[0]

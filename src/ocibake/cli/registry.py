@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from ocibake.cli.common import examples, output, output_options
+from ocibake.cli.common import Output, examples, output, output_options
 from ocibake.cli.completion import paths
 from ocibake.cli.group import CONTEXT
 from ocibake.cli.registry_options import RegistryFlags, make_options, registry_options
@@ -22,7 +22,12 @@ TRACE_HELP = "show every request (secrets redacted)"
 
 
 def _flags(
-    out, insecure: bool, ca_cert: str | None, username: str | None, password_stdin: bool, timeout: float | None = None
+    out: Output,
+    insecure: bool,
+    ca_cert: str | None,
+    username: str | None,
+    password_stdin: bool,
+    timeout: float | None = None,
 ) -> RegistryFlags:
     return RegistryFlags(
         insecure=insecure,
@@ -195,6 +200,10 @@ def login(
         )
     options = make_options(_flags(out, insecure, ca_cert, username, password_stdin, timeout))
     creds = options.credentials
+    if creds is None:  # with --password-stdin, make_options has read them (or refused a missing --username)
+        raise UsageError(
+            "login needs --username", hint='echo "$PASSWORD" | ocibake login HOST -u USER --password-stdin'
+        )
     refuse_credentials(registry, "the registry name")
     registry = registry.strip()
     for prefix in ("https://", "http://"):

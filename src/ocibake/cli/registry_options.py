@@ -10,11 +10,19 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 
 import click
 
+from ocibake.cli.common import CommandT
 from ocibake.cli.completion import paths
 from ocibake.errors import InputError, UsageError
+
+if TYPE_CHECKING:
+    from ocibake.registry.credentials import Credentials
+    from ocibake.registry.options import RegistryOptions
+
+Number = TypeVar("Number", int, float)
 
 
 @dataclass(frozen=True)
@@ -34,13 +42,13 @@ TIMEOUT_HELP = (
 )
 
 
-def timeout_option(f: Callable) -> Callable:
+def timeout_option(f: CommandT) -> CommandT:
     return click.option("--timeout", type=click.FloatRange(min=1, max=7 * 86400), metavar="SECONDS", help=TIMEOUT_HELP)(
         f
     )
 
 
-def tls_options(f: Callable) -> Callable:
+def tls_options(f: CommandT) -> CommandT:
     """--insecure and --ca-cert, as `build` takes them for --push and registry toolchains."""
     f = timeout_option(f)
     f = click.option(
@@ -53,7 +61,7 @@ def tls_options(f: Callable) -> Callable:
     )(f)
 
 
-def registry_options(f: Callable) -> Callable:
+def registry_options(f: CommandT) -> CommandT:
     """--insecure, --ca-cert, -u/--username and --password-stdin, as push, pull and login take them."""
     f = timeout_option(f)
     f = click.option("--password-stdin", is_flag=True, help="read the password (or token) from stdin")(f)
@@ -73,7 +81,7 @@ def registry_options(f: Callable) -> Callable:
     )(f)
 
 
-def explicit_credentials(flags: RegistryFlags):
+def explicit_credentials(flags: RegistryFlags) -> Credentials | None:
     from ocibake.registry.credentials import Credentials
 
     if flags.password_stdin:
@@ -93,9 +101,21 @@ def explicit_credentials(flags: RegistryFlags):
     return None
 
 
-def make_options(flags: RegistryFlags, **extra):
+def _environment_number(key: str, convert: Callable[[str], Number], default: Number) -> Number:
+    """A number from the environment (OCIBAKE_REGISTRY_RETRIES...), else ``default``; bad input when it is not one."""
+    text = os.environ.get(key)
+    if not text:
+        return default
+    try:
+        return convert(text)
+    except ValueError:
+        raise InputError(f"{key}={text!r} is not a number", hint="unset it, or give a number") from None
+
+
+def make_options(flags: RegistryFlags, mount_from: tuple[str, ...] = ()) -> RegistryOptions:
     """RegistryOptions for these flags: logs on stderr (redacted), a request trace with -v, progress bars on a
-    terminal, retry settings from OCIBAKE_REGISTRY_RETRIES and OCIBAKE_REGISTRY_BACKOFF."""
+    terminal, retry settings from OCIBAKE_REGISTRY_RETRIES and OCIBAKE_REGISTRY_BACKOFF; ``mount_from``: the
+    repositories to try a cross-repository blob mount from."""
     from ocibake.registry.options import RegistryOptions
     from ocibake.registry.progress import print_line
     from ocibake.registry.redact import redact
@@ -107,26 +127,20 @@ def make_options(flags: RegistryFlags, **extra):
     def trace(line: str) -> None:
         print_line(f"ocibake: {redact(line)}")
 
-    for key, name, conv in (
-        ("OCIBAKE_REGISTRY_RETRIES", "retries", int),
-        ("OCIBAKE_REGISTRY_BACKOFF", "backoff", float),
-        ("OCIBAKE_REGISTRY_MONOLITHIC_MAX", "monolithic_max", int),
-    ):
-        if os.environ.get(key):
-            try:
-                extra.setdefault(name, conv(os.environ[key]))
-            except ValueError:
-                raise InputError(
-                    f"{key}={os.environ[key]!r} is not a number", hint="unset it, or give a number"
-                ) from None
-    if flags.timeout is not None:
-        extra.setdefault("timeout", float(flags.timeout))
+    defaults = RegistryOptions()
+    retries = _environment_number("OCIBAKE_REGISTRY_RETRIES", int, defaults.retries)
+    backoff = _environment_number("OCIBAKE_REGISTRY_BACKOFF", float, defaults.backoff)
+    monolithic_max = _environment_number("OCIBAKE_REGISTRY_MONOLITHIC_MAX", int, defaults.monolithic_max)
     return RegistryOptions(
         insecure=flags.insecure,
         ca_cert=Path(flags.ca_cert) if flags.ca_cert else None,
         credentials=explicit_credentials(flags),
+        mount_from=mount_from,
+        retries=retries,
+        backoff=backoff,
+        monolithic_max=monolithic_max,
+        timeout=float(flags.timeout) if flags.timeout is not None else defaults.timeout,
         log=log,
         trace=trace if flags.verbose else None,
         progress_bar=not flags.quiet and sys.stderr.isatty() and os.environ.get("TERM") != "dumb",
-        **extra,
     )

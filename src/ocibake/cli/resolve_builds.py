@@ -9,7 +9,7 @@ once the running ones end.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +17,7 @@ from pathlib import Path
 from ocibake.builder.spec import BuildSpec
 from ocibake.cli.build_spec import Choices, make_toolchain, resolve_service_dir, spec_from_choices
 from ocibake.cli.registry_options import RegistryFlags, make_options
+from ocibake.cli.settings import Flags
 from ocibake.errors import InputError, OcibakeError
 from ocibake.resolve.documents import Reference
 
@@ -30,9 +31,7 @@ class Service:
     choices: Choices
 
 
-def plan_services(
-    references: Sequence[Reference], push_prefix: str | None, flags: Mapping[str, object]
-) -> list[Service]:
+def plan_services(references: Sequence[Reference], push_prefix: str | None, flags: Flags) -> list[Service]:
     """One Service per distinct directory, checked; an unknown path names the file and line that gave it."""
     from ocibake.cli.settings import load_settings
     from ocibake.registry.reference import parse_reference
@@ -49,9 +48,10 @@ def plan_services(
                 hint="ocibake://PATH names a Go service's directory (the one holding go.mod)",
             )
         by_dir.setdefault(directory, []).append(ref)
-    services, outputs = [], {}
+    services: list[Service] = []
+    outputs: dict[Path, str] = {}
     for directory, refs in by_dir.items():
-        choices = Choices(dict(flags), load_settings(directory))
+        choices = Choices(flags, load_settings(directory).common)
         try:
             spec = spec_from_choices(choices, directory)
         except OcibakeError as exc:
@@ -71,7 +71,7 @@ def plan_services(
 
 def build_and_push(
     services: Sequence[Service],
-    flags: Mapping[str, object],
+    flags: Flags,
     registry: RegistryFlags,
     log: Callable[[str], None],
     jobs: int,
@@ -116,14 +116,13 @@ def build_and_push(
             for f in futures:
                 f.cancel()
             raise
-        failed = [f for f in done if f.exception() is not None and not isinstance(f.exception(), _Skipped)]
+        failed = [e for f in done if (e := f.exception()) is not None and not isinstance(e, _Skipped)]
         if failed:
             stop.set()
             for f in pending:
                 f.cancel()
             wait(futures)
-            exc = failed[0].exception()
-            raise exc
+            raise failed[0]
         for f in futures:
             service, reference = f.result()
             for ref in service.references:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import difflib
 import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ocibake.builder.spec import COMPRESSIONS, TARGETS
@@ -13,8 +15,37 @@ from ocibake.oci.platform import Platform
 
 CONFIG_FILE = "ocibake.toml"
 
+Value = str | int | bool | list[str]  # one setting, as ocibake.toml or a flag of the build command gives it
+Settings = dict[str, Value]  # the build command's parameter name -> value
+Flags = Mapping[str, Value | None]  # the build command's flags; None: not given
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    """SERVICE_DIR/ocibake.toml: its settings (top level and [build]), and its [target.NAME] tables."""
+
+    common: Settings = field(default_factory=dict)
+    targets: dict[str, Settings] = field(default_factory=dict)
+
+
+def text(values: Mapping[str, Value | None], key: str) -> str | None:
+    """A setting or flag that is a string (click and the file's checks make it one), or None when not given."""
+    value = values.get(key)
+    if value is None or isinstance(value, str):
+        return value
+    raise TypeError(f"{key} is {value!r}, not a string")
+
+
+def texts(values: Mapping[str, Value | None], key: str) -> list[str] | None:
+    """A setting or flag that is a list of strings (--tag, --push), or None when not given."""
+    value = values.get(key)
+    if value is None or isinstance(value, list):
+        return value
+    raise TypeError(f"{key} is {value!r}, not a list")
+
+
 # key in ocibake.toml -> (type, the build command's parameter name)
-KEYS = {
+KEYS: dict[str, tuple[type, str]] = {
     "name": (str, "name"),
     "version": (str, "image_version"),
     "tags": (list, "tag"),
@@ -44,22 +75,22 @@ TOML_TYPES = {str: "a string", int: "an integer", float: "a number", bool: "a bo
 EXAMPLES = {str: '"value"', int: "8080", bool: "true", list: '["v1", "latest"]'}
 
 
-def check_value(key: str, value) -> None:
+def check_value(key: str, value: Value) -> None:
     """The rule for a value with a fixed set of forms, whether it came from a flag or from the file (where the caller
-    adds the file's name to the error)."""
+    adds the file's name to the error). The value already has the setting's type."""
     if key == "upx":
-        upx_args(value)
+        upx_args(str(value))
     elif key == "compression" and value not in COMPRESSIONS:
         raise InputError(f"unknown compression {value!r}", hint="use gzip or zstd")
     elif key == "target" and value not in TARGETS:
         raise InputError(f"unknown target {value!r}", hint=f"targets: {', '.join(TARGETS)}")
-    elif key == "platform":
+    elif key == "platform" and isinstance(value, str):
         try:
             for part in value.split(","):
                 Platform.parse(part)
         except ValueError as exc:
             raise InputError(str(exc), hint='for example platform = "linux/arm64"') from None
-    elif key == "port" and not 0 < value < 65536:
+    elif key == "port" and isinstance(value, int) and not 0 < value < 65536:
         raise InputError(f"port {value} is out of range", hint="use a TCP port between 1 and 65535")
 
 
@@ -69,7 +100,7 @@ def _key(name: str) -> str:
     return "tags" if name == "tag" else name
 
 
-def _entries(path: Path, data: dict) -> list[tuple[str, object]]:
+def _entries(path: Path, data: dict[str, object]) -> list[tuple[str, object]]:
     """The settings of the file: top-level keys and those of its [build] table (the only table allowed)."""
     entries = [(_key(k), v) for k, v in data.items() if not isinstance(v, dict)]
     for name, table in data.items():
@@ -83,7 +114,7 @@ def _entries(path: Path, data: dict) -> list[tuple[str, object]]:
                 hint="settings go at the top of the file, under [build], or under [target.NAME] for one target",
             )
         entries += [(_key(k), v) for k, v in table.items()]
-    seen = set()
+    seen: set[str] = set()
     for key, _ in entries:
         if key in seen:
             raise InputError(
@@ -94,28 +125,24 @@ def _entries(path: Path, data: dict) -> list[tuple[str, object]]:
     return entries
 
 
-def load_settings(service_dir: Path) -> dict:
-    """Return {build parameter name: value} from SERVICE_DIR/ocibake.toml (top level and [build] table), or {}."""
+def load_settings(service_dir: Path) -> ServiceSettings:
+    """The settings of SERVICE_DIR/ocibake.toml (top level, [build] table and [target.NAME] tables), as build
+    parameter names; none when there is no such file."""
     path = service_dir / CONFIG_FILE
     if not path.is_file():
         if path.exists() or path.is_symlink():
             raise InputError(f"{path} is not a file", hint=f"{CONFIG_FILE} must be a TOML file (or absent)")
-        return {}
+        return ServiceSettings()
     try:
         data = tomllib.loads(path.read_text())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise InputError(f"{path}: not valid TOML: {exc}", hint="fix the file or remove it") from exc
-    out = _checked(path, _entries(path, data))
+    common = _checked(path, _entries(path, data))
     targets = data.get("target", {})
-    if targets:
-        out[TARGET_TABLES] = _target_tables(path, targets)
-    return out
+    return ServiceSettings(common, _target_tables(path, targets) if targets else {})
 
 
-TARGET_TABLES = "__targets__"
-
-
-def _target_tables(path: Path, targets) -> dict:
+def _target_tables(path: Path, targets: object) -> dict[str, Settings]:
     """[target.NAME] tables: settings that apply only when building that target."""
     if not isinstance(targets, dict) or not all(isinstance(t, dict) for t in targets.values()):
         raise InputError(
@@ -133,16 +160,28 @@ def _target_tables(path: Path, targets) -> dict:
     return out
 
 
-def target_settings(settings: dict, flag_target: str | None) -> dict:
+def target_settings(settings: ServiceSettings, flag_target: str | None) -> Settings:
     """The file's settings for the target being built: its [target.NAME] table wins over the top level."""
-    tables = settings.get(TARGET_TABLES, {})
-    plain = {k: v for k, v in settings.items() if k != TARGET_TABLES}
-    target = flag_target or plain.get("target") or "production"
-    return {**plain, **tables.get(target, {})}
+    target = flag_target or text(settings.common, "target") or "production"
+    return {**settings.common, **settings.targets.get(target, {})}
 
 
-def _checked(path: Path, entries, where: str = "") -> dict:
-    out = {}
+def _typed(kind: type, value: object) -> Value | None:
+    """``value`` when it has the setting's type (``kind``; a list holds only strings), else None."""
+    if kind is str and isinstance(value, str):
+        return value
+    if kind is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if kind is bool and isinstance(value, bool):
+        return value
+    if kind is list and isinstance(value, list):
+        strings = [v for v in value if isinstance(v, str)]
+        return strings if len(strings) == len(value) else None
+    return None
+
+
+def _checked(path: Path, entries: Iterable[tuple[str, object]], where: str = "") -> Settings:
+    out: Settings = {}
     for key, given in entries:
         value = given
         if isinstance(value, dict):
@@ -158,24 +197,21 @@ def _checked(path: Path, entries, where: str = "") -> dict:
             value = [value]
         if key == "upx" and isinstance(value, int) and not isinstance(value, bool):
             value = str(value)  # upx = 9 means level 9
-        if (
-            not isinstance(value, kind)
-            or (kind is int and isinstance(value, bool))
-            or (kind is list and not all(isinstance(v, str) for v in value))
-        ):
+        typed = _typed(kind, value)
+        if typed is None:
             raise InputError(
                 f"{path}: {where}{key} must be {TYPE_NAMES[kind]}, not "
                 f"{TOML_TYPES.get(type(value), type(value).__name__)}",
                 hint=f"for example {key} = {EXAMPLES[kind]}",
             )
-        if key == "tags" and not value:
+        if key == "tags" and not typed:
             raise InputError(
                 f"{path}: tags = [] names no tag",
                 hint="name at least one tag, or remove the line for the default tags (VERSION and latest)",
             )
         try:
-            check_value(key, value)
+            check_value(key, typed)
         except InputError as exc:
             raise InputError(f"{path}: {where}{exc.message}", hint=exc.hint) from None
-        out[dest] = value
+        out[dest] = typed
     return out

@@ -8,6 +8,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -16,6 +17,9 @@ from ocibake.cli.group import CONTEXT
 from ocibake.cli.inspect import options_factory
 from ocibake.cli.registry_options import registry_options
 from ocibake.errors import InputError
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePrivateKey
 
 
 def password(confirm: bool) -> bytes:
@@ -45,7 +49,7 @@ def registry_only(ref: str) -> None:
         )
 
 
-def load_signing_key(path: str):
+def load_signing_key(path: str) -> EllipticCurvePrivateKey:
     from ocibake.audit.cosign_keys import load_private_key
 
     return load_private_key(Path(path), password(confirm=False))

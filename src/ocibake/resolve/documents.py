@@ -12,8 +12,12 @@ import io
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ocibake.errors import InputError, OcibakeError
+
+if TYPE_CHECKING:
+    from ruamel.yaml import YAML
 
 SCHEME = "ocibake://"
 SUFFIXES = (".yaml", ".yml")
@@ -38,11 +42,11 @@ class Reference:
 class YamlFile:
     path: Path
     text: str
-    documents: tuple
+    documents: tuple[object, ...]  # as ruamel.yaml's round-trip loader parsed them
     references: tuple[Reference, ...]
 
 
-def _yaml():
+def _yaml() -> YAML:
     from ruamel.yaml import YAML
 
     yaml = YAML(typ="rt")
@@ -106,7 +110,7 @@ def _locate(lines: list[str], ref: Reference) -> int:
     return at
 
 
-def _scan(node) -> Iterator[tuple[int, int, str]]:
+def _scan(node: object) -> Iterator[tuple[int, int, str]]:
     """(line, column, value) of every string starting with ocibake:// under ``node``."""
     from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
@@ -150,7 +154,8 @@ def rewrite(yaml_file: YamlFile, replacements: Mapping[str, str]) -> str:
     return text
 
 
-def _plain(node):
+def _plain(node: object) -> object:
+    """A parsed document as plain dicts, lists and strings, to compare documents by value."""
     if isinstance(node, dict):
         return {_plain(k): _plain(v) for k, v in node.items()}
     if isinstance(node, list):
@@ -160,7 +165,8 @@ def _plain(node):
     return node
 
 
-def _replaced(node, replacements: Mapping[str, str]):
+def _replaced(node: object, replacements: Mapping[str, str]) -> object:
+    """A plain document with every ocibake:// string replaced as ``replacements`` says."""
     if isinstance(node, dict):
         return {k: _replaced(v, replacements) for k, v in node.items()}
     if isinstance(node, list):
