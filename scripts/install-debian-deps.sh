@@ -10,7 +10,7 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
 . /etc/os-release
 codename="${VERSION_CODENAME:-}"
-packages=(docker-registry skopeo umoci bubblewrap apache2-utils busybox-static faketime openssl git ca-certificates util-linux
+packages=(docker-registry skopeo umoci bubblewrap apache2-utils busybox-static faketime openssl git ca-certificates util-linux acl
           podman qemu-user-static)
 
 if [ "$codename" = "bookworm" ]; then

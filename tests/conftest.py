@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-# fixtures shared by many modules: registries in every mode, and an audited image
-pytest_plugins = ["conftest_registry"]
+# fixtures shared by many modules: registries in every mode, the rootless account
+pytest_plugins = ["conftest_registry", "rootless"]
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
