@@ -93,7 +93,7 @@ def _open_stream(f: _Hashing) -> TarStream:
         return gzip.GzipFile(fileobj=f, mode="rb")
     if magic == b"\x28\xb5\x2f\xfd":
         # zstandard's stub asks for IO[bytes]; the decompressor only ever calls read() on its source
-        return zstandard.ZstdDecompressor().stream_reader(f, closefd=False)  # type: ignore[arg-type]
+        return zstandard.ZstdDecompressor().stream_reader(f, closefd=False)  # type: ignore[arg-type]  # zstandard's stub wants IO[bytes]; it only calls read()/write()
     return f
 
 

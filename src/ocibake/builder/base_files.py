@@ -128,7 +128,7 @@ def _decompressed(layer: BaseLayer, raw: _Hashing) -> _Readable:
         return gzip.GzipFile(fileobj=raw, mode="rb")
     if layer.media_type.endswith("zstd"):
         # zstandard's stub asks for IO[bytes]; any object with read() will do
-        return zstandard.ZstdDecompressor().stream_reader(raw)  # type: ignore[arg-type]
+        return zstandard.ZstdDecompressor().stream_reader(raw)  # type: ignore[arg-type]  # zstandard's stub wants IO[bytes]; it only calls read()/write()
     return raw
 
 

@@ -1,6 +1,6 @@
 """Compressed layers kept by their content, so a rebuild compresses only what changed.
 
-A layer's tar stream is cheap to make and hash (its diff_id); compressing it is not. The cache (a build.file_cache
+A layer's tar stream is cheap to make and hash (its diff_id); compressing it is not. The cache (a builder.file_cache
 under the private cache's layers/, $OCIBAKE_LAYER_CACHE_MIB, default 256; 0 turns it off) keeps the compressed
 bytes under a key made of the diff_id, the compression setting and the library that compressed them, so an entry is
 only ever used for the exact bytes that setting would produce again. Reading an entry checks its digest.

@@ -1,6 +1,6 @@
 """`ocibake build SERVICE_DIR SERVICE_DIR... [--jobs N]`: several services in one run.
 
-Each service is built with its own ocibake.toml (the flags apply to all), in parallel (build/services.py), with one
+Each service is built with its own ocibake.toml (the flags apply to all), in parallel (builder/services.py), with one
 shared Go build cache (go's own, or the toolchain image's). stdout: one `NAME@sha256:...` line per built image (after
 --push, its `REPO:TAG@sha256:...` lines) in the order given, or with --json one list; stderr: each service's log lines
 prefixed with its name, then one summary table that names each failure with its one-line error. The exit code is the

@@ -144,7 +144,7 @@ class TarSink(Protocol):
 def write_tar(entries: Iterable[Entry], out: TarSink, mtime: int) -> None:
     """Write a deterministic PAX tar of ``entries`` to ``out`` (streaming file contents)."""
     # typeshed asks for a whole seekable file object; the stream mode ("w|") writes and nothing else
-    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT, bufsize=CHUNK) as tar:  # type: ignore[call-overload]
+    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT, bufsize=CHUNK) as tar:  # type: ignore[call-overload]  # typeshed: fileobj must seek
         for entry in normalise(entries):
             info = _tarinfo(entry, mtime)
             if entry.kind != "file":
@@ -186,7 +186,7 @@ def _compressor(compression: str, compressed: _HashingWriter) -> tuple[Callable[
         # One thread and a fixed level: zstd output then depends only on the input and the library version.
         cctx = zstandard.ZstdCompressor(level=ZSTD_LEVEL, threads=0, write_checksum=False, write_content_size=False)
         # zstandard's stub asks for IO[bytes]; the writer only calls write() (and flush()) on it
-        zw = cctx.stream_writer(compressed, closefd=False)  # type: ignore[arg-type]
+        zw = cctx.stream_writer(compressed, closefd=False)  # type: ignore[arg-type]  # zstandard's stub wants IO[bytes]; it only calls read()/write()
         return zw.write, zw.close
     if compression == "none":
         return compressed.write, lambda: None

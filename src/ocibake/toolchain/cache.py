@@ -4,7 +4,7 @@
 The cache ($XDG_CACHE_HOME/ocibake, else ~/.cache/ocibake) holds unpacked toolchain images (rootfs/<chain id>), each
 toolchain's GOCACHE and GOMODCACHE (toolchains/<digest>), the toolchain images pulled from registries (pulled/), base
 images pulled from registries (bases/, an OCI layout read by digest), Delve builds (delve/<version>/<arch>), UPX's
-output (upx/) and compressed layers (layers/), each a build.file_cache.
+output (upx/) and compressed layers (layers/), each a builder.file_cache.
 Go makes its module cache read-only, so a plain `rm -rf` fails for a normal user; `ocibake cache clean` does not.
 """
 

@@ -128,7 +128,7 @@ class _LayerStream:
         elif kind == "zstd":
             # zstandard's stub asks for IO[bytes]; any object with read() will do
             self._decomp = zstandard.ZstdDecompressor().stream_reader(
-                self.compressed,  # type: ignore[arg-type]
+                self.compressed,  # type: ignore[arg-type]  # zstandard's stub wants IO[bytes]; it only calls read()/write()
                 read_across_frames=True,
             )
         else:
