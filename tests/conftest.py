@@ -148,24 +148,22 @@ def free_port() -> int:
 def health_check(rootfs: Path, timeout: float = 20) -> dict:
     """Start /app in the sandbox and GET /health on loopback; return the JSON it answered."""
     port = free_port()
-    proc = subprocess.Popen(
-        [*sandbox_argv(rootfs, {"PORT": str(port)}), "/app"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    try:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                pytest.fail(f"/app exited {proc.returncode}: {proc.stderr.read()}")
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as resp:
-                    assert resp.status == 200
-                    return json.loads(resp.read())
-            except OSError:
-                time.sleep(0.05)
-        pytest.fail("no answer from /health")
-    finally:
-        proc.kill()
-        proc.wait()
+    argv = [*sandbox_argv(rootfs, {"PORT": str(port)}), "/app"]
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
+        try:
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                if proc.poll() is not None:
+                    pytest.fail(f"/app exited {proc.returncode}: {proc.stderr.read() if proc.stderr else ''}")
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as resp:
+                        assert resp.status == 200
+                        return json.loads(resp.read())
+                except OSError:
+                    time.sleep(0.05)
+            pytest.fail("no answer from /health")
+        finally:
+            proc.kill()
 
 
 @pytest.fixture(scope="session")

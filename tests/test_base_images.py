@@ -54,28 +54,26 @@ def config_of(layout: Path, digest: str) -> tuple[dict, dict, dict]:
 def run_app_and_health_check(rootfs: Path, port: int, command: list[str]) -> subprocess.CompletedProcess:
     """Start /app in the sandbox, wait for it, then run the health check ``command`` in a second sandbox of the same
     rootfs (the network is the host's loopback, as a container's own is to itself)."""
-    app = subprocess.Popen(
-        [*sandbox_argv(rootfs, {"PORT": str(port)}), "/app"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    try:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            assert app.poll() is None, app.stderr.read()
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2).close()
-                break
-            except OSError:
-                time.sleep(0.05)
-        return subprocess.run(
-            [*sandbox_argv(rootfs, {"PATH": "/bin"}), *command],
-            check=False,
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
-    finally:
-        app.kill()
-        app.wait()
+    argv = [*sandbox_argv(rootfs, {"PORT": str(port)}), "/app"]
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as app:
+        try:
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                assert app.poll() is None, app.stderr.read() if app.stderr else ""
+                try:
+                    urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2).close()
+                    break
+                except OSError:
+                    time.sleep(0.05)
+            return subprocess.run(
+                [*sandbox_argv(rootfs, {"PATH": "/bin"}), *command],
+                check=False,
+                capture_output=True,
+                text=True,
+                timeout=30,
+            )
+        finally:
+            app.kill()
 
 
 def test_production_alpine_on_an_oci_layout_base_runs_with_a_shell_and_its_health_check(bases, tmp_path):

@@ -50,8 +50,9 @@ def build_on_a_terminal(args: list[str], env: dict | None = None, columns: int =
 
     reader = threading.Thread(target=drain)
     reader.start()
-    out = proc.stdout.read()
-    code = proc.wait(timeout=300)
+    with proc:
+        out = proc.stdout.read()
+        code = proc.wait(timeout=300)
     reader.join(timeout=30)
     os.close(master)
     return code, out, b"".join(chunks).decode()
