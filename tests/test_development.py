@@ -80,29 +80,28 @@ def test_development_image_runs_under_delve_which_answers_json_rpc(dev_image, tm
     # the image's own entrypoint; only the listen address is moved off 2345 (a shared machine may have it taken)
     dlv_port, app_port = free_port(), free_port()
     argv = [a if a != "--listen=:2345" else f"--listen=127.0.0.1:{dlv_port}" for a in ENTRYPOINT]
-    proc = subprocess.Popen(
+    with subprocess.Popen(
         [*sandbox_argv(rootfs, {"PORT": str(app_port)}), *argv],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-    )
-    try:
-        answer = json_rpc(dlv_port, "RPCServer.GetVersion")
-        assert answer["error"] is None and answer["result"]["APIVersion"] == 2
-        assert "1.27.2" in answer["result"]["DelveVersion"]
-        deadline = time.monotonic() + 20
-        while True:  # --continue: the app runs without a debugger attached
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{app_port}/health", timeout=2) as resp:
-                    health = json.loads(resp.read())
-                break
-            except OSError:
-                assert time.monotonic() < deadline and proc.poll() is None, proc.stdout.read()
-                time.sleep(0.1)
-        assert health["version"] == "v1" and health["uid"] == 1001
-    finally:
-        proc.kill()
-        proc.wait()
+    ) as proc:
+        try:
+            answer = json_rpc(dlv_port, "RPCServer.GetVersion")
+            assert answer["error"] is None and answer["result"]["APIVersion"] == 2
+            assert "1.27.2" in answer["result"]["DelveVersion"]
+            deadline = time.monotonic() + 20
+            while True:  # --continue: the app runs without a debugger attached
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{app_port}/health", timeout=2) as resp:
+                        health = json.loads(resp.read())
+                    break
+                except OSError:
+                    assert time.monotonic() < deadline and proc.poll() is None, proc.stdout.read()
+                    time.sleep(0.1)
+            assert health["version"] == "v1" and health["uid"] == 1001
+        finally:
+            proc.kill()
 
 
 def test_delve_from_a_given_path_and_bad_development_settings(dev_image, dev_env, tmp_path):

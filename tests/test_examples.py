@@ -96,21 +96,20 @@ def test_the_image_answers_health_as_the_deployment_runs_it(sample_image, tmp_pa
         str(port),
         "/app",
     ]
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            assert proc.poll() is None, proc.stderr.read()
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as resp:
-                    health = json.loads(resp.read())
-                    break
-            except OSError:
-                assert time.monotonic() < deadline, "no answer from /health"
-                time.sleep(0.05)
-    finally:
-        proc.kill()
-        proc.wait()
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
+        try:
+            deadline = time.monotonic() + 20
+            while True:
+                assert proc.poll() is None, proc.stderr.read()
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as resp:
+                        health = json.loads(resp.read())
+                        break
+                except OSError:
+                    assert time.monotonic() < deadline, "no answer from /health"
+                    time.sleep(0.05)
+        finally:
+            proc.kill()
     assert health["status"] == "ok" and health["uid"] == 1001
 
 

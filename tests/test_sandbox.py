@@ -173,6 +173,7 @@ def test_network_only_when_asked(sandbox, busybox_root, tmp_path):
         assert "REACHED" in opened.replace("UNREACHABLE", "")
     finally:
         server.shutdown()
+        server.server_close()
 
 
 def test_no_backend_installed():
