@@ -27,15 +27,21 @@ def _terminate(signum: int, frame: FrameType | None) -> NoReturn:
     raise Terminated()
 
 
-def print_error(exc: OcibakeError, verbose: bool) -> None:
+def print_error(exc: OcibakeError, verbose: bool, prefix: str = "") -> None:
+    """The error on stderr: `ocibake: error: MESSAGE`, the detail, `  hint: HINT`; each line after ``prefix`` (a
+    service's `[name] ` when several services share stderr)."""
     from ocibake.registry.redact import redact  # the last line of defence: no secret in any error
 
-    print(f"ocibake: error: {redact(exc.message)}", file=sys.stderr)
+    def say(text: str) -> None:
+        for line in text.splitlines() or [""]:
+            print(f"{prefix}{line}", file=sys.stderr)
+
+    say(f"ocibake: error: {redact(exc.message)}")
     if exc.detail:
         detail = exc.detail if verbose or len(exc.detail) < 8000 else "...\n" + exc.detail[-8000:]
-        print(redact(detail), file=sys.stderr)
+        say(redact(detail))
     if exc.hint:
-        print(f"  hint: {redact(exc.hint)}", file=sys.stderr)
+        say(f"  hint: {redact(exc.hint)}")
     if verbose and exc.__cause__ is not None:
         traceback.print_exception(exc.__cause__, file=sys.stderr)
 
@@ -50,6 +56,7 @@ def _report_failure(exc: OcibakeError, argv: list[str], verbose: bool) -> int:
             json.dumps(
                 {
                     "references": list(exc.results),
+                    "built": list(exc.built),
                     "error": {
                         "message": redact(exc.message),
                         "hint": redact(exc.hint) if exc.hint else None,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
@@ -277,7 +277,9 @@ def upx_mode(value: str | None) -> str | None:
     return text
 
 
-def make_toolchain(choices: Choices, service_dir: Path, registry: RegistryFlags, log_warnings: bool) -> Toolchain:
+def make_toolchain(
+    choices: Choices, service_dir: Path, registry: RegistryFlags, log_warnings: bool, prefix: str = ""
+) -> Toolchain:
     from ocibake.toolchain.choose import make_toolchain as make
     from ocibake.toolchain.local import LocalToolchain
 
@@ -288,11 +290,11 @@ def make_toolchain(choices: Choices, service_dir: Path, registry: RegistryFlags,
         go=text(choices.flags, "go"),
         upx=text(choices.flags, "upx_bin"),
         network=network,
-        registry_options=lambda: make_options(registry),
+        registry_options=lambda: make_options(registry, prefix=prefix),
     )
     if network and isinstance(toolchain, LocalToolchain) and log_warnings:
         print(
-            "ocibake: warning: --network applies to toolchain images; the local toolchain uses this host's "
+            f"{prefix}ocibake: warning: --network applies to toolchain images; the local toolchain uses this host's "
             "network as it is",
             file=sys.stderr,
         )
@@ -321,11 +323,3 @@ def push_targets(choices: Choices, name: str) -> list[str]:
                 hint="the build's tags (--version, --tag) are pushed; e.g. --push registry.example.com/team/app",
             )
     return targets
-
-
-def push_repo_names(targets: Sequence[str]) -> list[str]:
-    if not targets:
-        return []
-    from ocibake.registry.reference import parse_reference
-
-    return [parse_reference(t).name for t in targets]

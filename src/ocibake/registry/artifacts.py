@@ -110,7 +110,10 @@ class Remote:
         except ValueError:
             return [], "tag"
 
-    def put_blobs(self, blobs: Sequence[tuple[str, bytes]]) -> None:
+    def put_blobs(self, blobs: Sequence[tuple[str, bytes]], what: str = "an artifact") -> None:
+        """Upload ``blobs`` (HEAD first); the log counts them, as the image's push does, so every blob line that
+        follows is announced by its own count."""
+        self.opts.log(f"pushing {len(blobs)} blob(s) of {what} to {self.client.registry}/{self.repo}")
         progress = Progress(self.opts)
         try:
             with tempfile.TemporaryDirectory(prefix="ocibake-artifact-") as tmp:
@@ -136,7 +139,7 @@ class Remote:
     ) -> str:
         """Push an artifact whose manifest names ``subject``; without the referrers API, add it to the fallback tag's
         index too. -> "api" or "tag"."""
-        self.put_blobs(blobs)
+        self.put_blobs(blobs, f"the referrer {manifest.digest[:19]}")
         what = f"PUT manifest {manifest.digest[:19]}"
         resp = self.client.request(
             "PUT",

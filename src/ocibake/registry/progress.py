@@ -71,15 +71,12 @@ class Progress:
         return update
 
     def done(self, line: str, digest: str | None = None) -> None:
-        """A blob finished: its bar goes, its line is printed."""
-        if not self.opts.progress_bar:
-            self.opts.log(line)
-            return
-        with self.lock:
-            self.bars.pop(digest or "", None)
-            self._erase()
-            sys.stderr.write(line + "\n")
-            self._redraw()
+        """A blob finished (or failed): its bar goes, and its line is printed where the bar was, through the log (so
+        it carries the log's prefix)."""
+        if self.opts.progress_bar:
+            with self.lock:
+                self.bars.pop(digest or "", None)
+        self.opts.log(line)
 
     def above(self, line: str) -> None:
         with self.lock:
