@@ -24,8 +24,9 @@ class Output:
     json: bool = False
 
     def log(self, line: str) -> None:
-        if not self.quiet:
-            print(line, file=sys.stderr, flush=True)
+        if not self.quiet:  # one write per line: lines of parallel services never share a row
+            sys.stderr.write(line + "\n")
+            sys.stderr.flush()
 
 
 def output_options(verbose_help: str = VERBOSE_HELP) -> Callable[[CommandT], CommandT]:

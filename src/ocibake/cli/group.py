@@ -107,8 +107,15 @@ def usage_error(exc: click.UsageError, argv: list[str] | None = None) -> UsageEr
 @click.option("-v", "--verbose", is_flag=True, help="show more detail, and a traceback on internal errors")
 @click.option("-q", "--quiet", is_flag=True, help="print only results (stdout) and errors")
 @click.option("--json", "json_output", is_flag=True, help="print the result as JSON on stdout")
+@click.option(
+    "--color",
+    type=click.Choice(["auto", "always", "never"]),
+    metavar="auto|always|never",
+    help="colour on stderr (default: auto, on a terminal only; NO_COLOR turns it off, FORCE_COLOR on); every "
+    "command takes it",
+)
 @click.pass_context
-def cli(ctx: click.Context, verbose: bool, quiet: bool, json_output: bool) -> None:
+def cli(ctx: click.Context, verbose: bool, quiet: bool, json_output: bool, color: str | None) -> None:
     ctx.obj = {"verbose": verbose, "quiet": quiet, "json": json_output}
     if ctx.invoked_subcommand is None:
         if json_output:  # stdout stays one JSON document: the error, not the help text
