@@ -34,8 +34,8 @@ def attachment_options(f: CommandT) -> CommandT:
         "--sbom",
         type=click.Choice(SBOM_CHOICES),
         default="spdx",
-        show_default=True,
-        help="write an SPDX 2.3 SBOM into the layout as a referrer of the image (pushed with it)",
+        metavar="spdx|none",
+        help="write an SPDX 2.3 SBOM into the layout as a referrer of the image, pushed with it (default: spdx)",
     )(f)
 
 
