@@ -4,7 +4,7 @@ pin). The wheel, installed into a fresh virtual environment with no network (`pi
 dependencies from a wheelhouse made of this environment's installed packages) by a non-root user with no network
 (`unshare -r -n`), builds the sample service from outside the checkout, to the same digest as the checkout does:
 nothing ocibake needs at run time is missing from it, and nothing only the tests need (the SPDX schema) is in it.
-Real go, pip, build and twine."""
+`pipx install` of the wheel works as well. Real go, pip, pipx, build and twine."""
 
 from __future__ import annotations
 
@@ -97,6 +97,15 @@ venv/bin/python -c 'import importlib.metadata as m, ocibake; print(ocibake.__fil
         reference = run([sys.executable, "-m", "ocibake", *args], cwd=work)
         assert reference.returncode == 0, reference.stderr
         assert built.stdout.strip().split("@")[1] == reference.stdout.strip().split("@")[1]
+        # pipx installs it too (offline, from the same wheelhouse), as an application of its own
+        apps = tmp_path / "pipx"
+        pipx_env = {**env, "PIPX_HOME": str(apps / "home"), "PIPX_BIN_DIR": str(apps / "bin")}
+        pipx_env |= {"PIP_FIND_LINKS": str(work / "house"), "PATH": os.environ["PATH"], "HOME": str(tmp_path)}
+        installed = run(
+            [require("pipx"), "install", "--python", os.path.realpath(sys.executable), str(wheel)], env=pipx_env
+        )
+        assert installed.returncode == 0, installed.stdout + installed.stderr
+        assert run([str(apps / "bin" / "ocibake"), "--version"]).stdout.strip() == f"ocibake {version}"
     finally:
         shutil.rmtree(work)
 
