@@ -148,4 +148,5 @@ def make_options(flags: RegistryFlags, mount_from: tuple[str, ...] = (), prefix:
         log=log,
         trace=trace if flags.verbose else None,
         progress_bar=not flags.quiet and sys.stderr.isatty() and os.environ.get("TERM") != "dumb",
+        label=prefix,
     )

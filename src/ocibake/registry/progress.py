@@ -102,7 +102,7 @@ class Progress:
         for digest, (done, size) in self.bars.items():
             filled = int(self.WIDTH * done / size) if size else self.WIDTH
             sys.stderr.write(
-                f"  {digest[7:19]} [{'#' * filled}{'.' * (self.WIDTH - filled)}] "
+                f"{self.opts.label}  {digest[7:19]} [{'#' * filled}{'.' * (self.WIDTH - filled)}] "
                 f"{human_size(done)}/{human_size(size)}\033[K\n"
             )
         self.drawn = len(self.bars)
