@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+import threading
 from collections.abc import Callable
 from typing import Any, TextIO
 
@@ -89,8 +90,14 @@ class StyledStream:
         self.stream = stream
         self.at_line_start = True
         self.in_next = False
+        self.lock = threading.Lock()  # services log from their own threads
 
     def write(self, text: str) -> int:
+        with self.lock:
+            self.stream.write(self._styled(text))
+        return len(text)
+
+    def _styled(self, text: str) -> str:
         out = []
         for piece in re.split(r"(\n)", text):
             if piece == "\n":
@@ -108,8 +115,7 @@ class StyledStream:
                 out.append(f"\r{style_line(redraw.group(1))}{redraw.group(2)}" if redraw and redraw.group(1) else piece)
                 tail = piece.rsplit("\r", 1)[1] if "\r" in piece else piece
                 self.at_line_start = (self.at_line_start or "\r" in piece) and not _ESCAPES.sub("", tail)
-        self.stream.write("".join(out))
-        return len(text)
+        return "".join(out)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.stream, name)
