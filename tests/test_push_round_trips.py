@@ -156,7 +156,6 @@ def test_a_repeated_build_push_with_sbom_and_signature_asks_little(proxied_regis
     assert again.returncode == 0, again.stderr
     sent = _requests(proxy, start)
     assert not [r for r in sent if r[0] in ("PUT", "POST", "PATCH")], sent
-    print(sent)
     assert len(sent) <= MAX_REPEAT_REQUESTS, sent
     assert _signature_layers(reg, again.stdout) == signatures_before  # no second signature of the same image
     verified = ocibake("verify", again.stdout.strip().splitlines()[-1], "--key", str(tmp_path / "cosign.pub"), env=env)
