@@ -42,8 +42,11 @@ test: lint
 coverage:
 	COVERAGE_FILE=$(CURDIR)/.coverage $(BIN)/python scripts/coverage_by_package.py
 
-## bench: timings, sizes and peak memory, printed as tables, with ratios against ko, crane and skopeo (many minutes)
+## bench: timings, sizes and peak memory, printed as tables, with ratios against ko, crane and skopeo (many minutes);
+## Python's bytecode is written and used, as users have it (PYTHONDONTWRITEBYTECODE emptied)
+bench: export PYTHONDONTWRITEBYTECODE :=
 bench: $(BIN)/ocibake
+	$(BIN)/python -m compileall -q src
 	$(BIN)/python bench/bench_cli.py
 	$(BIN)/python bench/bench_build.py
 	$(BIN)/python bench/bench_upx.py

@@ -84,15 +84,22 @@ def binary_json(result: BuildResult) -> dict[str, object]:
             size_before=app.upx.size_before,
             size_after=app.upx.size_after,
             seconds=round(app.upx.seconds, 3),
+            cached=app.upx.cached,
             startup_seconds=app.upx_check.seconds if app.upx_check is not None else None,
         )
-    return {"size": app.size, "check": app.final_check.line, "startup_seconds": app.check.seconds, "upx": upx}
+    return {
+        "size": app.size,
+        "check": app.final_check.line,
+        "check_remembered": app.final_check.remembered,
+        "startup_seconds": app.check.seconds,
+        "upx": upx,
+    }
 
 
 def binary_lines(result: BuildResult) -> list[str]:
     """What the binary is and what UPX did to it: bytes saved next to the start-up time they cost."""
     app = result.binary
-    lines = [f"binary    {human_size(app.size)}; --version: {app.final_check.line}"]
+    lines = [f"binary    {human_size(app.size)}; --version: {app.final_check.display()}"]
     if app.upx.mode != "off":
         saved = app.upx.size_before - app.upx.size_after
         lines.append(

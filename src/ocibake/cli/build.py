@@ -99,6 +99,14 @@ if TYPE_CHECKING:
 @click.option(
     "--no-verify", "verify", flag_value=False, default=None, help="do not run the built binary with --version"
 )
+@click.option(
+    "--verify",
+    "verify_mode",
+    type=click.Choice(["auto", "always", "never"]),
+    default=None,
+    help="run the built binary with --version: auto (the default: once per distinct binary and platform; a "
+    "rebuild that made the same bytes reuses the outcome), always (every build), never (= --no-verify)",
+)
 @click.option("--upx", metavar="MODE", shell_complete=values(*UPX_MODES), help=UPX_HELP)
 @click.option(
     "--base",
