@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
+from ocibake.builder.project import without_credentials
 from ocibake.builder.spec import BuildSpec
 from ocibake.builder.upx import upx_args
 from ocibake.cli.registry_options import RegistryFlags, make_options
@@ -24,6 +25,11 @@ if TYPE_CHECKING:
     from ocibake.toolchain.base import Toolchain
 
 T = TypeVar("T")
+
+
+def _source_url(given: str | None) -> str | None:
+    """--source as written into the image: credentials in the URL removed (a CI clone URL carries a job token)."""
+    return None if given is None else without_credentials(given)
 
 
 def resolve_service_dir(arg: str) -> Path:
@@ -129,7 +135,7 @@ def spec_from_choices(choices: Choices, service_dir: Path) -> BuildSpec:
         ca_bundle=choices.text("ca_bundle", "certifi"),
         zoneinfo=choices.text("zoneinfo", "tzdata"),
         verify_binary=choices.switch("verify", True),
-        source_url=choices.optional_text("source"),
+        source_url=_source_url(choices.optional_text("source")),
         source_date_epoch=epoch,
         upx=upx_mode(choices.optional_text("upx")),
         base=base_choice(choices, service_dir),
