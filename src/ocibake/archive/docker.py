@@ -5,7 +5,7 @@ and `podman save` write them, named by their diff_id so that a layer shared by t
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,10 @@ def _hex(digest: str) -> str:
     return digest.split(":", 1)[1]
 
 
-def write_docker_archive(layout: Layout, chosen: Sequence[Chosen], name: str, dest: Path) -> ArchiveResult:
+def write_docker_archive(
+    layout: Layout, chosen: Sequence[Chosen], names: Mapping[str, str], dest: Path
+) -> ArchiveResult:
+    """``names``: the repository of each manifest digest's RepoTags."""
     by_manifest: dict[str, list[Chosen]] = {}
     for c in chosen:
         by_manifest.setdefault(c.manifest.digest, []).append(c)
@@ -63,7 +66,9 @@ def write_docker_archive(layout: Layout, chosen: Sequence[Chosen], name: str, de
                     entries[layer_name] = Entry.from_path(f"/{layer_name}", path)
                 layer_names.append(layer_name)
             tags = tuple(c.tag for c in group)
-            images.append({"Config": config_name, "RepoTags": [f"{name}:{t}" for t in tags], "Layers": layer_names})
+            images.append(
+                {"Config": config_name, "RepoTags": [f"{names[digest]}:{t}" for t in tags], "Layers": layer_names}
+            )
         entries["manifest.json"] = Entry.file("/manifest.json", canonical_json(images))
         size, file_digest = staging.write(entries.values())
     return ArchiveResult(
