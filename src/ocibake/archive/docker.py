@@ -4,7 +4,6 @@ and `podman save` write them, named by their diff_id so that a layer shared by t
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,7 @@ from ocibake.archive.select import Chosen
 from ocibake.archive.write import ArchiveResult, Staging, uncompressed_layer
 from ocibake.errors import InputError
 from ocibake.layers.tar import Entry
+from ocibake.oci import json_doc
 from ocibake.oci.image import canonical_json
 from ocibake.oci.layout import Layout
 
@@ -43,7 +43,7 @@ def write_docker_archive(
                 ) from None
             config_bytes = layout.read_blob(config_digest)
             try:
-                diff_ids = json.loads(config_bytes)["rootfs"]["diff_ids"]
+                diff_ids = json_doc.loads(config_bytes)["rootfs"]["diff_ids"]
             except (ValueError, KeyError, TypeError):
                 raise InputError(
                     f"config {config_digest} in {layout.root} has no rootfs.diff_ids",
@@ -84,7 +84,7 @@ def write_docker_archive(
 def _json(layout: Layout, digest: str) -> dict[str, Any]:
     """A JSON object from the layout (an image config or manifest): its fields are read as the OCI spec says."""
     try:
-        value = json.loads(layout.read_blob(digest))
+        value = json_doc.loads(layout.read_blob(digest))
     except ValueError:
         raise InputError(
             f"blob {digest} in {layout.root} is not JSON", hint="the layout is damaged; rebuild it"

@@ -3,7 +3,6 @@ command's --output docker-archive:FILE and for `ocibake export`)."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -13,6 +12,7 @@ from ocibake.archive.select import Chosen, choose
 from ocibake.archive.target import ArchiveTarget
 from ocibake.archive.write import ArchiveResult
 from ocibake.errors import InputError
+from ocibake.oci import json_doc
 from ocibake.oci.layout import Layout
 from ocibake.oci.names import NAME_RE
 from ocibake.oci.platform import Platform
@@ -23,7 +23,7 @@ TITLE = "org.opencontainers.image.title"
 def default_name(layout: Layout, chosen: Chosen) -> str:
     """An image's title annotation (ocibake sets it to the image name), else the layout directory's name."""
     try:
-        title = json.loads(layout.read_blob(chosen.manifest.digest)).get("annotations", {}).get(TITLE)
+        title = json_doc.loads(layout.read_blob(chosen.manifest.digest)).get("annotations", {}).get(TITLE)
     except (ValueError, AttributeError):
         title = None
     return title if isinstance(title, str) and NAME_RE.match(title) else layout.root.resolve().name.lower()

@@ -9,7 +9,6 @@ as they were. Building into the same layout replaces the tags it names and keeps
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 import tempfile
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ocibake.errors import InputError
+from ocibake.oci import json_doc
 from ocibake.oci.image import Blob, Descriptor, canonical_json, sha256_digest
 from ocibake.oci.layout_check import check_blob_dirs, check_index, entry_problem, open_blob, repair_hint
 from ocibake.oci.layout_lock import locked
@@ -109,7 +109,7 @@ class Layout:
             )
         try:
             data = (root / "index.json").read_bytes()
-            index = json.loads(data)
+            index = json_doc.loads(data)
         except PermissionError:
             raise InputError(
                 f"{root}/index.json cannot be read: permission denied",
@@ -191,7 +191,7 @@ class Layout:
                 path = self.blob_path(d.digest)
                 try:
                     with open_blob(self.root, path) as f:
-                        doc = json.loads(f.read())
+                        doc = json_doc.loads(f.read())
                 except FileNotFoundError:
                     continue
                 except ValueError:

@@ -10,7 +10,7 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from ocibake.errors import ToolchainError
+from ocibake.errors import DiskError, OcibakeError, ToolchainError
 from ocibake.toolchain import jobs
 from ocibake.toolchain.child_guard import GroupGuard, signal_group
 
@@ -98,9 +98,28 @@ def run_tool(
             hint=hint,
         ) from exc
     if proc.returncode != 0:
-        raise ToolchainError(
-            f"{what} failed (exit {proc.returncode}): {command_line(argv, shown_env)}",
-            detail=proc.stdout.strip(),
-            hint=hint,
+        raise tool_failure(
+            f"{what} failed (exit {proc.returncode}): {command_line(argv, shown_env)}", proc.stdout, hint
         )
     return proc
+
+
+# what go, upx and the sandbox print when the disk refused a write: the disk's fault (exit 4), not the toolchain's
+_DISK_FULL = {
+    "no space left on device": "no space left on device",
+    "disk quota exceeded": "disk quota exceeded",
+}
+
+
+def tool_failure(message: str, output: str, hint: str | None = None) -> OcibakeError:
+    """A failed program: a DiskError (exit 4) when its output says the disk was full, else a ToolchainError."""
+    lowered = output.lower()
+    for phrase, what in _DISK_FULL.items():
+        if phrase in lowered:
+            return DiskError(
+                f"{message}: {what}",
+                detail=output.strip(),
+                hint="free some space (go's build cache: `go clean -cache`; ocibake's: `ocibake cache clean`), or "
+                "build on another disk; nothing was changed",
+            )
+    return ToolchainError(message, detail=output.strip(), hint=hint)

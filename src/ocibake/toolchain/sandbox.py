@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from ocibake.errors import ToolchainError
-from ocibake.toolchain.process import command_line, timeout_output
+from ocibake.toolchain.process import command_line, timeout_output, tool_failure
 from ocibake.toolchain.sandbox_backends import (
     Bind,
     SandboxRun,
@@ -201,11 +201,11 @@ class Sandbox:
                     "the program cannot start in the sandbox: a script whose interpreter the image lacks, or a "
                     "binary for another architecture than this host's"
                 )
-            raise ToolchainError(
+            raise tool_failure(
                 f"{what} failed (exit {proc.returncode}) in the toolchain sandbox "
                 f"({self.backend()}): {command_line(run.argv, shown_env)}",
-                detail=proc.stdout.strip(),
-                hint=hint,
+                proc.stdout,
+                hint,
             )
         return proc
 
