@@ -12,13 +12,14 @@ from typing import Any
 
 from ocibake.oci import json_doc
 from ocibake.oci.layout_check import open_blob
+from ocibake.oci.limits import MANIFEST_MAX_BYTES
 from ocibake.oci.media_types import INDEX_TYPES, REF_NAME
 
 
 def _document(root: Path, digest: str) -> dict[str, Any] | None:
     try:
         with open_blob(root, root / "blobs" / "sha256" / digest.split(":", 1)[-1]) as f:
-            doc = json_doc.loads(f.read())
+            doc = json_doc.loads(f.read(MANIFEST_MAX_BYTES + 1))  # over the limit: not JSON, kept
     except (OSError, ValueError):
         return None
     return doc if isinstance(doc, dict) else None

@@ -7,16 +7,17 @@ get_blob() and check their digest as they stream (pull.py).
 from __future__ import annotations
 
 import hashlib
-import json
 
 import requests
 
 from ocibake.errors import RegistryError
+from ocibake.oci import json_doc
+from ocibake.oci.limits import CONFIG_MAX_BYTES, MANIFEST_MAX_BYTES
 from ocibake.oci.media_types import INDEX_TYPES, MANIFEST_TYPES
 from ocibake.registry.client import ACCEPT, Client
 
-MAX_MANIFEST = 4 << 20
-MAX_CONFIG = 4 << 20
+MAX_MANIFEST = MANIFEST_MAX_BYTES
+MAX_CONFIG = CONFIG_MAX_BYTES
 
 
 def get_manifest(client: Client, repo: str, ref: str, expect: str | None) -> tuple[bytes, str, str]:
@@ -35,9 +36,7 @@ def get_manifest(client: Client, repo: str, ref: str, expect: str | None) -> tup
     if resp.status_code != 200:
         _ = resp.content  # read the error body before it is reported
         raise client.error(what, resp, repository=repo)
-    data = client.read_body(resp, MAX_MANIFEST + 1)
-    if len(data) > MAX_MANIFEST:
-        raise RegistryError(f"registry {client.registry}: manifest {ref} is larger than 4 MiB", code="MANIFEST_INVALID")
+    data = client.read_document(resp, MAX_MANIFEST, f"manifest {ref}")
     digest = "sha256:" + hashlib.sha256(data).hexdigest()
     header = resp.headers.get("Docker-Content-Digest")
     if (expect and digest != expect) or (header and header.startswith("sha256:") and header != digest):
@@ -48,7 +47,7 @@ def get_manifest(client: Client, repo: str, ref: str, expect: str | None) -> tup
         )
     mt = resp.headers.get("Content-Type", "").split(";")[0].strip()
     try:
-        doc_mt = json.loads(data).get("mediaType")
+        doc_mt = json_doc.loads(data).get("mediaType")
     except (ValueError, AttributeError):
         raise RegistryError(
             f"registry {client.registry}: manifest {ref} is not JSON", code="MANIFEST_INVALID"
@@ -82,7 +81,7 @@ def get_blob(client: Client, repo: str, digest: str, what: str) -> requests.Resp
 def get_config(client: Client, repo: str, digest: str) -> bytes:
     """An image config's bytes, checked against ``digest``."""
     resp = get_blob(client, repo, digest, f"GET config {digest[:19]}")
-    data = client.read_body(resp, MAX_CONFIG + 1)
+    data = client.read_document(resp, MAX_CONFIG, f"config {digest}")
     if "sha256:" + hashlib.sha256(data).hexdigest() != digest:
         raise RegistryError(
             f"registry {client.registry}: config {digest} arrived with another digest",

@@ -18,6 +18,7 @@ from ocibake.oci import json_doc
 from ocibake.oci.image import Blob, Descriptor
 from ocibake.oci.layout import Layout, LayoutWriter, check_output_path
 from ocibake.oci.layout_check import blob_is_regular
+from ocibake.oci.limits import too_large
 from ocibake.oci.media_types import DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, INDEX_TYPES, MANIFEST_TYPES
 from ocibake.oci.names import DIGEST_RE
 from ocibake.oci.platform import Platform
@@ -258,7 +259,20 @@ def _walk(client: Client, repo: str, first: _Doc, docs: list[_Doc]) -> dict[str,
                             f"registry {client.registry}: manifest names a bad digest", code="MANIFEST_INVALID"
                         )
                     blobs[d["digest"]] = int(d["size"])
+            _check_config_size(client, doc.get("config"))
     return blobs
+
+
+def _check_config_size(client: Client, config: Any) -> None:
+    """A config over the limit every reader applies (4 MiB) is refused before anything is downloaded."""
+    size = config.get("size") if isinstance(config, dict) else None
+    if isinstance(size, int) and size > MAX_CONFIG:
+        what = f"config {config.get('digest')}"
+        raise RegistryError(
+            f"registry {client.registry}: {too_large(what, size, MAX_CONFIG)}",
+            code="SIZE_INVALID",
+            hint="skopeo and every runtime refuse such an image; nothing was written",
+        )
 
 
 # --------------------------------------------------------------------------------------------------- fetch
