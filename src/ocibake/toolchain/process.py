@@ -16,15 +16,21 @@ from ocibake.toolchain.child_guard import GroupGuard, signal_group
 
 
 def run_captured(
-    argv: list[str], *, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float | None = None
+    argv: list[str],
+    *,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float | None = None,
+    job_slot: bool = True,
 ) -> subprocess.CompletedProcess[str]:
     """subprocess.run with stdout and stderr together, except that when ocibake itself is interrupted or terminated
     the program (and all it started) gets SIGINT, as from Ctrl-C, and a few seconds to clean up (go removes its work
     directory on SIGINT, not on SIGTERM) before SIGKILL; and if ocibake is killed, they die too (child_guard.py).
-    Each program holds a job slot while it runs (see jobs.py)."""
+    Each program holds a job slot while it runs (see jobs.py), unless ``job_slot`` is False (a quick check whose
+    time is measured, such as the built binary's `--version`)."""
     # In a process group of its own, guarded: if ocibake is killed, the program and its children die too.
     with (
-        jobs.slot(),
+        jobs.slot() if job_slot else contextlib.nullcontext(),
         subprocess.Popen(
             argv,
             cwd=cwd,
@@ -33,6 +39,7 @@ def run_captured(
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             text=True,
+            errors="replace",  # a program's output is shown, never a reason to fail
             process_group=0,
         ) as proc,
     ):
