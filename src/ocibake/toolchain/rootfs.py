@@ -21,7 +21,6 @@ import os
 import shutil
 import stat
 import tarfile
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -29,13 +28,14 @@ from ocibake.errors import InputError
 from ocibake.oci.limits import UnpackLimits
 from ocibake.toolchain.cache import cache_home, check_private_entry, private_mkdir
 from ocibake.toolchain.layer_stream import BAD_LAYER_HINT, LayerSource, LayerStream
-from ocibake.workdirs import force_rmtree, remove_abandoned_stages
+from ocibake.workdirs import force_rmtree, owned_stage, remove_abandoned_stages
 
 __all__ = ["LayerSource", "chain_id", "unpack_image", "unpack_layers"]
 
 WHITEOUT_PREFIX = ".wh."
 OPAQUE = ".wh..wh..opq"
 MAX_SYMLINKS = 40
+UNPACKING = "-unpacking-"
 
 
 def chain_id(diff_ids: Sequence[str]) -> str:
@@ -267,14 +267,15 @@ def unpack_image(layers: Sequence[LayerSource], cache: Path | None = None) -> Pa
     key = chain_id(diff_ids).split(":", 1)[-1] if layers else hashlib.sha256(b"").hexdigest()
     base = (cache or cache_home()) / "rootfs"
     final = base / key
+    _remove_abandoned_unpacks(base)  # of every toolchain, also when this one is unpacked already
     if final.is_dir():
         check_private_entry(final, f"the unpacked toolchain {final.name[:12]}")
         return final
     private_mkdir(base)
-    prefix = f".{key[:12]}-unpacking-"
-    remove_abandoned_stages(base, prefix)
-    tmp = Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-", dir=base))
+    stage = owned_stage(base, f".{key[:12]}{UNPACKING}")
     try:
+        tmp = stage / "rootfs"
+        tmp.mkdir(mode=0o755)
         os.chmod(tmp, 0o755)
         unpack_layers(layers, tmp)
         try:
@@ -282,8 +283,16 @@ def unpack_image(layers: Sequence[LayerSource], cache: Path | None = None) -> Pa
         except OSError:
             if not final.is_dir():  # not a concurrent unpack that finished first
                 raise
-            force_rmtree(tmp)
-    except BaseException:
-        force_rmtree(tmp)
-        raise
+    finally:
+        force_rmtree(stage)
     return final
+
+
+def _remove_abandoned_unpacks(base: Path) -> None:
+    """What killed unpacks left in ``base`` (``.<key>-unpacking-<pid>-*``), whichever toolchain they were for."""
+    try:
+        names = os.listdir(base)
+    except OSError:
+        return
+    for prefix in sorted({n[: n.index(UNPACKING) + len(UNPACKING)] for n in names if UNPACKING in n}):
+        remove_abandoned_stages(base, prefix)
