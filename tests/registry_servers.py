@@ -446,7 +446,8 @@ class FaultProxy:
     `fault(method, path, count)` is called for every request (count = how many requests matched before, per rule) and
     returns None (forward), ("status", code, headers) to answer instead of the registry, ("cut", nbytes) to drop the
     connection after reading nbytes of the request body, ("slow", bytes_per_second) to read the body at that rate, or
-    ("delay", seconds). `after(method, path, status)` runs
+    ("delay", seconds), or ("cut-response", nbytes) to forward the request and relay the answer's headers (its full
+    Content-Length) but only nbytes of its body before dropping the connection. `after(method, path, status)` runs
     once a forwarded response was relayed (to stop/restart the registry between blobs).
     """
 
@@ -560,6 +561,13 @@ class FaultProxy:
             h.send_header(k, v)
         h.send_header("Content-Length", str(len(data)))
         h.end_headers()
+        if action and action[0] == "cut-response" and h.command != "HEAD":
+            with contextlib.suppress(OSError):
+                h.wfile.write(data[: min(action[1], max(len(data) - 1, 0))])
+                h.wfile.flush()
+                h.connection.shutdown(socket.SHUT_RDWR)
+            h.close_connection = True
+            return
         if h.command != "HEAD":
             h.wfile.write(data)
         self.after(h.command, h.path, resp.status)

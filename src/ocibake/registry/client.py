@@ -212,6 +212,11 @@ class Client:
         announced = resp.headers.get("Content-Length", "")
         size = int(announced) if announced.isascii() and announced.isdigit() else None
         data = b"" if size is not None and size > limit else self.read_body(resp, limit + 1)
+        if size is not None and size <= limit and len(data) < size:  # the connection ended early: try again
+            raise ConnectionLost(
+                f"registry {self.registry}: reading {what} failed: response cut short ({len(data)} of {size} bytes)",
+                hint="the registry or a proxy dropped the connection; run the same command again",
+            )
         if (size is not None and size > limit) or len(data) > limit:
             resp.close()
             raise RegistryError(
@@ -244,10 +249,14 @@ class Client:
             raise Cancelled("cancelled")
 
     def _with_retries(
-        self, what: str, attempt_fn: Callable[[], requests.Response], retries: int | None = None
+        self,
+        what: str,
+        attempt_fn: Callable[[], requests.Response],
+        retries: int | None = None,
+        connection_retries: int | None = None,
     ) -> requests.Response:
         """retry.with_retries() with this client's options, its waits cut short by a cancel."""
-        return with_retries(what, attempt_fn, self.opts, self.pause, retries)
+        return with_retries(what, attempt_fn, self.opts, self.pause, retries, connection_retries)
 
     # ---------------------------------------------------------------- auth
     def _token(self, scopes: tuple[str, ...], force: bool = False) -> str:

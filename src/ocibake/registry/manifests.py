@@ -7,6 +7,7 @@ get_blob() and check their digest as they stream (pull.py).
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 
 import requests
 
@@ -15,6 +16,8 @@ from ocibake.oci import json_doc
 from ocibake.oci.limits import CONFIG_MAX_BYTES, MANIFEST_MAX_BYTES
 from ocibake.oci.media_types import INDEX_TYPES, MANIFEST_TYPES
 from ocibake.registry.client import ACCEPT, Client
+from ocibake.registry.errors import ConnectionLost
+from ocibake.registry.retry import STALL_RETRIES, backoff_delay
 
 MAX_MANIFEST = MANIFEST_MAX_BYTES
 MAX_CONFIG = CONFIG_MAX_BYTES
@@ -24,19 +27,19 @@ def get_manifest(client: Client, repo: str, ref: str, expect: str | None) -> tup
     """The manifest or index ``ref`` (a tag or a digest) -> (bytes, media type, digest), the digest checked against
     ``expect`` and Docker-Content-Digest."""
     what = f"GET manifest {ref if not ref.startswith('sha256:') else ref[:19]}"
-    resp = client.request(
-        "GET",
-        f"/v2/{repo}/manifests/{ref}",
-        scopes=(f"repository:{repo}:pull",),
-        what=what,
-        headers={"Accept": ACCEPT},
-        repository=repo,
-        stream=True,
-    )
-    if resp.status_code != 200:
-        _ = resp.content  # read the error body before it is reported
-        raise client.error(what, resp, repository=repo)
-    data = client.read_document(resp, MAX_MANIFEST, f"manifest {ref}")
+
+    def get() -> requests.Response:
+        return client.request(
+            "GET",
+            f"/v2/{repo}/manifests/{ref}",
+            scopes=(f"repository:{repo}:pull",),
+            what=what,
+            headers={"Accept": ACCEPT},
+            repository=repo,
+            stream=True,
+        )
+
+    resp, data = read_with_retries(client, get, what, repo, (MAX_MANIFEST, f"manifest {ref}"))
     digest = "sha256:" + hashlib.sha256(data).hexdigest()
     header = resp.headers.get("Docker-Content-Digest")
     if (expect and digest != expect) or (header and header.startswith("sha256:") and header != digest):
@@ -80,8 +83,10 @@ def get_blob(client: Client, repo: str, digest: str, what: str) -> requests.Resp
 
 def get_config(client: Client, repo: str, digest: str) -> bytes:
     """An image config's bytes, checked against ``digest``."""
-    resp = get_blob(client, repo, digest, f"GET config {digest[:19]}")
-    data = client.read_document(resp, MAX_CONFIG, f"config {digest}")
+    what = f"GET config {digest[:19]}"
+    _, data = read_with_retries(
+        client, lambda: get_blob(client, repo, digest, what), what, repo, (MAX_CONFIG, f"config {digest}")
+    )
     if "sha256:" + hashlib.sha256(data).hexdigest() != digest:
         raise RegistryError(
             f"registry {client.registry}: config {digest} arrived with another digest",
@@ -89,3 +94,30 @@ def get_config(client: Client, repo: str, digest: str) -> bytes:
             hint="the registry (or a proxy) served other bytes; nothing was written",
         )
     return data
+
+
+def read_with_retries(
+    client: Client, get: Callable[[], requests.Response], what: str, repo: str, document: tuple[int, str]
+) -> tuple[requests.Response, bytes]:
+    """GET a document (``get``: the request, itself retried on errors and 5xx) and read its body (``document``: the
+    size limit and its name), again from the start when the body is cut short, within the same retry budget as
+    every request: a manifest GET rides through a dropped connection as a blob download does."""
+    retries = client.opts.retries
+    stalls = 0
+    for attempt in range(retries + 1):
+        resp = get()
+        if resp.status_code != 200:
+            _ = resp.content  # read the error body before it is reported
+            raise client.error(what, resp, repository=repo)
+        try:
+            return resp, client.read_document(resp, *document)
+        except ConnectionLost as exc:
+            stalls += "stalled" in exc.message  # a server that stalls once mostly stalls again (retry.py)
+            if attempt >= retries or stalls > STALL_RETRIES:
+                raise
+            delay = backoff_delay(client.opts, attempt, None)
+            client.opts.log(
+                f"  {what}: {exc.message.rpartition(': ')[2]}; retry {attempt + 1}/{retries} in {delay:.1f}s"
+            )
+            client.pause(delay)
+    raise AssertionError("unreachable")
