@@ -107,7 +107,8 @@ class Sandbox:
     # which backend works (or why none does), probed once per process for each (bwrap, unshare) pair
     _probed: ClassVar[dict[tuple[str | None, str | None], tuple[str, str]]] = {}
 
-    def __init__(self, bwrap: str | None = "bwrap", unshare: str | None = "unshare"):
+    def __init__(self, bwrap: str | None = "bwrap", unshare: str | None = "unshare", cache: Path | None = None) -> None:
+        self.cache = cache  # where runs stage (its sandbox/ part); None: ocibake's cache (cache_home())
         self.bwrap = shutil.which(bwrap) if bwrap else None
         self.unshare = shutil.which(unshare) if unshare else None
         self._tools = {
@@ -129,7 +130,7 @@ class Sandbox:
 
     def _probe(self) -> tuple[str, str]:
         """(the first backend that runs a trivial sandbox here, "") or ("", why none does)."""
-        with _stage("probe-") as tmp:
+        with _stage(self.cache, "probe-") as tmp:
             root = tmp / "root"
             root.mkdir()
             candidates, reasons = self._probe_commands(root)
@@ -170,7 +171,7 @@ class Sandbox:
     ) -> subprocess.CompletedProcess[str]:
         """Run and return the finished process (stdout and stderr together); a failure is a ToolchainError with the
         command (as run inside the sandbox) and its output."""
-        with _stage("run-") as stage:
+        with _stage(self.cache, "run-") as stage:
             argv = self.argv(run, stage)
             marks = [_mark_running(Path(b.source)) for b in run.binds if b.writable and Path(b.source).is_dir()]
             try:
@@ -213,10 +214,10 @@ class Sandbox:
 
 
 @contextmanager
-def _stage(prefix: str) -> Iterator[Path]:
+def _stage(cache: Path | None, prefix: str) -> Iterator[Path]:
     """An empty directory for one sandbox run, in ocibake's private cache (never in $TMPDIR: a build writes nothing
     there), with an owner record, so the next run removes what a SIGKILLed one left."""
-    stage = owned_stage(private_mkdir(cache_home() / STAGES), prefix)
+    stage = owned_stage(private_mkdir((cache or cache_home()) / STAGES), prefix)
     try:
         yield stage
     finally:
