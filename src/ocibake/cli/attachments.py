@@ -93,6 +93,7 @@ def push_layout_referrers(
     from ocibake.audit.referrers import layout_referrers
     from ocibake.oci.image import Blob
     from ocibake.oci.layout import Layout
+    from ocibake.oci.limits import ARTIFACT_BLOB_MAX_BYTES
     from ocibake.registry.artifacts import Remote
 
     source = Layout.open(layout)
@@ -104,7 +105,10 @@ def push_layout_referrers(
             for entry in found:
                 data = source.read_blob(entry["digest"])
                 doc = json.loads(data)
-                blobs = [(d["digest"], source.read_blob(d["digest"])) for d in [doc["config"], *doc.get("layers", [])]]
+                blobs = [
+                    (d["digest"], source.read_blob(d["digest"], ARTIFACT_BLOB_MAX_BYTES))
+                    for d in [doc["config"], *doc.get("layers", [])]
+                ]
                 how = remote.put_referrer(
                     Blob(entry["mediaType"], data), blobs, digest, entry["artifactType"], entry.get("annotations")
                 )

@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
+from ocibake.builder.project import without_credentials
 from ocibake.builder.spec import BuildSpec
 from ocibake.builder.upx import upx_args
 from ocibake.cli.registry_options import RegistryFlags, make_options
@@ -24,6 +25,12 @@ if TYPE_CHECKING:
     from ocibake.toolchain.base import Toolchain
 
 T = TypeVar("T")
+MAX_EPOCH = 253402300799  # 9999-12-31T23:59:59Z, the last second RFC 3339 (and Python's datetime) can write
+
+
+def _source_url(given: str | None) -> str | None:
+    """--source as written into the image: credentials in the URL removed (a CI clone URL carries a job token)."""
+    return None if given is None else without_credentials(given)
 
 
 def resolve_service_dir(arg: str) -> Path:
@@ -130,7 +137,7 @@ def spec_from_choices(choices: Choices, service_dir: Path) -> BuildSpec:
         zoneinfo=choices.text("zoneinfo", "tzdata"),
         verify_binary=choices.switch("verify", True) and choices.optional_text("verify_mode") != "never",
         verify_always=choices.optional_text("verify_mode") == "always",
-        source_url=choices.optional_text("source"),
+        source_url=_source_url(choices.optional_text("source")),
         source_date_epoch=epoch,
         upx=upx_mode(choices.optional_text("upx")),
         base=base_choice(choices, service_dir),
@@ -149,6 +156,16 @@ def spec_from_choices(choices: Choices, service_dir: Path) -> BuildSpec:
 def image_name(choices: Choices, service_dir: Path) -> str:
     """--name, or `name` in ocibake.toml, or the directory's name in lower case; a valid repository name."""
     name = choices.text("name", service_dir.name.lower())
+    if not name and not (service_dir / "go.mod").is_file():  # `ocibake build /`: no name, and no Go service
+        raise InputError(
+            f"{service_dir} has no go.mod",
+            hint="ocibake builds Go modules: point at the directory that holds go.mod",
+        )
+    if not name:
+        raise InputError(
+            f"{service_dir} has no directory name to name the image after",
+            hint="name it with --name, e.g. --name emergency-service (or name = in ocibake.toml)",
+        )
     if not NAME_RE.match(name) or len(name) > 255:
         raise InputError(
             f"image name {name!r} is not a valid repository name",
@@ -184,10 +201,15 @@ def tags_and_version(choices: Choices, service_dir: Path) -> tuple[tuple[str, ..
 def source_date_epoch() -> int | None:
     """SOURCE_DATE_EPOCH from the environment; None when unset (the build then takes the commit time)."""
     epoch_text = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
-    if epoch_text and not epoch_text.isdigit():
+    if epoch_text and not (epoch_text.isascii() and epoch_text.isdigit()):
         raise InputError(
             f"SOURCE_DATE_EPOCH={epoch_text!r} is not a number of seconds",
             hint="set it to a Unix time such as $(git log -1 --format=%ct), or unset it",
+        )
+    if epoch_text and int(epoch_text) > MAX_EPOCH:
+        raise InputError(
+            f"SOURCE_DATE_EPOCH={epoch_text} is after the year 9999, which an image's RFC 3339 times cannot say",
+            hint=f"set it to a Unix time up to {MAX_EPOCH}, such as $(git log -1 --format=%ct), or unset it",
         )
     return int(epoch_text) if epoch_text else None
 

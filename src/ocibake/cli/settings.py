@@ -134,7 +134,7 @@ def load_settings(service_dir: Path) -> ServiceSettings:
             raise InputError(f"{path} is not a file", hint=f"{CONFIG_FILE} must be a TOML file (or absent)")
         return ServiceSettings()
     try:
-        data = tomllib.loads(path.read_text())
+        data = tomllib.loads(path.read_text(encoding="utf-8-sig"))  # a byte-order mark (Windows editors) is no error
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise InputError(f"{path}: not valid TOML: {exc}", hint="fix the file or remove it") from exc
     common = _checked(path, _entries(path, data))

@@ -12,7 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from ocibake.errors import RegistryError
+from ocibake.oci import json_doc
 from ocibake.oci.image import Blob, Descriptor, canonical_json
+from ocibake.oci.limits import ARTIFACT_BLOB_MAX_BYTES, MANIFEST_MAX_BYTES
 from ocibake.oci.media_types import OCI_INDEX, OCI_MANIFEST
 from ocibake.registry.blob_upload import _upload_blob
 from ocibake.registry.client import ACCEPT, Client, Clients
@@ -21,7 +23,7 @@ from ocibake.registry.progress import Progress
 from ocibake.registry.push import _put_manifest
 from ocibake.registry.reference import parse_reference
 
-MAX_DOC = 4 << 20
+MAX_DOC = MANIFEST_MAX_BYTES
 
 
 def fallback_tag(digest: str) -> str:
@@ -58,12 +60,15 @@ class Remote:
             what=what,
             headers={"Accept": ACCEPT},
             repository=self.repo,
+            stream=True,
         )
         if resp.status_code == 404:
+            resp.close()
             return None
         if resp.status_code != 200:
+            _ = resp.content  # read the error body before it is reported
             raise self.client.error(what, resp, repository=self.repo)
-        data = resp.content[: MAX_DOC + 1]
+        data = self.client.read_document(resp, MAX_DOC, f"manifest {ref}")
         if ref.startswith("sha256:") and "sha256:" + hashlib.sha256(data).hexdigest() != ref:
             raise RegistryError(
                 f"registry {self.client.registry}: manifest {ref} arrived with another digest",
@@ -72,14 +77,20 @@ class Remote:
             )
         return data, resp.headers.get("Content-Type", "").split(";")[0].strip()
 
-    def blob(self, digest: str, max_size: int = 64 << 20) -> bytes:
+    def blob(self, digest: str, max_size: int = ARTIFACT_BLOB_MAX_BYTES) -> bytes:
         what = f"GET blob {digest[:19]}"
         resp = self.client.request(
-            "GET", f"/v2/{self.repo}/blobs/{digest}", scopes=self._scopes(), what=what, repository=self.repo
+            "GET",
+            f"/v2/{self.repo}/blobs/{digest}",
+            scopes=self._scopes(),
+            what=what,
+            repository=self.repo,
+            stream=True,
         )
         if resp.status_code != 200:
+            _ = resp.content  # read the error body before it is reported
             raise self.client.error(what, resp, repository=self.repo)
-        data = resp.content[: max_size + 1]
+        data = self.client.read_document(resp, max_size, f"blob {digest}")
         if "sha256:" + hashlib.sha256(data).hexdigest() != digest:
             raise RegistryError(
                 f"registry {self.client.registry}: blob {digest} arrived with another digest",
@@ -98,16 +109,21 @@ class Remote:
             what=what,
             headers={"Accept": OCI_INDEX},
             repository=self.repo,
+            stream=True,
         )
         if resp.status_code == 200 and resp.headers.get("Content-Type", "").startswith(OCI_INDEX):
-            return list(resp.json().get("manifests") or []), "api"
+            try:
+                doc = json_doc.loads(self.client.read_document(resp, MAX_DOC, f"referrers of {digest}"))
+                return list(doc.get("manifests") or []), "api"
+            except (ValueError, AttributeError):
+                return [], "api"
         resp.close()
         got = self.manifest(fallback_tag(digest))
         if got is None:
             return [], "none"
         try:
-            return list(json.loads(got[0]).get("manifests") or []), "tag"
-        except ValueError:
+            return list(json_doc.loads(got[0]).get("manifests") or []), "tag"
+        except (ValueError, AttributeError):
             return [], "tag"
 
     def has_manifest(self, digest: str) -> bool:

@@ -90,6 +90,7 @@ def private_mkdir(path: Path) -> Path:
 
 PARTS = (
     ("rootfs", "unpacked toolchain images"),
+    ("sandbox", "empty directories the toolchain sandbox mounts its root on, one per run"),
     ("toolchains", "go build and module caches, per toolchain"),
     ("pulled", "toolchain images pulled from registries"),
     ("bases", "base images pulled from registries"),

@@ -18,7 +18,7 @@ from ocibake.oci.media_types import INDEX_TYPES, MANIFEST_TYPES, REF_NAME
 from ocibake.oci.names import refuse_credentials
 from ocibake.oci.platform import host_architecture
 from ocibake.toolchain.cache import private_mkdir
-from ocibake.toolchain.rootfs import LayerSource
+from ocibake.toolchain.layer_stream import LayerSource
 
 if TYPE_CHECKING:
     from ocibake.registry.options import RegistryOptions
