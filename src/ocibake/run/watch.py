@@ -1,0 +1,205 @@
+"""`ocibake run SERVICE_DIR --watch`: build, run, and on every saved change rebuild and restart.
+
+The build is `ocibake build` itself (every flag, ocibake.toml and cache as usual: an unchanged input takes the no-op
+path, a one-line change costs about a `go build`), run with `--sbom none` and, unless asked otherwise, `--upx off`.
+While it builds the previous version keeps running; a failed build leaves it running and go's error is printed. A
+new image stops the old app (SIGTERM, then SIGKILL after 10 s, as `docker stop`) and starts the new one.
+
+What is watched is what the build reads: the source files `go list -deps` names for the module's own packages (and
+its replaced and vendored ones), new .go files beside them, and go.mod, go.sum and ocibake.toml (watchfiles, which
+uses inotify and coalesces a burst of saves into one change).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from ocibake.errors import InputError
+from ocibake.run.command import command
+from ocibake.run.image import open_run_image
+from ocibake.run.process import forwarding
+from ocibake.run.runner import AppHolder, RunOptions, describe, start
+from ocibake.workdirs import force_rmtree
+
+MODULE_FILES = ("go.mod", "go.sum", "ocibake.toml")
+STOP_GRACE = 10.0
+
+
+@dataclass(frozen=True)
+class Watched:
+    """The directories to watch and the files in them whose change means a rebuild."""
+
+    dirs: frozenset[str]
+    files: frozenset[str]
+
+    def filter(self, change: object, path: str) -> bool:
+        """watchfiles' filter: is this change one to rebuild for?"""
+        return self.matters(path)
+
+    def matters(self, path: str) -> bool:
+        name = os.path.basename(path)
+        if path in self.files:
+            return True
+        return os.path.dirname(path) in self.dirs and name.endswith(".go") and not name.endswith("_test.go")
+
+
+def service_dir(text: str) -> Path:
+    path = Path(text)
+    if not path.is_dir() and "/" not in text and Path("services", text).is_dir():
+        path = Path("services", text)
+    if not (path / "go.mod").is_file():
+        raise InputError(f"{text} is not a Go service (no go.mod)", hint="--watch takes a SERVICE_DIR, not an image")
+    return path.resolve()
+
+
+def watched_files(service: Path) -> Watched:
+    """What `go list -deps` says the build reads, outside GOROOT and the module cache, plus the module's files."""
+    env = {**os.environ, "GOOS": "linux", "CGO_ENABLED": "0"}
+    fields = "Dir,GoFiles,CgoFiles,EmbedFiles,Standard"
+    proc = subprocess.run(
+        ["go", "list", "-e", "-deps", f"-json={fields}", "./..."],
+        cwd=service,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    modcache = subprocess.run(["go", "env", "GOMODCACHE"], cwd=service, capture_output=True, text=True, check=False)
+    skip = modcache.stdout.strip() or "/nonexistent"
+    dirs, files = {str(service)}, {str(service / name) for name in MODULE_FILES}
+    decoder, text, pos = json.JSONDecoder(), proc.stdout, 0
+    while pos < len(text.rstrip()):
+        package, pos = decoder.raw_decode(text, pos)
+        pos += len(text[pos:]) - len(text[pos:].lstrip())
+        where = str(package.get("Dir") or "")
+        if package.get("Standard") or not where or where.startswith(skip + os.sep):
+            continue
+        dirs.add(where)
+        for key in ("GoFiles", "CgoFiles", "EmbedFiles"):
+            files.update(os.path.join(where, name) for name in package.get(key) or [])
+    return Watched(frozenset(dirs), frozenset(files))
+
+
+def build_argv(service: Path, build: Mapping[str, str]) -> list[str]:
+    flags = {"upx": "off", **build}
+    argv = [sys.executable, "-m", "ocibake", "build", str(service), "--json", "-q", "--sbom", "none"]
+    for key, value in flags.items():
+        argv += [f"--{key}", value]
+    return argv
+
+
+def rebuild(argv: list[str], log: Callable[[str], None]) -> str | None:
+    """`oci:LAYOUT@DIGEST` of the built image, or None when the build failed (its error is printed)."""
+    proc = subprocess.run(argv, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, check=False)
+    try:
+        result = json.loads(proc.stdout)
+    except ValueError:
+        result = {}
+    if proc.returncode != 0 or "digest" not in result:
+        log(f"watch     the build failed (exit {proc.returncode}); the running version stays")
+        return None
+    return f"oci:{result['layout']}@{result['digest']}"
+
+
+class Session:
+    """The app of the latest good build, replaced when a build gives a new image."""
+
+    def __init__(self, options: RunOptions, log: Callable[[str], None]):
+        self.options, self.log = options, log
+        self.holder = AppHolder()
+        self.reference = ""
+        self.rootfs: Path | None = None
+        self.new_rootfs: set[Path] = set()  # unpacked by this session: removed once their app has stopped
+        self.exit_code: int | None = None
+
+    def switch(self, reference: str) -> None:
+        """Run ``reference``'s image in place of the current one (which stops first: they share ports)."""
+        if reference == self.reference and self.holder.app is not None and self.holder.app.running():
+            self.log("watch     the image did not change")
+            return
+        from ocibake.toolchain.cache import cache_home
+
+        existed = {p.name for p in (cache_home() / "rootfs").glob("*")} if (cache_home() / "rootfs").is_dir() else set()
+        image = open_run_image(reference, self.options.platform)
+        if image.rootfs.name not in existed:
+            self.new_rootfs.add(image.rootfs)
+        cmd = command(
+            image.rootfs,
+            image.runtime,
+            self.options.args,
+            self.options.env,
+            self.options.shell,
+            self.options.entrypoint,
+        )
+        self.stop()
+        self.log(describe(image, cmd, self.options.network))
+        self.holder.set(start(image, cmd, self.options.network))
+        self.reference, self.rootfs = reference, image.rootfs
+
+    def stop(self) -> None:
+        app = self.holder.app
+        if app is None:
+            return
+        if app.running():
+            app.signal(signal.SIGTERM)
+            try:
+                self.exit_code = app.wait(STOP_GRACE)
+            except subprocess.TimeoutExpired:
+                app.proc.kill()
+        app.close()
+        self.exit_code = app.wait()
+        self.holder.set(None)
+        for old in self.new_rootfs - {self.rootfs}:
+            force_rmtree(old)
+        self.new_rootfs &= {self.rootfs} if self.rootfs else set()
+
+    def finish(self) -> int:
+        """Wait for the app (signalled already) and return its exit code."""
+        app = self.holder.app
+        if app is not None:
+            self.exit_code = app.wait()
+            app.close()
+            self.holder.set(None)
+        return self.exit_code if self.exit_code is not None else 130
+
+
+def watch_service(text: str, build: Mapping[str, str], options: RunOptions, log: Callable[[str], None]) -> int:
+    """Build, run and rebuild ``text`` until Ctrl-C or SIGTERM; the exit code of the last app."""
+    import watchfiles
+
+    service = service_dir(text)
+    argv = build_argv(service, build)
+    session = Session(replace(options, health=False), log)
+    stop = threading.Event()
+
+    def deliver(signum: int) -> None:
+        session.holder.signal(signum)
+        stop.set()
+
+    with forwarding(deliver):
+        reference = rebuild(argv, log)
+        if reference is not None:
+            session.switch(reference)
+        while not stop.is_set():
+            watched = watched_files(service)
+            log(f"watch     {len(watched.files)} files in {len(watched.dirs)} directories; Ctrl-C stops")
+            for _ in watchfiles.watch(
+                *sorted(watched.dirs),
+                watch_filter=watched.filter,
+                stop_event=stop,
+                recursive=False,
+                raise_interrupt=False,
+            ):
+                reference = rebuild(argv, log)
+                if reference is not None and not stop.is_set():
+                    session.switch(reference)
+                break  # the files the build reads may have changed: list them again
+        return session.finish()
