@@ -40,10 +40,6 @@ class Watched:
     dirs: frozenset[str]
     files: frozenset[str]
 
-    def filter(self, change: object, path: str) -> bool:
-        """watchfiles' filter: is this change one to rebuild for?"""
-        return self.matters(path)
-
     def matters(self, path: str) -> bool:
         name = os.path.basename(path)
         if path in self.files:
@@ -140,9 +136,16 @@ class Session:
             self.options.entrypoint,
         )
         self.stop()
+        self.forget(keep=image.rootfs)
         self.log(describe(image, cmd, self.options.network))
         self.holder.set(start(image, cmd, self.options.network))
         self.reference, self.rootfs = reference, image.rootfs
+
+    def forget(self, keep: Path | None) -> None:
+        """Remove the roots this session unpacked, but ``keep`` (an image no longer running needs none)."""
+        for old in self.new_rootfs - {keep}:
+            force_rmtree(old)
+        self.new_rootfs &= {keep}
 
     def stop(self) -> None:
         app = self.holder.app
@@ -157,9 +160,6 @@ class Session:
         app.close()
         self.exit_code = app.wait()
         self.holder.set(None)
-        for old in self.new_rootfs - {self.rootfs}:
-            force_rmtree(old)
-        self.new_rootfs &= {self.rootfs} if self.rootfs else set()
 
     def finish(self) -> int:
         """Wait for the app (signalled already) and return its exit code."""
@@ -171,10 +171,51 @@ class Session:
         return self.exit_code if self.exit_code is not None else 130
 
 
-def watch_service(text: str, build: Mapping[str, str], options: RunOptions, log: Callable[[str], None]) -> int:
-    """Build, run and rebuild ``text`` until Ctrl-C or SIGTERM; the exit code of the last app."""
+class Watcher:
+    """The files a build reads, listed again after every build; watchfiles asks it which changes matter."""
+
+    def __init__(self, service: Path):
+        self.service = service
+        self.watched = watched_files(service)
+
+    def filter(self, change: object, path: str) -> bool:
+        return self.watched.matters(path)
+
+    def refresh(self) -> bool:
+        """List the files again; True when the directories to watch changed."""
+        before = self.watched.dirs
+        self.watched = watched_files(self.service)
+        return self.watched.dirs != before
+
+
+def watch_loop(watcher: Watcher, build: Callable[[], None], stop: threading.Event, log: Callable[[str], None]) -> None:
+    """Build once the watcher is live (so no change is missed), then again on every change, until ``stop``."""
     import watchfiles
 
+    pending = True
+    while not stop.is_set():
+        dirs = watcher.watched.dirs
+        log(f"watch     {len(watcher.watched.files)} files in {len(dirs)} directories; Ctrl-C stops")
+        for changes in watchfiles.watch(
+            *sorted(dirs),
+            watch_filter=watcher.filter,
+            stop_event=stop,
+            recursive=False,
+            raise_interrupt=False,
+            yield_on_timeout=True,  # an empty set every rust_timeout: the first says the watcher is live
+            rust_timeout=500,
+        ):
+            if not changes and not pending:
+                continue
+            pending = False
+            build()
+            if watcher.refresh():
+                pending = True  # a change in a directory not yet watched would be missed: build once more
+                break
+
+
+def watch_service(text: str, build: Mapping[str, str], options: RunOptions, log: Callable[[str], None]) -> int:
+    """Build, run and rebuild ``text`` until Ctrl-C or SIGTERM; the exit code of the last app."""
     service = service_dir(text)
     argv = build_argv(service, build)
     session = Session(replace(options, health=False), log)
@@ -184,22 +225,11 @@ def watch_service(text: str, build: Mapping[str, str], options: RunOptions, log:
         session.holder.signal(signum)
         stop.set()
 
-    with forwarding(deliver):
+    def build_and_switch() -> None:
         reference = rebuild(argv, log)
-        if reference is not None:
+        if reference is not None and not stop.is_set():
             session.switch(reference)
-        while not stop.is_set():
-            watched = watched_files(service)
-            log(f"watch     {len(watched.files)} files in {len(watched.dirs)} directories; Ctrl-C stops")
-            for _ in watchfiles.watch(
-                *sorted(watched.dirs),
-                watch_filter=watched.filter,
-                stop_event=stop,
-                recursive=False,
-                raise_interrupt=False,
-            ):
-                reference = rebuild(argv, log)
-                if reference is not None and not stop.is_set():
-                    session.switch(reference)
-                break  # the files the build reads may have changed: list them again
+
+    with forwarding(deliver):
+        watch_loop(Watcher(service), build_and_switch, stop, log)
         return session.finish()
