@@ -18,6 +18,7 @@ import pytest
 
 from busybox_base import build_busybox_base
 from conftest import SAMPLE, build, free_port, require, run_cli
+from regtools import ocibake, reg_env
 from rootless import rootless_env
 from run_helpers import get_json, ocibake_run
 
@@ -172,9 +173,26 @@ def test_a_non_root_user_runs_an_image_with_no_network(sample_image, rootless_ac
         shutil.rmtree(shared)
 
 
+def test_an_image_from_a_registry_is_pulled_verified_and_run(sample_image, plain_registry, run_env, tmp_path):
+    layout, digest = sample_image
+    env = {**reg_env(plain_registry, tmp_path / "home"), **run_env}
+    assert ocibake("push", str(layout), f"{plain_registry.host}/sos/es", "-t", "v1.0.0", env=env).returncode == 0
+    proc = ocibake("run", f"{plain_registry.host}/sos/es:v1.0.0", "--", "--version", env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("emergency-service v1.0.0") and digest[:19] in proc.stderr
+
+
 def test_an_image_of_another_architecture_runs_under_qemu_user(run_env, tmp_path):
     require("qemu-aarch64-static")
     build(SAMPLE, tmp_path / "arm", "--platform", "linux/arm64", "--upx", "off", "--sbom", "none", "--version", "v3")
     proc = run_cli("run", str(tmp_path / "arm"), "--", "--version", env=run_env)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("emergency-service v3") and "(linux/arm64 under qemu-aarch64-static)" in proc.stderr
+    # without the emulator on PATH: refused before anything starts, exit 3, with what to install
+    only_bwrap = tmp_path / "bin"
+    only_bwrap.mkdir()
+    (only_bwrap / "bwrap").symlink_to(require("bwrap"))
+    refused = run_cli("run", str(tmp_path / "arm"), "--", "--version", env={**run_env, "PATH": str(only_bwrap)})
+    assert refused.returncode == 3 and refused.stdout == "", refused.stderr
+    assert "the image is for linux/arm64 and this host is linux/amd64" in refused.stderr
+    assert "apt-get install qemu-user-static" in refused.stderr
