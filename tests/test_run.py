@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -56,6 +57,46 @@ def test_the_sample_answers_health_as_1001_and_stops_gracefully_on_sigint(sample
         assert f"{digest[:19]} (linux/amd64) as 1001:1001: /app" in err
         assert "ports 8080/tcp on localhost, as `-p 8080:8080` would give" in err
         assert f"listening on :{port} as uid 1001" in err and "stopping: finishing the requests in flight" in err
+
+
+def test_ctrl_c_at_a_terminal_reaches_the_app_alone_and_it_stops_gracefully(sample_image, run_env, tmp_path):
+    """At a terminal Ctrl-C signals the whole foreground process group: bubblewrap, in a group of its own, must not
+    die of it (it would SIGKILL the app); ocibake sends it on to the app, which exits 0."""
+    layout, _ = sample_image
+    port = free_port()
+    log = tmp_path / "terminal.log"
+    inner = f"{sys.executable} -m ocibake run {layout} -e PORT={port}; echo exit=$?"
+    with (
+        log.open("wb") as out,
+        subprocess.Popen(
+            [require("script"), "-qec", inner, "/dev/null"],
+            stdin=subprocess.PIPE, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **run_env},
+        ) as proc,
+    ):  # fmt: skip
+        assert proc.stdin is not None
+        try:
+            deadline = time.monotonic() + 60
+            while not _answers(port):
+                assert time.monotonic() < deadline and proc.poll() is None, log.read_text()
+                time.sleep(0.1)
+            proc.stdin.write(b"\x03")  # Ctrl-C typed at the terminal
+            proc.stdin.flush()
+            deadline = time.monotonic() + 10
+            while "exit=" not in log.read_text():
+                assert time.monotonic() < deadline, log.read_text()
+                time.sleep(0.1)
+        finally:
+            proc.stdin.close()
+            proc.kill()
+    text = log.read_text()
+    assert "exit=0" in text and "stopping: finishing the requests in flight" in text, text
+
+
+def _answers(port: int) -> bool:
+    try:
+        return get_json(port)["status"] == "ok"
+    except OSError:
+        return False
 
 
 def test_arguments_replace_cmd_and_the_second_run_unpacks_nothing(sample_image, run_env):

@@ -30,7 +30,9 @@ class App:
     def __init__(self, argv_for_fd: Callable[[int], list[str]]):
         read_fd, write_fd = os.pipe()
         try:
-            self.proc = subprocess.Popen(argv_for_fd(write_fd), pass_fds=(write_fd,), env={})
+            # a process group of its own: Ctrl-C at a terminal reaches ocibake alone (which sends it on to the app);
+            # bubblewrap would die of it and take the app down with SIGKILL
+            self.proc = subprocess.Popen(argv_for_fd(write_fd), pass_fds=(write_fd,), env={}, process_group=0)
         finally:
             os.close(write_fd)
         with os.fdopen(read_fd, "rb") as info:
