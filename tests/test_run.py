@@ -6,6 +6,7 @@ in a user namespace with no network runs an image; bad input is one line and exi
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -185,6 +186,9 @@ def test_bad_input_is_one_line_and_exit_4(sample_image, run_env, tmp_path):
         assert proc.returncode == 4, (args, proc.stderr)
         assert message in proc.stderr and "Traceback" not in proc.stderr, (args, proc.stderr)
         assert proc.stderr.startswith("ocibake: error: ") and "  hint: " in proc.stderr
+    as_json = run_cli("run", str(layout), "--json", "--", "--version", env=run_env)
+    assert as_json.returncode == 2 and "stdout is the app's" in as_json.stderr
+    assert json.loads(as_json.stdout)["error"]["exit_code"] == 2  # the one JSON document --json promises
 
 
 def test_a_non_root_user_runs_an_image_with_no_network(sample_image, rootless_account):

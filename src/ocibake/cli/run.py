@@ -18,24 +18,24 @@ from ocibake.cli.common import CommandT, examples, output, output_options
 from ocibake.cli.completion import paths, values
 from ocibake.cli.group import CONTEXT
 from ocibake.cli.registry_options import registry_options
-from ocibake.errors import InputError
+from ocibake.errors import InputError, UsageError
 
 # build options `--watch` passes on to `ocibake build` (name, help)
 BUILD_OPTIONS = (
-    ("target", f"--watch: the build's target ({'|'.join(TARGETS)}; development: under Delve)"),
-    ("version", "--watch: the version injected as main.Version (default: dev)"),
-    ("output", "--watch: the build's OCI layout (default: dist/oci/NAME)"),
-    ("upx", f"--watch: UPX mode ({'|'.join(UPX_MODES)}; default here: off, for quick rebuilds)"),
-    ("main", "--watch: the main package"),
-    ("base", "--watch: the base image (production-alpine, development)"),
-    ("delve", "--watch: a static dlv for the development target"),
-    ("toolchain", "--watch: where go runs (local, or a toolchain image)"),
+    ("target", "TARGET", f"--watch: the build's target ({'|'.join(TARGETS)}; development: under Delve)"),
+    ("version", "VERSION", "--watch: the version injected as main.Version (default: dev)"),
+    ("output", "DIR", "--watch: the build's OCI layout (default: dist/oci/NAME)"),
+    ("upx", "MODE", f"--watch: UPX mode ({'|'.join(UPX_MODES)}; default here: off, for quick rebuilds)"),
+    ("main", "PKG", "--watch: the main package"),
+    ("base", "REF", "--watch: the base image (production-alpine, development)"),
+    ("delve", "PATH", "--watch: a static dlv for the development target"),
+    ("toolchain", "REF", "--watch: where go runs (local, or a toolchain image)"),
 )
 
 
 def build_options(f: CommandT) -> CommandT:
-    for name, help_text in reversed(BUILD_OPTIONS):
-        f = click.option(f"--{name}", f"build_{name}", metavar=name.upper(), help=help_text)(f)
+    for name, metavar, help_text in reversed(BUILD_OPTIONS):
+        f = click.option(f"--{name}", f"build_{name}", metavar=metavar, help=help_text)(f)
     return f
 
 
@@ -109,6 +109,8 @@ def run(
     from ocibake.run.runner import RunOptions, run_image
 
     out = output(verbose, quiet, json_output)
+    if out.json:
+        raise UsageError("--json does not apply to `ocibake run`: stdout is the app's", hint="leave out --json")
     if network not in ("host", "none"):
         raise InputError(f"--network {network!r} is not host or none", hint="--network host (default) or none")
     options = RunOptions(

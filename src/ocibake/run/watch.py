@@ -19,11 +19,12 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from ocibake.errors import InputError
 from ocibake.run.command import command
+from ocibake.run.health import Monitor, healthcheck
 from ocibake.run.image import open_run_image
 from ocibake.run.process import forwarding
 from ocibake.run.runner import AppHolder, RunOptions, describe, start
@@ -115,6 +116,7 @@ class Session:
         self.rootfs: Path | None = None
         self.new_rootfs: set[Path] = set()  # unpacked by this session: removed once their app has stopped
         self.exit_code: int | None = None
+        self.monitor: Monitor | None = None
 
     def switch(self, reference: str) -> None:
         """Run ``reference``'s image in place of the current one (which stops first: they share ports)."""
@@ -138,8 +140,13 @@ class Session:
         self.stop()
         self.forget(keep=image.rootfs)
         self.log(describe(image, cmd, self.options.network))
-        self.holder.set(start(image, cmd, self.options.network))
+        app = start(image, cmd, self.options.network)
+        self.holder.set(app)
         self.reference, self.rootfs = reference, image.rootfs
+        check = healthcheck(image.runtime) if self.options.health and not self.options.shell else None
+        if check is not None:
+            self.monitor = Monitor(check, cmd, app.app_pid, self.options.network == "none", self.log)
+            self.monitor.start()
 
     def forget(self, keep: Path | None) -> None:
         """Remove the roots this session unpacked, but ``keep`` (an image no longer running needs none)."""
@@ -148,6 +155,10 @@ class Session:
         self.new_rootfs &= {keep}
 
     def stop(self) -> None:
+        if self.monitor is not None:
+            self.monitor.stop()
+            self.monitor.join()
+            self.monitor = None
         app = self.holder.app
         if app is None:
             return
@@ -164,6 +175,8 @@ class Session:
     def finish(self) -> int:
         """Wait for the app (signalled already) and return its exit code."""
         app = self.holder.app
+        if self.monitor is not None:
+            self.monitor.stop()
         if app is not None:
             self.exit_code = app.wait()
             app.close()
@@ -218,7 +231,7 @@ def watch_service(text: str, build: Mapping[str, str], options: RunOptions, log:
     """Build, run and rebuild ``text`` until Ctrl-C or SIGTERM; the exit code of the last app."""
     service = service_dir(text)
     argv = build_argv(service, build)
-    session = Session(replace(options, health=False), log)
+    session = Session(options, log)
     stop = threading.Event()
 
     def deliver(signum: int) -> None:
