@@ -20,6 +20,7 @@ import pytest
 
 from busybox_base import build_busybox_base
 from conftest import SAMPLE, build, free_port, require, run_cli
+from ocibake.run.process import children_of, scan_children
 from regtools import ocibake, reg_env
 from rootless import rootless_env
 from run_helpers import get_json, ocibake_run
@@ -241,3 +242,17 @@ def test_an_image_of_another_architecture_runs_under_qemu_user(run_env, tmp_path
     assert refused.returncode == 3 and refused.stdout == "", refused.stderr
     assert "the image is for linux/arm64 and this host is linux/amd64" in refused.stderr
     assert "apt-get install qemu-user-static" in refused.stderr
+
+
+def test_the_app_is_found_with_or_without_the_kernels_children_list():
+    """Signals go to bubblewrap's init's child: read from /proc/PID/task/PID/children, or where a kernel lacks that
+    (CONFIG_PROC_CHILDREN), from every process's parent in /proc/*/stat. Both find the same processes."""
+    with subprocess.Popen(["sleep", "30"]) as first, subprocess.Popen(["sleep", "30"]) as second:
+        try:
+            listed = children_of(os.getpid())
+            assert {first.pid, second.pid} <= set(listed)
+            assert {first.pid, second.pid} <= set(scan_children(os.getpid()))
+            assert scan_children(first.pid) == [] == children_of(first.pid)
+        finally:
+            first.kill()
+            second.kill()

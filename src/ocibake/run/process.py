@@ -64,11 +64,7 @@ class App:
         """The host pid of the app (the only child of bubblewrap's init); 0 when it has gone."""
         deadline = time.monotonic() + timeout
         while True:
-            try:
-                with open(f"/proc/{self.init_pid}/task/{self.init_pid}/children") as f:
-                    children = f.read().split()
-            except OSError:
-                return 0
+            children = children_of(self.init_pid)
             if children:
                 return int(children[0])
             if time.monotonic() > deadline or self.proc.poll() is not None:
@@ -93,6 +89,35 @@ class App:
 
     def running(self) -> bool:
         return self.proc.poll() is None
+
+
+def children_of(pid: int) -> list[int]:
+    """The children of ``pid``: /proc/PID/task/PID/children, or where the kernel lacks it (CONFIG_PROC_CHILDREN),
+    every process whose parent it is."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(c) for c in f.read().split()]
+    except FileNotFoundError:
+        if not os.path.exists(f"/proc/{pid}"):
+            return []
+    except OSError:
+        return []
+    return scan_children(pid)
+
+
+def scan_children(pid: int) -> list[int]:
+    """Every process whose parent is ``pid``, from /proc/*/stat."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            if fields[1] == str(pid):
+                found.append(int(entry))
+    return sorted(found)
 
 
 @contextlib.contextmanager
