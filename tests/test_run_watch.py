@@ -8,7 +8,8 @@ import shutil
 import signal
 import time
 
-from conftest import SAMPLE, free_port
+from conftest import FIXTURES, SAMPLE, free_port
+from ocibake.run.watch import watched_files
 from run_helpers import get_json, ocibake_run
 
 MAIN = "cmd/emergency-service/main.go"
@@ -39,3 +40,16 @@ def test_watch_restarts_on_a_saved_change_and_keeps_running_through_a_failed_bui
 
         code, _ = app.stop(signal.SIGINT, timeout=15)
         assert code == 0, app.stderr()
+
+
+def test_what_is_watched_is_what_go_list_says_the_build_reads():
+    """A `replace`d sibling module and vendored packages are watched with the service's own; GOROOT is not."""
+    sibling = watched_files((FIXTURES / "replace-sibling" / "service").resolve())
+    root = str((FIXTURES / "replace-sibling").resolve())
+    assert {d[len(root) + 1 :] for d in sibling.dirs} == {"service", "service/cmd/service", "greetlib"}
+    assert sibling.matters(f"{root}/greetlib/greet.go") and sibling.matters(f"{root}/service/go.mod")
+    assert sibling.matters(f"{root}/greetlib/new_file.go")  # a new file of a watched package
+    assert not sibling.matters(f"{root}/greetlib/greet_test.go") and not sibling.matters(f"{root}/greetlib/README")
+    vendored = watched_files((FIXTURES / "vendored-service").resolve())
+    assert any(d.endswith("vendor/example.com/vendored/greet") for d in vendored.dirs)
+    assert not any("/go/src/" in d or d.startswith("/usr/local/go") for d in vendored.dirs)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -22,7 +23,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from ocibake.errors import InputError
+from ocibake.errors import InputError, OcibakeError
 from ocibake.run.command import command
 from ocibake.run.health import Monitor, healthcheck
 from ocibake.run.image import open_run_image
@@ -57,31 +58,47 @@ def service_dir(text: str) -> Path:
     return path.resolve()
 
 
-def watched_files(service: Path) -> Watched:
-    """What `go list -deps` says the build reads, outside GOROOT and the module cache, plus the module's files."""
+def go_packages(service: Path) -> list[dict[str, object]] | None:
+    """`go list -e -deps -json ./...` of the module (for linux, CGO off, as ocibake builds); None without go."""
+    go = shutil.which("go")
+    if go is None:
+        return None
     env = {**os.environ, "GOOS": "linux", "CGO_ENABLED": "0"}
     fields = "Dir,GoFiles,CgoFiles,EmbedFiles,Standard"
-    proc = subprocess.run(
-        ["go", "list", "-e", "-deps", f"-json={fields}", "./..."],
-        cwd=service,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    argv = [go, "list", "-e", "-deps", f"-json={fields}", "./..."]
+    proc = subprocess.run(argv, cwd=service, env=env, capture_output=True, text=True, check=False)
+    decoder, text, pos, packages = json.JSONDecoder(), proc.stdout, 0, []
+    try:
+        while pos < len(text.rstrip()):
+            package, pos = decoder.raw_decode(text, pos)
+            pos += len(text[pos:]) - len(text[pos:].lstrip())
+            packages.append(package)
+    except ValueError:
+        return None
+    return packages
+
+
+def watched_files(service: Path) -> Watched:
+    """What `go list -deps` says the build reads, outside GOROOT and the module cache, plus the module's files;
+    without a local go (a toolchain image builds), every directory of .go files under the service."""
+    dirs, files = {str(service)}, {str(service / name) for name in MODULE_FILES}
+    packages = go_packages(service)
+    if packages is None:
+        for where, _, entries in os.walk(service):
+            if any(n.endswith(".go") for n in entries):
+                dirs.add(where)
+        return Watched(frozenset(dirs), frozenset(files))
     modcache = subprocess.run(["go", "env", "GOMODCACHE"], cwd=service, capture_output=True, text=True, check=False)
     skip = modcache.stdout.strip() or "/nonexistent"
-    dirs, files = {str(service)}, {str(service / name) for name in MODULE_FILES}
-    decoder, text, pos = json.JSONDecoder(), proc.stdout, 0
-    while pos < len(text.rstrip()):
-        package, pos = decoder.raw_decode(text, pos)
-        pos += len(text[pos:]) - len(text[pos:].lstrip())
+    for package in packages:
         where = str(package.get("Dir") or "")
         if package.get("Standard") or not where or where.startswith(skip + os.sep):
             continue
         dirs.add(where)
         for key in ("GoFiles", "CgoFiles", "EmbedFiles"):
-            files.update(os.path.join(where, name) for name in package.get(key) or [])
+            listed = package.get(key)
+            if isinstance(listed, list):
+                files.update(os.path.join(where, str(name)) for name in listed)
     return Watched(frozenset(dirs), frozenset(files))
 
 
@@ -240,8 +257,12 @@ def watch_service(text: str, build: Mapping[str, str], options: RunOptions, log:
 
     def build_and_switch() -> None:
         reference = rebuild(argv, log)
-        if reference is not None and not stop.is_set():
+        if reference is None or stop.is_set():
+            return
+        try:
             session.switch(reference)
+        except OcibakeError as exc:  # an image that cannot start: say why, keep watching for the fix
+            log(f"watch     cannot run the new image: {exc.message}" + (f" ({exc.hint})" if exc.hint else ""))
 
     with forwarding(deliver):
         watch_loop(Watcher(service), build_and_switch, stop, log)
