@@ -177,7 +177,8 @@ def test_bad_input_is_one_line_and_exit_4(sample_image, run_env, tmp_path):
         ((str(layout), "--network", "bridge"), "--network 'bridge' is not host or none"),
         ((str(layout), "--shell"), "the image has no /bin/sh for --shell"),
         ((str(layout), "--target", "development"), "--target only apply with --watch"),
-        ((str(layout), "-e", "=x"), "'=x' is not NAME=VALUE"),
+        ((str(layout), "-e", "=x"), "'' is not a variable name"),
+        ((str(layout), "-e", "API KEY=hunter2"), "'API KEY' is not a variable name"),
         ((str(layout), "--env-file", str(tmp_path / "none")), "--env-file"),
         ((str(layout), "--entrypoint", "/bin/sh"), "'/bin/sh' is not an executable in the image"),
         ((f"oci:{layout}:v9",), "tag 'v9' is not in"),
@@ -186,6 +187,7 @@ def test_bad_input_is_one_line_and_exit_4(sample_image, run_env, tmp_path):
         proc = run_cli("run", *args, env=run_env)
         assert proc.returncode == 4, (args, proc.stderr)
         assert message in proc.stderr and "Traceback" not in proc.stderr, (args, proc.stderr)
+        assert "hunter2" not in proc.stderr + proc.stdout  # a value never shows in an error
         assert proc.stderr.startswith("ocibake: error: ") and "  hint: " in proc.stderr
     as_json = run_cli("run", str(layout), "--json", "--", "--version", env=run_env)
     assert as_json.returncode == 2 and "stdout is the app's" in as_json.stderr

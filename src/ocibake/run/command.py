@@ -74,7 +74,8 @@ def parse_env_pairs(pairs: Sequence[str], where: str, host: Mapping[str, str]) -
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not key or any(c.isspace() for c in key):
-            raise InputError(f"{where}: {pair!r} is not NAME=VALUE", hint="e.g. -e ENV=production")
+            # the name only: the value may be a secret
+            raise InputError(f"{where}: {key!r} is not a variable name (NAME=VALUE)", hint="e.g. -e ENV=production")
         if sep:
             env[key] = value
         elif key in host:
