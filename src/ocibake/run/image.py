@@ -102,7 +102,13 @@ def open_run_image(
             for d, diff_id in zip(layers, diff_ids, strict=True)
         ]
         private_cache(cache)
-        rootfs = unpack_image(sources, cache)
+        try:
+            rootfs = unpack_image(sources, cache)
+        except InputError as exc:  # the unpacking speaks of toolchain images; here it is the image being run
+            raise InputError(
+                f"{text}: {exc.message.replace('toolchain layer', 'layer')}",
+                hint="the image is unsafe or damaged; run only images from a source you trust, pinned by digest",
+            ) from exc
         return RunImage(
             reference=text,
             digest=opened.digest,
