@@ -33,6 +33,9 @@ class App:
             # a process group of its own: Ctrl-C at a terminal reaches ocibake alone (which sends it on to the app);
             # bubblewrap would die of it and take the app down with SIGKILL
             self.proc = subprocess.Popen(argv_for_fd(write_fd), pass_fds=(write_fd,), env={}, process_group=0)
+        except BaseException:
+            os.close(read_fd)
+            raise
         finally:
             os.close(write_fd)
         with os.fdopen(read_fd, "rb") as info:
