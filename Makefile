@@ -53,6 +53,7 @@ bench: $(BIN)/ocibake
 	$(BIN)/python bench/bench_toolchain.py
 	$(BIN)/python bench/bench_push.py
 	$(BIN)/python bench/bench_archive.py
+	$(BIN)/python bench/bench_run.py
 	$(BIN)/python bench/bench_platforms.py
 	$(BIN)/python bench/bench_audit.py
 	$(BIN)/python bench/bench_layout.py

@@ -31,6 +31,7 @@ COMMANDS = {
     "sign": ("ocibake.cli.sign:sign", "sign an image in a registry (cosign's format)"),
     "verify": ("ocibake.cli.sign:verify", "check an image's cosign signature (exit 7 when none is valid)"),
     "layout": ("ocibake.cli.layout:layout", "check or repair an OCI image layout"),
+    "run": ("ocibake.cli.run:run", "run an image rootless, without Docker; --watch: rebuild and restart on changes"),
 }
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 120}
