@@ -96,3 +96,26 @@ def test_a_damaged_memo_entry_means_the_check_runs_again(tmp_path):
     entries[0].write_text("{not json")
     rebuilt = _build(service, tmp_path / "L", env, "--upx", "off")
     assert _runs(log) == ["hello", "hello"] and not rebuilt["binary"]["check_remembered"]
+
+
+def test_verify_modes_from_the_file_and_contradicting_flags(tmp_path):
+    require("go")
+    log = tmp_path / "runs.log"
+    service = _service(tmp_path / "counted", log, "hello")
+    env = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
+    (service / "ocibake.toml").write_text('verify = "always"\n')
+    _build(service, tmp_path / "L", env, "--upx", "off")
+    _build(service, tmp_path / "L", env, "--upx", "off")
+    assert _runs(log) == ["hello", "hello"]  # always, from the file
+    (service / "ocibake.toml").write_text("verify = false\n")
+    off = _build(service, tmp_path / "L", env, "--upx", "off")
+    assert _runs(log) == ["hello", "hello"] and off["binary"]["check"].startswith("not run: verification is off")
+    forced = _build(service, tmp_path / "L", env, "--upx", "off", "--verify", "always")  # the flag wins
+    assert _runs(log) == ["hello"] * 3 and not forced["binary"]["check_remembered"]
+
+    (service / "ocibake.toml").write_text('verify = "sometimes"\n')
+    bad = run_cli("build", str(service), "--output", str(tmp_path / "L"), env=env)
+    assert bad.returncode == 4 and 'verify = "auto", "always" or "never"' in bad.stderr, bad.stderr
+    (service / "ocibake.toml").unlink()
+    both = run_cli("build", str(service), "--output", str(tmp_path / "L"), "--no-verify", "--verify", "always", env=env)
+    assert both.returncode == 2 and "contradict" in both.stderr and "Traceback" not in both.stderr, both.stderr

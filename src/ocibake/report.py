@@ -9,6 +9,7 @@ import shutil
 import sys
 from typing import TYPE_CHECKING, TextIO
 
+from ocibake.builder.app_binary import NOT_VERIFIED
 from ocibake.builder.bake import BuildResult
 from ocibake.units import human_size
 
@@ -107,10 +108,13 @@ def binary_lines(result: BuildResult) -> list[str]:
             f"({app.upx.ratio:.0%}, {human_size(saved)} saved) in {app.upx.seconds:.1f}s"
         )
         if app.check.ran and app.upx_check is not None and app.upx_check.ran:
+            when = ", measured when these bytes were first checked" if app.upx_check.remembered else ""
             lines.append(
                 f"start-up  {_ms(app.check.seconds)} plain, {_ms(app.upx_check.seconds)} with UPX "
-                f"(`--version`; UPX unpacks the binary in memory at every start; --upx off to skip)"
+                f"(`--version`{when}; UPX unpacks the binary in memory at every start; --upx off to skip)"
             )
+        elif app.check.line.startswith(NOT_VERIFIED):
+            lines.append("start-up  not measured: verification is off")
         else:
             lines.append("start-up  not measured: the binary was not run here")
     return lines

@@ -84,8 +84,11 @@ def _config(layers: list[dict[str, Any]]) -> Blob:
     return Blob(OCI_CONFIG, canonical_json(doc))
 
 
-def sign_remote(remote: SignatureRepository, repository: str, digest: str, key: ec.EllipticCurvePrivateKey) -> str:
-    """Add a signature of ``digest`` to its `.sig` manifest (kept signatures stay); -> the tag."""
+def sign_remote(
+    remote: SignatureRepository, repository: str, digest: str, key: ec.EllipticCurvePrivateKey
+) -> tuple[str, bool]:
+    """Add a signature of ``digest`` to its `.sig` manifest (kept signatures stay); -> (the tag, whether a signature
+    was added: False when this key had signed this payload already)."""
     tag = signature_tag(digest)
     data = payload(repository, digest)
     data_digest = sha256_digest(data)
@@ -105,7 +108,7 @@ def sign_remote(remote: SignatureRepository, repository: str, digest: str, key: 
         except ValueError:
             layers = []
     if any(_signed_by(kept, data, data_digest, key.public_key()) for kept in layers):
-        return tag  # this key signed this payload already: a second signature would add nothing
+        return tag, False  # this key signed this payload already: a second signature would add nothing
     layers.append(layer)
     config = _config(layers)
     blobs = [(config.digest, config.data), (data_digest, data)]
@@ -117,7 +120,7 @@ def sign_remote(remote: SignatureRepository, repository: str, digest: str, key: 
         "layers": layers,
     }
     remote.put_manifest(tag, Blob(OCI_MANIFEST, canonical_json(manifest)))
-    return tag
+    return tag, True
 
 
 def _signed_by(layer: dict[str, Any], data: bytes, data_digest: str, key: ec.EllipticCurvePublicKey) -> bool:

@@ -20,6 +20,8 @@ from ocibake.builder.file_cache import FileCache
 from ocibake.oci.platform import Platform
 from ocibake.toolchain.base import GoBuild, Toolchain
 
+NOT_VERIFIED = "not run: verification is off (--no-verify, --verify never or verify = false)"
+
 
 @dataclass(frozen=True)
 class BinaryCheck:
@@ -66,7 +68,7 @@ class CheckSettings:
 
 def _check(binary: Path, platform: Platform, settings: CheckSettings) -> BinaryCheck:
     if not settings.verify:
-        return BinaryCheck("not run: --no-verify")
+        return BinaryCheck(NOT_VERIFIED)
     prefix: tuple[str, ...] = ()
     if not gobuild.runs_here(platform):
         qemu = emulator(platform)

@@ -11,6 +11,7 @@ is kept.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -21,6 +22,7 @@ from ocibake.builder.file_cache import file_sha256, make_key
 from ocibake.errors import OcibakeError
 
 CACHE_PART = "checks"
+MAX_ENTRIES = 2000
 
 
 @dataclass(frozen=True)
@@ -81,11 +83,29 @@ def remember(key: CheckKey, line: str, seconds: float | None) -> None:
     path = _path(key)
     if path is None:
         return
+    tmp = None
     try:
         path.parent.mkdir(mode=0o700, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".check-", dir=path.parent)
         with os.fdopen(fd, "w") as f:
             json.dump({"line": line, "seconds": seconds}, f)
         os.replace(tmp, path)
+        tmp = None
+        _trim(path.parent)
     except OSError:
         pass
+    finally:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+
+
+def _trim(directory: Path) -> None:
+    """Keep the MAX_ENTRIES most recently written outcomes (a few hundred bytes each); older ones are asked again."""
+    entries = list(directory.glob("*.json"))
+    if len(entries) <= MAX_ENTRIES:
+        return
+    entries.sort(key=lambda p: p.stat().st_mtime_ns)
+    for old in entries[: len(entries) - MAX_ENTRIES]:
+        with contextlib.suppress(OSError):
+            old.unlink()

@@ -82,8 +82,9 @@ def push_attachments(
             if key is not None:
                 from ocibake.audit.cosign_sign import sign_remote
 
-                tag = sign_remote(remote, repo, digest, key)
-                log(f"signed    {repo}@{digest[:19]} (cosign signature, tag {tag})")
+                tag, added = sign_remote(remote, repo, digest, key)
+                done = "signed   " if added else "already signed with this key: nothing sent;"
+                log(f"{done} {repo}@{digest[:19]} (cosign signature, tag {tag})")
 
 
 def push_layout_referrers(

@@ -118,6 +118,11 @@ def push_built(plan: BuildPlan, result: BuildResult | MultiResult, sbom: Artifac
         exc.hint = (
             f"{exc.hint + '; ' if exc.hint else ''}the image is built in {layout}: push it again "
             f"with `{command_name()} push {layout} {' '.join(plan.targets)} {tags}`"
+            + (
+                f", then sign it with `{command_name()} sign REPO@{result.reference.split('@', 1)[1]} --key KEY`"
+                if plan.key is not None
+                else ""
+            )
         )
         raise
     return pushed

@@ -17,7 +17,7 @@ from ocibake.builder.spec import BuildSpec
 from ocibake.builder.upx import upx_args
 from ocibake.cli.registry_options import RegistryFlags, make_options
 from ocibake.cli.settings import Flags, Value, check_value, text, texts
-from ocibake.errors import InputError
+from ocibake.errors import InputError, UsageError
 from ocibake.oci.names import NAME_RE, TAG_RE
 from ocibake.oci.platform import Platform
 
@@ -66,6 +66,25 @@ def validate_version(value: str) -> str:
             hint="use up to 128 printable characters without spaces or quotes, e.g. v1.2.3+build.5",
         )
     return value
+
+
+def verify_mode(choices: Choices) -> str:
+    """auto, always or never, from --verify MODE / --no-verify, else ocibake.toml's verify (a mode, or true/false).
+    --no-verify with --verify auto|always contradicts itself and is refused."""
+    flag_mode, flag_off = choices.flags.get("verify_mode"), choices.flags.get("verify") is False
+    if flag_off and flag_mode not in (None, "never"):
+        raise UsageError(
+            f"--no-verify and --verify {flag_mode} contradict each other",
+            hint="give one of them (--no-verify is --verify never)",
+        )
+    if flag_off:
+        return "never"
+    if isinstance(flag_mode, str):
+        return flag_mode
+    kept = choices.settings.get("verify_mode")
+    if isinstance(kept, str):
+        return kept
+    return "never" if choices.settings.get("verify") is False else "auto"
 
 
 class Choices:
@@ -135,8 +154,8 @@ def spec_from_choices(choices: Choices, service_dir: Path) -> BuildSpec:
         version_package=choices.text("version_package", "main"),
         ca_bundle=choices.text("ca_bundle", "certifi"),
         zoneinfo=choices.text("zoneinfo", "tzdata"),
-        verify_binary=choices.switch("verify", True) and choices.optional_text("verify_mode") != "never",
-        verify_always=choices.optional_text("verify_mode") == "always",
+        verify_binary=verify_mode(choices) != "never",
+        verify_always=verify_mode(choices) == "always",
         source_url=_source_url(choices.optional_text("source")),
         source_date_epoch=epoch,
         upx=upx_mode(choices.optional_text("upx")),

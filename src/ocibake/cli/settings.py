@@ -166,6 +166,19 @@ def target_settings(settings: ServiceSettings, flag_target: str | None) -> Setti
     return {**settings.common, **settings.targets.get(target, {})}
 
 
+VERIFY_MODES = ("auto", "always", "never")
+
+
+def _verify_mode(path: Path, where: str, value: str) -> str:
+    """``verify`` in the file takes --verify's modes as well as true/false (--no-verify is verify = false)."""
+    if value not in VERIFY_MODES:
+        raise InputError(
+            f"{path}: {where}verify = {value!r} is not a verify mode",
+            hint='use verify = "auto", "always" or "never" (or true / false)',
+        )
+    return value
+
+
 def _typed(kind: type, value: object) -> Value | None:
     """``value`` when it has the setting's type (``kind``; a list holds only strings), else None."""
     if kind is str and isinstance(value, str):
@@ -197,6 +210,9 @@ def _checked(path: Path, entries: Iterable[tuple[str, object]], where: str = "")
             value = [value]
         if key == "upx" and isinstance(value, int) and not isinstance(value, bool):
             value = str(value)  # upx = 9 means level 9
+        if key == "verify" and isinstance(value, str):
+            out["verify_mode"] = _verify_mode(path, where, value)
+            continue
         typed = _typed(kind, value)
         if typed is None:
             raise InputError(
