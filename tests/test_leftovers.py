@@ -46,7 +46,7 @@ def entries(directory: Path) -> list[str]:
 
 
 @pytest.mark.slow
-def test_a_sigkilled_export_leaves_nothing_after_the_next_export(tmp_path):
+def test_a_sigkilled_export_leaves_nothing_after_the_next_export_into_that_directory(tmp_path):
     layout = tmp_path / "layout"
     write_layout(layout, tags=("v1",), layer_sizes=(48 * MiB, 48 * MiB), seed=3)
     dest_dir = tmp_path / "archives"
@@ -57,9 +57,14 @@ def test_a_sigkilled_export_leaves_nothing_after_the_next_export(tmp_path):
     for _ in range(2):
         kill_when(argv, lambda: claimed(dest_dir, ".app.tar.ocibake-"), env)
     assert len(entries(dest_dir)) >= 1 and "app.tar" not in entries(dest_dir)
+    # the next export writes another archive into the same directory: it sweeps what the killed ones left too
+    other = [sys.executable, "-m", "ocibake", "export", str(layout), f"oci-archive:{dest_dir / 'other.tar'}"]
+    proc = subprocess.run(other, check=False, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert entries(dest_dir) == ["other.tar"]
     proc = subprocess.run(argv, check=False, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
-    assert entries(dest_dir) == ["app.tar"]
+    assert entries(dest_dir) == ["app.tar", "other.tar"]
     assert entries(tmp_path / "tmp") == []
 
 

@@ -97,6 +97,15 @@ def test_local_origin_paths_never_reach_the_image():
     assert public_source_url("git@git.example.com:team/app.git") == "git@git.example.com:team/app.git"
 
 
+def test_a_source_url_keeps_no_secret_in_its_userinfo_query_or_fragment():
+    from ocibake.builder.project import without_credentials
+
+    assert without_credentials("https://u:t@h.example/x.git?private_token=t#t") == "https://h.example/x.git"
+    assert without_credentials("ssh://git@h.example/x.git") == "ssh://git@h.example/x.git"
+    assert without_credentials("https://h.example/x.git") == "https://h.example/x.git"
+    assert without_credentials("not a url PW7@") == "not a url PW7@"
+
+
 def test_source_credentials_never_reach_the_image(tmp_path):
     """GitLab's CI_REPOSITORY_URL carries a job token as user:TOKEN@: --source given so is written without it."""
     token = "glcbt-" + os.urandom(6).hex()
@@ -106,7 +115,7 @@ def test_source_credentials_never_reach_the_image(tmp_path):
         "--upx",
         "off",
         "--source",
-        f"https://gitlab-ci-token:{token}@git.example.com/x.git",
+        f"https://gitlab-ci-token:{token}@git.example.com/x.git?private_token={token}#{token}",
     )
     manifest, config = manifest_and_config(tmp_path / "a", digest)
     assert manifest["annotations"]["org.opencontainers.image.source"] == "https://git.example.com/x.git"

@@ -75,18 +75,20 @@ def owner_gone(directory: Path) -> bool | None:
     return _start_time(int(pid_text)) != start
 
 
-def remove_abandoned_stages(directory: Path, prefix: str) -> None:
+def remove_abandoned_stages(directory: Path, prefix: str, marker: str = "") -> None:
     """Remove staging directories ``prefix<pid>-*`` in ``directory`` that a killed ocibake left: their process is
-    gone from this host and they have not changed for an hour (a live build in another pid namespace is spared)."""
+    gone from this host and they have not changed for an hour (a live build in another pid namespace is spared).
+    With a ``marker``, every name that starts with ``prefix`` and has ``marker<pid>-`` in it counts (an export sweeps
+    what killed exports of other archives left in the same directory)."""
     try:
         names = os.listdir(directory)
     except OSError:
         return
     now = time.time()
     for name in names:
-        if not name.startswith(prefix):
+        if not name.startswith(prefix) or (marker and marker not in name):
             continue
-        pid_text = name[len(prefix) :].split("-", 1)[0]
+        pid_text = (name.rpartition(marker)[2] if marker else name[len(prefix) :]).split("-", 1)[0]
         path = directory / name
         try:
             if not pid_text.isdigit() or path.is_symlink() or not path.is_dir():

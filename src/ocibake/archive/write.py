@@ -19,7 +19,7 @@ from ocibake.errors import InputError, disk_error
 from ocibake.layers.tar import Entry, write_tar
 from ocibake.oci.layout import Layout
 from ocibake.oci.layout_check import open_blob
-from ocibake.workdirs import owned_stage
+from ocibake.workdirs import owned_stage, remove_abandoned_stages
 
 ARCHIVE_MTIME = 0  # every entry's mtime: an archive of the same image is the same bytes on any day
 CHUNK = 1 << 20
@@ -55,6 +55,7 @@ class Staging:
         dest.parent.mkdir(parents=True, exist_ok=True)
         # one directory beside the destination, with an owner record: the next export or build into the same place
         # removes what a killed one left (the archive being written is inside it, renamed out when complete)
+        remove_abandoned_stages(dest.parent, ".", marker=".ocibake-")  # killed runs' stages, whatever they wrote
         self.work = owned_stage(dest.parent, f".{dest.name}.ocibake-")
         self.tmp = self.work / "archive.tar.partial"
 

@@ -197,16 +197,17 @@ def public_source_url(url: str) -> str:
 def without_credentials(url: str) -> str:
     """A ``--source`` URL with any user:password@ (or token@) removed, so no credential is written into the image:
     GitLab's CI_REPOSITORY_URL is https://gitlab-ci-token:TOKEN@host/... Only an ssh user name without a password is
-    kept (it names an account, not a secret). Text that is no URL is kept as it is."""
+    kept (it names an account, not a secret). The query and fragment go too: a repository URL needs neither, and a
+    query is where tokens travel otherwise (?private_token=...). Text that is no URL is kept as it is."""
     if "://" not in url:
         return url
     parts = urlsplit(url.strip())
-    if parts.username is None and parts.password is None:
+    if parts.username is None and parts.password is None and not parts.query and not parts.fragment:
         return url
     host = parts.netloc.rpartition("@")[2]
     keep_user = parts.scheme in ("ssh", "git+ssh") and parts.username and parts.password is None
     user = f"{parts.username}@" if keep_user else ""
-    return urlunsplit((parts.scheme, user + host, parts.path, parts.query, parts.fragment))
+    return urlunsplit((parts.scheme, user + host, parts.path, "", ""))
 
 
 def git_info(service_dir: Path) -> GitInfo:

@@ -137,6 +137,8 @@ def load_settings(service_dir: Path) -> ServiceSettings:
         data = tomllib.loads(path.read_text(encoding="utf-8-sig"))  # a byte-order mark (Windows editors) is no error
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise InputError(f"{path}: not valid TOML: {exc}", hint="fix the file or remove it") from exc
+    except RecursionError:
+        raise InputError(f"{path}: nested too deep to read", hint="fix the file or remove it") from None
     common = _checked(path, _entries(path, data))
     targets = data.get("target", {})
     return ServiceSettings(common, _target_tables(path, targets) if targets else {})

@@ -21,6 +21,7 @@ from ocibake.oci.image import canonical_json
 from ocibake.oci.layout import LAYOUT_FILE, digest_path
 from ocibake.oci.layout_check import entry_problem, open_blob
 from ocibake.oci.layout_lock import locked
+from ocibake.oci.limits import CONFIG_MAX_BYTES, MANIFEST_MAX_BYTES, too_large
 from ocibake.oci.media_types import INDEX_TYPES, OCI_INDEX, REF_NAME
 
 MAX_JSON = 4 << 20
@@ -69,8 +70,12 @@ def _blob_problem(root: Path, desc: object, seen: dict[str, str | None], depth: 
     reason = None
     try:
         with open_blob(root, digest_path(root, digest)) as f:
-            if os.fstat(f.fileno()).st_size != desc["size"]:
+            size = os.fstat(f.fileno()).st_size
+            limit = _document_limit(str(desc["mediaType"]))
+            if size != desc["size"]:
                 reason = f"blob {digest[:19]} has the wrong size"
+            elif limit is not None and size > limit:
+                reason = too_large(f"blob {digest[:19]}", size, limit)
             else:
                 h = hashlib.sha256()
                 head = b""
@@ -90,6 +95,15 @@ def _blob_problem(root: Path, desc: object, seen: dict[str, str | None], depth: 
         reason = exc.message
     seen[digest] = reason
     return reason
+
+
+def _document_limit(media_type: str) -> int | None:
+    """The size limit readers apply to a blob of this type (limits.py), or None for layers."""
+    if media_type.endswith(("manifest.v1+json", "manifest.list.v2+json", "index.v1+json", "manifest.v2+json")):
+        return MANIFEST_MAX_BYTES
+    if media_type.endswith(("image.config.v1+json", "container.image.v1+json")):
+        return CONFIG_MAX_BYTES
+    return None
 
 
 def _document_problem(root: Path, data: bytes, media_type: str, seen: dict[str, str | None], depth: int) -> str | None:

@@ -66,7 +66,7 @@ def _read_json(path: Path) -> dict[str, Any]:
         data = json.loads(path.read_text())
     except FileNotFoundError:
         return {}
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:
         raise InputError(
             f"cannot read credentials file {path}: {type(exc).__name__}",
             hint="fix or remove the file, or pass --username with --password-stdin",
@@ -76,20 +76,24 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 def _from_auths(cfg: dict[str, Any], registry: str, source: str) -> Credentials | None:
     names = _aliases(registry)
-    for key, entry in (cfg.get("auths") or {}).items():
+    auths = cfg.get("auths") or {}
+    if not isinstance(auths, dict):
+        raise InputError(f'{source}: "auths" is not an object', hint=f"fix the file, or run `ocibake login {registry}`")
+    for key, entry in auths.items():
         if _host_of(key) not in names or not isinstance(entry, dict):
             continue
         if entry.get("auth"):
             try:
                 user, _, password = base64.b64decode(entry["auth"]).decode().partition(":")
-            except (ValueError, UnicodeDecodeError):
+            except (ValueError, UnicodeDecodeError, TypeError):
                 raise InputError(
                     f"the auth entry for {registry} in {source} is not base64 user:password",
                     hint=f"run `ocibake login {registry}` again",
                 ) from None
             return Credentials(user, password, source)
-        if entry.get("username") and entry.get("password"):
-            return Credentials(entry["username"], entry["password"], source)
+        named, secret = entry.get("username"), entry.get("password")
+        if isinstance(named, str) and isinstance(secret, str) and named and secret:
+            return Credentials(named, secret, source)
     return None
 
 
