@@ -53,6 +53,9 @@ def bearer_token(client: Client, scopes: tuple[str, ...], force: bool = False) -
                 f"unreachable ({connection_reason(exc)})",
                 hint="check the network path to the token server",
             ) from None
+        if resp.history:  # redirected: the final token server must pass the same rule (requests dropped the header)
+            resp.close()
+            _refuse_downgrade(client, resp.url, redirected=True)
         if resp.status_code != 200:
             raise client.error("getting a token", resp, code="UNAUTHORIZED" if resp.status_code in (401, 403) else None)
         doc = _token_document(resp)
@@ -64,7 +67,7 @@ def bearer_token(client: Client, scopes: tuple[str, ...], force: bool = False) -
         return token
 
 
-def _refuse_downgrade(client: Client, realm: str) -> None:
+def _refuse_downgrade(client: Client, realm: str, redirected: bool = False) -> None:
     """The token exchange never downgrades: a registry reached over HTTPS may only name an https realm, or the
     user's password (and the token) would cross the network in cleartext to whoever the challenge names. A plain-HTTP
     realm is accepted only when the registry itself was reached over plain HTTP (loopback, or --insecure), as crane
@@ -74,7 +77,8 @@ def _refuse_downgrade(client: Client, realm: str) -> None:
     if scheme == "https" or (scheme == "http" and registry_scheme == "http"):
         return
     raise RegistryError(
-        f"registry {client.registry}: refusing the token server {redact(realm)}: its scheme {scheme!r} is not allowed "
+        f"registry {client.registry}: refusing the token server {redact(realm)}"
+        f"{' (the realm redirected there)' if redirected else ''}: its scheme {scheme!r} is not allowed "
         f"for a registry reached over {registry_scheme} (credentials would be sent in cleartext)",
         hint="the registry (or something between it and you) names a token realm that is not https; ask its admins "
         "to serve the realm over https",
