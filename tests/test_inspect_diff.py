@@ -123,7 +123,7 @@ def test_a_corrupted_layer_is_reported_not_crashed_on(images, tmp_path):
     layer.write_bytes(b"\x1f\x8b" + b"garbage" * 10)
     proc = run_cli("inspect", f"oci:{copy}:v1")
     assert proc.returncode == 4, proc.stderr
-    assert "not a readable tar stream" in proc.stderr and "Traceback" not in proc.stderr
+    assert "is damaged: it should hash to" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_a_layer_whose_bytes_do_not_match_its_digest_is_refused(images, tmp_path):
@@ -135,7 +135,7 @@ def test_a_layer_whose_bytes_do_not_match_its_digest_is_refused(images, tmp_path
     first.write_bytes(second.read_bytes())  # a readable layer, under another layer's name
     proc = run_cli("inspect", f"oci:{copy}:v1")
     assert proc.returncode == 4, proc.stderr
-    assert "does not match its digest" in proc.stderr and "Traceback" not in proc.stderr
+    assert "layer 1 of 4" in proc.stderr and "it should hash to" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_inspect_and_diff_of_layouts_import_no_http_library(images):
