@@ -187,4 +187,5 @@ def spdx_document(
 
 def sbom_artifact(name: str, image: Descriptor, info: BuildInfo, record: dict[str, Any] | None, epoch: int) -> Artifact:
     doc = canonical_json(spdx_document(name, image, info, record, epoch))
-    return make_artifact(SPDX_TYPE, image, SPDX_TYPE, doc, {"org.opencontainers.image.created": rfc3339(epoch)})
+    created = {"org.opencontainers.image.created": rfc3339(epoch)}
+    return make_artifact(SPDX_TYPE, image, SPDX_TYPE, doc, created, file_name=f"{name.replace('/', '-')}.spdx.json")
