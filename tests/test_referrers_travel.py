@@ -5,6 +5,7 @@ prints the SBOM; `oras pull` of the SBOM referrer writes it as a file."""
 from __future__ import annotations
 
 import json
+import shlex
 import shutil
 import subprocess
 import tempfile
@@ -109,3 +110,21 @@ def test_oras_pull_of_the_sbom_referrer_writes_a_file(published, tmp_path):
     files = list((tmp_path / "out").iterdir())
     assert [f.name for f in files] == ["hello-root.spdx.json"], files
     assert json.loads(files[0].read_text())["spdxVersion"] == "SPDX-2.3"
+
+
+def test_the_readmes_cosign_verify_command_passes_as_written(published, tmp_path):
+    """The README's `cosign verify` line for key-signed images without a transparency log, run as written (only the
+    registry and repository changed) against an image ocibake signed on the loopback registry."""
+    from test_sign import COSIGN, cosign
+
+    _reg, repo, digest, base, env = published
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    line = next(x.strip() for x in readme.splitlines() if x.strip().startswith("cosign verify --key cosign.pub"))
+    argv = shlex.split(line.replace("127.0.0.1:5000/sos/emergency-service:v1.0.0", f"{repo}:v1"))
+    assert argv[0] == "cosign" and "--insecure-ignore-tlog=true" in argv and "--allow-http-registry" in argv
+    shutil.copy(base / "keys" / "cosign.pub", tmp_path / "cosign.pub")
+    cosign_env = {**env, "TUF_ROOT": str(tmp_path / "tuf"), "SIGSTORE_NO_CACHE": "1"}
+    proc = cosign(*argv[1:], env=cosign_env, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)[0]["critical"]["image"]["docker-manifest-digest"] == digest
+    assert COSIGN.is_file()
