@@ -40,14 +40,20 @@ def attachment_options(f: CommandT) -> CommandT:
 
 
 def make_sbom(
-    sbom: str, layout: Path, digest: str, name: str, toolchain: Toolchain, log: Callable[[str], None]
+    sbom: str,
+    layout: Path,
+    digest: str,
+    name: str,
+    toolchain: Toolchain,
+    log: Callable[[str], None],
+    source: Path | None = None,
 ) -> Artifact | None:
     """The SBOM artifact, written into ``layout`` as a referrer of ``digest``; None with --sbom none."""
     if sbom == "none":
         return None
     from ocibake.audit.sbom_attach import attach_sbom
 
-    artifact = attach_sbom(layout, digest, name, unpack=lambda path: toolchain.upx(path, ["-d", "-q"]))
+    artifact = attach_sbom(layout, digest, name, unpack=lambda path: toolchain.upx(path, ["-d", "-q"]), source=source)
     log(f"sbom      SPDX 2.3 {artifact.manifest.digest} (referrer of {digest[:19]}) in {layout}")
     return artifact
 

@@ -225,7 +225,9 @@ def run_single_platform(plan: BuildPlan, sbom: str) -> int:
         spec, plan.toolchain, log=plan.log, registry_options=plan.registry_options, toolchain_ref=plan.toolchain_ref
     )
     # the sbom line belongs with the build's lines, before the report's `next:` block
-    sbom_artifact = make_sbom(sbom, spec.output, result.image.digest, spec.name, plan.toolchain, out.log)
+    sbom_artifact = make_sbom(
+        sbom, spec.output, result.image.digest, spec.name, plan.toolchain, out.log, spec.service_dir
+    )
     if not out.json and not out.quiet:
         print_human(result, sys.stderr, tuple(push_repo_names(plan.targets)))
     pushed = push_built(plan, result, sbom_artifact)
