@@ -114,6 +114,21 @@ def test_a_multi_platform_build_pushes_the_index_under_every_tag(fresh_registry,
     assert copied.returncode == 0, copied.stderr
     _, config = manifest_and_config(tmp_path / "arm", layout_index(tmp_path / "arm")["manifests"][0]["digest"])
     assert config["architecture"] == "arm64"
+    # one SBOM per platform image, each the referrer of its platform manifest, in the layout and in the registry
+    from test_sbom import oras
+
+    for image in report["images"]:
+        found = oras("discover", "--plain-http", f"{repo}@{image['digest']}", "--format", "json")
+        assert found.returncode == 0, found.stderr
+        listed = json.loads(found.stdout)
+        referrers = listed.get("referrers") or listed.get("manifests") or []
+        assert [r["artifactType"] for r in referrers] == ["application/spdx+json"], listed
+        local = run_cli("inspect", f"oci:{tmp_path / 'o'}@{image['digest']}", "--no-files", "--json")
+        assert local.returncode == 0, local.stderr
+        assert [r["artifactType"] for r in json.loads(local.stdout)["referrers"]] == ["application/spdx+json"]
+    arm_sbom = run_cli("sbom", f"{repo}:v1", "--platform", "linux/arm64", env=env)
+    assert arm_sbom.returncode == 0, arm_sbom.stderr
+    assert json.loads(arm_sbom.stdout)["documentNamespace"].endswith(report["images"][1]["digest"].replace(":", "-"))
 
 
 def test_bad_platform_lists_fail_before_anything_is_built(tmp_path):

@@ -12,11 +12,13 @@ from typing import TYPE_CHECKING
 import click
 
 from ocibake.cli.common import CommandT
+from ocibake.oci.media_types import INDEX_TYPES
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePrivateKey
 
     from ocibake.audit.referrers import Artifact
+    from ocibake.oci.layout import Layout
     from ocibake.registry.options import RegistryOptions
     from ocibake.registry.push import PushResult
     from ocibake.toolchain.base import Toolchain
@@ -105,12 +107,12 @@ def push_layout_referrers(
     from ocibake.registry.artifacts import Remote
 
     source = Layout.open(layout)
-    for repo, digest in sorted({(t.repository, t.digest) for t in pushed.tags}):
-        found = layout_referrers(source, digest)
+    for repo, top in sorted({(t.repository, t.digest) for t in pushed.tags}):
+        found = [(digest, entry) for digest in _subjects(source, top) for entry in layout_referrers(source, digest)]
         if not found:
             continue
         with Remote(repo, options) as remote:
-            for entry in found:
+            for digest, entry in found:
                 data = source.read_blob(entry["digest"])
                 doc = json.loads(data)
                 blobs = [(d["digest"], source.read_blob(d["digest"])) for d in [doc["config"], *doc.get("layers", [])]]
@@ -121,3 +123,13 @@ def push_layout_referrers(
                     f"referrer  {entry['artifactType']} {entry['digest'][:19]} pushed to {repo} "
                     f"({'referrers API' if how == 'api' else 'tag ' + digest.replace(':', '-')})"
                 )
+
+
+def _subjects(layout: Layout, digest: str) -> list[str]:
+    """``digest`` and, for an index, every manifest it lists: each platform image has its own SBOM."""
+    try:
+        doc = json.loads(layout.read_blob(digest))
+    except ValueError:
+        return [digest]
+    children = doc.get("manifests") if isinstance(doc, dict) and doc.get("mediaType") in INDEX_TYPES else None
+    return [digest, *(str(c.get("digest")) for c in children or [] if isinstance(c, dict))]
