@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ocibake.errors import RegistryError
 from ocibake.oci.layout import Layout
 from ocibake.oci.media_types import INDEX_TYPES
 from ocibake.registry.artifacts import Remote, fallback_tag
@@ -35,6 +36,17 @@ def pulled_manifests(dest: Path, digest: str) -> list[str]:
     return out
 
 
+def _artifacts_of(remote: Remote, repo: str, subject: str) -> list[str]:
+    """References of the referrers of ``subject`` and of cosign's tags about it that the registry has."""
+    found, _how = remote.referrers(subject)
+    wanted = [f"{repo}@{d['digest']}" for d in found if isinstance(d.get("digest"), str)]
+    for suffix in COSIGN_SUFFIXES:
+        tag = fallback_tag(subject) + suffix
+        if remote.manifest(tag) is not None:
+            wanted.append(f"{repo}:{tag}")
+    return wanted
+
+
 def pull_referrers(reference: str, dest: Path, digest: str, options: RegistryOptions) -> list[str]:
     """Copy the artifacts that refer to ``digest`` (and the images under it) into ``dest`` -> their references
     (REPO@DIGEST for referrers, REPO:TAG for cosign's tags), in the order they were pulled."""
@@ -42,12 +54,10 @@ def pull_referrers(reference: str, dest: Path, digest: str, options: RegistryOpt
     wanted: list[str] = []
     with Remote(reference, options) as remote:
         for subject in pulled_manifests(dest, digest):
-            found, _how = remote.referrers(subject)
-            wanted += [f"{repo}@{d['digest']}" for d in found if isinstance(d.get("digest"), str)]
-            for suffix in COSIGN_SUFFIXES:
-                tag = fallback_tag(subject) + suffix
-                if remote.manifest(tag) is not None:
-                    wanted.append(f"{repo}:{tag}")
+            try:
+                wanted += _artifacts_of(remote, repo, subject)
+            except RegistryError as exc:  # the image is pulled; say plainly what did not come with it
+                options.log(f"warning: the referrers of {subject} could not be listed, none copied: {exc.message}")
     pulled = []
     for ref in dict.fromkeys(wanted):
         pull(ref, dest, None, options)
