@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -122,11 +123,20 @@ def _decompressor(media_type: str, magic: bytes) -> Callable[[_Hashing, Callable
     return _plain
 
 
+_CHECKED: set[tuple[object, ...]] = set()
+"""Layer files already checked in this process, by file identity: `diff A B` of images that share layers (or an
+image read twice) decompresses each shared layer once."""
+
+
 def check_layer(layout: Layout, desc: Descriptor, diff_id: str | None, what: str) -> None:
     """The layer blob's digest and size, and (``diff_id`` given) the digest of its decompressed bytes, in one pass."""
     path = layout.blob_path(desc.digest)
     try:
         with open_blob(layout.root, path) as f:
+            st = os.fstat(f.fileno())
+            key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, desc.digest, desc.size, diff_id)
+            if key in _CHECKED:
+                return
             magic = f.read(4)
             f.seek(0)
             raw = _Hashing(f)
@@ -146,6 +156,7 @@ def check_layer(layout: Layout, desc: Descriptor, diff_id: str | None, what: str
     if got != desc.digest or raw.n != desc.size:
         raise _mismatch(what, desc, got, raw.n)
     if diff_id is None:
+        _CHECKED.add(key)
         return
     if problem:
         raise DamagedImageError(f"{what} {desc.digest} cannot be decompressed ({problem})")
@@ -154,6 +165,7 @@ def check_layer(layout: Layout, desc: Descriptor, diff_id: str | None, what: str
             f"{what} {desc.digest} decompresses to sha256:{unpacked.hexdigest()}, but the config's diff_ids say "
             f"it should be {diff_id}"
         )
+    _CHECKED.add(key)
 
 
 @dataclass(frozen=True)
