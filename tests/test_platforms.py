@@ -128,6 +128,14 @@ def test_a_multi_platform_build_pushes_the_index_under_every_tag(fresh_registry,
         local = run_cli("inspect", f"oci:{tmp_path / 'o'}@{image['digest']}", "--no-files", "--json")
         assert local.returncode == 0, local.stderr
         assert [r["artifactType"] for r in json.loads(local.stdout)["referrers"]] == ["application/spdx+json"]
+    # pulled back, the index brings both platform SBOMs along
+    pulled = run_cli("pull", f"{repo}:v1", str(tmp_path / "pulled"), "--json", env=env)
+    assert pulled.returncode == 0, pulled.stderr
+    assert len(json.loads(pulled.stdout)["referrers"]) == 2
+    for image in report["images"]:
+        local = run_cli("sbom", f"oci:{tmp_path / 'pulled'}:v1", "--platform", image["platform"])
+        assert local.returncode == 0, local.stderr
+        assert json.loads(local.stdout)["documentNamespace"].endswith(image["digest"].replace(":", "-"))
     arm_sbom = run_cli("sbom", f"{repo}:v1", "--platform", "linux/arm64", env=env)
     assert arm_sbom.returncode == 0, arm_sbom.stderr
     assert json.loads(arm_sbom.stdout)["documentNamespace"].endswith(report["images"][1]["digest"].replace(":", "-"))
