@@ -104,6 +104,8 @@ def sign_remote(remote: SignatureRepository, repository: str, digest: str, key: 
             ]
         except ValueError:
             layers = []
+    if any(_signed_by(kept, data, data_digest, key.public_key()) for kept in layers):
+        return tag  # this key signed this payload already: a second signature would add nothing
     layers.append(layer)
     config = _config(layers)
     blobs = [(config.digest, config.data), (data_digest, data)]
@@ -116,6 +118,18 @@ def sign_remote(remote: SignatureRepository, repository: str, digest: str, key: 
     }
     remote.put_manifest(tag, Blob(OCI_MANIFEST, canonical_json(manifest)))
     return tag
+
+
+def _signed_by(layer: dict[str, Any], data: bytes, data_digest: str, key: ec.EllipticCurvePublicKey) -> bool:
+    """A kept signature layer over exactly ``data`` (by digest) whose signature verifies with ``key``."""
+    if layer.get("digest") != data_digest:
+        return False
+    try:
+        signature = base64.b64decode((layer.get("annotations") or {}).get(SIGNATURE_ANNOTATION, ""), validate=True)
+        key.verify(signature, data, ec.ECDSA(hashes.SHA256()))
+    except (InvalidSignature, ValueError):
+        return False
+    return True
 
 
 @dataclass(frozen=True)

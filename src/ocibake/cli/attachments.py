@@ -36,8 +36,8 @@ def attachment_options(f: CommandT) -> CommandT:
         "--sbom",
         type=click.Choice(SBOM_CHOICES),
         default="spdx",
-        show_default=True,
-        help="write an SPDX 2.3 SBOM into the layout as a referrer of the image (pushed with it)",
+        metavar="spdx|none",
+        help="write an SPDX 2.3 SBOM into the layout as a referrer of the image, pushed with it (default: spdx)",
     )(f)
 
 
@@ -86,10 +86,7 @@ def push_attachments(
                 how = remote.put_referrer(
                     artifact.manifest, artifact.blobs, digest, artifact.artifact_type, artifact.annotations
                 )
-                log(
-                    f"sbom      pushed to {repo} as a referrer of {digest[:19]} "
-                    f"({'referrers API' if how == 'api' else 'tag ' + digest.replace(':', '-')})"
-                )
+                log(f"sbom      {_referrer_outcome(how, repo, digest)}")
             if key is not None:
                 from ocibake.audit.cosign_sign import sign_remote
 
@@ -119,10 +116,14 @@ def push_layout_referrers(
                 how = remote.put_referrer(
                     Blob(entry["mediaType"], data), blobs, digest, entry["artifactType"], entry.get("annotations")
                 )
-                log(
-                    f"referrer  {entry['artifactType']} {entry['digest'][:19]} pushed to {repo} "
-                    f"({'referrers API' if how == 'api' else 'tag ' + digest.replace(':', '-')})"
-                )
+                log(f"referrer  {entry['artifactType']} {entry['digest'][:19]} {_referrer_outcome(how, repo, digest)}")
+
+
+def _referrer_outcome(how: str, repo: str, subject: str) -> str:
+    if how == "present":
+        return f"already in {repo} as a referrer of {subject[:19]}: nothing sent"
+    where = "referrers API" if how == "api" else "tag " + subject.replace(":", "-")
+    return f"pushed to {repo} as a referrer of {subject[:19]} ({where})"
 
 
 def _subjects(layout: Layout, digest: str) -> list[str]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
@@ -128,7 +128,8 @@ def spec_from_choices(choices: Choices, service_dir: Path) -> BuildSpec:
         version_package=choices.text("version_package", "main"),
         ca_bundle=choices.text("ca_bundle", "certifi"),
         zoneinfo=choices.text("zoneinfo", "tzdata"),
-        verify_binary=choices.switch("verify", True),
+        verify_binary=choices.switch("verify", True) and choices.optional_text("verify_mode") != "never",
+        verify_always=choices.optional_text("verify_mode") == "always",
         source_url=choices.optional_text("source"),
         source_date_epoch=epoch,
         upx=upx_mode(choices.optional_text("upx")),
@@ -277,7 +278,9 @@ def upx_mode(value: str | None) -> str | None:
     return text
 
 
-def make_toolchain(choices: Choices, service_dir: Path, registry: RegistryFlags, log_warnings: bool) -> Toolchain:
+def make_toolchain(
+    choices: Choices, service_dir: Path, registry: RegistryFlags, log_warnings: bool, prefix: str = ""
+) -> Toolchain:
     from ocibake.toolchain.choose import make_toolchain as make
     from ocibake.toolchain.local import LocalToolchain
 
@@ -288,11 +291,11 @@ def make_toolchain(choices: Choices, service_dir: Path, registry: RegistryFlags,
         go=text(choices.flags, "go"),
         upx=text(choices.flags, "upx_bin"),
         network=network,
-        registry_options=lambda: make_options(registry),
+        registry_options=lambda: make_options(registry, prefix=prefix),
     )
     if network and isinstance(toolchain, LocalToolchain) and log_warnings:
         print(
-            "ocibake: warning: --network applies to toolchain images; the local toolchain uses this host's "
+            f"{prefix}ocibake: warning: --network applies to toolchain images; the local toolchain uses this host's "
             "network as it is",
             file=sys.stderr,
         )
@@ -321,11 +324,3 @@ def push_targets(choices: Choices, name: str) -> list[str]:
                 hint="the build's tags (--version, --tag) are pushed; e.g. --push registry.example.com/team/app",
             )
     return targets
-
-
-def push_repo_names(targets: Sequence[str]) -> list[str]:
-    if not targets:
-        return []
-    from ocibake.registry.reference import parse_reference
-
-    return [parse_reference(t).name for t in targets]

@@ -110,7 +110,38 @@ class Remote:
         except ValueError:
             return [], "tag"
 
-    def put_blobs(self, blobs: Sequence[tuple[str, bytes]]) -> None:
+    def has_manifest(self, digest: str) -> bool:
+        what = f"HEAD manifest {digest[:19]}"
+        resp = self.client.request(
+            "HEAD",
+            f"/v2/{self.repo}/manifests/{digest}",
+            scopes=self._scopes(),
+            what=what,
+            headers={"Accept": ACCEPT},
+            repository=self.repo,
+        )
+        resp.close()
+        return resp.status_code == 200 and resp.headers.get("Docker-Content-Digest", digest) == digest
+
+    def lists_referrer(self, digest: str, subject: str) -> bool:
+        """Whether the manifest ``digest`` is in the registry and listed as a referrer of ``subject``: the fallback
+        tag is asked first (registries without the referrers API keep it; one GET), then the API."""
+        if not self.has_manifest(digest):
+            return False
+        got = self.manifest(fallback_tag(subject))
+        if got is not None:
+            try:
+                if any(m.get("digest") == digest for m in json.loads(got[0]).get("manifests") or []):
+                    return True
+            except (ValueError, AttributeError):
+                return False
+        listed, how = self.referrers(subject) if got is None else ([], "tag")
+        return how == "api" and any(m.get("digest") == digest for m in listed)
+
+    def put_blobs(self, blobs: Sequence[tuple[str, bytes]], what: str = "an artifact") -> None:
+        """Upload ``blobs`` (HEAD first); the log counts them, as the image's push does, so every blob line that
+        follows is announced by its own count."""
+        self.opts.log(f"pushing {len(blobs)} blob(s) of {what} to {self.client.registry}/{self.repo}")
         progress = Progress(self.opts)
         try:
             with tempfile.TemporaryDirectory(prefix="ocibake-artifact-") as tmp:
@@ -135,8 +166,10 @@ class Remote:
         annotations: Mapping[str, str] | None = None,
     ) -> str:
         """Push an artifact whose manifest names ``subject``; without the referrers API, add it to the fallback tag's
-        index too. -> "api" or "tag"."""
-        self.put_blobs(blobs)
+        index too. -> "api" or "tag"; "present" when the registry already holds it and lists it (nothing sent)."""
+        if self.lists_referrer(manifest.digest, subject):
+            return "present"
+        self.put_blobs(blobs, f"the referrer {manifest.digest[:19]}")
         what = f"PUT manifest {manifest.digest[:19]}"
         resp = self.client.request(
             "PUT",

@@ -39,6 +39,11 @@ ACCEPT = ", ".join((OCI_INDEX, OCI_MANIFEST, DOCKER_MANIFEST_LIST, DOCKER_MANIFE
 USER_AGENT = "ocibake"
 
 
+# What GET /v2/ said, per (registry, host, --insecure, TLS trust), for the life of the process: see Client.ping.
+_PINGED: dict[tuple[str, str, bool, str], tuple[str, bool | str, Challenge | None]] = {}
+_PINGED_LOCK = threading.Lock()
+
+
 class StreamBody(Protocol):
     """A request body read from disk as it is sent: its length known up front, closed after each attempt."""
 
@@ -207,12 +212,19 @@ class Client:
 
     def ping(self) -> str:
         """GET /v2/ once (ping.py): pick the scheme, learn the auth challenge, prove it speaks the registry API.
-        -> the base URL (scheme://host) of every request."""
+        -> the base URL (scheme://host) of every request. Asked once per process for the same registry and TLS
+        settings: a push and the referrers and signature that follow it share the answer."""
         if self.base is not None:
             return self.base
-        scheme, verify, resp = connect(self)
-        self.verify = verify
-        self.challenge = challenge_of(self.registry, resp)
+        key = (self.registry, self.host, self.opts.insecure, str(self.verify))
+        with _PINGED_LOCK:
+            known = _PINGED.get(key)
+        if known is None:
+            scheme, verify, resp = connect(self)
+            known = (scheme, verify, challenge_of(self.registry, resp))
+            with _PINGED_LOCK:
+                _PINGED[key] = known
+        scheme, self.verify, self.challenge = known
         self.base = f"{scheme}://{self.host}"
         self.trace(f"{self.registry}: {self.base}, auth {self.challenge.scheme if self.challenge else 'none'}")
         return self.base
