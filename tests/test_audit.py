@@ -213,7 +213,28 @@ def test_an_image_in_a_registry_is_audited(origin, plain_registry, tmp_path):
     assert ocibake("push", str(layout), f"{plain_registry.host}/audit/hello", "-t", "v1", env=env).returncode == 0
     proc = ocibake("audit", f"{plain_registry.host}/audit/hello:v1", "--source", str(source), "-q", env=env)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == f"reproduced: the rebuild from source is {digest}, the same image"
+    verdict = proc.stdout.strip()
+    assert verdict.startswith(f"reproduced: the rebuild from source is {digest}, the same image; checked: ")
+    assert "every blob of the image against its digest and size (6 blobs), every layer against its diff_id" in verdict
+    assert "no signature (no --key given)" in verdict and "the build record (commit " in verdict
+
+
+def test_audit_with_a_key_checks_the_signature_first_and_says_so(origin, plain_registry, tmp_path):
+    from regtools import ocibake, reg_env
+
+    source, layout, digest = origin
+    env = {**reg_env(plain_registry, tmp_path / "home"), "COSIGN_PASSWORD": ""}
+    ref = f"{plain_registry.host}/audit/signed:v1"
+    assert ocibake("push", str(layout), ref.rsplit(":", 1)[0], "-t", "v1", env=env).returncode == 0
+    assert ocibake("generate-key-pair", "--output-dir", str(tmp_path), env=env).returncode == 0
+    unsigned = ocibake("audit", ref, "--source", str(source), "--key", str(tmp_path / "cosign.pub"), env=env)
+    assert unsigned.returncode == 7 and "no signature for " + digest in unsigned.stderr, unsigned.stderr
+    assert ocibake("sign", ref, "--key", str(tmp_path / "cosign.key"), env=env).returncode == 0
+    proc = ocibake("audit", ref, "--source", str(source), "--key", str(tmp_path / "cosign.pub"), "--json", env=env)
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["reproduced"] and f"the signature (1 valid with {tmp_path / 'cosign.pub'})" in doc["checked"]
+    assert doc["checked"][-1] == "the rebuild from source with the recorded settings, compared by digest"
 
 
 def test_a_recorded_toolchain_image_must_be_given():

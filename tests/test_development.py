@@ -175,3 +175,27 @@ def test_development_on_the_toolchain_image_has_the_go_toolchain_in_the_image(
     assert (rootfs / "usr/local/bin/dlv").is_file() and [
         line.split(":")[0] for line in (rootfs / "etc/passwd").read_text().splitlines()
     ] == ["root", "nobody", "goapp"]
+
+
+def test_the_sbom_describes_the_app_and_delve_separately(dev_image, tmp_path):
+    """The SBOM of a development image describes /app from its own build information (as `go version -m` prints
+    it), and Delve as a package of its own with its own modules, a dev tool of the app, never in its place."""
+    from test_sbom import sbom_of
+    from test_sbom_content import app_packages, go_version_m
+
+    layout, digest = dev_image
+    doc = json.loads(sbom_of(layout, digest)[1])
+    rootfs = unpack(layout, "v1", tmp_path / "bundle")
+    _, app_deps = go_version_m(rootfs / "app")
+    main, listed = app_packages(doc)
+    assert main == "example.com/sos-app/emergency-service" and listed == sorted(app_deps)
+
+    _, dlv_deps = go_version_m(rootfs / "usr" / "local" / "bin" / "dlv")
+    tool, tool_listed = app_packages(doc, "SPDXRef-Tool-dlv-")
+    assert tool == "github.com/go-delve/delve" and tool_listed == sorted(dlv_deps) and len(dlv_deps) > 5
+    ids = {p["name"]: p["SPDXID"] for p in doc["packages"]}
+    assert {
+        "spdxElementId": ids["github.com/go-delve/delve"],
+        "relationshipType": "DEV_TOOL_OF",
+        "relatedSpdxElement": ids["example.com/sos-app/emergency-service"],
+    } in doc["relationships"]

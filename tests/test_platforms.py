@@ -47,12 +47,14 @@ def test_two_platforms_make_one_index_that_every_tag_names(tmp_path):
     out = tmp_path / "layout"
     report = build_platforms(out, "linux/amd64,linux/arm64", "--upx", "off")
     assert report["platforms"] == ["linux/amd64", "linux/arm64"]
-    entries = layout_index(out)["manifests"]
+    everything = layout_index(out)["manifests"]
+    entries = [e for e in everything if "org.opencontainers.image.ref.name" in e.get("annotations", {})]
     assert {e["annotations"]["org.opencontainers.image.ref.name"]: e["digest"] for e in entries} == {
         "v1": report["digest"],
         "latest": report["digest"],
     }
     assert all(e["mediaType"] == INDEX for e in entries)
+    assert len(everything) - len(entries) == 2  # untagged: one SBOM referrer per platform image
     raw = skopeo("inspect", "--raw", f"oci:{out}:v1")
     index = json.loads(raw.stdout)
     assert index["mediaType"] == INDEX
@@ -114,6 +116,29 @@ def test_a_multi_platform_build_pushes_the_index_under_every_tag(fresh_registry,
     assert copied.returncode == 0, copied.stderr
     _, config = manifest_and_config(tmp_path / "arm", layout_index(tmp_path / "arm")["manifests"][0]["digest"])
     assert config["architecture"] == "arm64"
+    # one SBOM per platform image, each the referrer of its platform manifest, in the layout and in the registry
+    from test_sbom import oras
+
+    for image in report["images"]:
+        found = oras("discover", "--plain-http", f"{repo}@{image['digest']}", "--format", "json")
+        assert found.returncode == 0, found.stderr
+        listed = json.loads(found.stdout)
+        referrers = listed.get("referrers") or listed.get("manifests") or []
+        assert [r["artifactType"] for r in referrers] == ["application/spdx+json"], listed
+        local = run_cli("inspect", f"oci:{tmp_path / 'o'}@{image['digest']}", "--no-files", "--json")
+        assert local.returncode == 0, local.stderr
+        assert [r["artifactType"] for r in json.loads(local.stdout)["referrers"]] == ["application/spdx+json"]
+    # pulled back, the index brings both platform SBOMs along
+    pulled = run_cli("pull", f"{repo}:v1", str(tmp_path / "pulled"), "--json", env=env)
+    assert pulled.returncode == 0, pulled.stderr
+    assert len(json.loads(pulled.stdout)["referrers"]) == 2
+    for image in report["images"]:
+        local = run_cli("sbom", f"oci:{tmp_path / 'pulled'}:v1", "--platform", image["platform"])
+        assert local.returncode == 0, local.stderr
+        assert json.loads(local.stdout)["documentNamespace"].endswith(image["digest"].replace(":", "-"))
+    arm_sbom = run_cli("sbom", f"{repo}:v1", "--platform", "linux/arm64", env=env)
+    assert arm_sbom.returncode == 0, arm_sbom.stderr
+    assert json.loads(arm_sbom.stdout)["documentNamespace"].endswith(report["images"][1]["digest"].replace(":", "-"))
 
 
 def test_bad_platform_lists_fail_before_anything_is_built(tmp_path):

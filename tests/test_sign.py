@@ -228,12 +228,11 @@ def keys(tmp_path_factory):
     return out
 
 
-@pytest.mark.parametrize(("command", "key"), [("sign", "cosign.key"), ("verify", "cosign.pub")])
-def test_sign_and_verify_refuse_an_oci_layout_in_one_line(keys, command, key):
-    proc = ocibake(command, "oci:dist/oci/emergency-service:v1.0.0", "--key", str(keys / key), env=KEY_ENV)
+def test_sign_refuses_an_oci_layout_in_one_line(keys):
+    proc = ocibake("sign", "oci:dist/oci/emergency-service:v1.0.0", "--key", str(keys / "cosign.key"), env=KEY_ENV)
     assert proc.returncode == 4, proc.stderr
     first, *rest = proc.stderr.splitlines()
-    assert "sign and verify work on registry references" in first
+    assert "sign works on registry references" in first
     assert len(rest) == 1 and "ocibake push" in rest[0] and "Traceback" not in proc.stderr
 
 

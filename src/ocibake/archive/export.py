@@ -16,6 +16,7 @@ from ocibake.oci import json_doc
 from ocibake.oci.layout import Layout
 from ocibake.oci.names import NAME_RE
 from ocibake.oci.platform import Platform
+from ocibake.oci.verified import verify_tree
 
 TITLE = "org.opencontainers.image.title"
 
@@ -40,8 +41,13 @@ def export(
     ``platform``: which image of a multi-platform tag a docker-archive holds (default: this host's)."""
     layout = Layout.open(layout_path)
     if target.kind == "oci-archive":
-        return write_oci_archive(layout, choose(layout, tags, None), target.path)
+        chosen = choose(layout, tags, None)
+        for c in chosen:  # nothing damaged is exported: every blob of every image under the tag is checked first
+            verify_tree(layout, c.top, f"{layout_path}:{c.tag}")
+        return write_oci_archive(layout, chosen, target.path)
     chosen = choose(layout, tags, platform)
+    for c in chosen:
+        verify_tree(layout, c.manifest, f"{layout_path}:{c.tag}")
     # each image under its own name (a layout may hold several services); --name renames them all
     names = {c.manifest.digest: name or default_name(layout, c) for c in chosen}
     for each in sorted(set(names.values())):

@@ -9,15 +9,16 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ocibake.errors import InputError
+from ocibake.errors import InputError, RegistryError
 from ocibake.oci.image import Descriptor
 from ocibake.oci.layout import Layout
-from ocibake.oci.media_types import INDEX_TYPES, MANIFEST_TYPES
+from ocibake.oci.media_types import INDEX_TYPES, MANIFEST_TYPES, REF_NAME
 from ocibake.oci.names import DIGEST_RE
+from ocibake.oci.verified import DamagedImageError, read_document, read_index, verified_image, verify_tree
 
 if TYPE_CHECKING:
     from ocibake.registry.options import RegistryOptions
@@ -60,6 +61,7 @@ class OpenedImage:
     manifest: dict[str, Any]
     config: dict[str, Any]
     remote: str | None = None  # REGISTRY/REPO when the image came from a registry
+    blobs_checked: int = 0  # index, manifest, config and layers checked by the verified reader
 
     @property
     def digest(self) -> str:
@@ -90,14 +92,12 @@ class OpenedImage:
 def read_image(
     reference: str, layout: Layout, desc: Descriptor, remote: str | None = None, platform: str | None = None
 ) -> OpenedImage:
-    data = layout.read_blob(desc.digest)
-    try:
-        doc = json.loads(data)
-    except ValueError:
-        raise InputError(f"{reference}: manifest {desc.digest[:19]} is not JSON", hint="the image is damaged") from None
+    """The image ``desc`` names (an index: its one image, or the one for ``platform``), read through the verified
+    reader: every blob checked against its digest and size, every layer against its diff_id."""
+    doc = _verified_doc(reference, layout, desc)
     media_type = doc.get("mediaType") or desc.media_type
     if media_type in INDEX_TYPES:
-        children = [Descriptor.from_json(m) for m in doc.get("manifests") or [] if m.get("mediaType") in MANIFEST_TYPES]
+        children = [c for c in read_index(layout, desc, reference) if c.media_type in MANIFEST_TYPES]
         if platform:
             children = [c for c in children if c.platform is not None and str(c.platform) == platform]
         if len(children) != 1:
@@ -106,30 +106,41 @@ def read_image(
                 f"{reference} is an index of {len(children)} images",
                 hint=f"name one with --platform (platforms: {plats}) or by its digest",
             )
-        return read_image(reference, layout, children[0], remote)
+        image = read_image(reference, layout, children[0], remote)
+        return replace(image, blobs_checked=image.blobs_checked + 1)
     if media_type not in MANIFEST_TYPES:
         raise InputError(
             f"{reference} is not an image (media type {media_type!r})",
             hint="give the reference of an image, not of an artifact",
         )
-    config_desc = doc.get("config") or {}
-    try:
-        config = json.loads(layout.read_blob(str(config_desc.get("digest", ""))))
-    except ValueError:
-        raise InputError(f"{reference}: its config is not JSON", hint="the image is damaged") from None
+    checked = verified_image(layout, Descriptor(media_type, desc.digest, desc.size, {}, desc.platform), reference)
     return OpenedImage(
         reference,
         layout,
         Descriptor(media_type, desc.digest, desc.size, desc.annotations, desc.platform),
-        doc,
-        config,
+        checked.manifest,
+        checked.config,
         remote,
+        checked.blobs,
     )
+
+
+def _verified_doc(reference: str, layout: Layout, desc: Descriptor) -> dict[str, Any]:
+    data = read_document(layout, desc, f"{reference}: manifest")
+    try:
+        doc = json.loads(data)
+    except ValueError:
+        raise DamagedImageError(f"{reference}: manifest {desc.digest} is not JSON") from None
+    if not isinstance(doc, dict):
+        raise DamagedImageError(f"{reference}: manifest {desc.digest} is not a JSON object")
+    return doc
 
 
 def only_image(layout: Layout, path: Path) -> Descriptor:
     """The layout's one image (however many tags name it; referrers are not images), else InputError."""
-    manifests = layout.manifests()
+    from ocibake.audit.layout_signatures import is_artifact_tag
+
+    manifests = [d for d in layout.manifests() if not is_artifact_tag(d.annotations.get(REF_NAME, ""))]
     referrers = {d.digest for d in manifests if _is_referrer(layout, d)}
     images = list({d.digest: d for d in manifests if d.digest not in referrers}.values())
     if len(images) == 1:
@@ -142,22 +153,30 @@ def only_image(layout: Layout, path: Path) -> Descriptor:
     )
 
 
-def open_layout_image(text: str, platform: str | None = None) -> OpenedImage:
+def layout_descriptor(text: str) -> tuple[Layout, Descriptor]:
+    """The layout and the manifest or index descriptor `oci:DIR[:TAG|@DIGEST]` names (nothing read but index.json
+    and, for a digest index.json does not list, that one document, checked against the digest)."""
     ref = parse_layout_ref(text)
     layout = Layout.open(ref.path)
     if ref.digest:
         found = [d for d in layout.manifests() if d.digest == ref.digest]
         if found:
-            desc = found[0]
-        elif layout.blob_path(ref.digest).is_file():
+            return layout, found[0]
+        if layout.blob_path(ref.digest).is_file():
             data = layout.read_blob(ref.digest)
-            desc = Descriptor(json.loads(data).get("mediaType", ""), ref.digest, len(data))
-        else:
-            raise InputError(f"{ref.digest} is not in {ref.path}", hint="check the digest, or name a tag")
-    elif ref.tag is None:
-        desc = only_image(layout, ref.path)
-    else:
-        desc = layout.resolve(ref.tag)
+            try:
+                media_type = str(json.loads(data).get("mediaType", ""))
+            except (ValueError, AttributeError):
+                raise DamagedImageError(f"{text}: {ref.digest} is not a JSON manifest or index") from None
+            return layout, Descriptor(media_type, ref.digest, len(data))
+        raise InputError(f"{ref.digest} is not in {ref.path}", hint="check the digest, or name a tag")
+    if ref.tag is None:
+        return layout, only_image(layout, ref.path)
+    return layout, layout.resolve(ref.tag)
+
+
+def open_layout_image(text: str, platform: str | None = None) -> OpenedImage:
+    layout, desc = layout_descriptor(text)
     return read_image(text, layout, desc, None, platform)
 
 
@@ -169,12 +188,15 @@ def _is_referrer(layout: Layout, desc: Descriptor) -> bool:
 
 
 @contextmanager
-def open_image(
+def located(
     text: str, registry_options: Callable[[], RegistryOptions] | None = None, platform: str | None = None
-) -> Iterator[OpenedImage]:
-    """An image from `oci:...` or a registry; a pulled one lives in a temporary layout until the block ends."""
+) -> Iterator[tuple[Layout, Descriptor, str | None]]:
+    """(layout, descriptor, REGISTRY/REPO or None) for `oci:...` or a registry reference. A registry image is pulled
+    (every download checked as it streams) into a temporary layout that lives until the block ends; a blob the
+    registry serves with other bytes is a DamagedImageError, as in a layout."""
     if text.startswith("oci:"):
-        yield open_layout_image(text, platform)
+        layout, desc = layout_descriptor(text)
+        yield layout, desc, None
         return
     from ocibake.registry.pull import pull
     from ocibake.registry.reference import parse_reference
@@ -191,9 +213,33 @@ def open_image(
         raise
     tmp = Path(tempfile.mkdtemp(prefix="ocibake-inspect-"))
     try:
-        result = pull(text, tmp / "layout", platform, options)
+        try:
+            result = pull(text, tmp / "layout", platform, options)
+        except RegistryError as exc:
+            if exc.code != "DIGEST_INVALID":
+                raise
+            raise DamagedImageError(f"{text}: {exc.message}") from None
         layout = Layout.open(tmp / "layout")
         desc = next((d for d in layout.manifests() if d.digest == result.digest), None) or layout.resolve(None)
-        yield read_image(text, layout, desc, ref.name, platform)
+        yield layout, desc, ref.name
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextmanager
+def open_image(
+    text: str, registry_options: Callable[[], RegistryOptions] | None = None, platform: str | None = None
+) -> Iterator[OpenedImage]:
+    """An image from `oci:...` or a registry, read through the verified reader (see read_image)."""
+    with located(text, registry_options, platform) as (layout, desc, remote):
+        yield read_image(text, layout, desc, remote, platform)
+
+
+@contextmanager
+def open_verified(
+    text: str, registry_options: Callable[[], RegistryOptions] | None = None
+) -> Iterator[tuple[Layout, Descriptor, str | None, int]]:
+    """What REF names, an index or an image, with every blob under it checked (verify_tree) -> (layout,
+    descriptor, REGISTRY/REPO or None, blobs checked). For commands that act on the whole of it: sign, verify."""
+    with located(text, registry_options) as (layout, desc, remote):
+        yield layout, desc, remote, verify_tree(layout, desc, text)

@@ -3,6 +3,7 @@ mode, owner), the build record, and the referrers (SBOM, signatures) in the layo
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -12,6 +13,7 @@ from ocibake.audit.referrers import layout_referrers
 from ocibake.audit.sbom import SPDX_TYPE
 from ocibake.errors import InputError
 from ocibake.oci.limits import ARTIFACT_BLOB_MAX_BYTES
+from ocibake.oci.verified import CHECKED
 from ocibake.units import human_size
 
 if TYPE_CHECKING:
@@ -35,7 +37,12 @@ def config_summary(config: dict[str, Any]) -> dict[str, Any]:
         "env": runtime.get("Env"),
         "working_dir": runtime.get("WorkingDir"),
         "exposed_ports": sorted(runtime.get("ExposedPorts") or {}),
+        "healthcheck": runtime.get("Healthcheck"),
+        "stop_signal": runtime.get("StopSignal"),
+        "volumes": sorted(runtime.get("Volumes") or {}),
         "labels": labels,
+        # every field of the runtime config as it is (the build record label aside: it has its own section)
+        "runtime": {k: v if k != "Labels" else labels for k, v in sorted(runtime.items())},
     }
 
 
@@ -82,8 +89,6 @@ def _remote_reader(remote: Remote, manifest_digest: str) -> Callable[[str], byte
 
 def sbom_summary(read_blob: Callable[[str], bytes], manifest_digest: str, image_digest: str) -> dict[str, Any]:
     """What an SBOM referrer says; its manifest and blob are checked against their digests (InputError if not)."""
-    import json
-
     from ocibake.audit.sbom_attach import check_sbom
 
     try:
@@ -163,6 +168,7 @@ def inspect_image(
         "build_record": image.build_record,
         "referrers": referrers,
         "referrers_from": how,
+        "checked": f"{image.blobs_checked} blobs: {CHECKED}",
     }
 
 
@@ -177,6 +183,39 @@ def record_value(value: object) -> str:
     return str(value)
 
 
+RUNTIME_NAMES = {
+    "User": "user",
+    "Entrypoint": "entrypoint",
+    "Cmd": "cmd",
+    "WorkingDir": "workdir",
+    "Env": "env",
+    "ExposedPorts": "ports",
+    "Healthcheck": "healthcheck",
+    "StopSignal": "stopsignal",
+    "Volumes": "volumes",
+}
+
+
+def runtime_lines(runtime: dict[str, Any]) -> list[tuple[str, str]]:
+    """Every runtime config field as (name, value) lines: one line per Env entry; labels are printed apart."""
+    lines: list[tuple[str, str]] = []
+    for key, value in runtime.items():
+        if key == "Labels":
+            continue
+        name = RUNTIME_NAMES.get(key, key.lower())
+        if key == "Env":
+            lines += [(name, str(e)) for e in value or []] or [(name, "-")]
+        elif key == "Healthcheck" and isinstance(value, dict):
+            lines.append((name, ", ".join(f"{k} {json.dumps(v)}" for k, v in sorted(value.items()))))
+        elif isinstance(value, dict):
+            lines.append((name, ", ".join(sorted(value)) or "-"))
+        elif isinstance(value, list):
+            lines.append((name, json.dumps(value)))
+        else:
+            lines.append((name, str(value) if value not in (None, "") else "-"))
+    return lines
+
+
 def _owner(f: dict[str, Any]) -> str:
     return f"{f['uid']}:{f['gid']}"
 
@@ -189,7 +228,9 @@ def print_inspect(doc: dict[str, Any], out: TextIO) -> None:
     w(f"digest      {doc['digest']}\n")
     w(f"platform    {plat}\n")
     w(f"created     {cfg['created']}\n")
-    w(f"user        {cfg['user']}   entrypoint {cfg['entrypoint']}   ports {', '.join(cfg['exposed_ports']) or '-'}\n")
+    w(f"checked     {doc['checked']}\n")
+    for name, value in runtime_lines(cfg["runtime"]):
+        w(f"{name:<11} {value}\n")
     w(f"size        {human_size(doc['size'])} compressed, {len(doc['layers'])} layers\n")
     for key, value in sorted(cfg["labels"].items()):
         w(f"label       {key}={value}\n")

@@ -41,15 +41,17 @@ class AuditResult:
     causes: tuple[str, ...] = ()
     diff: ImageDiff | None = None
     unchecked: tuple[str, ...] = field(default_factory=tuple)
+    checked: tuple[str, ...] = ()  # what the verdict rests on, in the order it was checked
 
     @property
     def reproduced(self) -> bool:
         return self.digest == self.rebuilt
 
     def verdict(self) -> str:
+        checked = f"; checked: {'; '.join(self.checked)}" if self.checked else ""
         if self.reproduced:
-            return f"reproduced: the rebuild from source is {self.rebuilt}, the same image"
-        return f"NOT reproduced: the image is {self.digest}, the rebuild {self.rebuilt}"
+            return f"reproduced: the rebuild from source is {self.rebuilt}, the same image{checked}"
+        return f"NOT reproduced: the image is {self.digest}, the rebuild {self.rebuilt}{checked}"
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -58,6 +60,7 @@ class AuditResult:
             "rebuilt": self.rebuilt,
             "reproduced": self.reproduced,
             "verdict": self.verdict(),
+            "checked": list(self.checked),
             "warnings": list(self.warnings),
             "probable_causes": list(self.causes),
             "diff": self.diff.as_json() if self.diff else None,
@@ -186,8 +189,29 @@ def check_toolchain(record: dict[str, Any], toolchain: Toolchain, source: Path, 
         warnings.append(f"the local go is {local}, the image was built with {wanted_go}: the rebuild will differ")
 
 
-def audit(image: OpenedImage, source: Path, toolchain: Toolchain, log: Log = lambda s: None) -> AuditResult:
+def what_was_checked(image: OpenedImage, record: dict[str, Any], signature: str | None) -> tuple[str, ...]:
+    """The checks an audit's verdict rests on, in plain words (the rebuild itself is the last)."""
+    go = (record.get("go") or {}).get("version")
+    return (
+        (
+            f"every blob of the image against its digest and size ({image.blobs_checked} blobs), every layer against "
+            "its diff_id"
+        ),
+        signature or "no signature (no --key given)",
+        (
+            f"the build record (commit {str(record.get('commit'))[:12]}, {go}, target {record.get('target')}, "
+            f"{record.get('platform')})"
+        ),
+        "the rebuild from source with the recorded settings, compared by digest",
+    )
+
+
+def audit(
+    image: OpenedImage, source: Path, toolchain: Toolchain, log: Log = lambda s: None, signature: str | None = None
+) -> AuditResult:
+    """Rebuild ``image`` from ``source`` and compare; ``signature`` says how its signature was checked (None: not)."""
     record = require_record(image)
+    checked = what_was_checked(image, record, signature)
     found = service_dir(source, record)
     if found != source:
         log(f"{source} holds no go.mod: using {found}, whose go.mod declares {record.get('module')}")
@@ -213,10 +237,12 @@ def audit(image: OpenedImage, source: Path, toolchain: Toolchain, log: Log = lam
         )
         result = bake(spec, toolchain, log=log)
         if result.image.digest == image.digest:
-            return AuditResult(image.reference, image.digest, result.image.digest, tuple(warnings))
+            return AuditResult(image.reference, image.digest, result.image.digest, tuple(warnings), checked=checked)
         rebuilt = open_layout_image(f"oci:{tmp / 'rebuilt'}@{result.image.digest}")
         d = diff_images(image, rebuilt)
         causes = probable_causes(d, image, rebuilt, changed, toolchain)
-        return AuditResult(image.reference, image.digest, result.image.digest, tuple(warnings), tuple(causes), d)
+        return AuditResult(
+            image.reference, image.digest, result.image.digest, tuple(warnings), tuple(causes), d, checked=checked
+        )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

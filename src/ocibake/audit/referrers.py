@@ -16,6 +16,7 @@ from ocibake.oci.media_types import OCI_MANIFEST
 
 EMPTY_TYPE = "application/vnd.oci.empty.v1+json"
 EMPTY_JSON = b"{}"
+TITLE = "org.opencontainers.image.title"
 
 
 @dataclass(frozen=True)
@@ -37,8 +38,14 @@ class Artifact:
 
 
 def make_artifact(
-    artifact_type: str, subject: Descriptor, layer_type: str, data: bytes, annotations: dict[str, str]
+    artifact_type: str,
+    subject: Descriptor,
+    layer_type: str,
+    data: bytes,
+    annotations: dict[str, str],
+    file_name: str = "",
 ) -> Artifact:
+    """An artifact of one layer; ``file_name`` becomes the layer's title annotation, the file `oras pull` writes."""
     layer = Blob(layer_type, data)
     empty = Blob(EMPTY_TYPE, EMPTY_JSON)
     manifest = {
@@ -46,7 +53,7 @@ def make_artifact(
         "mediaType": OCI_MANIFEST,
         "artifactType": artifact_type,
         "config": empty.descriptor().as_json(),
-        "layers": [layer.descriptor().as_json()],
+        "layers": [layer.descriptor(annotations={TITLE: file_name} if file_name else None).as_json()],
         "subject": Descriptor(subject.media_type, subject.digest, subject.size).as_json(),
         "annotations": dict(annotations),
     }

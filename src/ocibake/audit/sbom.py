@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import re
+from collections.abc import Sequence
 from typing import Any
 
 import ocibake
@@ -68,6 +69,8 @@ def _module_package(mod: Module, spdx_id: str, purpose: str) -> dict[str, Any]:
     if checksum:
         pkg["checksums"] = [{"algorithm": "SHA256", "checksumValue": checksum}]
         pkg["comment"] = f"go.sum {used.sum}"
+    elif purpose != "APPLICATION":  # SPDX has no NOASSERTION checksum: the comment says it instead of staying silent
+        pkg["comment"] = "go.sum NOASSERTION: neither go's build information nor the source's go.sum has its checksum"
     if mod.replace is not None:
         pkg["sourceInfo"] = f"replaced by {mod.replace.path} {mod.replace.version}".strip()
     return pkg
@@ -150,6 +153,28 @@ def _go_packages(info: BuildInfo, created: str) -> _Graph:
     return packages, relationships
 
 
+def _tool_packages(path: str, info: BuildInfo, app_id: str) -> _Graph:
+    """A Go program the image carries beside the app (Delve in development): its own main module, Go release and
+    dependencies, under ids of their own, contained in the image and related to the app as its tool, never in its
+    place."""
+    tool = path.rsplit("/", 1)[-1]
+    main_id = _spdx_id("Tool", tool, info.main.path or info.path)
+    go_id = _spdx_id("Tool", tool, "go")
+    main = _module_package(info.main, main_id, "APPLICATION")
+    main["summary"] = f"{path} in the image: main package {info.path}, built by {info.go_version}"
+    packages = [main, {**_go_package(info), "SPDXID": go_id}]
+    relationships = [
+        _relationship(IMAGE_ID, "CONTAINS", main_id),
+        _relationship(main_id, "DEV_TOOL_OF", app_id),
+        _relationship(main_id, "DEPENDS_ON", go_id),
+    ]
+    for dep in sorted(info.deps, key=lambda m: m.path):
+        dep_id = _spdx_id("Tool", tool, "Module", dep.path, (dep.replace or dep).version)
+        packages.append(_module_package(dep, dep_id, "LIBRARY"))
+        relationships.append(_relationship(main_id, "DEPENDS_ON", dep_id))
+    return packages, relationships
+
+
 def _data_packages(record: dict[str, Any] | None) -> _Graph:
     """The CA bundle and the zoneinfo data the build record names, in the image."""
     layers = (record or {}).get("layers") or {}
@@ -163,11 +188,30 @@ def _data_packages(record: dict[str, Any] | None) -> _Graph:
 
 
 def spdx_document(
-    name: str, image: Descriptor, info: BuildInfo, record: dict[str, Any] | None, epoch: int
+    name: str,
+    image: Descriptor,
+    info: BuildInfo,
+    record: dict[str, Any] | None,
+    epoch: int,
+    tools: Sequence[tuple[str, BuildInfo]] = (),
+    extra: _Graph = ([], []),
 ) -> dict[str, Any]:
+    """``tools``: other Go programs in the image (Delve); ``extra``: packages and relationships found elsewhere (the
+    base image and its package database)."""
     created = rfc3339(epoch)
     go_packages, go_relationships = _go_packages(info, created)
     data_packages, data_relationships = _data_packages(record)
+    app_id = _spdx_id("Module", info.main.path or info.path)
+    for path, tool in tools:
+        tool_packages, tool_relationships = _tool_packages(path, tool, app_id)
+        data_packages += tool_packages
+        data_relationships += tool_relationships
+    seen = {p["SPDXID"] for p in [*go_packages, *data_packages]}
+    for pkg in extra[0]:
+        if pkg["SPDXID"] not in seen:  # one package per id (a database listing a name twice keeps the first)
+            seen.add(pkg["SPDXID"])
+            data_packages.append(pkg)
+    data_relationships += extra[1]
     return {
         "spdxVersion": "SPDX-2.3",
         "dataLicense": "CC0-1.0",
@@ -185,6 +229,15 @@ def spdx_document(
     }
 
 
-def sbom_artifact(name: str, image: Descriptor, info: BuildInfo, record: dict[str, Any] | None, epoch: int) -> Artifact:
-    doc = canonical_json(spdx_document(name, image, info, record, epoch))
-    return make_artifact(SPDX_TYPE, image, SPDX_TYPE, doc, {"org.opencontainers.image.created": rfc3339(epoch)})
+def sbom_artifact(
+    name: str,
+    image: Descriptor,
+    info: BuildInfo,
+    record: dict[str, Any] | None,
+    epoch: int,
+    tools: Sequence[tuple[str, BuildInfo]] = (),
+    extra: _Graph = ([], []),
+) -> Artifact:
+    doc = canonical_json(spdx_document(name, image, info, record, epoch, tools, extra))
+    created = {"org.opencontainers.image.created": rfc3339(epoch)}
+    return make_artifact(SPDX_TYPE, image, SPDX_TYPE, doc, created, file_name=f"{name.replace('/', '-')}.spdx.json")

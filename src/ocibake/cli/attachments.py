@@ -12,11 +12,13 @@ from typing import TYPE_CHECKING
 import click
 
 from ocibake.cli.common import CommandT
+from ocibake.oci.media_types import INDEX_TYPES
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePrivateKey
 
     from ocibake.audit.referrers import Artifact
+    from ocibake.oci.layout import Layout
     from ocibake.registry.options import RegistryOptions
     from ocibake.registry.push import PushResult
     from ocibake.toolchain.base import Toolchain
@@ -40,14 +42,20 @@ def attachment_options(f: CommandT) -> CommandT:
 
 
 def make_sbom(
-    sbom: str, layout: Path, digest: str, name: str, toolchain: Toolchain, log: Callable[[str], None]
+    sbom: str,
+    layout: Path,
+    digest: str,
+    name: str,
+    toolchain: Toolchain,
+    log: Callable[[str], None],
+    source: Path | None = None,
 ) -> Artifact | None:
     """The SBOM artifact, written into ``layout`` as a referrer of ``digest``; None with --sbom none."""
     if sbom == "none":
         return None
     from ocibake.audit.sbom_attach import attach_sbom
 
-    artifact = attach_sbom(layout, digest, name, unpack=lambda path: toolchain.upx(path, ["-d", "-q"]))
+    artifact = attach_sbom(layout, digest, name, unpack=lambda path: toolchain.upx(path, ["-d", "-q"]), source=source)
     log(f"sbom      SPDX 2.3 {artifact.manifest.digest} (referrer of {digest[:19]}) in {layout}")
     return artifact
 
@@ -98,12 +106,12 @@ def push_layout_referrers(
     from ocibake.registry.artifacts import Remote
 
     source = Layout.open(layout)
-    for repo, digest in sorted({(t.repository, t.digest) for t in pushed.tags}):
-        found = layout_referrers(source, digest)
+    for repo, top in sorted({(t.repository, t.digest) for t in pushed.tags}):
+        found = [(digest, entry) for digest in _subjects(source, top) for entry in layout_referrers(source, digest)]
         if not found:
             continue
         with Remote(repo, options) as remote:
-            for entry in found:
+            for digest, entry in found:
                 data = source.read_blob(entry["digest"])
                 doc = json.loads(data)
                 blobs = [
@@ -121,3 +129,13 @@ def _referrer_outcome(how: str, repo: str, subject: str) -> str:
         return f"already in {repo} as a referrer of {subject[:19]}: nothing sent"
     where = "referrers API" if how == "api" else "tag " + subject.replace(":", "-")
     return f"pushed to {repo} as a referrer of {subject[:19]} ({where})"
+
+
+def _subjects(layout: Layout, digest: str) -> list[str]:
+    """``digest`` and, for an index, every manifest it lists: each platform image has its own SBOM."""
+    try:
+        doc = json.loads(layout.read_blob(digest))
+    except ValueError:
+        return [digest]
+    children = doc.get("manifests") if isinstance(doc, dict) and doc.get("mediaType") in INDEX_TYPES else None
+    return [digest, *(str(c.get("digest")) for c in children or [] if isinstance(c, dict))]

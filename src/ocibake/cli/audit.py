@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -17,6 +19,28 @@ from ocibake.cli.diff import DIFFERENT
 from ocibake.cli.group import CONTEXT
 from ocibake.cli.inspect import options_factory
 from ocibake.cli.registry_options import registry_options
+
+if TYPE_CHECKING:
+    from ocibake.audit.image_source import OpenedImage
+    from ocibake.registry.options import RegistryOptions
+
+
+def check_signature(image: OpenedImage, key_path: str, make: Callable[[], RegistryOptions]) -> str:
+    """The image's cosign signature checked with ``key_path`` (in its layout, or in its registry) -> what was
+    checked; SignatureError (exit 7) when none verifies."""
+    from ocibake.audit.cosign_keys import load_public_key
+    from ocibake.audit.cosign_sign import verify_remote
+    from ocibake.audit.layout_signatures import LayoutSignatures
+
+    key = load_public_key(Path(key_path))
+    if image.remote is None:
+        result = verify_remote(LayoutSignatures(image.layout), image.digest, key)
+    else:
+        from ocibake.registry.artifacts import Remote
+
+        with Remote(image.reference, make()) as remote:
+            result = verify_remote(remote, image.digest, key)
+    return f"the signature ({result.signatures} valid with {key_path})"
 
 
 @click.command(
@@ -35,6 +59,9 @@ from ocibake.cli.registry_options import registry_options
 @click.option("--go", metavar="PATH", help="the go program to use with a local toolchain (default: go on PATH)")
 @click.option("--upx-bin", metavar="PATH", help="the upx program to use with a local toolchain (default: upx on PATH)")
 @click.option("--platform", help="os/arch[/variant]: the image to audit in an index")
+@click.option(
+    "--key", "key_path", metavar="PATH", help="cosign.pub: check the image's signature first (exit 7 if none)"
+)
 @output_options()
 @registry_options
 def audit(
@@ -44,6 +71,7 @@ def audit(
     go: str | None,
     upx_bin: str | None,
     platform: str | None,
+    key_path: str | None,
     verbose: bool,
     quiet: bool,
     json_output: bool,
@@ -71,7 +99,8 @@ def audit(
     make = options_factory(out, insecure, ca_cert, username, password_stdin, timeout)
     tc = make_toolchain(toolchain, go=go, upx=upx_bin, registry_options=make)
     with open_image(ref, make, platform) as image:
-        result = run_audit(image, source_dir, tc, log=out.log)
+        signature = check_signature(image, key_path, make) if key_path else None
+        result = run_audit(image, source_dir, tc, log=out.log, signature=signature)
     if out.json:
         print(json.dumps(result.as_json(), indent=2, sort_keys=True, default=str))
     else:

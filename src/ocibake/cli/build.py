@@ -232,7 +232,9 @@ def run_single_platform(plan: BuildPlan, sbom: str) -> int:
         spec, plan.toolchain, log=plan.log, registry_options=plan.registry_options, toolchain_ref=plan.toolchain_ref
     )
     # the sbom line belongs with the build's lines; the `next:` block comes last, after the push
-    sbom_artifact = make_sbom(sbom, spec.output, result.image.digest, spec.name, plan.toolchain, out.log)
+    sbom_artifact = make_sbom(
+        sbom, spec.output, result.image.digest, spec.name, plan.toolchain, out.log, spec.service_dir
+    )
     if not out.json and not out.quiet:
         print_human(result, sys.stderr)
     pushed = push_built(plan, result, sbom_artifact)

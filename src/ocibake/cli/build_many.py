@@ -147,7 +147,9 @@ class _Builder:
             registry_options=lambda: make_options(self.registry, prefix=prefix),
             toolchain_ref=toolchain_reference(planned.choices, planned.service_dir),
         )
-        sbom_artifact = make_sbom(self.sbom, spec.output, result.image.digest, spec.name, toolchain, log)
+        sbom_artifact = make_sbom(
+            self.sbom, spec.output, result.image.digest, spec.name, toolchain, log, spec.service_dir
+        )
         pushed = None
         if planned.targets:
             try:

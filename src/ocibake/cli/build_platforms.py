@@ -77,8 +77,10 @@ def run_platforms(plan: BuildPlan, sbom: str) -> int:
     """Build one image per platform and the index that joins them, push them with --push, write the archive --output
     names; stdout: the index's reference, or one REPO:TAG@DIGEST line per pushed tag, or the JSON report."""
     from ocibake.builder.multi import bake_platforms
+    from ocibake.cli.attachments import make_sbom, push_layout_referrers
     from ocibake.cli.build_plan import push_built
     from ocibake.cli.export import write_build_archive
+    from ocibake.cli.registry_options import make_options
 
     out = plan.out
     result = bake_platforms(
@@ -91,9 +93,12 @@ def run_platforms(plan: BuildPlan, sbom: str) -> int:
     )
     if not out.json and not out.quiet:
         print_platforms_human(result, sys.stderr)
-    if sbom != "none":
-        out.log("sbom      not written: SBOMs are made for single-platform builds for now")
+    if sbom != "none":  # one SBOM per platform image, each the referrer of its platform manifest (as ko does)
+        for r in result.images:
+            make_sbom(sbom, result.layout, r.image.digest, result.name, plan.toolchain, out.log, plan.spec.service_dir)
     pushed = push_built(plan, result, None)
+    if pushed is not None and sbom != "none":
+        push_layout_referrers(result.layout, pushed, make_options(plan.registry), out.log)
     if plan.archive is not None:  # a docker-archive takes this host's platform from the index, and says so
         write_build_archive(plan.archive, result, None, log=out.log)
     print_platforms_result(result, out=sys.stdout, err=sys.stderr, json_output=out.json, quiet=out.quiet, pushed=pushed)

@@ -30,6 +30,7 @@ COMMANDS = {
     "generate-key-pair": ("ocibake.cli.sign:generate_key_pair", "write cosign.key and cosign.pub, as cosign does"),
     "sign": ("ocibake.cli.sign:sign", "sign an image in a registry (cosign's format)"),
     "verify": ("ocibake.cli.sign:verify", "check an image's cosign signature (exit 7 when none is valid)"),
+    "sbom": ("ocibake.cli.sbom:sbom", "print or write an image's SBOM (its SPDX referrer)"),
     "layout": ("ocibake.cli.layout:layout", "check or repair an OCI image layout"),
     "run": ("ocibake.cli.run:run", "run an image rootless, without Docker; --watch: rebuild and restart on changes"),
 }

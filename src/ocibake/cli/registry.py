@@ -120,6 +120,13 @@ def push(
     is_flag=True,
     help="let the tag move from an image of another name (or version) in DIR to the pulled one",
 )
+@click.option(
+    "--no-referrers",
+    "referrers",
+    flag_value=False,
+    default=True,
+    help="pull only the image, not the SBOMs, signatures and attestations that refer to it",
+)
 @output_options(TRACE_HELP)
 @registry_options
 def pull(
@@ -127,6 +134,7 @@ def pull(
     dest: str,
     platform: str | None,
     force_tags: bool,
+    referrers: bool,
     verbose: bool,
     quiet: bool,
     json_output: bool,
@@ -139,26 +147,26 @@ def pull(
     """Pull an image (or index) into an OCI layout.
 
     Pull REF into the OCI layout DIR, verifying every digest. An index is pulled whole, or only the image for
-    --platform.
+    --platform. The SBOMs, signatures and attestations that refer to what was pulled come along (referrers API or
+    the sha256-<hex> fallback tag; cosign's .sig/.att tags), unless --no-referrers.
     """
     from ocibake.cli.output_scheme import refuse_unknown_scheme
     from ocibake.registry.pull import pull as pull_image
+    from ocibake.registry.pull_referrers import pull_referrers
 
     refuse_unknown_scheme(dest, "DIR", schemes=())  # pull writes a layout; `ocibake export` makes archives
     out = output(verbose, quiet, json_output)
-    result = pull_image(
-        ref,
-        Path(dest),
-        platform,
-        make_options(_flags(out, insecure, ca_cert, username, password_stdin, timeout)),
-        force_tags=force_tags,
-    )
+    options = make_options(_flags(out, insecure, ca_cert, username, password_stdin, timeout))
+    result = pull_image(ref, Path(dest), platform, options, force_tags=force_tags)
+    artifacts = pull_referrers(ref, Path(dest), result.digest, options) if referrers else []
     if out.json:
-        print(json.dumps(result.as_json(), indent=2, sort_keys=True))
+        print(json.dumps({**result.as_json(), "referrers": artifacts}, indent=2, sort_keys=True))
     else:
         print(result.line())
     if not out.quiet:
         print(result.summary(), file=sys.stderr)
+        for artifact in artifacts:
+            print(f"referrer  {artifact}", file=sys.stderr)
     return 0
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,7 +20,10 @@ from ocibake.cli.registry_options import registry_options
 from ocibake.errors import InputError
 
 if TYPE_CHECKING:
-    from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePrivateKey
+    from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePrivateKey, EllipticCurvePublicKey
+
+    from ocibake.audit.cosign_sign import Verified
+    from ocibake.registry.options import RegistryOptions
 
 
 def password(confirm: bool) -> bytes:
@@ -43,7 +47,7 @@ def password(confirm: bool) -> bytes:
 def registry_only(ref: str) -> None:
     if ref.startswith(("oci:", "oci-archive:")):
         raise InputError(
-            f"{ref}: sign and verify work on registry references, not OCI layouts",
+            f"{ref}: sign works on registry references, not OCI layouts",
             hint="push the layout first (ocibake push DIR REGISTRY/REPO), then sign REGISTRY/REPO:TAG; "
             "`ocibake build --push --sign-key cosign.key` signs what it pushes",
         )
@@ -110,25 +114,51 @@ def sign(
 
     The signature goes to the tag sha256-<hex>.sig of REF's repository, where cosign looks for it.
     """
-    from ocibake.audit.cosign_sign import resolve_digest, sign_remote
+    from ocibake.audit.cosign_sign import sign_remote
+    from ocibake.audit.image_source import open_verified
     from ocibake.registry.artifacts import Remote
 
     registry_only(ref)
     out = output(verbose, quiet, json_output)
     key = load_signing_key(key_path)
-    with Remote(ref, options_factory(out, insecure, ca_cert, username, password_stdin, timeout)()) as remote:
-        digest = resolve_digest(remote, remote.ref)
+    make = options_factory(out, insecure, ca_cert, username, password_stdin, timeout)
+    with open_verified(ref, make) as (_layout, desc, _remote, checked):  # nothing damaged gets signed
+        digest = desc.digest
+    with Remote(ref, make()) as remote:
         tag, added = sign_remote(remote, remote.ref.name, digest, key)
     if out.json:
         print(json.dumps({"reference": f"{remote.ref.name}@{digest}", "signature": f"{remote.ref.name}:{tag}"}))
     else:
         print(f"{remote.ref.name}:{tag}")
         out.log(
-            f"signed {remote.ref.name}@{digest}"
+            f"signed {remote.ref.name}@{digest} ({checked} blobs checked first)"
             if added
-            else f"{remote.ref.name}@{digest}: already signed with this key"
+            else f"{remote.ref.name}@{digest}: already signed with this key ({checked} blobs checked)"
         )
     return 0
+
+
+def verified_signature(
+    ref: str, make: Callable[[], RegistryOptions], key: EllipticCurvePublicKey
+) -> tuple[str, str, Verified, int]:
+    """Every blob of REF checked (a damaged image is never "verified"), then its signature -> (name, digest, the
+    signatures that verified, blobs checked). An `oci:` layout is checked offline against the signature it holds."""
+    from ocibake.audit.cosign_sign import verify_remote
+    from ocibake.audit.image_source import open_verified
+    from ocibake.audit.layout_signatures import LayoutSignatures
+
+    with open_verified(ref, make) as (layout, desc, remote_name, checked):
+        if remote_name is None:
+            return (
+                ref.rsplit("@", 1)[0],
+                desc.digest,
+                verify_remote(LayoutSignatures(layout), desc.digest, key),
+                checked,
+            )
+    from ocibake.registry.artifacts import Remote
+
+    with Remote(ref, make()) as remote:
+        return remote.ref.name, desc.digest, verify_remote(remote, desc.digest, key), checked
 
 
 @click.command(
@@ -136,6 +166,7 @@ def sign(
     epilog=examples(
         "ocibake verify registry.example.com/sos/emergency-service:v1.0.0 --key cosign.pub",
         "ocibake verify registry.example.com/sos/emergency-service@sha256:... --key cosign.pub --json",
+        "ocibake verify oci:pulled/emergency-service:v1.0.0 --key cosign.pub   # offline, signature in the layout",
     ),
 )
 @click.argument("ref", metavar="REF")
@@ -156,29 +187,28 @@ def verify(
 ) -> int:
     """Check an image's cosign signature with a public key (exit 7 when none is valid).
 
-    A signature counts when it verifies with the key and its payload names REF's digest.
+    Every blob of the image is checked first (a damaged image: exit 4). A signature counts when it verifies with the
+    key and its payload names REF's digest. REF may be an OCI layout (oci:DIR:TAG) holding the signature, as
+    `ocibake pull` keeps it: that check needs no network.
     """
     from ocibake.audit.cosign_keys import load_public_key
-    from ocibake.audit.cosign_sign import resolve_digest, verify_remote
-    from ocibake.registry.artifacts import Remote
 
-    registry_only(ref)
     out = output(verbose, quiet, json_output)
     key = load_public_key(Path(key_path))
-    with Remote(ref, options_factory(out, insecure, ca_cert, username, password_stdin, timeout)()) as remote:
-        digest = resolve_digest(remote, remote.ref)
-        result = verify_remote(remote, digest, key)
+    make = options_factory(out, insecure, ca_cert, username, password_stdin, timeout)
+    name, digest, result, checked = verified_signature(ref, make, key)
     if out.json:
         print(
             json.dumps(
                 {
-                    "reference": f"{remote.ref.name}@{digest}",
+                    "reference": f"{name}@{digest}",
                     "valid_signatures": result.signatures,
                     "identity": result.identity,
+                    "blobs_checked": checked,
                 }
             )
         )
     else:
-        print(f"{remote.ref.name}@{digest}")
-        out.log(f"verified: {result.signatures} valid signature(s) with {key_path}")
+        print(f"{name}@{digest}")
+        out.log(f"verified: {result.signatures} valid signature(s) with {key_path}; {checked} blobs checked")
     return 0

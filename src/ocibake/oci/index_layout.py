@@ -8,12 +8,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ocibake.errors import InputError
-from ocibake.oci import json_doc
 from ocibake.oci.image import Blob, Descriptor
 from ocibake.oci.index import platform_index
 from ocibake.oci.layout import Layout, LayoutWriter, check_output_path
 from ocibake.oci.media_types import MANIFEST_TYPES
 from ocibake.oci.platform import Platform
+from ocibake.oci.verified import verified_image
 
 
 def parse_layout_ref(text: str) -> tuple[Path, str | None]:
@@ -37,13 +37,7 @@ def layout_child(text: str) -> tuple[Layout, Descriptor]:
             f"{text} is a {desc.media_type}, not a single image",
             hint="an index joins single-platform images; give each platform's image",
         )
-    manifest = json_doc.loads(layout.read_blob(desc.digest))
-    config = json_doc.loads(layout.read_blob(manifest["config"]["digest"]))
-    for d in manifest.get("layers") or []:
-        if not layout.blob_path(d["digest"]).is_file():
-            raise InputError(
-                f"{text}: layer {d['digest'][:19]} is missing", hint="the layout is incomplete; rebuild it"
-            )
+    config = verified_image(layout, desc, text).config  # every blob checked: nothing damaged joins an index
     platform = Platform(
         str(config.get("os", "")), str(config.get("architecture", "")), str(config.get("variant") or "")
     )
