@@ -80,7 +80,7 @@ def test_a_failed_push_prints_no_reference_and_the_summary_says_why(basic_regist
         row = next(line for line in table.splitlines() if line.startswith(name + " "))
         assert "exit 5" in row and "HTTP 401 UNAUTHORIZED (not logged in" in row, row
         assert f"registry {basic_registry.host}" in row, row
-    assert "0 built, 3 failed" in table
+    assert "3 built, 0 pushed, 3 failed" in table
     assert [line for line in service_lines(proc.stderr) if not line.startswith("[")] == [], proc.stderr
 
     # the JSON keeps both: what was built, and (nothing) pushed

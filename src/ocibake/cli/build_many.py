@@ -325,5 +325,9 @@ def summary_table(outcomes: list[Outcome]) -> str:
                 f"{o.name:<{width}}  {'exit ' + str(o.exit_code):<8} {o.seconds:>7.2f}  {redact(o.error_line)}"
             )
     failed = [o for o in outcomes if not o.ok]
-    lines.append(f"{len(outcomes) - len(failed)} built, {len(failed)} failed")
+    built_only = [o for o in failed if isinstance(o.error, OcibakeError) and o.error.built]  # built, push failed
+    counts = f"{len(outcomes) - len(failed) + len(built_only)} built"
+    if any(o.ok and built(o).pushed is not None for o in outcomes) or built_only:
+        counts += f", {sum(1 for o in outcomes if o.ok and built(o).pushed is not None)} pushed"
+    lines.append(f"{counts}, {len(failed)} failed")
     return "\n".join(lines) + "\n"

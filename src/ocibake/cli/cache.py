@@ -16,7 +16,20 @@ from ocibake.cli.group import CONTEXT
 from ocibake.errors import UsageError
 
 # kept in step with toolchain/cache.py's PARTS (a test checks it); here so `--help` imports nothing more
-PART_CHOICES = ("rootfs", "toolchains", "pulled", "bases", "delve", "upx", "layers", "goenv", "gobin", "other")
+PART_CHOICES = (
+    "rootfs",
+    "sandbox",
+    "toolchains",
+    "pulled",
+    "bases",
+    "delve",
+    "upx",
+    "layers",
+    "goenv",
+    "gobin",
+    "checks",
+    "other",
+)
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 

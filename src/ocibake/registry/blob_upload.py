@@ -116,6 +116,8 @@ def _upload_blob(
     small = mount.location is None and 0 < size <= opts.monolithic_max and not opts.chunk_size
     try:
         if not (small and _upload_whole(up, bar)):
+            if small:  # the one-body upload was refused: the streamed one counts from zero on a fresh bar
+                bar = progress.bar(digest, size)
             _upload_streamed(up, bar, mount.location)
     except BaseException as exc:  # the bar ends as a line that says the upload failed, then the error goes on
         progress.done(f"  {digest[:19]}  {human_size(size):>10}  failed: {_failure(exc)}", digest)

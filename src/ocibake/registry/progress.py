@@ -62,7 +62,7 @@ class Progress:
                 state = self.bars.get(digest)
                 if state is None:
                     return
-                state[0] += n
+                state[0] = min(state[0] + n, state[1])  # a retried body never shows more than 100%
                 now = time.monotonic()
                 if now - self.last_draw >= 0.1:
                     self.last_draw = now

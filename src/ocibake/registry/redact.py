@@ -23,7 +23,7 @@ _PATTERNS = [
     (re.compile(r"(?<![\w./:-])[^\s/@'\"():]+:[^\s/@'\"]+@" + _HOST), r"***@"),  # user:password@host
     (
         re.compile(
-            r"(?i)([?&](?:access_token|refresh_token|token|password|secret|sig|signature|x-amz-signature|"
+            r"(?i)([?&](?:access_token|refresh_token|private_token|token|password|secret|sig|signature|x-amz-signature|"
             r"x-amz-credential|x-amz-security-token|_state)=)[^&\s]+"
         ),
         r"\1***",
