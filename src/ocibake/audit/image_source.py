@@ -18,6 +18,7 @@ from ocibake.oci.image import Descriptor
 from ocibake.oci.layout import Layout
 from ocibake.oci.media_types import INDEX_TYPES, MANIFEST_TYPES, REF_NAME
 from ocibake.oci.names import DIGEST_RE
+from ocibake.oci.platform import Platform
 from ocibake.oci.verified import DamagedImageError, read_document, read_index, verified_image, verify_tree
 
 if TYPE_CHECKING:
@@ -89,6 +90,21 @@ class OpenedImage:
         return self.layout.blob_path(digest)
 
 
+def _check_platform(reference: str, config: dict[str, Any], platform: str | None) -> None:
+    """--platform on a single image must be the image's own platform (as pull checks), never silently ignored."""
+    if not platform:
+        return
+    own = "/".join(str(config.get(k)) for k in ("os", "architecture", "variant") if config.get(k))
+    try:
+        wanted = str(Platform.parse(platform))
+    except ValueError as exc:
+        raise InputError(str(exc), hint="for example --platform linux/arm64") from None
+    if wanted != own:
+        raise InputError(
+            f"{reference} is a {own} image, not {wanted}", hint=f"leave out --platform, or name a {wanted} image"
+        )
+
+
 def read_image(
     reference: str, layout: Layout, desc: Descriptor, remote: str | None = None, platform: str | None = None
 ) -> OpenedImage:
@@ -97,13 +113,14 @@ def read_image(
     doc = _verified_doc(reference, layout, desc)
     media_type = doc.get("mediaType") or desc.media_type
     if media_type in INDEX_TYPES:
-        children = [c for c in read_index(layout, desc, reference) if c.media_type in MANIFEST_TYPES]
-        if platform:
-            children = [c for c in children if c.platform is not None and str(c.platform) == platform]
+        images = [c for c in read_index(layout, desc, reference) if c.media_type in MANIFEST_TYPES]
+        children = [c for c in images if c.platform is not None and str(c.platform) == platform] if platform else images
         if len(children) != 1:
-            plats = ", ".join(str(c.platform) for c in children if c.platform) or "none"
+            plats = ", ".join(str(c.platform) for c in images if c.platform) or "none"
             raise InputError(
-                f"{reference} is an index of {len(children)} images",
+                f"{reference} has no {platform} image"
+                if platform
+                else f"{reference} is an index of {len(images)} images",
                 hint=f"name one with --platform (platforms: {plats}) or by its digest",
             )
         image = read_image(reference, layout, children[0], remote)
@@ -114,6 +131,7 @@ def read_image(
             hint="give the reference of an image, not of an artifact",
         )
     checked = verified_image(layout, Descriptor(media_type, desc.digest, desc.size, {}, desc.platform), reference)
+    _check_platform(reference, checked.config, platform)
     return OpenedImage(
         reference,
         layout,

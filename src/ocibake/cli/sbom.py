@@ -61,7 +61,7 @@ def sbom(
     """
     from ocibake.audit.image_source import open_image
     from ocibake.audit.sbom_fetch import image_sbom_document
-    from ocibake.errors import disk_error
+    from ocibake.errors import InputError, disk_error
 
     out = output(verbose, quiet, json_output)
     make = options_factory(out, insecure, ca_cert, username, password_stdin, timeout)
@@ -72,9 +72,15 @@ def sbom(
         sys.stdout.write(data.decode())
         sys.stdout.write("\n" if not data.endswith(b"\n") else "")
         return 0
+    dest = Path(output_file)
+    if dest.is_dir():
+        raise InputError(f"--output {output_file} is a directory", hint="name a file, e.g. --output sbom.spdx.json")
     try:
-        write_atomically(Path(output_file), data)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        write_atomically(dest, data)
     except OSError as exc:
-        raise disk_error(exc) or exc from None
+        raise disk_error(exc) or InputError(
+            f"cannot write {output_file}: {exc.strerror}", hint="name a file in a directory you can write"
+        ) from None
     out.log(f"wrote the SBOM of {digest} to {output_file}")
     return 0
