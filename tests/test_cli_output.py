@@ -9,6 +9,8 @@ import json
 import re
 import shlex
 import subprocess
+import sys
+from pathlib import Path
 
 from conftest import FIXTURES
 from regtools import base_env, ocibake, reg_env
@@ -18,8 +20,14 @@ NAMES = ["hello-root", "cmd-main", "vendored-service"]
 BLOB_LINE = re.compile(r"^  sha256:[0-9a-f]{12} +[0-9.]+ [KMG]?i?B  ")
 
 
-def build_three(reg, env, *more: str) -> subprocess.CompletedProcess:
-    return ocibake(
+def build_three(reg, env, out: Path, *more: str) -> subprocess.CompletedProcess:
+    """The three services built and pushed in one run from OUT, so each into OUT/dist/oci/NAME (this test's own
+    layouts: tests running at the same time must not share the checkout's dist/oci)."""
+    out.mkdir(parents=True, exist_ok=True)
+    argv = [
+        sys.executable,
+        "-m",
+        "ocibake",
         "build",
         *SERVICES,
         "--upx",
@@ -31,9 +39,8 @@ def build_three(reg, env, *more: str) -> subprocess.CompletedProcess:
         "--push",
         f"{reg.host}/ci/",
         *more,
-        env=env,
-        timeout=600,
-    )
+    ]
+    return subprocess.run(argv, check=False, cwd=out, env=env, capture_output=True, text=True, timeout=600)
 
 
 def service_lines(stderr: str) -> list[str]:
@@ -59,7 +66,7 @@ def check_counts(lines: list[str], name: str) -> int:
 
 
 def test_three_services_pushed_in_a_pipe_prefix_every_line_and_count_their_blobs(basic_registry, tmp_path):
-    proc = build_three(basic_registry, reg_env(basic_registry, tmp_path / "home"))
+    proc = build_three(basic_registry, reg_env(basic_registry, tmp_path / "home"), tmp_path / "oci")
     assert proc.returncode == 0, proc.stderr
     lines = service_lines(proc.stderr)
     unprefixed = [line for line in lines if not re.match(r"^\[(hello-root|cmd-main|vendored-service)\] ", line)]
@@ -72,7 +79,7 @@ def test_three_services_pushed_in_a_pipe_prefix_every_line_and_count_their_blobs
 
 def test_a_failed_push_prints_no_reference_and_the_summary_says_why(basic_registry, tmp_path):
     env = reg_env(basic_registry, tmp_path / "home", creds=False)
-    proc = build_three(basic_registry, env)
+    proc = build_three(basic_registry, env, tmp_path / "oci")
     assert proc.returncode == 5, proc.stderr
     assert proc.stdout == ""  # built, but nothing was pushed: nothing for the file of pushed references
     table = proc.stderr[proc.stderr.index("\nservice ") :]
@@ -84,7 +91,7 @@ def test_a_failed_push_prints_no_reference_and_the_summary_says_why(basic_regist
     assert [line for line in service_lines(proc.stderr) if not line.startswith("[")] == [], proc.stderr
 
     # the JSON keeps both: what was built, and (nothing) pushed
-    proc = build_three(basic_registry, env, "--json")
+    proc = build_three(basic_registry, env, tmp_path / "oci", "--json")
     assert proc.returncode == 5
     docs = json.loads(proc.stdout)
     assert [d["references"] for d in docs] == [[], [], []]
