@@ -36,6 +36,7 @@ def cache(action: str, verbose: bool, quiet: bool, json_output: bool) -> int:
         elif not out.quiet:
             print(f"emptied {where}: {human_size(freed)} freed", file=sys.stderr)
         return 0
+    cache_dir.check_private(where.resolve())  # what a build would refuse, `info` refuses too, with the same hint
     parts = cache_dir.usage(where)
     if out.json:
         print(json.dumps({"cache": str(where), "parts": [vars(p) for p in parts]}, indent=2))

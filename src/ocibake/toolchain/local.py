@@ -11,6 +11,7 @@ from pathlib import Path
 from ocibake.errors import ToolchainError
 from ocibake.toolchain import go_env_cache, go_output
 from ocibake.toolchain.base import GoBuild, last_lines
+from ocibake.toolchain.go_home import go_cache_env
 from ocibake.toolchain.process import run_tool
 
 GO_INSTALL_HINT = (
@@ -66,6 +67,7 @@ class LocalToolchain:
 
     def go_env(self, service_dir: Path, build_env: Mapping[str, str], keys: Sequence[str]) -> list[str]:
         env = {**os.environ, **build_env}
+        env.update(go_cache_env(env))
         key = go_env_cache.cache_key(self._go_path(), service_dir, env, keys)
         cached = go_env_cache.lookup(key, len(keys))
         if cached is not None:
@@ -89,6 +91,7 @@ class LocalToolchain:
     def go_build(self, build: GoBuild) -> None:
         env = dict(os.environ)
         env.update(build.env)
+        env.update(go_cache_env(env))
         # go's work directory goes next to the output, so it is removed with it even when go is killed mid-build.
         env["GOTMPDIR"] = tempfile.mkdtemp(prefix="go-tmp-", dir=Path(build.output).parent)
         try:
