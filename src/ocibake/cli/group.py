@@ -18,6 +18,10 @@ COMMANDS = {
     "pull": ("ocibake.cli.registry:pull", "pull an image (or index) into an OCI layout"),
     "login": ("ocibake.cli.registry:login", "store registry credentials in docker's config.json"),
     "logout": ("ocibake.cli.registry:logout", "remove the credentials `login` stored for a registry"),
+    "bundle": (
+        "ocibake.cli.bundle:bundle",
+        "gather what offline builds need (modules, images, Delve) into a directory",
+    ),
     "cache": ("ocibake.cli.cache:cache", "show or empty the toolchain cache"),
     "resolve": ("ocibake.cli.resolve:resolve", "build, push and pin the ocibake://PATH images in Kubernetes YAML"),
     "export": ("ocibake.cli.export:export", "write an OCI layout's images to a docker-archive or oci-archive file"),
