@@ -21,7 +21,7 @@ from rootless import Account, ocibake_rootless, open_path_to
 GREET = "example.com/greet"
 GREET_VERSION = "v1.0.0"
 GREET_GO = 'package greet\n\n// Hello is what the service says.\nfunc Hello() string { return "hello from greet" }\n'
-DEP_GO = f'package main\n\nimport "{GREET}"\n\nvar greeting = greet.Hello()\n'
+DEP_GO = f'package main\n\nimport "{GREET}"\n\nvar fromGreet = greet.Hello()\n'
 SERVICES = ("plain", "withdep")
 DEV = ("--target", "development", "--platform", "linux/amd64,linux/arm64")
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from busybox_base import build_busybox_base
-from conftest import FIXTURES, build, run_cli
-from rootless import NO_PASSWD_UID, Account, ocibake_rootless, open_path_to, run_rootless
+from conftest import FIXTURES, build, require, run_cli
+from rootless import NO_PASSWD_UID, Account, ocibake_rootless, open_path_to, rootless_env, run_rootless
 
 BUILDS = {
     "production": ("--version", "v1"),
@@ -70,12 +70,18 @@ def _digest(proc: subprocess.CompletedProcess[str]) -> str:
     return proc.stdout.strip().splitlines()[-1].split("@", 1)[1]
 
 
+@pytest.fixture(scope="module")
+def account_dirs(rootless_account: Account, tmp_path_factory) -> tuple[Path, Path]:
+    """The account's HOME (its go and ocibake caches start empty) and output directory, kept for the module."""
+    base = tmp_path_factory.mktemp("account")
+    return _writable_by(rootless_account.uid, base / "home"), _writable_by(rootless_account.uid, base / "out")
+
+
 def test_the_account_builds_every_image_in_a_namespace_without_network_as_root_does(
-    rootless_account: Account, shared, root_digests, tmp_path
+    rootless_account: Account, shared, root_digests, account_dirs
 ):
     """The cache under the account's own home, below /home (the overflow uid in the namespace): the issue's case."""
-    home = _writable_by(rootless_account.uid, tmp_path / "home")
-    out = _writable_by(rootless_account.uid, tmp_path / "out")
+    home, out = account_dirs
     digests = {}
     for name in BUILDS:
         proc = ocibake_rootless(
@@ -93,6 +99,49 @@ def test_the_account_builds_every_image_in_a_namespace_without_network_as_root_d
         digests[name] = _digest(proc)
     assert digests == root_digests
     assert (home / ".cache" / "ocibake").stat().st_mode & 0o777 == 0o700
+
+
+def test_in_bubblewrap_and_with_network_the_account_builds_pushes_and_audits(
+    rootless_account: Account, shared, root_digests, account_dirs, plain_registry
+):
+    """bubblewrap's own user namespace (the account keeps its uid; root's files show as the overflow uid), then a
+    push to the loopback registry and an audit of what was pushed, from `unshare -r` with network."""
+    home, out = account_dirs
+    env = rootless_env(home)
+    argv = [sys.executable, "-m", "ocibake", "build", str(shared / "hello"), "--output", str(out / "bwrap")]
+    proc = subprocess.run(
+        [
+            "setpriv",
+            f"--reuid={rootless_account.uid}",
+            f"--regid={rootless_account.gid}",
+            "--init-groups",
+            "--",
+            require("bwrap"),
+            "--unshare-user",
+            "--unshare-net",
+            "--dev-bind",
+            "/",
+            "/",
+            "--proc",
+            "/proc",
+            "--",
+            *argv,
+            *_args(shared, "production"),
+        ],
+        check=False,
+        cwd="/",
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert _digest(proc) == root_digests["production"]
+    ref = f"{plain_registry.host}/rootless/hello"
+    kw = {"account": rootless_account, "network": True, "env": {"HOME": str(home)}, "timeout": 900}
+    pushed = ocibake_rootless("push", str(out / "bwrap"), ref, **kw)
+    assert pushed.returncode == 0, pushed.stderr
+    audit = ocibake_rootless("audit", f"{ref}:v1", "--source", str(shared / "hello"), **kw)
+    assert audit.returncode == 0, audit.stderr
 
 
 def test_a_uid_without_passwd_entry_or_home_builds_with_a_temporary_cache_said_once(shared, root_digests, tmp_path):

@@ -200,6 +200,11 @@ def build(
     offline_dir = settings.pop("offline", None)
     if isinstance(offline_dir, str):  # the one switch every stage reads (toolchain/offline.py)
         os.environ["OCIBAKE_OFFLINE"] = os.path.abspath(offline_dir)
+    from ocibake.toolchain import offline
+
+    bundle = offline.offline_dir()  # a bundle that is not one is refused before anything runs
+    if bundle is not None:
+        offline.manifest(bundle)
     flags = flag_values(settings)
     registry = RegistryFlags(insecure=insecure, ca_cert=ca_cert, verbose=out.verbose, quiet=out.quiet, timeout=timeout)
     if len(services) > 1:

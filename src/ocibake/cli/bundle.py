@@ -93,17 +93,35 @@ def bundle(
     from ocibake.builder.bundle import BundleRequest
     from ocibake.cli.build_spec import parse_platforms, resolve_service_dir
 
+    dirs = tuple(resolve_service_dir(s) for s in services)
+    from_files = _registry_refs(dirs)
     request = BundleRequest(
-        services=tuple(resolve_service_dir(s) for s in services),
+        services=dirs,
         output=Path(output_dir),
         platforms=parse_platforms(platform),
         development=target == "development",
-        bases=base,
-        toolchains=toolchain,
+        bases=tuple(dict.fromkeys((*base, *from_files["base"]))),
+        toolchains=tuple(dict.fromkeys((*toolchain, *from_files["toolchain"]))),
         go=go or "go",
     )
     flags = RegistryFlags(insecure=insecure, ca_cert=ca_cert, verbose=out.verbose, quiet=out.quiet, timeout=timeout)
     return _make(request, flags, out)
+
+
+def _registry_refs(services: tuple[Path, ...]) -> dict[str, list[str]]:
+    """The registry bases and toolchains the services' ocibake.toml files name (top level, [build], every
+    [target.NAME]); `oci:` layouts and `local` are files already."""
+    from ocibake.cli.settings import load_settings
+
+    out: dict[str, list[str]] = {"base": [], "toolchain": []}
+    for service in services:
+        settings = load_settings(service)
+        for table in (settings.common, *settings.targets.values()):
+            for key, refs in out.items():
+                value = table.get(key)
+                if isinstance(value, str) and value != "local" and not value.startswith("oci:"):
+                    refs.append(value)
+    return out
 
 
 def _make(request: BundleRequest, flags: RegistryFlags, out: Output) -> int:

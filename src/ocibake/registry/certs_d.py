@@ -6,7 +6,7 @@ The first of these that exists for the registry's host is used (as containers/im
   /etc/docker/certs.d/HOST.
 In it, every `*.crt` is a CA trusted for that registry (beside the system's), and a `NAME.cert` with its `NAME.key`
 is the client certificate presented for mutual TLS. A `.cert` without its `.key` (or the reverse) is refused, as
-docker refuses it. $OCIBAKE_CERTS_D names one more root, searched first (a test, or a site's own place).
+docker refuses it.
 """
 
 from __future__ import annotations
@@ -33,9 +33,6 @@ class HostCerts:
 def roots(environ: Mapping[str, str]) -> list[Path]:
     """The certs.d roots searched, in order."""
     out = []
-    extra = environ.get("OCIBAKE_CERTS_D", "").strip()
-    if extra:
-        out.append(Path(extra))
     config = environ.get("XDG_CONFIG_HOME", "").strip()
     home = environ.get("HOME", "").strip()
     if config and os.path.isabs(config):
