@@ -167,3 +167,35 @@ def test_a_missing_module_is_named_with_the_ways_to_get_it(world, bundle, tmp_pa
     )
     assert offline.returncode == 3 and f"module {GREET} {GREET_VERSION} is missing" in offline.stderr
     assert f"the bundle {partial} does not hold it" in offline.stderr
+
+
+@pytest.mark.parametrize(
+    ("output", "what"),
+    [
+        (
+            "go: downloading example.com/a v1.2.3\nmain.go:2:8: module lookup disabled by GOPROXY=off\n",
+            "module example.com/a v1.2.3",
+        ),
+        ("go: example.com/b@v0.1.0: module lookup disabled by GOPROXY=off\n", "module example.com/b v0.1.0"),
+        (
+            (
+                "go: example.com/c@v2.0.0: reading file:///b/goproxy/example.com/c/@v/v2.0.0.mod: "
+                "no such file or directory\n"
+            ),
+            "module example.com/c v2.0.0",
+        ),
+        (
+            (
+                "main.go:3:2: cannot find module providing package example.com/d/x: "
+                "import lookup disabled by -mod=vendor\n"
+            ),
+            "package example.com/d/x",
+        ),
+        ("./main.go:5:1: syntax error: unexpected }\n", None),
+    ],
+)
+def test_go_output_that_means_a_missing_module_is_recognised(output, what):
+    from ocibake.builder.go_missing import missing_module
+
+    found = missing_module(output)
+    assert (found[0] if found else None) == what
