@@ -199,3 +199,19 @@ def test_go_output_that_means_a_missing_module_is_recognised(output, what):
 
     found = missing_module(output)
     assert (found[0] if found else None) == what
+
+
+def test_a_toolchain_image_takes_the_modules_from_the_bundle_in_its_sandbox(
+    world, bundle, toolchain, toolchain_cache_env, tmp_path
+):
+    """No --network: the sandbox has GOPROXY=off, except for the bundle's goproxy/ bound read-only into it."""
+    ref, _ = toolchain
+    service = world["root"] / "withdep"
+    args = ("build", str(service), "--toolchain", ref, "--upx", "off", "--version", "v1")
+    without = run_cli(*args, "--output", str(tmp_path / "a"), env={**toolchain_cache_env}, timeout=1800)
+    assert without.returncode == 3 and f"module {GREET} {GREET_VERSION} is missing" in without.stderr
+    offline = run_cli(
+        *args, "--output", str(tmp_path / "b"), "--offline", str(bundle), env=toolchain_cache_env, timeout=1800
+    )
+    assert offline.returncode == 0, offline.stderr
+    assert "--version: " in offline.stderr and "v1" in offline.stderr
