@@ -215,3 +215,40 @@ def test_a_toolchain_image_takes_the_modules_from_the_bundle_in_its_sandbox(
     )
     assert offline.returncode == 0, offline.stderr
     assert "--version: " in offline.stderr and "v1" in offline.stderr
+
+
+def test_a_registry_base_comes_from_the_bundle_by_the_digest_it_pinned(world, plain_registry, tmp_path):
+    from busybox_base import build_busybox_base
+
+    root, env = world["root"], world["env"]
+    build_busybox_base(tmp_path / "busybox")
+    base = f"{plain_registry.host}/bases/busybox:latest"
+    pushed = run_cli("push", str(tmp_path / "busybox"), base.rsplit(":", 1)[0], env=env)
+    assert pushed.returncode == 0, pushed.stderr
+    alpine = ("--version", "v1", "--target", "production-alpine", "--base", base)
+    connected, _ = build(root / "plain", tmp_path / "connected", *alpine, env=env, timeout=900)
+    dest = tmp_path / "bundle"
+    made = run_cli("bundle", str(root / "plain"), "--base", base, "--output", str(dest), "--json", env=env)
+    assert made.returncode == 0, made.stderr
+    assert list(json.loads(made.stdout)["images"]) == [base]
+
+    plain_registry.stop()  # offline means the registry is never asked
+    try:
+        offline, _ = build(root / "plain", tmp_path / "offline", *alpine, "--offline", str(dest), env=env)
+        assert offline == connected
+        other = run_cli(
+            "build",
+            str(root / "plain"),
+            "--output",
+            str(tmp_path / "arm"),
+            *alpine,
+            "--platform",
+            "linux/arm64",
+            "--offline",
+            str(dest),
+            env=env,
+        )
+        assert other.returncode == 4 and f"holds no base image {base}" in other.stderr
+        assert f"--base {base} --platform linux/arm64" in other.stderr
+    finally:
+        plain_registry.start()
