@@ -20,7 +20,8 @@ from ocibake.cli.group import CONTEXT
 def cache(action: str, verbose: bool, quiet: bool, json_output: bool) -> int:
     """Show or empty the toolchain cache.
 
-    The cache ($XDG_CACHE_HOME/ocibake, else ~/.cache/ocibake) holds unpacked toolchain images, their Go build and
+    The cache ($XDG_CACHE_HOME/ocibake, else ~/.cache/ocibake, else with no writable home $TMPDIR/ocibake-cache-UID)
+    holds unpacked toolchain images, their Go build and
     module caches, toolchain images pulled from registries, and UPX-packed binaries ($OCIBAKE_UPX_CACHE_MIB bounds
     them, default 512). `info` shows what it holds; `clean` empties it.
     """
