@@ -12,6 +12,8 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 codename="${VERSION_CODENAME:-}"
 packages=(docker-registry skopeo umoci bubblewrap apache2-utils busybox-static faketime openssl git ca-certificates util-linux acl
           podman qemu-user-static)
+# pipx: tests/test_dist.py installs the release's wheel with it, as users may
+packages+=(pipx)
 
 if [ "$codename" = "bookworm" ]; then
   backports=/etc/apt/sources.list.d/ocibake-bookworm-backports.sources

@@ -21,6 +21,11 @@ import pytest
 pytest_plugins = ["conftest_registry", "rootless"]
 
 REPO = Path(__file__).resolve().parent.parent
+
+# Colour is chosen per test (test_cli_colour.py): a FORCE_COLOR or NO_COLOR in the environment the suite was started
+# from must not change the stderr every other test reads.
+for _variable in ("FORCE_COLOR", "NO_COLOR"):
+    os.environ.pop(_variable, None)
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 SAMPLE = REPO / "services" / "emergency-service"
 

@@ -14,6 +14,7 @@ __all__ = [
     "any_registry",
     "basic_registry",
     "fresh_registry",
+    "hostile_realm_registry",
     "plain_registry",
     "proxied_registry",
     "short_token_registry",
@@ -78,5 +79,13 @@ def proxied_registry(fresh_registry):
 def short_token_registry(tmp_path):
     """A token registry whose tokens expire after 2 seconds."""
     reg = start_registry("token", tmp_path / "registry", token_expiry=2)
+    yield reg
+    reg.close()
+
+
+@pytest.fixture
+def hostile_realm_registry(tmp_path):
+    """A TLS registry whose Bearer realm is a plain-HTTP server on another port that records what it receives."""
+    reg = start_registry("hostile-realm", tmp_path / "registry")
     yield reg
     reg.close()

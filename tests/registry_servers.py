@@ -199,6 +199,7 @@ class TokenServer:
         self.issued: list[dict] = []  # claims of every token issued
         self.tokens: list[str] = []  # the tokens themselves (to look for leaks)
         self.denied = 0
+        self.received: list[tuple[str, str]] = []  # (path, Authorization header) of every request
         workdir.mkdir(parents=True, exist_ok=True)
         openssl(
             "req",
@@ -251,6 +252,7 @@ class TokenServer:
         url = urllib.parse.urlsplit(h.path)
         query = urllib.parse.parse_qs(url.query)
         auth = h.headers.get("Authorization", "")
+        self.received.append((h.path, auth))
         account = ""
         if auth.startswith("Basic "):
             user, _, pw = base64.b64decode(auth[6:]).decode().partition(":")
@@ -321,13 +323,14 @@ class Registry:
         return f"127.0.0.1:{self.port}"
 
     @property
-    def scheme(self) -> str:
-        return "https" if self.tls else "http"
+    def tls(self) -> bool:
+        """tls, hostile-realm: server TLS; tls-basic: and htpasswd; mtls: and a client certificate signed by the
+        test CA."""
+        return self.mode in ("tls", "hostile-realm", "tls-basic", "mtls")
 
     @property
-    def tls(self) -> bool:
-        """tls: server TLS; tls-basic: and htpasswd; mtls: and a client certificate signed by the test CA."""
-        return self.mode in ("tls", "tls-basic", "mtls")
+    def scheme(self) -> str:
+        return "https" if self.tls else "http"
 
     @property
     def url(self) -> str:
@@ -375,7 +378,7 @@ class Registry:
             lines += ["    clientcas:", f"      - {self.workdir / 'tls' / 'ca.crt'}"]
         if self.mode in ("basic", "tls-basic"):
             lines += ["auth:", "  htpasswd:", "    realm: ocibake-test", f"    path: {self.workdir / 'htpasswd'}"]
-        if self.mode == "token":
+        if self.token_server is not None:
             ts = self.token_server
             lines += [
                 "auth:",
@@ -433,7 +436,7 @@ class Registry:
             flags += [f"--{prefix}cert-dir", str(self.workdir / "skopeo-certs")]
         else:
             flags += [f"--{prefix}tls-verify=false"]
-        if creds and self.mode in ("basic", "tls-basic", "token"):
+        if creds and self.mode in ("basic", "tls-basic", "token", "hostile-realm"):
             flags += [f"--{prefix}creds", f"{USER}:{PASSWORD}"]
         return flags
 
@@ -441,7 +444,7 @@ class Registry:
 def start_registry(mode: str, workdir: Path, token_expiry: int = 300) -> Registry:
     workdir.mkdir(parents=True, exist_ok=True)
     reg = Registry(mode=mode, workdir=workdir)
-    if mode not in ("plain", "basic", "tls", "tls-basic", "mtls", "token"):
+    if mode not in ("plain", "basic", "tls", "tls-basic", "mtls", "token", "hostile-realm"):
         raise ValueError(mode)
     if mode in ("basic", "tls-basic"):
         proc = subprocess.run([require("htpasswd"), "-Bbn", USER, PASSWORD], stdout=subprocess.PIPE, check=True)
@@ -456,7 +459,9 @@ def start_registry(mode: str, workdir: Path, token_expiry: int = 300) -> Registr
         make_client_cert(workdir / "tls")
         for name in ("client.cert", "client.key"):
             shutil.copy(workdir / "tls" / name, certs / name)
-    if mode == "token":
+    if mode in ("token", "hostile-realm"):
+        # hostile-realm: a TLS registry whose Bearer realm is a plain-HTTP token server on another port, which
+        # records every request (a compromised registry, or a man in the middle of its 401, harvesting passwords)
         reg.token_server = TokenServer(workdir / "token", expires_in=token_expiry)
     return reg.start()
 
@@ -487,7 +492,8 @@ class FaultProxy:
     `fault(method, path, count)` is called for every request (count = how many requests matched before, per rule) and
     returns None (forward), ("status", code, headers) to answer instead of the registry, ("cut", nbytes) to drop the
     connection after reading nbytes of the request body, ("slow", bytes_per_second) to read the body at that rate, or
-    ("delay", seconds). `after(method, path, status)` runs
+    ("delay", seconds), or ("cut-response", nbytes) to forward the request and relay the answer's headers (its full
+    Content-Length) but only nbytes of its body before dropping the connection. `after(method, path, status)` runs
     once a forwarded response was relayed (to stop/restart the registry between blobs).
     """
 
@@ -601,6 +607,13 @@ class FaultProxy:
             h.send_header(k, v)
         h.send_header("Content-Length", str(len(data)))
         h.end_headers()
+        if action and action[0] == "cut-response" and h.command != "HEAD":
+            with contextlib.suppress(OSError):
+                h.wfile.write(data[: min(action[1], max(len(data) - 1, 0))])
+                h.wfile.flush()
+                h.connection.shutdown(socket.SHUT_RDWR)
+            h.close_connection = True
+            return
         if h.command != "HEAD":
             h.wfile.write(data)
         self.after(h.command, h.path, resp.status)

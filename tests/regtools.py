@@ -58,7 +58,7 @@ def reg_args(reg: Registry) -> list[str]:
 
 def reg_env(reg: Registry, home: Path, creds: bool = True) -> dict:
     env = base_env(home)
-    if creds and reg.mode in ("basic", "token"):
+    if creds and reg.mode in ("basic", "token", "hostile-realm"):
         env.update(OCIBAKE_USERNAME=USER, OCIBAKE_PASSWORD=PASSWORD)
     return env
 

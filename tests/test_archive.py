@@ -342,3 +342,18 @@ def test_a_layout_of_two_images_gives_two_entries_each_with_its_tags(tmp_path):
     }
     assert configs["v1"]["config"]["Labels"]["org.opencontainers.image.version"] == "v1"
     assert configs["edge"]["config"]["Labels"]["org.opencontainers.image.version"] == "v2"
+
+
+def test_a_layout_of_three_images_names_each_after_its_own_title(tmp_path):
+    layout = tmp_path / "three"
+    for name in ("alpha", "beta", "team/gamma"):
+        build(FIXTURES / "hello-root", layout, "--upx", "off", "--name", name, "--version", "v1", "--tag", name[-2:])
+    dest = tmp_path / "three.tar"
+    proc = export(str(layout), f"docker-archive:{dest}")
+    assert proc.returncode == 0, proc.stderr
+    with tarfile.open(dest) as tar:
+        entries = json.load(tar.extractfile("manifest.json"))
+    assert sorted(tuple(e["RepoTags"]) for e in entries) == [("alpha:ha",), ("beta:ta",), ("team/gamma:ma",)]
+    for name in ("alpha", "beta", "team/gamma"):
+        config = json.loads(skopeo("inspect", "--config", f"docker-archive:{dest}:{name}:{name[-2:]}").stdout)
+        assert config["config"]["Labels"]["org.opencontainers.image.title"] == name

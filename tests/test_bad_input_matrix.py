@@ -59,7 +59,7 @@ def pulled_image(plain_registry, tmp_path_factory) -> dict:
 def service(w: Path, toml: str) -> Path:
     d = w / "svc"
     shutil.copytree(HELLO, d)
-    (d / "ocibake.toml").write_text(toml)
+    (d / "ocibake.toml").write_text(toml, encoding="utf-8")
     return d
 
 
@@ -89,6 +89,17 @@ def symlinked_blob(w: Path) -> Path:
     blob.unlink()
     blob.symlink_to(outside)
     return w / "L"
+
+
+def deep_index(layout: Path) -> Path:
+    """index.json nested 100,000 levels deep: Python's JSON parser recurses once per level."""
+    (layout / "index.json").write_text('{"schemaVersion":2,"manifests":' + "[" * 100_000 + "]" * 100_000 + "}")
+    return layout
+
+
+def with_env(argv: list[str], **env: str) -> list:
+    """A row's argv whose run also sets these environment variables."""
+    return [env, *argv]
 
 
 def first_entry(change):
@@ -421,6 +432,56 @@ ROWS = [
     ),
     ("layout-repair-missing", lambda w, c: ["layout", "repair", str(w / "nope")], 4, "is not an OCI image layout"),
     ("layout-unknown-command", lambda w, c: ["layout", "chek", str(w)], 2, "no such command"),
+    # --- hostile input: JSON nested too deep, times past year 9999, a byte-order mark, no directory name
+    (
+        "build-index-too-deep",
+        lambda w, c: deep_index(copy_built(w, c["built"])) and ["build", str(HELLO), "--output", str(w / "L")],
+        4,
+        "index.json is not valid JSON: JSON nested too deep",
+    ),
+    (
+        "pull-into-index-too-deep",
+        lambda w, c: deep_index(rand_layout(w)) and ["pull", f"{c['host']}/matrix/src:v1", str(w / "L")],
+        4,
+        "nested too deep",
+    ),
+    (
+        "push-index-too-deep",
+        lambda w, c: deep_index(rand_layout(w)) and ["push", str(w / "L"), f"{c['host']}/matrix/deep"],
+        4,
+        "nested too deep",
+    ),
+    (
+        "export-index-too-deep",
+        lambda w, c: deep_index(rand_layout(w)) and ["export", str(w / "L"), f"docker-archive:{w}/x.tar"],
+        4,
+        "nested too deep",
+    ),
+    (
+        "layout-check-index-too-deep",
+        lambda w, c: deep_index(rand_layout(w)) and ["layout", "check", str(w / "L")],
+        4,
+        "index.json: not readable JSON (JSON nested too deep to read)",
+    ),
+    (
+        "build-epoch-after-9999",
+        lambda w, c: with_env(["build", str(HELLO), "--output", str(w / "o")], SOURCE_DATE_EPOCH="253402300800"),
+        4,
+        "SOURCE_DATE_EPOCH=253402300800 is after the year 9999",
+    ),
+    (
+        "build-epoch-not-ascii-digits",
+        lambda w, c: with_env(["build", str(HELLO), "--output", str(w / "o")], SOURCE_DATE_EPOCH="\u00b2"),
+        4,
+        "is not a number of seconds",
+    ),
+    ("build-root-directory", lambda w, c: ["build", "/", "--output", str(w / "o")], 4, "/ has no go.mod"),
+    (
+        "build-toml-byte-order-mark",
+        lambda w, c: ["build", str(service(w, '\ufeffport = "http"')), "--output", str(w / "o")],
+        4,
+        "port",
+    ),
     # --- login, cache
     ("login-without-stdin", lambda w, c: ["login", c["host"], "-u", "x"], 2, "reads the password from stdin"),
     ("cache-unknown-command", lambda w, c: ["cache", "clen"], 2, "'clen' is not one of"),
@@ -461,8 +522,9 @@ def test_bad_input(row, built, pulled_image, plain_registry, tmp_path):
     w.mkdir()
     ctx = {"built": built, "host": plain_registry.host, "pulled": pulled_image}
     argv = setup(w, ctx)
+    extra_env = argv.pop(0) if isinstance(argv[0], dict) else {}
     before = snapshot(w)
-    env = {**base_env(tmp_path / "home"), "OCIBAKE_REGISTRY_RETRIES": "0"}
+    env = {**base_env(tmp_path / "home"), "OCIBAKE_REGISTRY_RETRIES": "0", **extra_env}
     proc = subprocess.run(
         [sys.executable, "-m", "ocibake", *argv],
         check=False,
@@ -477,9 +539,10 @@ def test_bad_input(row, built, pulled_image, plain_registry, tmp_path):
     assert proc.returncode == code, proc.stderr
     assert "Traceback" not in proc.stderr and "internal error" not in proc.stderr, proc.stderr
     assert len(errors) == 1 and phrase in errors[0], proc.stderr
-    assert all(line.startswith(("ocibake: error:", "  hint:", "  entry", "ocibake: warning:")) for line in lines), (
-        proc.stderr
-    )
+    assert all(
+        line.startswith(("ocibake: error:", "  hint:", "  entry", "  index.json", "ocibake: warning:"))
+        for line in lines
+    ), proc.stderr
     assert snapshot(w) == before, "something changed on disk"
     if argv[0] == "push":
         repo = argv[2].split("/", 1)[1]

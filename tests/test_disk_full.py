@@ -8,7 +8,7 @@ import json
 import subprocess
 import sys
 
-from conftest import REPO, require
+from conftest import FIXTURES, REPO, require
 from registry_servers import write_layout
 from regtools import base_env, ocibake
 
@@ -68,3 +68,53 @@ def test_a_full_disk_is_a_clear_error_and_leaves_the_layout_intact(plain_registr
     assert len(errors) == 1 and "no space left on device" in errors[0], result["stderr"]
     assert "internal error" not in result["stderr"] and "Traceback" not in result["stderr"]
     assert result["same"], result["diff"]
+
+
+BUILD_INNER = r"""
+import json, os, subprocess, sys
+mnt, service, out = sys.argv[1], sys.argv[2], sys.argv[3]
+subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", mnt], check=True)
+def run(*a, cwd=None):
+    p = subprocess.run([sys.executable, "-m", "ocibake", *a], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       text=True, cwd=cwd)
+    return {"code": p.returncode, "stderr": p.stderr}
+# the layers fit in 2 MB, the 5.7 MB binary go links does not: go build itself hits the full disk
+go = run("build", service, "--upx", "off", "--output", f"{mnt}/L")
+# the layout is written elsewhere; the docker-archive (7 MB uncompressed) does not fit
+archive = run("build", service, "--upx", "off", "--output", f"docker-archive:{mnt}/a.tar", cwd=out)
+print(json.dumps({"go": go, "archive": archive, "left": sorted(os.listdir(mnt))}))
+"""
+
+
+def test_a_disk_that_fills_during_go_build_or_the_archive_is_exit_4_and_says_what_was_written(tmp_path):
+    require("unshare")
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    out = tmp_path / "out"
+    out.mkdir()
+    service = FIXTURES / "hello-root"
+    unshare = ["unshare", "--user", "--map-root-user", "--mount"]
+    proc = subprocess.run(
+        [*unshare, sys.executable, "-c", BUILD_INNER, str(mnt), str(service), str(out)],
+        check=False,
+        cwd=REPO,
+        env=base_env(tmp_path / "home"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    for case in ("go", "archive"):
+        stderr = result[case]["stderr"]
+        assert result[case]["code"] == 4, stderr
+        errors = [line for line in stderr.splitlines() if line.startswith("ocibake: error:")]
+        assert len(errors) == 1 and "no space left on device" in errors[0], stderr
+        assert "internal error" not in stderr and "Traceback" not in stderr
+    assert "go build failed" in result["go"]["stderr"]
+    archive_err = result["archive"]["stderr"]
+    assert "a.tar not written" in archive_err and "nothing was changed" not in archive_err
+    layout = out / "dist" / "oci" / "hello-root"
+    assert f"the image is built and tagged in {layout}" in archive_err
+    assert (layout / "index.json").is_file()
+    assert result["left"] == ["L"] or result["left"] == [], result["left"]

@@ -5,6 +5,7 @@ succeeds."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -159,3 +160,54 @@ def test_sigkilled_pushes_leave_the_earlier_push_intact(plain_registry, tmp_path
     index = json.loads((new / "index.json").read_text())
     assert skopeo_digest(plain_registry, "kills/app:v2") == index["manifests"][0]["digest"]
     assert skopeo_digest(plain_registry, "kills/app:v1") == earlier
+
+
+HANGING_MAIN = """package main
+
+import (
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+)
+
+var Version = "dev"
+
+func main() {
+	// ignores --version (and SIGTERM, SIGINT): the check waits for it
+	signal.Ignore(syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	_ = os.Args
+	time.Sleep(120 * time.Second)
+}
+"""
+
+
+def test_a_sigkilled_build_takes_the_hanging_version_check_with_it(tmp_path):
+    """The built binary's `--version` runs in a guarded process group as go does: ocibake SIGKILLed while the binary
+    hangs (ignoring --version and SIGTERM) leaves no process, and none parented to pid 1."""
+    service = tmp_path / "hang"
+    service.mkdir()
+    (service / "go.mod").write_text("module example.com/hang\n\ngo 1.21\n")
+    (service / "main.go").write_text(HANGING_MAIN)
+    out = tmp_path / "out"
+    env = base_env(tmp_path / "home")
+    argv = [sys.executable, "-m", "ocibake", "build", str(service), "--upx", "off", "--output", str(out)]
+    with subprocess.Popen(argv, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
+        deadline = time.monotonic() + 120
+        checking: set[int] = set()
+        while not checking and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.05)
+            procs = processes()
+            checking = {pid for pid in descendants(proc.pid, procs) if procs[pid][3] == "app"}
+        assert checking, "the --version check never started"
+        procs = processes()
+        pgids = {procs[pid][1] for pid in checking} - {os.getpgid(0)}  # its own group, not the test's
+        proc.kill()
+        proc.communicate()
+    time.sleep(1.0)  # the guard sees its pipe close and kills the group
+    left = living(checking, pgids)
+    for pid in checking:  # on failure, do not leave it running for two minutes
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    assert left == []
+    assert pgids, "the --version check ran in ocibake's own process group, unguarded"

@@ -4,6 +4,7 @@ damaged-layout error gives actually works)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 
@@ -82,3 +83,29 @@ def test_a_writer_waits_for_the_lock_and_says_so(tmp_path):
     _out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     assert f"waiting for another ocibake writing {layout}" in err
+
+
+def test_json_nested_too_deep_is_damage_that_check_names_and_repair_drops(tmp_path):
+    """A manifest (or index.json) nested 100,000 levels deep is bad JSON, not an internal error (RecursionError)."""
+    layout = tmp_path / "L"
+    write_layout(layout, tags=("v1",), layer_sizes=(1000,), seed=6)
+    deep = b'{"schemaVersion":2,"layers":' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    digest = "sha256:" + hashlib.sha256(deep).hexdigest()
+    (layout / "blobs" / "sha256" / digest[7:]).write_bytes(deep)
+    index = json.loads((layout / "index.json").read_text())
+    entry = {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": digest, "size": len(deep)}
+    index["manifests"].append({**entry, "annotations": {REF: "deep"}})
+    (layout / "index.json").write_text(json.dumps(index))
+
+    check = run_cli("layout", "check", str(layout))
+    assert check.returncode == 4 and "1 of 2 index entries cannot be read" in check.stderr, check.stderr
+    assert "internal error" not in check.stderr
+    repaired = run_cli("layout", "repair", str(layout))
+    assert repaired.returncode == 0 and "kept 1 entries, dropped 1" in repaired.stderr, repaired.stderr
+    assert run_cli("layout", "check", str(layout)).returncode == 0
+
+    (layout / "index.json").write_text('{"schemaVersion":2,"manifests":' + "[" * 100_000 + "]" * 100_000 + "}")
+    check = run_cli("layout", "check", str(layout))
+    assert check.returncode == 4 and "JSON nested too deep" in check.stderr, check.stderr
+    repaired = run_cli("layout", "repair", str(layout))
+    assert repaired.returncode == 0 and "dropped index.json" in repaired.stderr, repaired.stderr

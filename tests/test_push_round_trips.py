@@ -6,8 +6,14 @@ from __future__ import annotations
 
 import json
 
+from conftest import SAMPLE
 from registry_servers import write_layout
-from regtools import ocibake, reg_env, skopeo_digest
+from regtools import ocibake, reg_env, skopeo, skopeo_digest
+
+# A repeated `build --push --sign-key` with nothing changed: GET /v2/ once for the whole run, a HEAD per tag (v1,
+# latest), the SBOM referrer's manifest HEAD and the fallback tag that lists it (Debian's registry has no referrers
+# API), the signature tag. 15 before the push, the SBOM and the signature shared what they learnt.
+MAX_REPEAT_REQUESTS = 6
 
 
 def _requests(proxy, start: int) -> list[tuple[str, str]]:
@@ -132,3 +138,33 @@ def test_repeated_push_of_two_tags_asks_two_heads(proxied_registry, tmp_path):
     assert len(again.stdout.splitlines()) == 2
     sent = sorted(r for r in _requests(proxy, start) if r != ("GET", "/v2/"))
     assert sent == [("HEAD", "/v2/rt/two/manifests/latest"), ("HEAD", "/v2/rt/two/manifests/v1")], sent
+
+
+def test_a_repeated_build_push_with_sbom_and_signature_asks_little(proxied_registry, tmp_path):
+    """build --push --sign-key twice with nothing changed: the second run finds the image, its SBOM referrer and its
+    signature in place and sends nothing but questions, at most MAX_REPEAT_REQUESTS of them."""
+    reg, proxy = proxied_registry
+    env = {**reg_env(reg, tmp_path / "home"), "COSIGN_PASSWORD": "pw", "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    assert ocibake("generate-key-pair", "--output-dir", str(tmp_path), env=env).returncode == 0
+    args = ("build", str(SAMPLE), "--output", str(tmp_path / "L"), "--version", "v1", "--upx", "off")
+    push = ("--push", f"{proxy.host}/rt/svc", "--sign-key", str(tmp_path / "cosign.key"))
+    first = ocibake(*args, *push, env=env, timeout=600)
+    assert first.returncode == 0, first.stderr
+    signatures_before = _signature_layers(reg, first.stdout)
+    start = len(proxy.seen)
+    again = ocibake(*args, *push, env=env, timeout=600)
+    assert again.returncode == 0, again.stderr
+    sent = _requests(proxy, start)
+    assert not [r for r in sent if r[0] in ("PUT", "POST", "PATCH")], sent
+    assert len(sent) <= MAX_REPEAT_REQUESTS, sent
+    assert _signature_layers(reg, again.stdout) == signatures_before  # no second signature of the same image
+    verified = ocibake("verify", again.stdout.strip().splitlines()[-1], "--key", str(tmp_path / "cosign.pub"), env=env)
+    assert verified.returncode == 0, verified.stderr
+
+
+def _signature_layers(reg, stdout: str) -> list[dict]:
+    digest = stdout.strip().splitlines()[-1].split("@", 1)[1]
+    raw = skopeo("inspect", "--raw", *reg.skopeo_flags(), f"docker://{reg.host}/rt/svc:{digest.replace(':', '-')}.sig")
+    assert raw.returncode == 0, raw.stderr
+    layers: list[dict] = json.loads(raw.stdout)["layers"]
+    return layers

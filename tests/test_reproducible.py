@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import shutil
@@ -94,6 +95,27 @@ def test_local_origin_paths_never_reach_the_image():
     assert public_source_url("file:///srv/git/app.git") == ""
     assert public_source_url("https://ci:s3cret@git.example.com/app.git") == "https://git.example.com/app.git"
     assert public_source_url("git@git.example.com:team/app.git") == "git@git.example.com:team/app.git"
+
+
+def test_source_credentials_never_reach_the_image(tmp_path):
+    """GitLab's CI_REPOSITORY_URL carries a job token as user:TOKEN@: --source given so is written without it."""
+    token = "glcbt-" + os.urandom(6).hex()
+    digest, proc = build(
+        FIXTURES / "hello-root",
+        tmp_path / "a",
+        "--upx",
+        "off",
+        "--source",
+        f"https://gitlab-ci-token:{token}@git.example.com/x.git",
+    )
+    manifest, config = manifest_and_config(tmp_path / "a", digest)
+    assert manifest["annotations"]["org.opencontainers.image.source"] == "https://git.example.com/x.git"
+    assert config["config"]["Labels"]["org.opencontainers.image.source"] == "https://git.example.com/x.git"
+    assert token not in proc.stdout + proc.stderr
+    for blob in (tmp_path / "a" / "blobs" / "sha256").iterdir():
+        data = blob.read_bytes()
+        plain = gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data
+        assert token.encode() not in plain, blob.name
 
 
 def test_a_goenv_file_cannot_change_the_image(tmp_path):

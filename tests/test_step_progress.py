@@ -33,7 +33,7 @@ def build_on_a_terminal(args: list[str], env: dict | None = None, columns: int =
         stderr=slave,
         stdin=subprocess.DEVNULL,
         text=True,
-        env={**os.environ, "TERM": "xterm", **(env or {})},
+        env={**os.environ, "TERM": "xterm", "NO_COLOR": "1", **(env or {})},  # colour: test_cli_colour.py
     )
     os.close(slave)
     chunks: list[bytes] = []

@@ -20,6 +20,9 @@ class OcibakeError(Exception):
         self.detail = detail
         # Results completed before the failure (pushed references, say): the CLI prints them on stdout.
         self.results: tuple[str, ...] = ()
+        # Images built before a failure that kept them from being pushed: in the JSON report only, since stdout
+        # lists only what was achieved (with --push, pushed references).
+        self.built: tuple[str, ...] = ()
 
 
 class UsageError(OcibakeError):

@@ -9,6 +9,7 @@ import shutil
 import sys
 from typing import TYPE_CHECKING, TextIO
 
+from ocibake.builder.app_binary import NOT_VERIFIED
 from ocibake.builder.bake import BuildResult
 from ocibake.units import human_size
 
@@ -84,15 +85,22 @@ def binary_json(result: BuildResult) -> dict[str, object]:
             size_before=app.upx.size_before,
             size_after=app.upx.size_after,
             seconds=round(app.upx.seconds, 3),
+            cached=app.upx.cached,
             startup_seconds=app.upx_check.seconds if app.upx_check is not None else None,
         )
-    return {"size": app.size, "check": app.final_check.line, "startup_seconds": app.check.seconds, "upx": upx}
+    return {
+        "size": app.size,
+        "check": app.final_check.line,
+        "check_remembered": app.final_check.remembered,
+        "startup_seconds": app.check.seconds,
+        "upx": upx,
+    }
 
 
 def binary_lines(result: BuildResult) -> list[str]:
     """What the binary is and what UPX did to it: bytes saved next to the start-up time they cost."""
     app = result.binary
-    lines = [f"binary    {human_size(app.size)}; --version: {app.final_check.line}"]
+    lines = [f"binary    {human_size(app.size)}; --version: {app.final_check.display()}"]
     if app.upx.mode != "off":
         saved = app.upx.size_before - app.upx.size_after
         lines.append(
@@ -100,16 +108,20 @@ def binary_lines(result: BuildResult) -> list[str]:
             f"({app.upx.ratio:.0%}, {human_size(saved)} saved) in {app.upx.seconds:.1f}s"
         )
         if app.check.ran and app.upx_check is not None and app.upx_check.ran:
+            when = ", measured when these bytes were first checked" if app.upx_check.remembered else ""
             lines.append(
                 f"start-up  {_ms(app.check.seconds)} plain, {_ms(app.upx_check.seconds)} with UPX "
-                f"(`--version`; UPX unpacks the binary in memory at every start; --upx off to skip)"
+                f"(`--version`{when}; UPX unpacks the binary in memory at every start; --upx off to skip)"
             )
+        elif app.check.line.startswith(NOT_VERIFIED):
+            lines.append("start-up  not measured: verification is off")
         else:
             lines.append("start-up  not measured: the binary was not run here")
     return lines
 
 
-def print_human(result: BuildResult, err: TextIO, push_repos: tuple[str, ...] = ()) -> None:
+def print_human(result: BuildResult, err: TextIO) -> None:
+    """The build's report on stderr; the `next:` block comes later (print_result), after the push it describes."""
     image = result.image
     w = err.write
     w(f"\nimage     {result.name} {image.digest}\n")
@@ -133,24 +145,31 @@ def print_human(result: BuildResult, err: TextIO, push_repos: tuple[str, ...] = 
     secs = result.seconds
     upx_part = f", upx {secs['upx']:.2f}s" if result.binary.upx.mode != "off" else ""
     w(f"\ntook {secs['total']:.2f}s (go build {secs['go_build']:.2f}s{upx_part}, layers {secs['layers']:.2f}s)\n")
-    for line in next_commands(result, push_repos):
-        w(line + "\n")
 
 
-def next_commands(result: BuildResult, push_repos: tuple[str, ...] = ()) -> list[str]:
-    """What to run next, quoted so it can be pasted: inspect, push the tags just built (or inspect where they are
-    being pushed), load into docker."""
+def pushed_commands(pushed: PushResult, tls_flags: tuple[str, ...] = ()) -> list[str]:
+    """How to look at what was pushed: `ocibake inspect` with the same TLS flags the push took, and skopeo, with
+    --tls-verify=false only where the push spoke plain HTTP (skopeo cannot take a CA file, so not after --ca-cert)."""
+    q = shlex.quote
+    first = pushed.tags[0]
+    ref = f"{first.repository}:{first.tag}"
+    lines = [f"  {command_name()} inspect {q(ref)}{''.join(' ' + q(f) for f in tls_flags)} --no-files"]
+    if "--ca-cert" not in tls_flags:
+        plain = first.repository.split("/", 1)[0] in pushed.plain_http or "--insecure" in tls_flags
+        lines.append(f"  skopeo inspect {'--tls-verify=false ' if plain else ''}{q('docker://' + ref)}")
+    return lines
+
+
+def next_commands(result: BuildResult, pushed: PushResult | None = None, tls_flags: tuple[str, ...] = ()) -> list[str]:
+    """What to run next, quoted so it can be pasted: inspect the layout, inspect what was pushed (or push the tags
+    just built), load into docker. ``tls_flags``: the registry flags the push took (--ca-cert PATH, --insecure)."""
     q = shlex.quote
     tag = result.tags[0]
     ref = f"{result.layout}:{tag}"
     tags = " ".join(f"-t {q(t)}" for t in result.tags)
     lines = ["next:", f"  skopeo inspect {q('oci:' + ref)}"]
-    if push_repos:
-        plain = push_repos[0].split("/", 1)[0].startswith(("127.", "localhost", "[::1]"))
-        lines.append(
-            f"  skopeo inspect {'--tls-verify=false ' if plain else ''}"
-            f"{q('docker://' + push_repos[0] + ':' + tag)}   # once pushed"
-        )
+    if pushed is not None and pushed.tags:
+        lines += pushed_commands(pushed, tls_flags)
     else:
         lines.append(f"  {command_name()} push {q(str(result.layout))} REGISTRY/REPO {tags}")
     if ":" in str(result.layout):
@@ -176,9 +195,11 @@ def print_result(
     quiet: bool,
     pushed: PushResult | None = None,
     archive: dict[str, object] | None = None,
+    tls_flags: tuple[str, ...] = (),
 ) -> None:
     """stdout: the reference (or, after --push, one REPO:TAG@DIGEST line per pushed tag), or all of it as JSON. The
-    human report went to stderr already (print_human), before any push, so a failed push still leaves it."""
+    human report went to stderr already (print_human), before any push, so a failed push still leaves it; the push
+    summary and the `next:` block come here, after everything they describe."""
     if json_output:
         doc = as_json(result)
         if pushed is not None:
@@ -189,4 +210,6 @@ def print_result(
         return
     if pushed is not None and not quiet:
         err.write(pushed.summary() + "\n")
+    if not quiet:
+        err.write("".join(line + "\n" for line in next_commands(result, pushed, tls_flags)))
     out.write("\n".join(pushed.lines() if pushed is not None else [result.reference]) + "\n")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -47,6 +48,19 @@ def claim(directory: Path) -> None:
     """Record this process as the owner of ``directory`` (a stage it just made), for remove_abandoned_stages."""
     pid = os.getpid()
     (directory / OWNER_FILE).write_text(f"{pid} {_start_time(pid)} {_identity()}\n")
+
+
+def owned_stage(directory: Path, prefix: str) -> Path:
+    """A new staging directory ``prefix<pid>-XXXX`` in ``directory``, with its owner record; what killed runs left
+    there under the same prefix is removed first (remove_abandoned_stages). The caller removes it when done."""
+    remove_abandoned_stages(directory, prefix)
+    stage = Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-", dir=directory))
+    try:
+        claim(stage)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    return stage
 
 
 def owner_gone(directory: Path) -> bool | None:

@@ -4,8 +4,7 @@ and `podman save` write them, named by their diff_id so that a layer shared by t
 
 from __future__ import annotations
 
-import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +12,7 @@ from ocibake.archive.select import Chosen
 from ocibake.archive.write import ArchiveResult, Staging, uncompressed_layer
 from ocibake.errors import InputError
 from ocibake.layers.tar import Entry
+from ocibake.oci import json_doc
 from ocibake.oci.image import canonical_json
 from ocibake.oci.layout import Layout
 
@@ -21,7 +21,10 @@ def _hex(digest: str) -> str:
     return digest.split(":", 1)[1]
 
 
-def write_docker_archive(layout: Layout, chosen: Sequence[Chosen], name: str, dest: Path) -> ArchiveResult:
+def write_docker_archive(
+    layout: Layout, chosen: Sequence[Chosen], names: Mapping[str, str], dest: Path
+) -> ArchiveResult:
+    """``names``: the repository of each manifest digest's RepoTags."""
     by_manifest: dict[str, list[Chosen]] = {}
     for c in chosen:
         by_manifest.setdefault(c.manifest.digest, []).append(c)
@@ -40,7 +43,7 @@ def write_docker_archive(layout: Layout, chosen: Sequence[Chosen], name: str, de
                 ) from None
             config_bytes = layout.read_blob(config_digest)
             try:
-                diff_ids = json.loads(config_bytes)["rootfs"]["diff_ids"]
+                diff_ids = json_doc.loads(config_bytes)["rootfs"]["diff_ids"]
             except (ValueError, KeyError, TypeError):
                 raise InputError(
                     f"config {config_digest} in {layout.root} has no rootfs.diff_ids",
@@ -63,7 +66,9 @@ def write_docker_archive(layout: Layout, chosen: Sequence[Chosen], name: str, de
                     entries[layer_name] = Entry.from_path(f"/{layer_name}", path)
                 layer_names.append(layer_name)
             tags = tuple(c.tag for c in group)
-            images.append({"Config": config_name, "RepoTags": [f"{name}:{t}" for t in tags], "Layers": layer_names})
+            images.append(
+                {"Config": config_name, "RepoTags": [f"{names[digest]}:{t}" for t in tags], "Layers": layer_names}
+            )
         entries["manifest.json"] = Entry.file("/manifest.json", canonical_json(images))
         size, file_digest = staging.write(entries.values())
     return ArchiveResult(
@@ -79,7 +84,7 @@ def write_docker_archive(layout: Layout, chosen: Sequence[Chosen], name: str, de
 def _json(layout: Layout, digest: str) -> dict[str, Any]:
     """A JSON object from the layout (an image config or manifest): its fields are read as the OCI spec says."""
     try:
-        value = json.loads(layout.read_blob(digest))
+        value = json_doc.loads(layout.read_blob(digest))
     except ValueError:
         raise InputError(
             f"blob {digest} in {layout.root} is not JSON", hint="the layout is damaged; rebuild it"

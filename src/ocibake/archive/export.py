@@ -3,7 +3,6 @@ command's --output docker-archive:FILE and for `ocibake export`)."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -13,6 +12,7 @@ from ocibake.archive.select import Chosen, choose
 from ocibake.archive.target import ArchiveTarget
 from ocibake.archive.write import ArchiveResult
 from ocibake.errors import InputError
+from ocibake.oci import json_doc
 from ocibake.oci.layout import Layout
 from ocibake.oci.names import NAME_RE
 from ocibake.oci.platform import Platform
@@ -20,10 +20,10 @@ from ocibake.oci.platform import Platform
 TITLE = "org.opencontainers.image.title"
 
 
-def default_name(layout: Layout, chosen: Sequence[Chosen]) -> str:
-    """The image's title annotation (ocibake sets it to the image name), else the layout directory's name."""
+def default_name(layout: Layout, chosen: Chosen) -> str:
+    """An image's title annotation (ocibake sets it to the image name), else the layout directory's name."""
     try:
-        title = json.loads(layout.read_blob(chosen[0].manifest.digest)).get("annotations", {}).get(TITLE)
+        title = json_doc.loads(layout.read_blob(chosen.manifest.digest)).get("annotations", {}).get(TITLE)
     except (ValueError, AttributeError):
         title = None
     return title if isinstance(title, str) and NAME_RE.match(title) else layout.root.resolve().name.lower()
@@ -42,10 +42,12 @@ def export(
     if target.kind == "oci-archive":
         return write_oci_archive(layout, choose(layout, tags, None), target.path)
     chosen = choose(layout, tags, platform)
-    name = name or default_name(layout, chosen)
-    if not NAME_RE.match(name):
-        raise InputError(
-            f"image name {name!r} is not a valid repository name",
-            hint="name it with --name, e.g. --name emergency-service",
-        )
-    return write_docker_archive(layout, chosen, name, target.path)
+    # each image under its own name (a layout may hold several services); --name renames them all
+    names = {c.manifest.digest: name or default_name(layout, c) for c in chosen}
+    for each in sorted(set(names.values())):
+        if not NAME_RE.match(each):
+            raise InputError(
+                f"image name {each!r} is not a valid repository name",
+                hint="name it with --name, e.g. --name emergency-service",
+            )
+    return write_docker_archive(layout, chosen, names, target.path)

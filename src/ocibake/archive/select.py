@@ -3,11 +3,11 @@ platforms), the one platform a docker-archive can hold: --platform's, else this 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ocibake.errors import InputError
+from ocibake.oci import json_doc
 from ocibake.oci.image import Descriptor
 from ocibake.oci.layout import Layout
 from ocibake.oci.media_types import INDEX_TYPES, MANIFEST_TYPES
@@ -67,7 +67,7 @@ def pick_manifest(layout: Layout, top: Descriptor, tag: str, platform: Platform 
             hint="name a tag whose entry is an image manifest or index",
         )
     try:
-        children = [Descriptor.from_json(m) for m in json.loads(layout.read_blob(top.digest)).get("manifests", [])]
+        children = [Descriptor.from_json(m) for m in json_doc.loads(layout.read_blob(top.digest)).get("manifests", [])]
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise InputError(
             f"the index of {tag} in {layout.root} cannot be read: {exc}",

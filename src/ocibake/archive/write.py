@@ -7,7 +7,6 @@ import gzip
 import hashlib
 import os
 import shutil
-import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +19,7 @@ from ocibake.errors import InputError, disk_error
 from ocibake.layers.tar import Entry, write_tar
 from ocibake.oci.layout import Layout
 from ocibake.oci.layout_check import open_blob
+from ocibake.workdirs import owned_stage
 
 ARCHIVE_MTIME = 0  # every entry's mtime: an archive of the same image is the same bytes on any day
 CHUNK = 1 << 20
@@ -53,17 +53,16 @@ class Staging:
     def __init__(self, dest: Path):
         self.dest = dest
         dest.parent.mkdir(parents=True, exist_ok=True)
-        self.work = Path(tempfile.mkdtemp(prefix=f".{dest.name}.ocibake-work-", dir=dest.parent))
-        fd, name = tempfile.mkstemp(prefix=f".{dest.name}.ocibake-", dir=dest.parent)
-        os.close(fd)
-        self.tmp = Path(name)
+        # one directory beside the destination, with an owner record: the next export or build into the same place
+        # removes what a killed one left (the archive being written is inside it, renamed out when complete)
+        self.work = owned_stage(dest.parent, f".{dest.name}.ocibake-")
+        self.tmp = self.work / "archive.tar.partial"
 
     def __enter__(self) -> Staging:
         return self
 
     def __exit__(self, *exc: object) -> None:
         shutil.rmtree(self.work, ignore_errors=True)
-        self.tmp.unlink(missing_ok=True)
 
     def write(self, entries: Iterable[Entry]) -> tuple[int, str]:
         """Write the tar, then rename it over the destination; returns (size, sha256 digest)."""

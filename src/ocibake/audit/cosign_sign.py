@@ -84,8 +84,11 @@ def _config(layers: list[dict[str, Any]]) -> Blob:
     return Blob(OCI_CONFIG, canonical_json(doc))
 
 
-def sign_remote(remote: SignatureRepository, repository: str, digest: str, key: ec.EllipticCurvePrivateKey) -> str:
-    """Add a signature of ``digest`` to its `.sig` manifest (kept signatures stay); -> the tag."""
+def sign_remote(
+    remote: SignatureRepository, repository: str, digest: str, key: ec.EllipticCurvePrivateKey
+) -> tuple[str, bool]:
+    """Add a signature of ``digest`` to its `.sig` manifest (kept signatures stay); -> (the tag, whether a signature
+    was added: False when this key had signed this payload already)."""
     tag = signature_tag(digest)
     data = payload(repository, digest)
     data_digest = sha256_digest(data)
@@ -104,6 +107,8 @@ def sign_remote(remote: SignatureRepository, repository: str, digest: str, key: 
             ]
         except ValueError:
             layers = []
+    if any(_signed_by(kept, data, data_digest, key.public_key()) for kept in layers):
+        return tag, False  # this key signed this payload already: a second signature would add nothing
     layers.append(layer)
     config = _config(layers)
     blobs = [(config.digest, config.data), (data_digest, data)]
@@ -115,7 +120,19 @@ def sign_remote(remote: SignatureRepository, repository: str, digest: str, key: 
         "layers": layers,
     }
     remote.put_manifest(tag, Blob(OCI_MANIFEST, canonical_json(manifest)))
-    return tag
+    return tag, True
+
+
+def _signed_by(layer: dict[str, Any], data: bytes, data_digest: str, key: ec.EllipticCurvePublicKey) -> bool:
+    """A kept signature layer over exactly ``data`` (by digest) whose signature verifies with ``key``."""
+    if layer.get("digest") != data_digest:
+        return False
+    try:
+        signature = base64.b64decode((layer.get("annotations") or {}).get(SIGNATURE_ANNOTATION, ""), validate=True)
+        key.verify(signature, data, ec.ECDSA(hashes.SHA256()))
+    except (InvalidSignature, ValueError):
+        return False
+    return True
 
 
 @dataclass(frozen=True)

@@ -163,8 +163,8 @@ def open_layout_image(text: str, platform: str | None = None) -> OpenedImage:
 
 def _is_referrer(layout: Layout, desc: Descriptor) -> bool:
     try:
-        return "subject" in json.loads(layout.blob_path(desc.digest).read_bytes())
-    except (OSError, ValueError):
+        return "subject" in json.loads(layout.read_blob(desc.digest))  # bounded (limits.py), checked
+    except (InputError, OSError, ValueError, TypeError):
         return False
 
 

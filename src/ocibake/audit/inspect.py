@@ -11,6 +11,7 @@ from ocibake.audit.layer_files import layer_files
 from ocibake.audit.referrers import layout_referrers
 from ocibake.audit.sbom import SPDX_TYPE
 from ocibake.errors import InputError
+from ocibake.oci.limits import ARTIFACT_BLOB_MAX_BYTES
 from ocibake.units import human_size
 
 if TYPE_CHECKING:
@@ -129,7 +130,9 @@ def _referrers(image: OpenedImage, registry_options: OptionsFactory | None) -> t
         referrers = layout_referrers(image.layout, image.digest)
         for r in referrers:
             if r.get("artifactType") == SPDX_TYPE:
-                r["sbom"] = sbom_summary(image.layout.read_blob, r["digest"], image.digest)
+                r["sbom"] = sbom_summary(
+                    lambda d: image.layout.read_blob(d, ARTIFACT_BLOB_MAX_BYTES), r["digest"], image.digest
+                )
         return referrers, "layout"
     referrers, how = remote_referrers(image.remote, image.digest, registry_options)
     if any(r.get("artifactType") == SPDX_TYPE for r in referrers):

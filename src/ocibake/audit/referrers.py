@@ -11,6 +11,7 @@ from typing import Any
 from ocibake.errors import InputError
 from ocibake.oci.image import Blob, Descriptor, canonical_json
 from ocibake.oci.layout import Layout, LayoutWriter
+from ocibake.oci.limits import ARTIFACT_BLOB_MAX_BYTES
 from ocibake.oci.media_types import OCI_MANIFEST
 
 EMPTY_TYPE = "application/vnd.oci.empty.v1+json"
@@ -75,7 +76,10 @@ def stored_artifact(root: Path, subject: str, artifact_type: str) -> Artifact | 
         try:
             data = layout.read_blob(entry["digest"])
             doc = json.loads(data)
-            blobs = tuple((d["digest"], layout.read_blob(d["digest"])) for d in [doc["config"], *doc["layers"]])
+            blobs = tuple(
+                (d["digest"], layout.read_blob(d["digest"], ARTIFACT_BLOB_MAX_BYTES))
+                for d in [doc["config"], *doc["layers"]]
+            )
         except (InputError, OSError, ValueError, KeyError, TypeError):
             continue
         return Artifact(Blob(OCI_MANIFEST, data), blobs, artifact_type)
@@ -89,8 +93,10 @@ def layout_referrers(layout: Layout, digest: str) -> list[dict[str, Any]]:
         if d.media_type != OCI_MANIFEST:
             continue
         try:
-            doc = json.loads(layout.blob_path(d.digest).read_bytes())
-        except (OSError, ValueError):
+            doc = json.loads(layout.read_blob(d.digest))  # bounded (limits.py), checked
+        except (InputError, OSError, ValueError):
+            continue
+        if not isinstance(doc, dict):
             continue
         if (doc.get("subject") or {}).get("digest") != digest:
             continue

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ocibake.builder import gobuild, upx
-from ocibake.builder.app_binary import AppBinary, make_binary
+from ocibake.builder.app_binary import AppBinary, CheckSettings, make_binary
 from ocibake.builder.assembly import (
     assemble,
     binary_layer_content,
@@ -170,10 +170,8 @@ def _build_binary(prep: Prepared, toolchain: Toolchain, output: Path, log: Log) 
         request,
         toolchain,
         platform=spec.platform,
-        version=spec.version,
         upx_mode=prep.upx_mode,
-        verify=spec.verify_binary,
-        version_package=prep.version_package,
+        checks=CheckSettings(spec.version, prep.version_package, spec.verify_binary, spec.verify_always),
         log=log,
         go_line=f"go build {prep.package} for {spec.platform} with {prov.go_version}",
         upx_cache=upx.upx_cache() if prep.upx_mode != "off" else None,

@@ -10,7 +10,9 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
+import os
 import tarfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -18,6 +20,7 @@ import zstandard
 
 from ocibake.builder.base_image import BaseImage, BaseLayer
 from ocibake.errors import InputError
+from ocibake.oci.limits import UnpackLimits
 
 KEEP = ("etc/passwd", "etc/group")
 MAX_KEEP = 1 << 20
@@ -66,11 +69,14 @@ class _Hashing(io.RawIOBase):
         self.raw = raw
         self.sha = hashlib.sha256()
         self.size = 0
+        self.after_read: Callable[[], None] | None = None
 
     def read(self, n: int = -1) -> bytes:
         data = self.raw.read(n)
         self.sha.update(data)
         self.size += len(data)
+        if self.after_read is not None:
+            self.after_read()
         return data
 
     def drain(self) -> None:
@@ -96,18 +102,28 @@ def read_base_files(image: BaseImage) -> BaseFiles:
     paths: set[str] = set()
     contents: dict[str, bytes] = {}
     sizes: dict[str, int] = {}
+    limits = UnpackLimits.from_env(os.environ)
     for layer in image.layers:
-        sizes[layer.digest] = _read_layer(image, layer, paths, contents)
+        sizes[layer.digest] = _read_layer(image, layer, paths, contents, (limits, sum(sizes.values())))
     return BaseFiles(frozenset(paths), contents, sizes)
 
 
-def _read_layer(image: BaseImage, layer: BaseLayer, paths: set[str], contents: dict[str, bytes]) -> int:
-    """Apply ``layer`` to ``paths`` and ``contents``, checking its digest and diff_id; returns its uncompressed
-    size."""
+def _read_layer(
+    image: BaseImage,
+    layer: BaseLayer,
+    paths: set[str],
+    contents: dict[str, bytes],
+    budget: tuple[UnpackLimits, int],
+) -> int:
+    """Apply ``layer`` to ``paths`` and ``contents``, checking its digest and diff_id, and that it stays within the
+    unpack limits (``budget``: the limits, and what the layers below unpacked to); returns its uncompressed size."""
+    limits, before = budget
     with open(layer.path, "rb") as raw_file:
         raw = _Hashing(raw_file)
         try:
             tar_in = _Hashing(_decompressed(layer, raw))
+            what = f"base {image.name} layer {layer.digest[:19]}"
+            tar_in.after_read = lambda: limits.check(what, raw.size, tar_in.size, before)
             added: set[str] = set()
             with tarfile.open(fileobj=tar_in, mode="r|") as tar:
                 for member in tar:

@@ -11,6 +11,7 @@ from ocibake.errors import InputError, ToolchainError
 from ocibake.oci.image import rfc3339
 from ocibake.oci.platform import Platform, host_architecture
 from ocibake.toolchain.base import GoBuild
+from ocibake.toolchain.process import run_captured
 
 
 def ldflags(
@@ -197,16 +198,9 @@ def verify_binary(
     first line."""
     argv = [*prefix, str(binary), "--version"]
     try:
-        proc = subprocess.run(
-            argv,
-            check=False,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            timeout=timeout,
-            cwd=binary.parent,
-            env={"PATH": "/usr/bin:/bin"},
-        )
+        # as go and upx: a process group of its own, guarded, so that the binary (and a qemu running it) dies with
+        # ocibake even when ocibake is SIGKILLed, and is killed with everything it started at the timeout
+        proc = run_captured(argv, cwd=binary.parent, env={"PATH": "/usr/bin:/bin"}, timeout=timeout, job_slot=False)
     except subprocess.TimeoutExpired as exc:
         raise ToolchainError(
             f"the built binary did not answer `--version` within {timeout:.0f}s",
@@ -214,7 +208,7 @@ def verify_binary(
         ) from exc
     except OSError as exc:
         raise ToolchainError(f"the built binary cannot run here: {exc.strerror}", hint="pass --no-verify") from exc
-    out = proc.stdout.decode(errors="replace").strip()
+    out = proc.stdout.strip()
     if proc.returncode != 0 or version not in out:
         if version_package == "main":
             hint = (

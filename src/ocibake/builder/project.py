@@ -194,6 +194,21 @@ def public_source_url(url: str) -> str:
     return url if match and not url.startswith("/") else ""
 
 
+def without_credentials(url: str) -> str:
+    """A ``--source`` URL with any user:password@ (or token@) removed, so no credential is written into the image:
+    GitLab's CI_REPOSITORY_URL is https://gitlab-ci-token:TOKEN@host/... Only an ssh user name without a password is
+    kept (it names an account, not a secret). Text that is no URL is kept as it is."""
+    if "://" not in url:
+        return url
+    parts = urlsplit(url.strip())
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    keep_user = parts.scheme in ("ssh", "git+ssh") and parts.username and parts.password is None
+    user = f"{parts.username}@" if keep_user else ""
+    return urlunsplit((parts.scheme, user + host, parts.path, parts.query, parts.fragment))
+
+
 def git_info(service_dir: Path) -> GitInfo:
     commit = _git(service_dir, "rev-parse", "HEAD")
     if not commit:

@@ -9,7 +9,7 @@ from typing import Any
 
 import ocibake
 from ocibake.builder import gobuild, upx
-from ocibake.builder.project import GitInfo, GoModule
+from ocibake.builder.project import GitInfo, GoModule, without_credentials
 from ocibake.builder.spec import BuildSpec
 from ocibake.layers.content import LayerContent
 from ocibake.layers.passwd import APP_GID, APP_UID
@@ -47,7 +47,7 @@ def upx_setting(mode: str, version: str) -> dict[str, str | list[str]]:
 
 
 def _source_url(spec: BuildSpec, git: GitInfo) -> str:
-    return spec.source_url if spec.source_url is not None else git.remote
+    return without_credentials(spec.source_url) if spec.source_url is not None else git.remote
 
 
 def oci_annotations(spec: BuildSpec, prov: Provenance) -> dict[str, str]:

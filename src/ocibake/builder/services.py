@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
-from ocibake.errors import OcibakeError
+from ocibake.errors import OcibakeError, RegistryError
 from ocibake.toolchain import jobs
 
 GRACE_SECONDS = 10.0  # after SIGINT, how long programs get to clean up before SIGKILL
@@ -49,6 +49,8 @@ class Outcome:
     def error_line(self) -> str:
         if self.error is None:
             return ""
+        if isinstance(self.error, RegistryError) and (self.error.status or self.error.code):
+            return _registry_cell(self.error)
         if isinstance(self.error, OcibakeError):
             line = self.error.message.splitlines()[0] if self.error.message else type(self.error).__name__
             detail = [d.strip() for d in (self.error.detail or "").splitlines() if d.strip() and not d.startswith("#")]
@@ -58,6 +60,15 @@ class Outcome:
         if isinstance(self.error, KeyboardInterrupt):
             return "interrupted"
         return f"internal error: {type(self.error).__name__}: {self.error}"
+
+
+def _registry_cell(error: RegistryError) -> str:
+    """A registry failure for the summary table: the cause in words, then which registry and request."""
+    from ocibake.registry.errors import cause  # only after a registry failed: requests is loaded already
+
+    parts = (error.message or "").splitlines()[0].split(": ") if error.message else []
+    where = ": ".join(parts[:2]).removesuffix(" failed") if parts and parts[0].startswith("registry ") else ""
+    return f"{cause(error)}; {where}" if where else cause(error)
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ class BuildSpec:
     ca_bundle: str = "certifi"
     zoneinfo: str = "tzdata"
     verify_binary: bool = True
+    verify_always: bool = False  # --verify always: run the checks even for bytes that passed before
     source_date_epoch: int | None = None  # None: git commit time, else 0
     source_url: str | None = None  # org.opencontainers.image.source; default: git origin without credentials
     extra_ldflags: tuple[str, ...] = field(default_factory=tuple)

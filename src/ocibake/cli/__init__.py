@@ -12,7 +12,7 @@ import signal
 import sys
 import threading
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import FrameType
 from typing import NoReturn
 
@@ -27,15 +27,21 @@ def _terminate(signum: int, frame: FrameType | None) -> NoReturn:
     raise Terminated()
 
 
-def print_error(exc: OcibakeError, verbose: bool) -> None:
+def print_error(exc: OcibakeError, verbose: bool, prefix: str = "") -> None:
+    """The error on stderr: `ocibake: error: MESSAGE`, the detail, `  hint: HINT`; each line after ``prefix`` (a
+    service's `[name] ` when several services share stderr)."""
     from ocibake.registry.redact import redact  # the last line of defence: no secret in any error
 
-    print(f"ocibake: error: {redact(exc.message)}", file=sys.stderr)
+    def say(text: str) -> None:
+        for line in text.splitlines() or [""]:
+            print(f"{prefix}{line}", file=sys.stderr)
+
+    say(f"ocibake: error: {redact(exc.message)}")
     if exc.detail:
         detail = exc.detail if verbose or len(exc.detail) < 8000 else "...\n" + exc.detail[-8000:]
-        print(redact(detail), file=sys.stderr)
+        say(redact(detail))
     if exc.hint:
-        print(f"  hint: {redact(exc.hint)}", file=sys.stderr)
+        say(f"  hint: {redact(exc.hint)}")
     if verbose and exc.__cause__ is not None:
         traceback.print_exception(exc.__cause__, file=sys.stderr)
 
@@ -50,6 +56,7 @@ def _report_failure(exc: OcibakeError, argv: list[str], verbose: bool) -> int:
             json.dumps(
                 {
                     "references": list(exc.results),
+                    "built": list(exc.built),
                     "error": {
                         "message": redact(exc.message),
                         "hint": redact(exc.hint) if exc.hint else None,
@@ -68,6 +75,10 @@ def _report_failure(exc: OcibakeError, argv: list[str], verbose: bool) -> int:
     return exc.exit_code
 
 
+def _unchanged() -> None:
+    pass
+
+
 def asks_verbose(argv: list[str]) -> bool:
     """-v or --verbose anywhere before `--`, alone or in a cluster of short flags (`-qv`)."""
     for arg in argv:
@@ -84,13 +95,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     import click
 
     from ocibake.cli.group import cli, usage_error
+    from ocibake.cli.style import install, take_color
 
     argv = list(sys.argv[1:] if argv is None else argv)
     verbose = asks_verbose(argv)
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _terminate)
+    restore_stderr: Callable[[], None] = _unchanged  # replaced once the colour choice is known
     try:
         try:
+            argv, color = take_color(argv)
+            restore_stderr = install(color)
             result = cli.main(argv, prog_name="ocibake", standalone_mode=False)
         except click.UsageError as exc:
             raise usage_error(exc, argv) from None
@@ -117,6 +132,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"ocibake: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
         print("  hint: run again with -v for a traceback, and report it", file=sys.stderr)
         return 1
+    finally:
+        sys.stderr.flush()
+        restore_stderr()
 
 
 __all__ = ["Terminated", "UsageError", "main", "print_error"]

@@ -34,8 +34,8 @@ def attachment_options(f: CommandT) -> CommandT:
         "--sbom",
         type=click.Choice(SBOM_CHOICES),
         default="spdx",
-        show_default=True,
-        help="write an SPDX 2.3 SBOM into the layout as a referrer of the image (pushed with it)",
+        metavar="spdx|none",
+        help="write an SPDX 2.3 SBOM into the layout as a referrer of the image, pushed with it (default: spdx)",
     )(f)
 
 
@@ -78,15 +78,13 @@ def push_attachments(
                 how = remote.put_referrer(
                     artifact.manifest, artifact.blobs, digest, artifact.artifact_type, artifact.annotations
                 )
-                log(
-                    f"sbom      pushed to {repo} as a referrer of {digest[:19]} "
-                    f"({'referrers API' if how == 'api' else 'tag ' + digest.replace(':', '-')})"
-                )
+                log(f"sbom      {_referrer_outcome(how, repo, digest)}")
             if key is not None:
                 from ocibake.audit.cosign_sign import sign_remote
 
-                tag = sign_remote(remote, repo, digest, key)
-                log(f"signed    {repo}@{digest[:19]} (cosign signature, tag {tag})")
+                tag, added = sign_remote(remote, repo, digest, key)
+                done = "signed   " if added else "already signed with this key: nothing sent;"
+                log(f"{done} {repo}@{digest[:19]} (cosign signature, tag {tag})")
 
 
 def push_layout_referrers(
@@ -96,6 +94,7 @@ def push_layout_referrers(
     from ocibake.audit.referrers import layout_referrers
     from ocibake.oci.image import Blob
     from ocibake.oci.layout import Layout
+    from ocibake.oci.limits import ARTIFACT_BLOB_MAX_BYTES
     from ocibake.registry.artifacts import Remote
 
     source = Layout.open(layout)
@@ -107,11 +106,18 @@ def push_layout_referrers(
             for entry in found:
                 data = source.read_blob(entry["digest"])
                 doc = json.loads(data)
-                blobs = [(d["digest"], source.read_blob(d["digest"])) for d in [doc["config"], *doc.get("layers", [])]]
+                blobs = [
+                    (d["digest"], source.read_blob(d["digest"], ARTIFACT_BLOB_MAX_BYTES))
+                    for d in [doc["config"], *doc.get("layers", [])]
+                ]
                 how = remote.put_referrer(
                     Blob(entry["mediaType"], data), blobs, digest, entry["artifactType"], entry.get("annotations")
                 )
-                log(
-                    f"referrer  {entry['artifactType']} {entry['digest'][:19]} pushed to {repo} "
-                    f"({'referrers API' if how == 'api' else 'tag ' + digest.replace(':', '-')})"
-                )
+                log(f"referrer  {entry['artifactType']} {entry['digest'][:19]} {_referrer_outcome(how, repo, digest)}")
+
+
+def _referrer_outcome(how: str, repo: str, subject: str) -> str:
+    if how == "present":
+        return f"already in {repo} as a referrer of {subject[:19]}: nothing sent"
+    where = "referrers API" if how == "api" else "tag " + subject.replace(":", "-")
+    return f"pushed to {repo} as a referrer of {subject[:19]} ({where})"

@@ -100,6 +100,14 @@ if TYPE_CHECKING:
 @click.option(
     "--no-verify", "verify", flag_value=False, default=None, help="do not run the built binary with --version"
 )
+@click.option(
+    "--verify",
+    "verify_mode",
+    type=click.Choice(["auto", "always", "never"]),
+    default=None,
+    help="run the built binary with --version: auto (the default: once per distinct binary and platform; a "
+    "rebuild that made the same bytes reuses the outcome), always (every build), never (= --no-verify)",
+)
 @click.option("--upx", metavar="MODE", shell_complete=values(*UPX_MODES), help=UPX_HELP)
 @click.option(
     "--base",
@@ -232,7 +240,6 @@ def run_single_platform(plan: BuildPlan, sbom: str) -> int:
     from ocibake.builder.bake import bake
     from ocibake.cli.attachments import make_sbom
     from ocibake.cli.build_plan import push_built
-    from ocibake.cli.build_spec import push_repo_names
     from ocibake.cli.export import write_build_archive
     from ocibake.report import print_human, print_result
 
@@ -240,15 +247,22 @@ def run_single_platform(plan: BuildPlan, sbom: str) -> int:
     result = bake(
         spec, plan.toolchain, log=plan.log, registry_options=plan.registry_options, toolchain_ref=plan.toolchain_ref
     )
-    # the sbom line belongs with the build's lines, before the report's `next:` block
+    # the sbom line belongs with the build's lines; the `next:` block comes last, after the push
     sbom_artifact = make_sbom(sbom, spec.output, result.image.digest, spec.name, plan.toolchain, out.log)
     if not out.json and not out.quiet:
-        print_human(result, sys.stderr, tuple(push_repo_names(plan.targets)))
+        print_human(result, sys.stderr)
     pushed = push_built(plan, result, sbom_artifact)
     written = (
         write_build_archive(plan.archive, result, spec.platform, log=out.log) if plan.archive is not None else None
     )
     print_result(
-        result, out=sys.stdout, err=sys.stderr, json_output=out.json, quiet=out.quiet, pushed=pushed, archive=written
+        result,
+        out=sys.stdout,
+        err=sys.stderr,
+        json_output=out.json,
+        quiet=out.quiet,
+        pushed=pushed,
+        archive=written,
+        tls_flags=plan.registry.tls_flags(),
     )
     return 0

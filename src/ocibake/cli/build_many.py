@@ -104,12 +104,13 @@ class _Pusher:
         tags: list[str],
         sbom_artifact: Artifact | None = None,
         log: Log = lambda s: None,
+        prefix: str = "",
     ) -> PushResult:
         from ocibake.cli.attachments import push_attachments
         from ocibake.registry.push import push_layout
 
         with self.lock:
-            options = make_options(self.registry, mount_from=tuple(self.done))
+            options = make_options(self.registry, mount_from=tuple(self.done), prefix=prefix)
             pushed = push_layout(layout, targets, tags, options)
             self.done.extend(t for t in targets if t not in self.done)
             if sbom_artifact is not None or self.key is not None:
@@ -135,21 +136,26 @@ class _Builder:
 
         spec = planned.spec
         log = _prefixed(self.out, spec.name)
-        toolchain = make_toolchain(planned.choices, planned.service_dir, self.registry, log_warnings=not self.out.quiet)
+        prefix = f"[{spec.name}] "
+        toolchain = make_toolchain(
+            planned.choices, planned.service_dir, self.registry, log_warnings=not self.out.quiet, prefix=prefix
+        )
         result = bake(
             spec,
             toolchain,
             log=log,
-            registry_options=lambda: make_options(self.registry),
+            registry_options=lambda: make_options(self.registry, prefix=prefix),
             toolchain_ref=toolchain_reference(planned.choices, planned.service_dir),
         )
         sbom_artifact = make_sbom(self.sbom, spec.output, result.image.digest, spec.name, toolchain, log)
         pushed = None
         if planned.targets:
             try:
-                pushed = self.pusher.push(spec.output, planned.targets, list(result.tags), sbom_artifact, log)
-            except OcibakeError as exc:
-                exc.results = (result.reference, *exc.results)
+                pushed = self.pusher.push(
+                    spec.output, planned.targets, list(result.tags), sbom_artifact, log, prefix=prefix
+                )
+            except OcibakeError as exc:  # built, not pushed: the JSON says so, stdout lists only what was pushed
+                exc.built = (result.reference, *exc.built)
                 raise
         log(f"built {result.reference}" + (f", pushed to {', '.join(planned.targets)}" if pushed else ""))
         return Built(result, pushed)
@@ -264,6 +270,7 @@ def outcome_json(outcome: Outcome) -> dict[str, object]:
         "service": outcome.service,
         "name": outcome.name,
         "references": list(_results(outcome.error)),
+        "built": list(outcome.error.built if isinstance(outcome.error, OcibakeError) else ()),
         "error": {
             "message": outcome.error_line,
             "hint": outcome.error.hint if isinstance(outcome.error, OcibakeError) else None,
@@ -291,8 +298,8 @@ def print_outcomes(outcomes: list[Outcome], out: Output) -> None:
 
     for o in outcomes:
         if isinstance(o.error, OcibakeError):
-            print(f"\n[{o.name}]", file=sys.stderr)
-            print_error(o.error, out.verbose)
+            print(file=sys.stderr)
+            print_error(o.error, out.verbose, prefix=f"[{o.name}] ")
     if not out.quiet or any(not o.ok for o in outcomes):
         sys.stderr.write(summary_table(outcomes))
         sys.stderr.flush()

@@ -112,12 +112,17 @@ def push_built(plan: BuildPlan, result: BuildResult | MultiResult, sbom: Artifac
     try:
         pushed = push_layout(layout, plan.targets, list(result.tags), make_options(plan.registry))
         push_attachments(sbom, pushed, plan.key, make_options(plan.registry), plan.out.log)
-    except OcibakeError as exc:
-        exc.results = (result.reference, *exc.results)
+    except OcibakeError as exc:  # built, not pushed: in the JSON report; stdout lists only what was pushed
+        exc.built = (result.reference, *exc.built)
         tags = " ".join(f"-t {t}" for t in result.tags)
         exc.hint = (
             f"{exc.hint + '; ' if exc.hint else ''}the image is built in {layout}: push it again "
             f"with `{command_name()} push {layout} {' '.join(plan.targets)} {tags}`"
+            + (
+                f", then sign it with `{command_name()} sign REPO@{result.reference.split('@', 1)[1]} --key KEY`"
+                if plan.key is not None
+                else ""
+            )
         )
         raise
     return pushed

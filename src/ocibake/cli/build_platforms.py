@@ -41,7 +41,7 @@ def print_platforms_human(result: MultiResult, err: TextIO) -> None:
             f"\n{image.platform!s:<14} {image.digest}  {human_size(image.compressed_size)} compressed, "
             f"{len(r.layers)} layers\n"
         )
-        w(f"  binary   {human_size(r.binary.size)}; --version: {r.binary.final_check.line}\n")
+        w(f"  binary   {human_size(r.binary.size)}; --version: {r.binary.final_check.display()}\n")
         upx = r.upx_note or (
             f"upx {r.binary.upx.mode}: {human_size(r.binary.upx.size_before)} -> {human_size(r.binary.upx.size_after)}"
             if r.binary.upx.mode != "off"

@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
+from ocibake.builder.project import without_credentials
 from ocibake.builder.spec import BuildSpec
 from ocibake.builder.upx import upx_args
 from ocibake.cli.registry_options import RegistryFlags, make_options
 from ocibake.cli.settings import Flags, Value, check_value, text, texts
-from ocibake.errors import InputError
+from ocibake.errors import InputError, UsageError
 from ocibake.oci.names import NAME_RE, TAG_RE
 from ocibake.oci.platform import Platform
 
@@ -24,6 +25,12 @@ if TYPE_CHECKING:
     from ocibake.toolchain.base import Toolchain
 
 T = TypeVar("T")
+MAX_EPOCH = 253402300799  # 9999-12-31T23:59:59Z, the last second RFC 3339 (and Python's datetime) can write
+
+
+def _source_url(given: str | None) -> str | None:
+    """--source as written into the image: credentials in the URL removed (a CI clone URL carries a job token)."""
+    return None if given is None else without_credentials(given)
 
 
 def resolve_service_dir(arg: str) -> Path:
@@ -59,6 +66,25 @@ def validate_version(value: str) -> str:
             hint="use up to 128 printable characters without spaces or quotes, e.g. v1.2.3+build.5",
         )
     return value
+
+
+def verify_mode(choices: Choices) -> str:
+    """auto, always or never, from --verify MODE / --no-verify, else ocibake.toml's verify (a mode, or true/false).
+    --no-verify with --verify auto|always contradicts itself and is refused."""
+    flag_mode, flag_off = choices.flags.get("verify_mode"), choices.flags.get("verify") is False
+    if flag_off and flag_mode not in (None, "never"):
+        raise UsageError(
+            f"--no-verify and --verify {flag_mode} contradict each other",
+            hint="give one of them (--no-verify is --verify never)",
+        )
+    if flag_off:
+        return "never"
+    if isinstance(flag_mode, str):
+        return flag_mode
+    kept = choices.settings.get("verify_mode")
+    if isinstance(kept, str):
+        return kept
+    return "never" if choices.settings.get("verify") is False else "auto"
 
 
 class Choices:
@@ -128,8 +154,9 @@ def spec_from_choices(choices: Choices, service_dir: Path) -> BuildSpec:
         version_package=choices.text("version_package", "main"),
         ca_bundle=choices.text("ca_bundle", "certifi"),
         zoneinfo=choices.text("zoneinfo", "tzdata"),
-        verify_binary=choices.switch("verify", True),
-        source_url=choices.optional_text("source"),
+        verify_binary=verify_mode(choices) != "never",
+        verify_always=verify_mode(choices) == "always",
+        source_url=_source_url(choices.optional_text("source")),
         source_date_epoch=epoch,
         upx=upx_mode(choices.optional_text("upx")),
         base=base_choice(choices, service_dir),
@@ -148,6 +175,16 @@ def spec_from_choices(choices: Choices, service_dir: Path) -> BuildSpec:
 def image_name(choices: Choices, service_dir: Path) -> str:
     """--name, or `name` in ocibake.toml, or the directory's name in lower case; a valid repository name."""
     name = choices.text("name", service_dir.name.lower())
+    if not name and not (service_dir / "go.mod").is_file():  # `ocibake build /`: no name, and no Go service
+        raise InputError(
+            f"{service_dir} has no go.mod",
+            hint="ocibake builds Go modules: point at the directory that holds go.mod",
+        )
+    if not name:
+        raise InputError(
+            f"{service_dir} has no directory name to name the image after",
+            hint="name it with --name, e.g. --name emergency-service (or name = in ocibake.toml)",
+        )
     if not NAME_RE.match(name) or len(name) > 255:
         raise InputError(
             f"image name {name!r} is not a valid repository name",
@@ -183,10 +220,15 @@ def tags_and_version(choices: Choices, service_dir: Path) -> tuple[tuple[str, ..
 def source_date_epoch() -> int | None:
     """SOURCE_DATE_EPOCH from the environment; None when unset (the build then takes the commit time)."""
     epoch_text = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
-    if epoch_text and not epoch_text.isdigit():
+    if epoch_text and not (epoch_text.isascii() and epoch_text.isdigit()):
         raise InputError(
             f"SOURCE_DATE_EPOCH={epoch_text!r} is not a number of seconds",
             hint="set it to a Unix time such as $(git log -1 --format=%ct), or unset it",
+        )
+    if epoch_text and int(epoch_text) > MAX_EPOCH:
+        raise InputError(
+            f"SOURCE_DATE_EPOCH={epoch_text} is after the year 9999, which an image's RFC 3339 times cannot say",
+            hint=f"set it to a Unix time up to {MAX_EPOCH}, such as $(git log -1 --format=%ct), or unset it",
         )
     return int(epoch_text) if epoch_text else None
 
@@ -277,7 +319,9 @@ def upx_mode(value: str | None) -> str | None:
     return text
 
 
-def make_toolchain(choices: Choices, service_dir: Path, registry: RegistryFlags, log_warnings: bool) -> Toolchain:
+def make_toolchain(
+    choices: Choices, service_dir: Path, registry: RegistryFlags, log_warnings: bool, prefix: str = ""
+) -> Toolchain:
     from ocibake.toolchain.choose import make_toolchain as make
     from ocibake.toolchain.local import LocalToolchain
 
@@ -288,11 +332,11 @@ def make_toolchain(choices: Choices, service_dir: Path, registry: RegistryFlags,
         go=text(choices.flags, "go"),
         upx=text(choices.flags, "upx_bin"),
         network=network,
-        registry_options=lambda: make_options(registry),
+        registry_options=lambda: make_options(registry, prefix=prefix),
     )
     if network and isinstance(toolchain, LocalToolchain) and log_warnings:
         print(
-            "ocibake: warning: --network applies to toolchain images; the local toolchain uses this host's "
+            f"{prefix}ocibake: warning: --network applies to toolchain images; the local toolchain uses this host's "
             "network as it is",
             file=sys.stderr,
         )
@@ -321,11 +365,3 @@ def push_targets(choices: Choices, name: str) -> list[str]:
                 hint="the build's tags (--version, --tag) are pushed; e.g. --push registry.example.com/team/app",
             )
     return targets
-
-
-def push_repo_names(targets: Sequence[str]) -> list[str]:
-    if not targets:
-        return []
-    from ocibake.registry.reference import parse_reference
-
-    return [parse_reference(t).name for t in targets]

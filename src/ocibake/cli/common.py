@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -24,8 +23,10 @@ class Output:
     json: bool = False
 
     def log(self, line: str) -> None:
-        if not self.quiet:
-            print(line, file=sys.stderr, flush=True)
+        if not self.quiet:  # one locked write per line, above any progress bars: services never share a row
+            from ocibake.registry.progress import print_line
+
+            print_line(line)
 
 
 def output_options(verbose_help: str = VERBOSE_HELP) -> Callable[[CommandT], CommandT]:

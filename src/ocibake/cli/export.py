@@ -15,7 +15,7 @@ import click
 
 from ocibake.cli.common import examples, output, output_options
 from ocibake.cli.group import CONTEXT
-from ocibake.errors import InputError, UsageError
+from ocibake.errors import DiskError, InputError, UsageError, disk_error
 from ocibake.oci.names import TAG_RE
 
 if TYPE_CHECKING:
@@ -68,11 +68,29 @@ def write_build_archive(
     """The build's archive, from its layout; returns what --json reports of it."""
     from ocibake.archive.export import export
 
-    archive = export(result.layout, list(result.tags), target, name=result.name, platform=platform)
+    try:
+        archive = export(result.layout, list(result.tags), target, name=result.name, platform=platform)
+    except OSError as exc:
+        disk = disk_error(exc)
+        if disk is None:
+            raise
+        raise _archive_not_written(disk, target, result) from exc
+    except DiskError as exc:
+        raise _archive_not_written(exc, target, result) from exc
     for note in archive.notes:
         log(note)
     log(archive.summary())
     return archive_json(archive)
+
+
+def _archive_not_written(exc: DiskError, target: ArchiveTarget, result: BuildResult | MultiResult) -> DiskError:
+    """The disk refused the archive after the build wrote its layout: say what was written, and how to finish."""
+    tag = next(iter(result.tags), "TAG")
+    return DiskError(
+        f"{target.kind}:{target.path} not written: {exc.message}",
+        hint=f"the image is built and tagged in {result.layout}; free some space, then run `ocibake export "
+        f"{result.layout}:{tag} {target.kind}:{target.path}`",
+    )
 
 
 def archive_json(result: ArchiveResult) -> dict[str, object]:

@@ -22,7 +22,10 @@ COMMANDS = {
         "ocibake.cli.bundle:bundle",
         "gather what offline builds need (modules, images, Delve) into a directory",
     ),
-    "cache": ("ocibake.cli.cache:cache", "show or empty the toolchain cache"),
+    "cache": (
+        "ocibake.cli.cache:cache",
+        "show what ocibake's cache holds, or clean it (all, --only PART, --older-than AGE)",
+    ),
     "resolve": ("ocibake.cli.resolve:resolve", "build, push and pin the ocibake://PATH images in Kubernetes YAML"),
     "export": ("ocibake.cli.export:export", "write an OCI layout's images to a docker-archive or oci-archive file"),
     "index": ("ocibake.cli.index:index", "join single-platform images into one image index"),
@@ -33,6 +36,7 @@ COMMANDS = {
     "sign": ("ocibake.cli.sign:sign", "sign an image in a registry (cosign's format)"),
     "verify": ("ocibake.cli.sign:verify", "check an image's cosign signature (exit 7 when none is valid)"),
     "layout": ("ocibake.cli.layout:layout", "check or repair an OCI image layout"),
+    "run": ("ocibake.cli.run:run", "run an image rootless, without Docker; --watch: rebuild and restart on changes"),
 }
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 120}
@@ -112,8 +116,15 @@ def usage_error(exc: click.UsageError, argv: list[str] | None = None) -> UsageEr
 @click.option("-v", "--verbose", is_flag=True, help="show more detail, and a traceback on internal errors")
 @click.option("-q", "--quiet", is_flag=True, help="print only results (stdout) and errors")
 @click.option("--json", "json_output", is_flag=True, help="print the result as JSON on stdout")
+@click.option(
+    "--color",
+    type=click.Choice(["auto", "always", "never"]),
+    metavar="auto|always|never",
+    help="colour on stderr (default: auto, on a terminal only; NO_COLOR turns it off, FORCE_COLOR on); every "
+    "command takes it",
+)
 @click.pass_context
-def cli(ctx: click.Context, verbose: bool, quiet: bool, json_output: bool) -> None:
+def cli(ctx: click.Context, verbose: bool, quiet: bool, json_output: bool, color: str | None) -> None:
     ctx.obj = {"verbose": verbose, "quiet": quiet, "json": json_output}
     if ctx.invoked_subcommand is None:
         if json_output:  # stdout stays one JSON document: the error, not the help text

@@ -35,6 +35,10 @@ class RegistryFlags:
     quiet: bool = False
     timeout: float | None = None  # --timeout: seconds for the whole registry operation
 
+    def tls_flags(self) -> tuple[str, ...]:
+        """--insecure and --ca-cert as given, for the commands the report suggests next."""
+        return (("--insecure",) if self.insecure else ()) + (("--ca-cert", self.ca_cert) if self.ca_cert else ())
+
 
 TIMEOUT_HELP = (
     "give up a registry operation (push, pull, login) after this many seconds in all (default: 300); a "
@@ -112,21 +116,22 @@ def _environment_number(key: str, convert: Callable[[str], Number], default: Num
         raise InputError(f"{key}={text!r} is not a number", hint="unset it, or give a number") from None
 
 
-def make_options(flags: RegistryFlags, mount_from: tuple[str, ...] = ()) -> RegistryOptions:
+def make_options(flags: RegistryFlags, mount_from: tuple[str, ...] = (), prefix: str = "") -> RegistryOptions:
     """RegistryOptions for these flags: logs on stderr (redacted), a request trace with -v, progress bars on a
     terminal, retry settings from OCIBAKE_REGISTRY_RETRIES and OCIBAKE_REGISTRY_BACKOFF; ``mount_from``: the
-    repositories to try a cross-repository blob mount from. OCIBAKE_CA_CERT stands for --ca-cert when the flag is not
-    given; the registry's certs.d CAs and client certificate are read per host by the client (registry/certs_d.py)."""
+    repositories to try a cross-repository blob mount from; ``prefix``: put before every log and trace line (the
+    service's `[name] ` when several services share stderr). OCIBAKE_CA_CERT stands for --ca-cert when the flag is
+    not given; the registry's certs.d CAs and client certificate are read per host by the client (certs_d.py)."""
     from ocibake.registry.options import RegistryOptions
     from ocibake.registry.progress import print_line
     from ocibake.registry.redact import redact
 
     def log(line: str) -> None:
         if not flags.quiet:
-            print_line(redact(line))
+            print_line(prefix + redact(line))
 
     def trace(line: str) -> None:
-        print_line(f"ocibake: {redact(line)}")
+        print_line(f"{prefix}ocibake: {redact(line)}")
 
     defaults = RegistryOptions()
     retries = _environment_number("OCIBAKE_REGISTRY_RETRIES", int, defaults.retries)
@@ -146,4 +151,5 @@ def make_options(flags: RegistryFlags, mount_from: tuple[str, ...] = ()) -> Regi
         log=log,
         trace=trace if flags.verbose else None,
         progress_bar=not flags.quiet and sys.stderr.isatty() and os.environ.get("TERM") != "dumb",
+        label=prefix,
     )

@@ -134,7 +134,7 @@ def load_settings(service_dir: Path) -> ServiceSettings:
             raise InputError(f"{path} is not a file", hint=f"{CONFIG_FILE} must be a TOML file (or absent)")
         return ServiceSettings()
     try:
-        data = tomllib.loads(path.read_text())
+        data = tomllib.loads(path.read_text(encoding="utf-8-sig"))  # a byte-order mark (Windows editors) is no error
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise InputError(f"{path}: not valid TOML: {exc}", hint="fix the file or remove it") from exc
     common = _checked(path, _entries(path, data))
@@ -164,6 +164,19 @@ def target_settings(settings: ServiceSettings, flag_target: str | None) -> Setti
     """The file's settings for the target being built: its [target.NAME] table wins over the top level."""
     target = flag_target or text(settings.common, "target") or "production"
     return {**settings.common, **settings.targets.get(target, {})}
+
+
+VERIFY_MODES = ("auto", "always", "never")
+
+
+def _verify_mode(path: Path, where: str, value: str) -> str:
+    """``verify`` in the file takes --verify's modes as well as true/false (--no-verify is verify = false)."""
+    if value not in VERIFY_MODES:
+        raise InputError(
+            f"{path}: {where}verify = {value!r} is not a verify mode",
+            hint='use verify = "auto", "always" or "never" (or true / false)',
+        )
+    return value
 
 
 def _typed(kind: type, value: object) -> Value | None:
@@ -197,6 +210,9 @@ def _checked(path: Path, entries: Iterable[tuple[str, object]], where: str = "")
             value = [value]
         if key == "upx" and isinstance(value, int) and not isinstance(value, bool):
             value = str(value)  # upx = 9 means level 9
+        if key == "verify" and isinstance(value, str):
+            out["verify_mode"] = _verify_mode(path, where, value)
+            continue
         typed = _typed(kind, value)
         if typed is None:
             raise InputError(

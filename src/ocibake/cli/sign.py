@@ -118,12 +118,16 @@ def sign(
     key = load_signing_key(key_path)
     with Remote(ref, options_factory(out, insecure, ca_cert, username, password_stdin, timeout)()) as remote:
         digest = resolve_digest(remote, remote.ref)
-        tag = sign_remote(remote, remote.ref.name, digest, key)
+        tag, added = sign_remote(remote, remote.ref.name, digest, key)
     if out.json:
         print(json.dumps({"reference": f"{remote.ref.name}@{digest}", "signature": f"{remote.ref.name}:{tag}"}))
     else:
         print(f"{remote.ref.name}:{tag}")
-        out.log(f"signed {remote.ref.name}@{digest}")
+        out.log(
+            f"signed {remote.ref.name}@{digest}"
+            if added
+            else f"{remote.ref.name}@{digest}: already signed with this key"
+        )
     return 0
 
 

@@ -21,22 +21,23 @@ SKIP_FILES = {"__init__.py"}
 TZIF_MAGIC = b"TZif"
 
 
-def _zone_files(root: Path) -> list[tuple[str, Path]]:
-    """All TZif files under root, as (relative posix path, real path), sorted; symlinks resolved to their content."""
-    found: list[tuple[str, Path]] = []
+def _zone_files(root: Path) -> list[tuple[str, bytes]]:
+    """All TZif files under root, as (relative posix path, content), sorted; a symlinked file gives its target's
+    content. Each file is opened once: its first bytes tell whether it is a zone."""
+    found: list[tuple[str, bytes]] = []
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
         dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS and not os.path.islink(os.path.join(dirpath, d)))
-        for name in sorted(filenames):
+        rel_dir = os.path.relpath(dirpath, root)
+        for name in filenames:
             if name in SKIP_FILES:
                 continue
-            path = Path(dirpath, name)
             try:
-                with open(path, "rb") as f:
-                    if f.read(4) != TZIF_MAGIC:
-                        continue
+                with open(os.path.join(dirpath, name), "rb") as f:
+                    data = f.read()
             except OSError:
                 continue
-            found.append((path.relative_to(root).as_posix(), path.resolve()))
+            if data[:4] == TZIF_MAGIC:
+                found.append((name if rel_dir == "." else f"{rel_dir}/{name}".replace(os.sep, "/"), data))
     return sorted(found)
 
 
@@ -93,8 +94,7 @@ def zoneinfo_layer(choice: str = "tzdata") -> LayerContent | None:
     # One digest over names and contents: what the record says is what the layer holds.
     tree = hashlib.sha256()
     entries = []
-    for rel, path in files:
-        data = path.read_bytes()
+    for rel, data in files:
         tree.update(rel.encode() + b"\0" + hashlib.sha256(data).digest())
         entries.append(Entry.file(f"{ZONEINFO_DIR}/{rel}", data, mode=0o644))
     label = record["source"] + (f" {record['version']}" if "version" in record else "")

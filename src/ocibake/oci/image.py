@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from ocibake.oci.limits import CONFIG_MAX_BYTES, MANIFEST_MAX_BYTES, check_written
 from ocibake.oci.media_types import OCI_CONFIG, OCI_INDEX, OCI_MANIFEST
 from ocibake.oci.platform import Platform
 
@@ -164,6 +165,7 @@ def make_image(
     if platform.variant:
         config["variant"] = platform.variant
     config_blob = Blob(OCI_CONFIG, canonical_json(config))
+    check_written("config", config_blob.data, CONFIG_MAX_BYTES)
     manifest = {
         "schemaVersion": 2,
         "mediaType": OCI_MANIFEST,
@@ -171,16 +173,15 @@ def make_image(
         "layers": [layer.descriptor.as_json() for layer in layers],
         "annotations": dict(annotations),
     }
-    return Image(
-        platform=platform,
-        config=config_blob,
-        manifest=Blob(OCI_MANIFEST, canonical_json(manifest)),
-        layers=tuple(layers),
-    )
+    manifest_blob = Blob(OCI_MANIFEST, canonical_json(manifest))
+    check_written("manifest", manifest_blob.data, MANIFEST_MAX_BYTES)
+    return Image(platform=platform, config=config_blob, manifest=manifest_blob, layers=tuple(layers))
 
 
 def make_index(manifests: Sequence[Descriptor], annotations: Mapping[str, str] | None = None) -> Blob:
     index: dict[str, Any] = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [m.as_json() for m in manifests]}
     if annotations:
         index["annotations"] = dict(annotations)
-    return Blob(OCI_INDEX, canonical_json(index))
+    blob = Blob(OCI_INDEX, canonical_json(index))
+    check_written("index", blob.data, MANIFEST_MAX_BYTES)
+    return blob

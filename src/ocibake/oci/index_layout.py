@@ -3,12 +3,12 @@ child's blobs copied in. The index is the one a multi-platform build of the same
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
 from ocibake.errors import InputError
+from ocibake.oci import json_doc
 from ocibake.oci.image import Blob, Descriptor
 from ocibake.oci.index import platform_index
 from ocibake.oci.layout import Layout, LayoutWriter, check_output_path
@@ -37,8 +37,8 @@ def layout_child(text: str) -> tuple[Layout, Descriptor]:
             f"{text} is a {desc.media_type}, not a single image",
             hint="an index joins single-platform images; give each platform's image",
         )
-    manifest = json.loads(layout.read_blob(desc.digest))
-    config = json.loads(layout.read_blob(manifest["config"]["digest"]))
+    manifest = json_doc.loads(layout.read_blob(desc.digest))
+    config = json_doc.loads(layout.read_blob(manifest["config"]["digest"]))
     for d in manifest.get("layers") or []:
         if not layout.blob_path(d["digest"]).is_file():
             raise InputError(

@@ -9,7 +9,6 @@ as they were. Building into the same layout replaces the tags it names and keeps
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 import tempfile
@@ -18,10 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from ocibake.errors import InputError
+from ocibake.oci import json_doc
 from ocibake.oci.image import Blob, Descriptor, canonical_json, sha256_digest
 from ocibake.oci.layout_check import check_blob_dirs, check_index, entry_problem, open_blob, repair_hint
 from ocibake.oci.layout_lock import locked
 from ocibake.oci.layout_merge import merged_index
+from ocibake.oci.limits import MANIFEST_MAX_BYTES, too_large
 from ocibake.oci.media_types import INDEX_TYPES, MANIFEST_TYPES, OCI_INDEX, REF_NAME
 from ocibake.oci.referrer_prune import orphaned_referrers
 from ocibake.workdirs import OWNER_FILE, claim, remove_abandoned_stages
@@ -109,7 +110,7 @@ class Layout:
             )
         try:
             data = (root / "index.json").read_bytes()
-            index = json.loads(data)
+            index = json_doc.loads(data)
         except PermissionError:
             raise InputError(
                 f"{root}/index.json cannot be read: permission denied",
@@ -162,11 +163,20 @@ class Layout:
         except OSError:
             return False
 
-    def read_blob(self, digest: str) -> bytes:
+    def read_blob(self, digest: str, limit: int = MANIFEST_MAX_BYTES) -> bytes:
+        """A document blob (manifest, index, config; artifact blobs with a larger ``limit``) read whole and checked
+        against its digest; one larger than ``limit`` is refused before it is read (limits.py)."""
         path = self.blob_path(digest)
         try:
             with open_blob(self.root, path) as f:
-                data = f.read()
+                size = os.fstat(f.fileno()).st_size
+                data = f.read(limit + 1) if size <= limit else b""
+            if size > limit or len(data) > limit:
+                raise InputError(
+                    too_large(f"blob {digest[:19]} in {self.root}", size, limit),
+                    hint="the layout holds something that is no image ocibake (or skopeo) reads; remove that image "
+                    "from it (`ocibake layout repair` drops unreadable entries), or rebuild or re-pull it",
+                )
         except FileNotFoundError:
             raise InputError(
                 f"blob {digest} is missing from {self.root}", hint="the layout is incomplete; rebuild or re-pull it"
@@ -191,7 +201,7 @@ class Layout:
                 path = self.blob_path(d.digest)
                 try:
                     with open_blob(self.root, path) as f:
-                        doc = json.loads(f.read())
+                        doc = json_doc.loads(f.read(MANIFEST_MAX_BYTES + 1))  # over the limit: not JSON
                 except FileNotFoundError:
                     continue
                 except ValueError:

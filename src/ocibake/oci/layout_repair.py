@@ -10,13 +10,13 @@ index.json.damaged and replaced by an empty index.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ocibake.errors import InputError
+from ocibake.oci import json_doc
 from ocibake.oci.image import canonical_json
 from ocibake.oci.layout import LAYOUT_FILE, digest_path
 from ocibake.oci.layout_check import entry_problem, open_blob
@@ -45,10 +45,12 @@ def _read_index(root: Path) -> tuple[dict[str, Any] | None, str | None]:
             hint=f"replace it by the file it points to, or move {root} aside",
         )
     try:
-        index = json.loads((root / "index.json").read_bytes())
+        index = json_doc.loads((root / "index.json").read_bytes())
     except FileNotFoundError:
         return None, "missing"
-    except (OSError, ValueError) as exc:
+    except ValueError as exc:
+        return None, f"not readable JSON ({exc})"
+    except OSError as exc:
         return None, f"not readable JSON ({type(exc).__name__})"
     if not isinstance(index, dict) or not isinstance(index.get("manifests", []), list):
         return None, "not an OCI image index"
@@ -94,7 +96,7 @@ def _document_problem(root: Path, data: bytes, media_type: str, seen: dict[str, 
     if depth > 8:
         return "indexes nested too deep"
     try:
-        doc = json.loads(data)
+        doc = json_doc.loads(data)
         children = (
             doc.get("manifests")
             if media_type in INDEX_TYPES or "manifests" in doc

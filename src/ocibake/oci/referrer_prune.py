@@ -7,18 +7,19 @@ writers' lock is held, the entries are dropped from index.json and their blobs g
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
+from ocibake.oci import json_doc
 from ocibake.oci.layout_check import open_blob
+from ocibake.oci.limits import MANIFEST_MAX_BYTES
 from ocibake.oci.media_types import INDEX_TYPES, REF_NAME
 
 
 def _document(root: Path, digest: str) -> dict[str, Any] | None:
     try:
         with open_blob(root, root / "blobs" / "sha256" / digest.split(":", 1)[-1]) as f:
-            doc = json.loads(f.read())
+            doc = json_doc.loads(f.read(MANIFEST_MAX_BYTES + 1))  # over the limit: not JSON, kept
     except (OSError, ValueError):
         return None
     return doc if isinstance(doc, dict) else None

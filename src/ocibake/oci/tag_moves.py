@@ -9,12 +9,12 @@ carries neither (a pulled image, say) moves freely.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from ocibake.errors import InputError
+from ocibake.oci import json_doc
 from ocibake.oci.layout import Layout
 from ocibake.oci.media_types import MANIFEST_TYPES
 
@@ -40,8 +40,8 @@ def _labels(layout: Layout, digest: str, media_type: str) -> dict[str, Any]:
     if media_type not in MANIFEST_TYPES:
         return {}
     try:
-        manifest = json.loads(layout.read_blob(digest))
-        config = json.loads(layout.read_blob(str(manifest["config"]["digest"])))
+        manifest = json_doc.loads(layout.read_blob(digest))
+        config = json_doc.loads(layout.read_blob(str(manifest["config"]["digest"])))
         labels = (config.get("config") or {}).get("Labels") or {}
         return labels if isinstance(labels, dict) else {}
     except (InputError, OSError, ValueError, KeyError, TypeError, AttributeError):

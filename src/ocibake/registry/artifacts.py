@@ -12,7 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from ocibake.errors import RegistryError
+from ocibake.oci import json_doc
 from ocibake.oci.image import Blob, Descriptor, canonical_json
+from ocibake.oci.limits import ARTIFACT_BLOB_MAX_BYTES, MANIFEST_MAX_BYTES
 from ocibake.oci.media_types import OCI_INDEX, OCI_MANIFEST
 from ocibake.registry.blob_upload import _upload_blob
 from ocibake.registry.client import ACCEPT, Client, Clients
@@ -21,7 +23,7 @@ from ocibake.registry.progress import Progress
 from ocibake.registry.push import _put_manifest
 from ocibake.registry.reference import parse_reference
 
-MAX_DOC = 4 << 20
+MAX_DOC = MANIFEST_MAX_BYTES
 
 
 def fallback_tag(digest: str) -> str:
@@ -58,12 +60,15 @@ class Remote:
             what=what,
             headers={"Accept": ACCEPT},
             repository=self.repo,
+            stream=True,
         )
         if resp.status_code == 404:
+            resp.close()
             return None
         if resp.status_code != 200:
+            _ = resp.content  # read the error body before it is reported
             raise self.client.error(what, resp, repository=self.repo)
-        data = resp.content[: MAX_DOC + 1]
+        data = self.client.read_document(resp, MAX_DOC, f"manifest {ref}")
         if ref.startswith("sha256:") and "sha256:" + hashlib.sha256(data).hexdigest() != ref:
             raise RegistryError(
                 f"registry {self.client.registry}: manifest {ref} arrived with another digest",
@@ -72,14 +77,20 @@ class Remote:
             )
         return data, resp.headers.get("Content-Type", "").split(";")[0].strip()
 
-    def blob(self, digest: str, max_size: int = 64 << 20) -> bytes:
+    def blob(self, digest: str, max_size: int = ARTIFACT_BLOB_MAX_BYTES) -> bytes:
         what = f"GET blob {digest[:19]}"
         resp = self.client.request(
-            "GET", f"/v2/{self.repo}/blobs/{digest}", scopes=self._scopes(), what=what, repository=self.repo
+            "GET",
+            f"/v2/{self.repo}/blobs/{digest}",
+            scopes=self._scopes(),
+            what=what,
+            repository=self.repo,
+            stream=True,
         )
         if resp.status_code != 200:
+            _ = resp.content  # read the error body before it is reported
             raise self.client.error(what, resp, repository=self.repo)
-        data = resp.content[: max_size + 1]
+        data = self.client.read_document(resp, max_size, f"blob {digest}")
         if "sha256:" + hashlib.sha256(data).hexdigest() != digest:
             raise RegistryError(
                 f"registry {self.client.registry}: blob {digest} arrived with another digest",
@@ -98,19 +109,55 @@ class Remote:
             what=what,
             headers={"Accept": OCI_INDEX},
             repository=self.repo,
+            stream=True,
         )
         if resp.status_code == 200 and resp.headers.get("Content-Type", "").startswith(OCI_INDEX):
-            return list(resp.json().get("manifests") or []), "api"
+            try:
+                doc = json_doc.loads(self.client.read_document(resp, MAX_DOC, f"referrers of {digest}"))
+                return list(doc.get("manifests") or []), "api"
+            except (ValueError, AttributeError):
+                return [], "api"
         resp.close()
         got = self.manifest(fallback_tag(digest))
         if got is None:
             return [], "none"
         try:
-            return list(json.loads(got[0]).get("manifests") or []), "tag"
-        except ValueError:
+            return list(json_doc.loads(got[0]).get("manifests") or []), "tag"
+        except (ValueError, AttributeError):
             return [], "tag"
 
-    def put_blobs(self, blobs: Sequence[tuple[str, bytes]]) -> None:
+    def has_manifest(self, digest: str) -> bool:
+        what = f"HEAD manifest {digest[:19]}"
+        resp = self.client.request(
+            "HEAD",
+            f"/v2/{self.repo}/manifests/{digest}",
+            scopes=self._scopes(),
+            what=what,
+            headers={"Accept": ACCEPT},
+            repository=self.repo,
+        )
+        resp.close()
+        return resp.status_code == 200 and resp.headers.get("Docker-Content-Digest", digest) == digest
+
+    def lists_referrer(self, digest: str, subject: str) -> bool:
+        """Whether the manifest ``digest`` is in the registry and listed as a referrer of ``subject``: the fallback
+        tag is asked first (registries without the referrers API keep it; one GET), then the API."""
+        if not self.has_manifest(digest):
+            return False
+        got = self.manifest(fallback_tag(subject))
+        if got is not None:
+            try:
+                if any(m.get("digest") == digest for m in json.loads(got[0]).get("manifests") or []):
+                    return True
+            except (ValueError, AttributeError):
+                return False
+        listed, how = self.referrers(subject) if got is None else ([], "tag")
+        return how == "api" and any(m.get("digest") == digest for m in listed)
+
+    def put_blobs(self, blobs: Sequence[tuple[str, bytes]], what: str = "an artifact") -> None:
+        """Upload ``blobs`` (HEAD first); the log counts them, as the image's push does, so every blob line that
+        follows is announced by its own count."""
+        self.opts.log(f"pushing {len(blobs)} blob(s) of {what} to {self.client.registry}/{self.repo}")
         progress = Progress(self.opts)
         try:
             with tempfile.TemporaryDirectory(prefix="ocibake-artifact-") as tmp:
@@ -135,8 +182,10 @@ class Remote:
         annotations: Mapping[str, str] | None = None,
     ) -> str:
         """Push an artifact whose manifest names ``subject``; without the referrers API, add it to the fallback tag's
-        index too. -> "api" or "tag"."""
-        self.put_blobs(blobs)
+        index too. -> "api" or "tag"; "present" when the registry already holds it and lists it (nothing sent)."""
+        if self.lists_referrer(manifest.digest, subject):
+            return "present"
+        self.put_blobs(blobs, f"the referrer {manifest.digest[:19]}")
         what = f"PUT manifest {manifest.digest[:19]}"
         resp = self.client.request(
             "PUT",

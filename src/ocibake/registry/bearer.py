@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import requests
 
 from ocibake.errors import RegistryError
-from ocibake.registry.redact import add_secret
+from ocibake.registry.redact import add_secret, redact
 from ocibake.registry.retry import connection_reason
 
 if TYPE_CHECKING:
@@ -30,6 +30,7 @@ def bearer_token(client: Client, scopes: tuple[str, ...], force: bool = False) -
         realm = challenge.realm
         if not realm:
             raise RegistryError(f"registry {client.registry}: bearer challenge without a realm", code="UNAUTHORIZED")
+        _refuse_downgrade(client, realm)
         query = [("scope", s) for s in scopes]
         if challenge.service:
             query.insert(0, ("service", challenge.service))
@@ -61,6 +62,24 @@ def bearer_token(client: Client, scopes: tuple[str, ...], force: bool = False) -
         add_secret(token)
         client.tokens[key] = (token, time.monotonic() + _refresh_after(doc))
         return token
+
+
+def _refuse_downgrade(client: Client, realm: str) -> None:
+    """The token exchange never downgrades: a registry reached over HTTPS may only name an https realm, or the
+    user's password (and the token) would cross the network in cleartext to whoever the challenge names. A plain-HTTP
+    realm is accepted only when the registry itself was reached over plain HTTP (loopback, or --insecure), as crane
+    does. Nothing at all is sent to a refused realm."""
+    scheme = urllib.parse.urlsplit(realm).scheme.lower()
+    registry_scheme = urllib.parse.urlsplit(client.base or "https://").scheme
+    if scheme == "https" or (scheme == "http" and registry_scheme == "http"):
+        return
+    raise RegistryError(
+        f"registry {client.registry}: refusing the token server {redact(realm)}: its scheme {scheme!r} is not allowed "
+        f"for a registry reached over {registry_scheme} (credentials would be sent in cleartext)",
+        hint="the registry (or something between it and you) names a token realm that is not https; ask its admins "
+        "to serve the realm over https",
+        code="INSECURE_REALM",
+    )
 
 
 def _token_document(resp: requests.Response) -> dict[str, Any]:

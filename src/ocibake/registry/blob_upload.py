@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-from ocibake.errors import RegistryError
+from ocibake.errors import OcibakeError, RegistryError
 from ocibake.registry.client import Client
-from ocibake.registry.errors import HINTS, Cancelled, ConnectionLost, Retryable
+from ocibake.registry.errors import HINTS, Cancelled, ConnectionLost, Retryable, cause
 from ocibake.registry.monolithic import upload_small
 from ocibake.registry.options import RegistryOptions
 from ocibake.registry.progress import Progress, human_size
@@ -114,11 +114,26 @@ def _upload_blob(
         return "mounted", 0
     bar = progress.bar(digest, size)
     small = mount.location is None and 0 < size <= opts.monolithic_max and not opts.chunk_size
-    if not (small and _upload_whole(up, bar)):
-        _upload_streamed(up, bar, mount.location)
+    try:
+        if not (small and _upload_whole(up, bar)):
+            _upload_streamed(up, bar, mount.location)
+    except BaseException as exc:  # the bar ends as a line that says the upload failed, then the error goes on
+        progress.done(f"  {digest[:19]}  {human_size(size):>10}  failed: {_failure(exc)}", digest)
+        raise
     why = f" (not mountable from {', '.join(mount.refused)})" if mount.refused else ""
     progress.done(f"  {digest[:19]}  {human_size(size):>10}  uploaded{why}", digest)
     return "uploaded", size
+
+
+def _failure(exc: BaseException) -> str:
+    """Why an upload stopped, in a few words: the HTTP status and OCI error code, or what ended it."""
+    if isinstance(exc, RegistryError) and (exc.status or exc.code):
+        return cause(exc)
+    if isinstance(exc, OcibakeError):
+        return exc.message.splitlines()[0][-80:] if exc.message else type(exc).__name__
+    if isinstance(exc, Cancelled):
+        return "cancelled"
+    return "interrupted" if isinstance(exc, KeyboardInterrupt) else type(exc).__name__
 
 
 def _exists(up: _BlobUpload) -> bool:

@@ -22,6 +22,7 @@ import requests
 import urllib3
 
 from ocibake.errors import RegistryError
+from ocibake.oci.limits import too_large
 from ocibake.oci.media_types import DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST
 from ocibake.registry import credentials as creds_mod
 from ocibake.registry.bearer import bearer_token
@@ -38,6 +39,11 @@ from ocibake.registry.trust import trust_store
 
 ACCEPT = ", ".join((OCI_INDEX, OCI_MANIFEST, DOCKER_MANIFEST_LIST, DOCKER_MANIFEST))
 USER_AGENT = "ocibake"
+
+
+# What GET /v2/ said, per (registry, host, --insecure, TLS trust), for the life of the process: see Client.ping.
+_PINGED: dict[tuple[str, str, bool, str], tuple[str, bool | str, Challenge | None]] = {}
+_PINGED_LOCK = threading.Lock()
 
 
 class StreamBody(Protocol):
@@ -210,14 +216,42 @@ class Client:
         finally:
             resp.close()
 
+    def read_document(self, resp: requests.Response, limit: int, what: str) -> bytes:
+        """A document's body (manifest, index, config, artifact blob) read to at most ``limit`` bytes: a larger one,
+        announced or not, is refused having read no more than ``limit`` + 1 bytes (limits.py)."""
+        announced = resp.headers.get("Content-Length", "")
+        size = int(announced) if announced.isascii() and announced.isdigit() else None
+        data = b"" if size is not None and size > limit else self.read_body(resp, limit + 1)
+        if size is not None and size <= limit and len(data) < size:  # the connection ended early: try again
+            raise ConnectionLost(
+                f"registry {self.registry}: reading {what} failed: response cut short ({len(data)} of {size} bytes)",
+                hint="the registry or a proxy dropped the connection; run the same command again",
+            )
+        if (size is not None and size > limit) or len(data) > limit:
+            resp.close()
+            raise RegistryError(
+                f"registry {self.registry}: {too_large(what, size, limit)}",
+                code="SIZE_INVALID",
+                hint="ocibake reads manifests and configs of at most 4 MiB, as the distribution spec suggests and "
+                "skopeo enforces; the registry serves something that is no image, or a hostile one",
+            )
+        return data
+
     def ping(self) -> str:
         """GET /v2/ once (ping.py): pick the scheme, learn the auth challenge, prove it speaks the registry API.
-        -> the base URL (scheme://host) of every request."""
+        -> the base URL (scheme://host) of every request. Asked once per process for the same registry and TLS
+        settings: a push and the referrers and signature that follow it share the answer."""
         if self.base is not None:
             return self.base
-        scheme, verify, resp = connect(self)
-        self.verify = verify
-        self.challenge = challenge_of(self.registry, resp)
+        key = (self.registry, self.host, self.opts.insecure, str(self.verify))
+        with _PINGED_LOCK:
+            known = _PINGED.get(key)
+        if known is None:
+            scheme, verify, resp = connect(self)
+            known = (scheme, verify, challenge_of(self.registry, resp))
+            with _PINGED_LOCK:
+                _PINGED[key] = known
+        scheme, self.verify, self.challenge = known
         self.base = f"{scheme}://{self.host}"
         self.trace(f"{self.registry}: {self.base}, auth {self.challenge.scheme if self.challenge else 'none'}")
         return self.base
@@ -232,10 +266,14 @@ class Client:
             raise Cancelled("cancelled")
 
     def _with_retries(
-        self, what: str, attempt_fn: Callable[[], requests.Response], retries: int | None = None
+        self,
+        what: str,
+        attempt_fn: Callable[[], requests.Response],
+        retries: int | None = None,
+        connection_retries: int | None = None,
     ) -> requests.Response:
         """retry.with_retries() with this client's options, its waits cut short by a cancel."""
-        return with_retries(what, attempt_fn, self.opts, self.pause, retries)
+        return with_retries(what, attempt_fn, self.opts, self.pause, retries, connection_retries)
 
     # ---------------------------------------------------------------- auth
     def _token(self, scopes: tuple[str, ...], force: bool = False) -> str:

@@ -27,6 +27,36 @@ HINTS = {
     "UNSUPPORTED": "the registry does not support this operation",
 }
 STATUS_CODES = {401: "UNAUTHORIZED", 403: "DENIED", 429: "TOOMANYREQUESTS"}
+# what an OCI error code means, in a few words (a summary table's cell, a failed progress line)
+CAUSES = {
+    "UNAUTHORIZED": "not logged in, or the credentials were refused",
+    "DENIED": "not allowed for this account",
+    "NAME_UNKNOWN": "no such repository",
+    "NAME_INVALID": "repository name refused",
+    "MANIFEST_UNKNOWN": "no such tag or digest",
+    "MANIFEST_INVALID": "manifest refused",
+    "MANIFEST_BLOB_UNKNOWN": "a blob of the manifest is missing",
+    "BLOB_UNKNOWN": "blob missing",
+    "BLOB_UPLOAD_UNKNOWN": "upload lost",
+    "BLOB_UPLOAD_INVALID": "upload refused",
+    "DIGEST_INVALID": "the bytes arrived with another digest",
+    "DIGEST_MISMATCH": "the registry stored another digest",
+    "SIZE_INVALID": "the bytes arrived with another size",
+    "TAG_INVALID": "tag refused",
+    "TOOMANYREQUESTS": "rate-limited",
+    "UNSUPPORTED": "not supported by the registry",
+}
+
+
+def cause(exc: RegistryError) -> str:
+    """A registry failure in words: `HTTP 401 UNAUTHORIZED (not logged in, or the credentials were refused)`;
+    the first line of the message when the registry gave no status or code (a lost connection)."""
+    parts = [f"HTTP {exc.status}" if exc.status else "", exc.code or ""]
+    said = " ".join(p for p in parts if p)
+    if not said:
+        return exc.message.splitlines()[0] if exc.message else type(exc).__name__
+    words = CAUSES.get(exc.code or "")
+    return f"{said} ({words})" if words else said
 
 
 def _oci_error(resp: requests.Response) -> tuple[str | None, str]:

@@ -7,37 +7,39 @@ get_blob() and check their digest as they stream (pull.py).
 from __future__ import annotations
 
 import hashlib
-import json
+from collections.abc import Callable
 
 import requests
 
 from ocibake.errors import RegistryError
+from ocibake.oci import json_doc
+from ocibake.oci.limits import CONFIG_MAX_BYTES, MANIFEST_MAX_BYTES
 from ocibake.oci.media_types import INDEX_TYPES, MANIFEST_TYPES
 from ocibake.registry.client import ACCEPT, Client
+from ocibake.registry.errors import ConnectionLost
+from ocibake.registry.retry import STALL_RETRIES, backoff_delay
 
-MAX_MANIFEST = 4 << 20
-MAX_CONFIG = 4 << 20
+MAX_MANIFEST = MANIFEST_MAX_BYTES
+MAX_CONFIG = CONFIG_MAX_BYTES
 
 
 def get_manifest(client: Client, repo: str, ref: str, expect: str | None) -> tuple[bytes, str, str]:
     """The manifest or index ``ref`` (a tag or a digest) -> (bytes, media type, digest), the digest checked against
     ``expect`` and Docker-Content-Digest."""
     what = f"GET manifest {ref if not ref.startswith('sha256:') else ref[:19]}"
-    resp = client.request(
-        "GET",
-        f"/v2/{repo}/manifests/{ref}",
-        scopes=(f"repository:{repo}:pull",),
-        what=what,
-        headers={"Accept": ACCEPT},
-        repository=repo,
-        stream=True,
-    )
-    if resp.status_code != 200:
-        _ = resp.content  # read the error body before it is reported
-        raise client.error(what, resp, repository=repo)
-    data = client.read_body(resp, MAX_MANIFEST + 1)
-    if len(data) > MAX_MANIFEST:
-        raise RegistryError(f"registry {client.registry}: manifest {ref} is larger than 4 MiB", code="MANIFEST_INVALID")
+
+    def get() -> requests.Response:
+        return client.request(
+            "GET",
+            f"/v2/{repo}/manifests/{ref}",
+            scopes=(f"repository:{repo}:pull",),
+            what=what,
+            headers={"Accept": ACCEPT},
+            repository=repo,
+            stream=True,
+        )
+
+    resp, data = read_with_retries(client, get, what, repo, (MAX_MANIFEST, f"manifest {ref}"))
     digest = "sha256:" + hashlib.sha256(data).hexdigest()
     header = resp.headers.get("Docker-Content-Digest")
     if (expect and digest != expect) or (header and header.startswith("sha256:") and header != digest):
@@ -48,7 +50,7 @@ def get_manifest(client: Client, repo: str, ref: str, expect: str | None) -> tup
         )
     mt = resp.headers.get("Content-Type", "").split(";")[0].strip()
     try:
-        doc_mt = json.loads(data).get("mediaType")
+        doc_mt = json_doc.loads(data).get("mediaType")
     except (ValueError, AttributeError):
         raise RegistryError(
             f"registry {client.registry}: manifest {ref} is not JSON", code="MANIFEST_INVALID"
@@ -81,8 +83,10 @@ def get_blob(client: Client, repo: str, digest: str, what: str) -> requests.Resp
 
 def get_config(client: Client, repo: str, digest: str) -> bytes:
     """An image config's bytes, checked against ``digest``."""
-    resp = get_blob(client, repo, digest, f"GET config {digest[:19]}")
-    data = client.read_body(resp, MAX_CONFIG + 1)
+    what = f"GET config {digest[:19]}"
+    _, data = read_with_retries(
+        client, lambda: get_blob(client, repo, digest, what), what, repo, (MAX_CONFIG, f"config {digest}")
+    )
     if "sha256:" + hashlib.sha256(data).hexdigest() != digest:
         raise RegistryError(
             f"registry {client.registry}: config {digest} arrived with another digest",
@@ -90,3 +94,30 @@ def get_config(client: Client, repo: str, digest: str) -> bytes:
             hint="the registry (or a proxy) served other bytes; nothing was written",
         )
     return data
+
+
+def read_with_retries(
+    client: Client, get: Callable[[], requests.Response], what: str, repo: str, document: tuple[int, str]
+) -> tuple[requests.Response, bytes]:
+    """GET a document (``get``: the request, itself retried on errors and 5xx) and read its body (``document``: the
+    size limit and its name), again from the start when the body is cut short, within the same retry budget as
+    every request: a manifest GET rides through a dropped connection as a blob download does."""
+    retries = client.opts.retries
+    stalls = 0
+    for attempt in range(retries + 1):
+        resp = get()
+        if resp.status_code != 200:
+            _ = resp.content  # read the error body before it is reported
+            raise client.error(what, resp, repository=repo)
+        try:
+            return resp, client.read_document(resp, *document)
+        except ConnectionLost as exc:
+            stalls += "stalled" in exc.message  # a server that stalls once mostly stalls again (retry.py)
+            if attempt >= retries or stalls > STALL_RETRIES:
+                raise
+            delay = backoff_delay(client.opts, attempt, None)
+            client.opts.log(
+                f"  {what}: {exc.message.rpartition(': ')[2]}; retry {attempt + 1}/{retries} in {delay:.1f}s"
+            )
+            client.pause(delay)
+    raise AssertionError("unreachable")

@@ -35,4 +35,5 @@ class RegistryOptions:
     log: Callable[[str], None] = _noop  # progress lines (stderr)
     trace: Callable[[str], None] | None = None  # -v: one line per request (redacted)
     progress_bar: bool = False  # stderr is a terminal
+    label: str = ""  # put before each progress bar (a service's `[name] ` when several share the terminal)
     environ: Mapping[str, str] | None = None  # for tests: the environment to read credentials from

@@ -109,7 +109,9 @@ def challenge_of(registry: str, resp: requests.Response) -> Challenge | None:
 
 
 def _get(client: Client, url: str, verify: bool | str) -> requests.Response:
-    return client._with_retries(f"GET {url}", lambda: client._send("GET", url, verify=verify), retries=2)
+    # answers (500, 429...) get the operation's whole retry budget, as every other request; connection errors two
+    # retries, so a wrong port or a plain-HTTP server asked for TLS fails fast
+    return client._with_retries(f"GET {url}", lambda: client._send("GET", url, verify=verify), connection_retries=2)
 
 
 def _untrusted(client: Client, exc: Exception) -> RegistryError:

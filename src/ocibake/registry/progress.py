@@ -71,15 +71,12 @@ class Progress:
         return update
 
     def done(self, line: str, digest: str | None = None) -> None:
-        """A blob finished: its bar goes, its line is printed."""
-        if not self.opts.progress_bar:
-            self.opts.log(line)
-            return
-        with self.lock:
-            self.bars.pop(digest or "", None)
-            self._erase()
-            sys.stderr.write(line + "\n")
-            self._redraw()
+        """A blob finished (or failed): its bar goes, and its line is printed where the bar was, through the log (so
+        it carries the log's prefix)."""
+        if self.opts.progress_bar:
+            with self.lock:
+                self.bars.pop(digest or "", None)
+        self.opts.log(line)
 
     def above(self, line: str) -> None:
         with self.lock:
@@ -105,7 +102,7 @@ class Progress:
         for digest, (done, size) in self.bars.items():
             filled = int(self.WIDTH * done / size) if size else self.WIDTH
             sys.stderr.write(
-                f"  {digest[7:19]} [{'#' * filled}{'.' * (self.WIDTH - filled)}] "
+                f"{self.opts.label}  {digest[7:19]} [{'#' * filled}{'.' * (self.WIDTH - filled)}] "
                 f"{human_size(done)}/{human_size(size)}\033[K\n"
             )
         self.drawn = len(self.bars)

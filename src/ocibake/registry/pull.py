@@ -4,7 +4,6 @@ written atomically (publish.layout.LayoutWriter)."""
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -15,9 +14,11 @@ from typing import Any
 import requests
 
 from ocibake.errors import InputError, RegistryError
+from ocibake.oci import json_doc
 from ocibake.oci.image import Blob, Descriptor
 from ocibake.oci.layout import Layout, LayoutWriter, check_output_path
 from ocibake.oci.layout_check import blob_is_regular
+from ocibake.oci.limits import too_large
 from ocibake.oci.media_types import DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, INDEX_TYPES, MANIFEST_TYPES
 from ocibake.oci.names import DIGEST_RE
 from ocibake.oci.platform import Platform
@@ -68,11 +69,11 @@ DOCKER_TYPES = {DOCKER_MANIFEST, DOCKER_MANIFEST_LIST}
 def _config_platform(writer: LayoutWriter, manifest: bytes) -> Platform | None:
     """The platform a single image's config names, for its entry in index.json (as build writes it)."""
     try:
-        config = json.loads(manifest)["config"]["digest"]
+        config = json_doc.loads(manifest)["config"]["digest"]
         path = writer.blob_file(config)
         if path.stat().st_size > MAX_CONFIG:
             return None
-        doc = json.loads(path.read_bytes())
+        doc = json_doc.loads(path.read_bytes())
         plat = Platform(doc["os"], doc["architecture"], doc.get("variant", "") or "")
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None  # not an image config (an artifact): index.json simply names no platform
@@ -87,7 +88,7 @@ def _require_platform(client: Client, repo: str, ref: Reference, manifest: dict[
         raise RegistryError(f"registry {client.registry}: manifest names a bad config digest", code="MANIFEST_INVALID")
     data = get_config(client, repo, digest)
     try:
-        doc = json.loads(data)
+        doc = json_doc.loads(data)
         have = Platform(doc.get("os", ""), doc.get("architecture", ""), doc.get("variant", "") or "")
     except (ValueError, AttributeError):
         raise RegistryError(
@@ -112,10 +113,10 @@ def _platform_matches(desc: Mapping[str, Any], want: Platform) -> bool:
 def _config_labels(writer: LayoutWriter, manifest: bytes) -> dict[str, Any]:
     """The labels of a single image's config (staged or in the layout); {} when there are none or no config."""
     try:
-        path = writer.blob_file(json.loads(manifest)["config"]["digest"])
+        path = writer.blob_file(json_doc.loads(manifest)["config"]["digest"])
         if path.stat().st_size > MAX_CONFIG:
             return {}
-        labels = (json.loads(path.read_bytes()).get("config") or {}).get("Labels") or {}
+        labels = (json_doc.loads(path.read_bytes()).get("config") or {}).get("Labels") or {}
         return labels if isinstance(labels, dict) else {}
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return {}
@@ -208,14 +209,14 @@ def _pick(client: Client, ref: Reference, want: Platform | None, docs: list[_Doc
     repo = ref.repository
     data, mt, digest = get_manifest(client, repo, ref.digest or ref.tag or "latest", ref.digest)
     if mt in INDEX_TYPES and want is not None:
-        child = _child_for(ref, json.loads(data).get("manifests") or [], want)
+        child = _child_for(ref, json_doc.loads(data).get("manifests") or [], want)
         # The index itself is kept as a blob (not in index.json), so a reference pinned to the index's digest
         # can later be resolved from the layout without the registry.
         docs.append((mt, data, digest))
         data, mt, digest = get_manifest(client, repo, child.digest, child.digest)
         return Descriptor(mt, digest, len(data), {}, child.platform), data
     if mt in MANIFEST_TYPES and want is not None:
-        _require_platform(client, repo, ref, json.loads(data), want)
+        _require_platform(client, repo, ref, json_doc.loads(data), want)
     return Descriptor(mt, digest, len(data)), data
 
 
@@ -243,7 +244,7 @@ def _walk(client: Client, repo: str, first: _Doc, docs: list[_Doc]) -> dict[str,
     while stack:
         mt, data, digest = stack.pop()
         docs.append((mt, data, digest))
-        doc = json.loads(data)
+        doc = json_doc.loads(data)
         if mt in INDEX_TYPES:
             for child in doc.get("manifests") or []:
                 if child.get("mediaType") not in MANIFEST_TYPES + INDEX_TYPES:
@@ -258,7 +259,20 @@ def _walk(client: Client, repo: str, first: _Doc, docs: list[_Doc]) -> dict[str,
                             f"registry {client.registry}: manifest names a bad digest", code="MANIFEST_INVALID"
                         )
                     blobs[d["digest"]] = int(d["size"])
+            _check_config_size(client, doc.get("config"))
     return blobs
+
+
+def _check_config_size(client: Client, config: Any) -> None:
+    """A config over the limit every reader applies (4 MiB) is refused before anything is downloaded."""
+    size = config.get("size") if isinstance(config, dict) else None
+    if isinstance(size, int) and size > MAX_CONFIG:
+        what = f"config {config.get('digest')}"
+        raise RegistryError(
+            f"registry {client.registry}: {too_large(what, size, MAX_CONFIG)}",
+            code="SIZE_INVALID",
+            hint="skopeo and every runtime refuse such an image; nothing was written",
+        )
 
 
 # --------------------------------------------------------------------------------------------------- fetch

@@ -42,6 +42,7 @@ class PushResult:
     mounted: int
     bytes_uploaded: int
     seconds: float
+    plain_http: tuple[str, ...] = ()  # the registries spoken to over plain HTTP (localhost, or --insecure)
 
     def lines(self) -> list[str]:
         return [str(t) for t in self.tags]
@@ -140,6 +141,9 @@ def push_layout(
         counts["mounted"],
         tally.sent,
         time.monotonic() - started,
+        plain_http=tuple(
+            sorted({r.registry for r, _ in plans if (clients.get(r.registry).base or "").startswith("http:")})
+        ),
     )
 
 

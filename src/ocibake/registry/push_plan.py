@@ -4,12 +4,12 @@ under them and every blob they name, each checked against its digest and size.""
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ocibake.errors import InputError
+from ocibake.oci import json_doc
 from ocibake.oci.image import Descriptor
 from ocibake.oci.layout import Layout
 from ocibake.oci.layout_check import open_blob
@@ -26,7 +26,7 @@ class _PushPlan:
 
 def _media_type(desc: Descriptor, data: bytes) -> str:
     try:
-        declared = json.loads(data).get("mediaType")
+        declared = json_doc.loads(data).get("mediaType")
     except (ValueError, AttributeError):
         declared = None
     return declared or desc.media_type
@@ -93,7 +93,7 @@ class _Planner:
     def walk(self, desc: Descriptor, data: bytes) -> None:
         mt = _media_type(desc, data)
         if mt in INDEX_TYPES:
-            for child in json.loads(data).get("manifests") or []:
+            for child in json_doc.loads(data).get("manifests") or []:
                 cd = Descriptor.from_json(child)
                 if cd.digest in self.seen_children:
                     continue
@@ -111,7 +111,7 @@ class _Planner:
 
     def add_blobs(self, manifest: bytes) -> None:
         """The config and layers of an image manifest, each checked against its digest and size."""
-        doc = json.loads(manifest)
+        doc = json_doc.loads(manifest)
         for d in [doc.get("config"), *list(doc.get("layers") or [])]:
             if not d:
                 continue

@@ -79,12 +79,15 @@ def with_retries(
     opts: RegistryOptions,
     pause: Callable[[float], None],
     retries: int | None = None,
+    connection_retries: int | None = None,
 ) -> requests.Response:
     """Call ``attempt_fn`` until it returns a non-retryable response; retry connection errors, 408, 429, 5xx.
 
     Waits with ``pause`` (which raises when the operation is cancelled). The last retryable response is returned as
-    it is, for the caller to report; the last connection error is raised."""
+    it is, for the caller to report; the last connection error is raised. ``connection_retries``: fewer tries for
+    connection errors than for answers (a first contact gives up sooner on a port nobody listens on)."""
     retries = opts.retries if retries is None else retries
+    connection_retries = retries if connection_retries is None else min(retries, connection_retries)
     attempt = 0
     stalls = 0
     while True:
@@ -98,7 +101,7 @@ def with_retries(
             requests.exceptions.Timeout,
             requests.exceptions.ChunkedEncodingError,
         ) as exc:
-            if isinstance(exc, requests.exceptions.SSLError) or attempt >= retries:
+            if isinstance(exc, requests.exceptions.SSLError) or attempt >= connection_retries:
                 raise
             if str(exc).startswith("stalled:"):
                 stalls += 1

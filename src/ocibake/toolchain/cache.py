@@ -14,6 +14,8 @@ import os
 import stat
 import sys
 import tempfile
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -192,6 +194,7 @@ def private_mkdir(path: Path) -> Path:
 
 PARTS = (
     ("rootfs", "unpacked toolchain images"),
+    ("sandbox", "empty directories the toolchain sandbox mounts its root on, one per run"),
     ("toolchains", "go build and module caches, per toolchain"),
     ("pulled", "toolchain images pulled from registries"),
     ("bases", "base images pulled from registries"),
@@ -201,6 +204,7 @@ PARTS = (
     ("goenv", "`go env` answers, by go program, environment, go.mod and GOENV file"),
     ("gobin", "the last binary built per service and platform, so go can skip an unneeded link"),
     ("go", "go's build and module caches, for a user whose home directory cannot hold them"),
+    ("checks", "outcomes of `app --version` that passed, by binary digest, platform and version"),
 )
 PART_NAMES = tuple(name for name, _ in PARTS)
 
@@ -225,15 +229,15 @@ def disk_usage(path: Path) -> int:
     return total
 
 
+def _entry_count(part: Path) -> int:
+    return len([p for p in part.iterdir() if not p.name.startswith(".") and not p.name.endswith(".sha256")])
+
+
 def usage(cache: Path) -> list[CachePart]:
     out = []
     for name, what in PARTS:
         path = cache / name
-        entries = (
-            len([p for p in path.iterdir() if not p.name.startswith(".") and not p.name.endswith(".sha256")])
-            if path.is_dir()
-            else 0
-        )
+        entries = _entry_count(path) if path.is_dir() else 0
         out.append(CachePart(name, what, entries, disk_usage(path) if path.is_dir() else 0))
     known = {name for name, _ in PARTS}
     others = [p for p in cache.iterdir() if p.name not in known] if cache.is_dir() else []
@@ -243,16 +247,59 @@ def usage(cache: Path) -> list[CachePart]:
     return out
 
 
-def clean(cache: Path) -> int:
-    """Remove everything in the cache (not the directory itself); returns the bytes freed."""
-    if not cache.exists():
-        return 0
-    private_cache(cache)
-    freed = 0
-    for child in cache.iterdir():
-        freed += disk_usage(child) if child.is_dir() and not child.is_symlink() else child.lstat().st_size
-        if child.is_dir() and not child.is_symlink():
-            force_rmtree(child)
-        else:
-            child.unlink()
+def _size(path: Path) -> int:
+    return disk_usage(path) if path.is_dir() and not path.is_symlink() else path.lstat().st_size
+
+
+def _remove(path: Path) -> int:
+    """Remove a file, link or directory tree (go's read-only module cache too); returns the bytes freed."""
+    freed = _size(path)
+    if path.is_dir() and not path.is_symlink():
+        force_rmtree(path)
+    else:
+        path.unlink()
     return freed
+
+
+def _chosen(cache: Path, only: Sequence[str]) -> list[Path]:
+    """The top-level paths of the parts named in ``only`` ("other": what ocibake does not use), or all of them."""
+    children = sorted(cache.iterdir())
+    if not only:
+        return children
+    return [c for c in children if c.name in only or ("other" in only and c.name not in PART_NAMES)]
+
+
+def _old_entries(part: Path, cutoff: float) -> list[Path]:
+    """The entries of a part last modified before ``cutoff`` (file caches touch an entry when they use it), each with
+    its `.sha256` file."""
+    old = []
+    for entry in sorted(part.iterdir()):
+        if entry.name.startswith(".") or entry.name.endswith(".sha256"):
+            continue
+        if entry.lstat().st_mtime < cutoff:
+            old.append(entry)
+            sidecar = part / f"{entry.name}.sha256"
+            if sidecar.exists():
+                old.append(sidecar)
+    return old
+
+
+def clean(cache: Path, only: Sequence[str] = (), older_than: float | None = None) -> tuple[int, int]:
+    """Empty the cache (not the directory itself), or only the parts named in ``only``, or only the entries not
+    modified for ``older_than`` seconds. -> (entries removed, bytes freed)."""
+    if not cache.exists():
+        return 0, 0
+    private_cache(cache)
+    removed = freed = 0
+    cutoff = time.time() - older_than if older_than is not None else None
+    for child in _chosen(cache, only):
+        if cutoff is None or not child.is_dir() or child.is_symlink() or child.name not in PART_NAMES:
+            if cutoff is not None and child.lstat().st_mtime >= cutoff:
+                continue
+            count = _entry_count(child) if child.name in PART_NAMES and child.is_dir() else 1
+            removed, freed = removed + count, freed + _remove(child)
+            continue
+        for entry in _old_entries(child, cutoff):
+            removed += 0 if entry.name.endswith(".sha256") else 1
+            freed += _remove(entry)
+    return removed, freed

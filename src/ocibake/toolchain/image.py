@@ -102,7 +102,7 @@ class ImageToolchain:
             raise InputError("ImageToolchain needs an image reference, not 'local'", hint="use LocalToolchain")
         self.network = network
         self.cache = cache or cache_home()
-        self.sandbox = sandbox or Sandbox()
+        self.sandbox = sandbox or Sandbox(cache=self.cache)
         self._registry_options = registry_options  # made only when a registry is asked (it may read stdin)
         self._unpacked: tuple[ResolvedImage, Path] | None = None  # the image and its rootfs, once prepared
         self._versions: dict[str, str] = {}

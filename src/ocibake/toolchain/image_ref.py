@@ -19,7 +19,7 @@ from ocibake.oci.names import refuse_credentials
 from ocibake.oci.platform import host_architecture
 from ocibake.toolchain import offline
 from ocibake.toolchain.cache import private_mkdir
-from ocibake.toolchain.rootfs import LayerSource
+from ocibake.toolchain.layer_stream import LayerSource
 
 if TYPE_CHECKING:
     from ocibake.registry.options import RegistryOptions

@@ -10,21 +10,27 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from ocibake.errors import ToolchainError
+from ocibake.errors import DiskError, OcibakeError, ToolchainError
 from ocibake.toolchain import jobs
 from ocibake.toolchain.child_guard import GroupGuard, signal_group
 
 
 def run_captured(
-    argv: list[str], *, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float | None = None
+    argv: list[str],
+    *,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float | None = None,
+    job_slot: bool = True,
 ) -> subprocess.CompletedProcess[str]:
     """subprocess.run with stdout and stderr together, except that when ocibake itself is interrupted or terminated
     the program (and all it started) gets SIGINT, as from Ctrl-C, and a few seconds to clean up (go removes its work
     directory on SIGINT, not on SIGTERM) before SIGKILL; and if ocibake is killed, they die too (child_guard.py).
-    Each program holds a job slot while it runs (see jobs.py)."""
+    Each program holds a job slot while it runs (see jobs.py), unless ``job_slot`` is False (a quick check whose
+    time is measured, such as the built binary's `--version`)."""
     # In a process group of its own, guarded: if ocibake is killed, the program and its children die too.
     with (
-        jobs.slot(),
+        jobs.slot() if job_slot else contextlib.nullcontext(),
         subprocess.Popen(
             argv,
             cwd=cwd,
@@ -33,6 +39,7 @@ def run_captured(
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             text=True,
+            errors="replace",  # a program's output is shown, never a reason to fail
             process_group=0,
         ) as proc,
     ):
@@ -98,9 +105,28 @@ def run_tool(
             hint=hint,
         ) from exc
     if proc.returncode != 0:
-        raise ToolchainError(
-            f"{what} failed (exit {proc.returncode}): {command_line(argv, shown_env)}",
-            detail=proc.stdout.strip(),
-            hint=hint,
+        raise tool_failure(
+            f"{what} failed (exit {proc.returncode}): {command_line(argv, shown_env)}", proc.stdout, hint
         )
     return proc
+
+
+# what go, upx and the sandbox print when the disk refused a write: the disk's fault (exit 4), not the toolchain's
+_DISK_FULL = {
+    "no space left on device": "no space left on device",
+    "disk quota exceeded": "disk quota exceeded",
+}
+
+
+def tool_failure(message: str, output: str, hint: str | None = None) -> OcibakeError:
+    """A failed program: a DiskError (exit 4) when its output says the disk was full, else a ToolchainError."""
+    lowered = output.lower()
+    for phrase, what in _DISK_FULL.items():
+        if phrase in lowered:
+            return DiskError(
+                f"{message}: {what}",
+                detail=output.strip(),
+                hint="free some space (go's build cache: `go clean -cache`; ocibake's: `ocibake cache clean`), or "
+                "build on another disk; nothing was changed",
+            )
+    return ToolchainError(message, detail=output.strip(), hint=hint)

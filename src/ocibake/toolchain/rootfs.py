@@ -16,52 +16,26 @@ half-written one is never used. Every refusal is an InputError with a hint.
 
 from __future__ import annotations
 
-import gzip
 import hashlib
-import io
 import os
 import shutil
 import stat
 import tarfile
-import tempfile
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol
-
-import zstandard
 
 from ocibake.errors import InputError
+from ocibake.oci.limits import UnpackLimits
 from ocibake.toolchain.cache import cache_home, check_private_entry, private_mkdir
-from ocibake.workdirs import force_rmtree, remove_abandoned_stages
+from ocibake.toolchain.layer_stream import BAD_LAYER_HINT, LayerSource, LayerStream
+from ocibake.workdirs import force_rmtree, owned_stage, remove_abandoned_stages
+
+__all__ = ["LayerSource", "chain_id", "unpack_image", "unpack_layers"]
 
 WHITEOUT_PREFIX = ".wh."
 OPAQUE = ".wh..wh..opq"
 MAX_SYMLINKS = 40
-
-_DECOMPRESSION = {
-    "application/vnd.oci.image.layer.v1.tar": "none",
-    "application/vnd.oci.image.layer.v1.tar+gzip": "gzip",
-    "application/vnd.oci.image.layer.v1.tar+zstd": "zstd",
-    "application/vnd.oci.image.layer.nondistributable.v1.tar": "none",
-    "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip": "gzip",
-    "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd": "zstd",
-    "application/vnd.docker.image.rootfs.diff.tar": "none",
-    "application/vnd.docker.image.rootfs.diff.tar.gzip": "gzip",
-    "application/vnd.docker.image.rootfs.diff.tar.zstd": "zstd",
-}
-
-BAD_LAYER_HINT = "the toolchain image is unsafe or damaged; use a trusted toolchain image pinned by digest"
-
-
-@dataclass(frozen=True)
-class LayerSource:
-    """One layer blob on disk and what it must hash to."""
-
-    path: Path
-    media_type: str
-    digest: str  # sha256 of the blob as stored (compressed)
-    diff_id: str | None  # sha256 of the uncompressed tar (from the image config); None: not checked
+UNPACKING = "-unpacking-"
 
 
 def chain_id(diff_ids: Sequence[str]) -> str:
@@ -70,100 +44,6 @@ def chain_id(diff_ids: Sequence[str]) -> str:
     for diff_id in diff_ids:
         chain = diff_id if not chain else "sha256:" + hashlib.sha256(f"{chain} {diff_id}".encode()).hexdigest()
     return chain
-
-
-class _Readable(Protocol):
-    def read(self, n: int = -1, /) -> bytes: ...
-
-
-class _HashingReader(io.RawIOBase):
-    """Hashes everything read through it (a read-only file object that cannot seek)."""
-
-    def __init__(self, raw: _Readable):
-        self._raw = raw
-        self.sha = hashlib.sha256()
-
-    def read(self, n: int = -1) -> bytes:
-        data = self._raw.read(n)
-        self.sha.update(data)
-        return data
-
-    def readable(self) -> bool:
-        return True
-
-    def drain(self) -> None:
-        while self.read(1 << 20):
-            pass
-
-
-class _LayerStream:
-    """A layer blob opened for one streaming pass: compressed bytes hashed, decompressed, tar bytes hashed."""
-
-    def __init__(self, layer: LayerSource):
-        kind = _DECOMPRESSION.get(layer.media_type)
-        if kind is None:
-            raise InputError(
-                f"layer {layer.digest} has an unsupported media type {layer.media_type!r}",
-                hint="toolchain image layers must be tar, tar+gzip or tar+zstd",
-            )
-        self.layer = layer
-        try:  # a regular file, never read through a symlink (a layout from elsewhere must not read host files)
-            self._file = os.fdopen(os.open(layer.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC), "rb")
-        except FileNotFoundError:
-            raise InputError(
-                f"layer blob {layer.digest} is missing", hint="the image layout is incomplete; re-copy it"
-            ) from None
-        except OSError as exc:
-            raise InputError(
-                f"layer blob {layer.digest} cannot be read: {'it is a symlink' if exc.errno == 40 else exc.strerror}",
-                hint="a layout's blobs must be regular files inside it; re-copy the image",
-            ) from None
-        if not stat.S_ISREG(os.fstat(self._file.fileno()).st_mode):
-            self._file.close()
-            raise InputError(f"layer blob {layer.digest} is not a regular file", hint="re-copy the image")
-        self.compressed = _HashingReader(self._file)
-        self._decomp: _Readable
-        if kind == "gzip":
-            self._decomp = gzip.GzipFile(fileobj=self.compressed, mode="rb")
-        elif kind == "zstd":
-            # zstandard's stub asks for IO[bytes]; any object with read() will do
-            self._decomp = zstandard.ZstdDecompressor().stream_reader(
-                self.compressed,  # type: ignore[arg-type]  # zstandard's stub wants IO[bytes]; it only calls read()/write()
-                read_across_frames=True,
-            )
-        else:
-            self._decomp = self.compressed
-        self.tar_bytes = _HashingReader(self._decomp)
-
-    def members(self) -> Iterator[tuple[tarfile.TarInfo, tarfile.TarFile]]:
-        try:
-            with tarfile.open(fileobj=self.tar_bytes, mode="r|") as tar:
-                for member in tar:
-                    yield member, tar
-        except (tarfile.TarError, OSError, EOFError, zstandard.ZstdError) as exc:
-            raise InputError(f"layer {self.layer.digest} is not a readable tar ({exc})", hint=BAD_LAYER_HINT) from exc
-
-    def verify(self) -> None:
-        """Read to the end and compare both digests (call after members() is exhausted)."""
-        try:
-            self.tar_bytes.drain()
-            self.compressed.drain()
-        except (OSError, EOFError, zstandard.ZstdError) as exc:
-            raise InputError(f"layer {self.layer.digest} is not readable ({exc})", hint=BAD_LAYER_HINT) from exc
-        got = "sha256:" + self.compressed.sha.hexdigest()
-        if got != self.layer.digest:
-            raise InputError(
-                f"layer blob {self.layer.digest} does not match its digest (got {got})", hint=BAD_LAYER_HINT
-            )
-        got = "sha256:" + self.tar_bytes.sha.hexdigest()
-        if self.layer.diff_id and got != self.layer.diff_id:
-            raise InputError(
-                f"layer {self.layer.digest} does not match its diff_id {self.layer.diff_id} (got {got})",
-                hint=BAD_LAYER_HINT,
-            )
-
-    def close(self) -> None:
-        self._file.close()
 
 
 def _refuse(layer: LayerSource | None, name: str, why: str) -> InputError:
@@ -270,9 +150,12 @@ def _remove(path: Path) -> None:
         os.unlink(path)
 
 
-def _first_pass(layer: LayerSource) -> list[tuple[list[str], tarfile.TarInfo]]:
-    """Validate every entry and both digests before anything is written; return the whiteouts."""
-    stream = _LayerStream(layer)
+def _first_pass(
+    layer: LayerSource, limits: UnpackLimits, before: int
+) -> tuple[list[tuple[list[str], tarfile.TarInfo]], int]:
+    """Validate every entry, both digests and the unpack limits before anything is written -> (the whiteouts, the
+    layer's uncompressed size)."""
+    stream = LayerStream(layer, limits, before)
     whiteouts = []
     try:
         for member, _ in stream.members():
@@ -282,12 +165,21 @@ def _first_pass(layer: LayerSource) -> list[tuple[list[str], tarfile.TarInfo]]:
         stream.verify()
     finally:
         stream.close()
-    return whiteouts
+    return whiteouts, stream.tar_bytes.size
 
 
-def apply_layer(layer: LayerSource, root: Path, dir_modes: dict[str, tuple[int, int]]) -> None:
-    """Apply one layer to ``root``: its whiteouts first (they hide only lower layers), then its entries."""
-    for parts, member in _first_pass(layer):
+def apply_layer(
+    layer: LayerSource,
+    root: Path,
+    dir_modes: dict[str, tuple[int, int]],
+    limits: UnpackLimits | None = None,
+    before: int = 0,
+) -> int:
+    """Apply one layer to ``root``: its whiteouts first (they hide only lower layers), then its entries -> its
+    uncompressed size. ``before``: what the layers below unpacked to (counted against ``limits``)."""
+    limits = limits or UnpackLimits()
+    whiteouts, size = _first_pass(layer, limits, before)
+    for parts, member in whiteouts:
         parent = resolve(root, parts[:-1], follow_last=True, layer=layer, name=member.name)
         if parts[-1] == OPAQUE:
             if parent.is_dir() and not parent.is_symlink():
@@ -296,7 +188,7 @@ def apply_layer(layer: LayerSource, root: Path, dir_modes: dict[str, tuple[int, 
         else:
             _remove(parent / parts[-1][len(WHITEOUT_PREFIX) :])
 
-    stream = _LayerStream(layer)
+    stream = LayerStream(layer, limits, before)
     try:
         for member, tar in stream.members():
             parts = check_member(layer, member)
@@ -306,6 +198,7 @@ def apply_layer(layer: LayerSource, root: Path, dir_modes: dict[str, tuple[int, 
         stream.verify()
     finally:
         stream.close()
+    return size
 
 
 def _write_member(
@@ -354,11 +247,13 @@ def _write_member(
     os.utime(dest, (member.mtime, member.mtime), follow_symlinks=False)
 
 
-def unpack_layers(layers: Sequence[LayerSource], root: Path) -> None:
-    """Apply ``layers`` in order to the (empty) directory ``root``."""
+def unpack_layers(layers: Sequence[LayerSource], root: Path, limits: UnpackLimits | None = None) -> None:
+    """Apply ``layers`` in order to the (empty) directory ``root``, within ``limits`` (default: the environment's)."""
+    limits = limits or UnpackLimits.from_env(os.environ)
     dir_modes: dict[str, tuple[int, int]] = {}
+    unpacked = 0
     for layer in layers:
-        apply_layer(layer, root, dir_modes)
+        unpacked += apply_layer(layer, root, dir_modes, limits, unpacked)
     for path in sorted(dir_modes, key=lambda p: p.count("/"), reverse=True):
         if os.path.isdir(path) and not os.path.islink(path):
             mode, mtime = dir_modes[path]
@@ -372,14 +267,15 @@ def unpack_image(layers: Sequence[LayerSource], cache: Path | None = None) -> Pa
     key = chain_id(diff_ids).split(":", 1)[-1] if layers else hashlib.sha256(b"").hexdigest()
     base = (cache or cache_home()) / "rootfs"
     final = base / key
+    _remove_abandoned_unpacks(base)  # of every toolchain, also when this one is unpacked already
     if final.is_dir():
         check_private_entry(final, f"the unpacked toolchain {final.name[:12]}")
         return final
     private_mkdir(base)
-    prefix = f".{key[:12]}-unpacking-"
-    remove_abandoned_stages(base, prefix)
-    tmp = Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-", dir=base))
+    stage = owned_stage(base, f".{key[:12]}{UNPACKING}")
     try:
+        tmp = stage / "rootfs"
+        tmp.mkdir(mode=0o755)
         os.chmod(tmp, 0o755)
         unpack_layers(layers, tmp)
         try:
@@ -387,8 +283,16 @@ def unpack_image(layers: Sequence[LayerSource], cache: Path | None = None) -> Pa
         except OSError:
             if not final.is_dir():  # not a concurrent unpack that finished first
                 raise
-            force_rmtree(tmp)
-    except BaseException:
-        force_rmtree(tmp)
-        raise
+    finally:
+        force_rmtree(stage)
     return final
+
+
+def _remove_abandoned_unpacks(base: Path) -> None:
+    """What killed unpacks left in ``base`` (``.<key>-unpacking-<pid>-*``), whichever toolchain they were for."""
+    try:
+        names = os.listdir(base)
+    except OSError:
+        return
+    for prefix in sorted({n[: n.index(UNPACKING) + len(UNPACKING)] for n in names if UNPACKING in n}):
+        remove_abandoned_stages(base, prefix)

@@ -18,13 +18,14 @@ import os
 import shutil
 import stat
 import subprocess
-import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import ClassVar
 
 from ocibake.errors import ToolchainError
-from ocibake.toolchain.process import command_line, timeout_output
+from ocibake.toolchain.cache import cache_home, private_mkdir
+from ocibake.toolchain.process import command_line, timeout_output, tool_failure
 from ocibake.toolchain.sandbox_backends import (
     Bind,
     SandboxRun,
@@ -33,7 +34,7 @@ from ocibake.toolchain.sandbox_backends import (
     unshare_argv,
     unshare_probe_argv,
 )
-from ocibake.workdirs import alive
+from ocibake.workdirs import alive, force_rmtree, owned_stage
 
 __all__ = ["Bind", "Sandbox", "SandboxRun", "strip_privilege_bits"]
 
@@ -80,6 +81,7 @@ def _own_dir(path: str) -> None:
 
 
 RUNNING_MARK = ".ocibake-sandbox-running-"
+STAGES = "sandbox"  # in the cache: the empty directories sandbox runs mount their root on
 
 
 def _mark_running(directory: Path) -> Path:
@@ -105,7 +107,8 @@ class Sandbox:
     # which backend works (or why none does), probed once per process for each (bwrap, unshare) pair
     _probed: ClassVar[dict[tuple[str | None, str | None], tuple[str, str]]] = {}
 
-    def __init__(self, bwrap: str | None = "bwrap", unshare: str | None = "unshare"):
+    def __init__(self, bwrap: str | None = "bwrap", unshare: str | None = "unshare", cache: Path | None = None) -> None:
+        self.cache = cache  # where runs stage (its sandbox/ part); None: ocibake's cache (cache_home())
         self.bwrap = shutil.which(bwrap) if bwrap else None
         self.unshare = shutil.which(unshare) if unshare else None
         self._tools = {
@@ -127,8 +130,8 @@ class Sandbox:
 
     def _probe(self) -> tuple[str, str]:
         """(the first backend that runs a trivial sandbox here, "") or ("", why none does)."""
-        with tempfile.TemporaryDirectory(prefix="ocibake-probe-") as tmp:
-            root = Path(tmp) / "root"
+        with _stage(self.cache, "probe-") as tmp:
+            root = tmp / "root"
             root.mkdir()
             candidates, reasons = self._probe_commands(root)
             for name, argv in candidates:
@@ -168,8 +171,8 @@ class Sandbox:
     ) -> subprocess.CompletedProcess[str]:
         """Run and return the finished process (stdout and stderr together); a failure is a ToolchainError with the
         command (as run inside the sandbox) and its output."""
-        with tempfile.TemporaryDirectory(prefix="ocibake-sandbox-") as stage:
-            argv = self.argv(run, Path(stage))
+        with _stage(self.cache, "run-") as stage:
+            argv = self.argv(run, stage)
             marks = [_mark_running(Path(b.source)) for b in run.binds if b.writable and Path(b.source).is_dir()]
             try:
                 proc = subprocess.run(
@@ -201,13 +204,24 @@ class Sandbox:
                     "the program cannot start in the sandbox: a script whose interpreter the image lacks, or a "
                     "binary for another architecture than this host's"
                 )
-            raise ToolchainError(
+            raise tool_failure(
                 f"{what} failed (exit {proc.returncode}) in the toolchain sandbox "
                 f"({self.backend()}): {command_line(run.argv, shown_env)}",
-                detail=proc.stdout.strip(),
-                hint=hint,
+                proc.stdout,
+                hint,
             )
         return proc
+
+
+@contextmanager
+def _stage(cache: Path | None, prefix: str) -> Iterator[Path]:
+    """An empty directory for one sandbox run, in ocibake's private cache (never in $TMPDIR: a build writes nothing
+    there), with an owner record, so the next run removes what a SIGKILLed one left."""
+    stage = owned_stage(private_mkdir((cache or cache_home()) / STAGES), prefix)
+    try:
+        yield stage
+    finally:
+        force_rmtree(stage)
 
 
 def _probe_failure(name: str, argv: list[str]) -> str | None:

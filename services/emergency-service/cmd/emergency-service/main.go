@@ -2,6 +2,7 @@
 package main
 
 import (
+	"context"
 	"crypto/x509"
 	"encoding/json"
 	"flag"
@@ -9,7 +10,9 @@ import (
 	"log"
 	"net/http"
 	"os"
+	"os/signal"
 	"strconv"
+	"syscall"
 	"time"
 
 	"example.com/sos-app/emergency-service/internal/dispatch"
@@ -64,7 +67,28 @@ func main() {
 		}
 	})
 	log.Printf("emergency-service %s listening on :%s as uid %d", Version, port, os.Getuid())
-	log.Fatal(http.ListenAndServe(":"+port, mux))
+	if err := serve(":"+port, mux); err != nil {
+		log.Fatal(err)
+	}
+}
+
+// serve answers on addr until SIGINT or SIGTERM (Ctrl-C, `docker stop`, a pod deleted), then finishes the
+// requests in flight and returns nil: a graceful stop exits 0.
+func serve(addr string, handler http.Handler) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	srv := &http.Server{Addr: addr, Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	failed := make(chan error, 1)
+	go func() { failed <- srv.ListenAndServe() }()
+	select {
+	case err := <-failed:
+		return err
+	case <-ctx.Done():
+	}
+	log.Printf("stopping: finishing the requests in flight")
+	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return srv.Shutdown(shutdown)
 }
 
 // Health is what /health and -selfcheck report.

@@ -1,0 +1,111 @@
+"""Outcomes of `app --version` kept by the binary's digest, so a rebuild that produced the same bytes does not run
+them again.
+
+Running the binary proves that the version was injected and, after UPX, that the packed binary starts. For the same
+bytes, the same platform, the same expected version and the same emulator, the answer cannot change, and with UPX
+each run costs a full in-memory unpack (about 0.1 s). Only checks that passed are kept: a failure is an error and is
+asked again on the next build. An entry is a small JSON file under the private cache's ``checks/``, written to a
+temporary name and renamed; anything that cannot be read is a miss, never an error. ``--verify always`` ignores what
+is kept.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from ocibake.builder.file_cache import file_sha256, make_key
+from ocibake.errors import OcibakeError
+
+CACHE_PART = "checks"
+MAX_ENTRIES = 2000
+
+
+@dataclass(frozen=True)
+class CheckKey:
+    """What a check's outcome depends on."""
+
+    binary_sha256: str
+    platform: str
+    version: str
+    version_package: str
+    emulator: str  # "" when the binary runs natively
+
+    @classmethod
+    def of(cls, binary: Path, platform: str, version: str, version_package: str, emulator: str) -> CheckKey:
+        return cls(file_sha256(binary), platform, version, version_package, emulator)
+
+    def hexkey(self) -> str:
+        return make_key(
+            kind="version-check",
+            binary=self.binary_sha256,
+            platform=self.platform,
+            version=self.version,
+            version_package=self.version_package,
+            emulator=self.emulator,
+        )
+
+
+@dataclass(frozen=True)
+class RememberedCheck:
+    line: str  # the first line the binary printed
+    seconds: float | None  # its start-up time then (None under emulation)
+
+
+def _path(key: CheckKey) -> Path | None:
+    from ocibake.toolchain.cache import cache_home, private_cache
+
+    try:
+        return private_cache(cache_home()) / CACHE_PART / f"{key.hexkey()}.json"
+    except (OcibakeError, OSError):  # an unusable cache is reported by what needs it; the check just runs
+        return None
+
+
+def recall(key: CheckKey) -> RememberedCheck | None:
+    path = _path(key)
+    if path is None:
+        return None
+    try:
+        kept = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(kept, dict) or not isinstance(kept.get("line"), str):
+        return None
+    seconds = kept.get("seconds")
+    return RememberedCheck(kept["line"], float(seconds) if isinstance(seconds, int | float) else None)
+
+
+def remember(key: CheckKey, line: str, seconds: float | None) -> None:
+    path = _path(key)
+    if path is None:
+        return
+    tmp = None
+    try:
+        path.parent.mkdir(mode=0o700, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".check-", dir=path.parent)
+        with os.fdopen(fd, "w") as f:
+            json.dump({"line": line, "seconds": seconds}, f)
+        os.replace(tmp, path)
+        tmp = None
+        _trim(path.parent)
+    except OSError:
+        pass
+    finally:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+
+
+def _trim(directory: Path) -> None:
+    """Keep the MAX_ENTRIES most recently written outcomes (a few hundred bytes each); older ones are asked again."""
+    entries = list(directory.glob("*.json"))
+    if len(entries) <= MAX_ENTRIES:
+        return
+    entries.sort(key=lambda p: p.stat().st_mtime_ns)
+    for old in entries[: len(entries) - MAX_ENTRIES]:
+        with contextlib.suppress(OSError):
+            old.unlink()
