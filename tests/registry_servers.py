@@ -113,6 +113,42 @@ def make_ca(directory: Path) -> dict[str, Path]:
     return {"ca": directory / "ca.crt", "cert": directory / "server.crt", "key": directory / "server.key"}
 
 
+def make_client_cert(directory: Path) -> None:
+    """client.cert and client.key, signed by make_ca's CA in ``directory`` (for a registry with tls.clientcas)."""
+    openssl(
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "client.key",
+        "-out",
+        "client.csr",
+        "-subj",
+        "/CN=ci",
+        cwd=directory,
+    )
+    (directory / "client-ext.cnf").write_text("extendedKeyUsage=clientAuth\n")
+    openssl(
+        "x509",
+        "-req",
+        "-in",
+        "client.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "client.cert",
+        "-days",
+        "2",
+        "-extfile",
+        "client-ext.cnf",
+        cwd=directory,
+    )
+
+
 def wait_ready(
     url: str, timeout: float = 15, context: ssl.SSLContext | None = None, proc: subprocess.Popen | None = None
 ) -> None:
@@ -288,7 +324,9 @@ class Registry:
 
     @property
     def tls(self) -> bool:
-        return self.mode in ("tls", "hostile-realm")
+        """tls, hostile-realm: server TLS; tls-basic: and htpasswd; mtls: and a client certificate signed by the
+        test CA."""
+        return self.mode in ("tls", "hostile-realm", "tls-basic", "mtls")
 
     @property
     def scheme(self) -> str:
@@ -336,7 +374,9 @@ class Registry:
                 f"    certificate: {self.workdir / 'tls' / 'server.crt'}",
                 f"    key: {self.workdir / 'tls' / 'server.key'}",
             ]
-        if self.mode == "basic":
+        if self.mode == "mtls":
+            lines += ["    clientcas:", f"      - {self.workdir / 'tls' / 'ca.crt'}"]
+        if self.mode in ("basic", "tls-basic"):
             lines += ["auth:", "  htpasswd:", "    realm: ocibake-test", f"    path: {self.workdir / 'htpasswd'}"]
         if self.token_server is not None:
             ts = self.token_server
@@ -364,6 +404,8 @@ class Registry:
                 [binary, "serve", str(config)], stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
             )
         context = ssl.create_default_context(cafile=str(self.ca)) if self.ca else None
+        if context is not None and self.mode == "mtls":
+            context.load_cert_chain(self.workdir / "tls" / "client.cert", self.workdir / "tls" / "client.key")
         try:
             wait_ready(self.url, context=context, proc=self.proc)
         except RuntimeError as exc:
@@ -394,7 +436,7 @@ class Registry:
             flags += [f"--{prefix}cert-dir", str(self.workdir / "skopeo-certs")]
         else:
             flags += [f"--{prefix}tls-verify=false"]
-        if creds and self.mode in ("basic", "token", "hostile-realm"):
+        if creds and self.mode in ("basic", "tls-basic", "token", "hostile-realm"):
             flags += [f"--{prefix}creds", f"{USER}:{PASSWORD}"]
         return flags
 
@@ -402,21 +444,25 @@ class Registry:
 def start_registry(mode: str, workdir: Path, token_expiry: int = 300) -> Registry:
     workdir.mkdir(parents=True, exist_ok=True)
     reg = Registry(mode=mode, workdir=workdir)
-    if mode == "basic":
+    if mode not in ("plain", "basic", "tls", "tls-basic", "mtls", "token", "hostile-realm"):
+        raise ValueError(mode)
+    if mode in ("basic", "tls-basic"):
         proc = subprocess.run([require("htpasswd"), "-Bbn", USER, PASSWORD], stdout=subprocess.PIPE, check=True)
         (workdir / "htpasswd").write_bytes(proc.stdout)
-    if mode in ("tls", "hostile-realm"):
+    if reg.tls:
         files = make_ca(workdir / "tls")
         reg.ca = files["ca"]
         certs = workdir / "skopeo-certs"
         certs.mkdir()
         shutil.copy(files["ca"], certs / "ca.crt")
+    if mode == "mtls":
+        make_client_cert(workdir / "tls")
+        for name in ("client.cert", "client.key"):
+            shutil.copy(workdir / "tls" / name, certs / name)
     if mode in ("token", "hostile-realm"):
         # hostile-realm: a TLS registry whose Bearer realm is a plain-HTTP token server on another port, which
         # records every request (a compromised registry, or a man in the middle of its 401, harvesting passwords)
         reg.token_server = TokenServer(workdir / "token", expires_in=token_expiry)
-    if mode not in ("plain", "basic", "tls", "token", "hostile-realm"):
-        raise ValueError(mode)
     return reg.start()
 
 

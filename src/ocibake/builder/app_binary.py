@@ -13,11 +13,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ocibake.builder import check_memo, gobuild, upx
+from ocibake.builder import check_memo, go_missing, gobuild, upx
 from ocibake.builder.elapsed import long_step
 from ocibake.builder.emulation import emulator
 from ocibake.builder.file_cache import FileCache
+from ocibake.errors import ToolchainError
 from ocibake.oci.platform import Platform
+from ocibake.toolchain import offline
 from ocibake.toolchain.base import GoBuild, Toolchain
 
 NOT_VERIFIED = "not run: verification is off (--no-verify, --verify never or verify = false)"
@@ -108,7 +110,10 @@ def make_binary(
     line of the go build step (on a terminal it counts the seconds, see elapsed.py)."""
     started = time.monotonic()
     with long_step(log, go_line):
-        toolchain.go_build(request)
+        try:
+            toolchain.go_build(request)
+        except ToolchainError as exc:
+            raise go_missing.explain(exc, request.service_dir, offline.offline_dir()) from None
     go_seconds = time.monotonic() - started
     binary = Path(request.output)
     check = _check(binary, platform, checks)

@@ -18,6 +18,7 @@ from ocibake.builder.base_image import BaseImage, BaseRef, image_from_layout
 from ocibake.errors import InputError, RegistryError
 from ocibake.oci.layout import Layout
 from ocibake.oci.platform import Platform
+from ocibake.toolchain import offline
 from ocibake.toolchain.cache import cache_home, private_cache, private_mkdir
 
 if TYPE_CHECKING:
@@ -53,6 +54,19 @@ def _from_cache(store: Path, digest: str, name: str, platform: Platform, what: s
     return image
 
 
+def _from_bundle(bundle: Path, parsed: Reference, name: str, platform: Platform, what: str) -> BaseImage:
+    """Offline: the base as the bundle pinned it (its digest, or the one given), read from the bundle's images."""
+    digest = parsed.digest or offline.pinned_image(bundle, name)
+    image = _from_cache(bundle / "images", digest, name, platform, what) if digest else None
+    if image is None:
+        raise offline.missing(
+            bundle,
+            f"base image {name}{'@' + digest if digest else ''} for {platform}",
+            f"--base {what} --platform {platform}",
+        )
+    return image
+
+
 def resolve_registry_base(
     ref: BaseRef,
     platform: Platform,
@@ -65,6 +79,9 @@ def resolve_registry_base(
 
     parsed = base_reference(ref.text)
     name = str(parsed.with_tag(parsed.tag))
+    bundle = offline.offline_dir()
+    if bundle is not None:
+        return _from_bundle(bundle, parsed, name, platform, ref.text)
     root = private_cache(cache or cache_home())
     store = root / "bases"
     digest = parsed.digest

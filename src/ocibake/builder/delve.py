@@ -16,6 +16,7 @@ from pathlib import Path
 from ocibake.builder import gobuild
 from ocibake.errors import InputError, ToolchainError
 from ocibake.oci.platform import Platform
+from ocibake.toolchain import offline
 from ocibake.toolchain.base import GoBuild, Toolchain
 from ocibake.toolchain.cache import cache_home, private_cache, private_mkdir
 
@@ -75,6 +76,19 @@ def _is_static(path: Path) -> bool:
     return "dynamically linked" not in out
 
 
+def delve_arch(platform: Platform) -> str:
+    """The directory name of a platform's Delve build (in the cache and in bundles): amd64, arm-v7..."""
+    return "-".join(p for p in (platform.architecture, platform.variant) if p)
+
+
+def _from_bundle(bundle: Path, platform: Platform, arch: str) -> Path:
+    found = offline.delve(bundle, DELVE_VERSION, arch)
+    if found is None:
+        what, add = f"Delve {DELVE_VERSION} for {platform}", f"--target development --platform {platform}"
+        raise offline.missing(bundle, what, add)
+    return found
+
+
 def delve_binary(
     spec_delve: str | None,
     platform: Platform,
@@ -92,14 +106,17 @@ def delve_binary(
                 "out to have ocibake build one",
             )
         return path, {"source": "--delve", "version": "given"}
-    root = private_cache(cache or cache_home())
-    arch = "-".join(p for p in (platform.architecture, platform.variant) if p)
-    target = root / "delve" / DELVE_VERSION / arch / "dlv"
+    arch = delve_arch(platform)
     record: dict[str, str | bool] = {
         "source": f"{DELVE_PACKAGE}@{DELVE_VERSION}",
         "version": DELVE_VERSION,
         "cgo": False,
     }
+    bundle = offline.offline_dir()
+    if bundle is not None:  # offline: the one `ocibake bundle` built, the same binary a connected build makes
+        return _from_bundle(bundle, platform, arch), record
+    root = private_cache(cache or cache_home())
+    target = root / "delve" / DELVE_VERSION / arch / "dlv"
     if target.is_file():
         return target, record
     private_mkdir(target.parent)

@@ -6,6 +6,7 @@ with --json; logs and the human report go to stderr.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
@@ -173,6 +174,13 @@ if TYPE_CHECKING:
     help="after the build, push every tag to REPO (REGISTRY/NAME, or a bare NAME under $OCIBAKE_REGISTRY; "
     "without a value: $OCIBAKE_REGISTRY/IMAGE-NAME). Repeatable",
 )
+@click.option(
+    "--offline",
+    metavar="DIR",
+    shell_complete=paths("dir"),
+    help="build with no network from a bundle made by `ocibake bundle` (also OCIBAKE_OFFLINE=DIR): Go modules, "
+    "registry bases and toolchains, Delve",
+)
 @attachment_options
 @tls_options
 @output_options()
@@ -197,6 +205,14 @@ def build(
     summary table. --push REGISTRY/PREFIX/ (ending in /) pushes each service to REGISTRY/PREFIX/NAME.
     """
     out = output(verbose, quiet, json_output)
+    offline_dir = settings.pop("offline", None)
+    if isinstance(offline_dir, str):  # the one switch every stage reads (toolchain/offline.py)
+        os.environ["OCIBAKE_OFFLINE"] = os.path.abspath(offline_dir)
+    from ocibake.toolchain import offline
+
+    bundle = offline.offline_dir()  # a bundle that is not one is refused before anything runs
+    if bundle is not None:
+        offline.manifest(bundle)
     flags = flag_values(settings)
     registry = RegistryFlags(insecure=insecure, ca_cert=ca_cert, verbose=out.verbose, quiet=out.quiet, timeout=timeout)
     if len(services) > 1:

@@ -66,7 +66,8 @@ def cache(
 ) -> int:
     """Show or empty ocibake's cache.
 
-    The cache ($XDG_CACHE_HOME/ocibake, else ~/.cache/ocibake) holds unpacked toolchain images and their Go build and
+    The cache ($XDG_CACHE_HOME/ocibake, else ~/.cache/ocibake, else with no writable home $TMPDIR/ocibake-cache-UID)
+    holds unpacked toolchain images and their Go build and
     module caches, toolchain and base images pulled from registries, Delve builds, UPX-packed binaries and compressed
     layers ($OCIBAKE_UPX_CACHE_MIB and friends bound them), `go env` answers and the last binary built per service.
     `info` shows each part, its entries and size; `clean` empties it, or only some parts (--only), or only what was
@@ -97,6 +98,7 @@ def show(where: Path, as_json: bool) -> int:
     from ocibake.toolchain import cache as cache_dir
     from ocibake.units import human_size
 
+    cache_dir.check_private(where.resolve())  # what a build would refuse, `info` refuses too, with the same hint
     parts = cache_dir.usage(where)
     if as_json:
         print(json.dumps({"cache": str(where), "parts": [vars(p) for p in parts]}, indent=2))

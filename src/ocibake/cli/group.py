@@ -17,6 +17,11 @@ COMMANDS = {
     "push": ("ocibake.cli.registry:push", "push the images of an OCI layout to a registry"),
     "pull": ("ocibake.cli.registry:pull", "pull an image (or index) into an OCI layout"),
     "login": ("ocibake.cli.registry:login", "store registry credentials in docker's config.json"),
+    "logout": ("ocibake.cli.registry:logout", "remove the credentials `login` stored for a registry"),
+    "bundle": (
+        "ocibake.cli.bundle:bundle",
+        "gather what offline builds need (modules, images, Delve) into a directory",
+    ),
     "cache": (
         "ocibake.cli.cache:cache",
         "show what ocibake's cache holds, or clean it (all, --only PART, --older-than AGE)",

@@ -197,7 +197,6 @@ def login(
     Check USER's password (from stdin) against REGISTRY and store it like `docker login` does (credential helper if
     configured, else config.json, mode 0600).
     """
-    from ocibake.oci.names import refuse_credentials
     from ocibake.registry import credentials
     from ocibake.registry.login import check_login
 
@@ -212,11 +211,7 @@ def login(
         raise UsageError(
             "login needs --username", hint='echo "$PASSWORD" | ocibake login HOST -u USER --password-stdin'
         )
-    refuse_credentials(registry, "the registry name")
-    registry = registry.strip()
-    for prefix in ("https://", "http://"):
-        registry = registry.removeprefix(prefix)
-    registry = registry.rstrip("/")
+    registry = _registry_host(registry)
     asks = check_login(registry, creds, options)
     where = credentials.store(registry, creds)
     if out.json:
@@ -238,4 +233,42 @@ def login(
                 "checked; they are sent once it asks",
                 file=sys.stderr,
             )
+    return 0
+
+
+def _registry_host(registry: str) -> str:
+    """REGISTRY as login and logout take it: a host, `https://` or a trailing `/` tolerated, never credentials."""
+    from ocibake.oci.names import refuse_credentials
+
+    refuse_credentials(registry, "the registry name")
+    registry = registry.strip()
+    for prefix in ("https://", "http://"):
+        registry = registry.removeprefix(prefix)
+    return registry.rstrip("/")
+
+
+@click.command(
+    context_settings=CONTEXT,
+    epilog=examples("ocibake logout registry.example.com", "ocibake logout 127.0.0.1:5000 --json"),
+)
+@click.argument("registry", metavar="REGISTRY")
+@output_options()
+def logout(registry: str, verbose: bool, quiet: bool, json_output: bool) -> int:
+    """Remove the credentials `ocibake login` stored for REGISTRY.
+
+    As `docker logout`: the credential helper's entry (when config.json names one for this host) and the host's
+    entries in docker's config.json. Says where they were; credentials in OCIBAKE_USERNAME/OCIBAKE_PASSWORD or in
+    podman's auth.json are not touched.
+    """
+    from ocibake.registry import credentials
+
+    out = output(verbose, quiet, json_output)
+    host = _registry_host(registry)
+    removed = credentials.erase(host)
+    if out.json:
+        print(json.dumps({"registry": host, "removed_from": removed}))
+    elif not out.quiet:
+        where = " and ".join(removed)
+        line = f"logged out of {host}: credentials removed from {where}" if removed else None
+        print(line or f"not logged in to {host}: {credentials.docker_config_path()} holds no credentials for it")
     return 0

@@ -120,7 +120,8 @@ def make_options(flags: RegistryFlags, mount_from: tuple[str, ...] = (), prefix:
     """RegistryOptions for these flags: logs on stderr (redacted), a request trace with -v, progress bars on a
     terminal, retry settings from OCIBAKE_REGISTRY_RETRIES and OCIBAKE_REGISTRY_BACKOFF; ``mount_from``: the
     repositories to try a cross-repository blob mount from; ``prefix``: put before every log and trace line (the
-    service's `[name] ` when several services share stderr)."""
+    service's `[name] ` when several services share stderr). OCIBAKE_CA_CERT stands for --ca-cert when the flag is
+    not given; the registry's certs.d CAs and client certificate are read per host by the client (certs_d.py)."""
     from ocibake.registry.options import RegistryOptions
     from ocibake.registry.progress import print_line
     from ocibake.registry.redact import redact
@@ -136,9 +137,11 @@ def make_options(flags: RegistryFlags, mount_from: tuple[str, ...] = (), prefix:
     retries = _environment_number("OCIBAKE_REGISTRY_RETRIES", int, defaults.retries)
     backoff = _environment_number("OCIBAKE_REGISTRY_BACKOFF", float, defaults.backoff)
     monolithic_max = _environment_number("OCIBAKE_REGISTRY_MONOLITHIC_MAX", int, defaults.monolithic_max)
+    env_ca = os.environ.get("OCIBAKE_CA_CERT", "").strip()
     return RegistryOptions(
         insecure=flags.insecure,
-        ca_cert=Path(flags.ca_cert) if flags.ca_cert else None,
+        ca_cert=Path(flags.ca_cert) if flags.ca_cert else Path(env_ca) if env_ca else None,
+        ca_cert_from="--ca-cert" if flags.ca_cert or not env_ca else "OCIBAKE_CA_CERT",
         credentials=explicit_credentials(flags),
         mount_from=mount_from,
         retries=retries,

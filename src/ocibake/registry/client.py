@@ -26,6 +26,7 @@ from ocibake.oci.limits import too_large
 from ocibake.oci.media_types import DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST
 from ocibake.registry import credentials as creds_mod
 from ocibake.registry.bearer import bearer_token
+from ocibake.registry.certs_d import host_certs
 from ocibake.registry.credentials import Credentials
 from ocibake.registry.deadline import Watchdog, WatchedAdapter
 from ocibake.registry.errors import HINTS, STATUS_CODES, Cancelled, ConnectionLost, _oci_error
@@ -72,8 +73,12 @@ class Client:
         self.session.headers["User-Agent"] = USER_AGENT
         if is_loopback(registry):
             self.session.trust_env = False  # no proxy (and no .netrc) for loopback
-        # The system's CAs (plus --ca-cert), not only the certifi bundle requests would use (see trust.py).
-        self.verify: bool | str = trust_store(options.ca_cert, options.environ)
+        # The system's CAs, plus --ca-cert and the registry's certs.d (trust.py, certs_d.py), not only certifi's.
+        self.certs = host_certs(registry, options.environ)
+        what = f"{options.ca_cert_from} {options.ca_cert}"
+        self.verify: bool | str = trust_store(options.ca_cert, options.environ, self.certs.cas, what)
+        if self.certs.client is not None:  # mutual TLS: certs.d's NAME.cert and NAME.key
+            self.session.cert = (str(self.certs.client[0]), str(self.certs.client[1]))
         if options.insecure:
             urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
         self.cancel = threading.Event()  # set to stop uploads in flight (Ctrl-C, SIGTERM)

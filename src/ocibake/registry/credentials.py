@@ -223,6 +223,44 @@ def store(registry: str, creds: Credentials, environ: Mapping[str, str] | None =
     return where
 
 
+def erase(registry: str, environ: Mapping[str, str] | None = None) -> list[str]:
+    """Undo `login` (as `docker logout` does): the credential helper's entry for this host and its entries in
+    config.json. Returns where credentials were removed from (empty: none were stored)."""
+    path = docker_config_path(environ)
+    cfg = _read_json(path)
+    names = _aliases(registry)
+    key = DOCKER_HUB_KEY if "docker.io" in names else registry
+    helper = next(
+        (name for k, name in (cfg.get("credHelpers") or {}).items() if _host_of(k) in names), None
+    ) or cfg.get("credsStore")
+    removed = []
+    if helper:
+        program = f"docker-credential-{helper}"
+        try:
+            proc = subprocess.run(
+                [program, "erase"],
+                check=False,
+                input=key.encode(),
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                timeout=30,
+            )
+        except (FileNotFoundError, subprocess.TimeoutExpired):
+            raise InputError(
+                f"credential helper {program} is not usable", hint=f'install it, or remove "{helper}" from {path}'
+            ) from None
+        if proc.returncode == 0:
+            removed.append(f"credential helper {program}")
+    auths = cfg.get("auths") or {}
+    stale = [k for k in auths if _host_of(k) in names]
+    if stale:
+        for k in stale:
+            del auths[k]
+        _write_private_json(path, cfg)
+        removed.append(str(path))
+    return removed
+
+
 def _write_private_json(path: Path, data: dict[str, Any]) -> None:
     path = Path(os.path.realpath(path))  # a symlinked config.json is written through, as docker does
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)

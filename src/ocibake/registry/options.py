@@ -18,6 +18,7 @@ def _noop(line: str) -> None:
 class RegistryOptions:
     insecure: bool = False  # allow plain HTTP and unverified TLS for any host
     ca_cert: Path | None = None  # an extra CA bundle (PEM)
+    ca_cert_from: str = "--ca-cert"  # where ca_cert came from, for messages: --ca-cert or OCIBAKE_CA_CERT
     credentials: Credentials | None = None  # explicit --username/--password-stdin
     mount_from: tuple[str, ...] = ()  # repositories (same registry) to try a cross-repo mount from
     retries: int = 5  # retries after the first attempt (per request)

@@ -18,6 +18,7 @@ import oras.auth.utils
 import requests
 
 from ocibake.errors import RegistryError
+from ocibake.registry.certs_d import roots
 from ocibake.registry.reference import is_loopback
 from ocibake.registry.retry import connection_reason
 from ocibake.registry.trust import system_bundle
@@ -71,6 +72,8 @@ def connect(client: Client) -> tuple[str, bool | str, requests.Response]:
             last_exc = exc
             if "certificate verify failed" in str(exc) or "CERTIFICATE_VERIFY_FAILED" in str(exc):
                 raise _untrusted(client, exc) from None
+            if any(alert in str(exc) for alert in CLIENT_CERT_ALERTS):
+                raise _client_cert_refused(client, exc) from None
             continue  # not TLS at all: try plain HTTP when allowed
         except requests.exceptions.RequestException as exc:
             last_exc = exc
@@ -119,17 +122,43 @@ def _untrusted(client: Client, exc: Exception) -> RegistryError:
             "the certificate was issued for another name; use the host name or address it names "
             "(or --insecure to skip verification)"
         )
-    elif client.opts.ca_cert:
+    elif client.opts.ca_cert or client.certs.cas:
+        given = [str(p) for p in ((client.opts.ca_cert,) if client.opts.ca_cert else ()) + client.certs.cas]
         hint = (
-            f"the certificate is signed neither by {client.opts.ca_cert} nor by a CA of "
+            f"the certificate is signed neither by {', '.join(given)} nor by a CA of "
             f"{system_bundle(os.environ)}; check the CA file"
         )
     else:
         hint = (
-            f"pass the registry's CA with --ca-cert PATH (trusted now: {client.verify}), or --insecure "
-            "to skip verification"
+            f"put the registry's CA (PEM) in {certs_d_example(client.registry)} (read by podman and skopeo too), "
+            "or name it with OCIBAKE_CA_CERT or --ca-cert PATH; --insecure skips verification"
         )
     return RegistryError(f"registry {client.registry}: TLS certificate not trusted ({reason})", hint=hint, code="TLS")
+
+
+# TLS alerts a server sends when it wants a client certificate it did not get, or does not accept the one it got
+CLIENT_CERT_ALERTS = ("ALERT_BAD_CERTIFICATE", "ALERT_CERTIFICATE_REQUIRED", "ALERT_UNKNOWN_CA", "ALERT_ACCESS_DENIED")
+
+
+def _client_cert_refused(client: Client, exc: Exception) -> RegistryError:
+    """The server refused the TLS handshake over the client certificate (mutual TLS)."""
+    m = re.search(r"\] ([^()\]]+?) \(_ssl", str(exc))
+    reason = m.group(1) if m else "the server refused the client certificate"
+    if client.certs.client is None:
+        hint = (
+            f"the registry asks for a client certificate: put it and its key as client.cert and client.key in "
+            f"{certs_d_example(client.registry).removesuffix('/ca.crt')}/ (as for podman and docker)"
+        )
+    else:
+        hint = (
+            f"the registry does not accept the client certificate {client.certs.client[0]}; check it is the right one"
+        )
+    return RegistryError(f"registry {client.registry}: TLS handshake refused ({reason})", hint=hint, code="TLS")
+
+
+def certs_d_example(registry: str) -> str:
+    """Where this user would put a registry's CA: in the first certs.d root ocibake searches."""
+    return f"{roots(os.environ)[0] / registry}/ca.crt"
 
 
 def _unreachable(registry: str, last_exc: Exception | None, plain_ok: bool) -> RegistryError:

@@ -1,4 +1,5 @@
-"""Which certificate authorities TLS verification trusts: the system's store, plus --ca-cert.
+"""Which certificate authorities TLS verification trusts: the system's store, plus --ca-cert (or OCIBAKE_CA_CERT)
+and the registry's certs.d CAs (certs_d.py).
 
 requests on its own trusts only the certifi bundle inside the Python environment, so a corporate CA installed with
 update-ca-certificates would not count, and a single --ca-cert would replace every other CA (breaking a registry that
@@ -25,7 +26,7 @@ SYSTEM_BUNDLES = (
     "/etc/ssl/cert.pem",
     "/etc/ssl/ca-bundle.pem",
 )
-_combined: dict[tuple[str, str], str] = {}
+_combined: dict[tuple[str, tuple[str, ...]], str] = {}
 _tmpdir: str | None = None
 
 
@@ -43,41 +44,50 @@ def system_bundle(environ: Mapping[str, str]) -> str:
     return certifi.where()
 
 
-def read_ca_cert(path: Path) -> bytes:
-    """The PEM certificate(s) of --ca-cert, checked: a file OpenSSL loads as CA certificates."""
+def read_ca_cert(path: Path, what: str | None = None) -> bytes:
+    """The PEM certificate(s) of --ca-cert (or ``what``: OCIBAKE_CA_CERT, a certs.d file), checked: a file OpenSSL
+    loads as CA certificates."""
+    name = what or f"--ca-cert {path}"
     try:
         data = Path(path).read_bytes()
     except FileNotFoundError:
         raise InputError(
-            f"--ca-cert {path} does not exist", hint="give the path of the registry's CA certificate (PEM)"
+            f"{name} does not exist", hint="give the path of the registry's CA certificate (PEM)"
         ) from None
     except OSError as exc:
-        raise InputError(
-            f"--ca-cert {path} cannot be read: {exc.strerror}", hint="check the path and its permissions"
-        ) from None
+        raise InputError(f"{name} cannot be read: {exc.strerror}", hint="check the path and its permissions") from None
     try:
         if b"-----BEGIN CERTIFICATE-----" not in data:
             raise ssl.SSLError("no PEM certificate")
         ssl.create_default_context(cadata=data.decode("ascii", errors="strict"))
     except (ssl.SSLError, UnicodeDecodeError, ValueError):
         raise InputError(
-            f"--ca-cert {path} is not a PEM CA certificate",
+            f"{name} is not a PEM CA certificate",
             hint="give the CA's certificate in PEM form (-----BEGIN CERTIFICATE-----), e.g. ca.crt",
         ) from None
     return data
 
 
-def trust_store(ca_cert: Path | None, environ: Mapping[str, str] | None = None) -> str:
-    """A CA bundle path for requests' ``verify``."""
+def trust_store(
+    ca_cert: Path | None,
+    environ: Mapping[str, str] | None = None,
+    extra: tuple[Path, ...] = (),
+    ca_cert_what: str | None = None,
+) -> str:
+    """A CA bundle path for requests' ``verify``: the system's, plus ``ca_cert`` and the ``extra`` CA files (a
+    registry's certs.d *.crt)."""
     base = system_bundle(os.environ if environ is None else environ)
-    if ca_cert is None:
+    added = [(Path(ca_cert), ca_cert_what)] if ca_cert is not None else []
+    added += [(p, f"CA certificate {p} (certs.d)") for p in extra]
+    if not added:
         return base
-    extra = read_ca_cert(ca_cert)
-    key = (base, str(Path(ca_cert).resolve()))
+    key = (base, tuple(str(p.resolve()) for p, _ in added))
     if key not in _combined:
+        data = Path(base).read_bytes().rstrip(b"\n") + b"\n"
+        data += b"".join(read_ca_cert(p, what).rstrip(b"\n") + b"\n" for p, what in added)
         path = os.path.join(_private_dir(), f"ca-bundle-{len(_combined)}.pem")
         with open(path, "wb") as f:
-            f.write(Path(base).read_bytes().rstrip(b"\n") + b"\n" + extra)
+            f.write(data)
         _combined[key] = path
     return _combined[key]
 

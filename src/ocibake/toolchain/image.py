@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ocibake.errors import InputError, ToolchainError
+from ocibake.toolchain import offline
 from ocibake.toolchain.base import GoBuild, last_lines
 from ocibake.toolchain.cache import cache_home, check_private_entry, private_cache, private_mkdir
 from ocibake.toolchain.image_ref import ResolvedImage, parse_toolchain_ref, resolve_layout, resolve_registry
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
     from ocibake.registry.options import RegistryOptions
 
 # Module download settings passed into the sandbox when it has network (--network), as the local toolchain sees them.
+BUNDLE_PROXY = "/bundle/goproxy"  # where an offline bundle's modules appear in the sandbox
 NETWORK_GO_ENV = ("GOPROXY", "GOSUMDB", "GOPRIVATE", "GONOPROXY", "GONOSUMDB", "GOINSECURE")
 
 
@@ -136,9 +138,16 @@ class ImageToolchain:
         env.update({"HOME": "/tmp", "GOCACHE": "/cache/go-build", "GOMODCACHE": "/cache/mod", "GOTOOLCHAIN": "local"})
         if not self.network:
             env["GOPROXY"] = "off"
+            if offline.offline_dir() is not None:  # the bundle's modules, bound read-only (_bundle_binds)
+                env.update({"GOPROXY": f"file://{BUNDLE_PROXY}", "GOSUMDB": "off"})
         else:
             env.update({k: os.environ[k] for k in NETWORK_GO_ENV if os.environ.get(k)})
         return env
+
+    def _bundle_binds(self) -> list[Bind]:
+        """Offline: the bundle's module proxy, read-only in the sandbox (toolchain/offline.py)."""
+        bundle = offline.offline_dir()
+        return [Bind(bundle / "goproxy", BUNDLE_PROXY)] if bundle is not None and not self.network else []
 
     def _cache_dir(self) -> Path:
         d = self.cache / "toolchains" / self.digest.split(":", 1)[1]
@@ -219,7 +228,7 @@ class ImageToolchain:
         go = self._go()
         proc = self._run(
             [go, "env", *keys],
-            binds=[Bind(Path(service_dir), "/src"), Bind(self._cache_dir(), "/cache")],
+            binds=[Bind(Path(service_dir), "/src"), Bind(self._cache_dir(), "/cache"), *self._bundle_binds()],
             cwd="/src",
             env={**self._env(), **build_env},
             what="go env",
@@ -247,6 +256,7 @@ class ImageToolchain:
                     *source_binds,
                     Bind(out_dir, "/out", writable=True),
                     Bind(self._cache_dir(), "/cache", writable=True),
+                    *self._bundle_binds(),
                 ],
                 cwd=cwd,
                 env=env,

@@ -17,6 +17,7 @@ from ocibake.oci.layout import Layout
 from ocibake.oci.media_types import INDEX_TYPES, MANIFEST_TYPES, REF_NAME
 from ocibake.oci.names import refuse_credentials
 from ocibake.oci.platform import host_architecture
+from ocibake.toolchain import offline
 from ocibake.toolchain.cache import private_mkdir
 from ocibake.toolchain.layer_stream import LayerSource
 
@@ -173,6 +174,14 @@ def resolve_registry(ref: ToolchainRef, cache: Path, options: RegistryOptions | 
     from ocibake.registry.reference import parse_reference
 
     parsed = parse_reference(ref.text)
+    bundle = offline.offline_dir()
+    if bundle is not None:  # offline: the image the bundle pinned, from the bundle's images
+        images = bundle / "images"
+        pinned = parsed.digest or offline.pinned_image(bundle, str(parsed.with_tag(parsed.tag)))
+        found = _pinned_in_cache(images, pinned) if pinned else None
+        if found is None:
+            raise offline.missing(bundle, f"toolchain image {ref.text}", f"--toolchain {ref.text}")
+        return resolve_layout(ToolchainRef("oci", f"oci:{images}@{found}", path=str(images), digest=found))
     dest = cache / "pulled"
     digest = _pinned_in_cache(dest, parsed.digest) if parsed.digest else None
     if digest is None:

@@ -9,8 +9,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from ocibake.errors import ToolchainError
-from ocibake.toolchain import go_env_cache, go_output
+from ocibake.toolchain import go_env_cache, go_output, offline
 from ocibake.toolchain.base import GoBuild, last_lines
+from ocibake.toolchain.go_home import go_cache_env
 from ocibake.toolchain.process import run_tool
 
 GO_INSTALL_HINT = (
@@ -28,6 +29,12 @@ def _missing(given: str | None) -> str:
     if given and os.sep in given and os.path.exists(given):
         return "is not an executable file"
     return "was not found"
+
+
+def _offline_env() -> dict[str, str]:
+    """go's module settings for an offline build (offline.py): modules only from the bundle."""
+    bundle = offline.offline_dir()
+    return offline.go_env(bundle) if bundle is not None else {}
 
 
 class LocalToolchain:
@@ -66,6 +73,8 @@ class LocalToolchain:
 
     def go_env(self, service_dir: Path, build_env: Mapping[str, str], keys: Sequence[str]) -> list[str]:
         env = {**os.environ, **build_env}
+        env.update(go_cache_env(env))
+        env.update(_offline_env())
         key = go_env_cache.cache_key(self._go_path(), service_dir, env, keys)
         cached = go_env_cache.lookup(key, len(keys))
         if cached is not None:
@@ -89,6 +98,8 @@ class LocalToolchain:
     def go_build(self, build: GoBuild) -> None:
         env = dict(os.environ)
         env.update(build.env)
+        env.update(go_cache_env(env))
+        env.update(_offline_env())
         # go's work directory goes next to the output, so it is removed with it even when go is killed mid-build.
         env["GOTMPDIR"] = tempfile.mkdtemp(prefix="go-tmp-", dir=Path(build.output).parent)
         try:
