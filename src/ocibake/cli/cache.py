@@ -27,6 +27,7 @@ PART_CHOICES = (
     "layers",
     "goenv",
     "gobin",
+    "go",
     "checks",
     "other",
 )
