@@ -109,7 +109,7 @@ def binary_lines(result: BuildResult) -> list[str]:
     return lines
 
 
-def print_human(result: BuildResult, err: TextIO, push_repos: tuple[str, ...] = ()) -> None:
+def print_human(result: BuildResult, err: TextIO, push_repos: tuple[str, ...] = (), signed: bool = False) -> None:
     image = result.image
     w = err.write
     w(f"\nimage     {result.name} {image.digest}\n")
@@ -133,8 +133,24 @@ def print_human(result: BuildResult, err: TextIO, push_repos: tuple[str, ...] = 
     secs = result.seconds
     upx_part = f", upx {secs['upx']:.2f}s" if result.binary.upx.mode != "off" else ""
     w(f"\ntook {secs['total']:.2f}s (go build {secs['go_build']:.2f}s{upx_part}, layers {secs['layers']:.2f}s)\n")
-    for line in next_commands(result, push_repos):
+    for line in next_commands(result, push_repos) + audit_commands(result, push_repos, signed):
         w(line + "\n")
+
+
+def audit_commands(result: BuildResult, push_repos: tuple[str, ...] = (), signed: bool = False) -> list[str]:
+    """How to scan what was just built for known vulnerabilities, and verify its signature and provenance."""
+    q = shlex.quote
+    tag = result.tags[0]
+    lines = [
+        f"  {command_name()} scan {q('oci:' + str(result.layout) + ':' + tag)}   # known vulnerabilities (govulncheck)"
+    ]
+    if push_repos and signed:
+        remote = q(push_repos[0] + ":" + tag)
+        lines.append(f"  {command_name()} verify {remote} --key cosign.pub --attestation slsaprovenance1")
+        lines.append(
+            f"  cosign verify-attestation --key cosign.pub --type slsaprovenance1 --insecure-ignore-tlog=true {remote}"
+        )
+    return lines
 
 
 def next_commands(result: BuildResult, push_repos: tuple[str, ...] = ()) -> list[str]:

@@ -13,6 +13,7 @@ from ocibake.report import LAYER_TITLES, as_json
 from ocibake.units import human_size
 
 if TYPE_CHECKING:
+    from ocibake.cli.attachments import AttachChoices
     from ocibake.cli.build_plan import BuildPlan
     from ocibake.registry.push import PushResult
 
@@ -73,7 +74,7 @@ def print_platforms_result(
     out.write("\n".join(pushed.lines() if pushed is not None else [result.reference]) + "\n")
 
 
-def run_platforms(plan: BuildPlan, sbom: str) -> int:
+def run_platforms(plan: BuildPlan, attach: AttachChoices) -> int:
     """Build one image per platform and the index that joins them, push them with --push, write the archive --output
     names; stdout: the index's reference, or one REPO:TAG@DIGEST line per pushed tag, or the JSON report."""
     from ocibake.builder.multi import bake_platforms
@@ -91,8 +92,10 @@ def run_platforms(plan: BuildPlan, sbom: str) -> int:
     )
     if not out.json and not out.quiet:
         print_platforms_human(result, sys.stderr)
-    if sbom != "none":
+    if attach.sbom != "none":
         out.log("sbom      not written: SBOMs are made for single-platform builds for now")
+    if attach.provenance != "none":
+        out.log("provenance not written: provenance is made for single-platform builds for now")
     pushed = push_built(plan, result, None)
     if plan.archive is not None:  # a docker-archive takes this host's platform from the index, and says so
         write_build_archive(plan.archive, result, None, log=out.log)

@@ -132,15 +132,23 @@ def sign(
     epilog=examples(
         "ocibake verify registry.example.com/sos/emergency-service:v1.0.0 --key cosign.pub",
         "ocibake verify registry.example.com/sos/emergency-service@sha256:... --key cosign.pub --json",
+        "ocibake verify registry.example.com/sos/app:v1.0.0 --key cosign.pub --attestation slsaprovenance1",
     ),
 )
 @click.argument("ref", metavar="REF")
 @click.option("--key", "key_path", required=True, metavar="PATH", help="cosign.pub (public key)")
+@click.option(
+    "--attestation",
+    metavar="TYPE",
+    help="check the image's signed attestation of this type instead (slsaprovenance1, vuln, or a predicate "
+    "type URI): its DSSE signature, that its subject is REF's digest; prints its key facts",
+)
 @output_options()
 @registry_options
 def verify(
     ref: str,
     key_path: str,
+    attestation: str | None,
     verbose: bool,
     quiet: bool,
     json_output: bool,
@@ -161,6 +169,11 @@ def verify(
     registry_only(ref)
     out = output(verbose, quiet, json_output)
     key = load_public_key(Path(key_path))
+    if attestation is not None:
+        from ocibake.cli.attest import verify_attestation_command
+
+        options = options_factory(out, insecure, ca_cert, username, password_stdin, timeout)()
+        return verify_attestation_command(ref, key, key_path, attestation, options, out)
     with Remote(ref, options_factory(out, insecure, ca_cert, username, password_stdin, timeout)()) as remote:
         digest = resolve_digest(remote, remote.ref)
         result = verify_remote(remote, digest, key)

@@ -1,0 +1,149 @@
+"""SLSA v1 provenance: the in-toto statement every build writes into its layout (reproducible, no clock unless
+asked), and, with --push --sign-key, the DSSE-signed attestation in the `.att` tag that the real cosign (Debian 13's,
+as for the signature tests) verifies; `ocibake verify --attestation` checks the same, and refuses another key and
+another image's attestation."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+from conftest import FIXTURES, blob, build, layout_index
+from regtools import ocibake
+from test_sign import cosign, env_for
+
+SLSA = "https://slsa.dev/provenance/v1"
+
+
+def layout_statement(layout, digest: str) -> bytes:
+    """The provenance statement stored in ``layout`` as a referrer of ``digest`` (the only one)."""
+    found = []
+    for entry in layout_index(layout)["manifests"]:
+        manifest = json.loads(blob(layout, entry["digest"]))
+        if (manifest.get("subject") or {}).get("digest") == digest and manifest.get("artifactType") == (
+            "application/vnd.in-toto+json"
+        ):
+            assert manifest["annotations"]["in-toto.io/predicate-type"] == SLSA
+            found.append(blob(layout, manifest["layers"][0]["digest"]))
+    assert len(found) == 1, found
+    return found[0]
+
+
+def test_two_builds_give_the_same_statement_and_it_says_how_the_image_was_made(tmp_path):
+    one, proc = build(FIXTURES / "hello-root", tmp_path / "a", "--version", "v1.2.3", "--upx", "off")
+    assert proc.returncode == 0, proc.stderr
+    two, proc2 = build(FIXTURES / "hello-root", tmp_path / "b", "--version", "v1.2.3", "--upx", "off")
+    assert proc2.returncode == 0, proc2.stderr
+    assert one == two
+    first, second = layout_statement(tmp_path / "a", one), layout_statement(tmp_path / "b", two)
+    assert first == second  # byte-identical
+    doc = json.loads(first)
+    assert doc["_type"] == "https://in-toto.io/Statement/v1" and doc["predicateType"] == SLSA
+    assert doc["subject"] == [{"name": "hello-root", "digest": {"sha256": one.split(":", 1)[1]}}]
+    definition = doc["predicate"]["buildDefinition"]
+    assert definition["buildType"] == "https://ocibake.dev/buildtypes/go-image/v1"
+    ext = definition["externalParameters"]
+    assert (ext["version"], ext["target"], ext["platform"], ext["upx"]) == (
+        "v1.2.3",
+        "production",
+        "linux/amd64",
+        "off",
+    )
+    assert ext["tags"] == ["v1.2.3", "latest"] and ext["service"].endswith("tests/fixtures/hello-root")
+    assert len(ext["source"]["revision"]) == 40
+    internal = definition["internalParameters"]
+    assert internal["data_layer_time"] == "2026-01-01T00:00:00Z" and internal["upx"] == {"mode": "off"}
+    deps = {d["name"]: d for d in definition["resolvedDependencies"]}
+    assert set(deps) == {"source", "go-toolchain", "ca-bundle", "zoneinfo"}
+    assert deps["source"]["digest"] == {"gitCommit": ext["source"]["revision"]}
+    assert deps["go-toolchain"]["annotations"]["go"].startswith("go1.") and deps["go-toolchain"]["uri"].startswith(
+        "file:///"
+    )
+    assert deps["ca-bundle"]["uri"].startswith("pkg:pypi/certifi@") and len(deps["ca-bundle"]["digest"]["sha256"]) == 64
+    assert deps["zoneinfo"]["annotations"]["package"]
+    run = doc["predicate"]["runDetails"]
+    assert run["builder"]["id"] == "https://ocibake.dev/builder/cli/v1"
+    assert "startedOn" not in run["metadata"] and "finishedOn" not in run["metadata"]
+    assert "provenance SLSA v1" in proc.stderr
+
+
+def test_provenance_times_on_request_and_none_writes_no_statement(tmp_path):
+    digest, proc = build(
+        FIXTURES / "hello-root", tmp_path / "t", "--upx", "off", "--sbom", "none", "--provenance-times"
+    )
+    assert proc.returncode == 0, proc.stderr
+    meta = json.loads(layout_statement(tmp_path / "t", digest))["predicate"]["runDetails"]["metadata"]
+    assert meta["startedOn"] <= meta["finishedOn"] and meta["finishedOn"].endswith("Z")
+    _, proc = build(FIXTURES / "hello-root", tmp_path / "n", "--upx", "off", "--sbom", "none", "--provenance", "none")
+    assert proc.returncode == 0, proc.stderr
+    assert len({m["digest"] for m in layout_index(tmp_path / "n")["manifests"]}) == 1  # the image, no referrer
+
+
+def test_cosign_verifies_the_signed_provenance_of_a_pushed_build(plain_registry, tmp_path):
+    reg = plain_registry
+    env = env_for(reg, tmp_path / "home")
+    assert ocibake("generate-key-pair", "--output-dir", str(tmp_path), env=env).returncode == 0
+    (tmp_path / "other").mkdir()
+    assert ocibake("generate-key-pair", "--output-dir", str(tmp_path / "other"), env=env).returncode == 0
+    repo = f"{reg.host}/attested/hello"
+    args = ["--version", "v1.0.0", "--upx", "off", "--push", repo, "--sign-key", str(tmp_path / "cosign.key")]
+    digest, proc = build(FIXTURES / "hello-root", tmp_path / "layout", *args, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "attested" in proc.stderr and f"{digest.replace(':', '-')}.att" in proc.stderr
+    assert f"verify {repo}:v1.0.0 --key cosign.pub --attestation slsaprovenance1" in proc.stderr
+
+    flags = ["--type", "slsaprovenance1", "--insecure-ignore-tlog=true", "--allow-insecure-registry"]
+    ok = cosign("verify-attestation", "--key", str(tmp_path / "cosign.pub"), *flags, f"{repo}:v1.0.0", env=env)
+    assert ok.returncode == 0, ok.stderr
+    envelope = json.loads(ok.stdout.splitlines()[0])
+    statement = json.loads(base64.b64decode(envelope["payload"]))
+    assert statement["subject"][0]["digest"]["sha256"] == digest.split(":", 1)[1]
+    assert base64.b64decode(envelope["payload"]) == layout_statement(tmp_path / "layout", digest)
+    other = cosign(
+        "verify-attestation", "--key", str(tmp_path / "other" / "cosign.pub"), *flags, f"{repo}:v1.0.0", env=env
+    )
+    assert other.returncode != 0
+
+    mine = ocibake(
+        "verify", f"{repo}:v1.0.0", "--key", str(tmp_path / "cosign.pub"), "--attestation", "slsaprovenance1", env=env
+    )
+    assert mine.returncode == 0, mine.stderr
+    assert mine.stdout.strip() == f"{repo}@{digest}" and "production linux/amd64 version v1.0.0" in mine.stderr
+    theirs = ocibake(
+        "verify",
+        f"{repo}:v1.0.0",
+        "--key",
+        str(tmp_path / "other" / "cosign.pub"),
+        "--attestation",
+        "slsaprovenance1",
+        env=env,
+    )
+    assert theirs.returncode == 7 and "does not verify with this key" in theirs.stderr
+    assert len(theirs.stderr.strip().splitlines()) <= 2 and "Traceback" not in theirs.stderr
+
+
+def test_an_attestation_whose_subject_is_another_image_is_refused(plain_registry, tmp_path):
+    reg = plain_registry
+    env = env_for(reg, tmp_path / "home")
+    assert ocibake("generate-key-pair", "--output-dir", str(tmp_path), env=env).returncode == 0
+    repo = f"{reg.host}/attested/two"
+    key = ["--sign-key", str(tmp_path / "cosign.key"), "--sbom", "none", "--upx", "off", "--push", repo]
+    d1, p1 = build(FIXTURES / "hello-root", tmp_path / "l1", "--version", "v1", "--tag", "v1", *key, env=env)
+    d2, p2 = build(FIXTURES / "hello-root", tmp_path / "l2", "--version", "v2", "--tag", "v2", *key, env=env)
+    assert p1.returncode == 0 and p2.returncode == 0, p1.stderr + p2.stderr
+    from ocibake.oci.image import Blob
+    from ocibake.registry.artifacts import Remote
+
+    with Remote(repo) as remote:  # v1's attestation under v2's .att tag
+        data, media_type = remote.manifest(d1.replace(":", "-") + ".att")
+        remote.put_manifest(d2.replace(":", "-") + ".att", Blob(media_type, data))
+    bad = ocibake(
+        "verify", f"{repo}:v2", "--key", str(tmp_path / "cosign.pub"), "--attestation", "slsaprovenance1", env=env
+    )
+    assert bad.returncode == 7, bad.stderr
+    assert f"for another digest (sha256:{d1.split(':', 1)[1]})" in bad.stderr and "Traceback" not in bad.stderr
+    flags = ["--type", "slsaprovenance1", "--insecure-ignore-tlog=true", "--allow-insecure-registry"]
+    theirs = cosign("verify-attestation", "--key", str(tmp_path / "cosign.pub"), *flags, f"{repo}:v2", env=env)
+    assert theirs.returncode != 0
+    unknown = ocibake("verify", f"{repo}:v2", "--key", str(tmp_path / "cosign.pub"), "--attestation", "nope", env=env)
+    assert unknown.returncode == 4 and "unknown attestation type" in unknown.stderr
