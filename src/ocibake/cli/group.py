@@ -27,6 +27,7 @@ COMMANDS = {
     "generate-key-pair": ("ocibake.cli.sign:generate_key_pair", "write cosign.key and cosign.pub, as cosign does"),
     "sign": ("ocibake.cli.sign:sign", "sign an image in a registry (cosign's format)"),
     "verify": ("ocibake.cli.sign:verify", "check an image's cosign signature (exit 7 when none is valid)"),
+    "scan": ("ocibake.cli.scan:scan", "find known vulnerabilities in an image's Go binary (exit 8 on findings)"),
     "layout": ("ocibake.cli.layout:layout", "check or repair an OCI image layout"),
 }
 
