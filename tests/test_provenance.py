@@ -8,7 +8,7 @@ from __future__ import annotations
 import base64
 import json
 
-from conftest import FIXTURES, blob, build, layout_index
+from conftest import FIXTURES, blob, build, layout_index, run_cli
 from regtools import ocibake
 from test_sign import cosign, env_for
 
@@ -147,3 +147,31 @@ def test_an_attestation_whose_subject_is_another_image_is_refused(plain_registry
     assert theirs.returncode != 0
     unknown = ocibake("verify", f"{repo}:v2", "--key", str(tmp_path / "cosign.pub"), "--attestation", "nope", env=env)
     assert unknown.returncode == 4 and "unknown attestation type" in unknown.stderr
+
+
+def test_audit_reads_the_provenance_and_says_where_it_agrees_with_the_build_record(tmp_path):
+    digest, _ = build(FIXTURES / "hello-root", tmp_path / "o", "--version", "v1", "--upx", "off", "--sbom", "none")
+    audit = run_cli("audit", f"oci:{tmp_path / 'o'}:v1", "--source", str(FIXTURES / "hello-root"), "--json")
+    doc = json.loads(audit.stdout)
+    facts = {f["name"]: f for f in doc["provenance"]}
+    assert all(f["agrees"] for f in facts.values()), facts
+    assert facts["subject"]["record"] == digest and facts["upx"]["statement"] == "off" and len(facts) == 14
+    text = run_cli("audit", f"oci:{tmp_path / 'o'}:v1", "--source", str(FIXTURES / "hello-root"))
+    assert "provenance: SLSA v1 statement agrees with the build record on all 14 facts" in text.stdout
+
+    from ocibake.audit.provenance_check import compare, provenance_lines
+
+    statement = json.loads(layout_statement(tmp_path / "o", digest))
+    statement["predicate"]["buildDefinition"]["externalParameters"]["source"]["revision"] = "0" * 40
+    record = json.loads(
+        json.loads(blob(tmp_path / "o", config_digest(tmp_path / "o", digest)))["config"]["Labels"][
+            "dev.ocibake.build-record"
+        ]
+    )
+    lines = provenance_lines(compare(statement, record, digest))
+    assert lines[0].endswith("differs from the build record on 1 of 14 facts")
+    assert lines[1] == f"  revision: statement {'0' * 40}, record {record['commit']}"
+
+
+def config_digest(layout, digest: str) -> str:
+    return json.loads(blob(layout, digest))["config"]["digest"]

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -17,6 +19,11 @@ from ocibake.cli.diff import DIFFERENT
 from ocibake.cli.group import CONTEXT
 from ocibake.cli.inspect import options_factory
 from ocibake.cli.registry_options import registry_options
+
+if TYPE_CHECKING:
+    from ocibake.audit.image_source import OpenedImage
+    from ocibake.audit.provenance_check import Fact
+    from ocibake.registry.options import RegistryOptions
 
 
 @click.command(
@@ -60,6 +67,7 @@ def audit(
     """
     from ocibake.audit.diff import print_diff
     from ocibake.audit.image_source import open_image
+    from ocibake.audit.provenance_check import provenance_lines
     from ocibake.audit.rebuild import audit as run_audit
     from ocibake.errors import InputError
     from ocibake.toolchain.choose import make_toolchain
@@ -72,12 +80,27 @@ def audit(
     tc = make_toolchain(toolchain, go=go, upx=upx_bin, registry_options=make)
     with open_image(ref, make, platform) as image:
         result = run_audit(image, source_dir, tc, log=out.log)
+        facts = provenance_facts(image, make)
     if out.json:
-        print(json.dumps(result.as_json(), indent=2, sort_keys=True, default=str))
+        doc = result.as_json()
+        doc["provenance"] = None if facts is None else [{**vars(f), "agrees": f.agrees} for f in facts]
+        print(json.dumps(doc, indent=2, sort_keys=True, default=str))
     else:
+        for line in provenance_lines(facts):
+            print(line)
         if result.diff is not None and out.verbose:
             print_diff(result.diff, sys.stdout)
         print(result.verdict())
         for cause in result.causes:
             print(f"probable cause: {cause}")
     return 0 if result.reproduced else DIFFERENT
+
+
+def provenance_facts(image: OpenedImage, make: Callable[[], RegistryOptions]) -> list[Fact] | None:
+    """The image's provenance held against its build record; None when it has no provenance."""
+    from ocibake.audit.provenance_check import compare, read_provenance
+
+    statement = read_provenance(image, make)
+    if statement is None or image.build_record is None:
+        return None
+    return compare(statement, image.build_record, image.digest)
