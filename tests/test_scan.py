@@ -6,9 +6,11 @@ SARIF validated against the SARIF 2.1.0 schema; bad input is one line and exit 4
 
 from __future__ import annotations
 
+import fcntl
 import json
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import jsonschema
@@ -45,8 +47,35 @@ def scan_env(tmp_path_factory):
         kept = _without_go_itself(json.loads(path.read_text()))
         if kept is not None:
             (modules / path.name).write_text(json.dumps(kept))
-    env = {"XDG_CACHE_HOME": str(base / "cache"), "GOFLAGS": ""}
+    env = {"XDG_CACHE_HOME": str(installed_govulncheck(tmp_path_factory)), "GOFLAGS": ""}
     return env, modules, osv
+
+
+def installed_govulncheck(tmp_path_factory) -> Path:
+    """One ocibake cache for the test run, with govulncheck installed by ocibake's own first-use step (`go install`
+    through the module proxy), once: the xdist workers share it, the first one installs under a lock."""
+    shared = tmp_path_factory.getbasetemp().parent
+    cache = shared / "scan-cache"
+    with (shared / "scan-cache.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        code = "from ocibake.audit.govulncheck import locate; print(locate(None))"
+        proc = run_cli_python(code, {"XDG_CACHE_HOME": str(cache), "GOFLAGS": ""})
+        assert proc.returncode == 0, proc.stderr
+        assert Path(proc.stdout.strip()) == cache / "ocibake" / "tools" / "govulncheck@v1.1.4" / "govulncheck"
+    return cache
+
+
+def run_cli_python(code: str, env: dict) -> subprocess.CompletedProcess:
+    import os
+
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={**os.environ, **env},
+    )
 
 
 @pytest.fixture(scope="module")

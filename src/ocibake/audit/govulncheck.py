@@ -56,7 +56,17 @@ def locate(given: str | None, go: str = "go") -> Path:
         )
     private_cache(cache_home())
     private_mkdir(target.parent)
-    env = {**os.environ, "GOBIN": str(target.parent), "GOFLAGS": "", "CGO_ENABLED": "0"}
+    staging = target.parent / f".install-{os.getpid()}"  # concurrent installs each rename a whole file into place
+    try:
+        _go_install(go_path, staging)
+        os.replace(staging / "govulncheck", target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def _go_install(go_path: str, gobin: Path) -> None:
+    env = {**os.environ, "GOBIN": str(gobin), "GOFLAGS": "", "CGO_ENABLED": "0"}
     proc = subprocess.run(
         [go_path, "install", f"{GOVULNCHECK_MODULE}@{GOVULNCHECK_VERSION}"],
         env=env,
@@ -65,12 +75,11 @@ def locate(given: str | None, go: str = "go") -> Path:
         timeout=900,
         check=False,
     )
-    if proc.returncode != 0 or not target.is_file():
+    if proc.returncode != 0 or not (gobin / "govulncheck").is_file():
         raise ToolchainError(
             f"go install {GOVULNCHECK_MODULE}@{GOVULNCHECK_VERSION} failed: {proc.stderr.strip()[-400:]}",
             hint="it needs the Go module proxy once; offline, pass --govulncheck PATH of a govulncheck built elsewhere",
         )
-    return target
 
 
 def run_binary_scan(govulncheck: Path, binary: Path, db_url: str) -> list[dict[str, Any]]:
