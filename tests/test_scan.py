@@ -176,3 +176,27 @@ def test_bad_input_is_one_line_with_the_right_exit_code(scan_env, images, tmp_pa
         assert proc.returncode == code, (text, proc.stderr)
         lines = [line for line in proc.stderr.splitlines() if not line.startswith("scan      ")]
         assert text in lines[0] and len(lines) <= 2 and "Traceback" not in proc.stderr, proc.stderr
+
+
+def test_a_pushed_image_is_scanned_and_its_signed_result_verifies(scan_env, images, plain_registry, tmp_path):
+    """A registry reference is scanned; --attach --sign-key stores the result as a DSSE-signed vuln attestation that
+    cosign and `ocibake verify --attestation vuln` accept."""
+    from regtools import ocibake, reg_env
+    from test_sign import cosign, env_for
+
+    env, modules, _ = scan_env
+    reg = plain_registry
+    layout, digest = images["vuln-jwt"]
+    renv = {**env_for(reg, tmp_path / "home"), **env}
+    assert ocibake("generate-key-pair", "--output-dir", str(tmp_path), env=renv).returncode == 0
+    repo = f"{reg.host}/scanned/jwt"
+    assert ocibake("push", str(layout), repo, env=reg_env(reg, tmp_path / "home")).returncode == 0
+    key = ["--attach", "--sign-key", str(tmp_path / "cosign.key")]
+    proc = ocibake("scan", f"{repo}:v1", "--db", str(modules), *key, env=renv, timeout=900)
+    assert proc.returncode == 8 and VULN_ID in proc.stderr, proc.stderr
+    assert proc.stdout.strip() == f"{repo}@{digest}" and f"{digest.replace(':', '-')}.att" in proc.stderr
+    mine = ocibake("verify", f"{repo}:v1", "--key", str(tmp_path / "cosign.pub"), "--attestation", "vuln", env=renv)
+    assert mine.returncode == 0, mine.stderr
+    flags = ["--type", "vuln", "--insecure-ignore-tlog=true", "--allow-insecure-registry"]
+    theirs = cosign("verify-attestation", "--key", str(tmp_path / "cosign.pub"), *flags, f"{repo}:v1", env=renv)
+    assert theirs.returncode == 0, theirs.stderr

@@ -49,6 +49,7 @@ class ScanResult:
     scanners: dict[str, str] = field(default_factory=dict)  # name -> version
     db: str = ""
     pinned: str = ""  # REPO@DIGEST, or oci:DIR@DIGEST
+    times: tuple[float, float] = (0.0, 0.0)  # the scan's start and end (seconds since the epoch)
 
     def failing(self, fail_on: str) -> list[Finding]:
         """The findings at or above ``fail_on`` (none for NONE)."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -128,6 +129,7 @@ def run_scan(
     from ocibake.audit.vulndb import database_url
 
     tool = govulncheck.locate(govulncheck_path)
+    started = time.time()
     with database_url(db) as url:
         paths, findings, version = scan_go(image, tool, url, upx_bin, out.log)
     scanners = {"govulncheck": version}
@@ -137,7 +139,14 @@ def run_scan(
         findings.extend(more)
     pinned = f"{image.remote}@{image.digest}" if image.remote else f"oci:{image.layout.root}@{image.digest}"
     return ScanResult(
-        image.reference, image.digest, tuple(paths), tuple(findings), scanners, db or "vuln.go.dev", pinned
+        image.reference,
+        image.digest,
+        tuple(paths),
+        tuple(findings),
+        scanners,
+        db or "vuln.go.dev",
+        pinned,
+        (started, time.time()),
     )
 
 

@@ -19,10 +19,11 @@ VULN_PREDICATE = "https://cosign.sigstore.dev/attestation/vuln/v1"
 
 
 def vuln_statement(name: str, result: ScanResult) -> bytes:
-    """The statement: no clock in it, so scanning the same image with the same database gives the same bytes."""
+    """The statement, with the scan's start and end times (a scan's result depends on when the database was read;
+    cosign requires both)."""
     from ocibake.audit.govulncheck import GOVULNCHECK_VERSION
     from ocibake.cli.scan import finding_json
-    from ocibake.oci.image import canonical_json
+    from ocibake.oci.image import canonical_json, rfc3339
 
     predicate: dict[str, Any] = {
         "invocation": {"parameters": {"binaries": list(result.binaries)}, "uri": "", "event_id": "", "builder.id": ""},
@@ -32,7 +33,7 @@ def vuln_statement(name: str, result: ScanResult) -> bytes:
             "db": {"uri": result.db, "version": ""},
             "result": {"findings": [finding_json(f) for f in result.findings], "scanners": result.scanners},
         },
-        "metadata": {"scanStartedOn": "", "scanFinishedOn": ""},
+        "metadata": {"scanStartedOn": rfc3339(int(result.times[0])), "scanFinishedOn": rfc3339(int(result.times[1]))},
     }
     statement = {
         "_type": "https://in-toto.io/Statement/v1",
