@@ -71,7 +71,7 @@ def _index_osv(files: list[Path], root: Path, dest: Path) -> None:
             raise _damaged(root, f"{path.relative_to(root)} is not an OSV entry")
         modified = str(doc.get("modified", ""))
         newest = max(newest, modified)
-        (dest / "ID" / f"{doc['id']}.json").write_text(json.dumps(doc))
+        (dest / "ID" / f"{doc['id']}.json").symlink_to(path)  # checked above; govulncheck reads it again
         vulns.append({"id": doc["id"], "modified": modified, "aliases": doc.get("aliases") or []})
         for affected in doc["affected"]:
             name = str(((affected or {}).get("package") or {}).get("name", ""))
