@@ -175,3 +175,39 @@ def test_audit_reads_the_provenance_and_says_where_it_agrees_with_the_build_reco
 
 def config_digest(layout, digest: str) -> str:
     return json.loads(blob(layout, digest))["config"]["digest"]
+
+
+def test_an_attestation_made_by_cosign_passes_ocibake_verify(plain_registry, tmp_path):
+    reg = plain_registry
+    env = env_for(reg, tmp_path / "home")
+    made = cosign("generate-key-pair", env=env, cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    repo = f"{reg.host}/attested/cosigned"
+    digest, _ = build(
+        FIXTURES / "hello-root", tmp_path / "l", "--upx", "off", "--sbom", "none", "--push", repo, env=env
+    )
+    predicate = tmp_path / "predicate.json"
+    definition = {"buildType": "https://example.com/made-by-hand/v1", "externalParameters": {"source": "by hand"}}
+    run = {"builder": {"id": "https://example.com/hand"}}
+    predicate.write_text(json.dumps({"buildDefinition": definition, "runDetails": run}))
+    attested = cosign(
+        "attest",
+        "--key",
+        str(tmp_path / "cosign.key"),
+        "--type",
+        "slsaprovenance1",
+        "--predicate",
+        str(predicate),
+        "--tlog-upload=false",
+        "--allow-insecure-registry",
+        "--yes",
+        f"{repo}@{digest}",
+        env=env,
+    )
+    assert attested.returncode == 0, attested.stderr
+    ok = ocibake(
+        "verify", f"{repo}@{digest}", "--key", str(tmp_path / "cosign.pub"), "--attestation", SLSA, "--json", env=env
+    )
+    assert ok.returncode == 0, ok.stderr
+    doc = json.loads(ok.stdout)
+    assert doc["valid_attestations"] == 1 and doc["facts"]["build type"] == "https://example.com/made-by-hand/v1"

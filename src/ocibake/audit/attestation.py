@@ -137,9 +137,11 @@ class VerifiedStatement:
 
 def subject_digests(statement: Mapping[str, Any]) -> list[str]:
     found = []
-    for subject in statement.get("subject") or []:
-        sha = ((subject or {}).get("digest") or {}).get("sha256") if isinstance(subject, Mapping) else None
-        if sha:
+    subjects = statement.get("subject")
+    for subject in subjects if isinstance(subjects, list) else []:
+        digest = subject.get("digest") if isinstance(subject, Mapping) else None
+        sha = digest.get("sha256") if isinstance(digest, Mapping) else None
+        if isinstance(sha, str) and sha:
             found.append(f"sha256:{sha}")
     return found
 

@@ -179,21 +179,32 @@ def run_times(seconds: float, now: float | None = None) -> tuple[float, float]:
     return end - seconds, end
 
 
+def _obj(value: object) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
 def key_facts(statement: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """The facts of a provenance statement a person checks first, as (label, value) pairs."""
-    predicate = statement.get("predicate") or {}
-    definition = predicate.get("buildDefinition") or {}
-    ext = definition.get("externalParameters") or {}
-    source = ext.get("source") or {}
-    deps: Sequence[Mapping[str, Any]] = definition.get("resolvedDependencies") or []
+    """The facts of a provenance statement a person checks first, as (label, value) pairs. Any producer's statement
+    is read (cosign's, by hand): a field of another shape is shown as it is, or left empty."""
+    predicate = _obj(statement.get("predicate"))
+    definition = _obj(predicate.get("buildDefinition"))
+    ext = _obj(definition.get("externalParameters"))
+    source = ext.get("source")
+    where = (
+        f"{_obj(source).get('repository', '')} @ {_obj(source).get('revision', '')}"
+        if isinstance(source, Mapping)
+        else str(source or "")
+    )
+    deps_value = definition.get("resolvedDependencies")
+    deps: Sequence[Mapping[str, Any]] = [_obj(d) for d in deps_value] if isinstance(deps_value, list) else []
     go = next((d for d in deps if d.get("name") == "go-toolchain"), {})
-    builder = (predicate.get("runDetails") or {}).get("builder") or {}
+    builder = _obj(_obj(predicate.get("runDetails")).get("builder"))
     return [
         ("build type", str(definition.get("buildType", ""))),
-        ("builder", f"{builder.get('id', '')} {(builder.get('version') or {}).get('ocibake', '')}".strip()),
-        ("source", f"{source.get('repository', '')} @ {source.get('revision', '')}"),
+        ("builder", f"{builder.get('id', '')} {_obj(builder.get('version')).get('ocibake', '')}".strip()),
+        ("source", where),
         ("service", f"{ext.get('service', '')} ({ext.get('package', '')})"),
         ("target", f"{ext.get('target', '')} {ext.get('platform', '')} version {ext.get('version', '')}"),
-        ("go", f"{(go.get('annotations') or {}).get('go', '')} {go.get('uri', '')}".strip()),
+        ("go", f"{_obj(go.get('annotations')).get('go', '')} {go.get('uri', '')}".strip()),
         ("dependencies", ", ".join(str(d.get("name", "")) for d in deps)),
     ]
