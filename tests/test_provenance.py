@@ -211,3 +211,39 @@ def test_an_attestation_made_by_cosign_passes_ocibake_verify(plain_registry, tmp
     assert ok.returncode == 0, ok.stderr
     doc = json.loads(ok.stdout)
     assert doc["valid_attestations"] == 1 and doc["facts"]["build type"] == "https://example.com/made-by-hand/v1"
+
+
+def test_a_multi_platform_build_writes_one_statement_per_platform_image(tmp_path):
+    index_digest, proc = build(
+        FIXTURES / "hello-root", tmp_path / "m", "--platform", "linux/amd64,linux/arm64", "--upx", "off"
+    )
+    index = json.loads(blob(tmp_path / "m", index_digest))
+    for child in index["manifests"]:
+        doc = json.loads(layout_statement(tmp_path / "m", child["digest"]))
+        assert doc["subject"][0]["digest"]["sha256"] == child["digest"].split(":", 1)[1]
+        platform = f"{child['platform']['os']}/{child['platform']['architecture']}"
+        assert doc["predicate"]["buildDefinition"]["externalParameters"]["platform"] == platform
+    assert proc.stderr.count("provenance SLSA v1") == 2
+
+
+def test_a_pushed_multi_platform_build_has_a_signed_provenance_per_platform(plain_registry, tmp_path):
+    reg = plain_registry
+    env = env_for(reg, tmp_path / "home")
+    assert ocibake("generate-key-pair", "--output-dir", str(tmp_path), env=env).returncode == 0
+    repo = f"{reg.host}/attested/multi"
+    args = ["--platform", "linux/amd64,linux/arm64", "--upx", "off", "--push", repo]
+    index_digest, proc = build(
+        FIXTURES / "hello-root", tmp_path / "m", *args, "--sign-key", str(tmp_path / "cosign.key"), env=env
+    )
+    assert proc.stderr.count("\nattested  ") == 2, proc.stderr
+    flags = ["--type", "slsaprovenance1", "--insecure-ignore-tlog=true", "--allow-insecure-registry"]
+    for child in json.loads(blob(tmp_path / "m", index_digest))["manifests"]:
+        ref = f"{repo}@{child['digest']}"
+        ok = cosign("verify-attestation", "--key", str(tmp_path / "cosign.pub"), *flags, ref, env=env)
+        assert ok.returncode == 0, ok.stderr
+        mine = ocibake(
+            "verify", ref, "--key", str(tmp_path / "cosign.pub"), "--attestation", "slsaprovenance1", env=env
+        )
+        assert mine.returncode == 0 and child["platform"]["architecture"] in mine.stderr, mine.stderr
+    signed = ocibake("verify", f"{repo}@{index_digest}", "--key", str(tmp_path / "cosign.pub"), env=env)
+    assert signed.returncode == 0, signed.stderr  # the index itself is signed, as before

@@ -46,6 +46,7 @@ class Attached:
     sbom: Artifact | None = None
     provenance: Artifact | None = None
     statement: bytes | None = None  # the provenance statement, signed on push with --sign-key
+    subject: str = ""  # (a platform of an index) the image they belong to, when it is not what the tags name
 
     @property
     def referrers(self) -> list[Artifact]:
@@ -223,3 +224,30 @@ def push_layout_referrers(
                     f"referrer  {entry['artifactType']} {entry['digest'][:19]} pushed to {repo} "
                     f"({'referrers API' if how == 'api' else 'tag ' + digest.replace(':', '-')})"
                 )
+
+
+def push_platform_provenance(
+    made: list[Attached],
+    pushed: PushResult,
+    key: EllipticCurvePrivateKey | None,
+    options: RegistryOptions,
+    log: Callable[[str], None],
+) -> None:
+    """A multi-platform build: each platform image's provenance, pushed as its referrer (and, with ``key``, signed
+    into its `.att` tag) in every repository the index went to."""
+    from ocibake.registry.artifacts import Remote
+
+    for repo in sorted({t.repository for t in pushed.tags}):
+        with Remote(repo, options) as remote:
+            for one in made:
+                assert one.provenance is not None
+                artifact = one.provenance
+                remote.put_referrer(
+                    artifact.manifest, artifact.blobs, one.subject, artifact.artifact_type, artifact.annotations
+                )
+                log(f"provenance pushed to {repo} as a referrer of {one.subject[:19]}")
+                if key is not None and one.statement is not None:
+                    from ocibake.audit.attestation import attest_remote
+
+                    tag = attest_remote(remote, one.subject, one.statement, key)
+                    log(f"attested  {repo}@{one.subject[:19]} (SLSA provenance, DSSE-signed, tag {tag})")

@@ -13,7 +13,7 @@ from ocibake.report import LAYER_TITLES, as_json
 from ocibake.units import human_size
 
 if TYPE_CHECKING:
-    from ocibake.cli.attachments import AttachChoices
+    from ocibake.cli.attachments import AttachChoices, Attached
     from ocibake.cli.build_plan import BuildPlan
     from ocibake.registry.push import PushResult
 
@@ -74,6 +74,21 @@ def print_platforms_result(
     out.write("\n".join(pushed.lines() if pushed is not None else [result.reference]) + "\n")
 
 
+def platform_provenance(plan: BuildPlan, attach: AttachChoices, result: MultiResult) -> list[Attached]:
+    """Each platform image's provenance (its subject is that image, not the index), in the layout."""
+    from dataclasses import replace
+
+    from ocibake.cli.attachments import Attached, make_provenance
+
+    made = []
+    for r in result.images:
+        spec = replace(plan.spec, platform=r.image.platform)
+        artifact, statement = make_provenance(attach, spec, r, plan.toolchain, plan.toolchain_ref, plan.out.log)
+        if artifact is not None:
+            made.append(Attached(None, artifact, statement, subject=r.image.digest))
+    return made
+
+
 def run_platforms(plan: BuildPlan, attach: AttachChoices) -> int:
     """Build one image per platform and the index that joins them, push them with --push, write the archive --output
     names; stdout: the index's reference, or one REPO:TAG@DIGEST line per pushed tag, or the JSON report."""
@@ -94,9 +109,12 @@ def run_platforms(plan: BuildPlan, attach: AttachChoices) -> int:
         print_platforms_human(result, sys.stderr)
     if attach.sbom != "none":
         out.log("sbom      not written: SBOMs are made for single-platform builds for now")
-    if attach.provenance != "none":
-        out.log("provenance not written: provenance is made for single-platform builds for now")
+    provenance = platform_provenance(plan, attach, result)
     pushed = push_built(plan, result, None)
+    if pushed is not None and provenance:
+        from ocibake.cli.attachments import push_platform_provenance
+
+        push_platform_provenance(provenance, pushed, plan.key, plan.registry_options(), out.log)
     if plan.archive is not None:  # a docker-archive takes this host's platform from the index, and says so
         write_build_archive(plan.archive, result, None, log=out.log)
     print_platforms_result(result, out=sys.stdout, err=sys.stderr, json_output=out.json, quiet=out.quiet, pushed=pushed)
