@@ -33,6 +33,10 @@ def _without_go_itself(doc: dict) -> dict | None:
 
 @pytest.fixture(scope="module")
 def scan_env(tmp_path_factory):
+    return offline_scan_env(tmp_path_factory)
+
+
+def offline_scan_env(tmp_path_factory) -> tuple[dict, Path, Path]:
     """(env, db of the vulndb module's OSV files for modules, the full OSV directory). The go release running the
     tests may itself have known vulnerabilities (stdlib entries); the module database leaves them out, so "clean"
     is about the service's dependencies."""

@@ -77,15 +77,17 @@ def image_binary(image: OpenedImage, path: str) -> bytes | None:
 
 
 def go_binaries(image: OpenedImage) -> dict[str, bytes]:
-    """The entrypoint (and Delve, when the image has it), refused when the entrypoint is no Go binary."""
+    """/app (ocibake's binary), the entrypoint when it is another file, and Delve when the image has it (a
+    development image's entrypoint is Delve, which runs /app); refused when neither /app nor the entrypoint is there."""
     entry = ((image.config.get("config") or {}).get("Entrypoint") or ["/app"])[0]
     found = {}
-    for path in dict.fromkeys((entry, DELVE_PATH)):
+    for path in dict.fromkeys(("/app", entry, DELVE_PATH)):
         data = image_binary(image, path)
         if data is not None:
             found[path] = data
-    if entry not in found:
-        raise InputError(f"{image.reference} holds no {entry} (its entrypoint)", hint="is this a Go service's image?")
+    if "/app" not in found and entry not in found:
+        what = "/app (its entrypoint)" if entry == "/app" else f"/app and no {entry} (its entrypoint)"
+        raise InputError(f"{image.reference} holds no {what}", hint="is this a Go service's image?")
     return found
 
 

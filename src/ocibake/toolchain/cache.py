@@ -96,6 +96,7 @@ PARTS = (
     ("layers", "compressed layers, by uncompressed digest and compression setting"),
     ("goenv", "`go env` answers, by go program, environment, go.mod and GOENV file"),
     ("gobin", "the last binary built per service and platform, so go can skip an unneeded link"),
+    ("tools", "govulncheck, installed for `ocibake scan` (a pinned version)"),
 )
 PART_NAMES = tuple(name for name, _ in PARTS)
 
