@@ -142,6 +142,9 @@ def test_an_attestation_whose_subject_is_another_image_is_refused(plain_registry
     )
     assert bad.returncode == 7, bad.stderr
     assert f"for another digest (sha256:{d1.split(':', 1)[1]})" in bad.stderr and "Traceback" not in bad.stderr
+    assert (
+        len(bad.stderr.strip().splitlines()) == 2 and "hint: the attestation was made for another image" in bad.stderr
+    )
     flags = ["--type", "slsaprovenance1", "--insecure-ignore-tlog=true", "--allow-insecure-registry"]
     theirs = cosign("verify-attestation", "--key", str(tmp_path / "cosign.pub"), *flags, f"{repo}:v2", env=env)
     assert theirs.returncode != 0

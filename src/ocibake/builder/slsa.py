@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import ocibake
@@ -35,6 +35,7 @@ class BuildFacts:
     go_path: str = ""  # the local go, when the toolchain is local
     toolchain_ref: str | None = None  # --toolchain as given, when an image
     times: tuple[float, float] | None = None  # (started, finished) with --provenance-times
+    layer_digests: Mapping[str, str] = field(default_factory=dict)  # kind -> the layer's digest (Delve's has no sha256)
 
 
 def _external(facts: BuildFacts, record: Mapping[str, Any]) -> dict[str, Any]:
@@ -95,16 +96,19 @@ def _toolchain_dependency(record: Mapping[str, Any], facts: BuildFacts) -> dict[
     }
 
 
-def _layer_dependency(name: str, layer: Mapping[str, Any]) -> dict[str, Any]:
+def _layer_dependency(name: str, layer: Mapping[str, Any], layer_digest: str = "") -> dict[str, Any]:
     dep: dict[str, Any] = {"name": name}
     source = str(layer.get("source", ""))
     version = str(layer.get("version", "") or layer.get("package", ""))
     if source:
         dep["uri"] = f"pkg:pypi/{source}@{version}" if source in ("certifi", "tzdata") else source
     sha = str(layer.get("sha256", ""))
+    annotations = {k: str(layer[k]) for k in ("version", "package") if layer.get(k)}
     if sha:
         dep["digest"] = {"sha256": sha.split(":", 1)[-1]}
-    annotations = {k: str(layer[k]) for k in ("version", "package") if layer.get(k)}
+    elif layer_digest:  # the image layer that holds it
+        dep["digest"] = {"sha256": layer_digest.split(":", 1)[-1]}
+        annotations["digest_of"] = "image layer"
     if annotations:
         dep["annotations"] = annotations
     return dep
@@ -132,7 +136,7 @@ def _dependencies(record: Mapping[str, Any], facts: BuildFacts) -> list[dict[str
     layers = record.get("layers") or {}
     for kind, name in (("delve", "delve"), ("ca-certificates", "ca-bundle"), ("zoneinfo", "zoneinfo")):
         if isinstance(layers.get(kind), Mapping):
-            deps.append(_layer_dependency(name, layers[kind]))
+            deps.append(_layer_dependency(name, layers[kind], facts.layer_digests.get(kind, "")))
     return deps
 
 

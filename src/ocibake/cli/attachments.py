@@ -120,6 +120,7 @@ def make_provenance(
         go_path=toolchain.go_program() if isinstance(toolchain, LocalToolchain) else "",
         toolchain_ref=toolchain_ref,
         times=slsa.run_times(result.seconds.get("total", 0.0)) if choices.provenance_times else None,
+        layer_digests={layer.kind: layer.digest for layer in result.layers},
     )
     statement = slsa.statement_bytes(result.record, facts)
     subject = Descriptor(OCI_MANIFEST, result.image.digest, len(result.image.manifest.data))
