@@ -56,6 +56,7 @@ bench: $(BIN)/ocibake
 	$(BIN)/python bench/bench_run.py
 	$(BIN)/python bench/bench_platforms.py
 	$(BIN)/python bench/bench_audit.py
+	$(BIN)/python bench/bench_scan.py
 	$(BIN)/python bench/bench_layout.py
 	$(BIN)/python bench/bench_speed.py
 

@@ -10,7 +10,18 @@ from conftest import FIXTURES, run_cli
 
 def test_export_refuses_a_blob_that_is_a_symlink(tmp_path):
     layout = tmp_path / "layout"
-    proc = run_cli("build", str(FIXTURES / "hello-root"), "--upx", "off", "--sbom", "none", "--output", str(layout))
+    proc = run_cli(
+        "build",
+        str(FIXTURES / "hello-root"),
+        "--upx",
+        "off",
+        "--sbom",
+        "none",
+        "--provenance",
+        "none",
+        "--output",
+        str(layout),
+    )
     assert proc.returncode == 0, proc.stderr
     index = json.loads((layout / "index.json").read_text())
     manifest = json.loads((layout / "blobs/sha256" / index["manifests"][0]["digest"][7:]).read_text())

@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 
 from conftest import SAMPLE, build, free_port, manifest_and_config, run_cli, sandbox_argv, unpack
+from test_provenance import layout_statement
+from test_scan import offline_scan_env
 
 ENTRYPOINT = [
     "/usr/local/bin/dlv",
@@ -199,3 +201,24 @@ def test_the_sbom_describes_the_app_and_delve_separately(dev_image, tmp_path):
         "relationshipType": "DEV_TOOL_OF",
         "relatedSpdxElement": ids["example.com/sos-app/emergency-service"],
     } in doc["relationships"]
+
+
+@pytest.fixture(scope="module")
+def scan_env(tmp_path_factory):
+    return offline_scan_env(tmp_path_factory)
+
+
+def test_scan_reads_the_app_and_delve_and_the_provenance_names_delve(dev_image, scan_env):
+    """`ocibake scan` on a development image (entrypoint: Delve) scans /app and /usr/local/bin/dlv; the image's
+    provenance lists Delve among its resolved dependencies."""
+    env, modules, _ = scan_env
+    out, digest = dev_image
+    proc = run_cli("scan", f"oci:{out}:v1", "--db", str(modules), "--fail-on", "none", "--json", env=env, timeout=900)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["binaries"] == ["/app", "/usr/local/bin/dlv"]
+    statement = json.loads(layout_statement(out, digest))
+    deps = {d["name"]: d for d in statement["predicate"]["buildDefinition"]["resolvedDependencies"]}
+    assert (
+        len(deps["delve"]["digest"]["sha256"]) == 64
+        and statement["predicate"]["buildDefinition"]["externalParameters"]["target"] == "development"
+    )

@@ -48,13 +48,13 @@ def test_two_platforms_make_one_index_that_every_tag_names(tmp_path):
     report = build_platforms(out, "linux/amd64,linux/arm64", "--upx", "off")
     assert report["platforms"] == ["linux/amd64", "linux/arm64"]
     everything = layout_index(out)["manifests"]
-    entries = [e for e in everything if "org.opencontainers.image.ref.name" in e.get("annotations", {})]
+    entries = [e for e in everything if "org.opencontainers.image.ref.name" in (e.get("annotations") or {})]
     assert {e["annotations"]["org.opencontainers.image.ref.name"]: e["digest"] for e in entries} == {
         "v1": report["digest"],
         "latest": report["digest"],
     }
     assert all(e["mediaType"] == INDEX for e in entries)
-    assert len(everything) - len(entries) == 2  # untagged: one SBOM referrer per platform image
+    assert len(everything) - len(entries) == 4  # untagged: an SBOM and a provenance referrer per platform image
     raw = skopeo("inspect", "--raw", f"oci:{out}:v1")
     index = json.loads(raw.stdout)
     assert index["mediaType"] == INDEX

@@ -20,7 +20,18 @@ def blob(layout, digest):
 @pytest.mark.parametrize("second_sbom", ["spdx", "none"])
 def test_a_moved_tag_leaves_no_sbom_of_the_old_image(second_sbom, tmp_path):
     layout = tmp_path / "layout"
-    build = ["build", str(FIXTURES / "hello-root"), "--upx", "off", "--output", str(layout), "--version", "v1"]
+    build = [
+        "build",
+        str(FIXTURES / "hello-root"),
+        "--upx",
+        "off",
+        "--output",
+        str(layout),
+        "--version",
+        "v1",
+        "--provenance",
+        "none",
+    ]
     assert run_cli(*build).returncode == 0
     (old_sbom,) = [
         m

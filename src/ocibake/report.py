@@ -160,6 +160,22 @@ def pushed_commands(pushed: PushResult, tls_flags: tuple[str, ...] = ()) -> list
     return lines
 
 
+def audit_commands(result: BuildResult, push_repos: tuple[str, ...] = (), signed: bool = False) -> list[str]:
+    """How to scan what was just built for known vulnerabilities, and verify its signature and provenance."""
+    q = shlex.quote
+    tag = result.tags[0]
+    lines = [
+        f"  {command_name()} scan {q('oci:' + str(result.layout) + ':' + tag)}   # known vulnerabilities (govulncheck)"
+    ]
+    if push_repos and signed:
+        remote = q(push_repos[0] + ":" + tag)
+        lines.append(f"  {command_name()} verify {remote} --key cosign.pub --attestation slsaprovenance1")
+        lines.append(
+            f"  cosign verify-attestation --key cosign.pub --type slsaprovenance1 --insecure-ignore-tlog=true {remote}"
+        )
+    return lines
+
+
 def next_commands(result: BuildResult, pushed: PushResult | None = None, tls_flags: tuple[str, ...] = ()) -> list[str]:
     """What to run next, quoted so it can be pasted: inspect the layout, inspect what was pushed (or push the tags
     just built), load into docker. ``tls_flags``: the registry flags the push took (--ca-cert PATH, --insecure)."""
@@ -196,6 +212,7 @@ def print_result(
     pushed: PushResult | None = None,
     archive: dict[str, object] | None = None,
     tls_flags: tuple[str, ...] = (),
+    signed: bool = False,
 ) -> None:
     """stdout: the reference (or, after --push, one REPO:TAG@DIGEST line per pushed tag), or all of it as JSON. The
     human report went to stderr already (print_human), before any push, so a failed push still leaves it; the push
@@ -211,5 +228,7 @@ def print_result(
     if pushed is not None and not quiet:
         err.write(pushed.summary() + "\n")
     if not quiet:
-        err.write("".join(line + "\n" for line in next_commands(result, pushed, tls_flags)))
+        repos = tuple(dict.fromkeys(t.repository for t in pushed.tags)) if pushed is not None else ()
+        lines = next_commands(result, pushed, tls_flags) + audit_commands(result, repos, signed)
+        err.write("".join(line + "\n" for line in lines))
     out.write("\n".join(pushed.lines() if pushed is not None else [result.reference]) + "\n")

@@ -70,7 +70,7 @@ def sign_payload(key: ec.EllipticCurvePrivateKey, data: bytes) -> str:
     return base64.b64encode(key.sign(data, ec.ECDSA(hashes.SHA256()))).decode()
 
 
-def _config(layers: list[dict[str, Any]]) -> Blob:
+def signature_config(layers: list[dict[str, Any]]) -> Blob:
     """The image config cosign gives a signature manifest (zero times, one diff_id per payload)."""
     zero = "0001-01-01T00:00:00Z"
     doc = {
@@ -110,7 +110,7 @@ def sign_remote(
     if any(_signed_by(kept, data, data_digest, key.public_key()) for kept in layers):
         return tag, False  # this key signed this payload already: a second signature would add nothing
     layers.append(layer)
-    config = _config(layers)
+    config = signature_config(layers)
     blobs = [(config.digest, config.data), (data_digest, data)]
     remote.put_blobs(blobs)
     manifest = {

@@ -1,11 +1,13 @@
 """What `ocibake build` attaches to the image it built: the SBOM (an SPDX referrer in the layout, pushed with the
-image as a referrer, `--sbom none` to skip) and, with `--sign-key`, a cosign-compatible signature of each pushed
-image. Logs go to stderr; stdout keeps only the build's references."""
+image as a referrer, `--sbom none` to skip), the SLSA provenance (an in-toto statement, likewise; `--provenance
+none` to skip) and, with `--sign-key`, a cosign-compatible signature of each pushed image and its provenance signed
+as a DSSE envelope in the `.att` tag cosign reads. Logs go to stderr; stdout keeps only the build's references."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,15 +20,55 @@ if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePrivateKey
 
     from ocibake.audit.referrers import Artifact
+    from ocibake.builder.bake import BuildResult
+    from ocibake.builder.spec import BuildSpec
     from ocibake.oci.layout import Layout
+    from ocibake.registry.artifacts import Remote
     from ocibake.registry.options import RegistryOptions
     from ocibake.registry.push import PushResult
     from ocibake.toolchain.base import Toolchain
 
 SBOM_CHOICES = ("spdx", "none")
+PROVENANCE_CHOICES = ("slsa", "none")
+
+
+@dataclass(frozen=True)
+class AttachChoices:
+    """--sbom, --provenance and --provenance-times."""
+
+    sbom: str = "spdx"
+    provenance: str = "slsa"
+    provenance_times: bool = False
+
+
+@dataclass(frozen=True)
+class Attached:
+    """What the build attached to its image in the layout (pushed with it)."""
+
+    sbom: Artifact | None = None
+    provenance: Artifact | None = None
+    statement: bytes | None = None  # the provenance statement, signed on push with --sign-key
+    subject: str = ""  # (a platform of an index) the image they belong to, when it is not what the tags name
+
+    @property
+    def referrers(self) -> list[Artifact]:
+        return [a for a in (self.sbom, self.provenance) if a is not None]
 
 
 def attachment_options(f: CommandT) -> CommandT:
+    f = click.option(
+        "--provenance-times",
+        is_flag=True,
+        help="put the build's start and end times in the provenance (it then differs from build to build)",
+    )(f)
+    f = click.option(
+        "--provenance",
+        type=click.Choice(PROVENANCE_CHOICES),
+        default="slsa",
+        show_default=True,
+        help="write a SLSA v1 provenance statement into the layout as a referrer (pushed with the image; signed "
+        "as a cosign attestation with --sign-key)",
+    )(f)
     f = click.option(
         "--sign-key",
         metavar="PATH",
@@ -60,6 +102,55 @@ def make_sbom(
     return artifact
 
 
+def make_provenance(
+    choices: AttachChoices,
+    spec: BuildSpec,
+    result: BuildResult,
+    toolchain: Toolchain,
+    toolchain_ref: str | None,
+    log: Callable[[str], None],
+) -> tuple[Artifact | None, bytes | None]:
+    """The provenance statement of the image ``result`` built, written into its layout as a referrer."""
+    if choices.provenance == "none":
+        return None, None
+    from ocibake.audit.attestation import attest_layout
+    from ocibake.builder import slsa
+    from ocibake.oci.image import Descriptor
+    from ocibake.oci.media_types import OCI_MANIFEST
+    from ocibake.toolchain.local import LocalToolchain
+
+    facts = slsa.BuildFacts(
+        spec=spec,
+        digest=result.image.digest,
+        tags=result.tags,
+        source_url=(spec.source_url if spec.source_url is not None else result.git.remote) or result.module.path,
+        service_path=slsa.service_path(spec),
+        go_path=toolchain.go_program() if isinstance(toolchain, LocalToolchain) else "",
+        toolchain_ref=toolchain_ref,
+        times=slsa.run_times(result.seconds.get("total", 0.0)) if choices.provenance_times else None,
+        layer_digests={layer.kind: layer.digest for layer in result.layers},
+    )
+    statement = slsa.statement_bytes(result.record, facts)
+    subject = Descriptor(OCI_MANIFEST, result.image.digest, len(result.image.manifest.data))
+    artifact = attest_layout(result.layout, subject, statement)
+    log(f"provenance SLSA v1 {artifact.manifest.digest} (referrer of {result.image.digest[:19]})")
+    return artifact, statement
+
+
+def make_attachments(
+    choices: AttachChoices,
+    spec: BuildSpec,
+    result: BuildResult,
+    toolchain: Toolchain,
+    toolchain_ref: str | None,
+    log: Callable[[str], None],
+) -> Attached:
+    """The SBOM and the provenance of the image ``result`` built, in its layout."""
+    sbom = make_sbom(choices.sbom, result.layout, result.image.digest, result.name, toolchain, log, spec.service_dir)
+    provenance, statement = make_provenance(choices, spec, result, toolchain, toolchain_ref, log)
+    return Attached(sbom, provenance, statement)
+
+
 def signing_key(sign_key: str | None) -> EllipticCurvePrivateKey | None:
     """The --sign-key, decrypted before the build starts (a wrong password fails at once, not after the push)."""
     if not sign_key:
@@ -70,29 +161,49 @@ def signing_key(sign_key: str | None) -> EllipticCurvePrivateKey | None:
 
 
 def push_attachments(
-    artifact: Artifact | None,
+    attached: Attached | None,
     pushed: PushResult,
     key: EllipticCurvePrivateKey | None,
     options: RegistryOptions,
     log: Callable[[str], None],
 ) -> None:
-    """Push the SBOM referrer next to every pushed image, then sign each image with ``key`` (when given)."""
+    """Push the SBOM and provenance referrers next to every pushed image, then sign each image with ``key`` (when
+    given) and attach its provenance, signed, where cosign looks."""
     from ocibake.registry.artifacts import Remote
 
+    attached = attached or Attached()
     repos = sorted({(t.repository, t.digest) for t in pushed.tags})
     for repo, digest in repos:
         with Remote(repo, options) as remote:
-            if artifact is not None:
+            for artifact in attached.referrers:
                 how = remote.put_referrer(
                     artifact.manifest, artifact.blobs, digest, artifact.artifact_type, artifact.annotations
                 )
-                log(f"sbom      {_referrer_outcome(how, repo, digest)}")
+                what = "sbom      " if artifact is attached.sbom else "provenance"
+                log(f"{what} {_referrer_outcome(how, repo, digest)}")
             if key is not None:
-                from ocibake.audit.cosign_sign import sign_remote
+                _sign_pushed(remote, repo, digest, key, attached.statement, log)
 
-                tag, added = sign_remote(remote, repo, digest, key)
-                done = "signed   " if added else "already signed with this key: nothing sent;"
-                log(f"{done} {repo}@{digest[:19]} (cosign signature, tag {tag})")
+
+def _sign_pushed(
+    remote: Remote,
+    repo: str,
+    digest: str,
+    key: EllipticCurvePrivateKey,
+    statement: bytes | None,
+    log: Callable[[str], None],
+) -> None:
+    from ocibake.audit.cosign_sign import sign_remote
+
+    tag, added = sign_remote(remote, repo, digest, key)
+    done = "signed   " if added else "already signed with this key: nothing sent;"
+    log(f"{done} {repo}@{digest[:19]} (cosign signature, tag {tag})")
+    if statement is not None:
+        from ocibake.audit.attestation import attest_remote
+
+        tag, added = attest_remote(remote, digest, statement, key)
+        done = "attested " if added else "already attested with this key: nothing sent;"
+        log(f"{done} {repo}@{digest[:19]} (SLSA provenance, DSSE-signed, tag {tag})")
 
 
 def push_layout_referrers(
@@ -139,3 +250,30 @@ def _subjects(layout: Layout, digest: str) -> list[str]:
         return [digest]
     children = doc.get("manifests") if isinstance(doc, dict) and doc.get("mediaType") in INDEX_TYPES else None
     return [digest, *(str(c.get("digest")) for c in children or [] if isinstance(c, dict))]
+
+
+def push_platform_provenance(
+    made: list[Attached],
+    pushed: PushResult,
+    key: EllipticCurvePrivateKey | None,
+    options: RegistryOptions,
+    log: Callable[[str], None],
+) -> None:
+    """A multi-platform build: each platform image's provenance, pushed as its referrer (and, with ``key``, signed
+    into its `.att` tag) in every repository the index went to."""
+    from ocibake.registry.artifacts import Remote
+
+    for repo in sorted({t.repository for t in pushed.tags}):
+        with Remote(repo, options) as remote:
+            for one in made:
+                assert one.provenance is not None
+                artifact = one.provenance
+                remote.put_referrer(
+                    artifact.manifest, artifact.blobs, one.subject, artifact.artifact_type, artifact.annotations
+                )
+                log(f"provenance pushed to {repo} as a referrer of {one.subject[:19]}")
+                if key is not None and one.statement is not None:
+                    from ocibake.audit.attestation import attest_remote
+
+                    tag, _ = attest_remote(remote, one.subject, one.statement, key)
+                    log(f"attested  {repo}@{one.subject[:19]} (SLSA provenance, DSSE-signed, tag {tag})")

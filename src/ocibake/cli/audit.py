@@ -22,6 +22,7 @@ from ocibake.cli.registry_options import registry_options
 
 if TYPE_CHECKING:
     from ocibake.audit.image_source import OpenedImage
+    from ocibake.audit.provenance_check import Fact
     from ocibake.registry.options import RegistryOptions
 
 
@@ -88,6 +89,7 @@ def audit(
     """
     from ocibake.audit.diff import print_diff
     from ocibake.audit.image_source import open_image
+    from ocibake.audit.provenance_check import provenance_lines
     from ocibake.audit.rebuild import audit as run_audit
     from ocibake.errors import InputError
     from ocibake.toolchain.choose import make_toolchain
@@ -101,12 +103,27 @@ def audit(
     with open_image(ref, make, platform) as image:
         signature = check_signature(image, key_path, make) if key_path else None
         result = run_audit(image, source_dir, tc, log=out.log, signature=signature)
+        facts = provenance_facts(image, make)
     if out.json:
-        print(json.dumps(result.as_json(), indent=2, sort_keys=True, default=str))
+        doc = result.as_json()
+        doc["provenance"] = None if facts is None else [{**vars(f), "agrees": f.agrees} for f in facts]
+        print(json.dumps(doc, indent=2, sort_keys=True, default=str))
     else:
+        for line in provenance_lines(facts):
+            print(line)
         if result.diff is not None and out.verbose:
             print_diff(result.diff, sys.stdout)
         print(result.verdict())
         for cause in result.causes:
             print(f"probable cause: {cause}")
     return 0 if result.reproduced else DIFFERENT
+
+
+def provenance_facts(image: OpenedImage, make: Callable[[], RegistryOptions]) -> list[Fact] | None:
+    """The image's provenance held against its build record; None when it has no provenance."""
+    from ocibake.audit.provenance_check import compare, read_provenance
+
+    statement = read_provenance(image, make)
+    if statement is None or image.build_record is None:
+        return None
+    return compare(statement, image.build_record, image.digest)

@@ -22,6 +22,7 @@ from ocibake.cli.group import CONTEXT
 from ocibake.cli.registry_options import RegistryFlags, tls_options
 
 if TYPE_CHECKING:
+    from ocibake.cli.attachments import AttachChoices
     from ocibake.cli.build_plan import BuildPlan
     from ocibake.cli.settings import Value
 
@@ -193,6 +194,8 @@ def build(
     ca_cert: str | None,
     jobs: int | None,
     sbom: str,
+    provenance: str,
+    provenance_times: bool,
     sign_key: str | None,
     timeout: float | None,
     **settings: Value | tuple[str, ...] | None,
@@ -204,6 +207,8 @@ def build(
     dist/oci/NAME with its own ocibake.toml; stdout then has one line per image in the order given, and stderr one
     summary table. --push REGISTRY/PREFIX/ (ending in /) pushes each service to REGISTRY/PREFIX/NAME.
     """
+    from ocibake.cli.attachments import AttachChoices
+
     out = output(verbose, quiet, json_output)
     offline_dir = settings.pop("offline", None)
     if isinstance(offline_dir, str):  # the one switch every stage reads (toolchain/offline.py)
@@ -213,20 +218,21 @@ def build(
     bundle = offline.offline_dir()  # a bundle that is not one is refused before anything runs
     if bundle is not None:
         offline.manifest(bundle)
+    attach = AttachChoices(sbom, provenance, provenance_times)
     flags = flag_values(settings)
     registry = RegistryFlags(insecure=insecure, ca_cert=ca_cert, verbose=out.verbose, quiet=out.quiet, timeout=timeout)
     if len(services) > 1:
         from ocibake.cli.build_many import build_many
 
-        return build_many(services, flags, registry, out, jobs, sbom=sbom, sign_key=sign_key)
+        return build_many(services, flags, registry, out, jobs, attach=attach, sign_key=sign_key)
     from ocibake.cli.build_plan import plan_build
 
     plan = plan_build(services[0], flags, registry, out, sign_key)
     if len(plan.platforms) > 1:
         from ocibake.cli.build_platforms import run_platforms
 
-        return run_platforms(plan, sbom)
-    return run_single_platform(plan, sbom)
+        return run_platforms(plan, attach)
+    return run_single_platform(plan, attach)
 
 
 def flag_values(given: Mapping[str, Value | tuple[str, ...] | None]) -> dict[str, Value | None]:
@@ -234,11 +240,11 @@ def flag_values(given: Mapping[str, Value | tuple[str, ...] | None]) -> dict[str
     return {k: (None if v == () else (list(v) if isinstance(v, tuple) else v)) for k, v in given.items()}
 
 
-def run_single_platform(plan: BuildPlan, sbom: str) -> int:
-    """Build one image (and its SBOM), push it with --push, write the archive --output names; stdout: its reference,
-    or one REPO:TAG@DIGEST line per pushed tag, or the JSON report."""
+def run_single_platform(plan: BuildPlan, attach: AttachChoices) -> int:
+    """Build one image (its SBOM and provenance), push it with --push, write the archive --output names; stdout: its
+    reference, or one REPO:TAG@DIGEST line per pushed tag, or the JSON report."""
     from ocibake.builder.bake import bake
-    from ocibake.cli.attachments import make_sbom
+    from ocibake.cli.attachments import make_attachments
     from ocibake.cli.build_plan import push_built
     from ocibake.cli.export import write_build_archive
     from ocibake.report import print_human, print_result
@@ -247,13 +253,11 @@ def run_single_platform(plan: BuildPlan, sbom: str) -> int:
     result = bake(
         spec, plan.toolchain, log=plan.log, registry_options=plan.registry_options, toolchain_ref=plan.toolchain_ref
     )
-    # the sbom line belongs with the build's lines; the `next:` block comes last, after the push
-    sbom_artifact = make_sbom(
-        sbom, spec.output, result.image.digest, spec.name, plan.toolchain, out.log, spec.service_dir
-    )
+    # the sbom and provenance lines belong with the build's lines; the `next:` block comes last, after the push
+    attached = make_attachments(attach, spec, result, plan.toolchain, plan.toolchain_ref, out.log)
     if not out.json and not out.quiet:
         print_human(result, sys.stderr)
-    pushed = push_built(plan, result, sbom_artifact)
+    pushed = push_built(plan, result, attached)
     written = (
         write_build_archive(plan.archive, result, spec.platform, log=out.log) if plan.archive is not None else None
     )
@@ -266,5 +270,6 @@ def run_single_platform(plan: BuildPlan, sbom: str) -> int:
         pushed=pushed,
         archive=written,
         tls_flags=plan.registry.tls_flags(),
+        signed=plan.key is not None,
     )
     return 0

@@ -38,9 +38,9 @@ from ocibake.errors import InputError, OcibakeError, UsageError
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePrivateKey
 
-    from ocibake.audit.referrers import Artifact
     from ocibake.builder.bake import BuildResult
     from ocibake.builder.spec import BuildSpec
+    from ocibake.cli.attachments import AttachChoices, Attached
     from ocibake.registry.push import PushResult
 
 ONE_SERVICE_FLAGS = {"output": "--output", "name": "--name"}
@@ -102,7 +102,7 @@ class _Pusher:
         layout: Path,
         targets: list[str],
         tags: list[str],
-        sbom_artifact: Artifact | None = None,
+        attached: Attached | None = None,
         log: Log = lambda s: None,
         prefix: str = "",
     ) -> PushResult:
@@ -113,8 +113,8 @@ class _Pusher:
             options = make_options(self.registry, mount_from=tuple(self.done), prefix=prefix)
             pushed = push_layout(layout, targets, tags, options)
             self.done.extend(t for t in targets if t not in self.done)
-            if sbom_artifact is not None or self.key is not None:
-                push_attachments(sbom_artifact, pushed, self.key, options, log)
+            if (attached is not None and attached.referrers) or self.key is not None:
+                push_attachments(attached, pushed, self.key, options, log)
             return pushed
 
 
@@ -124,7 +124,7 @@ class _Builder:
 
     registry: RegistryFlags
     out: Output
-    sbom: str
+    attach: AttachChoices
     pusher: _Pusher
 
     def task(self, planned: Planned) -> Task:
@@ -132,7 +132,7 @@ class _Builder:
 
     def build(self, planned: Planned) -> Built:
         from ocibake.builder.bake import bake
-        from ocibake.cli.attachments import make_sbom
+        from ocibake.cli.attachments import make_attachments
 
         spec = planned.spec
         log = _prefixed(self.out, spec.name)
@@ -147,15 +147,12 @@ class _Builder:
             registry_options=lambda: make_options(self.registry, prefix=prefix),
             toolchain_ref=toolchain_reference(planned.choices, planned.service_dir),
         )
-        sbom_artifact = make_sbom(
-            self.sbom, spec.output, result.image.digest, spec.name, toolchain, log, spec.service_dir
-        )
+        ref = toolchain_reference(planned.choices, planned.service_dir)
+        attached = make_attachments(self.attach, spec, result, toolchain, ref, log)
         pushed = None
         if planned.targets:
             try:
-                pushed = self.pusher.push(
-                    spec.output, planned.targets, list(result.tags), sbom_artifact, log, prefix=prefix
-                )
+                pushed = self.pusher.push(spec.output, planned.targets, list(result.tags), attached, log, prefix=prefix)
             except OcibakeError as exc:  # built, not pushed: the JSON says so, stdout lists only what was pushed
                 exc.built = (result.reference, *exc.built)
                 raise
@@ -178,18 +175,18 @@ def build_many(
     registry: RegistryFlags,
     out: Output,
     jobs: int | None,
-    sbom: str = "spdx",
+    attach: AttachChoices | None = None,
     sign_key: str | None = None,
 ) -> int:
     """Build every service (at most ``jobs`` at a time), report each, and return the worst exit code."""
-    from ocibake.cli.attachments import signing_key
+    from ocibake.cli.attachments import AttachChoices, signing_key
 
     check_flags(flags)
     if sign_key and not flags.get("push"):
         raise UsageError(
             "--sign-key signs what --push pushes", hint="add --push REGISTRY/PREFIX/, or sign later with `ocibake sign`"
         )
-    builder = _Builder(registry, out, sbom, _Pusher(registry, signing_key(sign_key)))
+    builder = _Builder(registry, out, attach or AttachChoices(), _Pusher(registry, signing_key(sign_key)))
     early, planned = plan_services(services, flags)
     tasks = [builder.task(p) for p in planned]
     limit = jobs or default_jobs()

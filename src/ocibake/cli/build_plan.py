@@ -32,9 +32,9 @@ if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePrivateKey
 
     from ocibake.archive.target import ArchiveTarget
-    from ocibake.audit.referrers import Artifact
     from ocibake.builder.bake import BuildResult
     from ocibake.builder.multi import MultiResult
+    from ocibake.cli.attachments import Attached
     from ocibake.oci.platform import Platform
     from ocibake.registry.options import RegistryOptions
     from ocibake.registry.push import PushResult
@@ -100,8 +100,9 @@ def warn_tags_without_version(spec: BuildSpec) -> None:
         )
 
 
-def push_built(plan: BuildPlan, result: BuildResult | MultiResult, sbom: Artifact | None) -> PushResult | None:
-    """Push what the build made to every --push target, with its SBOM referrer and signatures; None without --push.
+def push_built(plan: BuildPlan, result: BuildResult | MultiResult, attached: Attached | None) -> PushResult | None:
+    """Push what the build made to every --push target, with its SBOM and provenance referrers and signatures; None
+    without --push.
     A failed push names the built image, and how to push it again."""
     if not plan.targets:
         return None
@@ -111,7 +112,7 @@ def push_built(plan: BuildPlan, result: BuildResult | MultiResult, sbom: Artifac
     layout = plan.spec.output
     try:
         pushed = push_layout(layout, plan.targets, list(result.tags), make_options(plan.registry))
-        push_attachments(sbom, pushed, plan.key, make_options(plan.registry), plan.out.log)
+        push_attachments(attached, pushed, plan.key, make_options(plan.registry), plan.out.log)
     except OcibakeError as exc:  # built, not pushed: in the JSON report; stdout lists only what was pushed
         exc.built = (result.reference, *exc.built)
         tags = " ".join(f"-t {t}" for t in result.tags)

@@ -13,6 +13,7 @@ from ocibake.report import LAYER_TITLES, as_json
 from ocibake.units import human_size
 
 if TYPE_CHECKING:
+    from ocibake.cli.attachments import AttachChoices, Attached
     from ocibake.cli.build_plan import BuildPlan
     from ocibake.registry.push import PushResult
 
@@ -73,7 +74,22 @@ def print_platforms_result(
     out.write("\n".join(pushed.lines() if pushed is not None else [result.reference]) + "\n")
 
 
-def run_platforms(plan: BuildPlan, sbom: str) -> int:
+def platform_provenance(plan: BuildPlan, attach: AttachChoices, result: MultiResult) -> list[Attached]:
+    """Each platform image's provenance (its subject is that image, not the index), in the layout."""
+    from dataclasses import replace
+
+    from ocibake.cli.attachments import Attached, make_provenance
+
+    made = []
+    for r in result.images:
+        spec = replace(plan.spec, platform=r.image.platform)
+        artifact, statement = make_provenance(attach, spec, r, plan.toolchain, plan.toolchain_ref, plan.out.log)
+        if artifact is not None:
+            made.append(Attached(None, artifact, statement, subject=r.image.digest))
+    return made
+
+
+def run_platforms(plan: BuildPlan, attach: AttachChoices) -> int:
     """Build one image per platform and the index that joins them, push them with --push, write the archive --output
     names; stdout: the index's reference, or one REPO:TAG@DIGEST line per pushed tag, or the JSON report."""
     from ocibake.builder.multi import bake_platforms
@@ -93,12 +109,19 @@ def run_platforms(plan: BuildPlan, sbom: str) -> int:
     )
     if not out.json and not out.quiet:
         print_platforms_human(result, sys.stderr)
-    if sbom != "none":  # one SBOM per platform image, each the referrer of its platform manifest (as ko does)
+    if attach.sbom != "none":  # one SBOM per platform image, each the referrer of its platform manifest (as ko does)
         for r in result.images:
-            make_sbom(sbom, result.layout, r.image.digest, result.name, plan.toolchain, out.log, plan.spec.service_dir)
+            make_sbom(
+                attach.sbom, result.layout, r.image.digest, result.name, plan.toolchain, out.log, plan.spec.service_dir
+            )
+    provenance = platform_provenance(plan, attach, result)
     pushed = push_built(plan, result, None)
-    if pushed is not None and sbom != "none":
+    if pushed is not None:  # the SBOMs and provenance statements the layout holds for the platform images
         push_layout_referrers(result.layout, pushed, make_options(plan.registry), out.log)
+    if pushed is not None and provenance:
+        from ocibake.cli.attachments import push_platform_provenance
+
+        push_platform_provenance(provenance, pushed, plan.key, plan.registry_options(), out.log)
     if plan.archive is not None:  # a docker-archive takes this host's platform from the index, and says so
         write_build_archive(plan.archive, result, None, log=out.log)
     print_platforms_result(result, out=sys.stdout, err=sys.stderr, json_output=out.json, quiet=out.quiet, pushed=pushed)

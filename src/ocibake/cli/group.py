@@ -36,6 +36,7 @@ COMMANDS = {
     "sign": ("ocibake.cli.sign:sign", "sign an image in a registry (cosign's format)"),
     "verify": ("ocibake.cli.sign:verify", "check an image's cosign signature (exit 7 when none is valid)"),
     "sbom": ("ocibake.cli.sbom:sbom", "print or write an image's SBOM (its SPDX referrer)"),
+    "scan": ("ocibake.cli.scan:scan", "find known vulnerabilities in an image's Go binary (exit 8 on findings)"),
     "layout": ("ocibake.cli.layout:layout", "check or repair an OCI image layout"),
     "run": ("ocibake.cli.run:run", "run an image rootless, without Docker; --watch: rebuild and restart on changes"),
 }

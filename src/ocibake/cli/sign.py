@@ -167,15 +167,23 @@ def verified_signature(
         "ocibake verify registry.example.com/sos/emergency-service:v1.0.0 --key cosign.pub",
         "ocibake verify registry.example.com/sos/emergency-service@sha256:... --key cosign.pub --json",
         "ocibake verify oci:pulled/emergency-service:v1.0.0 --key cosign.pub   # offline, signature in the layout",
+        "ocibake verify registry.example.com/sos/app:v1.0.0 --key cosign.pub --attestation slsaprovenance1",
     ),
 )
 @click.argument("ref", metavar="REF")
 @click.option("--key", "key_path", required=True, metavar="PATH", help="cosign.pub (public key)")
+@click.option(
+    "--attestation",
+    metavar="TYPE",
+    help="check the image's signed attestation of this type instead (slsaprovenance1, vuln, or a predicate "
+    "type URI): its DSSE signature, that its subject is REF's digest; prints its key facts",
+)
 @output_options()
 @registry_options
 def verify(
     ref: str,
     key_path: str,
+    attestation: str | None,
     verbose: bool,
     quiet: bool,
     json_output: bool,
@@ -196,6 +204,10 @@ def verify(
     out = output(verbose, quiet, json_output)
     key = load_public_key(Path(key_path))
     make = options_factory(out, insecure, ca_cert, username, password_stdin, timeout)
+    if attestation is not None:
+        from ocibake.cli.attest import verify_attestation_command
+
+        return verify_attestation_command(ref, key, key_path, attestation, make(), out)
     name, digest, result, checked = verified_signature(ref, make, key)
     if out.json:
         print(

@@ -68,6 +68,10 @@ class LocalToolchain:
     def describe(self) -> dict[str, str | bool]:
         return {"kind": "local"}
 
+    def go_program(self) -> str:
+        """The go this toolchain runs (for the provenance; the build record keeps no host path)."""
+        return self._go_path()
+
     def summary(self) -> str:
         return f"local: {self._go_path()}" + (f", {self._upx_path()}" if self._upx_checked else "")
 
