@@ -72,7 +72,9 @@ def test_three_services_pushed_in_a_pipe_prefix_every_line_and_count_their_blobs
     unprefixed = [line for line in lines if not re.match(r"^\[(hello-root|cmd-main|vendored-service)\] ", line)]
     assert unprefixed == [], proc.stderr
     for name in NAMES:
-        assert check_counts(lines, name) == 7  # 4 layers and the config, then the SBOM's config and document
+        assert (
+            check_counts(lines, name) == 9
+        )  # 4 layers and the config, the SBOM's config and document, the provenance's
     assert "\x1b[" not in proc.stderr + proc.stdout  # a pipe gets no escape codes
     assert len(proc.stdout.splitlines()) == 6 and all(":v1.0.0@" in x or ":latest@" in x for x in proc.stdout.split())
 

@@ -14,6 +14,7 @@ from regtools import reg_env, remote_digest
 
 HELLO = FIXTURES / "hello-root"
 INDEX = "application/vnd.oci.image.index.v1+json"
+SPDX, INTOTO = "application/spdx+json", "application/vnd.in-toto+json"
 
 
 def build_platforms(out: Path, platforms: str, *args: str, env: dict | None = None) -> dict:
@@ -116,7 +117,8 @@ def test_a_multi_platform_build_pushes_the_index_under_every_tag(fresh_registry,
     assert copied.returncode == 0, copied.stderr
     _, config = manifest_and_config(tmp_path / "arm", layout_index(tmp_path / "arm")["manifests"][0]["digest"])
     assert config["architecture"] == "arm64"
-    # one SBOM per platform image, each the referrer of its platform manifest, in the layout and in the registry
+    # one SBOM and one provenance per platform image, each a referrer of its platform manifest, in the layout and in
+    # the registry
     from test_sbom import oras
 
     for image in report["images"]:
@@ -124,14 +126,14 @@ def test_a_multi_platform_build_pushes_the_index_under_every_tag(fresh_registry,
         assert found.returncode == 0, found.stderr
         listed = json.loads(found.stdout)
         referrers = listed.get("referrers") or listed.get("manifests") or []
-        assert [r["artifactType"] for r in referrers] == ["application/spdx+json"], listed
+        assert sorted(r["artifactType"] for r in referrers) == [SPDX, INTOTO], listed
         local = run_cli("inspect", f"oci:{tmp_path / 'o'}@{image['digest']}", "--no-files", "--json")
         assert local.returncode == 0, local.stderr
-        assert [r["artifactType"] for r in json.loads(local.stdout)["referrers"]] == ["application/spdx+json"]
-    # pulled back, the index brings both platform SBOMs along
+        assert sorted(r["artifactType"] for r in json.loads(local.stdout)["referrers"]) == [SPDX, INTOTO]
+    # pulled back, the index brings both platforms' SBOMs and provenance along
     pulled = run_cli("pull", f"{repo}:v1", str(tmp_path / "pulled"), "--json", env=env)
     assert pulled.returncode == 0, pulled.stderr
-    assert len(json.loads(pulled.stdout)["referrers"]) == 2
+    assert len(json.loads(pulled.stdout)["referrers"]) == 4
     for image in report["images"]:
         local = run_cli("sbom", f"oci:{tmp_path / 'pulled'}:v1", "--platform", image["platform"])
         assert local.returncode == 0, local.stderr

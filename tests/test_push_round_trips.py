@@ -11,9 +11,9 @@ from registry_servers import write_layout
 from regtools import ocibake, reg_env, skopeo, skopeo_digest
 
 # A repeated `build --push --sign-key` with nothing changed: GET /v2/ once for the whole run, a HEAD per tag (v1,
-# latest), the SBOM referrer's manifest HEAD and the fallback tag that lists it (Debian's registry has no referrers
-# API), the signature tag. 15 before the push, the SBOM and the signature shared what they learnt.
-MAX_REPEAT_REQUESTS = 6
+# latest), for each of the SBOM and provenance referrers its manifest HEAD and the fallback tag that lists it
+# (Debian's registry has no referrers API), the signature tag, the attestation tag and its envelope.
+MAX_REPEAT_REQUESTS = 10
 
 
 def _requests(proxy, start: int) -> list[tuple[str, str]]:

@@ -179,8 +179,8 @@ def push_attachments(
                 how = remote.put_referrer(
                     artifact.manifest, artifact.blobs, digest, artifact.artifact_type, artifact.annotations
                 )
-                what = "sbom      " if artifact is attached.sbom else "provenance"
-                log(f"{what} {_referrer_outcome(how, repo, digest)}")
+                what = "sbom      " if artifact is attached.sbom else "provenance "
+                log(what + _referrer_outcome(how, repo, digest))
             if key is not None:
                 _sign_pushed(remote, repo, digest, key, attached.statement, log)
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import click
 
 from ocibake.cli.common import Output, examples, output, output_options
-from ocibake.cli.completion import paths, values
+from ocibake.cli.completion import paths
 from ocibake.cli.group import CONTEXT
 from ocibake.cli.registry_options import RegistryFlags, tls_options
 from ocibake.errors import UsageError
@@ -43,8 +43,7 @@ if TYPE_CHECKING:
 )
 @click.option(
     "--target",
-    metavar="production|development",
-    shell_complete=values("production", "production-alpine", "development"),
+    type=click.Choice(["production", "production-alpine", "development"]),
     help="development: add Delve, built for every --platform",
 )
 @click.option("--base", multiple=True, metavar="REF", help="a registry base image to add, pinned (repeatable)")

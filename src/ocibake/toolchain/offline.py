@@ -81,8 +81,32 @@ def pinned_image(bundle: Path, name: str) -> str | None:
 
 
 def delve(bundle: Path, version: str, arch: str) -> Path | None:
+    """The bundle's Delve for ``arch``, checked against SHA256SUMS first (it goes into the image as it is)."""
     path = bundle / "delve" / version / arch / "dlv"
-    return path if path.is_file() else None
+    if not path.is_file():
+        return None
+    check_file(bundle, path)
+    return path
+
+
+def check_file(bundle: Path, path: Path) -> None:
+    """One file of the bundle against its line in SHA256SUMS; an InputError naming it when it differs or is not
+    listed."""
+    rel = path.relative_to(bundle).as_posix()
+    try:
+        lines = (bundle / SUMS).read_text().splitlines()
+    except OSError:
+        raise InputError(f"{bundle} has no readable {SUMS}", hint="is it a bundle made by `ocibake bundle`?") from None
+    want = next((d for d, _, r in (line.partition("  ") for line in lines) if r == rel), None)
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    if want != digest.hexdigest():
+        raise InputError(
+            f"bundle {bundle}: {rel} " + ("is not listed in SHA256SUMS" if want is None else "has changed"),
+            hint="copy the bundle again from its source (`ocibake bundle --check DIR` checks all of it)",
+        )
 
 
 def file_sums(bundle: Path) -> dict[str, str]:
