@@ -6,6 +6,7 @@ in a user namespace with no network runs an image; bad input is one line and exi
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -57,7 +58,7 @@ def test_the_sample_answers_health_as_1001_and_stops_gracefully_on_sigint(sample
         assert seconds < 5
         err = app.stderr()
         assert f"{digest[:19]} (linux/amd64) as 1001:1001: /app" in err
-        assert "ports 8080/tcp on localhost, as `-p 8080:8080` would give" in err
+        assert "ports 8080/tcp on every interface, as `-p 8080:8080` would give" in err
         assert f"listening on :{port} as uid 1001" in err and "stopping: finishing the requests in flight" in err
 
 
@@ -145,6 +146,30 @@ def test_shell_in_production_alpine_is_1001_on_a_read_only_root_with_no_host_fil
     assert "host-visible" not in proc.stdout and "shadow-visible" not in proc.stdout
     assert int(lines[-1]) <= 4  # its own pid namespace: bwrap's init, sh, ls, grep
     assert "as 1001:1001: /bin/sh -c" in proc.stderr
+
+
+def test_environment_values_are_in_no_command_line(alpine_image, run_env, tmp_path):
+    """-e and --env-file values (passwords, often) reach the app through its environment, never through bubblewrap's
+    arguments: no `ps` on the host and no /proc/*/cmdline in the sandbox shows them."""
+    layout, _ = alpine_image
+    secret = "pw-" + os.urandom(6).hex()
+    env_file = tmp_path / "secret.env"
+    env_file.write_text(f"FROM_FILE={secret}-file\n")
+    script = 'echo "$DB_PASSWORD $FROM_FILE"; cat /proc/[0-9]*/cmdline | tr "\\0" " "; echo; sleep 2'
+    argv = [sys.executable, "-m", "ocibake", "run", str(layout), "--shell", "-e", f"DB_PASSWORD={secret}"]
+    argv += ["--env-file", str(env_file), "--", "-c", script]
+    env = {**os.environ, **run_env}
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) as proc:
+        time.sleep(1.5)
+        host_cmdlines = []
+        for pid in os.listdir("/proc"):
+            with contextlib.suppress(OSError):
+                host_cmdlines.append(Path("/proc", pid, "cmdline").read_bytes())
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    first, inside = out.splitlines()[:2]
+    assert first == f"{secret} {secret}-file"
+    assert secret not in inside and all(secret.encode() not in c for c in host_cmdlines)
 
 
 def test_healthcheck_goes_healthy_inside_the_apps_own_network(alpine_image, run_env, tmp_path):

@@ -91,6 +91,8 @@ def read_env_file(path: Path, host: Mapping[str, str]) -> dict[str, str]:
         raise InputError(
             f"--env-file {path}: {exc.strerror}", hint="give a readable file of NAME=VALUE lines"
         ) from None
+    except UnicodeDecodeError:
+        raise InputError(f"--env-file {path}: not UTF-8 text", hint="give a file of NAME=VALUE lines") from None
     entries = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
     return parse_env_pairs(entries, f"--env-file {path}", host)
 

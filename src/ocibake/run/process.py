@@ -15,7 +15,7 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from types import FrameType
 
 from ocibake.errors import ToolchainError
@@ -27,12 +27,20 @@ KILL_AFTER_INTERRUPTS = 3
 class App:
     """bubblewrap running one command; a context manager that never leaves the sandbox running."""
 
-    def __init__(self, argv_for_fd: Callable[[int], list[str]]):
+    def __init__(
+        self, argv_for_fd: Callable[[int], list[str]], env: Mapping[str, str] | None = None, no_stdin: bool = False
+    ):
         read_fd, write_fd = os.pipe()
         try:
             # a process group of its own: Ctrl-C at a terminal reaches ocibake alone (which sends it on to the app);
             # bubblewrap would die of it and take the app down with SIGKILL
-            self.proc = subprocess.Popen(argv_for_fd(write_fd), pass_fds=(write_fd,), env={}, process_group=0)
+            self.proc = subprocess.Popen(
+                argv_for_fd(write_fd),
+                pass_fds=(write_fd,),
+                env=dict(env or {}),
+                process_group=0,
+                stdin=subprocess.DEVNULL if no_stdin else None,
+            )
         except BaseException:
             os.close(read_fd)
             raise

@@ -61,7 +61,9 @@ def describe(image: RunImage, cmd: Command, network: str) -> str:
     elif ports:
         numbers = [p.split("/")[0] for p in ports]
         flags = " ".join(f"-p {n}:{n}" for n in numbers)
-        where = f"network: the host's; ports {', '.join(ports)} on localhost, as `{flags}` would give"
+        where = (
+            f"network: the host's; ports {', '.join(ports)} on every interface of this host, as `{flags}` would give"
+        )
     else:
         where = "network: the host's"
     emulated = f" under {image.emulator.rsplit('/', 1)[-1]}" if image.emulator else ""
@@ -74,7 +76,10 @@ def describe(image: RunImage, cmd: Command, network: str) -> str:
 def start(image: RunImage, cmd: Command, network: str) -> App:
     """The app started in its sandbox (the caller closes it)."""
     bwrap = bwrap_program()
-    return App(lambda fd: run_argv(bwrap, image.rootfs, cmd, network, fd, image.emulator))
+    # Delve hands its terminal to the program it launches (tcsetpgrp), which fails in bubblewrap's new session
+    # ("inappropriate ioctl for device"): a debugger image reads no terminal, its client talks over :2345
+    debugger = cmd.argv[0].rsplit("/", 1)[-1] == "dlv"
+    return App(lambda fd: run_argv(bwrap, image.rootfs, cmd, network, fd, image.emulator), cmd.env, no_stdin=debugger)
 
 
 def prepare(

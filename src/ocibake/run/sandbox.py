@@ -34,7 +34,9 @@ def bwrap_program() -> str:
 def run_argv(
     bwrap: str, rootfs: Path, cmd: Command, network: str, info_fd: int, emulator: str | None = None
 ) -> list[str]:
-    """bwrap's arguments to start ``cmd`` in ``rootfs`` (under ``emulator``, a qemu-user, when given)."""
+    """bwrap's arguments to start ``cmd`` in ``rootfs`` (under ``emulator``, a qemu-user, when given). The app's
+    environment is not among them: bubblewrap is started with exactly that environment (App), which it hands on, so
+    no value (a password given with -e) shows in `ps` or in the sandbox's /proc/1/cmdline."""
     binds = (Bind(Path(emulator), EMULATOR_PATH),) if emulator else ()
     plan = mount_plan(SandboxRun(rootfs, cmd.argv, cmd.env, binds, cmd.cwd, network == "host"))
     argv = [
@@ -54,14 +56,11 @@ def run_argv(
         "--new-session",
         "--cap-drop",
         "ALL",
-        "--clearenv",
         "--info-fd",
         str(info_fd),
     ]
     if network == "none":
         argv.append("--unshare-net")
-    for key, value in sorted(cmd.env.items()):
-        argv += ["--setenv", key, value]
     argv += ["--tmpfs", "/"]
     for kind, src, target in plan:
         if kind == "symlink":
