@@ -34,7 +34,11 @@ def _rule(finding: Finding) -> dict[str, Any]:
 def _result(finding: Finding, rules: list[str], reference: str) -> dict[str, Any]:
     where = finding.source.split(" ", 1)[1] if " " in finding.source else reference
     fixed = f", fixed in {finding.fixed}" if finding.fixed else ", no fixed version"
-    reach = {"yes": "; the vulnerable symbol is in the binary", "no": "; the vulnerable symbol is not in the binary"}
+    reach = {
+        "yes": "; the vulnerable symbol is in the binary",
+        "no": "; the vulnerable symbol is not in the binary",
+        "?": "; the binary is stripped: its package is in it, whether the symbol is cannot be told",
+    }
     text = f"{finding.id}: {finding.module}@{finding.found}{fixed}{reach.get(finding.reachable, '')}"
     return {
         "ruleId": finding.id,

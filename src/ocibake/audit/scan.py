@@ -2,7 +2,8 @@
 found by govulncheck in binary mode on a copy of each (unpacked with `upx -d` first when UPX-packed), with optional
 findings of trivy or grype on the image's layout merged in. Go's database rates no severity, so a Go finding is rated
 by how close the binary comes to the vulnerable code: the vulnerable symbol is in it (HIGH), only its package
-(MEDIUM), only its module (LOW)."""
+(MEDIUM), only its module (LOW). In a stripped binary (no symbol table) the symbols cannot be seen: a finding there
+is at most MEDIUM, and whether it is reachable is "?"."""
 
 from __future__ import annotations
 
@@ -108,15 +109,25 @@ def _unpacked_copy(data: bytes, directory: Path, name: str, upx: str | None) -> 
     return path
 
 
-def _go_findings(messages: list[dict[str, Any]], where: str) -> list[Finding]:
+def has_symbol_table(data: bytes) -> bool:
+    """Whether an ELF binary keeps its symbol table (.symtab). ocibake strips production binaries (-s -w); in a
+    stripped binary govulncheck cannot see which functions are there and reports every symbol of a vulnerable
+    package's entry, so a "symbol" finding there only means the package is in the binary."""
+    return b".symtab\x00" in data
+
+
+def _go_findings(messages: list[dict[str, Any]], where: str, symbols_known: bool) -> list[Finding]:
+    def level(found: str) -> str:
+        return "package" if found == "symbol" and not symbols_known else found
+
     return [
         Finding(
             id=g.osv,
             module=g.module,
             found=g.found,
             fixed=g.fixed,
-            reachable="yes" if g.level == "symbol" else "no",
-            severity=GO_SEVERITY[g.level],
+            reachable=("yes" if g.level == "symbol" else "no") if symbols_known else "?",
+            severity=GO_SEVERITY[level(g.level)],
             summary=g.summary,
             source=f"govulncheck {where}",
             aliases=g.aliases,
@@ -145,6 +156,11 @@ def scan_go(
                 ) from None
             log(f"scan      {where} with govulncheck (binary mode)")
             messages = govulncheck.run_binary_scan(tool, path, db_url)
+            if not govulncheck.scanner_version(messages):
+                raise ToolchainError(
+                    f"govulncheck wrote no result for {where} (no config message in its -json output)",
+                    hint="check --govulncheck: it must be golang.org/x/vuln's govulncheck",
+                )
             version = govulncheck.scanner_version(messages) or version
-            found.extend(_go_findings(messages, where))
+            found.extend(_go_findings(messages, where, has_symbol_table(path.read_bytes())))
     return list(binaries), found, version

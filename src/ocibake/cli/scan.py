@@ -43,9 +43,10 @@ FINDINGS_EXIT = 8
 @click.option(
     "--fail-on",
     metavar="LEVEL",
-    default="HIGH",
+    default="MEDIUM",
     show_default=True,
-    help="exit 8 when a finding is at or above LOW, MEDIUM, HIGH or CRITICAL (NONE: never)",
+    help="exit 8 when a finding is at or above LOW, MEDIUM, HIGH or CRITICAL (NONE: never); default MEDIUM: a "
+    "vulnerable package in the binary (all a stripped binary can tell)",
 )
 @click.option("--govulncheck", "govulncheck_path", metavar="PATH", help="the govulncheck to run (default: installed)")
 @click.option("--upx-bin", metavar="PATH", help="the upx that unpacks a packed binary (default: upx on PATH)")
