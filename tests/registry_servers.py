@@ -585,21 +585,22 @@ class FaultProxy:
         if action and action[0] == "delay":
             time.sleep(action[1])
         headers = {k: v for k, v in h.headers.items() if k.lower() not in HOP}
+        conn = http.client.HTTPConnection("127.0.0.1", self.upstream.port, timeout=30)
         try:
-            conn = http.client.HTTPConnection("127.0.0.1", self.upstream.port, timeout=30)
             conn.request(
                 h.command, h.path, body=body if body or h.command in ("PUT", "POST", "PATCH") else None, headers=headers
             )
             resp = conn.getresponse()
             data = resp.read()
-            conn.close()
-        except OSError:
+        except (OSError, http.client.HTTPException):
             # the registry is down: the client sees its connection dropped
             self.seen.append(Seen(h.command, h.path, None))
             h.close_connection = True
             with contextlib.suppress(OSError):
                 h.connection.shutdown(socket.SHUT_RDWR)
             return
+        finally:
+            conn.close()  # every path: an upstream socket left open is a ResourceWarning (an error in the suite)
         self.seen.append(Seen(h.command, h.path, resp.status))
         out_headers = {k: v for k, v in resp.getheaders() if k.lower() not in HOP and k.lower() != "content-length"}
         h.send_response(resp.status)

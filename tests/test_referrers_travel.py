@@ -44,13 +44,15 @@ def test_pull_brings_the_sbom_and_the_signature_along(published, tmp_path):
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
     sig_tag = digest.replace(":", "-") + ".sig"
-    assert f"{repo}:{sig_tag}" in doc["referrers"] and len(doc["referrers"]) == 2, doc["referrers"]
+    # the SBOM and the provenance (referrers), cosign's signature (its tag)
+    assert f"{repo}:{sig_tag}" in doc["referrers"] and len(doc["referrers"]) == 3, doc["referrers"]
     index = layout_index(tmp_path / "pulled")
     tags = {m.get("annotations", {}).get("org.opencontainers.image.ref.name") for m in index["manifests"]}
-    assert tags == {"v1", sig_tag, None}  # the image, cosign's signature tag, the SBOM referrer (untagged)
+    assert tags == {"v1", sig_tag, None}  # the image, cosign's signature tag, the SBOM and provenance (untagged)
     inspect = ocibake("inspect", f"oci:{tmp_path / 'pulled'}", "--no-files", "--json", env=env)
     assert inspect.returncode == 0, inspect.stderr  # the signature tag is not taken for a second image
-    assert [r["artifactType"] for r in json.loads(inspect.stdout)["referrers"]] == ["application/spdx+json"]
+    kinds = sorted(r["artifactType"] for r in json.loads(inspect.stdout)["referrers"])
+    assert kinds == ["application/spdx+json", "application/vnd.in-toto+json"]
 
     bare = ocibake("pull", f"{repo}:v1", str(tmp_path / "bare"), "--no-referrers", "--json", env=env)
     assert bare.returncode == 0 and json.loads(bare.stdout)["referrers"] == []

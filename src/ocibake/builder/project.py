@@ -198,7 +198,7 @@ def without_credentials(url: str) -> str:
     """A ``--source`` URL with any user:password@ (or token@) removed, so no credential is written into the image:
     GitLab's CI_REPOSITORY_URL is https://gitlab-ci-token:TOKEN@host/... Only an ssh user name without a password is
     kept (it names an account, not a secret). The query and fragment go too: a repository URL needs neither, and a
-    query is where tokens travel otherwise (?private_token=...). Text that is no URL is kept as it is."""
+    query is where tokens travel otherwise (a private_token parameter). Text that is no URL is kept as it is."""
     if "://" not in url:
         return url
     parts = urlsplit(url.strip())

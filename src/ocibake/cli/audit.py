@@ -109,13 +109,13 @@ def audit(
         doc["provenance"] = None if facts is None else [{**vars(f), "agrees": f.agrees} for f in facts]
         print(json.dumps(doc, indent=2, sort_keys=True, default=str))
     else:
-        for line in provenance_lines(facts):
-            print(line)
         if result.diff is not None and out.verbose:
             print_diff(result.diff, sys.stdout)
-        print(result.verdict())
+        print(result.verdict())  # the verdict first: scripts read the first line
         for cause in result.causes:
             print(f"probable cause: {cause}")
+        for line in provenance_lines(facts):
+            print(line)
     return 0 if result.reproduced else DIFFERENT
 
 

@@ -29,6 +29,7 @@ PART_CHOICES = (
     "gobin",
     "go",
     "checks",
+    "tools",
     "other",
 )
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}

@@ -23,7 +23,7 @@ from ocibake.errors import InputError
 from ocibake.oci.image import Descriptor
 from ocibake.oci.layout import Layout
 from ocibake.oci.layout_check import entry_problem, open_blob
-from ocibake.oci.limits import CONFIG_MAX_BYTES, MANIFEST_MAX_BYTES
+from ocibake.oci.limits import CONFIG_MAX_BYTES, MANIFEST_MAX_BYTES, too_large
 from ocibake.oci.media_types import INDEX_TYPES, MANIFEST_TYPES
 
 CHUNK = 1 << 20
@@ -51,7 +51,7 @@ def _mismatch(what: str, desc: Descriptor, got: str, size: int) -> DamagedImageE
 def read_document(layout: Layout, desc: Descriptor, what: str, limit: int = MANIFEST_MAX_BYTES) -> bytes:
     """The bytes of a manifest, index or config, checked against ``desc`` (digest and size) before they are used."""
     if desc.size > limit:
-        raise DamagedImageError(f"{what} {desc.digest} claims {desc.size} bytes, more than the {limit} allowed")
+        raise DamagedImageError(too_large(f"{what} {desc.digest}", desc.size, limit))
     try:
         with open_blob(layout.root, layout.blob_path(desc.digest)) as f:
             raw = _Hashing(f)
