@@ -156,9 +156,10 @@ def test_environment_values_are_in_no_command_line(alpine_image, run_env, tmp_pa
     env_file = tmp_path / "secret.env"
     env_file.write_text(f"FROM_FILE={secret}-file\n")
     script = 'echo "$DB_PASSWORD $FROM_FILE"; cat /proc/[0-9]*/cmdline | tr "\\0" " "; echo; sleep 2'
-    argv = [sys.executable, "-m", "ocibake", "run", str(layout), "--shell", "-e", f"DB_PASSWORD={secret}"]
+    # -e NAME passes the host's value: then not even ocibake's own command line holds it (-e NAME=VALUE would)
+    argv = [sys.executable, "-m", "ocibake", "run", str(layout), "--shell", "-e", "DB_PASSWORD"]
     argv += ["--env-file", str(env_file), "--", "-c", script]
-    env = {**os.environ, **run_env}
+    env = {**os.environ, **run_env, "DB_PASSWORD": secret}
     with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) as proc:
         time.sleep(1.5)
         host_cmdlines = []

@@ -196,9 +196,10 @@ def public_source_url(url: str) -> str:
 
 def without_credentials(url: str) -> str:
     """A ``--source`` URL with any user:password@ (or token@) removed, so no credential is written into the image:
-    GitLab's CI_REPOSITORY_URL is https://gitlab-ci-token:TOKEN@host/... Only an ssh user name without a password is
-    kept (it names an account, not a secret). The query and fragment go too: a repository URL needs neither, and a
-    query is where tokens travel otherwise (a private_token parameter). Text that is no URL is kept as it is."""
+    GitLab's CI_REPOSITORY_URL carries its job token as the URL's user and password. Only an ssh user name without
+    a password is kept (it names an account, not a secret). The query and fragment go too: a repository URL needs
+    neither, and a query is where tokens travel otherwise (a private_token parameter). Text that is no URL is kept
+    as it is."""
     if "://" not in url:
         return url
     parts = urlsplit(url.strip())

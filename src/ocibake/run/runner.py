@@ -61,9 +61,7 @@ def describe(image: RunImage, cmd: Command, network: str) -> str:
     elif ports:
         numbers = [p.split("/")[0] for p in ports]
         flags = " ".join(f"-p {n}:{n}" for n in numbers)
-        where = (
-            f"network: the host's; ports {', '.join(ports)} on every interface of this host, as `{flags}` would give"
-        )
+        where = f"network: the host's; ports {', '.join(ports)} on every interface, as `{flags}` would give"
     else:
         where = "network: the host's"
     emulated = f" under {image.emulator.rsplit('/', 1)[-1]}" if image.emulator else ""
