@@ -178,9 +178,24 @@ def memory_rows(work: Path, registry, env: dict) -> list[tuple[str, float]]:
     return [("a build of the sample service", build), ("a push of one 512 MB layer", push)]
 
 
+class Rows(list[tuple[str, float, float, str]]):
+    """The table's rows (what, ours, theirs, target), each also printed as soon as it is measured, so a bench that
+    fails later still shows what it measured."""
+
+    def append(self, row: tuple[str, float, float, str]) -> None:
+        what, ours, theirs, target = row
+        print(f"measured: {what}: {ours:.2f}s / {theirs:.2f}s = {ours / theirs:.2f} ({target})", flush=True)
+        super().append(row)
+
+    def __iadd__(self, rows):  # type: ignore[no-untyped-def,override]
+        for row in rows:
+            self.append(row)
+        return self
+
+
 def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-speed-"))
-    results: list[tuple[str, float, float, str]] = []  # (what, ours, theirs, target)
+    results = Rows()
     registry = start_registry("plain", work / "registry")
     try:
         ko, crane = tool("ko"), tool("crane")
