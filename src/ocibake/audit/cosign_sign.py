@@ -11,15 +11,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
-
+from ocibake.audit import ecdsa
 from ocibake.errors import InputError, OcibakeError
 from ocibake.oci.image import Blob, canonical_json, sha256_digest
 from ocibake.oci.media_types import OCI_CONFIG, OCI_MANIFEST
 
 if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric import ec
+
     from ocibake.registry.reference import Reference
 
 PAYLOAD_TYPE = "application/vnd.dev.cosign.simplesigning.v1+json"
@@ -67,7 +66,7 @@ def payload(repository: str, digest: str) -> bytes:
 
 
 def sign_payload(key: ec.EllipticCurvePrivateKey, data: bytes) -> str:
-    return base64.b64encode(key.sign(data, ec.ECDSA(hashes.SHA256()))).decode()
+    return base64.b64encode(ecdsa.sign(key, data)).decode()
 
 
 def signature_config(layers: list[dict[str, Any]]) -> Blob:
@@ -129,10 +128,9 @@ def _signed_by(layer: dict[str, Any], data: bytes, data_digest: str, key: ec.Ell
         return False
     try:
         signature = base64.b64decode((layer.get("annotations") or {}).get(SIGNATURE_ANNOTATION, ""), validate=True)
-        key.verify(signature, data, ec.ECDSA(hashes.SHA256()))
-    except (InvalidSignature, ValueError):
+    except ValueError:
         return False
-    return True
+    return ecdsa.verifies(key, signature, data)
 
 
 @dataclass(frozen=True)
@@ -161,10 +159,9 @@ def verify_remote(remote: SignatureRepository, digest: str, key: ec.EllipticCurv
         sig_b64 = (layer.get("annotations") or {}).get(SIGNATURE_ANNOTATION, "")
         try:
             data = remote.blob(layer["digest"])
-            key.verify(base64.b64decode(sig_b64, validate=True), data, ec.ECDSA(hashes.SHA256()))
-        except InvalidSignature:
-            reasons.append("a signature does not verify with this key")
-            continue
+            if not ecdsa.verifies(key, base64.b64decode(sig_b64, validate=True), data):
+                reasons.append("a signature does not verify with this key")
+                continue
         except (ValueError, KeyError, OcibakeError) as exc:
             reasons.append(f"a signature is damaged ({getattr(exc, 'message', exc)})")
             continue

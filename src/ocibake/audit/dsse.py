@@ -6,11 +6,12 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
+from ocibake.audit import ecdsa
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric import ec
 
 INTOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
 DSSE_MEDIA_TYPE = "application/vnd.dsse.envelope.v1+json"
@@ -24,7 +25,7 @@ def pae(payload_type: str, payload: bytes) -> bytes:
 
 def sign_envelope(key: ec.EllipticCurvePrivateKey, payload: bytes, payload_type: str = INTOTO_PAYLOAD_TYPE) -> bytes:
     """The envelope JSON of ``payload`` signed with ``key``."""
-    signature = key.sign(pae(payload_type, payload), ec.ECDSA(hashes.SHA256()))
+    signature = ecdsa.sign(key, pae(payload_type, payload))
     doc = {
         "payloadType": payload_type,
         "payload": base64.b64encode(payload).decode(),
@@ -61,10 +62,10 @@ def open_envelope(data: bytes, key: ec.EllipticCurvePublicKey) -> OpenedEnvelope
     message = pae(payload_type, payload)
     for entry in signatures:
         try:
-            key.verify(base64.b64decode(str(entry.get("sig", "")), validate=True), message, ec.ECDSA(hashes.SHA256()))
-        except (InvalidSignature, ValueError, AttributeError):
+            if ecdsa.verifies(key, base64.b64decode(str(entry.get("sig", "")), validate=True), message):
+                break
+        except (ValueError, AttributeError):
             continue
-        break
     else:
         raise EnvelopeError("the attestation's signature does not verify with this key")
     if payload_type != INTOTO_PAYLOAD_TYPE:
