@@ -57,8 +57,8 @@ def test_connection_refused(tmp_path):
     write_layout(layout, tags=("v1",))
     proc = ocibake("push", str(layout), f"127.0.0.1:{free_port()}/x/app", env=base_env(tmp_path / "home"))
     assert proc.returncode == 5 and "cannot connect" in _error_line(proc.stderr)
-    # a closed port is closed for plain HTTP too: HTTPS is retried, plain HTTP is not tried as well
-    assert proc.stderr.count("retry ") == 2 and "GET http://" not in proc.stderr
+    # a closed port is closed for HTTPS too: plain HTTP (asked first on loopback) is retried, HTTPS not tried as well
+    assert proc.stderr.count("retry ") == 2 and "GET https://" not in proc.stderr
 
 
 @pytest.mark.parametrize(
@@ -166,6 +166,12 @@ def test_ca_cert_adds_to_the_system_trust_and_never_falls_back_to_http(tls_regis
     )
     assert proc.returncode == 5 and "TLS certificate not trusted" in _error_line(proc.stderr)
     assert "http://" not in proc.stderr and "signed neither by" in proc.stderr
+
+    # no CA named for it: a loopback registry is asked over plain HTTP first, refuses (400), and is used over HTTPS
+    proc = ocibake("push", str(layout), f"{reg.host}/trust/app4", "-v", env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert f"< 400 GET http://{reg.host}/v2/" in proc.stderr and f"< 201 PUT https://{reg.host}/" in proc.stderr
+    assert f"PUT http://{reg.host}" not in proc.stderr
 
 
 @pytest.mark.parametrize(

@@ -2,7 +2,10 @@
 how it wants to be authenticated.
 
 HTTPS is tried first; plain HTTP only for a loopback host or with --insecure, and only when the server does not speak
-TLS at all: a certificate that fails verification is an error with a hint, never a reason to drop TLS. The 401
+TLS at all: a certificate that fails verification is an error with a hint, never a reason to drop TLS. A loopback
+host is asked over plain HTTP first (as docker and crane treat localhost registries), which saves a TLS handshake
+attempt on every command, unless a CA or client certificate was given for it; a TLS server there refuses the plain
+request (400, or a closed connection) and is then asked over HTTPS, with the same rules. The 401
 challenge is parsed with oras-py's WWW-Authenticate parser (wrapped here with types); the client keeps it and the
 bearer tokens it leads to (bearer.py).
 """
@@ -63,11 +66,15 @@ def connect(client: Client) -> tuple[str, bool | str, requests.Response]:
     if client.opts.insecure:
         candidates = [("https", False)]
         client.opts.log(f"warning: TLS certificates of {client.registry} are not verified (--insecure)")
+    if is_loopback(client.registry) and not _expects_tls(client):
+        candidates = [("http", True), *candidates]
+    elif plain_ok:
+        candidates = [*candidates, ("http", True)]
     last_exc: Exception | None = None
-    for scheme, verify in candidates + ([("http", True)] if plain_ok else []):
+    for scheme, verify in candidates:
         url = f"{scheme}://{client.host}/v2/"
         try:
-            return scheme, verify, _get(client, url, verify)
+            resp = _get(client, url, verify)
         except requests.exceptions.SSLError as exc:
             last_exc = exc
             if "certificate verify failed" in str(exc) or "CERTIFICATE_VERIFY_FAILED" in str(exc):
@@ -84,7 +91,21 @@ def connect(client: Client) -> tuple[str, bool | str, requests.Response]:
             ):
                 break
             continue
+        if scheme == "http" and (scheme, verify) != candidates[-1] and resp.status_code == HTTP_TO_TLS_PORT:
+            resp.close()
+            continue  # a TLS server refusing a plain request: ask it over HTTPS
+        return scheme, verify, resp
     raise _unreachable(client.registry, last_exc, plain_ok)
+
+
+# what a TLS server answers to a plain HTTP request (Go's net/http, nginx)
+HTTP_TO_TLS_PORT = 400
+
+
+def _expects_tls(client: Client) -> bool:
+    """The user named a CA or a client certificate for this registry (--ca-cert, OCIBAKE_CA_CERT, certs.d): it
+    speaks TLS, so it is asked over HTTPS first even on loopback."""
+    return bool(client.opts.ca_cert or client.certs.cas or client.certs.client)
 
 
 def challenge_of(registry: str, resp: requests.Response) -> Challenge | None:
