@@ -168,3 +168,19 @@ def _signature_layers(reg, stdout: str) -> list[dict]:
     assert raw.returncode == 0, raw.stderr
     layers: list[dict] = json.loads(raw.stdout)["layers"]
     return layers
+
+
+def test_a_loopback_registry_is_asked_over_plain_http_first_and_each_blob_once(proxied_registry, tmp_path):
+    """A plain-HTTP registry on 127.0.0.1 gets no TLS handshake attempt (as crane and docker treat loopback), and a
+    first push without token auth asks about each blob once (no extra HEAD to prime a token)."""
+    reg, proxy = proxied_registry
+    layout = tmp_path / "layout"
+    info = write_layout(layout, tags=("v1",), layer_sizes=(300_000, 1000))
+    start = len(proxy.seen)
+    proc = ocibake("push", str(layout), f"{proxy.host}/rt/first", "-v", env=reg_env(reg, tmp_path / "home"))
+    assert proc.returncode == 0, proc.stderr
+    asked = [line.split()[3] for line in proc.stderr.splitlines() if line.startswith("ocibake: > ")]
+    assert asked and asked[0] == f"http://{proxy.host}/v2/", proc.stderr
+    assert not [url for url in asked if url.startswith("https:")], proc.stderr
+    heads = [path for method, path in _requests(proxy, start) if method == "HEAD" and "/blobs/" in path]
+    assert sorted(heads) == sorted(f"/v2/rt/first/blobs/{d}" for d in info["blobs"]), heads

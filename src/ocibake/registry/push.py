@@ -236,14 +236,8 @@ def _upload_blobs(
     items = sorted(plan.blobs.items(), key=lambda kv: -kv[1][0])
     if not items:
         return []
-    # prime the token once, so parallel uploads share it
-    client.request(
-        "HEAD",
-        f"/v2/{ref.repository}/blobs/{items[0][0]}",
-        scopes=(f"repository:{ref.repository}:pull,push", *tuple(f"repository:{m}:pull" for m in mount_from)),
-        what="HEAD blob",
-        repository=ref.repository,
-    ).close()
+    if client.challenge is not None and client.challenge.scheme == "bearer":
+        _prime_token(client, ref, items[0][0], mount_from)
     pool = ThreadPoolExecutor(max_workers=max(1, opts.jobs), thread_name_prefix="ocibake-push")
     try:
         futures = [
@@ -256,3 +250,15 @@ def _upload_blobs(
         raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _prime_token(client: Client, ref: Reference, digest: str, mount_from: list[str]) -> None:
+    """One HEAD before the parallel uploads, so they share one bearer token for the push (and mount) scopes instead
+    of each asking the token server. Registries without token auth need none."""
+    client.request(
+        "HEAD",
+        f"/v2/{ref.repository}/blobs/{digest}",
+        scopes=(f"repository:{ref.repository}:pull,push", *tuple(f"repository:{m}:pull" for m in mount_from)),
+        what="HEAD blob",
+        repository=ref.repository,
+    ).close()
