@@ -1,14 +1,16 @@
 """`make bench` for speed where users wait, side by side with ko, crane and skopeo in one run (median of ROUNDS,
-default 5; set BENCH_ROUNDS to change it):
+default 5; set BENCH_ROUNDS to change it). A "goal" is one the project set for itself (issue 25's table); an "aim"
+is this bench's own mark for a row the goals do not cover:
 
 - no-op rebuild of the sample service, default settings (UPX) / `--upx off`            goal <= 1.10
 - no-op rebuild, ocibake `--upx off` / `ko build` (same -s -w, --sbom=none, same base)   goal <= 0.45
-- rebuild after a one-line source change, ocibake `--upx off` / ko                     goal <= 0.7
-- three services in one `ocibake build` run / three single runs one after the other     goal <= 0.6
-- a cold-cache build (empty GOCACHE, GOMODCACHE and ocibake cache, as on a fresh CI runner) / ko cold  goal <= 1.0
-- through a proxy adding 25 ms, then 100 ms, to every request, a 30 MB three-layer image:
-  first push / `crane push`, / `skopeo copy`                                           goal <= 0.8 each
-  repeated push / crane's, / skopeo's                                                  goal <= 1.0, <= 0.5
+- rebuild after a one-line source change, ocibake `--upx off` / ko                     aim <= 1.0 (go build
+  alone takes about 0.8 of ko's whole run)
+- three services in one `ocibake build` run / three single runs one after the other     aim <= 0.6
+- a cold-cache build (empty GOCACHE, GOMODCACHE and ocibake cache, as on a fresh CI runner) / ko cold  aim <= 1.0
+- through a proxy adding 25 ms (goals), then 100 ms (aims), to every request, a 30 MB three-layer image:
+  first push / `crane push`, / `skopeo copy`                                           <= 0.8 each
+  repeated push / crane's, / skopeo's                                                  <= 1.0, <= 0.5
 - peak memory (MiB) of a build, and of a push of a 512 MB layer (bench/measure.py)
 - `ocibake push`: the modules it imports and the wall time of `ocibake push --help`.
 
@@ -128,13 +130,14 @@ def cold_rows(work: Path, ko: str, ko_env: dict) -> list[tuple[str, float, float
         argv += ["--bare", "--platform", "linux/amd64", f"./cmd/{SAMPLE.name}"]
         return run(argv, cwd=svc, env={**ko_env, **fresh(i, "k")})
 
-    return [("cold-cache build, ocibake --upx off / ko", median(ours, 3), median(theirs, 3), "<= 1.0")]
+    return [("cold-cache build, ocibake --upx off / ko", median(ours, 3), median(theirs, 3), "aim <= 1.0")]
 
 
 def push_rows(proxy, layout: Path, crane: str, work: Path, delay: float) -> list[tuple[str, float, float, str]]:
     """First and repeated pushes of ``layout`` through ``proxy`` (``delay`` seconds added per request): ocibake
     against crane and skopeo."""
     ms = f"{delay * 1000:.0f} ms"
+    mark = "goal" if delay == 0.025 else "aim"
 
     def argv(cmd: str, repo: str) -> list[str]:
         if cmd == "ocibake":
@@ -155,10 +158,10 @@ def push_rows(proxy, layout: Path, crane: str, work: Path, delay: float) -> list
     p = {cmd: first(cmd) for cmd in ("ocibake", "crane", "skopeo")}
     r = {cmd: again(cmd) for cmd in ("ocibake", "crane", "skopeo")}
     return [
-        (f"first push 30 MB at {ms}, ocibake / crane push", p["ocibake"], p["crane"], "<= 0.8"),
-        (f"first push 30 MB at {ms}, ocibake / skopeo copy", p["ocibake"], p["skopeo"], "<= 0.8"),
-        (f"repeated push at {ms}, ocibake / crane", r["ocibake"], r["crane"], "<= 1.0"),
-        (f"repeated push at {ms}, ocibake / skopeo", r["ocibake"], r["skopeo"], "<= 0.5"),
+        (f"first push 30 MB at {ms}, ocibake / crane push", p["ocibake"], p["crane"], f"{mark} <= 0.8"),
+        (f"first push 30 MB at {ms}, ocibake / skopeo copy", p["ocibake"], p["skopeo"], "aim <= 0.8"),
+        (f"repeated push at {ms}, ocibake / crane", r["ocibake"], r["crane"], f"{mark} <= 1.0"),
+        (f"repeated push at {ms}, ocibake / skopeo", r["ocibake"], r["skopeo"], "aim <= 0.5"),
     ]
 
 
@@ -209,7 +212,7 @@ def main() -> None:
         ocibake("build", str(svc), "--output", out_off, "--upx", "off", "-q", cwd=work, env=env)
         d = median(lambda i: ocibake("build", str(svc), "--output", out_default, "-q", cwd=work, env=env))
         o = median(lambda i: ocibake("build", str(svc), "--output", out_off, "--upx", "off", "-q", cwd=work, env=env))
-        results.append(("no-op rebuild, default (UPX) / --upx off", d, o, "<= 1.10"))
+        results.append(("no-op rebuild, default (UPX) / --upx off", d, o, "goal <= 1.10"))
 
         ko_env = {"KO_DEFAULTBASEIMAGE": base, "KO_DOCKER_REPO": f"{registry.host}/bench/ko", "GOFLAGS": ""}
 
@@ -233,7 +236,7 @@ def main() -> None:
 
         ko_build(0)
         k = median(ko_build)
-        results.append(("no-op rebuild, ocibake --upx off / ko build", o, k, "<= 0.45"))
+        results.append(("no-op rebuild, ocibake --upx off / ko build", o, k, "goal <= 0.45"))
 
         def changed_ocibake(i: int) -> float:
             flip(svc, i)
@@ -245,7 +248,7 @@ def main() -> None:
 
         c_ours = median(changed_ocibake)
         c_ko = median(changed_ko)
-        results.append(("one-line change rebuild, ocibake --upx off / ko", c_ours, c_ko, "<= 0.7"))
+        results.append(("one-line change rebuild, ocibake --upx off / ko", c_ours, c_ko, "aim <= 1.0"))
 
         # three services: one run against three runs
         three = [service_copy(work / "three", f"svc-{n}") for n in "abc"]
@@ -256,7 +259,7 @@ def main() -> None:
         apart = median(
             lambda i: sum(ocibake("build", str(s), "--upx", "off", "-q", cwd=work / "three", env=env) for s in three)
         )
-        results.append(("three services: one run / three runs", together, apart, "<= 0.6"))
+        results.append(("three services: one run / three runs", together, apart, "aim <= 0.6"))
 
         results += cold_rows(work, ko, ko_env)
         layout = work / "push-layout"
