@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from conftest import require, run_cli
 
 MAIN = """package main
@@ -96,6 +98,19 @@ def test_a_damaged_memo_entry_means_the_check_runs_again(tmp_path):
     entries[0].write_text("{not json")
     rebuilt = _build(service, tmp_path / "L", env, "--upx", "off")
     assert _runs(log) == ["hello", "hello"] and not rebuilt["binary"]["check_remembered"]
+    # well-formed entries the check itself could not have written count as missing too: a line without the
+    # version, a start-up time that is no time (NaN would even make --json invalid), negative or past the timeout
+    kept = json.loads(entries[0].read_text())
+    bad = [{**kept, "line": "totally different"}, {**kept, "seconds": float("nan")}, {**kept, "seconds": -1e308}]
+    bad += [{**kept, "seconds": 1e9}, {**kept, "seconds": True}, {**kept, "line": "counted v1\nsecond line"}]
+    for n, entry in enumerate(bad, start=3):
+        entries[0].write_text(json.dumps(entry))
+        proc = run_cli("build", str(service), "--output", str(tmp_path / "L"), "--version", "v1", "--upx", "off",
+                       "--json", env=env)  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        result = json.loads(proc.stdout, parse_constant=lambda c: pytest.fail(f"--json printed {c}"))
+        assert len(_runs(log)) == n and not result["binary"]["check_remembered"], entry
+        assert result["binary"]["check"].startswith("counted v1"), entry
 
 
 def test_verify_modes_from_the_file_and_contradicting_flags(tmp_path):

@@ -23,6 +23,7 @@ from ocibake.errors import OcibakeError
 
 CACHE_PART = "checks"
 MAX_ENTRIES = 2000
+MAX_STARTUP_SECONDS = 15.0  # the check's own timeout
 
 
 @dataclass(frozen=True)
@@ -73,10 +74,17 @@ def recall(key: CheckKey) -> RememberedCheck | None:
         kept = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-    if not isinstance(kept, dict) or not isinstance(kept.get("line"), str):
+    if not isinstance(kept, dict):
         return None
-    seconds = kept.get("seconds")
-    return RememberedCheck(kept["line"], float(seconds) if isinstance(seconds, int | float) else None)
+    line, seconds = kept.get("line"), kept.get("seconds")
+    # only an outcome the check itself would give counts: a line naming the version, a plausible start-up time
+    if not isinstance(line, str) or key.version not in line or "\n" in line:
+        return None
+    if seconds is None:
+        return RememberedCheck(line, None)
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not 0 <= seconds <= MAX_STARTUP_SECONDS:
+        return None
+    return RememberedCheck(line, float(seconds))
 
 
 def remember(key: CheckKey, line: str, seconds: float | None) -> None:
