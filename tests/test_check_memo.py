@@ -131,6 +131,9 @@ def test_verify_modes_from_the_file_and_contradicting_flags(tmp_path):
     (service / "ocibake.toml").write_text('verify = "sometimes"\n')
     bad = run_cli("build", str(service), "--output", str(tmp_path / "L"), env=env)
     assert bad.returncode == 4 and 'verify = "auto", "always" or "never"' in bad.stderr, bad.stderr
+    (service / "ocibake.toml").write_text("verify = 3\n")
+    bad = run_cli("build", str(service), "--output", str(tmp_path / "L"), env=env)
+    assert bad.returncode == 4 and 'verify must be "auto", "always", "never", true or false' in bad.stderr
     (service / "ocibake.toml").unlink()
     both = run_cli("build", str(service), "--output", str(tmp_path / "L"), "--no-verify", "--verify", "always", env=env)
     assert both.returncode == 2 and "contradict" in both.stderr and "Traceback" not in both.stderr, both.stderr

@@ -71,6 +71,7 @@ KEYS: dict[str, tuple[type, str]] = {
 }
 
 TYPE_NAMES = {str: "a string", int: "an integer", bool: "true or false", list: "a list of strings"}
+VERIFY_TYPE = '"auto", "always", "never", true or false'
 TOML_TYPES = {str: "a string", int: "an integer", float: "a number", bool: "a boolean", list: "a list", dict: "a table"}
 EXAMPLES = {str: '"value"', int: "8080", bool: "true", list: '["v1", "latest"]'}
 
@@ -217,10 +218,10 @@ def _checked(path: Path, entries: Iterable[tuple[str, object]], where: str = "")
             continue
         typed = _typed(kind, value)
         if typed is None:
+            wanted, example = (VERIFY_TYPE, '"always"') if key == "verify" else (TYPE_NAMES[kind], EXAMPLES[kind])
             raise InputError(
-                f"{path}: {where}{key} must be {TYPE_NAMES[kind]}, not "
-                f"{TOML_TYPES.get(type(value), type(value).__name__)}",
-                hint=f"for example {key} = {EXAMPLES[kind]}",
+                f"{path}: {where}{key} must be {wanted}, not {TOML_TYPES.get(type(value), type(value).__name__)}",
+                hint=f"for example {key} = {example}",
             )
         if key == "tags" and not typed:
             raise InputError(
