@@ -11,19 +11,16 @@ is kept.
 
 from __future__ import annotations
 
-import contextlib
-import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from ocibake.builder.file_cache import file_sha256, make_key
-from ocibake.errors import OcibakeError
+from ocibake.builder.json_memo import JsonMemo
 
 CACHE_PART = "checks"
 MAX_ENTRIES = 2000
 MAX_STARTUP_SECONDS = 15.0  # the check's own timeout
+MEMO = JsonMemo(CACHE_PART, MAX_ENTRIES)
 
 
 @dataclass(frozen=True)
@@ -57,24 +54,9 @@ class RememberedCheck:
     seconds: float | None  # its start-up time then (None under emulation)
 
 
-def _path(key: CheckKey) -> Path | None:
-    from ocibake.toolchain.cache import cache_home, private_cache
-
-    try:
-        return private_cache(cache_home()) / CACHE_PART / f"{key.hexkey()}.json"
-    except (OcibakeError, OSError):  # an unusable cache is reported by what needs it; the check just runs
-        return None
-
-
 def recall(key: CheckKey) -> RememberedCheck | None:
-    path = _path(key)
-    if path is None:
-        return None
-    try:
-        kept = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    if not isinstance(kept, dict):
+    kept = MEMO.get(key.hexkey())
+    if kept is None:
         return None
     line, seconds = kept.get("line"), kept.get("seconds")
     # only an outcome the check itself would give counts: a line naming the version, a plausible start-up time
@@ -88,32 +70,4 @@ def recall(key: CheckKey) -> RememberedCheck | None:
 
 
 def remember(key: CheckKey, line: str, seconds: float | None) -> None:
-    path = _path(key)
-    if path is None:
-        return
-    tmp = None
-    try:
-        path.parent.mkdir(mode=0o700, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".check-", dir=path.parent)
-        with os.fdopen(fd, "w") as f:
-            json.dump({"line": line, "seconds": seconds}, f)
-        os.replace(tmp, path)
-        tmp = None
-        _trim(path.parent)
-    except OSError:
-        pass
-    finally:
-        if tmp is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-
-
-def _trim(directory: Path) -> None:
-    """Keep the MAX_ENTRIES most recently written outcomes (a few hundred bytes each); older ones are asked again."""
-    entries = list(directory.glob("*.json"))
-    if len(entries) <= MAX_ENTRIES:
-        return
-    entries.sort(key=lambda p: p.stat().st_mtime_ns)
-    for old in entries[: len(entries) - MAX_ENTRIES]:
-        with contextlib.suppress(OSError):
-            old.unlink()
+    MEMO.put(key.hexkey(), {"line": line, "seconds": seconds})
