@@ -66,9 +66,13 @@ def write_layers(
 def _write_layer(
     content: LayerContent, writer: LayoutWriter, epoch: int, compression: str, cache: FileCache
 ) -> LayerRecord:
-    blob, staged = layer_cache.layer_blob(
-        content.entries, content.kind, writer, mtime=content.mtime_for(epoch), compression=compression, cache=cache
-    )
+    mtime = content.mtime_for(epoch)
+    if content.pin is not None:
+        blob, staged = layer_cache.pinned_layer_blob(content, writer, mtime=mtime, compression=compression, cache=cache)
+    else:
+        blob, staged = layer_cache.layer_blob(
+            content.entries, content.kind, writer, mtime=mtime, compression=compression, cache=cache
+        )
     if staged:
         writer.add_blob_file(blob.path, blob.digest)
     return LayerRecord(

@@ -18,7 +18,10 @@ T = TypeVar("T")
 
 def _key(content: LayerContent, epoch: int, compression: str) -> str:
     h = hashlib.sha256(f"{content.kind}\0{content.created_by}\0{epoch}\0{compression}".encode())
-    for e in content.entries:
+    if content.pin is not None:  # names its bytes exactly, without reading them
+        h.update(f"\0pin\0{content.pin}".encode())
+        return h.hexdigest()
+    for e in content.files():
         h.update(f"\0{e.path}\0{e.kind}\0{e.mode}\0{e.uid}\0{e.gid}\0{e.size}\0{e.linkname}\0{e.source}\0".encode())
         if e.data is not None:
             h.update(hashlib.sha256(e.data).digest())

@@ -29,6 +29,7 @@ PART_CHOICES = (
     "gobin",
     "go",
     "checks",
+    "pinned",
     "tools",
     "other",
 )

@@ -205,6 +205,7 @@ PARTS = (
     ("gobin", "the last binary built per service and platform, so go can skip an unneeded link"),
     ("go", "go's build and module caches, for a user whose home directory cannot hold them"),
     ("checks", "outcomes of `app --version` that passed, by binary digest, platform and version"),
+    ("pinned", "facts about layers from pinned packages (zoneinfo): file count, digests, by package and code"),
     ("tools", "govulncheck, installed for `ocibake scan` (a pinned version)"),
 )
 PART_NAMES = tuple(name for name, _ in PARTS)

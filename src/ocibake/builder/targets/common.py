@@ -9,6 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from ocibake.builder import layer_cache
 from ocibake.builder.base_files import BaseFiles
 from ocibake.builder.base_image import BaseImage
 from ocibake.builder.spec import BuildSpec
@@ -52,13 +53,13 @@ class Recipe:
 
 def support_layers(spec: BuildSpec, files: BaseFiles | None) -> tuple[list[LayerContent], dict[str, Any]]:
     if files is None:
-        optional = (zoneinfo_layer(spec.zoneinfo), ca_layer(spec.ca_bundle))
+        optional = (zoneinfo_layer(spec.zoneinfo, layer_cache.PINNED), ca_layer(spec.ca_bundle))
         return [passwd_layer(), *(layer for layer in optional if layer is not None)], {}
     contents = [passwd_layer_on_base(files.text("etc/passwd"), files.text("etc/group"))]
     skipped: dict[str, str] = {}
     if files.zoneinfo and "zoneinfo" not in spec.asked_layers:
         skipped["zoneinfo"] = "the base has /usr/share/zoneinfo"
-    elif (layer := zoneinfo_layer(spec.zoneinfo)) is not None:
+    elif (layer := zoneinfo_layer(spec.zoneinfo, layer_cache.PINNED)) is not None:
         contents.append(layer)
     if files.ca_bundle and "ca-certificates" not in spec.asked_layers:
         skipped["ca-certificates"] = f"the base has {files.ca_bundle}"
