@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import tempfile
+import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -101,6 +102,19 @@ class Remote:
 
     def referrers(self, digest: str) -> tuple[list[dict[str, Any]], str]:
         """(descriptors, "api"|"tag"|"none"): the referrers API when the registry has it, else the fallback tag."""
+        listed = self._referrers_api(digest)
+        if listed is not None:
+            return listed, "api"
+        got = self.manifest(fallback_tag(digest))
+        if got is None:
+            return [], "none"
+        try:
+            return list(json_doc.loads(got[0]).get("manifests") or []), "tag"
+        except (ValueError, AttributeError):
+            return [], "tag"
+
+    def _referrers_api(self, digest: str) -> list[dict[str, Any]] | None:
+        """What the referrers API lists for ``digest``; None when the registry has no such API."""
         what = f"GET referrers {digest[:19]}"
         resp = self.client.request(
             "GET",
@@ -114,17 +128,11 @@ class Remote:
         if resp.status_code == 200 and resp.headers.get("Content-Type", "").startswith(OCI_INDEX):
             try:
                 doc = json_doc.loads(self.client.read_document(resp, MAX_DOC, f"referrers of {digest}"))
-                return list(doc.get("manifests") or []), "api"
+                return list(doc.get("manifests") or [])
             except (ValueError, AttributeError):
-                return [], "api"
+                return []
         resp.close()
-        got = self.manifest(fallback_tag(digest))
-        if got is None:
-            return [], "none"
-        try:
-            return list(json_doc.loads(got[0]).get("manifests") or []), "tag"
-        except (ValueError, AttributeError):
-            return [], "tag"
+        return None
 
     def has_manifest(self, digest: str) -> bool:
         what = f"HEAD manifest {digest[:19]}"
@@ -140,19 +148,25 @@ class Remote:
         return resp.status_code == 200 and resp.headers.get("Docker-Content-Digest", digest) == digest
 
     def lists_referrer(self, digest: str, subject: str) -> bool:
-        """Whether the manifest ``digest`` is in the registry and listed as a referrer of ``subject``: the fallback
-        tag is asked first (registries without the referrers API keep it; one GET), then the API."""
-        if not self.has_manifest(digest):
-            return False
+        """Whether the manifest ``digest`` is in the registry and listed as a referrer of ``subject``. The fallback
+        tag is asked first (registries without the referrers API keep it), once per run for a subject: the SBOM and
+        the provenance of one image share the answer. Listed there, the manifest itself is confirmed (one HEAD);
+        with no fallback tag, the referrers API lists only what the registry holds."""
+        listing = self._fallback_listing(subject)
+        if listing is not None:
+            return _lists(listing, digest) and self.has_manifest(digest)
+        listed = self._referrers_api(subject)
+        return listed is not None and any(m.get("digest") == digest for m in listed)
+
+    def _fallback_listing(self, subject: str) -> bytes | None:
+        key = (self.client.registry, self.repo, subject)
+        with _FALLBACK_LOCK:
+            if key in _FALLBACK_SEEN:
+                return _FALLBACK_SEEN[key]
         got = self.manifest(fallback_tag(subject))
-        if got is not None:
-            try:
-                if any(m.get("digest") == digest for m in json.loads(got[0]).get("manifests") or []):
-                    return True
-            except (ValueError, AttributeError):
-                return False
-        listed, how = self.referrers(subject) if got is None else ([], "tag")
-        return how == "api" and any(m.get("digest") == digest for m in listed)
+        listing = got[0] if got is not None else None
+        _remember_fallback(key, listing)
+        return listing
 
     def put_blobs(self, blobs: Sequence[tuple[str, bytes]], what: str = "an artifact") -> None:
         """Upload ``blobs`` (HEAD first); the log counts them, as the image's push does, so every blob line that
@@ -217,9 +231,30 @@ class Remote:
                 ]
             except ValueError:
                 manifests = []
-        index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [*manifests, entry]}
-        self.put_manifest(fallback_tag(subject), Blob(OCI_INDEX, canonical_json(index)))
+        index = Blob(
+            OCI_INDEX, canonical_json({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [*manifests, entry]})
+        )
+        self.put_manifest(fallback_tag(subject), index)
+        _remember_fallback((self.client.registry, self.repo, subject), index.data)
         return "tag"
+
+
+# The fallback tags read or written by this process: (registry, repository, subject) -> the index's bytes (None:
+# no such tag). A run asks each once; what it writes there replaces what it read.
+_FALLBACK_SEEN: dict[tuple[str, str, str], bytes | None] = {}
+_FALLBACK_LOCK = threading.Lock()
+
+
+def _remember_fallback(key: tuple[str, str, str], listing: bytes | None) -> None:
+    with _FALLBACK_LOCK:
+        _FALLBACK_SEEN[key] = listing
+
+
+def _lists(listing: bytes, digest: str) -> bool:
+    try:
+        return any(m.get("digest") == digest for m in json.loads(listing).get("manifests") or [])
+    except (ValueError, AttributeError):
+        return False
 
 
 __all__ = ["OCI_MANIFEST", "Remote", "fallback_tag"]
