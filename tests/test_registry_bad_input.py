@@ -59,6 +59,7 @@ def test_connection_refused(tmp_path):
     assert proc.returncode == 5 and "cannot connect" in _error_line(proc.stderr)
     # a closed port is closed for HTTPS too: plain HTTP (asked first on loopback) is retried, HTTPS not tried as well
     assert proc.stderr.count("retry ") == 2 and "GET https://" not in proc.stderr
+    assert "retry 2/2 " in proc.stderr  # the count it stops at, not the answers' retry budget
 
 
 @pytest.mark.parametrize(
@@ -289,3 +290,51 @@ def test_json_output_stays_json_when_the_first_repository_fails(plain_registry, 
     assert proc.returncode == 5
     doc = json.loads(proc.stdout)
     assert doc["references"] == [] and "cannot connect" in doc["error"]["message"]
+
+
+def test_a_ca_named_for_a_plain_http_loopback_registry_is_never_dropped_for_plain_http(plain_registry, tmp_path):
+    """Naming a CA says the registry speaks TLS: a plain-HTTP one on loopback is refused, not used over HTTP."""
+    from registry_servers import make_ca
+
+    ca = make_ca(tmp_path / "ca")["ca"]
+    layout = tmp_path / "layout"
+    write_layout(layout, tags=("v1",))
+    proc = ocibake(
+        "push",
+        str(layout),
+        f"{plain_registry.host}/named/app",
+        "--ca-cert",
+        str(ca),
+        "-v",
+        env=base_env(tmp_path / "h"),
+    )
+    line = _error_line(proc.stderr)
+    assert proc.returncode == 5 and "does not seem to speak TLS" in line and "drop --ca-cert" in proc.stderr
+    assert "GET http://" not in proc.stderr
+
+
+def test_a_port_that_speaks_neither_http_nor_tls(tmp_path):
+    """Something else on the port (an SSH banner): said in words, not as TLS's "wrong version number"."""
+    import socket
+
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def banner() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            with conn:
+                conn.sendall(b"SSH-2.0-OpenSSH_9.2\r\n")
+
+    threading.Thread(target=banner, daemon=True).start()
+    try:
+        layout = tmp_path / "layout"
+        write_layout(layout, tags=("v1",))
+        host = f"127.0.0.1:{listener.getsockname()[1]}"
+        proc = ocibake("push", str(layout), f"{host}/x/app", env=base_env(tmp_path / "h"))
+        line = _error_line(proc.stderr)
+        assert proc.returncode == 5 and "cannot connect" in line and "wrong version number" not in line, line
+    finally:
+        listener.close()

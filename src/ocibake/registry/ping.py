@@ -4,8 +4,9 @@ how it wants to be authenticated.
 HTTPS is tried first; plain HTTP only for a loopback host or with --insecure, and only when the server does not speak
 TLS at all: a certificate that fails verification is an error with a hint, never a reason to drop TLS. A loopback
 host is asked over plain HTTP first (as docker and crane treat localhost registries), which saves a TLS handshake
-attempt on every command, unless a CA or client certificate was given for it; a TLS server there refuses the plain
-request (400, or a closed connection) and is then asked over HTTPS, with the same rules. The 401
+attempt on every command; a TLS server there refuses the plain request (400, or a closed connection) and is then
+asked over HTTPS, with the same rules. A loopback registry for which a CA or client certificate was named is taken
+at its word: HTTPS only, never plain HTTP. The 401
 challenge is parsed with oras-py's WWW-Authenticate parser (wrapped here with types); the client keeps it and the
 bearer tokens it leads to (bearer.py).
 """
@@ -62,11 +63,11 @@ def connect(client: Client) -> tuple[str, bool | str, requests.Response]:
     candidates: list[tuple[str, bool | str]] = [("https", client.verify)]
     # Plain HTTP for loopback or --insecure, and only when the server does not speak TLS at all: a certificate
     # that fails verification is an error, never a reason to try without TLS (--ca-cert is checked up front).
-    plain_ok = client.opts.insecure or is_loopback(client.registry)
+    plain_ok = client.opts.insecure or (is_loopback(client.registry) and not _expects_tls(client))
     if client.opts.insecure:
         candidates = [("https", False)]
         client.opts.log(f"warning: TLS certificates of {client.registry} are not verified (--insecure)")
-    if is_loopback(client.registry) and not _expects_tls(client):
+    if plain_ok and is_loopback(client.registry):
         candidates = [("http", True), *candidates]
     elif plain_ok:
         candidates = [*candidates, ("http", True)]
@@ -95,7 +96,7 @@ def connect(client: Client) -> tuple[str, bool | str, requests.Response]:
             resp.close()
             continue  # a TLS server refusing a plain request: ask it over HTTPS
         return scheme, verify, resp
-    raise _unreachable(client.registry, last_exc, plain_ok)
+    raise _unreachable(client.registry, last_exc, plain_ok, _expects_tls(client))
 
 
 # what a TLS server answers to a plain HTTP request (Go's net/http, nginx)
@@ -182,13 +183,22 @@ def certs_d_example(registry: str) -> str:
     return f"{roots(os.environ)[0] / registry}/ca.crt"
 
 
-def _unreachable(registry: str, last_exc: Exception | None, plain_ok: bool) -> RegistryError:
+def _unreachable(registry: str, last_exc: Exception | None, plain_ok: bool, tls_named: bool) -> RegistryError:
     reason = connection_reason(last_exc) if last_exc else "no answer"
     if last_exc is not None and isinstance(last_exc, requests.exceptions.SSLError) and not plain_ok:
+        if tls_named and is_loopback(registry):
+            return RegistryError(
+                f"registry {registry}: TLS handshake failed ({reason}): it does not seem to speak TLS, and a CA or "
+                "client certificate was named for it",
+                hint="a loopback registry is used over plain HTTP when no CA is named: drop --ca-cert (or "
+                "OCIBAKE_CA_CERT, or its certs.d directory), or check the port",
+            )
         return RegistryError(
             f"registry {registry}: TLS handshake failed ({reason})",
             hint="plain HTTP is used only for localhost/127.0.0.1 or with --insecure",
         )
+    if "wrong version number" in reason:  # TLS asked of something that answered neither TLS nor HTTP
+        reason = "it answers neither HTTP nor TLS"
     return RegistryError(
         f"registry {registry}: cannot connect ({reason})",
         hint="check the host name and port, the network and any proxy",

@@ -95,7 +95,7 @@ def with_retries(
             return _retryable_response(what, attempt_fn(), opts, last=attempt >= retries)
         except Retryable as r:
             delay = backoff_delay(opts, attempt, r.delay)
-            reason = r.reason
+            reason, most = r.reason, retries
         except (
             requests.exceptions.ConnectionError,
             requests.exceptions.Timeout,
@@ -110,9 +110,9 @@ def with_retries(
             if "Name or service not known" in str(exc) or "Temporary failure in name resolution" in str(exc):
                 raise
             delay = backoff_delay(opts, attempt, None)
-            reason = connection_reason(exc)
+            reason, most = connection_reason(exc), connection_retries
         attempt += 1
-        opts.log(f"  {what}: {reason}; retry {attempt}/{retries} in {delay:.1f}s")
+        opts.log(f"  {what}: {reason}; retry {attempt}/{most} in {delay:.1f}s")
         pause(delay)
 
 
