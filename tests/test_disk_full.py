@@ -118,3 +118,27 @@ def test_a_disk_that_fills_during_go_build_or_the_archive_is_exit_4_and_says_wha
     assert f"the image is built and tagged in {layout}" in archive_err
     assert (layout / "index.json").is_file()
     assert result["left"] == ["L"] or result["left"] == [], result["left"]
+
+
+def test_a_read_only_cache_is_named_as_the_cache_with_a_hint_that_helps(tmp_path):
+    """The cache mounted read-only (in a mount namespace of the test's own): exit 4, and the hint names the cache and
+    XDG_CACHE_HOME, not --output (which is writable and not the problem)."""
+    require("go"), require("unshare")
+    cache = tmp_path / "xdg"
+    env = {**base_env(tmp_path / "h"), "XDG_CACHE_HOME": str(cache)}
+    first = subprocess.run(
+        [sys.executable, "-m", "ocibake", "build", str(FIXTURES / "hello-root"), "--output", str(tmp_path / "a"),
+         "--upx", "off"],
+        env=env, capture_output=True, text=True, check=False, cwd=REPO,
+    )  # fmt: skip
+    assert first.returncode == 0, first.stderr
+    inner = (
+        f"mount --bind -o ro {cache}/ocibake {cache}/ocibake && exec {sys.executable} -m ocibake build "
+        f"{FIXTURES / 'hello-root'} --output {tmp_path / 'b'} --upx off"
+    )
+    proc = subprocess.run(
+        ["unshare", "-rm", "sh", "-c", inner], env=env, capture_output=True, text=True, check=False, cwd=REPO
+    )
+    assert proc.returncode == 4 and "Traceback" not in proc.stderr, proc.stderr
+    assert "read-only file system" in proc.stderr and f"ocibake's cache {cache}/ocibake" in proc.stderr
+    assert "XDG_CACHE_HOME" in proc.stderr and "--output" not in proc.stderr

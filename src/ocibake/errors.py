@@ -67,7 +67,23 @@ def disk_error(exc: OSError) -> DiskError | None:
     if known is None:
         return None
     where = f": {exc.filename}" if exc.filename else ""
+    cache = _cache_part_of(str(exc.filename)) if exc.filename else None
+    if cache is not None and exc.errno in (28, 122, 30, 13, 1):
+        hint = f"ocibake's cache {cache} cannot be written: point XDG_CACHE_HOME at a writable directory"
+        return DiskError(f"{known[0]}{where}", hint=hint + (", or `ocibake cache clean`" if exc.errno != 30 else ""))
     return DiskError(f"{known[0]}{where}", hint=known[1])
+
+
+def _cache_part_of(path: str) -> str | None:
+    """The private cache directory when ``path`` is inside it (where toolchain/cache.py puts it), else None."""
+    import os
+
+    bases = [os.environ.get("XDG_CACHE_HOME") or "", os.path.join(os.path.expanduser("~"), ".cache")]
+    for base in filter(None, bases):
+        cache = os.path.join(os.path.abspath(base), "ocibake")
+        if os.path.abspath(path).startswith(cache + os.sep):
+            return cache
+    return None
 
 
 class RegistryError(OcibakeError):
