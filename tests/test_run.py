@@ -291,3 +291,32 @@ def test_the_app_is_found_with_or_without_the_kernels_children_list():
         finally:
             first.kill()
             second.kill()
+
+
+def test_a_non_root_users_healthcheck_goes_healthy_and_with_no_network_says_it_is_not_checked(
+    alpine_image, rootless_account, tmp_path
+):
+    """A non-root user cannot enter the namespaces bubblewrap made for the app: on the host's network each probe
+    runs in a sandbox of its own on the same image (it reaches the app on localhost) and the app goes healthy; with
+    --network none that cannot reach the app, and the run says the check is not run instead of going unhealthy."""
+    layout, port = alpine_image
+    account = rootless_account
+    shared = Path(tempfile.mkdtemp(prefix="ocibake-health-", dir="/tmp"))
+    try:
+        os.chmod(shared, 0o755)
+        shutil.copytree(layout, shared / "layout")
+        as_user = ("setpriv", f"--reuid={account.uid}", f"--regid={account.gid}", "--init-groups", "--")
+        env = rootless_env(account.home)
+        with ocibake_run(tmp_path, str(shared / "layout"), "-e", f"PORT={port}", env=env, prefix=as_user) as app:
+            app.wait_for_line("health: healthy", timeout=90)
+            assert "probes run in a sandbox of their own" in app.stderr()
+            code, _ = app.stop(signal.SIGTERM, timeout=10)
+            assert code == 0, app.stderr()
+        args = (str(shared / "layout"), "--network", "none", "-e", f"PORT={port}")
+        with ocibake_run(tmp_path, *args, env=env, prefix=as_user) as app:
+            app.wait_for_line("health: not checked", timeout=90)
+            assert "unhealthy" not in app.stderr()
+            code, _ = app.stop(signal.SIGTERM, timeout=10)
+            assert code == 0, app.stderr()
+    finally:
+        shutil.rmtree(shared)

@@ -3,6 +3,12 @@ namespaces (nsenter into its user, mount, pid, ipc and uts namespaces, and its n
 app's user, with the app's environment and working directory; every StartInterval during the start period (a
 success there makes it healthy, a failure does not count), then every Interval; a probe that outlasts Timeout
 fails; Retries failures in a row make it unhealthy. Each change of state is reported (starting, healthy, unhealthy).
+
+A non-root user cannot enter the namespaces bubblewrap made for the app (nsenter's setns is refused: the app's user
+namespace leaves the caller no capability over them). Then, on the host's network, each probe runs in a sandbox of
+its own on the same image, as the same user, with the same environment and working directory, so it reaches the
+app's ports on localhost as a probe inside would; it does not see the app's /tmp. With `--network none` the app's
+network cannot be reached that way, and the health check is reported as not run.
 """
 
 from __future__ import annotations
@@ -93,7 +99,42 @@ def probe(argv: Sequence[str], env: Mapping[str, str], timeout: float) -> tuple[
     return False, f"exit {proc.returncode}" + (f": {text}" if text else "")
 
 
-class Monitor(threading.Thread):
+NOT_RUN = "not run"
+
+
+def _setns_refused(why: str) -> bool:
+    return "reassociate to namespace" in why and "not permitted" in why
+
+
+class _Probing:
+    """Monitor's probe, by nsenter or, where that is refused, in a sandbox of its own (a mixin, to keep Monitor
+    short)."""
+
+    entering: bool
+    sandboxed: Callable[[Sequence[str]], list[str]] | None
+    nsenter: str
+    own_network: bool
+    check: Healthcheck
+    cmd: Command
+    report: Callable[[str], None]
+
+    def _probe(self, pid: int) -> tuple[bool, str]:
+        if self.entering:
+            passed, why = probe(probe_argv(self.nsenter, pid, self.own_network, self.check.argv), self.cmd.env,
+                                self.check.timeout)  # fmt: skip
+            if passed or not _setns_refused(why):
+                return passed, why
+            self.entering = False
+            if self.sandboxed is None:
+                self.report("health: not checked (a non-root user cannot enter the app's own network namespace)")
+                return False, NOT_RUN
+            self.report("health: probes run in a sandbox of their own on the same image (a non-root user cannot "
+                        "enter the app's namespaces)")  # fmt: skip
+        assert self.sandboxed is not None
+        return probe(self.sandboxed(self.check.argv), self.cmd.env, self.check.timeout)
+
+
+class Monitor(threading.Thread, _Probing):
     """Runs the health check while the app runs; ``report`` gets each state change as a line."""
 
     def __init__(
@@ -103,8 +144,13 @@ class Monitor(threading.Thread):
         app_pid: Callable[[], int],
         own_network: bool,
         report: Callable[[str], None],
+        sandboxed: Callable[[Sequence[str]], list[str]] | None = None,
     ):
+        """``sandboxed``: the argv that runs a probe in a sandbox of its own (for a non-root user on the host's
+        network); None where there is none."""
         super().__init__(name="healthcheck", daemon=True)
+        self.sandboxed = sandboxed
+        self.entering = True  # nsenter into the app's namespaces; False once that is refused
         self.check, self.cmd, self.app_pid, self.own_network, self.report = check, cmd, app_pid, own_network, report
         self.nsenter = shutil.which("nsenter") or "nsenter"
         self.stopped = threading.Event()
@@ -129,9 +175,8 @@ class Monitor(threading.Thread):
             pid = self.app_pid()
             if not pid:
                 return
-            argv = probe_argv(self.nsenter, pid, self.own_network, self.check.argv)
-            passed, why = probe(argv, self.cmd.env, self.check.timeout)
-            if self.stopped.is_set():
+            passed, why = self._probe(pid)
+            if self.stopped.is_set() or why == NOT_RUN:
                 return
             if passed:
                 failures = 0

@@ -5,8 +5,8 @@ arguments), process.py (the running app, signals), health.py (the Healthcheck).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from ocibake.run.command import Command, command
@@ -80,6 +80,16 @@ def start(image: RunImage, cmd: Command, network: str) -> App:
     return App(lambda fd: run_argv(bwrap, image.rootfs, cmd, network, fd, image.emulator), cmd.env, no_stdin=debugger)
 
 
+def probe_sandbox(image: RunImage, cmd: Command, network: str) -> Callable[[Sequence[str]], list[str]] | None:
+    """How a health probe runs in a sandbox of its own (health.py: for a non-root user, who cannot enter the app's
+    namespaces): the same image, user, environment and working directory, on the host's network; None with
+    `--network none`, where such a probe could not reach the app."""
+    if network != "host":
+        return None
+    bwrap = bwrap_program()
+    return lambda argv: run_argv(bwrap, image.rootfs, replace(cmd, argv=tuple(argv)), "host", None, image.emulator)
+
+
 def prepare(
     reference: str, options: RunOptions, registry_options: Callable[[], RegistryOptions] | None = None
 ) -> tuple[RunImage, Command]:
@@ -90,7 +100,10 @@ def prepare(
 def supervise(app: App, image: RunImage, cmd: Command, options: RunOptions, log: Callable[[str], None]) -> int:
     """Wait for the app (its health checked meanwhile) and return its exit code."""
     check = healthcheck(image.runtime) if options.health and not options.shell else None
-    monitor = Monitor(check, cmd, app.app_pid, options.network == "none", log) if check else None
+    monitor = None
+    if check is not None:
+        sandboxed = probe_sandbox(image, cmd, options.network)
+        monitor = Monitor(check, cmd, app.app_pid, options.network == "none", log, sandboxed)
     if monitor is not None:
         monitor.start()
     try:

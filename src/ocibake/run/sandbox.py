@@ -32,7 +32,7 @@ def bwrap_program() -> str:
 
 
 def run_argv(
-    bwrap: str, rootfs: Path, cmd: Command, network: str, info_fd: int, emulator: str | None = None
+    bwrap: str, rootfs: Path, cmd: Command, network: str, info_fd: int | None, emulator: str | None = None
 ) -> list[str]:
     """bwrap's arguments to start ``cmd`` in ``rootfs`` (under ``emulator``, a qemu-user, when given). The app's
     environment is not among them: bubblewrap is started with exactly that environment (App), which it hands on, so
@@ -56,8 +56,7 @@ def run_argv(
         "--new-session",
         "--cap-drop",
         "ALL",
-        "--info-fd",
-        str(info_fd),
+        *(["--info-fd", str(info_fd)] if info_fd is not None else []),
     ]
     if network == "none":
         argv.append("--unshare-net")

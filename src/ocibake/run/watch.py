@@ -28,7 +28,7 @@ from ocibake.run.command import command
 from ocibake.run.health import Monitor, healthcheck
 from ocibake.run.image import open_run_image
 from ocibake.run.process import forwarding
-from ocibake.run.runner import AppHolder, RunOptions, describe, start
+from ocibake.run.runner import AppHolder, RunOptions, describe, probe_sandbox, start
 from ocibake.workdirs import force_rmtree
 
 MODULE_FILES = ("go.mod", "go.sum", "ocibake.toml")
@@ -162,7 +162,8 @@ class Session:
         self.reference, self.rootfs = reference, image.rootfs
         check = healthcheck(image.runtime) if self.options.health and not self.options.shell else None
         if check is not None:
-            self.monitor = Monitor(check, cmd, app.app_pid, self.options.network == "none", self.log)
+            sandboxed = probe_sandbox(image, cmd, self.options.network)
+            self.monitor = Monitor(check, cmd, app.app_pid, self.options.network == "none", self.log, sandboxed)
             self.monitor.start()
 
     def forget(self, keep: Path | None) -> None:
