@@ -50,6 +50,9 @@ def phases(results: list[dict]) -> str:
 
 
 def main() -> None:
+    if os.environ.get("PYTHONDONTWRITEBYTECODE"):
+        print("note: PYTHONDONTWRITEBYTECODE is set, so ocibake runs without cached bytecode (slower start-up than "
+              "users have); `make bench` clears it", file=sys.stderr)  # fmt: skip
     cores = len(os.sched_getaffinity(0))
     print(f"multi-platform build of {SAMPLE.name}: median of {RUNS} runs, {cores} cores, Go build cache warm")
     print(f"  {'upx':<10} {'amd64':>8} {'arm64':>8} {'sum':>8} {'both':>8} {'ratio':>6}  target")

@@ -219,6 +219,9 @@ class Rows(list[tuple[str, float, float, str]]):
 
 def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-speed-"))
+    if os.environ.get("PYTHONDONTWRITEBYTECODE"):
+        print("note: PYTHONDONTWRITEBYTECODE is set, so ocibake runs without cached bytecode (slower start-up than "
+              "users have); `make bench` clears it", file=sys.stderr)  # fmt: skip
     results = Rows()
     registry = start_registry("plain", work / "registry")
     try:
