@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from conftest import require, run_cli
+from regtools import go_caches
 
 MAIN = """package main
 
@@ -62,7 +63,7 @@ def test_version_runs_once_per_binary_and_again_when_forced_or_changed(tmp_path)
     require("go"), require("upx")
     log = tmp_path / "runs.log"
     service = _service(tmp_path / "counted", log, "hello")
-    env = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
+    env = {"XDG_CACHE_HOME": str(tmp_path / "cache"), **go_caches()}
     out = tmp_path / "L"
 
     first = _build(service, out, env)
@@ -91,7 +92,7 @@ def test_a_damaged_memo_entry_means_the_check_runs_again(tmp_path):
     require("go"), require("upx")
     log = tmp_path / "runs.log"
     service = _service(tmp_path / "counted", log, "hello")
-    env = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
+    env = {"XDG_CACHE_HOME": str(tmp_path / "cache"), **go_caches()}
     _build(service, tmp_path / "L", env, "--upx", "off")
     entries = list((tmp_path / "cache" / "ocibake" / "checks").glob("*.json"))
     assert len(entries) == 1
@@ -117,7 +118,7 @@ def test_verify_modes_from_the_file_and_contradicting_flags(tmp_path):
     require("go")
     log = tmp_path / "runs.log"
     service = _service(tmp_path / "counted", log, "hello")
-    env = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
+    env = {"XDG_CACHE_HOME": str(tmp_path / "cache"), **go_caches()}
     (service / "ocibake.toml").write_text('verify = "always"\n')
     _build(service, tmp_path / "L", env, "--upx", "off")
     _build(service, tmp_path / "L", env, "--upx", "off")

@@ -13,6 +13,7 @@ import shutil
 from pathlib import Path
 
 from conftest import FIXTURES, build, require
+from regtools import go_caches
 
 HOOK = """
 import sys
@@ -30,7 +31,7 @@ def _env(tmp_path: Path) -> tuple[dict, Path]:
     hook_dir, log = tmp_path / "hook", tmp_path / "opens.log"
     hook_dir.mkdir()
     (hook_dir / "sitecustomize.py").write_text(HOOK % str(log))
-    return {"XDG_CACHE_HOME": str(tmp_path / "cache"), "PYTHONPATH": str(hook_dir)}, log
+    return {"XDG_CACHE_HOME": str(tmp_path / "cache"), "PYTHONPATH": str(hook_dir), **go_caches()}, log
 
 
 def _opens(log: Path) -> list[str]:

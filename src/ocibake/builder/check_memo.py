@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ocibake.builder.file_cache import file_sha256, make_key
-from ocibake.builder.json_memo import JsonMemo
+from ocibake.toolchain.json_memo import JsonMemo
 
 CACHE_PART = "checks"
 MAX_ENTRIES = 2000

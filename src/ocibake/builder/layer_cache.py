@@ -20,7 +20,6 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from ocibake.builder.file_cache import FileCache, file_sha256, make_key, mib_from_env
-from ocibake.builder.json_memo import JsonMemo
 from ocibake.layers.content import LayerContent
 from ocibake.layers.tar import (
     MEDIA_TYPES,
@@ -32,6 +31,7 @@ from ocibake.layers.tar import (
     write_tar,
 )
 from ocibake.oci.layout import LayoutWriter
+from ocibake.toolchain.json_memo import JsonMemo
 
 LAYER_CACHE_ENV = "OCIBAKE_LAYER_CACHE_MIB"
 LAYER_CACHE_DEFAULT_MIB = 256

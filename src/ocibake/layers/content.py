@@ -39,7 +39,7 @@ class LayerContent:
 
 
 class FactMemo(Protocol):
-    """Where facts about pinned contents are kept between builds (builder.json_memo.JsonMemo)."""
+    """Where facts about pinned contents are kept between builds (toolchain.json_memo.JsonMemo)."""
 
     def get(self, hexkey: str) -> dict[str, Any] | None: ...
 

@@ -12,13 +12,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from ocibake.errors import OcibakeError
+from ocibake.toolchain.json_memo import JsonMemo
 
 CACHE_PART = "goenv"
+MEMO = JsonMemo(CACHE_PART, 500)  # a few hundred bytes each
 
 
 def _file_id(path: Path) -> list[str | int | None]:
@@ -55,37 +55,13 @@ def cache_key(go: str, service_dir: Path, env: Mapping[str, str], keys: Sequence
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
 
 
-def _path(key: str) -> Path | None:
-    from ocibake.toolchain.cache import cache_home, private_cache
-
-    try:
-        return private_cache(cache_home()) / CACHE_PART / f"{key}.json"
-    except (OcibakeError, OSError):  # an unusable cache is not this feature's to report: go is asked instead
-        return None
-
-
 def lookup(key: str, n: int) -> list[str] | None:
-    path = _path(key)
-    if path is None:
-        return None
-    try:
-        values = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
+    kept = MEMO.get(key)
+    values = (kept or {}).get("values")
     if not isinstance(values, list) or len(values) != n or not all(isinstance(v, str) for v in values):
         return None
     return values
 
 
 def store(key: str, values: list[str]) -> None:
-    path = _path(key)
-    if path is None:
-        return
-    try:
-        path.parent.mkdir(mode=0o700, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".goenv-", dir=path.parent)
-        with os.fdopen(fd, "w") as f:
-            json.dump(values, f)
-        os.replace(tmp, path)
-    except OSError:
-        pass
+    MEMO.put(key, {"values": values})
