@@ -105,7 +105,7 @@ HTTP_TO_TLS_PORT = 400
 
 def _expects_tls(client: Client) -> bool:
     """The user named a CA or a client certificate for this registry (--ca-cert, OCIBAKE_CA_CERT, certs.d): it
-    speaks TLS, so it is asked over HTTPS first even on loopback."""
+    speaks TLS, so it is asked over HTTPS only, even on loopback."""
     return bool(client.opts.ca_cert or client.certs.cas or client.certs.client)
 
 
