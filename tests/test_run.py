@@ -195,12 +195,14 @@ def test_healthcheck_goes_healthy_inside_the_apps_own_network(alpine_image, run_
 
 
 def test_a_failing_healthcheck_goes_unhealthy(alpine_image, run_env, tmp_path):
+    """--health-interval 1s in place of the config's 30s: three failures after the 5 s start period come in seconds
+    (with the config's interval, not before 95 s)."""
     layout, port = alpine_image
     other = free_port()  # the app listens elsewhere: the config's check on PORT fails
-    with ocibake_run(tmp_path, str(layout), "-e", f"PORT={other}", env=run_env) as app:
+    with ocibake_run(tmp_path, str(layout), "-e", f"PORT={other}", "--health-interval", "1s", env=run_env) as app:
         app.wait_for("answer on /health", lambda: get_json(other), timeout=60)
         assert port != other
-        app.wait_for_line("health: unhealthy (exit 1", timeout=150)
+        app.wait_for_line("health: unhealthy (exit 1", timeout=45)
         assert "health: healthy" not in app.stderr()
 
 
@@ -215,6 +217,8 @@ def test_bad_input_is_one_line_and_exit_4(sample_image, run_env, tmp_path):
         ((str(layout), "-e", "=x"), "'' is not a variable name"),
         ((str(layout), "-e", "API KEY=hunter2"), "'API KEY' is not a variable name"),
         ((str(layout), "--env-file", str(tmp_path / "none")), "--env-file"),
+        ((str(layout), "--health-interval", "soon"), "--health-interval 'soon' is not a duration"),
+        ((str(layout), "--health-interval", "0s"), "--health-interval '0s' is not a duration"),
         ((str(layout), "--entrypoint", "/bin/sh"), "'/bin/sh' is not an executable in the image"),
         ((f"oci:{layout}:v9",), "tag 'v9' is not in"),
     ]

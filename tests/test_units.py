@@ -12,6 +12,7 @@ from ocibake.builder.project import find_main_package, parse_go_mod
 from ocibake.errors import InputError
 from ocibake.layers.tar import Entry, normalise, write_layer
 from ocibake.oci.names import TAG_RE
+from ocibake.run.health import parse_duration
 
 
 def test_parse_go_mod_counts_direct_dependencies_only():
@@ -170,3 +171,14 @@ def test_tokens_are_renewed_before_they_expire():
     assert _refresh_after({"expires_in": 10}) == 8
     assert _refresh_after({}) == 54  # the distribution spec's default lifetime is 60 s
     assert _refresh_after({"expires_in": 2}) == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        *[("30s", 30.0), ("1m", 60.0), ("500ms", 0.5), ("1.5", 1.5), ("2h", 7200.0)],
+        *[("0s", None), ("-1s", None), ("soon", None), ("1d", None), ("", None), ("s", None)],
+    ],
+)
+def test_health_interval_durations(text, seconds):
+    assert parse_duration(text) == seconds

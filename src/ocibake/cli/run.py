@@ -49,6 +49,17 @@ def _env_options(env: tuple[str, ...], env_files: tuple[str, ...]) -> dict[str, 
     return values
 
 
+def _interval(text: str | None) -> float | None:
+    from ocibake.run.health import parse_duration
+
+    if text is None:
+        return None
+    seconds = parse_duration(text)
+    if seconds is None:
+        raise InputError(f"--health-interval {text!r} is not a duration", hint="a number and a unit: 30s, 1m, 500ms")
+    return seconds
+
+
 @click.command(
     context_settings=CONTEXT,
     epilog=examples(
@@ -73,6 +84,11 @@ def _env_options(env: tuple[str, ...], env_files: tuple[str, ...]) -> dict[str, 
 @click.option("--entrypoint", metavar="PROGRAM", help="run PROGRAM (with ARGS) in place of the image's entrypoint")
 @click.option("--shell", is_flag=True, help="start /bin/sh in the image instead of its entrypoint")
 @click.option("--no-healthcheck", "health", flag_value=False, default=True, help="do not run the image's Healthcheck")
+@click.option(
+    "--health-interval",
+    metavar="DURATION",
+    help="run the Healthcheck every DURATION (30s, 1m, 500ms) in place of the image's Interval",
+)
 @click.option("--watch", is_flag=True, help="SERVICE_DIR: build, run, and rebuild and restart on every saved change")
 @build_options
 @output_options()
@@ -87,6 +103,7 @@ def run(
     entrypoint: str | None,
     shell: bool,
     health: bool,
+    health_interval: str | None,
     watch: bool,
     verbose: bool,
     quiet: bool,
@@ -120,6 +137,7 @@ def run(
         shell=shell,
         platform=platform,
         health=health,
+        health_interval=_interval(health_interval),
         entrypoint=entrypoint,
     )
     given = {name: value for name, value in build.items() if value is not None}

@@ -14,6 +14,7 @@ network cannot be reached that way, and the health check is reported as not run.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -46,8 +47,9 @@ def _seconds(check: Mapping[str, Any], key: str) -> float:
     return value / NANO if isinstance(value, int) and value > 0 else DEFAULTS[key]
 
 
-def healthcheck(runtime: Mapping[str, Any]) -> Healthcheck | None:
-    """The config's Healthcheck, or None when it has none (or `NONE`)."""
+def healthcheck(runtime: Mapping[str, Any], interval: float | None = None) -> Healthcheck | None:
+    """The config's Healthcheck, or None when it has none (or `NONE`); ``interval`` (seconds) in place of the
+    config's Interval, as `docker run --health-interval` gives."""
     check = runtime.get("Healthcheck")
     if not isinstance(check, dict):
         return None
@@ -63,12 +65,26 @@ def healthcheck(runtime: Mapping[str, Any]) -> Healthcheck | None:
     retries = check.get("Retries")
     return Healthcheck(
         argv,
-        _seconds(check, "Interval"),
+        interval or _seconds(check, "Interval"),
         _seconds(check, "Timeout"),
         _seconds(check, "StartPeriod"),
         _seconds(check, "StartInterval"),
         retries if isinstance(retries, int) and retries > 0 else DEFAULT_RETRIES,
     )
+
+
+DURATION = re.compile(r"(\d+(?:\.\d*)?)(ms|s|m|h)?")
+UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(text: str) -> float | None:
+    """Seconds in ``text`` (`30s`, `1m`, `500ms`, `1.5`: seconds when no unit), or None when it is not a positive
+    duration."""
+    match = DURATION.fullmatch(text.strip())
+    if match is None:
+        return None
+    seconds = float(match.group(1)) * UNIT_SECONDS[match.group(2) or "s"]
+    return seconds if seconds > 0 else None
 
 
 def probe_argv(nsenter: str, pid: int, own_network: bool, argv: Sequence[str]) -> list[str]:

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ocibake.run.command import Command, command
-from ocibake.run.health import Monitor, healthcheck
+from ocibake.run.health import Healthcheck, Monitor, healthcheck
 from ocibake.run.image import RunImage, open_run_image
 from ocibake.run.process import App, forwarding
 from ocibake.run.sandbox import bwrap_program, run_argv
@@ -29,7 +29,12 @@ class RunOptions:
     shell: bool = False
     platform: str | None = None
     health: bool = True
+    health_interval: float | None = None
     entrypoint: str | None = None
+
+    def healthcheck(self, runtime: Mapping[str, Any]) -> Healthcheck | None:
+        """The image's Healthcheck as these options run it: none with --no-healthcheck or --shell."""
+        return healthcheck(runtime, self.health_interval) if self.health and not self.shell else None
 
 
 class AppHolder:
@@ -99,7 +104,7 @@ def prepare(
 
 def supervise(app: App, image: RunImage, cmd: Command, options: RunOptions, log: Callable[[str], None]) -> int:
     """Wait for the app (its health checked meanwhile) and return its exit code."""
-    check = healthcheck(image.runtime) if options.health and not options.shell else None
+    check = options.healthcheck(image.runtime)
     monitor = None
     if check is not None:
         sandboxed = probe_sandbox(image, cmd, options.network)

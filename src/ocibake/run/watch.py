@@ -25,7 +25,7 @@ from pathlib import Path
 
 from ocibake.errors import InputError, OcibakeError
 from ocibake.run.command import command
-from ocibake.run.health import Monitor, healthcheck
+from ocibake.run.health import Monitor
 from ocibake.run.image import open_run_image
 from ocibake.run.process import forwarding
 from ocibake.run.runner import AppHolder, RunOptions, describe, probe_sandbox, start
@@ -160,7 +160,7 @@ class Session:
         app = start(image, cmd, self.options.network)
         self.holder.set(app)
         self.reference, self.rootfs = reference, image.rootfs
-        check = healthcheck(image.runtime) if self.options.health and not self.options.shell else None
+        check = self.options.healthcheck(image.runtime)
         if check is not None:
             sandboxed = probe_sandbox(image, cmd, self.options.network)
             self.monitor = Monitor(check, cmd, app.app_pid, self.options.network == "none", self.log, sandboxed)
