@@ -10,9 +10,10 @@ once every thread has finished.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
+from typing import Any
 
 from ocibake.errors import OcibakeError, RegistryError
 from ocibake.toolchain import jobs
@@ -106,13 +107,7 @@ def run_all(tasks: Sequence[Task], limit: int) -> tuple[list[Outcome], BaseExcep
                 _, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
         except BaseException as exc:  # noqa: BLE001 Ctrl-C, SIGTERM: stop every child, let every thread unwind
             interrupt = exc
-            jobs.cancel_all()
-            for f in futures:
-                f.cancel()
-            _, still = wait(futures, timeout=GRACE_SECONDS)
-            if still:
-                jobs.kill_all()
-                wait(futures)
+            stop_everything(futures)
         for future, i in futures.items():
             if future.cancelled():
                 outcomes[i].error = KeyboardInterrupt()
@@ -124,6 +119,19 @@ def run_all(tasks: Sequence[Task], limit: int) -> tuple[list[Outcome], BaseExcep
         pool.shutdown(wait=True)
         jobs.reset()
     return outcomes, interrupt
+
+
+def stop_everything(futures: Collection[Future[Any]]) -> None:
+    """Ctrl-C or SIGTERM in the main thread: SIGINT to every live go and upx, no new process and no layout commit
+    from now on, the tasks not started cancelled, SIGKILL to what still runs after the grace period; returns once
+    every thread has unwound."""
+    jobs.cancel_all()
+    for f in futures:
+        f.cancel()
+    _, still = wait(futures, timeout=GRACE_SECONDS)
+    if still:
+        jobs.kill_all()
+        wait(futures)
 
 
 def worst_exit_code(outcomes: Sequence[Outcome]) -> int:

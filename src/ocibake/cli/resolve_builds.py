@@ -78,7 +78,9 @@ def build_and_push(
 ) -> dict[str, str]:
     """Build and push every service; returns ocibake://PATH (as written) -> REPO@sha256:DIGEST."""
     from ocibake.builder.bake import bake
+    from ocibake.builder.services import stop_everything
     from ocibake.registry.push import push_layout
+    from ocibake.toolchain import jobs as jobs_module
 
     lock = threading.Lock()
     stop = threading.Event()
@@ -111,10 +113,10 @@ def build_and_push(
         futures = [pool.submit(one, s) for s in services]
         try:
             done, pending = wait(futures, return_when=FIRST_EXCEPTION)
-        except BaseException:  # Ctrl-C, SIGTERM: start nothing more, push nothing more
+        except BaseException:  # Ctrl-C, SIGTERM: stop every go and upx, commit nothing, push nothing more
             stop.set()
-            for f in futures:
-                f.cancel()
+            stop_everything(futures)
+            jobs_module.reset()
             raise
         failed = [e for f in done if (e := f.exception()) is not None and not isinstance(e, _Skipped)]
         if failed:
