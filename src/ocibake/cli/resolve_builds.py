@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,9 +78,7 @@ def build_and_push(
 ) -> dict[str, str]:
     """Build and push every service; returns ocibake://PATH (as written) -> REPO@sha256:DIGEST."""
     from ocibake.builder.bake import bake
-    from ocibake.builder.services import stop_everything
     from ocibake.registry.push import push_layout
-    from ocibake.toolchain import jobs as jobs_module
 
     lock = threading.Lock()
     stop = threading.Event()
@@ -108,27 +106,35 @@ def build_and_push(
         say(pushed.summary())
         return service, f"{pushed.tags[0].repository}@{result.image.digest}"
 
-    resolved: dict[str, str] = {}
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         futures = [pool.submit(one, s) for s in services]
-        try:
-            done, pending = wait(futures, return_when=FIRST_EXCEPTION)
-        except BaseException:  # Ctrl-C, SIGTERM: stop every go and upx, commit nothing, push nothing more
-            stop.set()
-            stop_everything(futures)
-            jobs_module.reset()
-            raise
-        failed = [e for f in done if (e := f.exception()) is not None and not isinstance(e, _Skipped)]
-        if failed:
-            stop.set()
-            for f in pending:
-                f.cancel()
-            wait(futures)
-            raise failed[0]
-        for f in futures:
-            service, reference = f.result()
-            for ref in service.references:
-                resolved[ref.value] = reference
+        return _resolved(futures, stop)
+
+
+def _resolved(futures: Sequence[Future[tuple[Service, str]]], stop: threading.Event) -> dict[str, str]:
+    """Wait for every build; the first failure cancels the builds not started and is raised once the others end."""
+    from ocibake.builder.services import stop_everything
+    from ocibake.toolchain import jobs as jobs_module
+
+    try:
+        done, pending = wait(futures, return_when=FIRST_EXCEPTION)
+    except BaseException:  # Ctrl-C, SIGTERM: stop every go and upx, commit nothing, push nothing more
+        stop.set()
+        stop_everything(futures)
+        jobs_module.reset()
+        raise
+    failed = [e for f in done if (e := f.exception()) is not None and not isinstance(e, _Skipped)]
+    if failed:
+        stop.set()
+        for f in pending:
+            f.cancel()
+        wait(futures)
+        raise failed[0]
+    resolved: dict[str, str] = {}
+    for f in futures:
+        service, reference = f.result()
+        for ref in service.references:
+            resolved[ref.value] = reference
     return resolved
 
 
