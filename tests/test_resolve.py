@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import time
 
 import pytest
 from ruamel.yaml import YAML
 
 from conftest import FIXTURES, run_cli
+from ocibake.builder.services import GRACE_SECONDS
 from regtools import reg_env, remote_digest
 
 DEPLOY = """\
@@ -196,7 +198,10 @@ def test_help_names_the_scheme():
     assert proc.returncode == 0 and "ocibake://PATH" in proc.stdout and "--push REPO_PREFIX" in proc.stdout
 
 
-def test_sigterm_stops_before_any_push_and_prints_nothing(project, plain_registry, tmp_path):
+@pytest.mark.parametrize("sigint", ["default", "ignored"])
+def test_sigterm_stops_before_any_push_and_prints_nothing(project, plain_registry, tmp_path, sigint):
+    """Also when ocibake starts with SIGINT ignored (a background job of a script): go must not inherit that, or
+    the SIGINT that stops it does nothing and only the SIGKILL after the 10 s grace ends the build."""
     import signal
     import sys
 
@@ -208,8 +213,11 @@ def test_sigterm_stops_before_any_push_and_prints_nothing(project, plain_registr
     # small binaries, ended with a push before a loaded machine delivered the signal)
     env = {**reg_env(reg, tmp_path / "home"), "XDG_CACHE_HOME": str(tmp_path / "cache")}
     env["GOCACHE"] = str(tmp_path / "cold-gocache")
+    argv = [sys.executable, "-m", "ocibake", "resolve", "-f", "deploy", "--push", f"{reg.host}/term", "--upx", "off"]
+    if sigint == "ignored":
+        argv = ["/bin/sh", "-c", 'trap "" INT; exec "$@"', "sh", *argv]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "ocibake", "resolve", "-f", "deploy", "--push", f"{reg.host}/term", "--upx", "off"],
+        argv,
         cwd=project,
         env=env,
         stdout=subprocess.PIPE,
@@ -221,9 +229,11 @@ def test_sigterm_stops_before_any_push_and_prints_nothing(project, plain_registr
         seen.append(line)
         if "] go build" in line:
             proc.send_signal(signal.SIGTERM)
+            signalled = time.monotonic()
             break
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 143, "".join(seen) + err
+    assert time.monotonic() - signalled < GRACE_SECONDS, "go was not stopped by SIGINT but killed after the grace"
     assert out == "" and "ocibake: terminated" in err
     assert "pushed" not in "".join(seen) + err
     for name in ("hello-root", "cmd-main"):

@@ -217,8 +217,6 @@ def test_bad_input_is_one_line_and_exit_4(sample_image, run_env, tmp_path):
         ((str(layout), "-e", "=x"), "'' is not a variable name"),
         ((str(layout), "-e", "API KEY=hunter2"), "'API KEY' is not a variable name"),
         ((str(layout), "--env-file", str(tmp_path / "none")), "--env-file"),
-        ((str(layout), "--health-interval", "soon"), "--health-interval 'soon' is not a duration"),
-        ((str(layout), "--health-interval", "0s"), "--health-interval '0s' is not a duration"),
         ((str(layout), "--entrypoint", "/bin/sh"), "'/bin/sh' is not an executable in the image"),
         ((f"oci:{layout}:v9",), "tag 'v9' is not in"),
     ]
@@ -228,6 +226,17 @@ def test_bad_input_is_one_line_and_exit_4(sample_image, run_env, tmp_path):
         assert message in proc.stderr and "Traceback" not in proc.stderr, (args, proc.stderr)
         assert "hunter2" not in proc.stderr + proc.stdout  # a value never shows in an error
         assert proc.stderr.startswith("ocibake: error: ") and "  hint: " in proc.stderr
+    usage = [
+        (("--health-interval", "soon"), "--health-interval 'soon' is not a duration"),
+        (("--health-interval", "10"), "--health-interval '10' is not a duration"),
+        (("--health-interval", "0s"), "--health-interval '0s' is out of range"),
+        (("--health-interval", "10000000h"), "--health-interval '10000000h' is out of range"),
+        (("--health-interval", "1s", "--no-healthcheck"), "does not apply with --no-healthcheck"),
+        (("--health-interval", "1s", "--shell"), "does not apply with --shell"),
+    ]
+    for args, message in usage:
+        proc = run_cli("run", str(layout), *args, env=run_env)
+        assert proc.returncode == 2 and message in proc.stderr and "  hint: " in proc.stderr, (args, proc.stderr)
     as_json = run_cli("run", str(layout), "--json", "--", "--version", env=run_env)
     assert as_json.returncode == 2 and "stdout is the app's" in as_json.stderr
     assert json.loads(as_json.stdout)["error"]["exit_code"] == 2  # the one JSON document --json promises

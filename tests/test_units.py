@@ -176,8 +176,9 @@ def test_tokens_are_renewed_before_they_expire():
 @pytest.mark.parametrize(
     ("text", "seconds"),
     [
-        *[("30s", 30.0), ("1m", 60.0), ("500ms", 0.5), ("1.5", 1.5), ("2h", 7200.0)],
-        *[("0s", None), ("-1s", None), ("soon", None), ("1d", None), ("", None), ("s", None)],
+        *[("30s", 30.0), ("1m", 60.0), ("500ms", 0.5), ("1.5s", 1.5), ("2h", 7200.0), ("1h30m", 5400.0)],
+        *[("0s", 0.0), ("10", None), ("-1s", None), ("soon", None), ("1d", None), ("", None), ("s", None)],
+        *[(" 1s", None), ("1S", None), ("1s2", None)],
     ],
 )
 def test_health_interval_durations(text, seconds):

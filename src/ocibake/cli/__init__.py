@@ -27,6 +27,20 @@ def _terminate(signum: int, frame: FrameType | None) -> NoReturn:
     raise Terminated()
 
 
+def _still_ignored(signum: int, frame: FrameType | None) -> None:
+    """SIGINT for an ocibake started with it ignored (a background job of a script): still ignored here, but as a
+    handler, not SIG_IGN, which the programs ocibake starts would inherit. They run in process groups of their own
+    and get SIGINT only from ocibake, when it stops them (go cleans up on SIGINT)."""
+
+
+def install_signal_handlers() -> None:
+    if threading.current_thread() is not threading.main_thread():
+        return
+    signal.signal(signal.SIGTERM, _terminate)
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, _still_ignored)
+
+
 def print_error(exc: OcibakeError, verbose: bool, prefix: str = "") -> None:
     """The error on stderr: `ocibake: error: MESSAGE`, the detail, `  hint: HINT`; each line after ``prefix`` (a
     service's `[name] ` when several services share stderr)."""
@@ -99,8 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     argv = list(sys.argv[1:] if argv is None else argv)
     verbose = asks_verbose(argv)
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _terminate)
+    install_signal_handlers()
     restore_stderr: Callable[[], None] = _unchanged  # replaced once the colour choice is known
     try:
         try:

@@ -49,14 +49,23 @@ def _env_options(env: tuple[str, ...], env_files: tuple[str, ...]) -> dict[str, 
     return values
 
 
-def _interval(text: str | None) -> float | None:
-    from ocibake.run.health import parse_duration
+def _interval(text: str | None, health: bool, shell: bool) -> float | None:
+    from ocibake.run.health import LONGEST_INTERVAL, SHORTEST_INTERVAL, parse_duration
 
     if text is None:
         return None
+    if not health or shell:
+        raise UsageError(
+            f"--health-interval does not apply with {'--shell' if shell else '--no-healthcheck'}: no Healthcheck runs",
+            hint="leave out one of the two",
+        )
     seconds = parse_duration(text)
     if seconds is None:
-        raise InputError(f"--health-interval {text!r} is not a duration", hint="a number and a unit: 30s, 1m, 500ms")
+        raise UsageError(
+            f"--health-interval {text!r} is not a duration", hint="a number with a unit: 30s, 1m, 500ms, 1h30m"
+        )
+    if not SHORTEST_INTERVAL <= seconds <= LONGEST_INTERVAL:
+        raise UsageError(f"--health-interval {text!r} is out of range", hint="from 1ms to 8760h (a year)")
     return seconds
 
 
@@ -87,7 +96,7 @@ def _interval(text: str | None) -> float | None:
 @click.option(
     "--health-interval",
     metavar="DURATION",
-    help="run the Healthcheck every DURATION (30s, 1m, 500ms) in place of the image's Interval",
+    help="run the Healthcheck every DURATION (30s, 1m, 500ms, 1h30m) in place of the image's Interval",
 )
 @click.option("--watch", is_flag=True, help="SERVICE_DIR: build, run, and rebuild and restart on every saved change")
 @build_options
@@ -137,7 +146,7 @@ def run(
         shell=shell,
         platform=platform,
         health=health,
-        health_interval=_interval(health_interval),
+        health_interval=_interval(health_interval, health, shell),
         entrypoint=entrypoint,
     )
     given = {name: value for name, value in build.items() if value is not None}

@@ -73,18 +73,20 @@ def healthcheck(runtime: Mapping[str, Any], interval: float | None = None) -> He
     )
 
 
-DURATION = re.compile(r"(\d+(?:\.\d*)?)(ms|s|m|h)?")
-UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
+UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+# the bounds of --health-interval: Docker's lower one; an upper one that a wait can take
+SHORTEST_INTERVAL = 0.001
+LONGEST_INTERVAL = 8760 * 3600.0
 
 
 def parse_duration(text: str) -> float | None:
-    """Seconds in ``text`` (`30s`, `1m`, `500ms`, `1.5`: seconds when no unit), or None when it is not a positive
-    duration."""
-    match = DURATION.fullmatch(text.strip())
-    if match is None:
+    """Seconds in a Go duration as `docker run --health-interval` takes it (`30s`, `1m`, `500ms`, `1h30m`: a unit
+    on every number), or None when ``text`` is not one."""
+    parts = list(DURATION_PART.finditer(text))
+    if not parts or "".join(m.group(0) for m in parts) != text:
         return None
-    seconds = float(match.group(1)) * UNIT_SECONDS[match.group(2) or "s"]
-    return seconds if seconds > 0 else None
+    return sum(float(m.group(1)) * UNIT_SECONDS[m.group(2)] for m in parts)
 
 
 def probe_argv(nsenter: str, pid: int, own_network: bool, argv: Sequence[str]) -> list[str]:
