@@ -134,3 +134,14 @@ def test_new_layout_appears_whole_or_not_at_all(tmp_path):
     )
     assert proc.returncode == 130
     assert [p.name for p in tmp_path.iterdir() if p.name != "cold-cache"] == []  # go's cache may or may not exist
+
+
+def test_a_new_layout_holds_only_the_layout_files_and_named_blobs(tmp_path):
+    """Built with every layer cache empty (each layer a cache miss) into a directory that does not exist: the
+    layout's root has oci-layout, index.json and blobs/ and nothing else (no empty scratch file left by a miss)."""
+    out = tmp_path / "new"
+    build(FIXTURES / "hello-root", out, "--upx", "off", env={"XDG_CACHE_HOME": str(tmp_path / "cache")})
+    assert sorted(p.name for p in out.iterdir()) == ["blobs", "index.json", "oci-layout"]
+    assert [p.name for p in (out / "blobs").iterdir()] == ["sha256"]
+    for blob in (out / "blobs" / "sha256").iterdir():
+        assert hashlib.sha256(blob.read_bytes()).hexdigest() == blob.name

@@ -334,6 +334,9 @@ class LayoutWriter:
         for digest, path in self._blobs.items():
             os.chmod(path, 0o644)
             os.replace(path, digest_path(self._stage, digest))
+        for leftover in self._stage.iterdir():  # scratch files never filled (a cache miss), kept-blob links
+            if leftover.name not in ("blobs", OWNER_FILE):
+                leftover.unlink()
         (self._stage / LAYOUT_FILE).write_bytes(LAYOUT_BYTES)
         index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [d.as_json() for d in new_entries]}
         (self._stage / "index.json").write_bytes(canonical_json(index))
