@@ -11,6 +11,7 @@ process, before a layout is committed) raise KeyboardInterrupt in its thread: no
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import threading
@@ -79,12 +80,14 @@ def cancel_all() -> None:
 
 
 def kill_all() -> None:
-    """SIGKILL what is still running after cancel_all had its chance."""
+    """SIGKILL what is still running after cancel_all had its chance, with all it started: each program leads a
+    process group of its own (process.run_captured), and go's compile children hold its output pipe open, so
+    killing go alone would leave its thread waiting for them."""
     with _lock:
         live = list(_live)
     for proc in live:
         with suppress(OSError):
-            proc.kill()
+            os.killpg(proc.pid, signal.SIGKILL)
 
 
 def reset() -> None:
