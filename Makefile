@@ -31,10 +31,11 @@ lint: $(BIN)/ocibake
 	if [ -n "$$failed" ]; then echo "lint failed:$${failed#;}" >&2; exit 1; fi
 
 ## test: lint, then the whole test suite under branch coverage (real go, upx, registry, skopeo, umoci, bubblewrap),
-## one worker per core; every `ocibake` a test starts is measured too. Fails below the coverage floor.
+## one worker per core, each test module on one worker (its fixtures built once); every `ocibake` a test starts is
+## measured too. Fails below the coverage floor.
 test: lint
 	rm -f .coverage .coverage.*
-	COVERAGE_FILE=$(CURDIR)/.coverage $(BIN)/coverage run -m pytest -q -n auto
+	COVERAGE_FILE=$(CURDIR)/.coverage $(BIN)/coverage run -m pytest -q -n auto --dist loadscope
 	COVERAGE_FILE=$(CURDIR)/.coverage $(BIN)/coverage combine -q
 	$(MAKE) --no-print-directory coverage
 
