@@ -117,7 +117,10 @@ def _resolved(futures: Sequence[Future[tuple[Service, str]]], stop: threading.Ev
     from ocibake.toolchain import jobs as jobs_module
 
     try:
-        done, pending = wait(futures, return_when=FIRST_EXCEPTION)
+        # in short waits: a signal the kernel gives another thread is only handled when the main thread runs
+        done, pending = wait(futures, timeout=0.2, return_when=FIRST_EXCEPTION)
+        while pending and not any(f.done() and f.exception() is not None for f in done):
+            done, pending = wait(futures, timeout=0.2, return_when=FIRST_EXCEPTION)
     except BaseException:  # Ctrl-C, SIGTERM: stop every go and upx, commit nothing, push nothing more
         stop.set()
         stop_everything(futures)
